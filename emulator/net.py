@@ -1,0 +1,59 @@
+"""Addresses, flows and the actions every sans-IO core emits.
+
+The driving contract (see docs/architecture.md) is the same for every core:
+
+* inputs: ``receive(data, flow, now)``, ``handle_timer(now)`` and commands that take ``now``;
+* outputs, pulled by the driver: ``actions()`` (things to put on the wire) and ``events()``
+  (things that happened, for logs, reports and invariants);
+* ``next_deadline() -> float | None``: the absolute time at which ``handle_timer`` is due.
+
+Drivers (asyncio on real sockets, the simulator on a virtual network) only move bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["TRANSPORTS", "Address", "CloseFlow", "Flow", "Send", "TransportName"]
+
+Address = tuple[str, int]
+"""A (host, port) pair. Hosts are IP literals on the wire; FQDNs only in topology data."""
+
+TransportName = Literal["udp", "tcp", "tls"]
+TRANSPORTS: tuple[TransportName, ...] = ("udp", "tcp", "tls")
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """One transport association: for UDP a (local, remote) socket pair, for TCP/TLS a connection.
+
+    For stream transports the driver keeps one connection per flow; a core that answers a
+    request replies on the flow the request came in on (RFC 3261 §18.2.2).  A core that
+    originates a request to a peer it has no connection with names a new flow and the driver
+    opens it (or reports ``FlowFailed`` to the core when it cannot).
+    """
+
+    transport: TransportName
+    local: Address
+    remote: Address
+
+    @property
+    def reliable(self) -> bool:
+        """True for TCP and TLS (RFC 3261 §17: timers E and K differ for reliable transports)."""
+        return self.transport != "udp"
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Action: put ``data`` (one whole SIP message, or a CRLF keep-alive) on ``flow``."""
+
+    flow: Flow
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseFlow:
+    """Action: close a stream flow (ignored for UDP)."""
+
+    flow: Flow

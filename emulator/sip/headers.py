@@ -1,0 +1,406 @@
+"""Structured header values: name-addr lists, Via, and the Microsoft headers used by Lync.
+
+Every class here is a frozen value with a ``parse`` classmethod and a ``__str__`` that
+serializes it back, so ``T.parse(str(v)) == v``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emulator.sip.errors import SipSyntaxError
+from emulator.sip.message import Headers, Request, Response, reason_phrase
+
+__all__ = [
+    "Diagnostics",
+    "KeepAlive",
+    "NameAddr",
+    "PresenceState",
+    "Via",
+    "make_response",
+    "parse_contacts",
+    "parse_params",
+    "split_commas",
+]
+
+Params = tuple[tuple[str, str | None], ...]
+
+
+def split_commas(value: str) -> list[str]:
+    """Split a comma-joined header value, ignoring commas in quotes or angle brackets (§7.3.1)."""
+    if '"' not in value and "<" not in value:
+        return [part.strip() for part in value.split(",") if part.strip()]
+    parts: list[str] = []
+    start = 0
+    depth = 0
+    quoted = False
+    escaped = False
+    for i, ch in enumerate(value):
+        if escaped:
+            escaped = False
+        elif quoted:
+            if ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch == "<":
+            depth += 1
+        elif ch == ">":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(value[start:i].strip())
+            start = i + 1
+    if quoted:
+        raise SipSyntaxError(f"unterminated quoted string in {value[:60]!r}")
+    parts.append(value[start:].strip())
+    return [p for p in parts if p]
+
+
+def parse_params(text: str) -> Params:
+    """``;a=1;b="x;y";c`` -> (("a","1"), ("b",'"x;y"'), ("c", None)); names lower-cased.
+
+    Quoted values keep their quotes, so serialization is exact; use :func:`unquote`.
+    """
+    params: list[tuple[str, str | None]] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        while i < n and text[i] in "; \t":
+            i += 1
+        if i >= n:
+            break
+        j = i
+        while j < n and text[j] not in "=;":
+            j += 1
+        name = text[i:j].strip().lower()
+        if not name:
+            raise SipSyntaxError(f"empty parameter name in {text[:60]!r}")
+        if j < n and text[j] == "=":
+            j += 1
+            while j < n and text[j] in " \t":
+                j += 1
+            if j < n and text[j] == '"':
+                k = j + 1
+                while k < n and text[k] != '"':
+                    k += 2 if text[k] == "\\" else 1
+                if k >= n:
+                    raise SipSyntaxError(f"unterminated quoted parameter in {text[:60]!r}")
+                params.append((name, text[j : k + 1]))
+                i = k + 1
+            else:
+                k = j
+                while k < n and text[k] != ";":
+                    k += 1
+                params.append((name, text[j:k].strip()))
+                i = k
+        else:
+            params.append((name, None))
+            i = j
+    return tuple(params)
+
+
+def unquote(value: str | None) -> str | None:
+    if value is not None and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return value
+
+
+def _param(params: Params, name: str) -> str | None:
+    for key, value in params:
+        if key == name:
+            return value
+    return None
+
+
+def _format_params(params: Params) -> str:
+    return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+
+
+@dataclass(frozen=True, slots=True)
+class NameAddr:
+    """A name-addr or addr-spec with header parameters (Contact, From, To, §20.10)."""
+
+    uri: str
+    display: str | None = None
+    params: Params = field(default=())
+    bracketed: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> NameAddr:
+        text = text.strip()
+        if not text:
+            raise SipSyntaxError("empty address")
+        display: str | None = None
+        if text.startswith('"'):
+            end = 1
+            while end < len(text) and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            if end >= len(text):
+                raise SipSyntaxError(f"unterminated display name in {text[:60]!r}")
+            display = text[: end + 1]
+            text = text[end + 1 :].lstrip()
+        lt = text.find("<")
+        if lt >= 0:
+            gt = text.find(">", lt)
+            if gt < 0:
+                raise SipSyntaxError(f"missing '>' in {text[:60]!r}")
+            if display is None and text[:lt].strip():
+                display = text[:lt].strip()
+            uri = text[lt + 1 : gt].strip()
+            rest = text[gt + 1 :]
+            bracketed = True
+        else:
+            if display is not None:
+                raise SipSyntaxError(f"display name without <uri> in {text[:60]!r}")
+            # addr-spec: parameters after the URI belong to the header (§20.10).
+            uri, _, rest = text.partition(";")
+            rest = ";" + rest if rest else ""
+            uri = uri.strip()
+            bracketed = False
+        if not uri or (":" not in uri and uri != "*"):
+            raise SipSyntaxError(f"bad URI in address {text[:60]!r}")
+        return cls(uri, display, parse_params(rest), bracketed)
+
+    def param(self, name: str) -> str | None:
+        return unquote(_param(self.params, name))
+
+    @property
+    def q(self) -> float:
+        """The q-value, 1.0 when absent (RFC 3261 §20.10); malformed counts as 0."""
+        raw = _param(self.params, "q")
+        if raw is None:
+            return 1.0
+        try:
+            value = float(raw)
+        except ValueError:
+            return 0.0
+        return value if 0.0 <= value <= 1.0 else 0.0
+
+    @property
+    def expires(self) -> int | None:
+        raw = _param(self.params, "expires")
+        return int(raw) if raw is not None and raw.isdigit() else None
+
+    @property
+    def tag(self) -> str | None:
+        return _param(self.params, "tag")
+
+    def with_params(self, **updates: str | None) -> NameAddr:
+        """A copy with parameters set (None = flag parameter); order kept, new ones last."""
+        names = {k.replace("_", "-"): v for k, v in updates.items()}
+        params = [(k, names.pop(k)) if k in names else (k, v) for k, v in self.params]
+        params.extend(names.items())
+        return NameAddr(self.uri, self.display, tuple(params), True)
+
+    def __str__(self) -> str:
+        if self.uri == "*":
+            return "*"
+        if not self.bracketed and not self.display:
+            return self.uri + _format_params(self.params)
+        prefix = f"{self.display} " if self.display else ""
+        return f"{prefix}<{self.uri}>{_format_params(self.params)}"
+
+
+def parse_contacts(headers: Headers) -> list[NameAddr]:
+    """All Contact values across header lines, in order (comma-joined or repeated)."""
+    out: list[NameAddr] = []
+    for value in headers.get_all("contact"):
+        out.extend(NameAddr.parse(part) for part in split_commas(value))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One Via value: ``SIP/2.0/UDP host:port;branch=...`` (§20.42)."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = field(default=())
+
+    @classmethod
+    def parse(cls, text: str) -> Via:
+        proto, _, rest = text.strip().partition(" ")
+        pieces = [p.strip() for p in proto.split("/")]
+        if len(pieces) != 3 or pieces[0].upper() != "SIP":
+            raise SipSyntaxError(f"bad Via {text[:60]!r}")
+        sent_by, _, params = rest.strip().partition(";")
+        sent_by = sent_by.strip()
+        host, port = sent_by, None
+        if sent_by.startswith("["):
+            end = sent_by.find("]")
+            host = sent_by[: end + 1]
+            if sent_by[end + 1 : end + 2] == ":":
+                port = _int(sent_by[end + 2 :], text)
+        elif ":" in sent_by:
+            host, _, p = sent_by.partition(":")
+            port = _int(p, text)
+        if not host:
+            raise SipSyntaxError(f"Via without sent-by host: {text[:60]!r}")
+        return cls(pieces[2].upper(), host, port, parse_params(params))
+
+    def param(self, name: str) -> str | None:
+        return _param(self.params, name)
+
+    @property
+    def branch(self) -> str | None:
+        return _param(self.params, "branch")
+
+    def __str__(self) -> str:
+        sent_by = self.host if self.port is None else f"{self.host}:{self.port}"
+        return f"SIP/2.0/{self.transport} {sent_by}{_format_params(self.params)}"
+
+
+def _int(text: str, whole: str) -> int:
+    text = text.strip()
+    if not text.isdigit():
+        raise SipSyntaxError(f"bad port in {whole[:60]!r}")
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceState:
+    """MS-SIPREGE §2.2.1.4 ``presence-state`` of a 200 to REGISTER.
+
+    ``register-action="added";primary-cluster-type="central";is-connected-to-primary="yes"``
+    optionally followed by ``;user-services-state=unavailable`` (resiliency / limited mode).
+    """
+
+    register_action: str
+    primary_cluster_type: str | None = "central"
+    is_connected_to_primary: bool | None = True
+    user_services_available: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> PresenceState:
+        params = parse_params(text)
+        action = unquote(_param(params, "register-action"))
+        if not action:
+            raise SipSyntaxError(f"presence-state without register-action: {text[:60]!r}")
+        connected = unquote(_param(params, "is-connected-to-primary"))
+        services = unquote(_param(params, "user-services-state"))
+        return cls(
+            action.lower(),
+            unquote(_param(params, "primary-cluster-type")),
+            None if connected is None else connected.lower() == "yes",
+            services is None or services.lower() != "unavailable",
+        )
+
+    @property
+    def limited(self) -> bool:
+        """True when the client runs with limited functionality (not home, or services down)."""
+        return self.is_connected_to_primary is False or not self.user_services_available
+
+    def __str__(self) -> str:
+        out = f'register-action="{self.register_action}"'
+        if self.primary_cluster_type is not None:
+            out += f';primary-cluster-type="{self.primary_cluster_type}"'
+        if self.is_connected_to_primary is not None:
+            out += f';is-connected-to-primary="{"yes" if self.is_connected_to_primary else "no"}"'
+        if not self.user_services_available:
+            out += ";user-services-state=unavailable"
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """MS-CONMGMT §2.2.1 ``ms-keep-alive: UAS; tcp=no; hop-hop=yes; end-end=no; timeout=300``."""
+
+    role: str
+    flags: tuple[tuple[str, bool], ...] = ()
+    timeout: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> KeepAlive:
+        role, _, rest = text.strip().partition(";")
+        role = role.strip().upper()
+        if role not in ("UAC", "UAS"):
+            raise SipSyntaxError(f"ms-keep-alive role must be UAC or UAS: {text[:60]!r}")
+        flags: list[tuple[str, bool]] = []
+        timeout: int | None = None
+        for name, value in parse_params(rest):
+            if name == "timeout":
+                if value is None or not value.isdigit():
+                    raise SipSyntaxError(f"bad ms-keep-alive timeout in {text[:60]!r}")
+                timeout = int(value)
+            else:
+                flags.append((name, (value or "").lower() == "yes"))
+        return cls(role, tuple(flags), timeout)
+
+    def __str__(self) -> str:
+        out = self.role
+        for name, on in self.flags:
+            out += f"; {name}={'yes' if on else 'no'}"
+        if self.timeout is not None:
+            out += f"; timeout={self.timeout}"
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostics:
+    """``ms-diagnostics(-public)``: ``4166;reason="...";source="..."`` (MS-OCER)."""
+
+    error_id: int
+    reason: str = ""
+    params: Params = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Diagnostics:
+        code, _, rest = text.strip().partition(";")
+        if not code.strip().isdigit():
+            raise SipSyntaxError(f"ms-diagnostics must start with an ErrorId: {text[:60]!r}")
+        params = parse_params(rest)
+        reason = unquote(_param(params, "reason")) or ""
+        return cls(int(code), reason, tuple(p for p in params if p[0] != "reason"))
+
+    def __str__(self) -> str:
+        return f'{self.error_id};reason="{self.reason}"' + _format_params(self.params)
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    received: str | None = None,
+    rport: int | None = None,
+) -> Response:
+    """A response skeleton copying Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
+
+    ``to_tag`` is added to To when the request's To has none (not for 100, §8.2.6.2).
+    ``received``/``rport`` fill the top Via (RFC 3261 §18.2.1, RFC 3581 §4) when the request
+    asked for ``rport``.
+    """
+    headers = Headers()
+    first = True
+    for value in request.headers.get_all("via"):
+        if first and received is not None and ";rport" in value.lower():
+            value = _fill_rport(value, received, rport)
+        first = False
+        headers.add("Via", value)
+    for name in ("from", "to", "call-id", "cseq"):
+        found = request.headers.get(name)
+        if found is None:
+            continue
+        if name == "to" and to_tag and status != 100 and ";tag=" not in found.lower():
+            found = f"{found};tag={to_tag}"
+        headers.add(name, found)
+    return Response(status, reason or reason_phrase(status), headers)
+
+
+def _fill_rport(via: str, received: str, rport: int | None) -> str:
+    # Only the top value of a possibly comma-joined Via line gets the parameters.
+    top, comma, rest = via.partition(",")
+    parsed = Via.parse(top)
+    params: list[tuple[str, str | None]] = []
+    for key, value in parsed.params:
+        if key == "rport" and value is None and rport is not None:
+            params.append(("rport", str(rport)))
+        elif key != "received":
+            params.append((key, value))
+    params.append(("received", received))
+    filled = str(Via(parsed.transport, parsed.host, parsed.port, tuple(params)))
+    return f"{filled},{rest}" if comma else filled

@@ -1,0 +1,449 @@
+"""SIP message model, parser and serializer (RFC 3261 §7, §18.3, §20), sans-IO.
+
+Design notes:
+
+* Headers are kept as an ordered list of ``(name, value)`` pairs; values are parsed lazily by
+  the helpers in :mod:`emulator.sip.headers` only when a core needs them.  That keeps the
+  registrar's hot path (parse a REGISTER, answer it) short: most headers are only copied.
+* Compact header names (RFC 3261 §7.3.3, §20) are expanded on parse, so ``m:`` reads as
+  ``Contact``; look-ups are case-insensitive.
+* The parser raises only :class:`~emulator.sip.errors.SipError` carrying the status to answer
+  with (400, 413, 505); whatever headers it had read ride along so a core can still answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from emulator.sip.errors import SipError, SipSyntaxError
+
+__all__ = [
+    "COMPACT_NAMES",
+    "MAX_DATAGRAM",
+    "Headers",
+    "Message",
+    "Request",
+    "Response",
+    "canonical_name",
+    "parse_message",
+    "reason_phrase",
+]
+
+MAX_DATAGRAM = 65_535
+"""Largest message accepted by default (a UDP datagram); larger ones get 413."""
+
+# RFC 3261 §7.3.3 and the IANA registry of compact forms.
+COMPACT_NAMES: dict[str, str] = {
+    "a": "accept-contact",
+    "b": "referred-by",
+    "c": "content-type",
+    "d": "request-disposition",
+    "e": "content-encoding",
+    "f": "from",
+    "i": "call-id",
+    "j": "reject-contact",
+    "k": "supported",
+    "l": "content-length",
+    "m": "contact",
+    "o": "event",
+    "r": "refer-to",
+    "s": "subject",
+    "t": "to",
+    "u": "allow-events",
+    "v": "via",
+    "x": "session-expires",
+    "y": "identity",
+}
+
+_SPECIAL_CASE = {
+    "call-id": "Call-ID",
+    "cseq": "CSeq",
+    "www-authenticate": "WWW-Authenticate",
+    "mime-version": "MIME-Version",
+    "p-preferred-registrar": "P-Preferred-Registrar",
+    "p-asserted-identity": "P-Asserted-Identity",
+    # Microsoft headers are conventionally written in lower case (MS-SIPREGE examples).
+    "presence-state": "presence-state",
+    "ms-keep-alive": "ms-keep-alive",
+    "ms-diagnostics": "ms-diagnostics",
+    "ms-diagnostics-public": "ms-diagnostics-public",
+    "ms-user-logon-data": "ms-user-logon-data",
+    "subscription-state": "Subscription-State",
+}
+
+_canonical_cache: dict[str, str] = {}
+_name_cache: dict[str, tuple[str, str]] = {}
+
+
+def canonical_name(name: str) -> str:
+    """The usual spelling of a header name: ``call-id`` -> ``Call-ID``, ``m`` -> ``Contact``."""
+    cached = _canonical_cache.get(name)
+    if cached is not None:
+        return cached
+    key = name.lower()
+    key = COMPACT_NAMES.get(key, key)
+    result = _SPECIAL_CASE.get(key) or "-".join(part.capitalize() for part in key.split("-"))
+    if len(_canonical_cache) < 4096:  # bounded: header names come from the network
+        _canonical_cache[name] = result
+    return result
+
+
+class Headers:
+    """Ordered, case-insensitive, multi-valued header fields.
+
+    Each field keeps the value as received.  ``get`` returns the first field's value,
+    ``get_all`` every field's value (one element per header line; use
+    :func:`emulator.sip.headers.split_commas` to split comma-joined lists).
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
+        self._fields: list[tuple[str, str, str]] = [
+            (canonical_name(name), canonical_name(name).lower(), value) for name, value in fields
+        ]
+
+    @classmethod
+    def _from_parsed(cls, fields: list[tuple[str, str, str]]) -> Headers:
+        headers = cls.__new__(cls)
+        headers._fields = fields
+        return headers
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = _key(name)
+        for _, k, value in self._fields:
+            if k == key:
+                return value
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        key = _key(name)
+        return [value for _, k, value in self._fields if k == key]
+
+    def add(self, name: str, value: str) -> None:
+        canonical = canonical_name(name)
+        self._fields.append((canonical, canonical.lower(), value))
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field of that name by one field (kept at the first one's position)."""
+        canonical = canonical_name(name)
+        key = canonical.lower()
+        out: list[tuple[str, str, str]] = []
+        placed = False
+        for field_ in self._fields:
+            if field_[1] == key:
+                if not placed:
+                    out.append((canonical, key, value))
+                    placed = True
+            else:
+                out.append(field_)
+        if not placed:
+            out.append((canonical, key, value))
+        self._fields = out
+
+    def remove(self, name: str) -> int:
+        key = _key(name)
+        before = len(self._fields)
+        self._fields = [f for f in self._fields if f[1] != key]
+        return before - len(self._fields)
+
+    def copy(self) -> Headers:
+        return Headers._from_parsed(list(self._fields))
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = _key(name)
+        return any(k == key for _, k, _ in self._fields)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for name, _, value in self._fields:
+            yield name, value
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(k, v) for _, k, v in self._fields] == [(k, v) for _, k, v in other._fields]
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self)!r})"
+
+
+def _key(name: str) -> str:
+    key = name.lower()
+    return COMPACT_NAMES.get(key, key)
+
+
+@dataclass(slots=True)
+class Request:
+    """A SIP request.  ``uri`` is kept as text (parse with :class:`~emulator.sip.uri.SipUri`)."""
+
+    method: str
+    uri: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    version: str = "SIP/2.0"
+
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} {self.version}"
+
+    def to_bytes(self) -> bytes:
+        return _serialize(self.start_line(), self.headers, self.body)
+
+    @property
+    def call_id(self) -> str:
+        return self.headers.get("call-id") or ""
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        return parse_cseq(self.headers.get("cseq") or "")
+
+    @property
+    def branch(self) -> str | None:
+        """The branch parameter of the top Via (RFC 3261 §17.2.3 transaction key)."""
+        via = self.headers.get("via")
+        return _branch_of(via) if via else None
+
+
+@dataclass(slots=True)
+class Response:
+    """A SIP response."""
+
+    status: int
+    reason: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    version: str = "SIP/2.0"
+
+    def start_line(self) -> str:
+        return f"{self.version} {self.status} {self.reason}"
+
+    def to_bytes(self) -> bytes:
+        return _serialize(self.start_line(), self.headers, self.body)
+
+    @property
+    def call_id(self) -> str:
+        return self.headers.get("call-id") or ""
+
+    @property
+    def cseq(self) -> tuple[int, str]:
+        return parse_cseq(self.headers.get("cseq") or "")
+
+    @property
+    def branch(self) -> str | None:
+        via = self.headers.get("via")
+        return _branch_of(via) if via else None
+
+
+Message = Request | Response
+
+
+def parse_cseq(value: str) -> tuple[int, str]:
+    """``"3 REGISTER"`` -> ``(3, "REGISTER")`` (RFC 3261 §20.16)."""
+    number, _, method = value.strip().partition(" ")
+    method = method.strip()
+    if not number.isdigit() or not method or len(number) > 10 or int(number) >= 2**31:
+        raise SipSyntaxError(f"bad CSeq {value!r}")
+    return int(number), method
+
+
+def _branch_of(via: str) -> str | None:
+    # Only the top Via value matters; it ends at the first comma outside quotes.  Branch values
+    # are tokens, so a plain search is exact enough for the common case.
+    lower = via.lower()
+    start = lower.find(";branch=")
+    if start < 0:
+        return None
+    start += 8
+    end = start
+    length = len(via)
+    while end < length and via[end] not in ";, \t":
+        end += 1
+    return via[start:end] or None
+
+
+def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
+    parts = [start_line]
+    for name, key, value in headers._fields:
+        if key != "content-length":
+            parts.append(f"{name}: {value}")
+    parts.append(f"Content-Length: {len(body)}")
+    parts.append("")
+    parts.append("")
+    return "\r\n".join(parts).encode("utf-8") + body
+
+
+_REQUIRED = ("via", "from", "to", "call-id", "cseq")  # RFC 3261 §8.1.1
+
+
+def parse_message(
+    data: bytes, *, max_size: int = MAX_DATAGRAM, stream: bool = False
+) -> Request | Response:
+    """Parse one whole SIP message.
+
+    ``stream`` says the bytes came framed from a stream transport (Content-Length already
+    honoured by the framer); on datagrams, a body longer than Content-Length is truncated and a
+    shorter one is an error (RFC 3261 §18.3).
+    """
+    if len(data) > max_size:
+        raise SipError(
+            f"message of {len(data)} bytes exceeds {max_size}", 413, "Request Entity Too Large"
+        )
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, body = data.partition(b"\n\n")  # tolerate bare LF (RFC 3261 §7: be liberal)
+        if not sep:
+            # A datagram may legitimately end right after the last header's CRLF.
+            head = data.rstrip(b"\r\n")
+            body = b""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SipSyntaxError("message head is not UTF-8") from None
+    text = text.lstrip("\r\n")
+    lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
+    start = lines[0]
+    if not start:
+        raise SipSyntaxError("empty message")
+
+    fields: list[tuple[str, str, str]] = []
+    try:
+        _parse_fields(lines, fields)
+    except SipError as exc:
+        exc.headers = Headers._from_parsed(fields)
+        raise
+    headers = Headers._from_parsed(fields)
+
+    try:
+        message = _parse_start(start, headers)
+        cl = headers.get("content-length")
+        if cl is not None:
+            cl = cl.strip()
+            if not cl.isdigit():
+                raise SipSyntaxError(f"bad Content-Length {cl!r}")
+            length = int(cl)
+            if length > len(body):
+                if stream:
+                    raise SipSyntaxError("body shorter than Content-Length")
+                raise SipSyntaxError(
+                    f"Content-Length {length} but only {len(body)} body bytes arrived"
+                )
+            body = body[:length]
+        elif stream:
+            raise SipSyntaxError("Content-Length is mandatory on stream transports (§18.3)")
+        message.body = bytes(body)
+        if isinstance(message, Request):
+            present = {key for _, key, _ in fields}
+            missing = [name for name in _REQUIRED if name not in present]
+            if missing:
+                raise SipSyntaxError("missing " + ", ".join(canonical_name(m) for m in missing))
+            _, method = parse_cseq(headers.get("cseq") or "")
+            if method != message.method:
+                raise SipSyntaxError(
+                    f"CSeq method {method} does not match request method {message.method}"
+                )
+    except SipError as exc:
+        exc.headers = headers
+        raise
+    return message
+
+
+def _parse_fields(lines: list[str], fields: list[tuple[str, str, str]]) -> None:
+    append = fields.append
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in " \t":  # folded continuation line (RFC 3261 §7.3.1)
+            if not fields:
+                raise SipSyntaxError("continuation line before any header")
+            name, key, value = fields[-1]
+            fields[-1] = (name, key, f"{value} {line.strip()}")
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise SipSyntaxError(f"header line without a colon: {line[:40]!r}")
+        name = name.strip()
+        if not name or " " in name or "\t" in name:
+            raise SipSyntaxError(f"bad header name {name[:40]!r}")
+        names = _name_cache.get(name)
+        if names is None:
+            canonical = canonical_name(name)
+            names = (canonical, canonical.lower())
+            if len(_name_cache) < 4096:  # bounded: header names come from the network
+                _name_cache[name] = names
+        append((names[0], names[1], value.strip()))
+
+
+def _parse_start(start: str, headers: Headers) -> Request | Response:
+    if start.startswith("SIP/"):
+        parts = start.split(" ", 2)
+        if len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) != 3:
+            raise SipSyntaxError(f"bad status line {start[:60]!r}")
+        _check_version(parts[0])
+        status = int(parts[1])
+        if not 100 <= status <= 699:
+            raise SipSyntaxError(f"status code {status} out of range")
+        return Response(status, parts[2] if len(parts) > 2 else "", headers)
+    parts = start.split(" ")
+    if len(parts) != 3 or not parts[0] or not parts[1]:
+        raise SipSyntaxError(f"bad request line {start[:60]!r}")
+    method, uri, version = parts
+    if not method.isalpha() or not method.isascii():
+        raise SipSyntaxError(f"bad method {method[:20]!r}")
+    _check_version(version)
+    if ":" not in uri:
+        raise SipSyntaxError(f"bad Request-URI {uri[:60]!r}")
+    return Request(method, uri, headers, b"", version)
+
+
+def _check_version(version: str) -> None:
+    if version == "SIP/2.0":
+        return
+    if version.upper() == "SIP/2.0":
+        return
+    if version.upper().startswith("SIP/"):
+        raise SipError(f"unsupported version {version[:20]!r}", 505, "Version Not Supported")
+    raise SipSyntaxError(f"bad protocol version {version[:20]!r}")
+
+
+_REASONS = {
+    100: "Trying",
+    180: "Ringing",
+    200: "OK",
+    202: "Accepted",
+    301: "Moved Permanently",
+    302: "Moved Temporarily",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    420: "Bad Extension",
+    421: "Extension Required",
+    423: "Interval Too Brief",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    489: "Bad Event",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+}
+
+
+def reason_phrase(status: int) -> str:
+    """The RFC 3261 §21 reason phrase for a status code."""
+    return _REASONS.get(status, "Unknown")

@@ -1,0 +1,244 @@
+"""Non-INVITE client and server transactions (RFC 3261 §17.1.2, §17.2.2), sans-IO.
+
+Time is passed in as ``now`` (float seconds); each transaction keeps absolute deadlines and
+reports the earliest through ``next_deadline()``.  Nothing here sends anything: the owner pulls
+the bytes to send and the outcome.
+
+State tables (RFC 3261 Figures 6 and 8)::
+
+    client: trying --1xx--> proceeding --final--> completed --K--> terminated
+            trying/proceeding --F--> terminated (TimedOut) ; --transport error--> terminated
+    server: trying --1xx--> proceeding --final--> completed --J--> terminated
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+
+from emulator.sip.errors import LocalProtocolError
+
+__all__ = [
+    "ClientOutcome",
+    "ClientTransaction",
+    "ServerTransactionTable",
+    "State",
+    "TimerSettings",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerSettings:
+    """RFC 3261 §17.1.1.1 / Table 4 base timers; every other timer derives from these."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+    @property
+    def timer_f(self) -> float:
+        """Non-INVITE transaction timeout, 64*T1 = 32 s (§17.1.2.2)."""
+        return 64 * self.t1
+
+    def timer_j(self, reliable: bool) -> float:
+        """How long a server transaction absorbs retransmissions (§17.2.2): 64*T1 or 0."""
+        return 0.0 if reliable else 64 * self.t1
+
+    def timer_k(self, reliable: bool) -> float:
+        """How long a client transaction absorbs response retransmissions (§17.1.2.2): T4 or 0."""
+        return 0.0 if reliable else self.t4
+
+
+DEFAULT_TIMERS = TimerSettings()
+
+
+class State(Enum):
+    TRYING = "trying"
+    PROCEEDING = "proceeding"
+    COMPLETED = "completed"
+    TERMINATED = "terminated"
+
+
+class ClientOutcome(Enum):
+    """How a client transaction ended (RFC 3261 §8.1.3.1: timeout = 408, transport = 503)."""
+
+    RESPONSE = "response"
+    TIMED_OUT = "timed-out"
+    TRANSPORT_ERROR = "transport-error"
+
+
+# (state, input) -> next state; inputs: "1xx", "final", "E", "F", "K", "error".
+_CLIENT_TABLE: dict[tuple[State, str], State] = {
+    (State.TRYING, "1xx"): State.PROCEEDING,
+    (State.TRYING, "final"): State.COMPLETED,
+    (State.TRYING, "E"): State.TRYING,
+    (State.TRYING, "F"): State.TERMINATED,
+    (State.TRYING, "error"): State.TERMINATED,
+    (State.PROCEEDING, "1xx"): State.PROCEEDING,
+    (State.PROCEEDING, "final"): State.COMPLETED,
+    (State.PROCEEDING, "E"): State.PROCEEDING,
+    (State.PROCEEDING, "F"): State.TERMINATED,
+    (State.PROCEEDING, "error"): State.TERMINATED,
+    (State.COMPLETED, "1xx"): State.COMPLETED,  # late retransmissions are absorbed
+    (State.COMPLETED, "final"): State.COMPLETED,
+    (State.COMPLETED, "K"): State.TERMINATED,
+}
+
+
+class ClientTransaction:
+    """A non-INVITE client transaction for one request (REGISTER, OPTIONS, NOTIFY...).
+
+    Usage: create with the request bytes; ``start(now)``; send what ``take_outgoing()`` returns;
+    feed responses with ``receive_response(status, now)``; call ``handle_timer(now)`` at
+    ``next_deadline()``.  ``outcome`` is set once the transaction has a result (a final response,
+    a timeout, or a transport error); the final status is ``final_status``.
+    """
+
+    __slots__ = (
+        "_deadline_e",
+        "_deadline_f",
+        "_deadline_k",
+        "_interval_e",
+        "_outgoing",
+        "data",
+        "final_status",
+        "key",
+        "outcome",
+        "reliable",
+        "state",
+        "timers",
+    )
+
+    def __init__(
+        self, key: str, data: bytes, *, reliable: bool, timers: TimerSettings = DEFAULT_TIMERS
+    ) -> None:
+        self.key = key
+        self.data = data
+        self.reliable = reliable
+        self.timers = timers
+        self.state = State.TRYING
+        self.outcome: ClientOutcome | None = None
+        self.final_status: int | None = None
+        self._outgoing: list[bytes] = []
+        self._interval_e = timers.t1
+        self._deadline_e: float | None = None
+        self._deadline_f: float | None = None
+        self._deadline_k: float | None = None
+
+    def start(self, now: float) -> None:
+        if self._deadline_f is not None:
+            raise LocalProtocolError("transaction already started")
+        self._outgoing.append(self.data)
+        self._deadline_f = now + self.timers.timer_f
+        if not self.reliable:  # Timer E only on unreliable transports (§17.1.2.2)
+            self._deadline_e = now + self._interval_e
+
+    def take_outgoing(self) -> list[bytes]:
+        out, self._outgoing = self._outgoing, []
+        return out
+
+    def _step(self, event: str) -> None:
+        nxt = _CLIENT_TABLE.get((self.state, event))
+        if nxt is None:
+            raise LocalProtocolError(f"client transaction: {event} in state {self.state.value}")
+        self.state = nxt
+
+    def receive_response(self, status: int, now: float) -> bool:
+        """Feed a response; True if it is news for the transaction user (not a retransmission)."""
+        if self.state is State.TERMINATED:
+            return False
+        if status < 200:
+            if self.state is State.TRYING:
+                self._step("1xx")
+                if not self.reliable:
+                    self._interval_e = self.timers.t2  # §17.1.2.2: Proceeding retransmits at T2
+            return self.state is not State.COMPLETED
+        if self.state is State.COMPLETED:
+            return False
+        self._step("final")
+        self.final_status = status
+        self.outcome = ClientOutcome.RESPONSE
+        self._deadline_e = self._deadline_f = None
+        self._deadline_k = now + self.timers.timer_k(self.reliable)
+        if self._deadline_k <= now:
+            self._deadline_k = None
+            self.state = State.TERMINATED
+        return True
+
+    def transport_error(self, now: float) -> None:
+        if self.state in (State.TRYING, State.PROCEEDING):
+            self._step("error")
+            self.outcome = ClientOutcome.TRANSPORT_ERROR
+            self._deadline_e = self._deadline_f = self._deadline_k = None
+
+    def next_deadline(self) -> float | None:
+        deadlines = [d for d in (self._deadline_e, self._deadline_f, self._deadline_k) if d]
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> None:
+        if self._deadline_f is not None and now >= self._deadline_f:
+            self._step("F")
+            self.outcome = ClientOutcome.TIMED_OUT
+            self._deadline_e = self._deadline_f = None
+            return
+        if self._deadline_e is not None and now >= self._deadline_e:
+            self._step("E")
+            self._outgoing.append(self.data)
+            if self.state is State.TRYING:
+                self._interval_e = min(2 * self._interval_e, self.timers.t2)
+            else:
+                self._interval_e = self.timers.t2
+            self._deadline_e = now + self._interval_e
+        if self._deadline_k is not None and now >= self._deadline_k:
+            self._step("K")
+            self._deadline_k = None
+
+    @property
+    def done(self) -> bool:
+        return self.state is State.TERMINATED
+
+
+class ServerTransactionTable:
+    """Non-INVITE server transactions of one core, reduced to what the state machine does.
+
+    A registrar answers every request at once, so each transaction goes straight from Trying to
+    Completed; what remains is §17.2.2's Completed state: for Timer J, a retransmitted request
+    gets the same final response again and is not passed to the core.  Timer J has one value
+    per transport, so expiries are FIFO and a deque replaces a timer heap (cheap at 10k/s).
+
+    The key is the top Via value as received plus the CSeq method (§17.2.3: branch, sent-by and
+    method; the whole top Via contains the first two, and a retransmission repeats it exactly).
+    """
+
+    __slots__ = ("_expiry", "_responses", "timers")
+
+    def __init__(self, timers: TimerSettings = DEFAULT_TIMERS) -> None:
+        self.timers = timers
+        self._responses: dict[tuple[str, str], bytes] = {}
+        self._expiry: deque[tuple[float, tuple[str, str]]] = deque()
+
+    def lookup(self, key: tuple[str, str]) -> bytes | None:
+        """The final response already sent for this transaction, if it is still Completed."""
+        return self._responses.get(key)
+
+    def completed(self, key: tuple[str, str], response: bytes, now: float, reliable: bool) -> None:
+        """Record the final response sent; reliable transports need no Completed state."""
+        if reliable:
+            return
+        if key not in self._responses:
+            self._expiry.append((now + self.timers.timer_j(False), key))
+        self._responses[key] = response
+
+    def next_deadline(self) -> float | None:
+        return self._expiry[0][0] if self._expiry else None
+
+    def handle_timer(self, now: float) -> None:
+        expiry = self._expiry
+        responses = self._responses
+        while expiry and expiry[0][0] <= now:
+            _, key = expiry.popleft()
+            responses.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._responses)
