@@ -290,9 +290,18 @@ def parse_message(
     shorter one is an error (RFC 3261 §18.3).
     """
     if len(data) > max_size:
-        raise SipError(
+        error = SipError(
             f"message of {len(data)} bytes exceeds {max_size}", 413, "Request Entity Too Large"
         )
+        # Read what headers fit, so that the request can still be answered with 413.
+        head_text = data[:max_size].partition(b"\r\n\r\n")[0].decode("utf-8", "replace")
+        readable: list[tuple[str, str, str]] = []
+        try:
+            _parse_fields(head_text.split("\r\n"), readable)
+        except SipError:
+            pass
+        error.headers = Headers._from_parsed(readable)
+        raise error
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = data.partition(b"\n\n")  # tolerate bare LF (RFC 3261 §7: be liberal)

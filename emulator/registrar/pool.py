@@ -1,0 +1,661 @@
+"""A Front End or Director registrar pool, sans-IO (the registrar core of sipemu).
+
+REGISTER handling, in order (protocol-notes §5):
+
+1. user unknown -> ``registrar.unknown_user`` (404);
+2. a Director -> 301 naming the home pool (q=0.7) and its backup (q=0.3) [DD-BLOG, TN-CSVR];
+3. the user's home pool -> 200 with ``presence-state`` (MS-SIPREGE §2.2.1.4, §4);
+4. the home pool's backup -> while the home pool is failed over: 200 in resiliency mode
+   (``is-connected-to-primary="no";user-services-state=unavailable``); before that the
+   ``registrar.before_failover`` answer (emulator choice; default 301 home);
+5. any other pool -> the same 301 as a Director.
+
+Heartbeats (OPTIONS) go from each pool to the pools it backs up; :mod:`.monitor` turns their
+outcomes into failover and failback, and on failback the failed-over clients are sent home
+the ``registrar.failback`` way (emulator choice; default the MS-SIPREGE §4.1.3-style NOTIFY
+``deregistered;event=preferred-registrar-change`` with ``P-Preferred-Registrar``).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from emulator.net import TRANSPORTS, Address, CloseFlow, Flow, Send, TransportName
+from emulator.registrar.bindings import Binding, BindingStore
+from emulator.registrar.events import (
+    BadMessage,
+    BindingAdded,
+    BindingExpired,
+    BindingRefreshed,
+    BindingRemoved,
+    ClientSentHome,
+    Exchanged,
+    FailbackStarted,
+    FailedBack,
+    FailedOver,
+    PeerHeartbeatLost,
+    PeerHeartbeatRestored,
+    PoolEvent,
+)
+from emulator.registrar.monitor import PeerMonitor, PeerState, Transition
+from emulator.sip.errors import SipError
+from emulator.sip.headers import (
+    Diagnostics,
+    KeepAlive,
+    NameAddr,
+    PresenceState,
+    make_response,
+    parse_contacts,
+)
+from emulator.sip.message import Headers, Request, Response, parse_message
+from emulator.sip.transaction import ClientTransaction, ServerTransactionTable
+from emulator.sip.uri import SipUri, normalize_aor
+from emulator.topology import PoolSpec, Topology
+
+__all__ = ["Binding", "Pool", "PoolEndpoints", "PoolStatus"]
+
+SERVER = "sipemu/0.1 (Lync registrar emulator)"
+ALLOW = "REGISTER, OPTIONS, NOTIFY, SUBSCRIBE, SERVICE, BENOTIFY"
+# Methods a Lync front end knows but this emulator does not serve: 405, others 501 (§21.4.6).
+_KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "MESSAGE",
+        "INFO",
+        "PRACK",
+        "UPDATE",
+        "REFER",
+        "PUBLISH",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "SERVICE",
+        "BENOTIFY",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolEndpoints:
+    """Where a pool actually listens (after the driver bound its sockets)."""
+
+    fqdn: str
+    address: str
+    ports: Mapping[TransportName, int]
+
+    def port(self, transport: TransportName) -> int | None:
+        return self.ports.get(transport)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStatus:
+    fqdn: str
+    role: str
+    bindings: int
+    peers: Mapping[str, str] = field(default_factory=dict)
+    """Monitored primary pool -> ``up`` | ``heartbeat-lost`` | ``failed-over`` | ``recovering``."""
+
+
+@dataclass(slots=True)
+class _Heartbeat:
+    peer: str
+    transaction: ClientTransaction
+    flow: Flow
+    missed_at: float
+
+
+class Pool:
+    """The registrar core of one pool.  See :mod:`emulator.net` for the driving contract."""
+
+    def __init__(
+        self,
+        spec: PoolSpec,
+        topology: Topology,
+        endpoints: Mapping[str, PoolEndpoints],
+        rng: random.Random,
+        *,
+        now: float,
+        trace: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.fqdn = spec.fqdn
+        self.topology = topology
+        self.settings = topology.registrar
+        self.resiliency = topology.resiliency
+        self.endpoints = endpoints
+        self.rng = rng
+        self.trace = trace
+        self._me = endpoints[spec.fqdn]
+        self._actions: list[Send | CloseFlow] = []
+        self._events: list[PoolEvent] = []
+        self._bindings = BindingStore()
+        self._server_tx = ServerTransactionTable()
+        self._client_tx: dict[str, tuple[ClientTransaction, Flow, str]] = {}
+        self._heartbeats: dict[str, _Heartbeat] = {}
+        self._monitors: dict[str, PeerMonitor] = {}
+        self._next_heartbeat_at: float | None = None
+        self._aor_cache: dict[str, str] = {}
+        self._started = False
+        self._now = now
+        if not spec.is_director:
+            for primary in topology.backed_up_by(spec.fqdn):
+                self._monitors[primary.fqdn] = PeerMonitor(
+                    primary.fqdn,
+                    failover_interval=self.resiliency.failover_detection_interval,
+                    failback_interval=self.resiliency.failback_detection_interval,
+                    now=now,
+                )
+        self._keep_alive = str(
+            KeepAlive(
+                "UAS",
+                (("tcp", False), ("hop-hop", True), ("end-end", False)),
+                self.settings.keep_alive_timeout,
+            )
+        )
+
+    # -- driving contract -------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Begin heartbeating the pools this pool backs up."""
+        self._started = True
+        self._now = now
+        for monitor in self._monitors.values():
+            monitor.last_answer_at = now
+        if self._monitors:
+            self._next_heartbeat_at = now
+
+    def actions(self) -> list[Send | CloseFlow]:
+        out, self._actions = self._actions, []
+        return out
+
+    def events(self) -> list[PoolEvent]:
+        out, self._events = self._events, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        candidates = [self._server_tx.next_deadline(), self._bindings.next_expiry()]
+        if self._next_heartbeat_at is not None:
+            candidates.append(self._next_heartbeat_at)
+        for beat in self._heartbeats.values():
+            candidates.append(beat.missed_at)
+        for tx, _, _ in self._client_tx.values():
+            candidates.append(tx.next_deadline())
+        for monitor in self._monitors.values():
+            candidates.append(monitor.next_deadline())
+        present = [c for c in candidates if c is not None]
+        return min(present) if present else None
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        self._server_tx.handle_timer(now)
+        for binding in self._bindings.expire(now):
+            self._events.append(BindingExpired(now, self.fqdn, binding.aor, binding.contact))
+        for key, (tx, flow, _) in list(self._client_tx.items()):
+            deadline = tx.next_deadline()
+            if deadline is not None and now >= deadline:
+                tx.handle_timer(now)
+                for data in tx.take_outgoing():
+                    self._actions.append(Send(flow, data))
+            if tx.done:
+                del self._client_tx[key]
+        for peer, beat in list(self._heartbeats.items()):
+            if now >= beat.missed_at:
+                del self._heartbeats[peer]
+                self._client_tx.pop(beat.transaction.key, None)
+                self._transition(self._monitors[peer].missed(now))
+        for monitor in self._monitors.values():
+            self._transition(monitor.handle_timer(now))
+        if self._next_heartbeat_at is not None and now >= self._next_heartbeat_at:
+            self._send_heartbeats(now)
+            self._next_heartbeat_at = now + self.resiliency.heartbeat_interval
+
+    def flow_failed(self, flow: Flow, now: float) -> None:
+        """The driver could not deliver on ``flow`` (refused, reset, unreachable)."""
+        self._now = now
+        for key, (tx, tx_flow, _) in list(self._client_tx.items()):
+            if tx_flow == flow:
+                tx.transport_error(now)
+                del self._client_tx[key]
+        for peer, beat in list(self._heartbeats.items()):
+            if beat.flow == flow:
+                # A refused heartbeat is a missed one, at once (RFC 3261 §8.1.3.1: like 503).
+                del self._heartbeats[peer]
+                self._transition(self._monitors[peer].missed(now))
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        self._now = now
+        try:
+            message = parse_message(data, stream=flow.reliable)
+        except SipError as exc:
+            self._bad_message(exc, flow, now)
+            return
+        if isinstance(message, Response):
+            self._receive_response(message, now)
+            return
+        if message.method == "ACK":
+            return  # ACK to a non-2xx final response is absorbed by the transaction (§17.2.1)
+        key = (message.headers.get("via") or "", message.method)
+        cached = self._server_tx.lookup(key)
+        if cached is not None:  # retransmission: same final response again (§17.2.2)
+            self._actions.append(Send(flow, cached))
+            return
+        try:
+            response = self._dispatch(message, flow, now)
+        except SipError as exc:
+            response = make_response(message, exc.status, exc.reason, to_tag=self._tag())
+            response.headers.add("ms-diagnostics", str(Diagnostics(1, str(exc))))
+            if self.trace:
+                self._events.append(BadMessage(now, self.fqdn, flow, exc.status, str(exc)))
+        response.headers.add("Server", SERVER)
+        wire = response.to_bytes()
+        self._server_tx.completed(key, wire, now, flow.reliable)
+        self._actions.append(Send(flow, wire))
+        if self.trace:
+            self._events.append(
+                Exchanged(
+                    now, self.fqdn, flow, _summary(message, response, self._aor_quiet(message))
+                )
+            )
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def bindings(self) -> list[Binding]:
+        return [b for b in self._bindings if b.expires_at > self._now]
+
+    def status(self) -> PoolStatus:
+        return PoolStatus(
+            self.fqdn,
+            self.spec.role,
+            len(self._bindings),
+            {peer: m.state.value for peer, m in self._monitors.items()},
+        )
+
+    def peer_state(self, peer: str) -> PeerState:
+        return self._monitors[peer].state
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _dispatch(self, request: Request, flow: Flow, now: float) -> Response:
+        method = request.method
+        if method == "REGISTER":
+            return self._register(request, flow, now)
+        if method == "OPTIONS":
+            response = make_response(request, 200, to_tag=self._tag())
+            response.headers.add("Allow", ALLOW)
+            return response
+        status = 405 if method in _KNOWN_METHODS else 501
+        response = make_response(request, status, to_tag=self._tag())
+        if status == 405:
+            response.headers.add("Allow", ALLOW)
+        return response
+
+    def _aor(self, request: Request) -> str:
+        to = request.headers.get("to") or ""
+        aor = self._aor_cache.get(to)
+        if aor is None:
+            aor = normalize_aor(NameAddr.parse(to).uri)
+            if len(self._aor_cache) < 200_000:
+                self._aor_cache[to] = aor
+        return aor
+
+    def _aor_quiet(self, request: Request) -> str:
+        try:
+            return self._aor(request)
+        except SipError:
+            return "?"
+
+    def _register(self, request: Request, flow: Flow, now: float) -> Response:
+        settings = self.settings
+        aor = self._aor(request)
+        home = self.topology.users.get(aor)
+        if home is None:
+            return make_response(request, settings.unknown_user, to_tag=self._tag())
+        if home == self.fqdn and not self.spec.is_director:
+            return self._accept(request, flow, now, aor, resiliency_for=None)
+        monitor = self._monitors.get(home)
+        if monitor is None:
+            return self._redirect(request, home)
+        if monitor.serving_users:
+            return self._accept(request, flow, now, aor, resiliency_for=home)
+        for binding in self._bindings.of(aor):
+            # Left by failback = "redirect-on-refresh": this refresh is the one sent home.
+            if binding.home == home:
+                self._bindings.remove(aor, binding.instance)
+                self._events.append(
+                    BindingRemoved(now, self.fqdn, aor, binding.contact, "failback")
+                )
+        if monitor.state is PeerState.HEARTBEAT_LOST:
+            return self._before_failover(request, home)
+        return self._redirect(request, home)
+
+    def _accept(
+        self, request: Request, flow: Flow, now: float, aor: str, *, resiliency_for: str | None
+    ) -> Response:
+        """RFC 3261 §10.3 steps 6-8 for a user this pool serves (home, or failed over here)."""
+        settings = self.settings
+        headers = request.headers
+        contacts = parse_contacts(headers)
+        if settings.require_endpoint_id:
+            epid = NameAddr.parse(headers.get("from") or "").param("epid")
+            if not epid and not any(c.param("+sip.instance") for c in contacts):
+                response = make_response(request, 400, to_tag=self._tag())
+                response.headers.add(
+                    "ms-diagnostics", str(Diagnostics(4010, "Missing epid and sip.instance"))
+                )
+                return response
+        header_expires = headers.get("expires")
+        if header_expires is not None and not header_expires.strip().isdigit():
+            raise SipError(f"bad Expires {header_expires!r}")
+        default = int(header_expires) if header_expires is not None else settings.default_expires
+        call_id = request.call_id
+        cseq = request.cseq[0]
+        to_tag = self._tag()
+
+        if len(contacts) == 1 and contacts[0].uri == "*":
+            if default != 0:
+                raise SipError("Contact: * is allowed only with Expires: 0 (§10.2.2)")
+            for binding in self._bindings.remove_all(aor):
+                self._events.append(
+                    BindingRemoved(now, self.fqdn, aor, binding.contact, "unregistered")
+                )
+            return self._ok(request, aor, to_tag, None)
+
+        action: str | None = None
+        epid = None
+        for contact in contacts:
+            expires = contact.expires
+            if expires is None:
+                expires = default
+            if 0 < expires < settings.min_expires and expires < 3600:  # §10.3 step 7
+                response = make_response(request, 423, to_tag=to_tag)
+                response.headers.add("Min-Expires", str(settings.min_expires))
+                return response
+            expires = min(expires, settings.max_expires)
+            if epid is None:
+                epid = NameAddr.parse(headers.get("from") or "").param("epid") or ""
+            instance = contact.param("+sip.instance") or epid or contact.uri
+            existing = self._bindings.get(aor, instance)
+            if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
+                raise SipError(
+                    "CSeq not higher than the binding's (§10.3 step 7)",
+                    500,
+                    "Server Internal Error",
+                )
+            if expires == 0:
+                if existing is not None:
+                    self._bindings.remove(aor, instance)
+                    self._events.append(
+                        BindingRemoved(now, self.fqdn, aor, existing.contact, "unregistered")
+                    )
+                continue
+            expires_at = now + expires
+            binding = Binding(
+                aor,
+                instance,
+                str(NameAddr(contact.uri, contact.display, _binding_params(contact))),
+                flow,
+                call_id,
+                cseq,
+                expires_at,
+                existing.registered_at if existing else now,
+                resiliency_for is not None,
+                resiliency_for,
+            )
+            self._bindings.put(binding)
+            if existing is None:
+                action = "added"
+                self._events.append(
+                    BindingAdded(
+                        now, self.fqdn, aor, binding.contact, expires_at, resiliency_for is not None
+                    )
+                )
+            else:
+                action = action or "refreshed"
+                self._events.append(
+                    BindingRefreshed(now, self.fqdn, aor, binding.contact, expires_at)
+                )
+        if action is None:  # a query (§10.3 step 6 with no Contact) or only removals
+            return self._ok(request, aor, to_tag, None)
+        presence = PresenceState(
+            action,
+            "central",
+            is_connected_to_primary=resiliency_for is None,
+            user_services_available=resiliency_for is None,
+        )
+        return self._ok(request, aor, to_tag, presence)
+
+    def _ok(
+        self, request: Request, aor: str, to_tag: str, presence: PresenceState | None
+    ) -> Response:
+        response = make_response(request, 200, to_tag=to_tag)
+        headers = response.headers
+        now = self._now
+        current = self._bindings.of(aor)
+        for binding in current:  # §10.3 step 8: all current bindings, with their expiry
+            remaining = max(0, int(binding.expires_at - now + 0.5))
+            headers.add("Contact", f"{binding.contact};expires={remaining}")
+        if presence is not None:
+            headers.add("ms-keep-alive", self._keep_alive)
+            mine = [b for b in current if b.call_id == request.call_id]
+            if mine:
+                headers.add("Expires", str(max(0, int(mine[0].expires_at - now + 0.5))))
+            headers.add("presence-state", str(presence))
+        return response
+
+    def _redirect(self, request: Request, home: str) -> Response:
+        """``301 Redirect request to Home Server``: home q=0.7, its backup q=0.3 [DD-BLOG]."""
+        settings = self.settings
+        response = make_response(request, 301, settings.redirect_reason, to_tag=self._tag())
+        came_over = _transport_of(request)
+        response.headers.add(
+            "Contact", f"<{self._registrar_uri(home, came_over)}>;q={settings.primary_q}"
+        )
+        backup = self.topology.pool(home).backup
+        if backup is not None:
+            response.headers.add(
+                "Contact", f"<{self._registrar_uri(backup, came_over)}>;q={settings.backup_q}"
+            )
+        if settings.redirect_expires:
+            response.headers.add("Expires", str(settings.redirect_expires))
+        return response
+
+    def _before_failover(self, request: Request, home: str) -> Response:
+        """A failed-looking primary's user before failover: an emulator choice (§6)."""
+        behaviour = self.settings.before_failover
+        if behaviour == "redirect":
+            return self._redirect(request, home)
+        if behaviour == "service-unavailable":
+            response = make_response(request, 503, to_tag=self._tag())
+            response.headers.add("Retry-After", str(self.settings.retry_after))
+            return response
+        return make_response(request, 480, to_tag=self._tag())
+
+    def _registrar_uri(self, fqdn: str, came_over: TransportName) -> str:
+        """A pool's SIP URI for a 301 Contact or P-Preferred-Registrar."""
+        settings = self.settings
+        endpoints = self.endpoints[fqdn]
+        wanted = came_over if settings.redirect_transport == "same" else settings.redirect_transport
+        transport: TransportName = wanted
+        if endpoints.port(transport) is None:  # the pool does not serve it: offer what it does
+            transport = next(iter(endpoints.ports)) if endpoints.ports else "tls"
+        host = fqdn if settings.redirect_host == "fqdn" else endpoints.address
+        port = endpoints.port(transport)
+        where = f"{host}:{port}" if port else host
+        # DD-BLOG's trace writes transport=TLS in upper case.
+        return f"sip:{where};transport={transport.upper()}"
+
+    # -- heartbeats and failback ------------------------------------------------------------
+
+    def _send_heartbeats(self, now: float) -> None:
+        for peer in self._monitors:
+            if peer in self._heartbeats:
+                continue  # the previous one is still pending
+            target = self.endpoints[peer]
+            flow = self._flow_to(target.address, target)
+            if flow is None:
+                continue
+            request = self._new_request("OPTIONS", f"sip:{peer}", f"sip:{peer}", flow)
+            tx = self._start_transaction(request, flow, "heartbeat")
+            self._heartbeats[peer] = _Heartbeat(
+                peer, tx, flow, now + self.resiliency.heartbeat_timeout
+            )
+
+    def _flow_to(self, address: str, target: PoolEndpoints) -> Flow | None:
+        for transport in TRANSPORTS:
+            port = target.port(transport)
+            mine = self._me.port(transport)
+            if port is not None and mine is not None:
+                local: Address = (self._me.address, mine)
+                return Flow(transport, local, (address, port))
+        return None
+
+    def _receive_response(self, response: Response, now: float) -> None:
+        branch = response.branch
+        if branch is None:
+            return
+        entry = self._client_tx.get(branch)
+        if entry is None:
+            return  # stray or late: absorbed (§17.1.3)
+        tx, _, purpose = entry
+        news = tx.receive_response(response.status, now)
+        if tx.done:
+            del self._client_tx[branch]
+        if not news or response.status < 200 or purpose != "heartbeat":
+            return
+        for peer, beat in list(self._heartbeats.items()):
+            if beat.transaction is tx:
+                del self._heartbeats[peer]
+                self._transition(self._monitors[peer].answered(now))
+
+    def _transition(self, transition: Transition | None) -> None:
+        if transition is None:
+            return
+        now, peer = transition.now, transition.peer
+        after = transition.after
+        if after is PeerState.HEARTBEAT_LOST:
+            monitor = self._monitors[peer]
+            self._events.append(PeerHeartbeatLost(now, self.fqdn, peer, monitor.last_answer_at))
+        elif after is PeerState.FAILED_OVER and transition.before is not PeerState.RECOVERING:
+            self._events.append(FailedOver(now, self.fqdn, peer))
+        elif after is PeerState.RECOVERING or (
+            after is PeerState.UP and transition.cause == "answer"
+        ):
+            self._events.append(PeerHeartbeatRestored(now, self.fqdn, peer))
+        elif after is PeerState.UP and transition.cause == "failback-due":
+            self._events.append(FailbackStarted(now, self.fqdn, peer))
+            self._send_home(peer, now)
+            self._events.append(FailedBack(now, self.fqdn, peer))
+
+    def _send_home(self, home: str, now: float) -> None:
+        """Failback: every binding this pool holds for ``home``'s users goes home (§6 choice)."""
+        how = self.settings.failback
+        for binding in [b for b in self._bindings if b.home == home]:
+            if how == "redirect-on-refresh":
+                # Nothing on the wire now: the binding stays until the next REGISTER, which the
+                # normal rules answer with a 301 home (the peer is up again).
+                self._events.append(ClientSentHome(now, self.fqdn, binding.aor, home, how))
+                continue
+            self._bindings.remove(binding.aor, binding.instance)
+            self._events.append(
+                BindingRemoved(now, self.fqdn, binding.aor, binding.contact, "failback")
+            )
+            if how == "notify":
+                self._notify_home(binding, home)
+            self._events.append(ClientSentHome(now, self.fqdn, binding.aor, home, how))
+
+    def _notify_home(self, binding: Binding, home: str) -> None:
+        """MS-SIPREGE §2.2.1.13 / §4.1.3: deregister NOTIFY naming the preferred registrar."""
+        target = NameAddr.parse(binding.contact).uri
+        request = self._new_request("NOTIFY", target, binding.aor, binding.flow)
+        headers = request.headers
+        headers.add("Event", "registration-notify")
+        headers.add("Subscription-State", "terminated;expires=0")
+        headers.add("Content-Type", "text/registration-event")
+        headers.add(
+            "P-Preferred-Registrar", f"<{self._registrar_uri(home, binding.flow.transport)}>"
+        )
+        headers.add(
+            "ms-diagnostics-public",
+            str(Diagnostics(self.settings.failback_error_id, "Preferred registrar changed")),
+        )
+        request.body = b"deregistered;event=preferred-registrar-change"
+        self._start_transaction(request, binding.flow, "notify")
+
+    def _new_request(self, method: str, uri: str, to: str, flow: Flow) -> Request:
+        branch = f"z9hG4bK{self.rng.getrandbits(64):016x}"
+        local = flow.local
+        headers = Headers()
+        headers.add(
+            "Via", f"SIP/2.0/{flow.transport.upper()} {local[0]}:{local[1]};branch={branch}"
+        )
+        headers.add("Max-Forwards", "70")
+        headers.add("From", f"<sip:{self.fqdn}>;tag={self._tag()}")
+        headers.add("To", f"<{to}>")
+        headers.add("Call-ID", f"{self.rng.getrandbits(64):016x}@{self.fqdn}")
+        headers.add("CSeq", f"1 {method}")
+        headers.add("User-Agent", SERVER)
+        return Request(method, uri, headers)
+
+    def _start_transaction(self, request: Request, flow: Flow, purpose: str) -> ClientTransaction:
+        branch = request.branch or ""
+        tx = ClientTransaction(branch, b"", reliable=flow.reliable)
+        tx.data = request.to_bytes()
+        tx.start(self._now)
+        for data in tx.take_outgoing():
+            self._actions.append(Send(flow, data))
+        self._client_tx[branch] = (tx, flow, purpose)
+        return tx
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _tag(self) -> str:
+        return f"{self.rng.getrandbits(48):012x}"
+
+    def _bad_message(self, exc: SipError, flow: Flow, now: float) -> None:
+        headers = exc.headers
+        status = 0
+        if headers is not None and headers.get("via") and headers.get("cseq"):
+            # Answer what can be answered (RFC 3261 §8.2: 400 to a malformed request).
+            fake = Request("X", "sip:x", headers)
+            try:
+                response = make_response(fake, exc.status, exc.reason, to_tag=self._tag())
+                response.headers.add("ms-diagnostics", str(Diagnostics(1, str(exc)[:200])))
+                response.headers.add("Server", SERVER)
+                self._actions.append(Send(flow, response.to_bytes()))
+                status = exc.status
+            except SipError:
+                status = 0
+        self._events.append(BadMessage(now, self.fqdn, flow, status, str(exc)[:200]))
+        if flow.reliable and status == 0:
+            self._actions.append(CloseFlow(flow))
+
+
+def _binding_params(contact: NameAddr) -> tuple[tuple[str, str | None], ...]:
+    # The registrar reports expiry itself; q and expires in the request are not echoed twice.
+    return tuple(p for p in contact.params if p[0] not in ("expires", "q"))
+
+
+def _transport_of(request: Request) -> TransportName:
+    via = request.headers.get("via") or ""
+    proto = via.split(" ", 1)[0].rsplit("/", 1)[-1].lower()
+    return proto if proto in ("udp", "tcp", "tls") else "udp"  # type: ignore[return-value]
+
+
+def _summary(request: Request, response: Response, aor: str) -> str:
+    line = f"{request.method} {aor} -> {response.status} {response.reason}"
+    if response.status == 301:
+        targets = ", ".join(
+            f"{SipUri.parse(c.uri).host} q={c.q:g}" for c in parse_contacts(response.headers)
+        )
+        line += f" ({targets})"
+    elif response.status == 200 and request.method == "REGISTER":
+        presence = response.headers.get("presence-state")
+        if presence:
+            state = PresenceState.parse(presence)
+            mode = "limited" if state.limited else "full"
+            line += f" [{state.register_action}, {mode}]"
+    return line

@@ -1,0 +1,727 @@
+"""The topology file (TOML) -> a validated, frozen :class:`Topology`.
+
+A topology describes one emulated deployment: the SIP domain and product profile, the pools
+(Front End or Director) with their addresses, ports and backup registrar, the users and their
+home pools, the fake DNS (zones and records), the resiliency timers, and every registrar
+behaviour that no source settles (protocol-notes §6), as named settings with defaults.
+docs/topology.md is the reference; ``emulator/data/default.toml`` is the embedded default (the
+lab of field report R1) and a commented example.
+
+Errors are sentences naming the file, the line, the key and what was expected
+(:class:`TopologyError`); loading never raises anything else for a bad file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from emulator.config import ConfigError, TomlContext
+from emulator.net import TRANSPORTS, TransportName
+from emulator.sip.errors import SipError
+from emulator.sip.uri import normalize_aor
+from fakedns.records import AddressRecord, DnsRecord, SrvRecord, normalize_name
+
+__all__ = [
+    "PRODUCT_PROFILES",
+    "DnsSpec",
+    "PoolSpec",
+    "RegistrarSettings",
+    "ResiliencySettings",
+    "Topology",
+    "TopologyError",
+    "default_topology",
+    "load_topology",
+    "parse_topology",
+    "topology_from_dict",
+]
+
+PRODUCT_PROFILES = ("lync2010", "lync2013", "sfb2015")
+"""Server product profiles. ``lync2010`` is the default; the others differ in back-end
+behaviour (docs/backends.md)."""
+
+Role = Literal["frontend", "director"]
+BeforeFailover = Literal["redirect", "service-unavailable", "temporarily-unavailable"]
+Failback = Literal["notify", "redirect-on-refresh", "drop"]
+RedirectTransport = Literal["tls", "tcp", "udp", "same"]
+RedirectHost = Literal["fqdn", "address"]
+
+DEFAULT_PORTS: dict[TransportName, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
+MAX_GENERATED_USERS = 1_000_000
+
+
+class TopologyError(ConfigError):
+    """A bad topology: the message names the file, the line, the key and what was expected."""
+
+
+# -- the model -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResiliencySettings:
+    """Backup-registrar timers (TN-CSVR; Topology Builder's "Registrar resiliency" settings)."""
+
+    failover_detection_interval: float = 120.0
+    """Heartbeats missing this long before the backup serves the primary's users.  Default
+    120 s (Topology Builder help; TN-CSVR says 300 s); the R1 lab used 30 s."""
+    failback_detection_interval: float = 240.0
+    """The primary answered heartbeats this long before its users are sent home (default 240 s;
+    R1 lab 40 s)."""
+    heartbeat_interval: float = 5.0
+    """Emulator choice: how often a backup sends OPTIONS to the pools it backs up."""
+    heartbeat_timeout: float = 5.0
+    """Emulator choice: an OPTIONS heartbeat unanswered this long is missed."""
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarSettings:
+    """Registrar behaviours; each one no source settles is named here (docs/protocol.md)."""
+
+    unknown_user: int = 404
+    redirect_reason: str = "Redirect request to Home Server"
+    primary_q: float = 0.7
+    backup_q: float = 0.3
+    redirect_transport: RedirectTransport = "tls"
+    redirect_host: RedirectHost = "fqdn"
+    redirect_expires: int = 0
+    """``Expires`` in the 301 (0: none; one public SfB trace shows 2592000)."""
+    keep_alive_timeout: int = 300
+    min_expires: int = 60
+    max_expires: int = 7200
+    default_expires: int = 7200
+    require_endpoint_id: bool = False
+    before_failover: BeforeFailover = "redirect"
+    retry_after: int = 60
+    failback: Failback = "notify"
+    failback_error_id: int = 4166
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSpec:
+    """One registrar pool: a Front End pool (homes users) or a Director (redirects everyone)."""
+
+    fqdn: str
+    role: Role
+    address: str
+    ports: Mapping[TransportName, int]
+    """Transport -> port (0: ephemeral).  Only the transports listed are served."""
+    site: str | None = None
+    backup: str | None = None
+    """The backup registrar pool (TN-CSVR: exactly one per primary, in another site)."""
+
+    @property
+    def is_director(self) -> bool:
+        return self.role == "director"
+
+    @property
+    def transports(self) -> tuple[TransportName, ...]:
+        return tuple(t for t in TRANSPORTS if t in self.ports)
+
+    def port(self, transport: TransportName) -> int | None:
+        return self.ports.get(transport)
+
+
+@dataclass(frozen=True, slots=True)
+class DnsSpec:
+    """The fake DNS: where it listens, its zones, and the records of the file."""
+
+    address: str = "127.0.0.10"
+    port: int = 5353
+    zones: tuple[str, ...] = ()
+    records: tuple[DnsRecord, ...] = ()
+    """SRV and A/AAAA records as written; SRV ports still to be resolved by
+    :meth:`Topology.dns_records` for records that point at pools."""
+    pinned_ports: tuple[bool, ...] = ()
+    """Per record: True when the file gave an SRV port other than the target pool's (served
+    verbatim); False when the pool's bound port is served."""
+    pool_records: bool = True
+    """Serve an A record for every pool FQDN from its address (automatic)."""
+    additional: bool = False
+    """Put the SRV targets' A records in the additional section (docs/fakedns.md)."""
+    default_ttl: int = 300
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A validated deployment description.  Immutable; see :func:`load_topology`."""
+
+    domain: str
+    pools: tuple[PoolSpec, ...]
+    users: Mapping[str, str]
+    """Address-of-record (``sip:user@domain``, normalised) -> home pool FQDN."""
+    dns: DnsSpec
+    resiliency: ResiliencySettings = ResiliencySettings()
+    registrar: RegistrarSettings = RegistrarSettings()
+    profile: str = "lync2010"
+    source: str = "<topology>"
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Sections other modules validate themselves (e.g. ``backend``), kept verbatim."""
+
+    # -- look-ups ----------------------------------------------------------------------------
+
+    @cached_property
+    def _by_fqdn(self) -> dict[str, PoolSpec]:
+        return {pool.fqdn: pool for pool in self.pools}
+
+    def pool(self, fqdn: str) -> PoolSpec:
+        """The pool named ``fqdn``; ``KeyError`` with the known names if there is none."""
+        found = self._by_fqdn.get(normalize_name(fqdn))
+        if found is None:
+            known = ", ".join(self._by_fqdn)
+            raise KeyError(f"no pool named {fqdn!r} (pools: {known})")
+        return found
+
+    def has_pool(self, fqdn: str) -> bool:
+        return normalize_name(fqdn) in self._by_fqdn
+
+    def backed_up_by(self, fqdn: str) -> list[PoolSpec]:
+        """The pools whose backup registrar is ``fqdn`` (the ones it heartbeats)."""
+        name = normalize_name(fqdn)
+        return [pool for pool in self.pools if pool.backup == name]
+
+    def home_pool(self, uri: str) -> str | None:
+        """The home pool of a user (any URI form), or None if the user is unknown."""
+        try:
+            aor = normalize_aor(uri if ":" in uri else f"sip:{uri}")
+        except SipError:
+            return None
+        return self.users.get(aor)
+
+    def users_of(self, fqdn: str) -> list[str]:
+        name = normalize_name(fqdn)
+        return [aor for aor, home in self.users.items() if home == name]
+
+    def non_loopback_addresses(self) -> list[str]:
+        """Addresses outside 127.0.0.0/8 and ::1 (refused by the live deployment by default)."""
+        addresses = [pool.address for pool in self.pools] + [self.dns.address]
+        return [a for a in addresses if not ipaddress.ip_address(a).is_loopback]
+
+    # -- derived -----------------------------------------------------------------------------
+
+    def with_ephemeral_ports(self) -> Topology:
+        """The same topology with every port 0 (bound by the kernel), for parallel tests."""
+        pools = tuple(replace(pool, ports=dict.fromkeys(pool.ports, 0)) for pool in self.pools)
+        return replace(self, pools=pools, dns=replace(self.dns, port=0))
+
+    def dns_records(self, bound: Mapping[tuple[str, TransportName], int]) -> list[DnsRecord]:
+        """The records to serve, given the ports each pool actually bound.
+
+        Pools get an A/AAAA record from their address (``dns.pool_records``).  An SRV record
+        whose target is a pool takes the pool's bound port for the SRV name's transport
+        (``_tls`` -> TLS, ``_tcp`` -> TCP, ``_udp`` -> UDP) unless the file gave another port
+        explicitly, which is then served verbatim (a deliberately wrong record is a fault too).
+        """
+        out: list[DnsRecord] = []
+        if self.dns.pool_records:
+            out.extend(AddressRecord(p.fqdn, p.address, self.dns.default_ttl) for p in self.pools)
+        for record, pinned in zip(self.dns.records, self.dns.pinned_ports, strict=True):
+            if isinstance(record, SrvRecord) and not pinned and self.has_pool(record.target):
+                transport = srv_transport(record.name)
+                port = bound.get((normalize_name(record.target), transport)) if transport else None
+                if port is not None:
+                    record = replace(record, port=port)
+            out.append(record)
+        return out
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.pools)} pools, {len(self.users)} users, domain {self.domain}, "
+            f"profile {self.profile}"
+        )
+
+
+def srv_transport(name: str) -> TransportName | None:
+    """The transport an SRV owner name implies: ``_sipinternaltls._tcp`` -> tls (RFC 2782)."""
+    labels = normalize_name(name).split(".")
+    if len(labels) < 2:
+        return None
+    service, proto = labels[0], labels[1]
+    if proto == "_udp":
+        return "udp"
+    if proto == "_tls" or service.endswith("tls") or service == "_sips":
+        return "tls"
+    if proto == "_tcp":
+        return "tcp"
+    return None
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def load_topology(path: str | Path) -> Topology:
+    """Read and validate a topology file.  Raises :class:`TopologyError` (a sentence)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise TopologyError(f"{path}: no such topology file") from None
+    except IsADirectoryError:
+        raise TopologyError(f"{path}: is a directory, not a topology file") from None
+    except UnicodeDecodeError:
+        raise TopologyError(f"{path}: not a text file (UTF-8 TOML expected)") from None
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    return parse_topology(text, str(path))
+
+
+_DEFAULT: Topology | None = None
+
+
+def default_topology() -> Topology:
+    """The embedded default: the R1 lab (``emulator/data/default.toml``)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        text = resources.files("emulator").joinpath("data/default.toml").read_text("utf-8")
+        _DEFAULT = parse_topology(text, "<embedded default topology>")
+    return _DEFAULT
+
+
+def parse_topology(text: str, source: str = "<string>") -> Topology:
+    """Validate topology TOML text; ``source`` names it in error messages."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise TopologyError(f"{source}: not valid TOML: {exc}") from None
+    return topology_from_dict(data, source, text=text)
+
+
+def topology_from_dict(
+    data: Mapping[str, Any], source: str, *, text: str = "", prefix: str = ""
+) -> Topology:
+    """Validate an already-parsed topology table (e.g. a scenario's inline ``[topology]``)."""
+    ctx = TomlContext(source, text, prefix=prefix, error=TopologyError)
+    return _Builder(ctx, data).build()
+
+
+_TOP_KEYS = {
+    "domain",
+    "profile",
+    "description",
+    "resiliency",
+    "registrar",
+    "pool",
+    "user",
+    "dns",
+    "backend",
+    "cms",
+    "persistent_chat",
+}
+_POOL_KEYS = {"fqdn", "role", "site", "address", "ports", "backup"}
+_USER_KEYS = {"uri", "pool", "template", "count", "start"}
+_DNS_KEYS = {"address", "port", "zones", "pool_records", "additional", "ttl", "srv", "a"}
+_SRV_KEYS = {"name", "priority", "weight", "port", "target", "ttl"}
+_A_KEYS = {"name", "address", "ttl"}
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
+)
+
+
+def _is_hostname(name: str) -> bool:
+    return bool(_HOSTNAME.match(name))
+
+
+class _Builder:
+    def __init__(self, ctx: TomlContext, data: Mapping[str, Any]) -> None:
+        self.ctx = ctx
+        self.data = data
+
+    def build(self) -> Topology:
+        ctx, data = self.ctx, self.data
+        ctx.unknown(data, _TOP_KEYS, None, None)
+        domain = normalize_name(ctx.string(data, "domain", None, None, required=True))
+        if not _is_hostname(domain):
+            ctx.fail(
+                None, None, "domain", f"a DNS domain name such as contoso.test, not {domain!r}"
+            )
+        profile = ctx.string(
+            data, "profile", None, None, default="lync2010", choices=PRODUCT_PROFILES
+        )
+        description = data.get("description", "")
+        if not isinstance(description, str):
+            ctx.fail(None, None, "description", "a string")
+        resiliency = self.resiliency()
+        registrar = self.registrar()
+        pools = self.pools()
+        users = self.users(pools, domain)
+        dns = self.dns(domain, pools)
+        extra = {k: data[k] for k in ("backend", "cms", "persistent_chat") if k in data}
+        return Topology(
+            domain,
+            pools,
+            users,
+            dns,
+            resiliency,
+            registrar,
+            profile,
+            ctx.source,
+            description,
+            extra,
+        )
+
+    # -- sections ----------------------------------------------------------------------------
+
+    def resiliency(self) -> ResiliencySettings:
+        ctx = self.ctx
+        table = ctx.table(self.data, "resiliency")
+        defaults = ResiliencySettings()
+        ctx.unknown(table, ResiliencySettings.__dataclass_fields__, "resiliency", None)
+        values = {
+            name: ctx.number(
+                table, name, "resiliency", None, default=getattr(defaults, name), positive=True
+            )
+            for name in ResiliencySettings.__dataclass_fields__
+        }
+        return ResiliencySettings(**values)
+
+    def registrar(self) -> RegistrarSettings:
+        ctx = self.ctx
+        t = ctx.table(self.data, "registrar")
+        d = RegistrarSettings()
+        ctx.unknown(t, RegistrarSettings.__dataclass_fields__, "registrar", None)
+        name = "registrar"
+        unknown_user = ctx.integer(
+            t, "unknown_user", name, None, default=d.unknown_user, low=300, high=699
+        )
+        primary_q = ctx.number(t, "primary_q", name, None, default=d.primary_q, low=0, high=1)
+        backup_q = ctx.number(t, "backup_q", name, None, default=d.backup_q, low=0, high=1)
+        min_expires = ctx.integer(t, "min_expires", name, None, default=d.min_expires, low=1)
+        max_expires = ctx.integer(t, "max_expires", name, None, default=d.max_expires, low=1)
+        if max_expires < min_expires:
+            ctx.fail(name, None, "max_expires", f"at least min_expires ({min_expires})")
+        default_expires = ctx.integer(
+            t, "default_expires", name, None, default=min(d.default_expires, max_expires), low=1
+        )
+        failback_error_id = ctx.integer(
+            t, "failback_error_id", name, None, default=d.failback_error_id, low=0
+        )
+        return RegistrarSettings(
+            unknown_user=unknown_user,
+            redirect_reason=ctx.string(t, "redirect_reason", name, None, default=d.redirect_reason),
+            primary_q=primary_q,
+            backup_q=backup_q,
+            redirect_transport=ctx.string(
+                t,
+                "redirect_transport",
+                name,
+                None,  # type: ignore[arg-type]
+                default=d.redirect_transport,
+                choices=("tls", "tcp", "udp", "same"),
+            ),
+            redirect_host=ctx.string(
+                t,
+                "redirect_host",
+                name,
+                None,  # type: ignore[arg-type]
+                default=d.redirect_host,
+                choices=("fqdn", "address"),
+            ),
+            redirect_expires=ctx.integer(
+                t, "redirect_expires", name, None, default=d.redirect_expires, low=0
+            ),
+            keep_alive_timeout=ctx.integer(
+                t, "keep_alive_timeout", name, None, default=d.keep_alive_timeout, low=1
+            ),
+            min_expires=min_expires,
+            max_expires=max_expires,
+            default_expires=default_expires,
+            require_endpoint_id=ctx.boolean(
+                t, "require_endpoint_id", name, None, d.require_endpoint_id
+            ),
+            before_failover=ctx.string(
+                t,
+                "before_failover",
+                name,
+                None,  # type: ignore[arg-type]
+                default=d.before_failover,
+                choices=("redirect", "service-unavailable", "temporarily-unavailable"),
+            ),
+            retry_after=ctx.integer(t, "retry_after", name, None, default=d.retry_after, low=0),
+            failback=ctx.string(
+                t,
+                "failback",
+                name,
+                None,
+                default=d.failback,  # type: ignore[arg-type]
+                choices=("notify", "redirect-on-refresh", "drop"),
+            ),
+            failback_error_id=failback_error_id,
+        )
+
+    def pools(self) -> tuple[PoolSpec, ...]:
+        ctx = self.ctx
+        tables = ctx.tables(self.data, "pool")
+        if not tables:
+            ctx.fail(None, None, "pool", "at least one [[pool]] table")
+        pools: list[PoolSpec] = []
+        seen: dict[str, int] = {}
+        sockets: dict[tuple[str, str, int], str] = {}
+        for i, t in enumerate(tables):
+            ctx.unknown(t, _POOL_KEYS, "pool", i)
+            fqdn = normalize_name(ctx.string(t, "fqdn", "pool", i, required=True))
+            if not _is_hostname(fqdn) or "." not in fqdn:
+                ctx.fail("pool", i, "fqdn", f"a fully qualified host name, not {fqdn!r}")
+            if fqdn in seen:
+                ctx.fail("pool", i, "fqdn", f"a unique FQDN ({fqdn} is also pool[{seen[fqdn]}])")
+            seen[fqdn] = i
+            role = ctx.string(
+                t, "role", "pool", i, default="frontend", choices=("frontend", "director")
+            )
+            address = self.address(t, "address", "pool", i)
+            site = t.get("site")
+            if site is not None and (not isinstance(site, str) or not site):
+                ctx.fail("pool", i, "site", "a non-empty string")
+            ports = self.ports(t, i)
+            for transport, port in ports.items():
+                if port == 0:
+                    continue
+                # UDP and TCP may share a number; the same transport and port may not.
+                key = (address, "udp" if transport == "udp" else "stream", port)
+                other = sockets.get(key)
+                if other is not None:
+                    ctx.fail(
+                        "pool",
+                        i,
+                        "ports",
+                        f"a free port: {address}:{port} ({transport.upper()}) is also "
+                        f"used by {other}",
+                    )
+                sockets[key] = fqdn
+            backup = t.get("backup")
+            if backup is not None:
+                if not isinstance(backup, str) or not backup:
+                    ctx.fail("pool", i, "backup", "the FQDN of another pool")
+                backup = normalize_name(backup)
+            pools.append(PoolSpec(fqdn, role, address, ports, site, backup))  # type: ignore[arg-type]
+        names = {p.fqdn: p for p in pools}
+        for i, pool in enumerate(pools):
+            if pool.backup is None:
+                continue
+            if pool.is_director:
+                ctx.fail("pool", i, "backup", "no backup on a director (directors home no users)")
+            if pool.backup == pool.fqdn:
+                ctx.fail("pool", i, "backup", "another pool than the pool itself")
+            target = names.get(pool.backup)
+            if target is None:
+                ctx.fail(
+                    "pool",
+                    i,
+                    "backup",
+                    f"the FQDN of another pool (known: {', '.join(names)}), not {pool.backup!r}",
+                )
+            if target.is_director:
+                ctx.fail("pool", i, "backup", f"a front end pool ({target.fqdn} is a director)")
+        return tuple(pools)
+
+    def ports(self, t: Mapping[str, Any], i: int) -> dict[TransportName, int]:
+        ctx = self.ctx
+        raw = t.get("ports")
+        if raw is None:
+            return dict(DEFAULT_PORTS)
+        if not isinstance(raw, dict) or not raw:
+            ctx.fail("pool", i, "ports", "a table such as { udp = 5060, tcp = 5060, tls = 5061 }")
+        ctx.unknown(raw, TRANSPORTS, "pool", i)
+        ports: dict[TransportName, int] = {}
+        for transport in TRANSPORTS:
+            if transport in raw:
+                value = raw[transport]
+                if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+                    ctx.fail("pool", i, f"ports.{transport}", "a port from 0 (ephemeral) to 65535")
+                ports[transport] = value
+        return ports
+
+    def address(self, t: Mapping[str, Any], key: str, table: str | None, i: int | None) -> str:
+        ctx = self.ctx
+        value = ctx.string(t, key, table, i, required=True)
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            ctx.fail(table, i, key, f"an IP address such as 127.0.0.11, not {value!r}")
+
+    def users(self, pools: tuple[PoolSpec, ...], domain: str) -> dict[str, str]:
+        ctx = self.ctx
+        names = {p.fqdn: p for p in pools}
+        users: dict[str, str] = {}
+        for i, t in enumerate(ctx.tables(self.data, "user")):
+            ctx.unknown(t, _USER_KEYS, "user", i)
+            home = normalize_name(ctx.string(t, "pool", "user", i, required=True))
+            pool = names.get(home)
+            if pool is None:
+                ctx.fail(
+                    "user",
+                    i,
+                    "pool",
+                    f"the FQDN of a pool (known: {', '.join(names)}), not {home!r}",
+                )
+            if pool.is_director:
+                ctx.fail("user", i, "pool", f"a front end pool ({home} is a director)")
+            if "uri" in t and "template" in t:
+                ctx.fail("user", i, "template", "either uri or template (with count), not both")
+            if "uri" in t:
+                for key in ("count", "start"):
+                    if key in t:
+                        ctx.fail("user", i, key, "count and start only with template")
+                uris = [
+                    self.user_uri(ctx.string(t, "uri", "user", i, required=True), domain, "uri", i)
+                ]
+            elif "template" in t:
+                template = ctx.string(t, "template", "user", i, required=True)
+                if "{n" not in template:
+                    ctx.fail(
+                        "user",
+                        i,
+                        "template",
+                        'a template with {n} in it, e.g. "user{n:05d}@contoso.test"',
+                    )
+                count = ctx.integer(t, "count", "user", i, low=1, high=MAX_GENERATED_USERS)
+                start = ctx.integer(t, "start", "user", i, default=1, low=0)
+                try:
+                    uris = [
+                        self.user_uri(template.format(n=n), domain, "template", i)
+                        for n in range(start, start + count)
+                    ]
+                except (ValueError, KeyError, IndexError) as exc:
+                    ctx.fail("user", i, "template", f"a Python format with only {{n}} ({exc})")
+            else:
+                ctx.fail("user", i, "uri", "uri (one user) or template and count (many)")
+            for aor in uris:
+                if aor in users:
+                    ctx.fail(
+                        "user",
+                        i,
+                        "uri" if "uri" in t else "template",
+                        f"users homed once ({aor} is already homed on {users[aor]})",
+                    )
+                users[aor] = home
+        return users
+
+    def user_uri(self, value: str, domain: str, key: str, i: int) -> str:
+        uri = value if value.startswith(("sip:", "sips:")) else f"sip:{value}"
+        if "@" not in uri:
+            uri = f"{uri}@{domain}"
+        try:
+            aor = normalize_aor(uri)
+        except SipError:
+            self.ctx.fail("user", i, key, f"a SIP URI such as sip:alice@{domain}, not {value!r}")
+        if "@" not in aor:
+            self.ctx.fail("user", i, key, f"a SIP URI with a user part, not {value!r}")
+        return aor
+
+    def dns(self, domain: str, pools: tuple[PoolSpec, ...]) -> DnsSpec:
+        ctx = self.ctx
+        t = ctx.table(self.data, "dns")
+        ctx.unknown(t, _DNS_KEYS, "dns", None)
+        address = self.address(t, "address", "dns", None) if "address" in t else "127.0.0.10"
+        port = ctx.integer(t, "port", "dns", None, default=5353, low=0, high=65535)
+        zones_raw = t.get("zones", [domain])
+        if (
+            not isinstance(zones_raw, list)
+            or not zones_raw
+            or not all(isinstance(z, str) and _is_hostname(normalize_name(z)) for z in zones_raw)
+        ):
+            ctx.fail("dns", None, "zones", 'a list of zone names, e.g. ["contoso.test"]')
+        zones = tuple(dict.fromkeys(normalize_name(z) for z in zones_raw))
+        ttl = ctx.integer(t, "ttl", "dns", None, default=300, low=0, high=2**31 - 1)
+        pool_records = ctx.boolean(t, "pool_records", "dns", None, True)
+        additional = ctx.boolean(t, "additional", "dns", None, False)
+
+        def in_zone(name: str) -> bool:
+            return any(name == z or name.endswith("." + z) for z in zones)
+
+        if pool_records:
+            for i, pool in enumerate(pools):
+                if not in_zone(pool.fqdn):
+                    ctx.fail(
+                        "pool",
+                        i,
+                        "fqdn",
+                        f"a name inside a zone of the fake DNS ({', '.join(zones)}); add "
+                        f"its zone to dns.zones",
+                    )
+        records: list[DnsRecord] = []
+        pinned: list[bool] = []
+        dns_ctx = ctx.child("dns")
+        for i, srv in enumerate(dns_ctx.tables(t, "srv")):
+            dns_ctx.unknown(srv, _SRV_KEYS, "srv", i)
+            name = normalize_name(dns_ctx.string(srv, "name", "srv", i, required=True))
+            target = normalize_name(dns_ctx.string(srv, "target", "srv", i, required=True))
+            if not in_zone(name):
+                dns_ctx.fail("srv", i, "name", f"a name inside a zone ({', '.join(zones)})")
+            if srv_transport(name) is None:
+                dns_ctx.fail(
+                    "srv",
+                    i,
+                    "name",
+                    "an SRV owner name of the form _service._proto.domain, e.g. "
+                    f"_sipinternaltls._tcp.{domain}",
+                )
+            pool_target = next((p for p in pools if p.fqdn == target), None)
+            port_given = "port" in srv
+            if not port_given and pool_target is None and target != ".":
+                dns_ctx.fail("srv", i, "port", "a port (required when the target is not a pool)")
+            transport = srv_transport(name)
+            if (
+                not port_given
+                and pool_target is not None
+                and transport is not None
+                and pool_target.port(transport) is None
+            ):
+                dns_ctx.fail(
+                    "srv",
+                    i,
+                    "target",
+                    f"a pool serving {transport.upper()} ({target} does not), or give a port",
+                )
+            pool_port = pool_target.port(transport) if pool_target and transport else None
+            srv_port = dns_ctx.integer(
+                srv, "port", "srv", i, default=pool_port or 0, low=0, high=65535
+            )
+            records.append(
+                SrvRecord(
+                    name,
+                    dns_ctx.integer(srv, "priority", "srv", i, default=0, low=0, high=65535),
+                    dns_ctx.integer(srv, "weight", "srv", i, default=0, low=0, high=65535),
+                    srv_port,
+                    target,
+                    dns_ctx.integer(srv, "ttl", "srv", i, default=ttl, low=0, high=2**31 - 1),
+                )
+            )
+            pinned.append(port_given and srv_port != pool_port)
+        for i, a in enumerate(dns_ctx.tables(t, "a")):
+            dns_ctx.unknown(a, _A_KEYS, "a", i)
+            name = normalize_name(dns_ctx.string(a, "name", "a", i, required=True))
+            if not in_zone(name):
+                dns_ctx.fail("a", i, "name", f"a name inside a zone ({', '.join(zones)})")
+            value = dns_ctx.string(a, "address", "a", i, required=True)
+            try:
+                record = AddressRecord(
+                    name, value, dns_ctx.integer(a, "ttl", "a", i, default=ttl, low=0)
+                )
+            except ValueError:
+                dns_ctx.fail("a", i, "address", f"an IPv4 or IPv6 address, not {value!r}")
+            records.append(record)
+            pinned.append(True)
+        return DnsSpec(
+            address, port, zones, tuple(records), tuple(pinned), pool_records, additional, ttl
+        )
+
+
+def records_text(records: Iterable[DnsRecord]) -> list[str]:
+    """Zone-file-like lines, for summaries."""
+    out = []
+    for record in records:
+        if isinstance(record, SrvRecord):
+            out.append(
+                f"{record.name} {record.ttl} SRV {record.priority} {record.weight} "
+                f"{record.port} {record.target}"
+            )
+        else:
+            out.append(f"{record.name} {record.ttl} {record.rtype} {record.address}")
+    return out
