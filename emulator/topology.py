@@ -27,6 +27,7 @@ from emulator.config import ConfigError, TomlContext
 from emulator.net import TRANSPORTS, TransportName
 from emulator.sip.errors import SipError
 from emulator.sip.uri import normalize_aor
+from fakedns.authority import Authority
 from fakedns.records import AddressRecord, DnsRecord, SrvRecord, normalize_name
 
 __all__ = [
@@ -230,6 +231,18 @@ class Topology:
                     record = replace(record, port=port)
             out.append(record)
         return out
+
+    def dns_authority(
+        self, bound: Mapping[tuple[str, TransportName], int], *, trace: bool = True
+    ) -> Authority:
+        """The fake DNS core serving :meth:`dns_records` with the file's DNS settings."""
+        return Authority(
+            self.dns.zones,
+            self.dns_records(bound),
+            default_ttl=self.dns.default_ttl,
+            additional=self.dns.additional,
+            trace=trace,
+        )
 
     def summary(self) -> str:
         return (

@@ -27,8 +27,11 @@ class SrvRecord:
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", normalize_name(self.name))
         object.__setattr__(self, "target", normalize_name(self.target) or ".")
-        for field, value in (("priority", self.priority), ("weight", self.weight),
-                             ("port", self.port)):
+        for field, value in (
+            ("priority", self.priority),
+            ("weight", self.weight),
+            ("port", self.port),
+        ):
             if not 0 <= value <= 65535:
                 raise ValueError(f"SRV {field} must be 0..65535, got {value}")
         if not 0 <= self.ttl <= 2**31 - 1:

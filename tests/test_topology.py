@@ -160,7 +160,8 @@ def error(text: str) -> str:
         ),
         (
             MINIMAL + '[registrar]\nfailback = "teleport"\n',
-            "lab.toml:8: registrar.failback: expected one of 'notify', 'redirect-on-refresh', 'drop'",
+            "lab.toml:8: registrar.failback: expected one of 'notify', 'redirect-on-refresh', "
+            "'drop'",
         ),
         (
             MINIMAL + '[[user]]\nuri = "sip:a@contoso.test"\npool = "fe2.contoso.test"\n',

@@ -31,6 +31,8 @@ class Exchanged:
     pool: str
     flow: Flow
     summary: str
+    heartbeat: bool = False
+    """An OPTIONS heartbeat from another pool of the deployment (logged only when verbose)."""
 
 
 @dataclass(frozen=True, slots=True)

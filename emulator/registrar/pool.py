@@ -130,6 +130,9 @@ class Pool:
         self.rng = rng
         self.trace = trace
         self._me = endpoints[spec.fqdn]
+        self._peer_addresses = frozenset(
+            ep.address for name, ep in endpoints.items() if name != spec.fqdn
+        )
         self._actions: list[Send | CloseFlow] = []
         self._events: list[PoolEvent] = []
         self._bindings = BindingStore()
@@ -257,7 +260,11 @@ class Pool:
         if self.trace:
             self._events.append(
                 Exchanged(
-                    now, self.fqdn, flow, _summary(message, response, self._aor_quiet(message))
+                    now,
+                    self.fqdn,
+                    flow,
+                    _summary(message, response, self._aor_quiet(message)),
+                    message.method == "OPTIONS" and flow.remote[0] in self._peer_addresses,
                 )
             )
 

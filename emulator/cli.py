@@ -1,0 +1,278 @@
+"""The ``sipemu`` command.
+
+Each command group is a ``register(subparsers)`` function that adds its parser(s) and sets
+``handler`` (``Callable[[argparse.Namespace], int]``) as a default; adding a command is one
+function and one line in :data:`COMMANDS`.
+
+User mistakes (a bad topology file, a port in use, an address this machine does not have) are
+printed as one sentence on stderr with exit status 2 (1 for ``topology check``, whose whole job
+is to judge the file); a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from emulator.live.deployment import Deployment
+    from emulator.topology import Topology
+
+    SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+EXIT_USER_ERROR = 2
+EXIT_INVALID = 1
+
+
+class UserError(Exception):
+    """A mistake of the user's, reported as one sentence (no traceback)."""
+
+
+# -- sipemu up -------------------------------------------------------------------------------
+
+
+def register_up(subparsers: SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="run every pool of a topology and its fake DNS on real sockets",
+        description=(
+            "Bind every pool (UDP/TCP/TLS) and the fake DNS, print the endpoints, then log one "
+            "line per SIP and DNS exchange until Ctrl-C or SIGTERM. Port 0 in the topology "
+            "means an ephemeral port (the DNS SRV records name the bound ports)."
+        ),
+    )
+    parser.add_argument(
+        "topology", nargs="?", help="topology file (TOML); default: the embedded topology"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no line per exchange")
+    parser.add_argument(
+        "--verbose", action="store_true", help="also log the heartbeats between pools"
+    )
+    parser.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="allow addresses outside 127.0.0.0/8 and ::1",
+    )
+    parser.add_argument(
+        "--ca-dir", metavar="DIR", help="write the CA certificate here (default: a temp dir)"
+    )
+    parser.add_argument(
+        "--seed", type=int, help="run seed (Call-IDs, tags, branches); default: random"
+    )
+    parser.set_defaults(handler=_up)
+
+
+def _up(args: argparse.Namespace) -> int:
+    topology = _load(args.topology)
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:  # uvloop is optional (not on Windows): the default loop works too
+        pass
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # One line per exchange must reach a pipe (tee, a test) as it happens.
+        sys.stdout.reconfigure(line_buffering=True)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_serve(topology, args, sys.stdout))
+
+
+async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> int:
+    from emulator.live.deployment import Deployment
+
+    def log(line: str) -> None:
+        out.write(line + "\n")
+
+    deployment = Deployment(
+        topology,
+        log=log,
+        ca_dir=args.ca_dir,
+        allow_non_loopback=args.allow_non_loopback,
+        seed=args.seed,
+        quiet=args.quiet,
+        verbose=args.verbose,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = [signal.SIGINT, signal.SIGTERM]
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await deployment.start()
+        _print_endpoints(deployment, out)
+        out.write("sipemu: up; Ctrl-C or SIGTERM stops it\n")
+        out.flush()
+        await stop.wait()
+        out.write("sipemu: stopping\n")
+    finally:
+        await deployment.stop()
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    out.write("sipemu: stopped\n")
+    out.flush()
+    return 0
+
+
+def _print_endpoints(deployment: Deployment, out: TextIO) -> None:
+    topology = deployment.topology
+    rows = [
+        (row.name, row.role, row.transport.upper(), f"{row.address}:{row.port}")
+        for row in deployment.endpoints()
+    ]
+    out.write(f"topology {topology.source} (domain {topology.domain})\n")
+    _table(("NAME", "ROLE", "TRANSPORT", "ADDRESS"), rows, out)
+    out.write(f"CA certificate: {deployment.ca_path}\n")
+    out.write(f"seed: {deployment.seed}\n")
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], out: TextIO) -> None:
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    for row in [head, *rows]:
+        out.write("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+
+
+# -- sipemu topology -------------------------------------------------------------------------
+
+
+def register_topology(subparsers: SubParsers) -> None:
+    parser = subparsers.add_parser("topology", help="show or check a topology file")
+    commands = parser.add_subparsers(dest="topology_command", metavar="ACTION", required=True)
+    show = commands.add_parser(
+        "show", help="print the default topology (TOML), or a summary of FILE"
+    )
+    show.add_argument("file", nargs="?", help="topology file to summarise")
+    show.set_defaults(handler=_topology_show)
+    check = commands.add_parser("check", help="validate FILE (exit 1 with the reason if bad)")
+    check.add_argument("file", help="topology file")
+    check.set_defaults(handler=_topology_check)
+
+
+def _topology_show(args: argparse.Namespace) -> int:
+    if args.file is None:
+        sys.stdout.write(_default_topology_text())
+        return 0
+    _summarise(_load(args.file), sys.stdout)
+    return 0
+
+
+def _topology_check(args: argparse.Namespace) -> int:
+    from emulator.topology import TopologyError, load_topology
+
+    try:
+        topology = load_topology(args.file)
+    except (TopologyError, OSError) as exc:
+        print(f"sipemu: {_sentence(exc)}", file=sys.stderr)
+        return EXIT_INVALID
+    print(
+        f"{args.file}: ok ({len(topology.pools)} pools, {len(topology.users)} users, "
+        f"domain {topology.domain})"
+    )
+    return 0
+
+
+def _default_topology_text() -> str:
+    from importlib import resources
+
+    return resources.files("emulator").joinpath("data/default.toml").read_text(encoding="utf-8")
+
+
+def _summarise(topology: Topology, out: TextIO) -> None:
+    out.write(f"topology {topology.source}\n")
+    out.write(f"domain: {topology.domain}\n")
+    resiliency = topology.resiliency
+    out.write(
+        "resiliency: failover after "
+        f"{resiliency.failover_detection_interval:g} s, failback after "
+        f"{resiliency.failback_detection_interval:g} s, heartbeat every "
+        f"{resiliency.heartbeat_interval:g} s\n"
+    )
+    rows = []
+    for pool in topology.pools:
+        ports = ", ".join(f"{t.upper()} {pool.port(t)}" for t in pool.transports)
+        rows.append(
+            (pool.fqdn, pool.role, pool.site or "-", pool.address, ports, pool.backup or "-")
+        )
+    _table(("POOL", "ROLE", "SITE", "ADDRESS", "PORTS", "BACKUP"), rows, out)
+    homes: dict[str, int] = {}
+    for home in topology.users.values():
+        homes[home] = homes.get(home, 0) + 1
+    per_pool = ", ".join(f"{pool}: {count}" for pool, count in sorted(homes.items()))
+    out.write(f"users: {len(topology.users)} ({per_pool or 'none'})\n")
+    dns = topology.dns
+    out.write(f"dns: {dns.address}:{dns.port}, zones {', '.join(dns.zones) or '-'}\n")
+
+
+# -- common ----------------------------------------------------------------------------------
+
+COMMANDS: list[Callable[[SubParsers], None]] = [
+    register_up,
+    register_topology,
+]
+"""One ``register(subparsers)`` per command group; append to add a command."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sipemu",
+        description="Emulator of a Lync / Skype for Business SIP registrar deployment.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def _load(path: str | None) -> Topology:
+    from emulator.topology import default_topology, load_topology
+
+    if path is None:
+        return default_topology()
+    return load_topology(Path(path))
+
+
+def _sentence(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    return str(exc)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from emulator.live.deployment import DeploymentError
+    from emulator.live.transports import BindError
+    from emulator.topology import TopologyError
+
+    return (UserError, TopologyError, DeploymentError, BindError, OSError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sipemu`` script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:  # Ctrl-C before the loop installed its handler
+        return 130
+    except Exception as exc:
+        if isinstance(exc, _user_errors()):
+            print(f"sipemu: {_sentence(exc)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

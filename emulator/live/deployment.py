@@ -1,0 +1,402 @@
+"""A live deployment: every pool of a topology on real sockets, plus the fake DNS (asyncio).
+
+Start-up order matters: the pool cores must know every pool's *bound* ports (ports may be 0 =
+ephemeral in the topology), and the DNS records name them too.  So :meth:`Deployment.start`
+
+1. refuses non-loopback addresses unless allowed (before binding anything),
+2. makes the CA and the per-pool certificates,
+3. binds every pool's UDP/TCP/TLS sockets (no core attached yet: early input is dropped),
+4. builds the DNS :class:`~fakedns.authority.Authority` from ``topology.dns_records(bound)``
+   and starts the DNS server,
+5. builds one :class:`~emulator.registrar.pool.Pool` core per pool with the real endpoints,
+   attaches it to its driver and starts it (heartbeats begin).
+
+Randomness: one run seed (printed by ``sipemu up``); pool ``fqdn`` gets
+``random.Random(f"{seed}:{fqdn}:{generation}")`` where ``generation`` counts restarts, so a run
+is reproducible and does not depend on the order pools are listed or restarted in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from emulator.live.tls import TlsMaterial
+from emulator.live.transports import BindError, CoreDriver, describe_os_error
+from emulator.net import Address, TransportName
+from emulator.registrar import events as ev
+from emulator.registrar.pool import Binding, Pool, PoolEndpoints, PoolStatus
+
+if TYPE_CHECKING:
+    from emulator.topology import PoolSpec, Topology
+    from fakedns.authority import Authority
+    from fakedns.server import DnsServer
+
+__all__ = ["Deployment", "DeploymentError", "EndpointRow"]
+
+Log = Callable[[str], None]
+
+
+class DeploymentError(Exception):
+    """The deployment cannot do what was asked; ``str()`` is a sentence for the user."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointRow:
+    """One listening endpoint, as printed by ``sipemu up``."""
+
+    name: str
+    role: str
+    """``frontend`` | ``director`` | ``dns``."""
+    transport: str
+    address: str
+    port: int
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%H:%M:%S.%f")[:-3]
+
+
+class Deployment:
+    """Every pool of ``topology`` and its fake DNS, served on real sockets.
+
+    ``log`` receives one line per SIP exchange (unless ``quiet``; heartbeats between pools
+    only when ``verbose``), per DNS query (unless ``quiet``), per malformed message and per
+    notable pool event (heartbeat lost, failover, failback...).  ``ca_dir``: where the CA PEM
+    goes (default: a fresh temporary directory, removed on stop).  ``seed``: the run seed (default: a random one, see :attr:`seed`).
+
+    All methods must be called from the event loop's thread; see
+    :class:`emulator.testing.RunningDeployment` for a thread-safe, synchronous wrapper.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        log: Log | None = None,
+        ca_dir: str | Path | None = None,
+        allow_non_loopback: bool = False,
+        seed: int | None = None,
+        quiet: bool = False,
+        verbose: bool = False,
+        debug: Log | None = None,
+    ) -> None:
+        self.topology = topology
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
+        self.quiet = quiet
+        self.verbose = verbose
+        self._log = log
+        self._debug = debug
+        self._ca_dir = ca_dir
+        self._allow_non_loopback = allow_non_loopback
+        self._tls: TlsMaterial | None = None
+        self._drivers: dict[str, CoreDriver] = {}
+        self._pools: dict[str, Pool] = {}
+        self._generation: dict[str, int] = {}
+        self._endpoints: dict[str, PoolEndpoints] = {}
+        self._authority: Authority | None = None
+        self._dns_server: DnsServer | None = None
+        self._state = "new"  # new -> starting -> running -> stopped
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind everything and start the pools.  Raises :class:`DeploymentError` (a sentence)."""
+        if self._state != "new":
+            raise DeploymentError("a Deployment can be started only once")
+        self._check_addresses()
+        self._state = "starting"
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+        self._state = "running"
+
+    async def _start(self) -> None:
+        from fakedns.server import DnsServer
+
+        topology = self.topology
+        self._tls = TlsMaterial(self._ca_dir)
+        for spec in topology.pools:
+            driver = self._new_driver(spec)
+            self._drivers[spec.fqdn] = driver
+            try:
+                await driver.open()
+            except BindError as exc:
+                raise DeploymentError(str(exc)) from None
+        self._endpoints = {
+            fqdn: PoolEndpoints(fqdn, driver.address, dict(driver.bound))
+            for fqdn, driver in self._drivers.items()
+        }
+        bound: dict[tuple[str, TransportName], int] = {
+            (fqdn, transport): port
+            for fqdn, driver in self._drivers.items()
+            for transport, port in driver.bound.items()
+        }
+        dns = topology.dns
+        self._authority = topology.dns_authority(bound, trace=not self.quiet)
+        dns_log = None if self.quiet or self._log is None else self._dns_line
+        self._dns_server = DnsServer(self._authority, dns.address, dns.port, log=dns_log)
+        try:
+            await self._dns_server.start()
+        except OSError as exc:
+            raise DeploymentError(
+                f"cannot start the fake DNS on {dns.address}:{dns.port} (UDP and TCP): "
+                f"{describe_os_error(exc)}"
+            ) from None
+        for spec in topology.pools:
+            self._start_core(spec)
+
+    def _new_driver(self, spec: PoolSpec) -> CoreDriver:
+        ports: dict[TransportName, int] = {}
+        for transport in spec.transports:
+            port = spec.port(transport)
+            if port is not None:
+                ports[transport] = port
+        assert self._tls is not None
+        return CoreDriver(
+            spec.fqdn,
+            spec.address,
+            ports,
+            server_ssl=self._tls.server_context(spec.fqdn, spec.address)
+            if "tls" in ports
+            else None,
+            client_ssl=self._tls.client_context(),
+            on_events=partial(self._pool_events, spec.fqdn),
+            debug=self._debug,
+        )
+
+    def _start_core(self, spec: PoolSpec) -> None:
+        fqdn = spec.fqdn
+        driver = self._drivers[fqdn]
+        generation = self._generation.get(fqdn, 0)
+        self._generation[fqdn] = generation + 1
+        rng = random.Random(f"{self.seed}:{fqdn}:{generation}")
+        now = asyncio.get_running_loop().time()
+        # Exchanged events cost a summary string per request: only made when someone reads them.
+        trace = self._log is not None and not self.quiet
+        pool = Pool(spec, self.topology, self._endpoints, rng, now=now, trace=trace)
+        self._pools[fqdn] = pool
+        driver.attach(pool)
+        pool.start(now)
+        driver.poke()
+
+    async def stop(self) -> None:
+        """Close every socket (idempotent).  The CA's temporary directory is removed."""
+        if self._state == "stopped":
+            return
+        self._state = "stopped"
+        if self._dns_server is not None:
+            server, self._dns_server = self._dns_server, None
+            await server.stop()
+        drivers = list(self._drivers.values())
+        for driver in drivers:
+            await driver.close()
+        self._pools.clear()
+        if self._tls is not None:
+            self._tls.cleanup()
+
+    async def __aenter__(self) -> Deployment:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    def _check_addresses(self) -> None:
+        if self._allow_non_loopback:
+            return
+        addresses = sorted(set(self.topology.non_loopback_addresses()))
+        if addresses:
+            listed = ", ".join(addresses)
+            verb = (
+                "is not a loopback address"
+                if len(addresses) == 1
+                else ("are not loopback addresses")
+            )
+            raise DeploymentError(
+                f"{self.topology.source}: {listed} {verb}; sipemu binds only 127.0.0.0/8 and "
+                "::1 unless told otherwise (--allow-non-loopback, or allow_non_loopback=True)"
+            )
+
+    # -- faults ------------------------------------------------------------------------------
+
+    async def stop_pool(self, fqdn: str) -> None:
+        """Stop the pool's process: sockets closed, so peers are refused; bindings are lost."""
+        name = self._name(fqdn)
+        driver = self._drivers[name]
+        if not driver.is_open:
+            return
+        await driver.close()
+        self._pools.pop(name, None)
+        self._notice(name, "pool stopped (sockets closed: connections are refused)")
+
+    async def start_pool(self, fqdn: str) -> None:
+        """Start a stopped pool on the same ports with a FRESH core (a new process)."""
+        name = self._name(fqdn)
+        driver = self._drivers[name]
+        if driver.is_open:
+            return
+        try:
+            await driver.open()
+        except BindError as exc:
+            raise DeploymentError(str(exc)) from None
+        self._start_core(self.topology.pool(name))
+        self._notice(name, "pool started (fresh process: no bindings)")
+
+    async def disable_nic(self, fqdn: str) -> None:
+        """Make the pool's host silent (see docs/live.md for what that means per transport)."""
+        name = self._name(fqdn)
+        self._drivers[name].disable_nic()
+        self._notice(name, "network interface disabled (silent)")
+
+    async def enable_nic(self, fqdn: str) -> None:
+        name = self._name(fqdn)
+        self._drivers[name].enable_nic()
+        self._notice(name, "network interface enabled")
+
+    # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def dns(self) -> Authority:
+        """The fake DNS authority: edit records and set faults on it (from the loop's thread)."""
+        if self._authority is None:
+            raise DeploymentError("the deployment is not started")
+        return self._authority
+
+    @property
+    def dns_address(self) -> Address:
+        if self._dns_server is None:
+            raise DeploymentError("the deployment is not started")
+        host, port = self._dns_server.address[:2]
+        return (str(host), int(port))
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA certificate (PEM) that signed every pool's TLS certificate."""
+        if self._tls is None:
+            raise DeploymentError("the deployment is not started")
+        return self._tls.ca_path
+
+    @property
+    def pool_names(self) -> list[str]:
+        return [spec.fqdn for spec in self.topology.pools]
+
+    def is_running(self, fqdn: str) -> bool:
+        """False while the pool is stopped (:meth:`stop_pool`)."""
+        return self._drivers[self._name(fqdn)].is_open
+
+    def nic_enabled(self, fqdn: str) -> bool:
+        return self._drivers[self._name(fqdn)].nic_enabled
+
+    def bindings(self, fqdn: str | None = None) -> list[Binding]:
+        """Current bindings of one pool, or of every running pool (copies)."""
+        names = [self._name(fqdn)] if fqdn is not None else list(self._pools)
+        out: list[Binding] = []
+        for name in names:
+            pool = self._pools.get(name)
+            if pool is not None:
+                out.extend(copy.copy(b) for b in pool.bindings())
+        return out
+
+    def pool_status(self, fqdn: str) -> PoolStatus:
+        """The pool's view of its monitored peers.  Raises DeploymentError if it is stopped."""
+        name = self._name(fqdn)
+        pool = self._pools.get(name)
+        if pool is None:
+            raise DeploymentError(f"pool {name} is stopped")
+        return pool.status()
+
+    def pool(self, fqdn: str) -> Pool | None:
+        """The running core of a pool (None while stopped): for inspection from the loop."""
+        return self._pools.get(self._name(fqdn))
+
+    def pool_address(self, fqdn: str, transport: TransportName = "udp") -> Address:
+        name = self._name(fqdn)
+        endpoints = self._endpoints.get(name)
+        port = endpoints.port(transport) if endpoints is not None else None
+        if endpoints is None or port is None:
+            served = ", ".join(self._drivers[name].ports) or "nothing"
+            raise ValueError(f"pool {name} does not serve {transport} (it serves {served})")
+        return (endpoints.address, port)
+
+    def endpoints(self) -> list[EndpointRow]:
+        """Every listening endpoint: the pools' then the fake DNS's."""
+        rows: list[EndpointRow] = []
+        for spec in self.topology.pools:
+            driver = self._drivers.get(spec.fqdn)
+            ports = driver.bound if driver is not None else {}
+            for transport, port in ports.items():
+                rows.append(EndpointRow(spec.fqdn, spec.role, transport, spec.address, port))
+        if self._dns_server is not None:
+            host, port = self.dns_address
+            rows.append(EndpointRow("dns", "dns", "udp", host, port))
+            rows.append(EndpointRow("dns", "dns", "tcp", host, port))
+        return rows
+
+    def _name(self, fqdn: str) -> str:
+        name = fqdn.strip().rstrip(".").lower()
+        if name not in self._drivers:
+            known = ", ".join(spec.fqdn for spec in self.topology.pools)
+            raise ValueError(f"no pool named {fqdn!r} (pools: {known})")
+        return name
+
+    # -- logging -----------------------------------------------------------------------------
+
+    def _notice(self, who: str, text: str) -> None:
+        if self._log is not None:
+            self._log(f"{_stamp()} {who} {text}")
+
+    def _dns_line(self, text: str) -> None:
+        if self._log is not None:
+            self._log(f"{_stamp()} dns {text}")
+
+    def _pool_events(self, fqdn: str, events: Sequence[object]) -> None:
+        log = self._log
+        if log is None:
+            return
+        for event in events:
+            line = _event_line(event, self.quiet, self.verbose)
+            if line is not None:
+                log(f"{_stamp()} {fqdn} {line}")
+
+
+def _event_line(event: object, quiet: bool, verbose: bool) -> str | None:
+    """One log line for a pool event, or None for events not worth a line."""
+    if isinstance(event, ev.Exchanged):
+        if quiet or (event.heartbeat and not verbose):
+            return None
+        remote = event.flow.remote
+        return f"{event.flow.transport.upper()} {remote[0]}:{remote[1]} {event.summary}"
+    if isinstance(event, ev.BadMessage):
+        remote = event.flow.remote
+        answer = f"answered {event.status}" if event.status else "dropped"
+        return (
+            f"{event.flow.transport.upper()} {remote[0]}:{remote[1]} bad message ({answer}): "
+            f"{event.error}"
+        )
+    if isinstance(event, ev.PeerHeartbeatLost):
+        return f"heartbeat lost: {event.peer} (last answer {event.now - event.last_seen:.1f} s ago)"
+    if isinstance(event, ev.PeerHeartbeatRestored):
+        return f"heartbeat restored: {event.peer}"
+    if isinstance(event, ev.FailedOver):
+        return f"FAILED OVER: now serving the users of {event.peer} (resiliency mode)"
+    if isinstance(event, ev.FailbackStarted):
+        return f"failback started: sending the users of {event.peer} home"
+    if isinstance(event, ev.FailedBack):
+        return f"FAILED BACK to {event.peer}"
+    if isinstance(event, ev.ClientSentHome):
+        return f"sent {event.aor} home to {event.home} ({event.how})"
+    return None

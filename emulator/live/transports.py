@@ -1,0 +1,584 @@
+"""asyncio drivers that put ONE sans-IO core on real sockets: UDP, TCP and TLS.
+
+The driver is thin (house style, principles 1-2): it never looks inside a SIP message.  After
+every input (a datagram, a framed stream message, a connection failure, a timer) it
+
+1. hands the input to the core with ``now = loop.time()``,
+2. drains ``core.actions()`` and puts each :class:`~emulator.net.Send` on its flow (opening a
+   TCP/TLS connection when the flow has none) or closes the flow (:class:`CloseFlow`),
+3. drains ``core.events()`` to the ``on_events`` callback,
+4. re-arms ONE ``loop.call_at`` on ``core.next_deadline()`` (aioquic's ``transmit()``).
+
+Stream framing (RFC 3261 §18.3) and CRLF keep-alive answers (RFC 5626 §3.5.1) are done here with
+:class:`~emulator.sip.framing.StreamFramer`, because they are properties of the byte stream, not
+of SIP processing.
+
+Two fault modes are provided (see docs/live.md for what they can and cannot emulate):
+
+* NIC disabled (:meth:`CoreDriver.disable_nic`): silent.  Datagrams to and from the host vanish;
+  established connections stop being read and what the core writes on them is held (TCP would
+  retransmit it) until the NIC is enabled again; new connections are still accepted by the
+  kernel but never read; no new outbound connection is attempted (the SYN is "lost").
+* Stopped (:meth:`CoreDriver.close`): every socket is closed, so the kernel refuses (ICMP port
+  unreachable for UDP, RST for TCP).  :meth:`CoreDriver.open` binds the same ports again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import socket
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, cast
+
+from emulator.net import Address, CloseFlow, Flow, Send, TransportName
+from emulator.sip.errors import SipError
+from emulator.sip.framing import PONG, KeepAlivePing, StreamFramer
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "SOCKET_BUFFER",
+    "BindError",
+    "Core",
+    "CoreDriver",
+    "describe_os_error",
+]
+
+SOCKET_BUFFER = 4 * 1024 * 1024
+"""SO_RCVBUF / SO_SNDBUF asked for on UDP sockets: a 10,000 REGISTER/s burst must not overflow
+the kernel queue while the loop is busy (Linux caps it at net.core.rmem_max unless root)."""
+
+CONNECT_TIMEOUT = 32.0
+"""Outbound TCP/TLS connect timeout (s): 64*T1, Timer F, so a flow to a host whose SYNs vanish
+fails no later than the transaction that wanted it (RFC 3261 §17.1.2.2)."""
+
+LISTEN_BACKLOG = 1024
+"""Kernel accept queue of TCP/TLS listeners: thousands of clients may connect at once."""
+
+MAX_HELD_WRITES = 1000
+"""Messages held per connection while the NIC is disabled (beyond that they are dropped, as a
+real TCP stack would eventually give up)."""
+
+_FLOW_CACHE = 200_000
+"""UDP flows remembered per socket, so the hot path does not build a Flow per datagram."""
+
+
+class Core(Protocol):
+    """The driving contract of every sans-IO core (see :mod:`emulator.net`)."""
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None: ...
+
+    def flow_failed(self, flow: Flow, now: float) -> None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def actions(self) -> list[Send | CloseFlow]: ...
+
+    def events(self) -> Sequence[object]: ...
+
+
+class BindError(Exception):
+    """A listening socket could not be bound; ``str()`` is a sentence naming who, where, why."""
+
+    def __init__(
+        self, name: str, address: str, port: int, transport: TransportName, cause: OSError
+    ) -> None:
+        self.name = name
+        self.address = address
+        self.port = port
+        self.transport = transport
+        self.errno = cause.errno
+        super().__init__(
+            f"cannot listen on {address}:{port} ({transport.upper()}) for {name}: "
+            f"{describe_os_error(cause)}"
+        )
+
+
+def describe_os_error(exc: OSError) -> str:
+    """The end of a sentence saying why a bind failed, in words a user can act on."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the port is already in use (is another sipemu or SIP server running?)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "the address is not assigned to any interface of this machine"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges)"
+    return exc.strerror or str(exc)
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    def __init__(self, driver: CoreDriver) -> None:
+        self._driver = driver
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._driver._datagram(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # Linux reports ICMP errors on unconnected UDP sockets only with IP_RECVERR, and then
+        # without the offending address: nothing the core could use.  Heartbeat and
+        # transaction timers detect a dead UDP peer instead.
+        self._driver._debug(f"udp error: {exc}")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _Stream(asyncio.Protocol):
+    """One TCP or TLS connection, inbound (accepted) or outbound (opened for a Send)."""
+
+    def __init__(
+        self, driver: CoreDriver, transport_name: TransportName, flow: Flow | None
+    ) -> None:
+        self.driver = driver
+        self.transport_name = transport_name
+        # Outbound: the flow the core named (its local port is the listening one, the real
+        # socket's is ephemeral: the core never needs to know).  Inbound: set on accept.
+        self.flow = flow
+        self.transport: asyncio.Transport | None = None
+        self.framer = StreamFramer()
+        self.held: list[bytes] = []
+        self.reading = True
+        self.closed_here = False
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but have its interface.
+        self.transport = cast(asyncio.Transport, transport)
+        if self.flow is None:
+            local = transport.get_extra_info("sockname")
+            peer = transport.get_extra_info("peername")
+            self.flow = Flow(self.transport_name, (local[0], local[1]), (peer[0], peer[1]))
+            self.driver._accepted(self)
+        if self.driver.nic_enabled:
+            self.release()
+        else:
+            self.pause()
+
+    def data_received(self, data: bytes) -> None:
+        self.driver._stream_data(self, data)
+
+    def eof_received(self) -> bool | None:
+        return None  # the peer closed its side: close ours (SIP has no half-close use)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.driver._stream_lost(self)
+
+    # -- driver side -------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or not self.driver.nic_enabled:
+            if len(self.held) < MAX_HELD_WRITES:
+                self.held.append(data)
+            return
+        transport.write(data)
+
+    def pause(self) -> None:
+        if self.transport is not None and self.reading and not self.transport.is_closing():
+            self.transport.pause_reading()
+            self.reading = False
+
+    def release(self) -> None:
+        """Resume reading and write what was held while connecting or while the NIC was down."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not self.reading:
+            transport.resume_reading()
+            self.reading = True
+        if self.held:
+            held, self.held = self.held, []
+            transport.writelines(held)
+
+    def close(self, *, abort: bool = False) -> None:
+        self.closed_here = True
+        if self.transport is not None:
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()  # after the buffered data (a 400, say) is written
+
+
+def _family(address: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
+class CoreDriver:
+    """Puts one core on a host's sockets: one UDP socket, one TCP and one TLS listener.
+
+    ``ports`` maps each transport to serve to its port (0: ephemeral).  After :meth:`open`,
+    :attr:`bound` holds the ports actually bound, and a later :meth:`open` (after
+    :meth:`close`) binds those same ports again.  The core is attached after binding
+    (:meth:`attach`), because a pool core must know every pool's real ports.
+
+    ``on_events`` receives each non-empty batch of ``core.events()``.  ``debug`` receives one
+    line per datagram, connection and socket error; it is off on the hot path unless given.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        address: str,
+        ports: Mapping[TransportName, int],
+        *,
+        server_ssl: ssl.SSLContext | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        on_events: Callable[[Sequence[object]], None] | None = None,
+        debug: Callable[[str], None] | None = None,
+    ) -> None:
+        if "tls" in ports and server_ssl is None:
+            raise ValueError(f"{name}: a TLS port needs a server SSL context")
+        self.name = name
+        self.address = address
+        self.ports: dict[TransportName, int] = dict(ports)
+        self.bound: dict[TransportName, int] = {}
+        self.nic_enabled = True
+        self.dropped = 0
+        """Datagrams dropped in or out because the NIC was disabled (or no core attached)."""
+        self._server_ssl = server_ssl
+        self._client_ssl = client_ssl
+        self._on_events = on_events
+        self._debug_log = debug
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._core: Core | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._udp_protocol: _DatagramProtocol | None = None
+        self._udp_local: Address = (address, 0)
+        self._udp_flows: dict[Any, Flow] = {}
+        self._servers: list[asyncio.AbstractServer] = []
+        self._streams: dict[Flow, _Stream] = {}
+        self._connects: set[asyncio.Task[None]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._loop is not None
+
+    @property
+    def core(self) -> Core | None:
+        return self._core
+
+    async def open(self) -> dict[TransportName, int]:
+        """Bind every transport; returns the bound ports.  Raises :class:`BindError`."""
+        if self._loop is not None:
+            return dict(self.bound)
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        try:
+            for transport, port in self.ports.items():
+                if transport == "udp":
+                    self.bound["udp"] = await self._open_udp(loop, port)
+                else:
+                    self.bound[transport] = await self._open_stream_server(loop, transport, port)
+        except BaseException:
+            await self.close()
+            raise
+        self.ports = dict(self.bound)  # a restart binds the same ports (SO_REUSEADDR)
+        return dict(self.bound)
+
+    async def _open_udp(self, loop: asyncio.AbstractEventLoop, port: int) -> int:
+        sock = socket.socket(_family(self.address), socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            _set_buffer(sock, socket.SO_RCVBUF, getattr(socket, "SO_RCVBUFFORCE", None))
+            _set_buffer(sock, socket.SO_SNDBUF, getattr(socket, "SO_SNDBUFFORCE", None))
+            sock.bind((self.address, port))
+        except OSError as exc:
+            sock.close()
+            raise BindError(self.name, self.address, port, "udp", exc) from None
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: _DatagramProtocol(self), sock=sock
+        )
+        self._udp = transport
+        self._udp_protocol = protocol
+        bound = int(sock.getsockname()[1])
+        self._udp_local = (self.address, bound)
+        return bound
+
+    async def _open_stream_server(
+        self, loop: asyncio.AbstractEventLoop, transport: TransportName, port: int
+    ) -> int:
+        sock = socket.socket(_family(self.address), socket.SOCK_STREAM)
+        try:
+            # A restarted pool must get its port back although old connections linger in
+            # TIME_WAIT (what a restarted Windows service does too).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.address, port))
+        except OSError as exc:
+            sock.close()
+            raise BindError(self.name, self.address, port, transport, exc) from None
+        bound = int(sock.getsockname()[1])
+        server = await loop.create_server(
+            lambda: _Stream(self, transport, None),
+            sock=sock,
+            backlog=LISTEN_BACKLOG,
+            ssl=self._server_ssl if transport == "tls" else None,
+        )
+        self._servers.append(server)
+        return bound
+
+    def attach(self, core: Core) -> None:
+        """Connect ``core``; it receives from now on.  Arms its timer."""
+        self._core = core
+        self._udp_flows.clear()
+        self.poke()
+
+    def poke(self) -> None:
+        """Flush after a command was given to the core outside an input (e.g. ``start(now)``)."""
+        if self._core is not None and self._loop is not None:
+            self._flush(self._core)
+
+    async def close(self) -> None:
+        """Close every socket and connection (a stopped process); the core is detached."""
+        loop = self._loop
+        self._core = None
+        self._cancel_timer()
+        for task in self._connects:
+            task.cancel()
+        self._connects.clear()
+        for stream in list(self._streams.values()):
+            # A killed process: no graceful SIP goodbye, the kernel sends FIN (RST if unread
+            # data is pending).
+            stream.close(abort=True)
+        self._streams.clear()
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
+        for server in servers:
+            await asyncio.wait_for(server.wait_closed(), 5.0)
+        if self._udp is not None and self._udp_protocol is not None:
+            self._udp.close()
+            # Wait for the socket to be really closed, so the same port can be bound again.
+            await asyncio.wait_for(asyncio.shield(self._udp_protocol.closed), 5.0)
+        self._udp = None
+        self._udp_protocol = None
+        self._udp_flows.clear()
+        if loop is not None:
+            self._loop = None
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def disable_nic(self) -> None:
+        """Silent host: see the module docstring for what that means per transport."""
+        self.nic_enabled = False
+        for stream in self._streams.values():
+            stream.pause()
+
+    def enable_nic(self) -> None:
+        self.nic_enabled = True
+        for stream in list(self._streams.values()):
+            stream.release()
+
+    # -- inputs ------------------------------------------------------------------------------
+
+    def _datagram(self, data: bytes, addr: Any) -> None:
+        # The hot path: keep it to a few attribute loads and one call into the core.
+        core = self._core
+        if core is None or not self.nic_enabled:
+            self.dropped += 1
+            if self._debug_log is not None:
+                self._debug(f"dropped udp from {addr[0]}:{addr[1]} (NIC disabled or no core)")
+            return
+        flow = self._udp_flows.get(addr)
+        if flow is None:
+            flow = Flow("udp", self._udp_local, (addr[0], addr[1]))
+            if len(self._udp_flows) < _FLOW_CACHE:
+                self._udp_flows[addr] = flow
+        if self._debug_log is not None:
+            self._debug(f"<- udp {addr[0]}:{addr[1]} {len(data)} bytes")
+        assert self._loop is not None
+        core.receive(data, flow, self._loop.time())
+        self._flush(core)
+
+    def _accepted(self, stream: _Stream) -> None:
+        assert stream.flow is not None
+        self._streams[stream.flow] = stream
+        if self._debug_log is not None:
+            self._debug(f"accepted {stream.flow.transport} from {stream.flow.remote}")
+
+    def _stream_data(self, stream: _Stream, data: bytes) -> None:
+        core = self._core
+        flow = stream.flow
+        if core is None or flow is None or self._loop is None:
+            return  # not attached yet (the pool is being built): as if never read
+        try:
+            items = stream.framer.feed(data)
+        except SipError as exc:
+            # Framing is lost (no Content-Length, too large): the core gets the unframed bytes
+            # so that it can answer 400/413 if a Via and CSeq can be read (RFC 3261 §8.2; a
+            # protocol decision, so not ours), then the connection is closed.
+            self._debug(f"framing error on {flow}: {exc}")
+            unframed = bytes(getattr(stream.framer, "_buffer", b"") or data)
+            core.receive(unframed, flow, self._loop.time())
+            self._flush(core)
+            stream.close()
+            self._streams.pop(flow, None)
+            return
+        if not items:
+            return
+        now = self._loop.time()
+        for item in items:
+            if type(item) is bytes:
+                core.receive(item, flow, now)
+            elif isinstance(item, KeepAlivePing):
+                stream.send(PONG)  # RFC 5626 §3.5.1: CRLFCRLF ping, CRLF pong
+            # A KeepAlivePong answers a ping we never send: nothing to do.
+        self._flush(core)
+
+    def _stream_lost(self, stream: _Stream) -> None:
+        flow = stream.flow
+        if flow is None:
+            return
+        if self._streams.get(flow) is stream:
+            del self._streams[flow]
+        core = self._core
+        if stream.closed_here or core is None or self._loop is None:
+            return
+        if self._debug_log is not None:
+            self._debug(f"connection lost: {flow}")
+        # The core decides whether a closed flow matters (a binding's flow, a pending NOTIFY).
+        core.flow_failed(flow, self._loop.time())
+        self._flush(core)
+
+    async def _connect(self, stream: _Stream, flow: Flow) -> None:
+        loop = asyncio.get_running_loop()
+        tls = flow.transport == "tls"
+        host, port = flow.remote
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: stream,
+                    host,
+                    port,
+                    ssl=self._client_ssl if tls else None,
+                    server_hostname=host if tls else None,
+                    # Leave from the pool's own address, as the real host would.
+                    local_addr=(self.address, 0),
+                ),
+                CONNECT_TIMEOUT,
+            )
+        except (OSError, TimeoutError) as exc:
+            if self._streams.get(flow) is stream:
+                del self._streams[flow]
+            core = self._core
+            self._debug(f"connect {flow.transport} {host}:{port} failed: {exc}")
+            if core is not None and not stream.closed_here:
+                core.flow_failed(flow, loop.time())
+                self._flush(core)
+
+    # -- outputs -----------------------------------------------------------------------------
+
+    def _flush(self, core: Core) -> None:
+        """Send what the core wants sent, report its events, re-arm its one timer."""
+        actions = core.actions()
+        while actions:
+            for action in actions:
+                if type(action) is Send:
+                    self._send(action.flow, action.data)
+                else:
+                    self._close_flow(action.flow)
+            actions = core.actions()
+        events = core.events()
+        if events and self._on_events is not None:
+            self._on_events(events)
+        deadline = core.next_deadline()
+        if deadline != self._timer_at:
+            self._arm(deadline)
+
+    def _send(self, flow: Flow, data: bytes) -> None:
+        if flow.transport == "udp":
+            udp = self._udp
+            if udp is not None and self.nic_enabled:
+                if self._debug_log is not None:
+                    self._debug(f"-> udp {flow.remote[0]}:{flow.remote[1]} {len(data)} bytes")
+                udp.sendto(data, flow.remote)
+            else:
+                self.dropped += 1
+            return
+        stream = self._streams.get(flow)
+        if stream is None:
+            if not self.nic_enabled or self._loop is None:
+                return  # the SYN is lost: the core's transaction timer will notice
+            if flow.transport == "tls" and self._client_ssl is None:
+                self._debug(f"no client TLS context for {flow}")
+                self._loop.call_soon(self._fail_later, flow)
+                return
+            stream = _Stream(self, flow.transport, flow)
+            self._streams[flow] = stream
+            task = self._loop.create_task(self._connect(stream, flow))
+            self._connects.add(task)
+            task.add_done_callback(self._connects.discard)
+        stream.send(data)
+
+    def _fail_later(self, flow: Flow) -> None:
+        core = self._core
+        if core is not None and self._loop is not None:
+            core.flow_failed(flow, self._loop.time())
+            self._flush(core)
+
+    def _close_flow(self, flow: Flow) -> None:
+        stream = self._streams.pop(flow, None)
+        if stream is not None:
+            stream.close()
+
+    # -- the one timer -----------------------------------------------------------------------
+
+    def _arm(self, deadline: float | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None and self._loop is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def _on_timer(self) -> None:
+        due = self._timer_at
+        self._timer = None
+        self._timer_at = None
+        core = self._core
+        if core is None or self._loop is None:
+            return
+        now = self._loop.time()
+        # The loop runs a timer up to one clock-resolution early; the deadline has been reached
+        # as far as the loop is concerned, so the core must not see a time just before it
+        # (it would do nothing and ask for the same deadline again).
+        if due is not None and now < due:
+            now = due
+        core.handle_timer(now)
+        self._flush(core)
+
+    # -- misc --------------------------------------------------------------------------------
+
+    def _debug(self, text: str) -> None:
+        if self._debug_log is not None:
+            self._debug_log(f"{self.name}: {text}")
+
+    @property
+    def connections(self) -> list[Flow]:
+        """The open (or opening) stream flows, for diagnostics and tests."""
+        return list(self._streams)
+
+
+def _set_buffer(sock: socket.socket, option: int, force: int | None) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+    # Linux halves/caps the request at net.core.{r,w}mem_max; root may override the cap.
+    if force is not None and sock.getsockopt(socket.SOL_SOCKET, option) < SOCKET_BUFFER:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
+        except OSError:
+            pass

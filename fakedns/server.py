@@ -1,0 +1,238 @@
+"""The asyncio driver of the fake DNS: UDP and TCP on one address and port.
+
+A thin driver (house style, principle 2): every byte it receives goes to
+:meth:`fakedns.authority.Authority.answer` with ``loop.time()`` as ``now``, and whatever comes
+back is sent.  It makes no protocol decision apart from framing: TCP messages carry a 2-byte
+length prefix (RFC 1035 §4.2.2), and idle TCP connections are closed (RFC 7766 §6.2.3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import Callable
+from typing import Any, cast
+
+from fakedns.authority import Authority
+
+__all__ = ["DnsServer"]
+
+Log = Callable[[str], None]
+
+_TCP_BIND_ATTEMPTS = 8
+"""With port 0, UDP picks the port; TCP may find it taken and we try another UDP port."""
+_STOP_TIMEOUT = 5.0
+"""Seconds ``stop()`` waits for the TCP listener to finish closing."""
+
+
+class DnsServer:
+    """Serves ``authority`` on ``address``:``port`` over UDP and TCP (port 0: ephemeral).
+
+    ``log`` gets one line per query (:meth:`DnsQueried.line`); without it events are still
+    drained so they do not pile up.  ``tcp_idle_timeout`` closes TCP connections that sent
+    nothing for that many seconds; RFC 7766 §6.2.3 asks for seconds, not minutes (emulator
+    knob; BIND uses 30 s).
+    """
+
+    def __init__(
+        self,
+        authority: Authority,
+        address: str,
+        port: int,
+        *,
+        log: Log | None = None,
+        tcp_idle_timeout: float = 10.0,
+    ) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {port}")
+        if tcp_idle_timeout <= 0:
+            raise ValueError(f"tcp_idle_timeout must be positive, got {tcp_idle_timeout}")
+        self.authority = authority
+        self._host = address
+        self._port = port
+        self._log = log
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self._udp: asyncio.DatagramTransport | None = None
+        self._udp_protocol: _UdpProtocol | None = None
+        self._tcp: asyncio.Server | None = None
+        self._connections: set[_TcpProtocol] = set()
+        self._bound: tuple[str, int] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) actually bound, the same for UDP and TCP."""
+        if self._bound is None:
+            raise RuntimeError("the DNS server is not started")
+        return self._bound
+
+    async def start(self) -> None:
+        """Bind UDP, then TCP on the UDP port.  Raises OSError when either cannot be bound."""
+        if self._udp is not None:
+            raise RuntimeError("the DNS server is already started")
+        loop = asyncio.get_running_loop()
+        attempts = _TCP_BIND_ATTEMPTS if self._port == 0 else 1
+        for attempt in range(attempts):
+            udp, udp_protocol = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(self._host, self._port)
+            )
+            sockname = udp.get_extra_info("sockname")
+            host, port = str(sockname[0]), int(sockname[1])
+            try:
+                # The UDP socket's host, not self._host: a name such as "localhost" could
+                # resolve to more addresses for TCP than the one UDP took.
+                tcp = await loop.create_server(lambda: _TcpProtocol(self), host, port)
+            except OSError as exc:
+                await _close_udp(udp, udp_protocol)
+                if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise
+                continue
+            self._udp, self._udp_protocol = udp, udp_protocol
+            self._tcp, self._bound = tcp, (host, port)
+            return
+
+    async def stop(self) -> None:
+        """Close both sockets and every TCP connection.  Safe to call twice, or unstarted."""
+        udp, self._udp = self._udp, None
+        tcp, self._tcp = self._tcp, None
+        if udp is not None and self._udp_protocol is not None:
+            await _close_udp(udp, self._udp_protocol)
+        if tcp is not None:
+            tcp.close()
+            for connection in list(self._connections):
+                connection.abort()
+            try:
+                await asyncio.wait_for(tcp.wait_closed(), _STOP_TIMEOUT)
+            except TimeoutError:
+                pass  # a connection that will not die must not hang shutdown
+        self._connections.clear()
+        self._udp_protocol = None
+
+    # -- shared by the protocols ----------------------------------------------------------------
+
+    def _drain(self) -> None:
+        """Hand the events of the last answer to the log, or drop them."""
+        log = self._log
+        if log is None:
+            self.authority.discard_events()
+            return
+        for event in self.authority.events():
+            log(event.line())
+
+
+async def _close_udp(transport: asyncio.DatagramTransport, protocol: _UdpProtocol) -> None:
+    """Close, and wait until the socket is really closed (asyncio closes it a loop turn later),
+    so that the port is free again when start() fails or stop() returns."""
+    transport.close()
+    try:
+        await asyncio.wait_for(asyncio.shield(protocol.closed), _STOP_TIMEOUT)
+    except TimeoutError:
+        pass
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    """One datagram in, at most one datagram out, to the sender (RFC 1035 §4.2.1)."""
+
+    def __init__(self, server: DnsServer) -> None:
+        self._server = server
+        self._answer = server.authority.answer
+        self._time = asyncio.get_running_loop().time
+        self._transport: asyncio.DatagramTransport | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDP transport does not subclass asyncio.DatagramTransport: no isinstance.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        # The hot path of the benchmark: keep it to one call into the core and one send.
+        reply = self._answer(data, "udp", self._time(), client=addr[:2])
+        if reply is not None and self._transport is not None:
+            self._transport.sendto(reply, addr)
+        self._server._drain()
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a client that left: nothing to do, the socket lives on.
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _TcpProtocol(asyncio.Protocol):
+    """Length-prefixed messages on one connection, answered in order (RFC 7766 §6.2.1)."""
+
+    def __init__(self, server: DnsServer) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._client: tuple[str, int] | None = None
+        self._last_activity = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self._client = (str(peer[0]), int(peer[1])) if peer else None
+        self._server._connections.add(self)
+        self._last_activity = self._loop.time()
+        self._arm_idle_timer()
+
+    def data_received(self, data: bytes) -> None:
+        self._last_activity = self._loop.time()
+        buffer = self._buffer
+        buffer += data
+        # RFC 1035 §4.2.2: each message is preceded by its length in two bytes; a client may
+        # send several queries without waiting (RFC 7766 §6.2.1.1).
+        while len(buffer) >= 2:
+            length = (buffer[0] << 8) | buffer[1]
+            if len(buffer) < 2 + length:
+                break
+            message = bytes(buffer[2 : 2 + length])
+            del buffer[: 2 + length]
+            reply = self._server.authority.answer(
+                message, "tcp", self._loop.time(), client=self._client
+            )
+            if reply is not None and self._transport is not None:
+                self._transport.write(len(reply).to_bytes(2, "big") + reply)
+            self._server._drain()
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        self._server._connections.discard(self)
+        self._transport = None
+
+    # Flow control: a client that does not read its answers stops being read.
+    def pause_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self._transport is not None:
+            self._transport.resume_reading()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _arm_idle_timer(self) -> None:
+        deadline = self._last_activity + self._server.tcp_idle_timeout
+        self._idle_timer = self._loop.call_at(deadline, self._on_idle_timer)
+
+    def _on_idle_timer(self) -> None:
+        # One timer per connection, re-armed from the last activity rather than reset on every
+        # message (cheaper on a busy connection).
+        self._idle_timer = None
+        if self._transport is None:
+            return
+        if self._loop.time() - self._last_activity >= self._server.tcp_idle_timeout:
+            self._transport.close()
+        else:
+            self._arm_idle_timer()

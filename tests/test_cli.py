@@ -1,0 +1,162 @@
+"""The ``sipemu`` command: topology show/check, and ``sipemu up`` as a real process."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import pytest
+
+from emulator.cli import main
+from emulator.topology import parse_topology
+
+EPHEMERAL = """
+domain = "contoso.test"
+[[pool]]
+fqdn = "fe1.contoso.test"
+address = "127.0.0.11"
+ports = { udp = 0, tcp = 0, tls = 0 }
+[[user]]
+uri = "sip:clientuser1@contoso.test"
+pool = "fe1.contoso.test"
+[dns]
+port = 0
+[[dns.srv]]
+name = "_sipinternaltls._tcp.contoso.test"
+target = "fe1.contoso.test"
+"""
+WAIT = 20.0
+
+
+def test_topology_show_prints_the_embedded_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["topology", "show"]) == 0
+    text = capsys.readouterr().out
+    assert parse_topology(text).domain == "contoso.test"
+    assert 'target = "fe1.contoso.test"' in text
+
+
+def test_topology_check_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(EPHEMERAL)
+    assert main(["topology", "check", str(good)]) == 0
+    assert "ok (1 pools, 1 users, domain contoso.test)" in capsys.readouterr().out
+    assert main(["topology", "show", str(good)]) == 0
+    assert "fe1.contoso.test" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(EPHEMERAL.replace('address = "127.0.0.11"', 'address = "nowhere"'))
+    assert main(["topology", "check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"sipemu: {bad}:5: pool[0].address: expected an IP address")
+    assert "Traceback" not in err
+
+
+def test_up_with_a_bad_or_missing_file_is_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["up", str(tmp_path / "missing.toml")]) == 2
+    missing = tmp_path / "missing.toml"
+    assert capsys.readouterr().err == f"sipemu: {missing}: no such topology file\n"
+    remote = tmp_path / "remote.toml"
+    remote.write_text(EPHEMERAL.replace("127.0.0.11", "192.0.2.7"))
+    assert main(["up", str(remote)]) == 2
+    err = capsys.readouterr().err
+    assert "192.0.2.7 is not a loopback address" in err and "--allow-non-loopback" in err
+
+
+class Process:
+    """``sipemu up`` in a subprocess; its stdout lines arrive in a queue (every wait bounded)."""
+
+    def __init__(self, args: list[str], *, prefix: list[str] | None = None) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        command = [*(prefix or []), sys.executable, "-m", "emulator.cli", *args]
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = WAIT) -> str:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no line with {text!r} in {timeout} s: {self.seen}") from None
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(WAIT)
+
+
+@pytest.fixture
+def process() -> Iterator[list[Process]]:
+    started: list[Process] = []
+    yield started
+    for p in started:
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait(WAIT)
+
+
+@pytest.mark.live
+def test_up_serves_prints_endpoints_and_stops_on_ctrl_c(
+    tmp_path: Path, process: list[Process]
+) -> None:
+    topology = tmp_path / "lab.toml"
+    topology.write_text(EPHEMERAL)
+    up = Process(["up", str(topology)])
+    process.append(up)
+    up.wait_for("NAME")
+    dns_row = up.wait_for("dns               dns       UDP")
+    address = dns_row.split()[-1]
+    host, port = address.rsplit(":", 1)
+    up.wait_for("CA certificate: ")
+    up.wait_for("sipemu: up")
+    query = dns.message.make_query("_sipinternaltls._tcp.contoso.test", "SRV")
+    answer = dns.query.udp(query, host, port=int(port), timeout=5)
+    assert answer.answer and "fe1.contoso.test." in answer.answer[0].to_text()
+    up.wait_for("SRV _sipinternaltls._tcp.contoso.test -> NOERROR")  # one line per query
+    assert up.stop() == 0
+    up.wait_for("sipemu: stopped")
+
+
+@pytest.mark.live
+def test_up_default_topology_in_a_private_network_namespace(process: list[Process]) -> None:
+    """The README's command, on the fixed ports 5060/5061/5353, where nothing else can hold
+    them: a private network namespace (``unshare -n``, then ``ip link set lo up``)."""
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")
+    if unshare is None or ip is None:
+        pytest.skip("needs unshare (util-linux) and ip (iproute2)")
+    probe = subprocess.run([unshare, "-rn", "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here: {probe.stderr.decode().strip()}")
+    script = f'{ip} link set lo up && exec "$0" "$@"'
+    up = Process(["up"], prefix=[unshare, "-rn", "sh", "-c", script])
+    process.append(up)
+    for row in (
+        "fe1.contoso.test  frontend  UDP        127.0.0.11:5060",
+        "fe1.contoso.test  frontend  TLS        127.0.0.11:5061",
+        "fe2.contoso.test  frontend  TCP        127.0.0.12:5060",
+        "dns               dns       UDP        127.0.0.10:5353",
+    ):
+        up.wait_for(row)
+    up.wait_for("sipemu: up")
+    assert up.stop() == 0
