@@ -38,9 +38,14 @@ class StreamFramer:
     closes the connection.
     """
 
-    def __init__(self, max_size: int = MAX_DATAGRAM) -> None:
+    def __init__(self, max_size: int = MAX_DATAGRAM, *, expect_pongs: bool = False) -> None:
         self._buffer = bytearray()
         self._max_size = max_size
+        # Pings and pongs travel in opposite directions (RFC 5626 §3.5.1), and a lone CRLF may be
+        # the first half of a CRLFCRLF ping split across reads.  The side that receives pings (a
+        # server, the default) holds a trailing CRLF until the next bytes tell; the side that
+        # sends pings (``expect_pongs=True``) reports a CRLF as a pong at once.
+        self._expect_pongs = expect_pongs
 
     def feed(self, data: bytes) -> list[bytes | KeepAlivePing | KeepAlivePong]:
         self._buffer += data
@@ -52,14 +57,11 @@ class StreamFramer:
                 if buf.startswith(PING):
                     del buf[:4]
                     out.append(KeepAlivePing())
-                elif len(buf) >= 3 or not buf.startswith(b"\r\n\r"):
-                    if len(buf) == 2 or buf[2:3] != b"\r":
-                        del buf[:2]
-                        out.append(KeepAlivePong())
-                    else:
-                        break  # "\r\n\r" + more to come
+                elif (len(buf) == 2 and not self._expect_pongs) or buf == b"\r\n\r":
+                    break  # maybe a ping split across reads: wait for more
                 else:
-                    break
+                    del buf[:2]
+                    out.append(KeepAlivePong())
                 continue
             end = buf.find(b"\r\n\r\n")
             if end < 0:
@@ -69,7 +71,9 @@ class StreamFramer:
             match = _CONTENT_LENGTH.search(buf, 0, end + 2)
             if match is None:
                 raise SipSyntaxError("Content-Length is mandatory on stream transports (§18.3)")
-            length = int(match.group(1))
+            digits = match.group(1).lstrip(b"0")
+            # int() refuses over 4300 digits; any length past 10 digits is oversize anyway.
+            length = int(digits or b"0") if len(digits) <= 10 else self._max_size + 1
             total = end + 4 + length
             if total > self._max_size:
                 raise SipError(

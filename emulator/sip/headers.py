@@ -6,6 +6,7 @@ serializes it back, so ``T.parse(str(v)) == v``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from emulator.sip.errors import SipSyntaxError
@@ -142,6 +143,10 @@ class NameAddr:
             display = text[: end + 1]
             text = text[end + 1 :].lstrip()
         lt = text.find("<")
+        if 0 <= text.find('"') < lt:
+            # That "<" is inside a quoted header parameter of an addr-spec, as in
+            # sip:a@h;+sip.instance="<urn:uuid:...>" (§20.10); no URI uses DQUOTE.
+            lt = -1
         if lt >= 0:
             gt = text.find(">", lt)
             if gt < 0:
@@ -181,7 +186,11 @@ class NameAddr:
     @property
     def expires(self) -> int | None:
         raw = _param(self.params, "expires")
-        return int(raw) if raw is not None and raw.isdigit() else None
+        if raw is None or not _is_digits(raw):
+            return None
+        # RFC 3261 §20.19: values above 2**32-1 are taken as 2**32-1.
+        digits = raw.lstrip("0") or "0"
+        return int(digits) if len(digits) <= 10 else 2**32 - 1
 
     @property
     def tag(self) -> str | None:
@@ -222,10 +231,12 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
-        proto, _, rest = text.strip().partition(" ")
-        pieces = [p.strip() for p in proto.split("/")]
-        if len(pieces) != 3 or pieces[0].upper() != "SIP":
+        # sent-protocol allows LWS around each "/" (§25.1 SLASH = SWS "/" SWS; RFC 4475 §3.1.1.1).
+        match = _SENT_PROTOCOL.match(text)
+        if match is None or match.group(1).upper() != "SIP":
             raise SipSyntaxError(f"bad Via {text[:60]!r}")
+        pieces = [match.group(1), match.group(2), match.group(3)]
+        rest = text[match.end() :]
         sent_by, _, params = rest.strip().partition(";")
         sent_by = sent_by.strip()
         host, port = sent_by, None
@@ -236,6 +247,7 @@ class Via:
                 port = _int(sent_by[end + 2 :], text)
         elif ":" in sent_by:
             host, _, p = sent_by.partition(":")
+            host = host.strip()
             port = _int(p, text)
         if not host:
             raise SipSyntaxError(f"Via without sent-by host: {text[:60]!r}")
@@ -253,9 +265,17 @@ class Via:
         return f"SIP/2.0/{self.transport} {sent_by}{_format_params(self.params)}"
 
 
+_SENT_PROTOCOL = re.compile(r"\s*([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^/\s;]+)(?=[\s;]|$)")
+
+
+def _is_digits(text: str) -> bool:
+    # str.isdigit() is also true for "²" or "٣", which int() rejects or reads: DIGIT is ASCII.
+    return text.isascii() and text.isdigit()
+
+
 def _int(text: str, whole: str) -> int:
     text = text.strip()
-    if not text.isdigit():
+    if not _is_digits(text) or len(text) > 10:  # int() refuses over 4300 digits
         raise SipSyntaxError(f"bad port in {whole[:60]!r}")
     return int(text)
 
@@ -322,7 +342,7 @@ class KeepAlive:
         timeout: int | None = None
         for name, value in parse_params(rest):
             if name == "timeout":
-                if value is None or not value.isdigit():
+                if value is None or not _is_digits(value) or len(value) > 10:
                     raise SipSyntaxError(f"bad ms-keep-alive timeout in {text[:60]!r}")
                 timeout = int(value)
             else:
@@ -349,14 +369,16 @@ class Diagnostics:
     @classmethod
     def parse(cls, text: str) -> Diagnostics:
         code, _, rest = text.strip().partition(";")
-        if not code.strip().isdigit():
+        if not _is_digits(code.strip()) or len(code.strip()) > 10:
             raise SipSyntaxError(f"ms-diagnostics must start with an ErrorId: {text[:60]!r}")
         params = parse_params(rest)
         reason = unquote(_param(params, "reason")) or ""
         return cls(int(code), reason, tuple(p for p in params if p[0] != "reason"))
 
     def __str__(self) -> str:
-        return f'{self.error_id};reason="{self.reason}"' + _format_params(self.params)
+        # quoted-string (§25.1): escape backslash and DQUOTE, or the reason ends early.
+        reason = self.reason.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{self.error_id};reason="{reason}"' + _format_params(self.params)
 
 
 def make_response(
@@ -377,7 +399,7 @@ def make_response(
     headers = Headers()
     first = True
     for value in request.headers.get_all("via"):
-        if first and received is not None and ";rport" in value.lower():
+        if first and received is not None and ";rport" in value.partition(",")[0].lower():
             value = _fill_rport(value, received, rport)
         first = False
         headers.add("Via", value)

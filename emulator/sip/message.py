@@ -246,9 +246,14 @@ def parse_cseq(value: str) -> tuple[int, str]:
     """``"3 REGISTER"`` -> ``(3, "REGISTER")`` (RFC 3261 §20.16)."""
     number, _, method = value.strip().partition(" ")
     method = method.strip()
-    if not number.isdigit() or not method or len(number) > 10 or int(number) >= 2**31:
+    if not _is_digits(number) or not method or len(number) > 10 or int(number) >= 2**31:
         raise SipSyntaxError(f"bad CSeq {value!r}")
     return int(number), method
+
+
+def _is_digits(text: str) -> bool:
+    # str.isdigit() is also true for "²" or "٣", which int() rejects or reads: DIGIT is ASCII.
+    return text.isascii() and text.isdigit()
 
 
 def _branch_of(via: str) -> str | None:
@@ -332,8 +337,11 @@ def parse_message(
         cl = headers.get("content-length")
         if cl is not None:
             cl = cl.strip()
-            if not cl.isdigit():
-                raise SipSyntaxError(f"bad Content-Length {cl!r}")
+            if not _is_digits(cl):
+                raise SipSyntaxError(f"bad Content-Length {cl[:20]!r}")
+            cl = cl.lstrip("0") or "0"
+            if len(cl) > 10:  # int() refuses over 4300 digits; this is oversize anyway
+                raise SipSyntaxError(f"Content-Length {cl[:20]!r}... exceeds any message size")
             length = int(cl)
             if length > len(body):
                 if stream:
@@ -370,7 +378,8 @@ def _parse_fields(lines: list[str], fields: list[tuple[str, str, str]]) -> None:
             if not fields:
                 raise SipSyntaxError("continuation line before any header")
             name, key, value = fields[-1]
-            fields[-1] = (name, key, f"{value} {line.strip()}")
+            # Folding is one SP (§7.3.1); strip so an empty first line adds no leading space.
+            fields[-1] = (name, key, f"{value} {line.strip()}".strip())
             continue
         name, colon, value = line.partition(":")
         if not colon:
@@ -390,7 +399,7 @@ def _parse_fields(lines: list[str], fields: list[tuple[str, str, str]]) -> None:
 def _parse_start(start: str, headers: Headers) -> Request | Response:
     if start.startswith("SIP/"):
         parts = start.split(" ", 2)
-        if len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) != 3:
+        if len(parts) < 2 or not _is_digits(parts[1]) or len(parts[1]) != 3:
             raise SipSyntaxError(f"bad status line {start[:60]!r}")
         _check_version(parts[0])
         status = int(parts[1])

@@ -85,7 +85,8 @@ class SipUri:
 
 
 def _port(text: str, uri: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    # ASCII digits only ("²".isdigit() is true), and short enough for int() (4300 digits max).
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not 0 < int(text) < 65536:
         raise SipSyntaxError(f"bad port in SIP URI {uri!r}")
     return int(text)
 

@@ -1,0 +1,1 @@
+"""Tests of emulator.sip: codec, header values, URIs, stream framing, transactions."""
