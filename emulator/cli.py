@@ -218,9 +218,24 @@ def _summarise(topology: Topology, out: TextIO) -> None:
 
 # -- common ----------------------------------------------------------------------------------
 
+
+def register_client(subparsers: SubParsers) -> None:
+    from clients.cli import register_client as register
+
+    register(subparsers)
+
+
+def register_clients(subparsers: SubParsers) -> None:
+    from clients.cli import register_clients as register
+
+    register(subparsers)
+
+
 COMMANDS: list[Callable[[SubParsers], None]] = [
     register_up,
     register_topology,
+    register_client,
+    register_clients,
 ]
 """One ``register(subparsers)`` per command group; append to add a command."""
 
@@ -251,11 +266,11 @@ def _sentence(exc: BaseException) -> str:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from emulator.config import ConfigError
     from emulator.live.deployment import DeploymentError
     from emulator.live.transports import BindError
-    from emulator.topology import TopologyError
 
-    return (UserError, TopologyError, DeploymentError, BindError, OSError)
+    return (UserError, ConfigError, DeploymentError, BindError, OSError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -70,7 +70,8 @@ class Deployment:
     ``log`` receives one line per SIP exchange (unless ``quiet``; heartbeats between pools
     only when ``verbose``), per DNS query (unless ``quiet``), per malformed message and per
     notable pool event (heartbeat lost, failover, failback...).  ``ca_dir``: where the CA PEM
-    goes (default: a fresh temporary directory, removed on stop).  ``seed``: the run seed (default: a random one, see :attr:`seed`).
+    goes (default: a fresh temporary directory, removed on stop).  ``seed``: the run seed
+    (default: a random one, see :attr:`seed`).
 
     All methods must be called from the event loop's thread; see
     :class:`emulator.testing.RunningDeployment` for a thread-safe, synchronous wrapper.

@@ -140,7 +140,7 @@ class _Stream(asyncio.Protocol):
         # socket's is ephemeral: the core never needs to know).  Inbound: set on accept.
         self.flow = flow
         self.transport: asyncio.Transport | None = None
-        self.framer = StreamFramer()
+        self.framer = StreamFramer(expect_pongs=driver.expect_pongs)
         self.held: list[bytes] = []
         self.reading = True
         self.closed_here = False
@@ -231,6 +231,7 @@ class CoreDriver:
         client_ssl: ssl.SSLContext | None = None,
         on_events: Callable[[Sequence[object]], None] | None = None,
         debug: Callable[[str], None] | None = None,
+        expect_pongs: bool = False,
     ) -> None:
         if "tls" in ports and server_ssl is None:
             raise ValueError(f"{name}: a TLS port needs a server SSL context")
@@ -245,6 +246,8 @@ class CoreDriver:
         self._client_ssl = client_ssl
         self._on_events = on_events
         self._debug_log = debug
+        self.expect_pongs = expect_pongs
+        """The core sends CRLF keep-alive pings (a client): pongs are handed to it as CRLF."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._core: Core | None = None
         self._udp: asyncio.DatagramTransport | None = None
@@ -431,7 +434,8 @@ class CoreDriver:
                 core.receive(item, flow, now)
             elif isinstance(item, KeepAlivePing):
                 stream.send(PONG)  # RFC 5626 §3.5.1: CRLFCRLF ping, CRLF pong
-            # A KeepAlivePong answers a ping we never send: nothing to do.
+            elif self.expect_pongs:
+                core.receive(PONG, flow, now)  # the answer to the core's own ping
         self._flush(core)
 
     def _stream_lost(self, stream: _Stream) -> None:

@@ -1,0 +1,240 @@
+"""The asyncio driver of client agents: each :class:`~clients.agent.Agent` on real sockets.
+
+Thin, like the pools' driver (it *is* the pools' :class:`~emulator.live.transports.CoreDriver`):
+one UDP socket per agent, on an ephemeral port of its local address, carries its SIP over UDP
+and its DNS queries (the agent tells the two apart by the remote address); TCP and TLS flows
+to registrars are opened on demand when the agent sends on them.  Every decision is the
+agent's: the driver only hands it bytes, connection failures and timer ticks with
+``now = loop.time()``.
+
+:class:`AgentHost` runs one agent; :class:`Fleet` runs many and waits for conditions on their
+states (used by ``sipemu client signin``, ``sipemu clients run``, the live tests and the
+benchmark).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import resource
+import ssl
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from clients.agent import Agent
+from clients.cache import CacheStore, MemoryCacheStore
+from clients.events import AgentEvent, ClientStateChanged
+from clients.profile import Profile, get_profile
+from emulator.live.transports import CoreDriver
+from emulator.net import Address
+
+__all__ = ["AgentHost", "ClientConfig", "Fleet", "client_ssl_context", "raise_file_limit"]
+
+EventSink = Callable[[AgentEvent], None]
+
+
+def client_ssl_context(ca_file: str | Path | None) -> ssl.SSLContext:
+    """TLS for agents: verify registrars against ``ca_file`` (a ``sipemu up`` CA), or not at all.
+
+    Agents connect to a registrar by the address its name resolved to; certificates made by
+    ``sipemu up`` name both the pool FQDN and its address, so verification by address works
+    against the emulator.  Without a CA file, certificates are not verified (a real deployment's
+    CA is usually not at hand; the point of these agents is registration behaviour).
+    """
+    if ca_file is None:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+
+
+def raise_file_limit(wanted: int) -> int:
+    """Raise the soft limit of open files towards ``wanted`` (one UDP socket per agent)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """One client to run: who, how, and where its endpoint cache lives."""
+
+    name: str
+    user: str
+    profile: str | Profile = "lync2010"
+    """A profile name (``clients.profile.PROFILES``) or a Profile (e.g. with short timers)."""
+    local_ip: str = "127.0.0.1"
+    domain: str | None = None
+
+
+class AgentHost:
+    """One agent on its own UDP socket (plus on-demand TCP/TLS flows).
+
+    Call from the event loop's thread.  ``on_event`` receives every agent event.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        dns_server: Address,
+        cache: CacheStore,
+        rng: random.Random,
+        client_ssl: ssl.SSLContext | None = None,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.config = config
+        self.profile: Profile = (
+            config.profile if isinstance(config.profile, Profile) else get_profile(config.profile)
+        )
+        self.dns_server = dns_server
+        self.cache = cache
+        self.rng = rng
+        self._on_event = on_event
+        self.state: ClientStateChanged | None = None
+        self.agent: Agent | None = None
+        self.driver = CoreDriver(
+            config.name,
+            config.local_ip,
+            {"udp": 0},
+            client_ssl=client_ssl or client_ssl_context(None),
+            on_events=self._events,
+            expect_pongs=True,
+        )
+
+    async def start(self) -> None:
+        """Bind the socket and build the agent (signed out until :meth:`sign_in`)."""
+        bound = await self.driver.open()
+        port = bound["udp"]
+        self.agent = Agent(
+            self.config.name,
+            self.config.user,
+            profile=self.profile,
+            rng=self.rng,
+            cache=self.cache,
+            dns_server=self.dns_server,
+            local_ip=self.config.local_ip,
+            sip_port=port,
+            dns_port=port,
+            domain=self.config.domain,
+        )
+        self.driver.attach(self.agent)
+
+    @property
+    def address(self) -> Address:
+        return (self.config.local_ip, self.driver.bound["udp"])
+
+    def _events(self, events: Sequence[object]) -> None:
+        for event in events:
+            if isinstance(event, ClientStateChanged):
+                self.state = event
+            if self._on_event is not None:
+                self._on_event(event)  # type: ignore[arg-type]
+
+    def sign_in(self) -> None:
+        assert self.agent is not None, "start() first"
+        loop = asyncio.get_running_loop()
+        self.agent.sign_in(loop.time())
+        self.driver.poke()
+
+    def sign_out(self) -> None:
+        if self.agent is None or not self.agent.wanted:
+            return
+        self.agent.sign_out(asyncio.get_running_loop().time())
+        self.driver.poke()
+
+    async def stop(self, *, unregister: bool = True, grace: float = 2.0) -> None:
+        """Sign out (sending the unregistering REGISTER, answered within ``grace``) and close."""
+        if unregister and self.agent is not None and self.agent.wanted:
+            self.sign_out()
+            deadline = asyncio.get_running_loop().time() + grace
+            while self.agent.pending_unregister and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)  # bounded: the unregister's answer, or the grace time
+        await self.driver.close()
+
+
+class Fleet:
+    """Many agents against one deployment, with waits on their states."""
+
+    def __init__(
+        self,
+        configs: Iterable[ClientConfig],
+        *,
+        dns_server: Address,
+        seed: int,
+        caches: Callable[[ClientConfig], CacheStore] | None = None,
+        client_ssl: ssl.SSLContext | None = None,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.seed = seed
+        self._on_event = on_event
+        self._changed = asyncio.Event()
+        ssl_context = client_ssl or client_ssl_context(None)
+        self.hosts: dict[str, AgentHost] = {}
+        for config in configs:
+            if config.name in self.hosts:
+                raise ValueError(f"two clients are named {config.name!r}")
+            cache = caches(config) if caches is not None else MemoryCacheStore()
+            self.hosts[config.name] = AgentHost(
+                config,
+                dns_server=dns_server,
+                cache=cache,
+                rng=random.Random(f"{seed}:client:{config.name}"),
+                client_ssl=ssl_context,
+                on_event=self._event,
+            )
+
+    def _event(self, event: AgentEvent) -> None:
+        if isinstance(event, ClientStateChanged):
+            self._changed.set()
+        if self._on_event is not None:
+            self._on_event(event)
+
+    async def start(self) -> None:
+        raise_file_limit(len(self.hosts) + 256)
+        for host in self.hosts.values():
+            await host.start()
+
+    def sign_in(self, names: Iterable[str] | None = None) -> None:
+        for name in names if names is not None else list(self.hosts):
+            self.hosts[name].sign_in()
+
+    async def stop(self, *, unregister: bool = True) -> None:
+        await asyncio.gather(*(h.stop(unregister=unregister) for h in self.hosts.values()))
+
+    def states(self) -> dict[str, ClientStateChanged | None]:
+        return {name: host.state for name, host in self.hosts.items()}
+
+    async def wait_until(
+        self,
+        predicate: Callable[[dict[str, ClientStateChanged | None]], bool],
+        timeout: float,
+    ) -> bool:
+        """Wait (event-driven, bounded) until ``predicate(states)``; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate(self.states()):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                return predicate(self.states())
+        return True
+
+    async def wait_for_state(
+        self, state: str, names: Iterable[str] | None = None, *, timeout: float
+    ) -> bool:
+        wanted = list(names) if names is not None else list(self.hosts)
+
+        def reached(states: dict[str, ClientStateChanged | None]) -> bool:
+            return all((s := states[n]) is not None and s.state == state for n in wanted)
+
+        return await self.wait_until(reached, timeout)

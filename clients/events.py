@@ -1,0 +1,48 @@
+"""Events a client agent emits: one per state change, plus detail lines for timelines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["AgentEvent", "ClientNote", "ClientState", "ClientStateChanged", "Mode"]
+
+ClientState = Literal["signed-out", "discovering", "registering", "registered"]
+Mode = Literal["full", "limited"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStateChanged:
+    """The agent's state, registrar or mode changed (the timeline's main line)."""
+
+    now: float
+    client: str
+    state: ClientState
+    registrar: str | None
+    mode: Mode | None
+    primary: str | None
+    backup: str | None
+    cause: str
+
+    def line(self) -> str:
+        where = f" at {self.registrar}" if self.registrar else ""
+        mode = f" ({self.mode})" if self.mode else ""
+        known = ""
+        if self.primary or self.backup:
+            known = f" [primary {self.primary or '?'}, backup {self.backup or '-'}]"
+        return f"{self.now:10.3f} {self.client}: {self.state}{where}{mode}{known} - {self.cause}"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientNote:
+    """A detail worth a timeline line: a DNS answer, a redirect, a target failing."""
+
+    now: float
+    client: str
+    text: str
+
+    def line(self) -> str:
+        return f"{self.now:10.3f} {self.client}:   {self.text}"
+
+
+AgentEvent = ClientStateChanged | ClientNote

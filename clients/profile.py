@@ -1,0 +1,349 @@
+"""Client profiles as data: how a Lync 2010/2013, baresip or linphone client signs in and recovers.
+
+A :class:`Profile` holds every knob the agent (:mod:`clients.agent`) reads; nothing about a
+client product is coded anywhere else.  A new profile is a data change::
+
+    MY_PHONE = dataclasses.replace(LINPHONE, name="myphone", keepalive_interval=60.0)
+    PROFILES[MY_PHONE.name] = MY_PHONE      # or add it to the tuple at the end of this file
+
+Each field's docstring gives its basis: DOC (a Microsoft or IETF document), 3P (a third-party
+observation or an open-source client's code) or CHOICE (an emulator choice; the field name is
+the knob).  docs/clients.md has the same as one table per profile.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from emulator.net import TRANSPORTS, TransportName
+
+__all__ = [
+    "BARESIP",
+    "LINPHONE",
+    "LYNC2010",
+    "LYNC2013",
+    "PROFILES",
+    "Backoff",
+    "DiscoveryStep",
+    "Profile",
+    "RedirectOrder",
+    "get_profile",
+]
+
+RedirectOrder = Literal["q-descending", "first"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9.-]*$")
+_TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")  # RFC 3261 §25.1 token (option-tag)
+
+
+@dataclass(frozen=True)
+class DiscoveryStep:
+    """One DNS name a client looks up while discovering its registrar.
+
+    ``kind`` "srv": the SRV RRset gives the targets (RFC 2782-ordered, :mod:`clients.srv`);
+    ``kind`` "a": the name itself is the registrar, reached on ``default_port``.  Either way the
+    client uses ``transport``, and SRV targets carry their own ports.
+    """
+
+    name_template: str
+    """The name with ``{domain}`` for the SIP domain: ``_sipinternaltls._tcp.{domain}``."""
+    kind: Literal["srv", "a"]
+    transport: TransportName
+    default_port: int
+
+    def __post_init__(self) -> None:
+        try:
+            name = self.name_template.format(domain="example.test")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(
+                f"discovery name {self.name_template!r} may use only {{domain}}"
+            ) from None
+        if not name or " " in name:
+            raise ValueError(f"discovery name {self.name_template!r} is not a DNS name")
+        if self.kind not in ("srv", "a"):
+            raise ValueError(
+                f"discovery step {self.name_template}: kind must be 'srv' or 'a', got {self.kind!r}"
+            )
+        if self.transport not in TRANSPORTS:
+            raise ValueError(
+                f"discovery step {self.name_template}: transport must be one of "
+                f"{', '.join(TRANSPORTS)}, got {self.transport!r}"
+            )
+        if isinstance(self.default_port, bool) or not 1 <= self.default_port <= 65535:
+            raise ValueError(
+                f"discovery step {self.name_template}: default_port must be "
+                f"1..65535, got {self.default_port!r}"
+            )
+
+    def name(self, domain: str) -> str:
+        """The name to query for ``domain``."""
+        return self.name_template.format(domain=domain)
+
+
+def _srv(name_template: str, transport: TransportName, default_port: int) -> DiscoveryStep:
+    """An SRV discovery step."""
+    return DiscoveryStep(name_template, "srv", transport, default_port)
+
+
+def _a(
+    name_template: str, transport: TransportName = "tls", default_port: int = 5061
+) -> DiscoveryStep:
+    """An A-record discovery step (the name is the registrar)."""
+    return DiscoveryStep(name_template, "a", transport, default_port)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long to wait before signing in again after every registrar failed: RFC 5626 §4.5.
+
+    ``W = min(max_time, base_time * 2 ** failures)``; the wait is uniform in
+    ``[ratio * W, W]``.  RFC 5626 §4.5's defaults: max-time 1800 s, base-time 30 s "if all
+    failed" (90 s if some flow still works; a single-registrar client is always in the first
+    case), and "between 50 and 100%" of W, i.e. ratio 0.5.  The RFC counts the failures so that
+    the first retry (``failures`` = 1) comes 30-60 s after the failure; baresip's libre does the
+    same (``failwait(++failc)``).  A fixed retry interval is ``Backoff(t, t, 1.0)``.
+    """
+
+    base_time: float = 30.0
+    max_time: float = 1800.0
+    ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.base_time <= self.max_time or not math.isfinite(self.max_time):
+            raise ValueError(
+                "backoff needs 0 < base_time <= max_time < inf, got "
+                f"base_time={self.base_time!r}, max_time={self.max_time!r}"
+            )
+        if not 0 <= self.ratio <= 1:
+            raise ValueError(f"backoff ratio must be in [0, 1], got {self.ratio!r}")
+
+    def upper_bound(self, failures: int) -> float:
+        """RFC 5626 §4.5's upper-bound wait time W after ``failures`` consecutive failures."""
+        if failures < 0:
+            raise ValueError(f"failures must be >= 0, got {failures}")
+        # Past 2**1000 the product only overflows to inf, and min() caps it anyway.
+        return min(self.max_time, self.base_time * float(2 ** min(failures, 1000)))
+
+    def delay(self, failures: int, rng: random.Random) -> float:
+        """A wait drawn uniformly from ``[ratio * W, W]`` (RFC 5626 §4.5: 50-100% of W)."""
+        bound = self.upper_bound(failures)
+        return rng.uniform(self.ratio * bound, bound)
+
+
+_LYNC_DISCOVERY: tuple[DiscoveryStep, ...] = (
+    # TN-DNS13 steps 3-8 [DOC]; Lync 2010 desktop clients start at step 3 [INF].
+    _srv("_sipinternaltls._tcp.{domain}", "tls", 5061),
+    _srv("_sipinternal._tcp.{domain}", "tcp", 5060),  # "only if TCP allowed"
+    _srv("_sip._tls.{domain}", "tls", 5061),
+    _a("sipinternal.{domain}"),
+    _a("sip.{domain}"),
+    _a("sipexternal.{domain}"),
+)
+
+_LYNC_SUPPORTED: tuple[str, ...] = (
+    # MS-SIPREGE §2.2.1.5 option tags, as in the §4.1.1 example REGISTER (ms-forking, which is
+    # deprecated, left out).
+    "gruu-10",
+    "adhoclist",
+    "msrtc-event-categories",
+    "ms-cluster-failover",
+    "ms-userservices-state-notification",
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything the agent needs to know about one client product.
+
+    The defaults are the ``lync2010`` profile; see each field for its basis.
+    """
+
+    name: str
+    discovery: tuple[DiscoveryStep, ...] = _LYNC_DISCOVERY
+    """DNS names tried in order; the first that answers gives the targets (TN-OCSDNS) [DOC]."""
+    uses_endpoint_cache: bool = True
+    """Sign in to the cached home server first, without DNS (EndpointConfiguration.cache)
+    [3P DD-BLOG]."""
+    follows_redirect: bool = True
+    """Follow a 3xx to REGISTER (RFC 3261 §8.1.3.4, §21.3.2) [DOC]."""
+    redirect_order: RedirectOrder = "q-descending"
+    """"q-descending": every Contact, serially by decreasing q (MS-SIPREGE §2.2.1.5
+    ``ms-cluster-failover``) [DOC]; "first": only the first Contact, q ignored."""
+    retries_dead_redirect_target: bool = False
+    """Keep re-REGISTERing to a 301 target that does not answer (after ``backoff``) instead of
+    moving on to the next Contact (linphone 5.1) [3P]."""
+    redirect_as_failure_retry: float | None = None
+    """Seconds after a 301 it does not follow before the client retries the same server
+    (baresip 1.0: about 57 s) [3P]; None: not applicable."""
+    srv_failover: bool = True
+    """On a failure move to the next target of the SRV RRset (RFC 3263 §4.3) [DOC]."""
+    sticky_after_failover: bool = True
+    """After failing over to a later SRV target, keep refreshing there; False: the next
+    request goes back to the first target (baresip 1.0) [3P]."""
+    register_expires: int = 7200
+    """``Expires`` asked for in REGISTER.  CHOICE: the registrar's 7200 s of the MS-SIPREGE
+    §4 example 200 OK (a Lync REGISTER carries none, so the server's default applies)."""
+    refresh_margin: float = 30.0
+    """Seconds before expiry the binding is refreshed (at most half the expiry) (MS-SIPREGE
+    §3.1.1.5.1 says "before"; 30 s is SIPE's margin) [3P SIPE]."""
+    transaction_timeout: float = 32.0
+    """REGISTER transaction timeout, Timer F = 64*T1 = 32 s (RFC 3261 §17.1.2.2) [DOC]."""
+    keepalive_interval: float = 20.0
+    """Idle seconds before a keep-alive (CRLF ping on TCP/TLS, RFC 5626 §3.5.1; OPTIONS on
+    UDP).  CHOICE: 20 s.  With the 10 s pong timeout and ``failover_detection_timeout`` 10 s a
+    silent registrar signs the client out 20-40 s (30 s on average) after it went quiet: R1's
+    "after about 30 s"."""
+    use_server_keepalive_timeout: bool = True
+    """Never stay idle longer than the ``timeout=`` of the 200's ``ms-keep-alive``
+    (MS-SIPREGE §3.1.1.5.1, MS-CONMGMT §2.2.1) [DOC]."""
+    pong_timeout: float = 10.0
+    """A CRLF ping unanswered this long means the flow failed (RFC 5626 §4.4.1) [DOC]."""
+    failover_detection_timeout: float = 10.0
+    """Seconds between losing the registrar (keep-alive unanswered, refresh failed, connection
+    reset) and showing signed-out while starting failover.  CHOICE, no source gives Lync's
+    value: 10 s, chosen with ``keepalive_interval`` to reproduce R1's "about 30 s"."""
+    failback_probe_interval: float = 60.0
+    """While registered away from its primary, how often the client sends OPTIONS to the
+    primary; ``math.inf``: never.  CHOICE: 60 s (R1 only shows the registrar-driven
+    failback)."""
+    failback_detection_timeout: float = 300.0
+    """How long the primary must answer probes before the client goes home on its own.
+    CHOICE: 300 s, longer than the Topology Builder default failback interval (240 s, SFB-TB)
+    plus a probe period, so that the backup registrar's NOTIFY (failback interval, R1: 40 s)
+    always sends the client home first, as R1 reports; the probe is only a backstop for
+    registrars configured not to fail clients back."""
+    backoff: Backoff = field(default_factory=Backoff)
+    """Wait before a new sign-in round after every target failed.  CHOICE for Lync (its retry
+    timers are unknown, protocol-notes §6): RFC 5626 §4.5's defaults."""
+    supported: tuple[str, ...] = _LYNC_SUPPORTED
+    """Option tags of the ``Supported`` header in REGISTER (MS-SIPREGE §2.2.1.5) [DOC]."""
+    lync_headers: bool = True
+    """Send the Lync REGISTER extensions: epid, +sip.instance, ``ms-keep-alive`` and
+    ``Event: registration`` (MS-SIPREGE §4.1.1) [DOC]."""
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if not _NAME.match(self.name):
+            problems.append("name must be lower-case letters, digits, '.' or '-'")
+        if not self.discovery:
+            problems.append("discovery needs at least one step")
+        if self.redirect_order not in ("q-descending", "first"):
+            problems.append("redirect_order must be 'q-descending' or 'first'")
+        if self.redirect_as_failure_retry is not None and not self.redirect_as_failure_retry > 0:
+            problems.append("redirect_as_failure_retry must be None or > 0")
+        if isinstance(self.register_expires, bool) or self.register_expires <= 0:
+            problems.append("register_expires must be > 0")
+        for knob in ("refresh_margin", "failover_detection_timeout", "failback_detection_timeout"):
+            if not getattr(self, knob) >= 0:
+                problems.append(f"{knob} must be >= 0")
+        for knob in (
+            "transaction_timeout",
+            "keepalive_interval",
+            "failback_probe_interval",
+            "pong_timeout",
+        ):
+            if not getattr(self, knob) > 0:
+                problems.append(f"{knob} must be > 0")
+        for knob in (
+            "transaction_timeout",
+            "keepalive_interval",
+            "refresh_margin",
+            "failover_detection_timeout",
+        ):
+            if not math.isfinite(getattr(self, knob)):
+                problems.append(f"{knob} must be finite")
+        bad_tags = [t for t in self.supported if not _TOKEN.match(t)]
+        if bad_tags:
+            problems.append(f"supported holds non-token option tags {bad_tags}")
+        if problems:
+            raise ValueError(f"client profile {self.name!r}: {'; '.join(problems)}")
+
+    @property
+    def probes_primary(self) -> bool:
+        """Whether the client ever probes its primary on its own (``failback_probe_interval``)."""
+        return math.isfinite(self.failback_probe_interval)
+
+
+LYNC2010 = Profile(name="lync2010")
+"""Lync 2010 desktop client: the emulator's default client."""
+
+LYNC2013 = replace(
+    LYNC2010,
+    name="lync2013",
+    # TN-DNS13 steps 1-2 come first: the Autodiscover names.  The emulator does not run the
+    # Autodiscover web service; CHOICE: a name that resolves is treated like an A step (the
+    # registrar at that address on TLS/5061).
+    discovery=(_a("lyncdiscoverinternal.{domain}"), _a("lyncdiscover.{domain}"), *_LYNC_DISCOVERY),
+)
+"""Lync 2013 desktop client: as Lync 2010, with the Autodiscover names first (TN-DNS13)."""
+
+BARESIP = replace(
+    LYNC2010,
+    name="baresip",
+    # libre (baresip's SIP stack) src/sip/request.c: without a transport parameter and without
+    # NAPTR (not emulated), SRV for each enabled transport from the "highest" down: TLS
+    # (_sips._tcp), TCP (_sip._tcp), UDP (_sip._udp); none -> A/AAAA of the domain on the
+    # default transport (UDP, 5060) [3P].
+    discovery=(
+        _srv("_sips._tcp.{domain}", "tls", 5061),
+        _srv("_sip._tcp.{domain}", "tcp", 5060),
+        _srv("_sip._udp.{domain}", "udp", 5060),
+        _a("{domain}", "udp", 5060),
+    ),
+    uses_endpoint_cache=False,
+    follows_redirect=False,  # libre sipreg counts a 3xx to REGISTER as a failure [3P]
+    redirect_order="first",  # not used: redirects are not followed
+    redirect_as_failure_retry=57.0,  # observed; libre: failwait(1), uniform in 30-60 s [3P]
+    sticky_after_failover=False,  # each request resolves afresh and starts at the top [3P]
+    register_expires=3600,  # baresip's default regint [3P]
+    refresh_margin=360.0,  # libre sipreg refreshes at 90% of the granted expiry (rwait) [3P]
+    keepalive_interval=3600.0,  # CRLF keep-alives only with RFC 5626 outbound (off by
+    # default): longer than the refresh period, so the refresh always re-arms it first [3P]
+    use_server_keepalive_timeout=False,  # ms-keep-alive is a Microsoft header
+    failover_detection_timeout=0.0,  # a failed refresh goes straight to the next target [3P]
+    failback_probe_interval=math.inf,  # never probes its primary [3P]
+    failback_detection_timeout=math.inf,
+    backoff=Backoff(30.0, 1800.0, 0.5),  # libre failwait(): min(1800, 30*2^n) * [0.5, 1] [3P]
+    supported=(),  # "Supported: gruu, outbound, path" only with outbound on [3P]
+    lync_headers=False,
+)
+"""baresip 1.0 (libre's SIP stack), default account settings."""
+
+LINPHONE = replace(
+    LYNC2010,
+    name="linphone",
+    # CHOICE: an account with linphone's default transport (UDP): SRV for that transport only
+    # (RFC 3263 §4.1/§4.2), then the domain's A record.
+    discovery=(_srv("_sip._udp.{domain}", "udp", 5060), _a("{domain}", "udp", 5060)),
+    uses_endpoint_cache=False,
+    redirect_order="first",  # belle-sip refresher.c: a 301/302 retries at the first Contact [3P]
+    retries_dead_redirect_target=True,  # ...and keeps retrying it [3P]
+    register_expires=3600,  # liblinphone's default reg_expires [3P]
+    refresh_margin=360.0,  # belle-sip refresher: refresh at 90% of the obtained expiry [3P]
+    keepalive_interval=30.0,  # liblinphone sip.keepalive_period default 30000 ms [3P]
+    use_server_keepalive_timeout=False,
+    failover_detection_timeout=0.0,
+    failback_probe_interval=math.inf,
+    failback_detection_timeout=math.inf,
+    backoff=Backoff(60.0, 60.0, 1.0),  # belle-sip refresher DEFAULT_RETRY_AFTER 60 s, fixed [3P]
+    supported=("replaces", "outbound", "gruu"),  # CHOICE: typical of liblinphone REGISTERs
+    lync_headers=False,
+)
+"""linphone 5.1 (liblinphone / belle-sip), default account settings."""
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (LYNC2010, LYNC2013, BARESIP, LINPHONE)}
+"""Every known client profile by name; ``lync2010`` first (the default)."""
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; ValueError (a sentence listing the known ones) if none."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown client profile {name!r} (known: {', '.join(PROFILES)})"
+        ) from None
