@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -216,6 +217,71 @@ def _summarise(topology: Topology, out: TextIO) -> None:
     out.write(f"dns: {dns.address}:{dns.port}, zones {', '.join(dns.zones) or '-'}\n")
 
 
+# -- sipemu run ------------------------------------------------------------------------------
+
+
+def register_run(subparsers: SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a scenario in virtual time (or --realtime on loopback) and check it",
+        description=(
+            "Run a scenario file (docs/scenarios.md): print its timeline and the result of each "
+            "expectation. Exit status 0 only if every expectation holds. The seed is printed; "
+            "the same seed gives the same trace."
+        ),
+    )
+    parser.add_argument("scenario", help="scenario file (TOML)")
+    parser.add_argument("--seed", type=int, help="override the scenario's seed")
+    parser.add_argument("--json", metavar="FILE", help="write the whole trace and results here")
+    parser.add_argument(
+        "--verbose", action="store_true", help="also every SIP exchange, DNS query and detail"
+    )
+    parser.add_argument("--quiet", action="store_true", help="print only the expectation results")
+    parser.add_argument(
+        "--realtime",
+        action="store_true",
+        help="run against the live deployment on loopback, in wall-clock time",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="with --realtime: run X times faster than the scenario's clock (default 1)",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from emulator.scenario.model import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    if args.realtime:
+        from emulator.scenario.realtime import run_realtime
+
+        if not args.time_scale > 0:
+            raise UserError(f"--time-scale must be > 0, not {args.time_scale:g}")
+        result = run_realtime(
+            scenario,
+            seed=args.seed,
+            verbose=args.verbose or bool(args.json),
+            time_scale=args.time_scale,
+        )
+    else:
+        from emulator.scenario.runner import run_scenario
+
+        if args.time_scale != 1.0:
+            raise UserError("--time-scale applies to --realtime runs only")
+        # The JSON trace is the full one: record detail whenever it is asked for.
+        result = run_scenario(scenario, seed=args.seed, verbose=args.verbose or bool(args.json))
+    out = sys.stdout
+    out.write(result.report(timeline=not args.quiet, verbose=args.verbose) + "\n")
+    if args.json:
+        result.write_json(args.json)
+        out.write(f"trace written to {args.json}\n")
+    return 0 if result.passed else EXIT_INVALID
+
+
 # -- common ----------------------------------------------------------------------------------
 
 
@@ -234,6 +300,7 @@ def register_clients(subparsers: SubParsers) -> None:
 COMMANDS: list[Callable[[SubParsers], None]] = [
     register_up,
     register_topology,
+    register_run,
     register_client,
     register_clients,
 ]
@@ -282,6 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:  # Ctrl-C before the loop installed its handler
         return 130
+    except BrokenPipeError:  # `sipemu run ... | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except Exception as exc:
         if isinstance(exc, _user_errors()):
             print(f"sipemu: {_sentence(exc)}", file=sys.stderr)

@@ -1,0 +1,1 @@
+"""Scenario files: a topology, clients, a timeline of actions and expectations."""

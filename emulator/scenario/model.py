@@ -1,0 +1,428 @@
+"""The scenario file (TOML) -> a validated, frozen :class:`Scenario`.
+
+Errors name the file, the line (found by searching the source for the table and key, since
+tomllib reports positions only for syntax errors), the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulator.config import ConfigError, TomlContext
+from emulator.sim.deployment import ClientSpec
+from emulator.topology import Topology, TopologyError, default_topology, load_topology
+from fakedns.records import AddressRecord, DnsRecord, SrvRecord
+
+__all__ = [
+    "ACTIONS",
+    "Expectation",
+    "Scenario",
+    "ScenarioError",
+    "Step",
+    "load_scenario",
+    "parse_scenario",
+]
+
+
+class ScenarioError(ConfigError):
+    """A bad scenario file: the message is a sentence naming file, line, key and expectation."""
+
+
+ACTIONS: dict[str, str] = {
+    "sign-in": "client",
+    "sign-out": "client",
+    "restart": "client",
+    "clear-cache": "client",
+    "disable-nic": "target",
+    "enable-nic": "target",
+    "stop-pool": "target",
+    "start-pool": "target",
+    "partition": "a,b",
+    "heal": "",
+    "link": "a,b",
+    "dns-add": "record",
+    "dns-remove": "name",
+    "dns-fail": "kind",
+    "dns-restore": "",
+    "dns-down": "",
+    "dns-up": "",
+}
+"""Action name -> what it acts on (documented in docs/scenarios.md)."""
+
+_STEP_KEYS = {
+    "at",
+    "action",
+    "client",
+    "target",
+    "a",
+    "b",
+    "oneway",
+    "keep_cache",
+    "latency",
+    "loss",
+    "jitter",
+    "duplicate",
+    "type",
+    "name",
+    "priority",
+    "weight",
+    "port",
+    "address",
+    "ttl",
+    "kind",
+    "record_target",
+    "note",
+}
+_EXPECT_KEYS = {"client", "at", "by", "always", "never", "state", "registrar", "mode", "note"}
+_CLIENT_KEYS = {"name", "user", "cache", "profile"}
+_TOP_KEYS = {"topology", "seed", "duration", "description", "client", "step", "expect"}
+STATES = ("signed-out", "discovering", "registering", "registered")
+MODES = ("full", "limited")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    at: float
+    action: str
+    params: tuple[tuple[str, Any], ...] = ()
+    line: int | None = None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        for k, v in self.params:
+            if k == key:
+                return v
+        return default
+
+    def describe(self) -> str:
+        shown = " ".join(f"{k}={v}" for k, v in self.params if k != "note")
+        return f"{self.action} {shown}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    client: str
+    kind: str  # "at" | "by" | "always" | "never"
+    start: float
+    end: float
+    state: str | None = None
+    registrar: str | None = None
+    mode: str | None = None
+    line: int | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        what = ", ".join(
+            f"{k}={v}"
+            for k, v in (("state", self.state), ("registrar", self.registrar), ("mode", self.mode))
+            if v is not None
+        )
+        when = {
+            "at": f"at {self.start:g}",
+            "by": f"by {self.end:g}",
+            "always": f"always in [{self.start:g}, {self.end:g}]",
+            "never": f"never in [{self.start:g}, {self.end:g}]",
+        }[self.kind]
+        return f"{self.client} {what} {when}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    source: str
+    topology: Topology
+    seed: int
+    duration: float
+    clients: tuple[ClientSpec, ...]
+    steps: tuple[Step, ...]
+    expectations: tuple[Expectation, ...]
+    description: str = ""
+    seed_given: bool = field(default=True)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: cannot read it ({exc})") from None
+    return parse_scenario(text, str(path), base=path.parent)
+
+
+def parse_scenario(text: str, source: str = "<string>", *, base: Path | None = None) -> Scenario:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+    ctx = TomlContext(source, text, error=ScenarioError)
+    ctx.unknown(data, _TOP_KEYS, None, None)
+    topology = _topology(ctx, data, base)
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        ctx.fail(None, None, "seed", "an integer")
+    clients = tuple(_client(ctx, i, c) for i, c in enumerate(_tables(ctx, data, "client")))
+    names = [c.name for c in clients]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            ctx.fail("client", i, "name", f"a unique client name ({name!r} is used twice)")
+    for i, spec in enumerate(clients):
+        if topology.home_pool(spec.user) is None:
+            ctx.fail(
+                "client",
+                i,
+                "user",
+                f"a user of the topology ({spec.user!r} is not in {topology.source})",
+            )
+        if spec.cache is not None and spec.cache not in {p.fqdn for p in topology.pools}:
+            ctx.fail("client", i, "cache", "the FQDN of a pool of the topology")
+    steps = tuple(_step(ctx, i, s, set(names)) for i, s in enumerate(_tables(ctx, data, "step")))
+    _check_targets(ctx, steps, topology, set(names))
+    expects = tuple(
+        _expect(ctx, i, e, set(names)) for i, e in enumerate(_tables(ctx, data, "expect"))
+    )
+    horizon = max([s.at for s in steps] + [e.end for e in expects] + [0.0])
+    duration = data.get("duration", horizon + 60.0)
+    if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
+        ctx.fail(None, None, "duration", "a positive number of seconds")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        ctx.fail(None, None, "description", "a string")
+    return Scenario(
+        source,
+        topology,
+        seed,
+        float(duration),
+        clients,
+        tuple(sorted(steps, key=lambda s: s.at)),
+        expects,
+        description,
+        "seed" in data,
+    )
+
+
+def _tables(ctx: TomlContext, data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    value = data.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        ctx.fail(None, None, name, f"an array of tables ([[{name}]])")
+    return value
+
+
+def _topology(ctx: TomlContext, data: dict[str, Any], base: Path | None) -> Topology:
+    value = data.get("topology")
+    try:
+        if value is None or value == "default":
+            return default_topology()
+        if isinstance(value, str):
+            path = Path(value)
+            if not path.is_absolute() and base is not None:
+                path = base / path
+            return load_topology(path)
+        if isinstance(value, dict):
+            from emulator.topology import topology_from_dict
+
+            try:
+                return topology_from_dict(
+                    value, ctx.source, text="\n".join(ctx.lines), prefix="topology"
+                )
+            except TopologyError as exc:  # already names this file and the topology.* key
+                raise ScenarioError(str(exc)) from None
+    except TopologyError as exc:
+        raise ScenarioError(f"{ctx.source}: topology: {exc}") from None
+    ctx.fail(None, None, "topology", 'a path to a topology file, "default", or a [topology] table')
+    raise AssertionError("unreachable")
+
+
+def _string(
+    ctx: TomlContext, table: dict[str, Any], key: str, name: str, index: int, required: bool = True
+) -> str | None:
+    value = table.get(key)
+    if value is None:
+        if required:
+            ctx.fail(name, index, key, "a string (this key is required)")
+        return None
+    if not isinstance(value, str) or not value:
+        ctx.fail(name, index, key, "a non-empty string")
+    return value
+
+
+def _number(ctx: TomlContext, table: dict[str, Any], key: str, name: str, index: int) -> float:
+    value = table.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        ctx.fail(name, index, key, "a number of seconds >= 0")
+    return float(value)
+
+
+def _client(ctx: TomlContext, index: int, table: dict[str, Any]) -> ClientSpec:
+    ctx.unknown(table, _CLIENT_KEYS, "client", index)
+    name = _string(ctx, table, "name", "client", index)
+    user = _string(ctx, table, "user", "client", index)
+    cache = _string(ctx, table, "cache", "client", index, required=False)
+    profile = _string(ctx, table, "profile", "client", index, required=False) or "lync2010"
+    from clients.profile import PROFILES
+
+    if profile not in PROFILES:
+        ctx.fail("client", index, "profile", f"one of {', '.join(PROFILES)}")
+    assert name is not None and user is not None
+    return ClientSpec(
+        name,
+        user if user.startswith("sip:") else f"sip:{user}",
+        profile,
+        cache.lower().rstrip(".") if cache else None,
+    )
+
+
+def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]) -> Step:
+    ctx.unknown(table, _STEP_KEYS, "step", index)
+    at = _number(ctx, table, "at", "step", index)
+    action = table.get("action")
+    if action not in ACTIONS:
+        ctx.fail("step", index, "action", f"one of {', '.join(ACTIONS)}")
+    needs = ACTIONS[action]
+    if needs == "client":
+        client = table.get("client", table.get("target"))
+        if client not in clients:
+            ctx.fail(
+                "step",
+                index,
+                "client",
+                f"the name of a [[client]] ({', '.join(sorted(clients)) or 'none defined'})",
+            )
+    elif needs == "target":
+        _string(ctx, table, "target", "step", index)
+    elif needs == "a,b":
+        _string(ctx, table, "a", "step", index)
+        _string(ctx, table, "b", "step", index)
+    elif needs == "kind":
+        if table.get("kind") not in ("servfail", "timeout", "nxdomain"):
+            ctx.fail("step", index, "kind", "servfail, timeout or nxdomain")
+    elif needs == "name":
+        _string(ctx, table, "name", "step", index)
+    elif needs == "record":
+        _record(ctx, index, table)
+    for key in ("latency", "loss", "jitter", "duplicate"):
+        if key in table and (not isinstance(table[key], int | float) or table[key] < 0):
+            ctx.fail("step", index, key, "a number >= 0")
+    for key in ("loss", "duplicate"):
+        if key in table and table[key] > 1:
+            ctx.fail("step", index, key, "a probability between 0 and 1")
+    params = tuple((k, v) for k, v in table.items() if k not in ("at", "action"))
+    if needs == "client" and "client" not in table:
+        params = (("client", table["target"]), *params)
+    return Step(at, action, params, ctx.line_of("step", index, "action"))
+
+
+def _record(ctx: TomlContext, index: int, table: dict[str, Any]) -> DnsRecord:
+    rtype = str(table.get("type", "")).upper()
+    name = _string(ctx, table, "name", "step", index)
+    assert name is not None
+    try:
+        if rtype == "SRV":
+            target = table.get("record_target", table.get("target"))
+            if not isinstance(target, str):
+                ctx.fail("step", index, "target", "the SRV target host name")
+            return SrvRecord(
+                name,
+                int(table.get("priority", 0)),
+                int(table.get("weight", 0)),
+                int(table.get("port", 5061)),
+                str(target),
+                int(table.get("ttl", 300)),
+            )
+        if rtype in ("A", "AAAA"):
+            address = _string(ctx, table, "address", "step", index)
+            assert address is not None
+            return AddressRecord(name, address, int(table.get("ttl", 300)))
+    except (TypeError, ValueError) as exc:
+        ctx.fail("step", index, "type", f"a valid record ({exc})")
+    ctx.fail("step", index, "type", '"SRV", "A" or "AAAA"')
+    raise AssertionError("unreachable")
+
+
+def _check_targets(
+    ctx: TomlContext, steps: tuple[Step, ...], topology: Topology, clients: set[str]
+) -> None:
+    """Hosts named by fault steps must exist: a pool FQDN, ``dns``, or a client's name."""
+    pools = {p.fqdn for p in topology.pools}
+    for index, step in enumerate(steps):
+        keys = {"target": ACTIONS[step.action] == "target", "a": True, "b": True}
+        for key, applies in keys.items():
+            host = step.get(key)
+            if not applies or host is None:
+                continue
+            name = str(host).lower().rstrip(".")
+            if step.action in ("stop-pool", "start-pool"):
+                if name not in pools:
+                    ctx.fail("step", index, key, f"a pool FQDN ({', '.join(sorted(pools))})")
+            elif name not in pools and name != "dns" and host not in clients:
+                ctx.fail(
+                    "step",
+                    index,
+                    key,
+                    f"a pool FQDN ({', '.join(sorted(pools))}), dns, or a client name",
+                )
+
+
+def record_of(step: Step) -> DnsRecord:
+    """The DNS record a validated ``dns-add`` step describes."""
+    table = dict(step.params)
+    ctx = TomlContext("<step>", "", error=ScenarioError)
+    return _record(ctx, 0, table)
+
+
+def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]) -> Expectation:
+    ctx.unknown(table, _EXPECT_KEYS, "expect", index)
+    client = table.get("client")
+    if client not in clients:
+        ctx.fail(
+            "expect",
+            index,
+            "client",
+            f"the name of a [[client]] ({', '.join(sorted(clients)) or 'none defined'})",
+        )
+    kinds = [k for k in ("at", "by", "always", "never") if k in table]
+    if len(kinds) != 1:
+        ctx.fail("expect", index, "at", "exactly one of at, by, always = [start, end], never")
+    kind = kinds[0]
+    value = table[kind]
+    if kind in ("at", "by"):
+        moment = _number(ctx, table, kind, "expect", index)
+        start, end = (moment, moment) if kind == "at" else (0.0, moment)
+    else:
+        if kind == "never" and value is True:
+            start, end = 0.0, float("inf")
+        elif (
+            isinstance(value, list)
+            and len(value) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            and 0 <= value[0] <= value[1]
+        ):
+            start, end = float(value[0]), float(value[1])
+        else:
+            shape = "[start, end] with 0 <= start <= end" + (" or true" if kind == "never" else "")
+            ctx.fail("expect", index, kind, shape)
+    state = table.get("state")
+    if state is not None and state not in STATES:
+        ctx.fail("expect", index, "state", f"one of {', '.join(STATES)}")
+    mode = table.get("mode")
+    if mode is not None and mode not in MODES:
+        ctx.fail("expect", index, "mode", "full or limited")
+    registrar = table.get("registrar")
+    if registrar is not None and not isinstance(registrar, str):
+        ctx.fail("expect", index, "registrar", "a pool FQDN")
+    if state is None and mode is None and registrar is None:
+        ctx.fail("expect", index, "state", "at least one of state, registrar, mode")
+    note = table.get("note", "")
+    return Expectation(
+        client,
+        kind,
+        start,
+        end,
+        state,
+        registrar.lower().rstrip(".") if registrar else None,
+        mode,
+        ctx.line_of("expect", index, kind),
+        str(note),
+    )

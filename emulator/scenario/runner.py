@@ -1,0 +1,236 @@
+"""Run a scenario in virtual time, check its expectations, and report."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from clients.events import ClientStateChanged
+from emulator.scenario.model import Expectation, Scenario, Step, record_of
+from emulator.sim.deployment import SimulatedDeployment
+from emulator.sim.world import TraceEntry
+
+__all__ = ["DETAIL_KINDS", "ExpectationResult", "RunResult", "check", "run_scenario"]
+
+DETAIL_KINDS = frozenset({"sip", "dns", "detail", "binding"})
+"""Trace kinds shown only with ``--verbose`` (recorded when the run asked for detail)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectationResult:
+    expectation: Expectation
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    scenario: Scenario
+    seed: int
+    trace: tuple[TraceEntry, ...]
+    timeline: dict[str, list[ClientStateChanged]]
+    results: tuple[ExpectationResult, ...]
+    events_processed: int
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    def report(self, *, timeline: bool = True, verbose: bool = False) -> str:
+        """The readable report: header, timeline (unless ``timeline=False``), results.
+
+        The timeline holds steps, faults, client state changes, pool failover events and DNS
+        changes; ``verbose`` adds every SIP exchange, DNS query and client detail (when the run
+        recorded them).
+        """
+        lines = [f"scenario {self.scenario.source} (seed {self.seed})"]
+        if self.scenario.description:
+            lines.append(f"  {self.scenario.description}")
+        lines.append("")
+        if timeline:
+            lines.extend(
+                entry.line() for entry in self.trace if verbose or entry.kind not in DETAIL_KINDS
+            )
+            lines.append("")
+        lines.append("expectations:")
+        for result in self.results:
+            mark = "PASS" if result.passed else "FAIL"
+            where = f" (line {result.expectation.line})" if result.expectation.line else ""
+            lines.append(f"  {mark}  {result.expectation.describe()}{where}: {result.detail}")
+        passed = sum(r.passed for r in self.results)
+        lines.append(f"{passed} passed, {len(self.results) - passed} failed")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "scenario": self.scenario.source,
+                "seed": self.seed,
+                "trace": [e.to_json() for e in self.trace],
+                "timeline": {
+                    client: [
+                        {
+                            "t": round(e.now, 6),
+                            "state": e.state,
+                            "registrar": e.registrar,
+                            "mode": e.mode,
+                            "primary": e.primary,
+                            "backup": e.backup,
+                            "cause": e.cause,
+                        }
+                        for e in events
+                    ]
+                    for client, events in self.timeline.items()
+                },
+                "expectations": [
+                    {
+                        "expectation": r.expectation.describe(),
+                        "passed": r.passed,
+                        "detail": r.detail,
+                    }
+                    for r in self.results
+                ],
+            },
+            indent=1,
+            sort_keys=True,
+        )
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+
+def apply_step(deployment: SimulatedDeployment, step: Step) -> None:
+    """Carry out one scenario action on a simulated deployment."""
+    get = step.get
+    action = step.action
+    simple: dict[str, Callable[[str], None]] = {
+        "sign-in": deployment.sign_in,
+        "sign-out": deployment.sign_out,
+        "clear-cache": deployment.clear_cache,
+        "disable-nic": deployment.disable_nic,
+        "enable-nic": deployment.enable_nic,
+        "stop-pool": deployment.stop_pool,
+        "start-pool": deployment.start_pool,
+    }
+    if action in simple:
+        simple[action](get("client") or get("target"))
+    elif action == "restart":
+        deployment.restart(get("client"), keep_cache=bool(get("keep_cache", True)))
+    elif action == "partition":
+        deployment.partition(get("a"), get("b"), oneway=bool(get("oneway", False)))
+    elif action == "heal":
+        deployment.heal(get("a"), get("b"))
+    elif action == "link":
+        deployment.set_link(
+            get("a"),
+            get("b"),
+            latency=get("latency"),
+            loss=get("loss"),
+            jitter=get("jitter"),
+            duplicate=get("duplicate"),
+            both=not get("oneway", False),
+        )
+    elif action == "dns-add":
+        deployment.dns_add(record_of(step))
+    elif action == "dns-remove":
+        deployment.dns_remove(get("name"), get("type"))
+    elif action == "dns-fail":
+        deployment.dns_fail(get("kind"), get("name"))
+    elif action == "dns-restore":
+        deployment.dns_restore(get("name"))
+    elif action == "dns-down":
+        deployment.disable_nic("dns")
+    elif action == "dns-up":
+        deployment.enable_nic("dns")
+    else:  # the model validated the action names
+        raise AssertionError(action)
+
+
+def run_scenario(
+    scenario: Scenario, *, seed: int | None = None, verbose: bool = False
+) -> RunResult:
+    seed = scenario.seed if seed is None else seed
+    deployment = SimulatedDeployment(
+        scenario.topology, scenario.clients, seed=seed, verbose=verbose
+    )
+    world = deployment.world
+    world.note(
+        "scenario",
+        "start",
+        f"seed {seed}, {len(scenario.clients)} client(s), topology {scenario.topology.source}",
+    )
+    for step in scenario.steps:
+
+        def act(step: Step = step) -> None:
+            world.note("scenario", "step", step.describe())
+            apply_step(deployment, step)
+
+        world.call_at(step.at, act)
+    deployment.run_until(scenario.duration)
+    results = tuple(check(e, deployment.timeline.get(e.client, [])) for e in scenario.expectations)
+    return RunResult(
+        scenario, seed, tuple(world.trace), deployment.timeline, results, world.events_processed
+    )
+
+
+def _matches(e: Expectation, event: ClientStateChanged | None) -> bool:
+    state = event.state if event else "signed-out"
+    registrar = event.registrar if event else None
+    mode = event.mode if event else None
+    return (
+        (e.state is None or state == e.state)
+        and (e.registrar is None or registrar == e.registrar)
+        and (e.mode is None or mode == e.mode)
+    )
+
+
+def _describe(event: ClientStateChanged | None) -> str:
+    if event is None:
+        return "signed-out (initial)"
+    where = f" at {event.registrar}" if event.registrar else ""
+    mode = f" ({event.mode})" if event.mode else ""
+    return f"{event.state}{where}{mode} since {event.now:.3f}"
+
+
+def _state_at(timeline: list[ClientStateChanged], t: float) -> ClientStateChanged | None:
+    current = None
+    for event in timeline:
+        if event.now > t:
+            break
+        current = event
+    return current
+
+
+def check(e: Expectation, timeline: list[ClientStateChanged]) -> ExpectationResult:
+    """Evaluate one expectation over a client's piecewise-constant state timeline."""
+    if e.kind == "at":
+        current = _state_at(timeline, e.start)
+        return ExpectationResult(e, _matches(e, current), f"was {_describe(current)}")
+    if e.kind == "by":
+        # "By T": the client is in that state at T; the report says since when (the start of
+        # the run of matching states that reaches T).
+        current = _state_at(timeline, e.end)
+        if not _matches(e, current):
+            return ExpectationResult(e, False, f"at {e.end:g} it was {_describe(current)}")
+        since = current.now if current else 0.0
+        for event in reversed([ev for ev in timeline if ev.now <= e.end]):
+            if not _matches(e, event):
+                break
+            since = event.now
+        return ExpectationResult(e, True, f"reached at {since:.3f}")
+    first = _state_at(timeline, e.start)
+    inside = [ev for ev in timeline if e.start < ev.now <= e.end]
+    states = [first, *inside]
+    if e.kind == "always":
+        for state in states:
+            if not _matches(e, state):
+                return ExpectationResult(e, False, f"broken: {_describe(state)}")
+        return ExpectationResult(e, True, f"held through {len(inside)} change(s)")
+    for state in states:  # never
+        if _matches(e, state):
+            return ExpectationResult(e, False, f"happened: {_describe(state)}")
+    end = "the end" if math.isinf(e.end) else f"{e.end:g}"
+    return ExpectationResult(e, True, f"did not happen up to {end}")

@@ -1,0 +1,1 @@
+"""Deterministic discrete-event simulation of a deployment (virtual clock, simulated network)."""

@@ -1,0 +1,412 @@
+"""A deployment (pools + fake DNS + client agents) inside a simulated :class:`World`.
+
+Every fault and action a scenario can name is a method here, so scenario files, Hypothesis
+strategies and tests all drive the same code.  Targets are named as in the topology: a pool by
+its FQDN, the DNS server as ``dns``, a client by its name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clients.agent import Agent
+from clients.cache import CacheEntry, MemoryCacheStore
+from clients.events import ClientNote, ClientStateChanged
+from clients.profile import get_profile
+from emulator.net import CloseFlow, Flow, Send
+from emulator.registrar import events as pool_events
+from emulator.registrar.pool import Pool, PoolEndpoints
+from emulator.sim.world import World
+from emulator.topology import Topology
+from fakedns.authority import Authority
+from fakedns.records import DnsRecord
+
+__all__ = ["ClientSpec", "SimulatedDeployment", "SimulationError"]
+
+SIP_PORT = 5060
+DNS_CLIENT_PORT = 53000
+
+
+class SimulationError(Exception):
+    """A scenario asked for something the deployment does not have (a sentence)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSpec:
+    name: str
+    user: str
+    profile: str = "lync2010"
+    cache: str | None = None
+    """Pre-seeded endpoint cache: the FQDN of a pool, or None for an empty cache."""
+
+
+class _DnsCore:
+    """The fake DNS authority seen as a core (it only answers)."""
+
+    def __init__(self, authority: Authority) -> None:
+        self.authority = authority
+        self.up = True
+        self._out: list[Send | CloseFlow] = []
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        answer = self.authority.answer(data, "udp", now, client=flow.remote)
+        if answer is not None:
+            self._out.append(Send(flow, answer))
+
+    def handle_timer(self, now: float) -> None:
+        return None
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def flow_failed(self, flow: Flow, now: float) -> None:
+        return None
+
+    def actions(self) -> list[Send | CloseFlow]:
+        out, self._out = self._out, []
+        return out
+
+    def events(self) -> list[Any]:
+        return list(self.authority.events())
+
+
+class SimulatedDeployment:
+    """A topology and its clients in virtual time."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        clients: Sequence[ClientSpec] = (),
+        *,
+        seed: int = 0,
+        verbose: bool = False,
+        latency: float = 0.001,
+    ) -> None:
+        self.topology = topology
+        self.verbose = verbose
+        self.world = World(seed, default_latency=latency)
+        self.endpoints = {
+            spec.fqdn: PoolEndpoints(
+                spec.fqdn,
+                spec.address,
+                {t: spec.port(t) or _default_port(t) for t in spec.transports},
+            )
+            for spec in topology.pools
+        }
+        self._pool_index: dict[str, int] = {}
+        for spec in topology.pools:
+            pool = self._new_pool(spec.fqdn)
+            index = self.world.add_core(
+                spec.fqdn,
+                pool,
+                self._listen(spec.fqdn),
+                on_events=self._pool_events,
+                answers_pings=True,
+            )
+            self._pool_index[spec.fqdn] = index
+            pool.start(self.world.now)
+            self.world.poke(index)
+        bound = {
+            (fqdn, t): port for fqdn, ep in self.endpoints.items() for t, port in ep.ports.items()
+        }
+        dns = topology.dns
+        self.dns_address = (dns.address, dns.port or 53)
+        self.authority = topology.dns_authority(bound, trace=verbose)
+        self._dns = _DnsCore(self.authority)
+        self._dns_index = self.world.add_core(
+            "dns",
+            self._dns,
+            [(dns.address, "udp", self.dns_address[1])],
+            on_events=self._dns_events,
+        )
+        self.timeline: dict[str, list[ClientStateChanged]] = {}
+        self.agents: dict[str, Agent] = {}
+        self.caches: dict[str, MemoryCacheStore] = {}
+        self.specs: dict[str, ClientSpec] = {}
+        self._agent_index: dict[str, int] = {}
+        self._client_address: dict[str, str] = {}
+        for client in clients:
+            self.add_client(client)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _new_pool(self, fqdn: str) -> Pool:
+        spec = self.topology.pool(fqdn)
+        return Pool(
+            spec,
+            self.topology,
+            self.endpoints,
+            self.world.rng_for(fqdn),
+            now=self.world.now,
+            trace=self.verbose,
+        )
+
+    def _listen(self, fqdn: str) -> list[tuple[str, str, int]]:
+        ep = self.endpoints[fqdn]
+        return [(ep.address, t, port) for t, port in ep.ports.items()]
+
+    def add_client(self, spec: ClientSpec) -> Agent:
+        if spec.name in self.specs:
+            raise SimulationError(f"two clients are named {spec.name!r}")
+        try:
+            get_profile(spec.profile)
+        except ValueError as exc:
+            raise SimulationError(f"client {spec.name}: {exc}") from None
+        n = len(self.specs)
+        address = f"127.2.{n // 250}.{n % 250 + 1}"
+        self._client_address[spec.name] = address
+        cache = MemoryCacheStore()
+        self.caches[spec.name] = cache
+        self.specs[spec.name] = spec
+        if spec.cache:
+            self.seed_cache(spec.name, spec.cache)
+        agent = self._new_agent(spec, cache)
+        index = self.world.add_core(
+            spec.name,
+            agent,
+            [(address, "udp", SIP_PORT), (address, "udp", DNS_CLIENT_PORT)],
+            on_events=self._agent_events,
+        )
+        self._agent_index[spec.name] = index
+        self.agents[spec.name] = agent
+        self.timeline[spec.name] = []
+        return agent
+
+    def _new_agent(self, spec: ClientSpec, cache: MemoryCacheStore) -> Agent:
+        return Agent(
+            spec.name,
+            spec.user,
+            profile=get_profile(spec.profile),
+            rng=self.world.rng_for(f"client:{spec.name}:{len(self.world.trace)}"),
+            cache=cache,
+            dns_server=self.dns_address,
+            local_ip=self._client_address[spec.name],
+            sip_port=SIP_PORT,
+            dns_port=DNS_CLIENT_PORT,
+            domain=self.topology.domain,
+        )
+
+    def seed_cache(self, client: str, pool_fqdn: str) -> None:
+        self._client(client)
+        ep = self._pool(pool_fqdn)
+        transport = "tls" if "tls" in ep.ports else next(iter(ep.ports))
+        user = self.specs[client].user
+        self.caches[client].save(
+            CacheEntry(user, pool_fqdn, ep.ports[transport], transport, self.world.now, ep.address)
+        )
+
+    # -- event sinks ------------------------------------------------------------------------
+
+    def _pool_events(self, index: int, events: list[Any]) -> None:
+        name = self.world.name(index)
+        for event in events:
+            if isinstance(event, pool_events.Exchanged):
+                if self.verbose:
+                    self.world.note(name, "sip", event.summary)
+            elif isinstance(event, pool_events.BadMessage):
+                self.world.note(name, "bad-message", f"bad message ({event.status}): {event.error}")
+            elif isinstance(
+                event,
+                (
+                    pool_events.FailedOver,
+                    pool_events.FailbackStarted,
+                    pool_events.PeerHeartbeatLost,
+                    pool_events.PeerHeartbeatRestored,
+                ),
+            ):
+                self.world.note(name, "pool", _pool_text(event))
+            elif isinstance(event, pool_events.ClientSentHome):
+                self.world.note(
+                    name, "pool", f"sent {event.aor} home to {event.home} ({event.how})"
+                )
+            elif self.verbose and isinstance(
+                event,
+                (pool_events.BindingAdded, pool_events.BindingRemoved, pool_events.BindingExpired),
+            ):
+                self.world.note(name, "binding", _pool_text(event))
+
+    def _agent_events(self, index: int, events: list[Any]) -> None:
+        name = self.world.name(index)
+        for event in events:
+            if isinstance(event, ClientStateChanged):
+                self.timeline[name].append(event)
+                self.world.note(name, "client", event.line().split(": ", 1)[1])
+            elif isinstance(event, ClientNote) and self.verbose:
+                self.world.note(name, "detail", event.text)
+
+    def _dns_events(self, index: int, events: list[Any]) -> None:
+        if not self.verbose:
+            return
+        for event in events:
+            self.world.note(
+                "dns",
+                "dns",
+                f"{event.qtype} {event.qname} -> {event.rcode} ({event.answers} answers)",
+            )
+
+    # -- faults and actions -----------------------------------------------------------------
+
+    def _pool(self, fqdn: str) -> PoolEndpoints:
+        ep = self.endpoints.get(fqdn.lower().rstrip("."))
+        if ep is None:
+            known = ", ".join(sorted(self.endpoints))
+            raise SimulationError(f"no pool named {fqdn!r} (pools: {known})")
+        return ep
+
+    def _client(self, name: str) -> Agent:
+        agent = self.agents.get(name)
+        if agent is None:
+            known = ", ".join(self.agents) or "none"
+            raise SimulationError(f"no client named {name!r} (clients: {known})")
+        return agent
+
+    def _host(self, target: str) -> str:
+        if target == "dns":
+            return self.dns_address[0]
+        if target in self._client_address:
+            return self._client_address[target]
+        return self._pool(target).address
+
+    def pool(self, fqdn: str) -> Pool:
+        index = self._pool_index[self._pool(fqdn).fqdn]
+        core = self.world.core(index)
+        assert isinstance(core, Pool)
+        return core
+
+    def disable_nic(self, target: str) -> None:
+        self.world.network.set_nic(self._host(target), False)
+        self.world.note(target, "fault", "network interface disabled (silent)")
+
+    def enable_nic(self, target: str) -> None:
+        self.world.network.set_nic(self._host(target), True)
+        self.world.note(target, "fault", "network interface enabled")
+
+    def stop_pool(self, fqdn: str) -> None:
+        ep = self._pool(fqdn)
+        self.world.network.set_running(ep.address, False)
+        self.world.reset_connections(ep.address)
+        self.world.note(fqdn, "fault", "pool stopped (connections refused)")
+
+    def start_pool(self, fqdn: str) -> None:
+        ep = self._pool(fqdn)
+        if self.world.network.running(ep.address):
+            return
+        self.world.network.set_running(ep.address, True)
+        index = self._pool_index[ep.fqdn]
+        pool = self._new_pool(ep.fqdn)  # a restarted process has lost its in-memory bindings
+        self.world.replace_core(index, pool)
+        pool.start(self.world.now)
+        self.world.poke(index)
+        self.world.note(fqdn, "fault", "pool started")
+
+    def partition(self, a: str, b: str, *, oneway: bool = False) -> None:
+        self.world.network.partition(self._host(a), self._host(b), oneway=oneway)
+        arrow = "->" if oneway else "<->"
+        self.world.note(a, "fault", f"partition {a} {arrow} {b}")
+
+    def heal(self, a: str | None = None, b: str | None = None) -> None:
+        self.world.network.heal(self._host(a) if a else None, self._host(b) if b else None)
+        self.world.note(a or "network", "fault", f"healed {a or 'all'}{' <-> ' + b if b else ''}")
+
+    def set_link(
+        self,
+        a: str,
+        b: str,
+        *,
+        latency: float | None = None,
+        loss: float | None = None,
+        jitter: float | None = None,
+        duplicate: float | None = None,
+        both: bool = True,
+    ) -> None:
+        pairs = [(a, b), (b, a)] if both else [(a, b)]
+        for src, dst in pairs:
+            link = self.world.network.link(self._host(src), self._host(dst))
+            if latency is not None:
+                link.latency = latency
+            if loss is not None:
+                link.loss = loss
+            if jitter is not None:
+                link.jitter = jitter
+            if duplicate is not None:
+                link.duplicate = duplicate
+        self.world.note(
+            a,
+            "fault",
+            f"link {a} {'<->' if both else '->'} {b}: latency={latency} "
+            f"loss={loss} jitter={jitter} duplicate={duplicate}",
+        )
+
+    def dns_add(self, record: DnsRecord) -> None:
+        self.authority.add(record)
+        self.world.note("dns", "dns-change", f"added {_record_text(record)}")
+
+    def dns_remove(self, name: str, rtype: str | None = None) -> int:
+        count = self.authority.remove(name, rtype)
+        self.world.note("dns", "dns-change", f"removed {count} record(s) {rtype or ''} {name}")
+        return count
+
+    def dns_fail(self, kind: str, name: str | None = None) -> None:
+        self.authority.set_fault(kind, name)  # type: ignore[arg-type]
+        self.world.note("dns", "dns-change", f"fault {kind} for {name or 'every name'}")
+
+    def dns_restore(self, name: str | None = None) -> None:
+        if name is None:
+            self.authority.clear_faults()
+        else:
+            self.authority.clear_fault(name)
+        self.world.note("dns", "dns-change", f"faults cleared for {name or 'every name'}")
+
+    def sign_in(self, client: str) -> None:
+        agent = self._client(client)
+        agent.sign_in(self.world.now)
+        self.world.poke(self._agent_index[client])
+
+    def sign_out(self, client: str) -> None:
+        agent = self._client(client)
+        agent.sign_out(self.world.now)
+        self.world.poke(self._agent_index[client])
+
+    def restart(self, client: str, *, keep_cache: bool = True) -> None:
+        """The client process restarts: memory is lost (primary/backup), the cache may stay."""
+        agent = self._client(client)
+        if agent.wanted:
+            agent.sign_out(self.world.now, unregister=False)
+            self.world.poke(self._agent_index[client])
+        if not keep_cache:
+            self.caches[client].clear(self.specs[client].user)
+        fresh = self._new_agent(self.specs[client], self.caches[client])
+        self.agents[client] = fresh
+        self.world.replace_core(self._agent_index[client], fresh)
+        kept = "cache kept" if keep_cache else "cache dropped"
+        self.world.note(client, "action", f"restarted ({kept})")
+        fresh.sign_in(self.world.now)
+        self.world.poke(self._agent_index[client])
+
+    def clear_cache(self, client: str) -> None:
+        self._client(client)
+        self.caches[client].clear(self.specs[client].user)
+        self.world.note(client, "action", "endpoint cache cleared")
+
+    def run_until(self, until: float) -> None:
+        self.world.run_until(until)
+
+
+def _default_port(transport: str) -> int:
+    return 5061 if transport == "tls" else 5060
+
+
+def _pool_text(event: Any) -> str:
+    kind = type(event).__name__
+    fields = {k: getattr(event, k) for k in event.__dataclass_fields__ if k not in ("now", "pool")}
+    return kind + " " + " ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def _record_text(record: DnsRecord) -> str:
+    from fakedns.records import SrvRecord
+
+    if isinstance(record, SrvRecord):
+        return f"SRV {record.name} {record.priority} {record.weight} {record.port} {record.target}"
+    return f"{record.rtype} {record.name} {record.address}"

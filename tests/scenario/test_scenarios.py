@@ -1,0 +1,204 @@
+"""Scenario files in virtual time: the shipped R1 scenarios, determinism, expectations, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from clients.events import ClientStateChanged
+from emulator.cli import main
+from emulator.scenario.model import Expectation, ScenarioError, load_scenario, parse_scenario
+from emulator.scenario.runner import check, run_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
+
+BASE = """
+topology = "default"
+seed = 3
+[[client]]
+name = "ClientUser1"
+user = "sip:clientuser1@contoso.test"
+[[step]]
+at = 0
+action = "sign-in"
+client = "ClientUser1"
+"""
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_scenario_holds(path: Path) -> None:
+    result = run_scenario(load_scenario(path))
+    failed = [f"{r.expectation.describe()}: {r.detail}" for r in result.results if not r.passed]
+    assert result.results and not failed, result.report()
+
+
+def test_every_r1_test_is_shipped() -> None:
+    names = {p.stem for p in SHIPPED}
+    assert {
+        "r1-test1-one-srv-clientuser1-stranded",
+        "r1-test2-clientuser2-fails-over-and-back",
+        "r1-test3-two-srv-clientuser1-reaches-backup",
+        "r1-test2-cache-variant-stranded",
+    } <= names
+
+
+def test_same_seed_gives_a_byte_identical_trace() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "r1-test2-clientuser2-fails-over-and-back.toml")
+    first = run_scenario(scenario, verbose=True).to_json()
+    second = run_scenario(scenario, verbose=True).to_json()
+    assert first == second
+    assert json.loads(first)["seed"] == scenario.seed
+    assert len(json.loads(first)["trace"]) > 50  # SIP and DNS detail included
+
+
+def test_client_without_backup_stays_signed_out_when_home_pool_dies() -> None:
+    result = run_scenario(
+        load_scenario(ROOT / "scenarios" / "r1-test1-one-srv-clientuser1-stranded.toml")
+    )
+    timeline = result.timeline["ClientUser1"]
+    during = [e for e in timeline if 100 <= e.now <= 600]
+    assert all(e.state != "registered" for e in during)
+    assert all(e.backup is None for e in timeline)
+
+
+def test_a_failing_expectation_fails_the_run_and_the_exit_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "wrong.toml"
+    path.write_text(
+        BASE + '[[expect]]\nclient = "ClientUser1"\nat = 10\nregistrar = "fe2.contoso.test"\n'
+    )
+    assert not run_scenario(load_scenario(path)).passed
+    assert main(["run", str(path), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  ClientUser1 registrar=fe2.contoso.test at 10 (line 13)" in out
+    assert "was registered at fe1.contoso.test (full)" in out
+    assert "0 passed, 1 failed" in out
+
+
+def test_run_writes_json_and_exits_zero_when_expectations_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text(BASE + '[[expect]]\nclient = "ClientUser1"\nby = 10\nstate = "registered"\n')
+    out_json = tmp_path / "trace.json"
+    assert main(["run", str(path), "--json", str(out_json), "--seed", "11"]) == 0
+    data = json.loads(out_json.read_text())
+    assert data["seed"] == 11
+    assert data["timeline"]["ClientUser1"][-1]["state"] == "registered"
+    assert [e["passed"] for e in data["expectations"]] == [True]
+    assert "(seed 11)" in capsys.readouterr().out
+
+
+def event(now: float, state: str, registrar: str | None = None) -> ClientStateChanged:
+    return ClientStateChanged(
+        now,
+        "c",
+        state,
+        registrar,
+        "full" if registrar else None,  # type: ignore[arg-type]
+        None,
+        None,
+        "test",
+    )
+
+
+TIMELINE = [
+    event(1, "registering"),
+    event(2, "registered", "fe1"),
+    event(50, "signed-out"),
+    event(90, "registered", "fe2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "start", "end", "state", "registrar", "holds"),
+    [
+        ("at", 0.5, 0.5, "signed-out", None, True),  # before any event: signed out
+        ("at", 2, 2, "registered", "fe1", True),  # a change at t holds at t
+        ("at", 49.9, 49.9, "registered", None, True),
+        ("at", 50, 50, "registered", None, False),
+        ("by", 0, 60, "signed-out", None, True),
+        ("by", 0, 100, "signed-out", None, False),  # not in that state at the deadline
+        ("always", 2, 49.99, "registered", "fe1", True),
+        ("always", 2, 50, "registered", None, False),
+        ("never", 0, 89.9, None, "fe2", True),
+        ("never", 0, 90, None, "fe2", False),
+    ],
+)
+def test_expectation_forms(
+    kind: str, start: float, end: float, state: str | None, registrar: str | None, holds: bool
+) -> None:
+    expectation = Expectation("c", kind, start, end, state, registrar)
+    assert check(expectation, TIMELINE).passed is holds
+
+
+def error(text: str) -> str:
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "s.toml")
+    return str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            '[[step]]\nat = 5\naction = "explode"\n',
+            "s.toml:13: step[1].action: expected one of sign-in, sign-out",
+        ),
+        (
+            '[[step]]\nat = -1\naction = "sign-out"\nclient = "ClientUser1"\n',
+            "s.toml:12: step[1].at: expected a number of seconds >= 0",
+        ),
+        (
+            '[[step]]\nat = 5\naction = "disable-nic"\ntarget = "fe9.contoso.test"\n',
+            "s.toml:14: step[1].target: expected a pool FQDN (fe1.contoso.test, fe2.contoso.test), "
+            "dns, or a client name",
+        ),
+        (
+            '[[expect]]\nclient = "Nobody"\nat = 1\nstate = "registered"\n',
+            "s.toml:12: expect[0].client: expected the name of a [[client]] (ClientUser1)",
+        ),
+        (
+            '[[expect]]\nclient = "ClientUser1"\nat = 1\nby = 2\nstate = "registered"\n',
+            "s.toml:13: expect[0].at: expected exactly one of at, by, always",
+        ),
+        (
+            '[[expect]]\nclient = "ClientUser1"\nalways = [5, 1]\nstate = "registered"\n',
+            "s.toml:13: expect[0].always: expected [start, end] with 0 <= start <= end",
+        ),
+        (
+            '[[expect]]\nclient = "ClientUser1"\nat = 1\nstate = "happy"\n',
+            "s.toml:14: expect[0].state: expected one of signed-out, discovering, registering",
+        ),
+    ],
+)
+def test_bad_scenarios_name_the_line_key_and_expectation(extra: str, expected: str) -> None:
+    assert error(BASE + extra).startswith(expected), error(BASE + extra)
+
+
+def test_unknown_top_level_key_suggests_the_right_one() -> None:
+    assert error("sede = 3\n" + BASE).startswith(
+        "s.toml:1: sede: unknown key (did you mean 'seed'?"
+    )
+
+
+def test_bad_topology_reference_and_user(tmp_path: Path) -> None:
+    assert "no such topology file" in error(BASE.replace('"default"', '"missing.toml"'))
+    text = BASE.replace("clientuser1@", "nobody@")
+    assert error(text).startswith("s.toml:6: client[0].user: expected a user of the topology")
+    with pytest.raises(ScenarioError, match="no such scenario file"):
+        load_scenario(tmp_path / "nope.toml")
+
+
+def test_inline_topology_errors_point_into_the_scenario_file() -> None:
+    text = BASE.replace('topology = "default"\n', "") + (
+        '[topology]\ndomain = "contoso.test"\n[[topology.pool]]\nfqdn = "fe1.contoso.test"\n'
+        'address = "nowhere"\n'
+    )
+    assert error(text).startswith("s.toml:14: topology.pool[0].address: expected an IP address"), (
+        error(text)
+    )
