@@ -132,6 +132,7 @@ class Agent:
         self._events: list[AgentEvent] = []
         self._call_ids: dict[tuple[str, int], str] = {}
         self._cseq = 0
+        self._register_cseqs: dict[str, int] = {}
         self._now = 0.0
         self._reset_session()
         self.state: ClientState = "signed-out"
@@ -187,7 +188,9 @@ class Agent:
                 self._close(entry.flow)
         self._txs = {k: v for k, v in self._txs.items() if v.purpose is _Purpose.UNREGISTER}
         if self.registrar_flow is not None and not unregister:
-            self._close(self.registrar_flow)
+            # _close spares the registrar's flow: forget it first, or it is never closed.
+            flow, self.registrar_flow = self.registrar_flow, None
+            self._close(flow)
         self.wanted = False
         keep = self._txs
         self._reset_session()
@@ -427,7 +430,7 @@ class Agent:
         if answer.name != query.name.lower().rstrip("."):
             return
         self._query = None
-        detail = ", ".join(_record_text(r) for r in answer.records) or "no records"
+        detail = ", ".join(r.rdata_text() for r in answer.records) or "no records"
         self._note(now, f"DNS {query.qtype} {query.name}: {answer.rcode}, {detail}")
         if not answer.ok:
             self._dns_failed(now, query)
@@ -505,8 +508,11 @@ class Agent:
         if call_id is None:  # RFC 3261 §10.2: one Call-ID per registrar
             call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
             self._call_ids[key] = call_id
-        self._cseq += 1
-        headers = self._common_headers(flow, f"<{self.user}>", call_id, "REGISTER")
+        # RFC 3261 §10.2: CSeq +1 per REGISTER with the same Call-ID (other requests in
+        # between, such as OPTIONS keep-alives and probes, must not make it jump).
+        cseq = self._register_cseqs.get(call_id, 0) + 1
+        self._register_cseqs[call_id] = cseq
+        headers = self._common_headers(flow, f"<{self.user}>", call_id, "REGISTER", cseq)
         local_port = flow.local[1] or self.sip_port
         contact = f"<sip:{self.local_ip}:{local_port};transport={flow.transport}>"
         if self.profile.lync_headers:  # endpoint identity, MS-SIPREGE §3.1.1.1
@@ -520,7 +526,7 @@ class Agent:
             headers.add("Event", "registration")
         return Request("REGISTER", f"sip:{self.domain}", headers)
 
-    def _common_headers(self, flow: Flow, to: str, call_id: str, method: str) -> Headers:
+    def _common_headers(self, flow: Flow, to: str, call_id: str, method: str, cseq: int) -> Headers:
         headers = Headers()
         branch = f"z9hG4bK{self.rng.getrandbits(64):016x}"
         port = flow.local[1] or self.sip_port
@@ -532,7 +538,7 @@ class Agent:
         headers.add("From", f"<{self.user}>;tag={self._tag}{epid}")
         headers.add("To", to)
         headers.add("Call-ID", call_id)
-        headers.add("CSeq", f"{self._cseq} {method}")
+        headers.add("CSeq", f"{cseq} {method}")
         headers.add("User-Agent", f"sipemu-agent ({self.profile.name})")
         return headers
 
@@ -804,7 +810,7 @@ class Agent:
     def _send_options(self, now: float, target: Target, flow: Flow, purpose: _Purpose) -> None:
         self._cseq += 1
         call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
-        headers = self._common_headers(flow, f"<sip:{target.host}>", call_id, "OPTIONS")
+        headers = self._common_headers(flow, f"<sip:{target.host}>", call_id, "OPTIONS", self._cseq)
         request = Request("OPTIONS", f"sip:{target.host}", headers)
         self._start_tx(now, request, flow, purpose, target)
 
@@ -819,8 +825,10 @@ class Agent:
         self._signout_at = now + self.profile.failover_detection_timeout
 
     def _after_loss(self, now: float) -> None:
-        if self.registrar_flow is not None:
-            self._close(self.registrar_flow)
+        # _close spares the registrar's flow: forget it first, or the dead one stays open.
+        flow, self.registrar_flow = self.registrar_flow, None
+        if flow is not None:
+            self._close(flow)
         self._set_state(now, "signed-out", f"registrar lost ({self._lost_cause})")
         self._begin(now, "failing over", after_loss=True)
 
@@ -978,9 +986,3 @@ def _is_ip(host: str) -> bool:
 def _uuid(rng: random.Random) -> str:
     value = f"{rng.getrandbits(128):032x}"
     return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-
-
-def _record_text(record: SrvRecord | AddressRecord) -> str:
-    if isinstance(record, SrvRecord):
-        return f"{record.priority} {record.weight} {record.port} {record.target}"
-    return record.address

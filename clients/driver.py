@@ -5,7 +5,7 @@ one UDP socket per agent, on an ephemeral port of its local address, carries its
 and its DNS queries (the agent tells the two apart by the remote address); TCP and TLS flows
 to registrars are opened on demand when the agent sends on them.  Every decision is the
 agent's: the driver only hands it bytes, connection failures and timer ticks with
-``now = loop.time()``.
+``now = loop.time() * time_scale``.
 
 :class:`AgentHost` runs one agent; :class:`Fleet` runs many and waits for conditions on their
 states (used by ``sipemu client signin``, ``sipemu clients run``, the live tests and the
@@ -87,6 +87,7 @@ class AgentHost:
         rng: random.Random,
         client_ssl: ssl.SSLContext | None = None,
         on_event: EventSink | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         self.config = config
         self.profile: Profile = (
@@ -105,12 +106,16 @@ class AgentHost:
             client_ssl=client_ssl or client_ssl_context(None),
             on_events=self._events,
             expect_pongs=True,
+            time_scale=time_scale,
         )
 
     async def start(self) -> None:
         """Bind the socket and build the agent (signed out until :meth:`sign_in`)."""
-        bound = await self.driver.open()
-        port = bound["udp"]
+        await self.driver.open()
+        self._new_agent()
+
+    def _new_agent(self) -> None:
+        port = self.driver.bound["udp"]
         self.agent = Agent(
             self.config.name,
             self.config.user,
@@ -125,6 +130,18 @@ class AgentHost:
         )
         self.driver.attach(self.agent)
 
+    def restart(self, *, keep_cache: bool = True) -> None:
+        """The client process restarts: in-memory state (primary and backup learned from a
+        301) is lost without unregistering; the endpoint cache survives unless
+        ``keep_cache=False``; then the user signs in again."""
+        if self.agent is not None and self.agent.wanted:
+            self.agent.sign_out(self.driver.now(), unregister=False)
+            self.driver.poke()
+        if not keep_cache:
+            self.cache.clear(self.agent.user if self.agent else self.config.user)
+        self._new_agent()
+        self.sign_in()
+
     @property
     def address(self) -> Address:
         return (self.config.local_ip, self.driver.bound["udp"])
@@ -138,14 +155,13 @@ class AgentHost:
 
     def sign_in(self) -> None:
         assert self.agent is not None, "start() first"
-        loop = asyncio.get_running_loop()
-        self.agent.sign_in(loop.time())
+        self.agent.sign_in(self.driver.now())
         self.driver.poke()
 
     def sign_out(self) -> None:
         if self.agent is None or not self.agent.wanted:
             return
-        self.agent.sign_out(asyncio.get_running_loop().time())
+        self.agent.sign_out(self.driver.now())
         self.driver.poke()
 
     async def stop(self, *, unregister: bool = True, grace: float = 2.0) -> None:

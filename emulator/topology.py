@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
@@ -224,13 +224,36 @@ class Topology:
         if self.dns.pool_records:
             out.extend(AddressRecord(p.fqdn, p.address, self.dns.default_ttl) for p in self.pools)
         for record, pinned in zip(self.dns.records, self.dns.pinned_ports, strict=True):
-            if isinstance(record, SrvRecord) and not pinned and self.has_pool(record.target):
-                transport = srv_transport(record.name)
-                port = bound.get((normalize_name(record.target), transport)) if transport else None
-                if port is not None:
-                    record = replace(record, port=port)
-            out.append(record)
+            out.append(record if pinned else self._bound(record, bound, any_port=True))
         return out
+
+    def bind_record(
+        self, record: DnsRecord, bound: Mapping[tuple[str, TransportName], int]
+    ) -> DnsRecord:
+        """A record added at run time, with bound ports: an SRV record that points at a pool
+        and names the port this topology configures for it (or 0) gets the port the pool
+        actually bound (a scenario's ``dns-add`` says ``port = 5061`` for fe2; on ephemeral
+        ports that is whatever fe2 bound).  Other records are served verbatim.
+        """
+        return self._bound(record, bound, any_port=False)
+
+    def _bound(
+        self,
+        record: DnsRecord,
+        bound: Mapping[tuple[str, TransportName], int],
+        *,
+        any_port: bool,
+    ) -> DnsRecord:
+        if not isinstance(record, SrvRecord) or not self.has_pool(record.target):
+            return record
+        transport = srv_transport(record.name)
+        if transport is None:
+            return record
+        pool = self.pool(record.target)
+        port = bound.get((pool.fqdn, transport))
+        if port is None or not (any_port or record.port in (pool.port(transport), 0)):
+            return record
+        return replace(record, port=port)
 
     def dns_authority(
         self, bound: Mapping[tuple[str, TransportName], int], *, trace: bool = True
@@ -724,17 +747,3 @@ class _Builder:
         return DnsSpec(
             address, port, zones, tuple(records), tuple(pinned), pool_records, additional, ttl
         )
-
-
-def records_text(records: Iterable[DnsRecord]) -> list[str]:
-    """Zone-file-like lines, for summaries."""
-    out = []
-    for record in records:
-        if isinstance(record, SrvRecord):
-            out.append(
-                f"{record.name} {record.ttl} SRV {record.priority} {record.weight} "
-                f"{record.port} {record.target}"
-            )
-        else:
-            out.append(f"{record.name} {record.ttl} {record.rtype} {record.address}")
-    return out

@@ -41,6 +41,13 @@ class SrvRecord:
     def rtype(self) -> str:
         return "SRV"
 
+    def rdata_text(self) -> str:
+        """``priority weight port target``, as in a zone file."""
+        return f"{self.priority} {self.weight} {self.port} {self.target}"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.ttl} SRV {self.rdata_text()}"
+
 
 @dataclass(frozen=True, slots=True)
 class AddressRecord:
@@ -63,6 +70,12 @@ class AddressRecord:
     @property
     def rtype(self) -> str:
         return "AAAA" if ":" in self.address else "A"
+
+    def rdata_text(self) -> str:
+        return self.address
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.ttl} {self.rtype} {self.address}"
 
 
 DnsRecord = SrvRecord | AddressRecord

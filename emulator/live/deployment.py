@@ -18,7 +18,6 @@ is reproducible and does not depend on the order pools are listed or restarted i
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import random
 from collections.abc import Callable, Sequence
@@ -87,12 +86,16 @@ class Deployment:
         seed: int | None = None,
         quiet: bool = False,
         verbose: bool = False,
+        time_scale: float = 1.0,
         debug: Log | None = None,
+        on_event: Callable[[str, object], None] | None = None,
     ) -> None:
         self.topology = topology
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
         self.quiet = quiet
         self.verbose = verbose
+        self.time_scale = time_scale
+        self._on_event = on_event
         self._log = log
         self._debug = debug
         self._ca_dir = ca_dir
@@ -173,6 +176,7 @@ class Deployment:
             client_ssl=self._tls.client_context(),
             on_events=partial(self._pool_events, spec.fqdn),
             debug=self._debug,
+            time_scale=self.time_scale,
         )
 
     def _start_core(self, spec: PoolSpec) -> None:
@@ -181,9 +185,9 @@ class Deployment:
         generation = self._generation.get(fqdn, 0)
         self._generation[fqdn] = generation + 1
         rng = random.Random(f"{self.seed}:{fqdn}:{generation}")
-        now = asyncio.get_running_loop().time()
+        now = driver.now()
         # Exchanged events cost a summary string per request: only made when someone reads them.
-        trace = self._log is not None and not self.quiet
+        trace = (self._log is not None or self._on_event is not None) and not self.quiet
         pool = Pool(spec, self.topology, self._endpoints, rng, now=now, trace=trace)
         self._pools[fqdn] = pool
         driver.attach(pool)
@@ -324,6 +328,14 @@ class Deployment:
         """The running core of a pool (None while stopped): for inspection from the loop."""
         return self._pools.get(self._name(fqdn))
 
+    def bound_ports(self) -> dict[tuple[str, TransportName], int]:
+        """(pool FQDN, transport) -> the port actually bound (ephemeral ports resolved)."""
+        return {
+            (fqdn, transport): port
+            for fqdn, endpoints in self._endpoints.items()
+            for transport, port in endpoints.ports.items()
+        }
+
     def pool_address(self, fqdn: str, transport: TransportName = "udp") -> Address:
         name = self._name(fqdn)
         endpoints = self._endpoints.get(name)
@@ -365,6 +377,9 @@ class Deployment:
             self._log(f"{_stamp()} dns {text}")
 
     def _pool_events(self, fqdn: str, events: Sequence[object]) -> None:
+        if self._on_event is not None:
+            for event in events:
+                self._on_event(fqdn, event)
         log = self._log
         if log is None:
             return
@@ -376,28 +391,9 @@ class Deployment:
 
 def _event_line(event: object, quiet: bool, verbose: bool) -> str | None:
     """One log line for a pool event, or None for events not worth a line."""
-    if isinstance(event, ev.Exchanged):
-        if quiet or (event.heartbeat and not verbose):
-            return None
-        remote = event.flow.remote
-        return f"{event.flow.transport.upper()} {remote[0]}:{remote[1]} {event.summary}"
-    if isinstance(event, ev.BadMessage):
-        remote = event.flow.remote
-        answer = f"answered {event.status}" if event.status else "dropped"
-        return (
-            f"{event.flow.transport.upper()} {remote[0]}:{remote[1]} bad message ({answer}): "
-            f"{event.error}"
-        )
-    if isinstance(event, ev.PeerHeartbeatLost):
-        return f"heartbeat lost: {event.peer} (last answer {event.now - event.last_seen:.1f} s ago)"
-    if isinstance(event, ev.PeerHeartbeatRestored):
-        return f"heartbeat restored: {event.peer}"
-    if isinstance(event, ev.FailedOver):
-        return f"FAILED OVER: now serving the users of {event.peer} (resiliency mode)"
-    if isinstance(event, ev.FailbackStarted):
-        return f"failback started: sending the users of {event.peer} home"
-    if isinstance(event, ev.FailedBack):
-        return f"FAILED BACK to {event.peer}"
-    if isinstance(event, ev.ClientSentHome):
-        return f"sent {event.aor} home to {event.home} ({event.how})"
-    return None
+    kind, text = ev.describe(event)  # type: ignore[arg-type]
+    if kind == "binding":
+        return None
+    if isinstance(event, ev.Exchanged) and (quiet or (event.heartbeat and not verbose)):
+        return None
+    return text

@@ -3,7 +3,9 @@
 The driver is thin (house style, principles 1-2): it never looks inside a SIP message.  After
 every input (a datagram, a framed stream message, a connection failure, a timer) it
 
-1. hands the input to the core with ``now = loop.time()``,
+1. hands the input to the core with ``now = loop.time() * time_scale`` (1 unless a scenario
+   runs faster than real time: the cores only ever see ``now``, so a scaled clock is a
+   faithful fast-forward),
 2. drains ``core.actions()`` and puts each :class:`~emulator.net.Send` on its flow (opening a
    TCP/TLS connection when the flow has none) or closes the flow (:class:`CloseFlow`),
 3. drains ``core.events()`` to the ``on_events`` callback,
@@ -232,6 +234,7 @@ class CoreDriver:
         on_events: Callable[[Sequence[object]], None] | None = None,
         debug: Callable[[str], None] | None = None,
         expect_pongs: bool = False,
+        time_scale: float = 1.0,
     ) -> None:
         if "tls" in ports and server_ssl is None:
             raise ValueError(f"{name}: a TLS port needs a server SSL context")
@@ -247,6 +250,8 @@ class CoreDriver:
         self._on_events = on_events
         self._debug_log = debug
         self.expect_pongs = expect_pongs
+        self.time_scale = time_scale
+        """The core's clock runs this many times faster than the loop's (``--time-scale``)."""
         """The core sends CRLF keep-alive pings (a client): pongs are handed to it as CRLF."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._core: Core | None = None
@@ -329,6 +334,11 @@ class CoreDriver:
         self._servers.append(server)
         return bound
 
+    def now(self) -> float:
+        """The core's ``now``: the loop's clock, scaled."""
+        assert self._loop is not None
+        return self._loop.time() * self.time_scale
+
     def attach(self, core: Core) -> None:
         """Connect ``core``; it receives from now on.  Arms its timer."""
         self._core = core
@@ -399,7 +409,7 @@ class CoreDriver:
         if self._debug_log is not None:
             self._debug(f"<- udp {addr[0]}:{addr[1]} {len(data)} bytes")
         assert self._loop is not None
-        core.receive(data, flow, self._loop.time())
+        core.receive(data, flow, self._loop.time() * self.time_scale)
         self._flush(core)
 
     def _accepted(self, stream: _Stream) -> None:
@@ -421,14 +431,14 @@ class CoreDriver:
             # protocol decision, so not ours), then the connection is closed.
             self._debug(f"framing error on {flow}: {exc}")
             unframed = bytes(getattr(stream.framer, "_buffer", b"") or data)
-            core.receive(unframed, flow, self._loop.time())
+            core.receive(unframed, flow, self.now())
             self._flush(core)
             stream.close()
             self._streams.pop(flow, None)
             return
         if not items:
             return
-        now = self._loop.time()
+        now = self.now()
         for item in items:
             if type(item) is bytes:
                 core.receive(item, flow, now)
@@ -450,7 +460,7 @@ class CoreDriver:
         if self._debug_log is not None:
             self._debug(f"connection lost: {flow}")
         # The core decides whether a closed flow matters (a binding's flow, a pending NOTIFY).
-        core.flow_failed(flow, self._loop.time())
+        core.flow_failed(flow, self.now())
         self._flush(core)
 
     async def _connect(self, stream: _Stream, flow: Flow) -> None:
@@ -476,7 +486,7 @@ class CoreDriver:
             core = self._core
             self._debug(f"connect {flow.transport} {host}:{port} failed: {exc}")
             if core is not None and not stream.closed_here:
-                core.flow_failed(flow, loop.time())
+                core.flow_failed(flow, loop.time() * self.time_scale)
                 self._flush(core)
 
     # -- outputs -----------------------------------------------------------------------------
@@ -526,7 +536,7 @@ class CoreDriver:
     def _fail_later(self, flow: Flow) -> None:
         core = self._core
         if core is not None and self._loop is not None:
-            core.flow_failed(flow, self._loop.time())
+            core.flow_failed(flow, self.now())
             self._flush(core)
 
     def _close_flow(self, flow: Flow) -> None:
@@ -542,7 +552,7 @@ class CoreDriver:
             self._timer = None
         self._timer_at = deadline
         if deadline is not None and self._loop is not None:
-            self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer = self._loop.call_at(deadline / self.time_scale, self._on_timer)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -557,7 +567,7 @@ class CoreDriver:
         core = self._core
         if core is None or self._loop is None:
             return
-        now = self._loop.time()
+        now = self.now()
         # The loop runs a timer up to one clock-resolution early; the deadline has been reached
         # as far as the loop is concerned, so the core must not see a time just before it
         # (it would do nothing and ask for the same deadline again).

@@ -20,6 +20,7 @@ __all__ = [
     "PeerHeartbeatLost",
     "PeerHeartbeatRestored",
     "PoolEvent",
+    "describe",
 ]
 
 
@@ -156,3 +157,43 @@ PoolEvent = (
     | FailedBack
     | ClientSentHome
 )
+
+
+def describe(event: PoolEvent) -> tuple[str, str]:
+    """``(kind, text)``: one readable line for logs and timelines, and its kind.
+
+    Kinds: ``sip`` (an exchange), ``bad-message``, ``pool`` (heartbeats, failover, failback,
+    clients sent home), ``binding`` (bindings added, refreshed, removed, expired).  The live
+    log and the scenario timelines both use it, so they read the same.
+    """
+    if isinstance(event, Exchanged):
+        remote = event.flow.remote
+        return "sip", f"{event.flow.transport.upper()} {remote[0]}:{remote[1]} {event.summary}"
+    if isinstance(event, BadMessage):
+        remote = event.flow.remote
+        answer = f"answered {event.status}" if event.status else "dropped"
+        return "bad-message", (
+            f"{event.flow.transport.upper()} {remote[0]}:{remote[1]} bad message ({answer}): "
+            f"{event.error}"
+        )
+    if isinstance(event, PeerHeartbeatLost):
+        ago = event.now - event.last_seen
+        return "pool", f"heartbeat lost: {event.peer} (last answer {ago:.1f} s ago)"
+    if isinstance(event, PeerHeartbeatRestored):
+        return "pool", f"heartbeat restored: {event.peer}"
+    if isinstance(event, FailedOver):
+        return "pool", f"FAILED OVER: now serving the users of {event.peer} (resiliency mode)"
+    if isinstance(event, FailbackStarted):
+        return "pool", f"failback started: sending the users of {event.peer} home"
+    if isinstance(event, FailedBack):
+        return "pool", f"FAILED BACK to {event.peer}"
+    if isinstance(event, ClientSentHome):
+        return "pool", f"sent {event.aor} home to {event.home} ({event.how})"
+    if isinstance(event, BindingAdded):
+        mode = " (resiliency mode)" if event.resiliency else ""
+        return "binding", f"binding added: {event.aor} {event.contact}{mode}"
+    if isinstance(event, BindingRefreshed):
+        return "binding", f"binding refreshed: {event.aor} {event.contact}"
+    if isinstance(event, BindingRemoved):
+        return "binding", f"binding removed ({event.cause}): {event.aor} {event.contact}"
+    return "binding", f"binding expired: {event.aor} {event.contact}"

@@ -23,7 +23,14 @@ from emulator.topology import Topology
 from fakedns.authority import Authority
 from fakedns.records import DnsRecord
 
-__all__ = ["ClientSpec", "SimulatedDeployment", "SimulationError"]
+__all__ = [
+    "ClientSpec",
+    "SimulatedDeployment",
+    "SimulationError",
+    "agent_trace",
+    "dns_trace",
+    "pool_trace",
+]
 
 SIP_PORT = 5060
 DNS_CLIENT_PORT = 53000
@@ -202,49 +209,23 @@ class SimulatedDeployment:
     def _pool_events(self, index: int, events: list[Any]) -> None:
         name = self.world.name(index)
         for event in events:
-            if isinstance(event, pool_events.Exchanged):
-                if self.verbose:
-                    self.world.note(name, "sip", event.summary)
-            elif isinstance(event, pool_events.BadMessage):
-                self.world.note(name, "bad-message", f"bad message ({event.status}): {event.error}")
-            elif isinstance(
-                event,
-                (
-                    pool_events.FailedOver,
-                    pool_events.FailbackStarted,
-                    pool_events.PeerHeartbeatLost,
-                    pool_events.PeerHeartbeatRestored,
-                ),
-            ):
-                self.world.note(name, "pool", _pool_text(event))
-            elif isinstance(event, pool_events.ClientSentHome):
-                self.world.note(
-                    name, "pool", f"sent {event.aor} home to {event.home} ({event.how})"
-                )
-            elif self.verbose and isinstance(
-                event,
-                (pool_events.BindingAdded, pool_events.BindingRemoved, pool_events.BindingExpired),
-            ):
-                self.world.note(name, "binding", _pool_text(event))
+            entry = pool_trace(event, self.verbose)
+            if entry is not None:
+                self.world.note(name, *entry)
 
     def _agent_events(self, index: int, events: list[Any]) -> None:
         name = self.world.name(index)
         for event in events:
             if isinstance(event, ClientStateChanged):
                 self.timeline[name].append(event)
-                self.world.note(name, "client", event.line().split(": ", 1)[1])
-            elif isinstance(event, ClientNote) and self.verbose:
-                self.world.note(name, "detail", event.text)
+            entry = agent_trace(event, self.verbose)
+            if entry is not None:
+                self.world.note(name, *entry)
 
     def _dns_events(self, index: int, events: list[Any]) -> None:
-        if not self.verbose:
-            return
-        for event in events:
-            self.world.note(
-                "dns",
-                "dns",
-                f"{event.qtype} {event.qname} -> {event.rcode} ({event.answers} answers)",
-            )
+        if self.verbose:
+            for event in events:
+                self.world.note("dns", *dns_trace(event))
 
     # -- faults and actions -----------------------------------------------------------------
 
@@ -341,7 +322,7 @@ class SimulatedDeployment:
 
     def dns_add(self, record: DnsRecord) -> None:
         self.authority.add(record)
-        self.world.note("dns", "dns-change", f"added {_record_text(record)}")
+        self.world.note("dns", "dns-change", f"added {record}")
 
     def dns_remove(self, name: str, rtype: str | None = None) -> int:
         count = self.authority.remove(name, rtype)
@@ -398,15 +379,27 @@ def _default_port(transport: str) -> int:
     return 5061 if transport == "tls" else 5060
 
 
-def _pool_text(event: Any) -> str:
-    kind = type(event).__name__
-    fields = {k: getattr(event, k) for k in event.__dataclass_fields__ if k not in ("now", "pool")}
-    return kind + " " + " ".join(f"{k}={v}" for k, v in fields.items())
+def pool_trace(event: object, verbose: bool) -> tuple[str, str] | None:
+    """A pool event as a trace line ``(kind, text)``, or None when not worth one.
+
+    SIP exchanges and binding changes only when ``verbose``.  Shared by the simulator and the
+    realtime runner, so both timelines read the same (and like the live log).
+    """
+    kind, text = pool_events.describe(event)  # type: ignore[arg-type]
+    if kind in ("sip", "binding") and not verbose:
+        return None
+    return kind, text
 
 
-def _record_text(record: DnsRecord) -> str:
-    from fakedns.records import SrvRecord
+def agent_trace(event: object, verbose: bool) -> tuple[str, str] | None:
+    """A client agent event as a trace line ``(kind, text)``, or None."""
+    if isinstance(event, ClientStateChanged):
+        return "client", event.line().split(": ", 1)[1]
+    if isinstance(event, ClientNote) and verbose:
+        return "detail", event.text
+    return None
 
-    if isinstance(record, SrvRecord):
-        return f"SRV {record.name} {record.priority} {record.weight} {record.port} {record.target}"
-    return f"{record.rtype} {record.name} {record.address}"
+
+def dns_trace(event: Any) -> tuple[str, str]:
+    """A DNS query event as a trace line."""
+    return "dns", f"{event.qtype} {event.qname} -> {event.rcode} ({event.answers} answers)"

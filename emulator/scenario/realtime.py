@@ -1,0 +1,285 @@
+"""Run a scenario against the live deployment on loopback, in wall-clock time (``--realtime``).
+
+The same scenario file, the same expectation checks and the same report as the simulator, but
+the pools, the fake DNS and the client agents run on real sockets (ephemeral ports, the
+topology's loopback addresses), driven by asyncio.  ``time_scale`` makes every core's clock run
+that many times faster than the wall clock (the cores only see ``now``, so this is a faithful
+fast-forward); scenario times are in the scenario's clock either way.
+
+Not every fault exists on real sockets: partitions and link properties (latency, loss) between
+hosts are simulator-only and are refused up front with a sentence.  ``dns-down`` is emulated
+by a whole-server "timeout" fault (the server stays silent), and ``disable-nic`` of a client
+silences that client's driver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import replace
+
+from clients.cache import CacheEntry, MemoryCacheStore
+from clients.driver import AgentHost, ClientConfig, client_ssl_context, raise_file_limit
+from clients.events import AgentEvent, ClientStateChanged
+from emulator.live.deployment import Deployment
+from emulator.net import TransportName
+from emulator.scenario.model import Scenario, ScenarioError, Step, record_of
+from emulator.scenario.runner import RunResult, check
+from emulator.sim.deployment import agent_trace, pool_trace
+from emulator.sim.world import TraceEntry
+
+__all__ = ["REALTIME_ACTIONS", "run_realtime"]
+
+REALTIME_ACTIONS = frozenset(
+    {
+        "sign-in",
+        "sign-out",
+        "restart",
+        "clear-cache",
+        "disable-nic",
+        "enable-nic",
+        "stop-pool",
+        "start-pool",
+        "dns-add",
+        "dns-remove",
+        "dns-fail",
+        "dns-restore",
+        "dns-down",
+        "dns-up",
+    }
+)
+"""Scenario actions a live deployment can carry out (the others are simulator-only)."""
+
+
+def run_realtime(
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    verbose: bool = False,
+    time_scale: float = 1.0,
+) -> RunResult:
+    """Run ``scenario`` on loopback sockets; blocks for ``duration / time_scale`` seconds."""
+    unsupported = sorted({s.action for s in scenario.steps} - REALTIME_ACTIONS)
+    if unsupported:
+        raise ScenarioError(
+            f"{scenario.source}: {', '.join(unsupported)} cannot run on real sockets "
+            "(simulator only); run it without --realtime"
+        )
+    if not time_scale > 0:
+        raise ScenarioError(f"time scale must be > 0, not {time_scale:g}")
+    run = _RealtimeRun(scenario, scenario.seed if seed is None else seed, verbose, time_scale)
+    return asyncio.run(run.run())
+
+
+class _RealtimeRun:
+    def __init__(self, scenario: Scenario, seed: int, verbose: bool, time_scale: float) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.verbose = verbose
+        self.scale = time_scale
+        self.trace: list[TraceEntry] = []
+        self.timeline: dict[str, list[ClientStateChanged]] = {c.name: [] for c in scenario.clients}
+        self.hosts: dict[str, AgentHost] = {}
+        self.caches: dict[str, MemoryCacheStore] = {}
+        self.origin = 0.0  # the cores' clock (scaled loop time) at scenario time 0
+        self.deployment: Deployment | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._errors: list[BaseException] = []
+
+    # -- time --------------------------------------------------------------------------------
+
+    def clock(self) -> float:
+        return asyncio.get_running_loop().time() * self.scale
+
+    def note(self, source: str, kind: str, text: str, at: float | None = None) -> None:
+        now = (self.clock() if at is None else at) - self.origin
+        self.trace.append(TraceEntry(max(0.0, now), source, kind, text))
+
+    # -- run ---------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        scenario = self.scenario
+        topology = scenario.topology
+        deployment = Deployment(
+            topology.with_ephemeral_ports(),
+            seed=self.seed,
+            quiet=not self.verbose,
+            time_scale=self.scale,
+            on_event=self._pool_event,
+            log=self._log if self.verbose else None,
+        )
+        self.deployment = deployment
+        raise_file_limit(len(scenario.clients) + 256)
+        try:
+            await deployment.start()
+            ssl_context = client_ssl_context(deployment.ca_path)
+            for n, spec in enumerate(scenario.clients):
+                cache = MemoryCacheStore()
+                self.caches[spec.name] = cache
+                host = AgentHost(
+                    ClientConfig(
+                        spec.name, spec.user, spec.profile, _client_address(n), topology.domain
+                    ),
+                    dns_server=deployment.dns_address,
+                    cache=cache,
+                    rng=random.Random(f"{self.seed}:client:{spec.name}"),
+                    client_ssl=ssl_context,
+                    on_event=self._agent_event,
+                    time_scale=self.scale,
+                )
+                await host.start()
+                self.hosts[spec.name] = host
+                if spec.cache:
+                    self._seed_cache(spec.name, spec.user, spec.cache)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            self.origin = start * self.scale
+            self.note(
+                "scenario",
+                "start",
+                f"seed {self.seed}, {len(scenario.clients)} "
+                f"client(s), topology {topology.source}, realtime x{self.scale:g}",
+            )
+            for step in scenario.steps:
+                loop.call_at(start + step.at / self.scale, self._act, step)
+            await asyncio.sleep(scenario.duration / self.scale)  # bounded: the scenario's length
+            if self._errors:
+                raise self._errors[0]
+        finally:
+            for task in list(self._tasks):
+                await task
+            for host in self.hosts.values():
+                await host.stop(unregister=False)
+            await deployment.stop()
+        timeline = {name: events for name, events in self.timeline.items()}
+        results = tuple(check(e, timeline.get(e.client, [])) for e in scenario.expectations)
+        return RunResult(scenario, self.seed, tuple(self.trace), timeline, results, 0)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _pool_event(self, fqdn: str, event: object) -> None:
+        entry = pool_trace(event, self.verbose)
+        if entry is not None:
+            self.note(fqdn, *entry)
+
+    def _log(self, line: str) -> None:
+        # With --verbose the deployment logs DNS queries; pool events come via _pool_event.
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] == "dns":
+            self.note("dns", "dns", parts[2])
+
+    def _agent_event(self, event: AgentEvent) -> None:
+        shifted = replace(event, now=max(0.0, event.now - self.origin))
+        if isinstance(shifted, ClientStateChanged):
+            self.timeline[shifted.client].append(shifted)
+        entry = agent_trace(shifted, self.verbose)
+        if entry is not None:
+            self.trace.append(TraceEntry(shifted.now, shifted.client, *entry))
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def _act(self, step: Step) -> None:
+        self.note("scenario", "step", step.describe())
+        try:
+            self._apply(step)
+        except Exception as exc:  # a bug or a refused action: end the run with it
+            self._errors.append(exc)
+
+    def _later(self, make: Callable[[], object]) -> None:
+        async def run() -> None:
+            try:
+                await make()  # type: ignore[misc]
+            except Exception as exc:
+                self._errors.append(exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _apply(self, step: Step) -> None:
+        deployment = self.deployment
+        assert deployment is not None
+        get = step.get
+        action = step.action
+        client = get("client") or get("target")
+        if action == "sign-in":
+            self.hosts[client].sign_in()
+        elif action == "sign-out":
+            self.hosts[client].sign_out()
+        elif action == "restart":
+            keep = bool(get("keep_cache", True))
+            self.hosts[client].restart(keep_cache=keep)
+            self.note(client, "action", f"restarted ({'cache kept' if keep else 'cache dropped'})")
+        elif action == "clear-cache":
+            self.caches[client].clear(self.hosts[client].config.user)
+            self.note(client, "action", "endpoint cache cleared")
+        elif action in ("disable-nic", "enable-nic"):
+            self._nic(str(get("target")), action == "enable-nic")
+        elif action == "stop-pool":
+            self._later(lambda: deployment.stop_pool(get("target")))
+            self.note(get("target"), "fault", "pool stopped (connections refused)")
+        elif action == "start-pool":
+            self._later(lambda: deployment.start_pool(get("target")))
+            self.note(get("target"), "fault", "pool started")
+        elif action == "dns-add":
+            record = self.scenario.topology.bind_record(record_of(step), deployment.bound_ports())
+            deployment.dns.add(record)
+            self.note("dns", "dns-change", f"added {record}")
+        elif action == "dns-remove":
+            count = deployment.dns.remove(get("name"), get("type"))
+            self.note(
+                "dns", "dns-change", f"removed {count} record(s) {get('type') or ''} {get('name')}"
+            )
+        elif action == "dns-fail":
+            deployment.dns.set_fault(get("kind"), get("name"))
+            self.note("dns", "dns-change", f"fault {get('kind')} for {get('name') or 'every name'}")
+        elif action == "dns-restore":
+            deployment.dns.clear_fault(get("name"))
+            self.note("dns", "dns-change", f"faults cleared for {get('name') or 'every name'}")
+        elif action == "dns-down":
+            deployment.dns.set_fault("timeout")
+            self.note("dns", "fault", "DNS server silent")
+        elif action == "dns-up":
+            deployment.dns.clear_fault(None)
+            self.note("dns", "fault", "DNS server answers again")
+        else:  # run_realtime refused the others up front
+            raise AssertionError(action)
+
+    def _nic(self, target: str, enabled: bool) -> None:
+        deployment = self.deployment
+        assert deployment is not None
+        if target == "dns":
+            if enabled:
+                deployment.dns.clear_fault(None)
+            else:
+                deployment.dns.set_fault("timeout")
+        elif target in self.hosts:
+            driver = self.hosts[target].driver
+            if enabled:
+                driver.enable_nic()
+            else:
+                driver.disable_nic()
+        elif enabled:
+            self._later(lambda: deployment.enable_nic(target))
+        else:
+            self._later(lambda: deployment.disable_nic(target))
+        state = "enabled" if enabled else "disabled (silent)"
+        self.note(target, "fault", f"network interface {state}")
+
+    def _seed_cache(self, name: str, user: str, pool: str) -> None:
+        deployment = self.deployment
+        assert deployment is not None
+        bound = deployment.bound_ports()
+        transport: TransportName = (
+            "tls" if (pool, "tls") in bound else next(t for (fqdn, t) in bound if fqdn == pool)
+        )
+        address = self.scenario.topology.pool(pool).address
+        self.caches[name].save(
+            CacheEntry(user, pool, bound[(pool, transport)], transport, 0.0, address)
+        )
+
+
+def _client_address(n: int) -> str:
+    """The same client addresses as the simulator's (127.2.x.y)."""
+    return f"127.2.{n // 250}.{n % 250 + 1}"
