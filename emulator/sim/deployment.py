@@ -196,7 +196,10 @@ class SimulatedDeployment:
         )
 
     def seed_cache(self, client: str, pool_fqdn: str) -> None:
-        self._client(client)
+        """Pre-seed a client's endpoint cache with a pool, as if it had signed in there."""
+        if client not in self.specs:
+            known = ", ".join(self.specs) or "none"
+            raise SimulationError(f"no client named {client!r} (clients: {known})")
         ep = self._pool(pool_fqdn)
         transport = "tls" if "tls" in ep.ports else next(iter(ep.ports))
         user = self.specs[client].user
