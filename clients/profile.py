@@ -13,9 +13,11 @@ the knob).  docs/clients.md has the same as one table per profile.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -31,6 +33,7 @@ __all__ = [
     "DiscoveryStep",
     "Profile",
     "RedirectOrder",
+    "customized",
     "get_profile",
 ]
 
@@ -347,3 +350,63 @@ def get_profile(name: str) -> Profile:
         raise ValueError(
             f"unknown client profile {name!r} (known: {', '.join(PROFILES)})"
         ) from None
+
+
+def customized(profile: Profile, options: Mapping[str, object]) -> Profile:
+    """``profile`` with some fields overridden (a scenario's per-client ``options`` table).
+
+    Scalar fields take a value of their type; ``backoff`` takes a table of ``base_time``,
+    ``max_time``, ``ratio``; ``discovery`` and ``supported`` cannot be overridden here (make a
+    new profile).  ValueError, as a sentence, for anything else.
+    """
+    if not options:
+        return profile
+    changes: dict[str, object] = {}
+    fields = {f.name: f for f in dataclasses.fields(profile)}
+    for key, value in options.items():
+        if key not in fields or key in ("name", "discovery", "supported"):
+            settable = sorted(k for k in fields if k not in ("name", "discovery", "supported"))
+            raise ValueError(
+                f"{key!r} is not a profile field that options can set "
+                f"(fields: {', '.join(settable)})"
+            )
+        current = getattr(profile, key)
+        if key == "backoff":
+            if not isinstance(value, Mapping):
+                raise ValueError(
+                    "backoff: expected a table such as { base_time = 30, "
+                    "max_time = 1800, ratio = 0.5 }"
+                )
+            unknown = set(value) - {"base_time", "max_time", "ratio"}
+            if unknown:
+                raise ValueError(
+                    f"backoff: unknown key(s) {', '.join(sorted(unknown))} "
+                    "(known: base_time, max_time, ratio)"
+                )
+            changes[key] = replace(current, **{k: float(v) for k, v in value.items()})
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if isinstance(current, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(current, int) and not isinstance(current, bool):
+            ok = number and float(value).is_integer()  # type: ignore[arg-type]
+            value = int(value) if ok else value  # type: ignore[call-overload]
+        elif isinstance(current, float) or current is None:
+            ok = number
+            value = float(value) if ok else value  # type: ignore[arg-type]
+        else:
+            ok = isinstance(value, type(current))
+        if not ok:
+            raise ValueError(f"{key}: expected {_kind(current)}, not {value!r}")
+        changes[key] = value
+    return replace(profile, **changes)  # type: ignore[arg-type]
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float) or value is None:
+        return "a number"
+    return f"a {type(value).__name__}"

@@ -77,7 +77,7 @@ _STEP_KEYS = {
     "note",
 }
 _EXPECT_KEYS = {"client", "at", "by", "always", "never", "state", "registrar", "mode", "note"}
-_CLIENT_KEYS = {"name", "user", "cache", "profile"}
+_CLIENT_KEYS = {"name", "user", "cache", "profile", "options"}
 _TOP_KEYS = {"topology", "seed", "duration", "description", "client", "step", "expect"}
 STATES = ("signed-out", "discovering", "registering", "registered")
 MODES = ("full", "limited")
@@ -261,16 +261,29 @@ def _client(ctx: TomlContext, index: int, table: dict[str, Any]) -> ClientSpec:
     user = _string(ctx, table, "user", "client", index)
     cache = _string(ctx, table, "cache", "client", index, required=False)
     profile = _string(ctx, table, "profile", "client", index, required=False) or "lync2010"
-    from clients.profile import PROFILES
+    from clients.profile import PROFILES, customized
 
     if profile not in PROFILES:
         ctx.fail("client", index, "profile", f"one of {', '.join(PROFILES)}")
+    options = table.get("options", {})
+    if not isinstance(options, dict):
+        ctx.fail(
+            "client",
+            index,
+            "options",
+            "a table of profile fields, e.g. { keepalive_interval = 60 }",
+        )
+    try:
+        customized(PROFILES[profile], options)
+    except (ValueError, TypeError) as exc:
+        ctx.fail_text("client", index, "options", str(exc))
     assert name is not None and user is not None
     return ClientSpec(
         name,
         user if user.startswith("sip:") else f"sip:{user}",
         profile,
         cache.lower().rstrip(".") if cache else None,
+        tuple(sorted(options.items())),
     )
 
 

@@ -119,7 +119,11 @@ class _RealtimeRun:
                 self.caches[spec.name] = cache
                 host = AgentHost(
                     ClientConfig(
-                        spec.name, spec.user, spec.profile, _client_address(n), topology.domain
+                        spec.name,
+                        spec.user,
+                        spec.client_profile(),
+                        _client_address(n),
+                        topology.domain,
                     ),
                     dns_server=deployment.dns_address,
                     cache=cache,

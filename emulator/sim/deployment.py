@@ -14,7 +14,7 @@ from typing import Any
 from clients.agent import Agent
 from clients.cache import CacheEntry, MemoryCacheStore
 from clients.events import ClientNote, ClientStateChanged
-from clients.profile import get_profile
+from clients.profile import Profile, customized, get_profile
 from emulator.net import CloseFlow, Flow, Send
 from emulator.registrar import events as pool_events
 from emulator.registrar.pool import Pool, PoolEndpoints
@@ -47,6 +47,12 @@ class ClientSpec:
     profile: str = "lync2010"
     cache: str | None = None
     """Pre-seeded endpoint cache: the FQDN of a pool, or None for an empty cache."""
+    options: tuple[tuple[str, Any], ...] = ()
+    """Profile fields overridden for this client (``clients.profile.customized``)."""
+
+    def client_profile(self) -> Profile:
+        """The client's profile with its options applied (ValueError if they are bad)."""
+        return customized(get_profile(self.profile), dict(self.options))
 
 
 class _DnsCore:
@@ -158,7 +164,7 @@ class SimulatedDeployment:
         if spec.name in self.specs:
             raise SimulationError(f"two clients are named {spec.name!r}")
         try:
-            get_profile(spec.profile)
+            spec.client_profile()
         except ValueError as exc:
             raise SimulationError(f"client {spec.name}: {exc}") from None
         n = len(self.specs)
@@ -185,7 +191,7 @@ class SimulatedDeployment:
         return Agent(
             spec.name,
             spec.user,
-            profile=get_profile(spec.profile),
+            profile=spec.client_profile(),
             rng=self.world.rng_for(f"client:{spec.name}:{len(self.world.trace)}"),
             cache=cache,
             dns_server=self.dns_address,

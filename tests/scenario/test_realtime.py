@@ -85,8 +85,10 @@ def test_failover_scenario_holds_on_real_sockets_at_forty_times_speed() -> None:
 
 
 def test_simulator_only_actions_are_refused_up_front() -> None:
-    text = FAILOVER + '[[step]]\nat = 5\naction = "partition"\na = "fe1.contoso.test"\n' \
-                      'b = "fe2.contoso.test"\n'
+    text = (
+        FAILOVER + '[[step]]\nat = 5\naction = "partition"\na = "fe1.contoso.test"\n'
+        'b = "fe2.contoso.test"\n'
+    )
     with pytest.raises(ScenarioError, match="partition cannot run on real sockets"):
         run_realtime(parse_scenario(text, "<p>"), time_scale=40)
 

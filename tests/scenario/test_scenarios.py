@@ -202,3 +202,19 @@ def test_inline_topology_errors_point_into_the_scenario_file() -> None:
     assert error(text).startswith("s.toml:14: topology.pool[0].address: expected an IP address"), (
         error(text)
     )
+
+
+def test_client_options_override_profile_fields() -> None:
+    text = BASE.replace(
+        'user = "sip:clientuser1@contoso.test"\n',
+        'user = "sip:clientuser1@contoso.test"\noptions = { keepalive_interval = 50 }\n',
+    )
+    scenario = parse_scenario(text, "s.toml")
+    assert scenario.clients[0].client_profile().keepalive_interval == 50.0
+    bad = BASE.replace(
+        'user = "sip:clientuser1@contoso.test"\n',
+        'user = "sip:clientuser1@contoso.test"\noptions = { keepalive_intervall = 50 }\n',
+    )
+    assert error(bad).startswith(
+        "s.toml:7: client[0].options: 'keepalive_intervall' is not a profile field"
+    ), error(bad)
