@@ -208,3 +208,13 @@ def test_topology_is_immutable() -> None:
     with pytest.raises(AttributeError):
         topology.domain = "x"  # type: ignore[misc]
     assert isinstance(topology, Topology)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).parent.parent / "topologies").glob("*.toml")),
+    ids=lambda p: p.stem,
+)
+def test_shipped_topologies_load(path: Path) -> None:
+    topology = load_topology(path)
+    assert topology.pools and topology.users

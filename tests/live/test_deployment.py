@@ -31,36 +31,8 @@ DOMAIN = "contoso.test"
 FE1 = "fe1.contoso.test"
 FE2 = "fe2.contoso.test"
 
-# The R1 lab with short timers, so failover and failback happen within seconds.
-FAST = """
-domain = "contoso.test"
-[resiliency]
-failover_detection_interval = 2
-failback_detection_interval = 3
-heartbeat_interval = 0.25
-heartbeat_timeout = 0.25
-[[pool]]
-fqdn = "fe1.contoso.test"
-address = "127.0.0.11"
-backup = "fe2.contoso.test"
-ports = { udp = 0, tcp = 0, tls = 0 }
-[[pool]]
-fqdn = "fe2.contoso.test"
-address = "127.0.0.12"
-backup = "fe1.contoso.test"
-ports = { udp = 0, tcp = 0, tls = 0 }
-[[user]]
-uri = "sip:clientuser1@contoso.test"
-pool = "fe1.contoso.test"
-[[user]]
-uri = "sip:clientuser2@contoso.test"
-pool = "fe2.contoso.test"
-[dns]
-port = 0
-[[dns.srv]]
-name = "_sipinternaltls._tcp.contoso.test"
-target = "fe1.contoso.test"
-"""
+# The R1 lab with short timers (failover 2 s, failback 3 s), shipped as topologies/fast.toml.
+FAST = (Path(__file__).resolve().parents[2] / "topologies" / "fast.toml").read_text()
 
 
 async def udp_exchange(
