@@ -274,7 +274,8 @@ class Agent:
                 self._plan = [target, *self._plan]
                 self._next(now)
             else:
-                self._begin(now, "retrying sign-in", after_loss=False)
+                # Still recovering from a lost registrar: the backup stays first in the plan.
+                self._begin(now, "retrying sign-in", after_loss=bool(self._lost_cause))
 
     def flow_failed(self, flow: Flow, now: float) -> None:
         """A connection could not be opened or broke (RFC 3261 §8.1.3.1: like a 503)."""
@@ -341,6 +342,8 @@ class Agent:
         while self._plan:
             item = self._plan.pop(0)
             if isinstance(item, _Discover):
+                # A new discovery round: a Director it finds may redirect again.
+                self._redirect_depth = 0
                 self._steps = [
                     (
                         step.name_template.format(domain=self.domain),
@@ -581,11 +584,26 @@ class Agent:
         elif status == 423 and entry.expires:
             minimum = response.headers.get("min-expires") or ""
             wanted = int(minimum) if minimum.isdigit() else entry.expires * 2
-            self._expires = max(wanted, entry.expires)
+            if wanted <= entry.expires:
+                # RFC 3261 §10.2.8 allows a retry with at least Min-Expires; one that asks for
+                # no more than was refused would loop.
+                self._tx_failed(entry, now, f"423 with Min-Expires {minimum or '?'}")
+                return
+            self._expires = wanted
             self._note(now, f"423 from {entry.target.host}: retrying with Expires {self._expires}")
             self._send_register(now, entry.target, purpose, expires=self._expires, flow=entry.flow)
         elif 300 <= status < 400 and purpose is _Purpose.REGISTER:
             self._redirected(now, entry, response)
+        elif 300 <= status < 400 and self.profile.follows_redirect:
+            # A refresh redirected (failback = redirect-on-refresh): the registrar dropped the
+            # binding and names where to go; RFC 3261 §10.2.4: refreshes go where redirected.
+            targets = self._redirect_targets(response, entry.target.transport)
+            if not targets:
+                self._tx_failed(entry, now, f"{status} without usable Contacts")
+                return
+            self._close(entry.flow)
+            self.registrar_flow = None
+            self._go_home(now, targets[0], f"refresh redirected by {entry.target.host}")
         else:
             self._tx_failed(entry, now, f"{status} {response.reason}")
 
@@ -612,30 +630,7 @@ class Agent:
             self._close(entry.flow)
             self._tx_failed(entry, now, "redirected again by a redirect target")
             return
-        ordered = (
-            sorted(contacts, key=lambda c: -c.q)
-            if profile.redirect_order == "q-descending"
-            else contacts[:1]
-        )
-        targets: list[Target] = []
-        for contact in ordered:
-            try:
-                uri = SipUri.parse(contact.uri)
-            except SipError:
-                continue
-            transport = uri.transport or entry.target.transport
-            if transport not in ("udp", "tcp", "tls"):
-                continue
-            default = 5061 if transport == "tls" else 5060
-            targets.append(
-                Target(
-                    uri.host,
-                    uri.port or default,
-                    transport,  # type: ignore[arg-type]
-                    uri.host if _is_ip(uri.host) else None,
-                    "redirect",
-                )
-            )
+        targets = self._redirect_targets(response, entry.target.transport, contacts)
         if not targets:
             self._tx_failed(entry, now, "301 without usable Contacts")
             return
@@ -649,6 +644,44 @@ class Agent:
         # redirect came from a cached or backup server): RFC 3261 §8.1.3.4 target set.
         self._plan = [*targets, *self._plan]
         self._next(now)
+
+    def _redirect_targets(
+        self,
+        response: Response,
+        transport: TransportName,
+        contacts: list[NameAddr] | None = None,
+    ) -> list[Target]:
+        """A 3xx's Contacts as targets, in the profile's order (decreasing q, or the first)."""
+        if contacts is None:
+            try:
+                contacts = parse_contacts(response.headers)
+            except SipError:
+                return []
+        ordered = (
+            sorted(contacts, key=lambda c: -c.q)
+            if self.profile.redirect_order == "q-descending"
+            else contacts[:1]
+        )
+        targets: list[Target] = []
+        for contact in ordered:
+            try:
+                uri = SipUri.parse(contact.uri)
+            except SipError:
+                continue
+            wanted = uri.transport or transport
+            if wanted not in ("udp", "tcp", "tls"):
+                continue
+            default = 5061 if wanted == "tls" else 5060
+            targets.append(
+                Target(
+                    uri.host,
+                    uri.port or default,
+                    wanted,  # type: ignore[arg-type]
+                    uri.host if _is_ip(uri.host) else None,
+                    "redirect",
+                )
+            )
+        return targets
 
     def _tx_failed(
         self, entry: _Tx, now: float, cause: str, *, redirect_refused: bool = False
@@ -731,6 +764,7 @@ class Agent:
         self._retry_at = None
         self._redirect_depth = 0
         self._signout_at = None
+        self._lost_cause = ""
         self.mode = "limited" if presence is not None and presence.limited else "full"
         on_primary = presence is None or presence.is_connected_to_primary is not False
         self.registrar_was_primary = on_primary
@@ -848,16 +882,21 @@ class Agent:
                 now,
                 replace(self.primary, source="primary"),
                 f"primary answered probes for {self.profile.failback_detection_timeout:g} s",
+                fallback=self.registrar,
             )
         else:
             self._probe_at = now + self.profile.failback_probe_interval
 
-    def _go_home(self, now: float, target: Target, cause: str) -> None:
+    def _go_home(
+        self, now: float, target: Target, cause: str, *, fallback: Target | None = None
+    ) -> None:
+        """Register at ``target``; should that fail, at ``fallback`` (the registrar the client
+        is still registered with, when nothing removed that binding), then discovery."""
         if self.registrar is not None and self.registrar_flow is not None:
             self._leaving = (self.registrar, self.registrar_flow)
         self._refresh_at = self._keepalive_at = self._pong_deadline = self._probe_at = None
         self._note(now, f"failing back to {target.host}: {cause}")
-        self._plan = [target, _DISCOVER]
+        self._plan = [target, fallback, _DISCOVER] if fallback else [target, _DISCOVER]
         self._redirect_depth = 0
         self._next(now)
 

@@ -218,3 +218,30 @@ def test_client_options_override_profile_fields() -> None:
     assert error(bad).startswith(
         "s.toml:7: client[0].options: 'keepalive_intervall' is not a profile field"
     ), error(bad)
+
+
+def test_failback_by_redirect_on_refresh_sends_the_client_home_at_its_next_refresh(
+    tmp_path: Path,
+) -> None:
+    lab = (ROOT / "topologies" / "r1-lab.toml").read_text()
+    topology = tmp_path / "lab.toml"
+    topology.write_text(
+        lab.replace("[[pool]]", '[registrar]\nfailback = "redirect-on-refresh"\n\n[[pool]]', 1)
+    )
+    scenario = tmp_path / "s.toml"
+    # The client's own probing of its primary is switched off: only the registrar sends it home.
+    scenario.write_text(
+        'topology = "lab.toml"\nseed = 2\nduration = 9000\n'
+        '[[client]]\nname = "C2"\nuser = "sip:clientuser2@contoso.test"\n'
+        "options = { failback_probe_interval = inf }\n"
+        '[[step]]\nat = 0\naction = "sign-in"\nclient = "C2"\n'
+        '[[step]]\nat = 100\naction = "disable-nic"\ntarget = "fe2.contoso.test"\n'
+        '[[step]]\nat = 400\naction = "enable-nic"\ntarget = "fe2.contoso.test"\n'
+        '[[expect]]\nclient = "C2"\nalways = [300, 7000]\nregistrar = "fe1.contoso.test"\n'
+        '[[expect]]\nclient = "C2"\nby = 7400\nregistrar = "fe2.contoso.test"\nmode = "full"\n'
+        '[[expect]]\nclient = "C2"\nnever = [7000, 9000]\nstate = "signed-out"\n'
+    )
+    result = run_scenario(load_scenario(scenario))
+    assert result.passed, result.report()
+    causes = [e.cause for e in result.timeline["C2"] if e.registrar == "fe2.contoso.test"]
+    assert any("(redirect)" in c for c in causes[1:]), causes
