@@ -316,6 +316,7 @@ class Agent:
             plan.append(replace(self.backup, source="backup"))
         elif after_loss and self.primary is not None and not self.registrar_was_primary:
             plan.append(replace(self.primary, source="primary"))
+        trust_cache = False
         if self.profile.uses_endpoint_cache:
             try:
                 entry = self.cache.load(self.user)
@@ -326,7 +327,10 @@ class Agent:
                 plan.append(
                     Target(entry.home_server, entry.port, entry.transport, entry.address, "cache")
                 )
-        plan.append(_DISCOVER)
+                # The first cache_only_rounds rounds trust the cache: no discovery.
+                trust_cache = self._failures < self.profile.cache_only_rounds
+        if not trust_cache:
+            plan.append(_DISCOVER)
         self._plan = plan
         self._redirect_depth = 0
         self.registrar = None

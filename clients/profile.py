@@ -203,6 +203,13 @@ class Profile:
     use_server_keepalive_timeout: bool = True
     """Never stay idle longer than the ``timeout=`` of the 200's ``ms-keep-alive``
     (MS-SIPREGE §3.1.1.5.1, MS-CONMGMT §2.2.1) [DOC]."""
+    cache_only_rounds: int = 0
+    """Sign-in rounds (each followed by ``backoff``) in which a client with a cached server
+    tries only that server (and a backup it knows), before discovery is used again.  CHOICE:
+    0, the cached server first and then DNS in the same round (Lync Server 2013 Unleashed
+    [3P]); protocol-notes §6: the EndpointConfiguration.cache invalidation rules are unknown.
+    A large value models a client that keeps trusting its cache, as field report R1 infers
+    for its endpoint-cache variant."""
     pong_timeout: float = 10.0
     """A CRLF ping unanswered this long means the flow failed (RFC 5626 §4.4.1) [DOC]."""
     failover_detection_timeout: float = 10.0
@@ -238,6 +245,8 @@ class Profile:
             problems.append("redirect_order must be 'q-descending' or 'first'")
         if self.redirect_as_failure_retry is not None and not self.redirect_as_failure_retry > 0:
             problems.append("redirect_as_failure_retry must be None or > 0")
+        if isinstance(self.cache_only_rounds, bool) or self.cache_only_rounds < 0:
+            problems.append("cache_only_rounds must be >= 0")
         if isinstance(self.register_expires, bool) or self.register_expires <= 0:
             problems.append("register_expires must be > 0")
         for knob in ("refresh_margin", "failover_detection_timeout", "failback_detection_timeout"):
