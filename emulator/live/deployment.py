@@ -391,9 +391,9 @@ class Deployment:
 
 def _event_line(event: object, quiet: bool, verbose: bool) -> str | None:
     """One log line for a pool event, or None for events not worth a line."""
-    kind, text = ev.describe(event)  # type: ignore[arg-type]
-    if kind == "binding":
-        return None
     if isinstance(event, ev.Exchanged) and (quiet or (event.heartbeat and not verbose)):
         return None
-    return text
+    if isinstance(event, ev.BindingAdded | ev.BindingRefreshed | ev.BindingRemoved |
+                  ev.BindingExpired):
+        return None  # before describe(): one of these per REGISTER, and not logged
+    return ev.describe(event)[1]  # type: ignore[arg-type]

@@ -34,13 +34,26 @@ class Binding:
 
 
 class BindingStore:
-    """Bindings by AOR and instance, with a lazy-deletion heap of expiry deadlines."""
+    """Bindings by AOR and instance, with a lazy heap of expiry deadlines.
 
-    __slots__ = ("_by_aor", "_heap")
+    The heap holds at most one live entry per binding key ``(aor, instance)``: the one whose
+    time is in ``_queued``, never later than the binding's ``expires_at``.  A refresh that moves
+    the expiry later (the usual case: every REGISTER of a client) pushes nothing; when the old
+    entry comes up, it is queued again at the binding's current expiry.  Only a shortened
+    expiry, or a new key, pushes an entry.  So the heap stays about as large as the store
+    instead of keeping a stale entry per REGISTER until the earliest live one comes up (behind
+    one binding left unrefreshed for an hour, an hour of refreshes at 10,000/s would be 36
+    million entries), and a refresh costs no heap push (speed and memory; docs/benchmarks.md).
+    Entries whose time is not their key's ``_queued`` time are stale and dropped when they
+    come up.
+    """
+
+    __slots__ = ("_by_aor", "_heap", "_queued")
 
     def __init__(self) -> None:
         self._by_aor: dict[str, dict[str, Binding]] = {}
-        self._heap: list[tuple[float, str, str]] = []
+        self._heap: list[tuple[float, tuple[str, str]]] = []
+        self._queued: dict[tuple[str, str], float] = {}
 
     def get(self, aor: str, instance: str) -> Binding | None:
         found = self._by_aor.get(aor)
@@ -51,8 +64,16 @@ class BindingStore:
         return list(found.values()) if found else []
 
     def put(self, binding: Binding) -> None:
-        self._by_aor.setdefault(binding.aor, {})[binding.instance] = binding
-        heapq.heappush(self._heap, (binding.expires_at, binding.aor, binding.instance))
+        aor, instance, expires_at = binding.aor, binding.instance, binding.expires_at
+        per_aor = self._by_aor.get(aor)
+        if per_aor is None:
+            per_aor = self._by_aor[aor] = {}
+        per_aor[instance] = binding
+        key = (aor, instance)
+        queued = self._queued.get(key)
+        if queued is None or expires_at < queued:
+            self._queued[key] = expires_at
+            heapq.heappush(self._heap, (expires_at, key))
 
     def remove(self, aor: str, instance: str) -> Binding | None:
         found = self._by_aor.get(aor)
@@ -66,14 +87,22 @@ class BindingStore:
     def remove_all(self, aor: str) -> list[Binding]:
         return list(self._by_aor.pop(aor, {}).values())
 
+    def expiry_bound(self) -> float | None:
+        """A time no later than :meth:`next_expiry` (None: no binding), without fixing the heap.
+
+        Lets a caller that only needs the earliest of several deadlines skip the fix-up while
+        another deadline is earlier anyway (a registrar's Timer J, 32 s, against bindings of
+        an hour).
+        """
+        return self._heap[0][0] if self._heap else None
+
     def next_expiry(self) -> float | None:
+        """The exact time the next binding expires (the heap's top is made exact first)."""
         heap = self._heap
         while heap:
-            expires_at, aor, instance = heap[0]
-            binding = self.get(aor, instance)
-            if binding is not None and binding.expires_at == expires_at:
-                return expires_at
-            heapq.heappop(heap)  # stale entry: refreshed or removed since
+            at, key = heap[0]
+            if self._due(at, key) is not None:
+                return at
         return None
 
     def expire(self, now: float) -> list[Binding]:
@@ -81,12 +110,29 @@ class BindingStore:
         out: list[Binding] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
-            expires_at, aor, instance = heapq.heappop(heap)
-            binding = self.get(aor, instance)
-            if binding is not None and binding.expires_at == expires_at:
-                self.remove(aor, instance)
+            at, key = heap[0]
+            binding = self._due(at, key)
+            if binding is not None:
+                heapq.heappop(heap)
+                del self._queued[key]
+                self.remove(*key)
                 out.append(binding)
         return out
+
+    def _due(self, at: float, key: tuple[str, str]) -> Binding | None:
+        """The binding expiring at ``at`` if the heap's top entry is exact; else fix the top."""
+        if self._queued.get(key) == at:
+            binding = self.get(*key)
+            if binding is None:  # removed since: the entry goes
+                del self._queued[key]
+            elif binding.expires_at == at:
+                return binding
+            else:  # refreshed to a later expiry since: queued again at that time
+                self._queued[key] = binding.expires_at
+                heapq.heapreplace(self._heap, (binding.expires_at, key))
+                return None
+        heapq.heappop(self._heap)  # stale: a shorter expiry was queued since, or removed
+        return None
 
     def __iter__(self) -> Iterator[Binding]:
         for per_aor in self._by_aor.values():
