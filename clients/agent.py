@@ -29,7 +29,7 @@ from clients.profile import Profile
 from clients.srv import order_srv, service_unavailable
 from emulator.net import Address, CloseFlow, Flow, Send, TransportName
 from emulator.sip.errors import LocalProtocolError, SipError
-from emulator.sip.framing import PING
+from emulator.sip.framing import PING, PONG
 from emulator.sip.headers import KeepAlive, NameAddr, PresenceState, make_response, parse_contacts
 from emulator.sip.message import Headers, Request, Response, parse_message
 from emulator.sip.transaction import ClientTransaction, TimerSettings
@@ -57,6 +57,11 @@ class Target:
     @property
     def name(self) -> str:
         return self.host
+
+    def with_address(self, address: str | None) -> Target:
+        """A copy with ``address`` set (dataclasses.replace, without its introspection: every
+        client resolves its registrars)."""
+        return Target(self.host, self.port, self.transport, address, self.source)
 
 
 class _Discover:
@@ -113,7 +118,11 @@ class Agent:
         sip_port: int,
         dns_port: int,
         domain: str | None = None,
+        notes: bool = True,
     ) -> None:
+        """``notes=False``: emit only :class:`ClientStateChanged`, no :class:`ClientNote` detail
+        lines (a driver that records no detail, such as a simulation that is not verbose,
+        saves building their text)."""
         self.name = name
         self.user = user if user.startswith("sip:") else f"sip:{user}"
         self.domain = domain or SipUri.parse(self.user).host
@@ -124,11 +133,13 @@ class Agent:
         self.local_ip = local_ip
         self.sip_port = sip_port
         self.dns_port = dns_port
+        self.notes = notes
         self._timers = TimerSettings(t1=profile.transaction_timeout / 64)
         self._epid = f"{rng.getrandbits(40):010x}"
         self._instance = _uuid(rng)
         self._tag = f"{rng.getrandbits(40):010x}"
         self._actions: list[Send | CloseFlow] = []
+        self._ping: Send | None = None
         self._events: list[AgentEvent] = []
         self._call_ids: dict[tuple[str, int], str] = {}
         self._cseq = 0
@@ -204,36 +215,54 @@ class Agent:
 
     # -- driving contract -------------------------------------------------------------------
 
+    # actions() and events() hand out a fresh list and keep their own: swapping in a new list
+    # at every call (after every ping and pong) would leave one long-lived list per call for
+    # the cyclic garbage collector to promote and sweep, which dominated simulations of
+    # thousands of clients.  The caller may keep or change what it gets.
+
     def actions(self) -> list[Send | CloseFlow]:
-        out, self._actions = self._actions, []
+        pending = self._actions
+        if not pending:
+            return []
+        out = pending.copy()
+        pending.clear()
         return out
 
     def events(self) -> list[AgentEvent]:
-        out, self._events = self._events, []
+        pending = self._events
+        if not pending:
+            return []
+        out = pending.copy()
+        pending.clear()
         return out
 
     def next_deadline(self) -> float | None:
-        best: float | None = None
-        for value in (
-            self._retry_at,
-            self._refresh_at,
-            self._keepalive_at,
-            self._pong_deadline,
-            self._signout_at,
-            self._probe_at,
-            self._query.deadline if self._query else None,
-        ):
-            if value is not None and (best is None or value < best):
-                best = value
-        for entry in self._txs.values():
-            value = entry.tx.next_deadline()
-            if value is not None and (best is None or value < best):
-                best = value
+        # Called by the driver after every input (each keep-alive ping and pong): written out
+        # field by field, testing each attribute before copying it (most are None), rather
+        # than as a loop over a tuple of them, which costs twice as much.
+        best = self._keepalive_at
+        if self._pong_deadline is not None and (best is None or self._pong_deadline < best):
+            best = self._pong_deadline
+        if self._refresh_at is not None and (best is None or self._refresh_at < best):
+            best = self._refresh_at
+        if self._retry_at is not None and (best is None or self._retry_at < best):
+            best = self._retry_at
+        if self._signout_at is not None and (best is None or self._signout_at < best):
+            best = self._signout_at
+        if self._probe_at is not None and (best is None or self._probe_at < best):
+            best = self._probe_at
+        if self._query is not None and (best is None or self._query.deadline < best):
+            best = self._query.deadline
+        if self._txs:
+            for entry in self._txs.values():
+                value = entry.tx.next_deadline()
+                if value is not None and (best is None or value < best):
+                    best = value
         return best
 
     def handle_timer(self, now: float) -> None:
         self._now = now
-        for key, entry in list(self._txs.items()):
+        for key, entry in list(self._txs.items()) if self._txs else ():
             deadline = entry.tx.next_deadline()
             if deadline is None or now < deadline:
                 continue
@@ -290,13 +319,22 @@ class Agent:
 
     def receive(self, data: bytes, flow: Flow, now: float) -> None:
         self._now = now
+        if data == PONG and flow.transport != "udp":
+            # RFC 5626 §4.4.1 pong, tested first and handled inline: it is most of what
+            # arrives (a pong never comes from the DNS server, which speaks UDP only).  ``is``
+            # first: the pong comes back on the very Flow the ping went out on.
+            registrar_flow = self.registrar_flow
+            if (
+                flow is registrar_flow or flow == registrar_flow
+            ) and self._pong_deadline is not None:
+                self._pong_deadline = None
+                self._keepalive_at = now + self._keepalive_interval
+            return
         if flow.remote == self.dns_server and flow.transport == "udp":
             self._receive_dns(data, now)
             return
-        if data == b"\r\n":  # RFC 5626 §4.4.1 pong
-            if flow == self.registrar_flow and self._pong_deadline is not None:
-                self._pong_deadline = None
-                self._keepalive_at = now + self._keepalive_interval
+        if data == PONG:
+            self._receive_pong(flow, now)
             return
         try:
             message = parse_message(data, stream=flow.reliable)
@@ -307,6 +345,12 @@ class Agent:
             self._receive_response(message, now)
         else:
             self._receive_request(message, flow, now)
+
+    def _receive_pong(self, flow: Flow, now: float) -> None:
+        registrar_flow = self.registrar_flow
+        if (flow is registrar_flow or flow == registrar_flow) and self._pong_deadline is not None:
+            self._pong_deadline = None
+            self._keepalive_at = now + self._keepalive_interval
 
     # -- sign-in plan -----------------------------------------------------------------------
 
@@ -396,7 +440,7 @@ class Agent:
                 self._next(now)
                 return
             if _is_ip(target.host):
-                self._try_target(now, replace(target, address=target.host))
+                self._try_target(now, target.with_address(target.host))
                 return
             self._start_query(
                 now, target.host, "A", "resolve", target.transport, target.port, target=target
@@ -437,8 +481,9 @@ class Agent:
         if answer.name != query.name.lower().rstrip("."):
             return
         self._query = None
-        detail = ", ".join(r.rdata_text() for r in answer.records) or "no records"
-        self._note(now, f"DNS {query.qtype} {query.name}: {answer.rcode}, {detail}")
+        if self.notes:
+            detail = ", ".join(r.rdata_text() for r in answer.records) or "no records"
+            self._note(now, f"DNS {query.qtype} {query.name}: {answer.rcode}, {detail}")
         if not answer.ok:
             self._dns_failed(now, query)
             return
@@ -465,7 +510,7 @@ class Agent:
         else:
             assert query.target is not None
             a = [r for r in answer.records if isinstance(r, AddressRecord)]
-            resolved = replace(query.target, address=a[0].address)
+            resolved = query.target.with_address(a[0].address)
             self._remember_address(resolved)
             self._send_register(now, resolved, _Purpose.REGISTER, expires=self._expires)
 
@@ -479,7 +524,7 @@ class Agent:
         for attr in ("primary", "backup"):
             known: Target | None = getattr(self, attr)
             if known is not None and known.host == target.host and known.address is None:
-                setattr(self, attr, replace(known, address=target.address))
+                setattr(self, attr, known.with_address(target.address))
 
     # -- REGISTER ---------------------------------------------------------------------------
 
@@ -617,8 +662,9 @@ class Agent:
             contacts = parse_contacts(response.headers)
         except SipError:
             contacts = []  # a malformed Contact list: nothing usable, as if empty
-        listed = ", ".join(f"{_host_of(c.uri)} q={c.q:g}" for c in contacts)
-        self._note(now, f"{response.status} from {entry.target.host}: {listed}")
+        if self.notes:
+            listed = ", ".join(f"{_host_of(c.uri)} q={c.q:g}" for c in contacts)
+            self._note(now, f"{response.status} from {entry.target.host}: {listed}")
         if not profile.follows_redirect:
             self._close(entry.flow)
             self._tx_failed(
@@ -840,7 +886,12 @@ class Agent:
         if flow is None or self.registrar is None:
             return
         if flow.reliable:  # RFC 5626 §3.5.1 CRLF ping
-            self._actions.append(Send(flow, PING))
+            ping = self._ping
+            if ping is None or ping.flow is not flow:
+                # One Send per registrar flow, reused (it is immutable): making a frozen
+                # dataclass costs as much as the rest of a keep-alive.
+                ping = self._ping = Send(flow, PING)
+            self._actions.append(ping)
             self._pong_deadline = now + self.profile.pong_timeout
         else:
             self._send_options(now, self.registrar, flow, _Purpose.KEEPALIVE)
@@ -992,7 +1043,8 @@ class Agent:
         )
 
     def _note(self, now: float, text: str) -> None:
-        self._events.append(ClientNote(now, self.name, text))
+        if self.notes:
+            self._events.append(ClientNote(now, self.name, text))
 
 
 def _granted_expires(response: Response, asked: int) -> int:

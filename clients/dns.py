@@ -42,6 +42,19 @@ class DnsAnswer:
 
 def build_query(query_id: int, name: str, qtype: QueryType) -> bytes:
     """A recursion-desired query for ``name``/``qtype`` with the given 16-bit ID."""
+    # Speed (10,000 simulated clients ask the same few names): the bytes after the 2-byte ID
+    # depend only on the question (RD=1, one question, no EDNS), so dnslib packs each question
+    # once and the ID is prepended (RFC 1035 §4.1.1: the ID is the header's first field).
+    tail = _query_tails.get((name, qtype))
+    if tail is None:
+        tail = _pack_query(0, name, qtype)[2:]
+        if len(_query_tails) >= _CACHE_LIMIT:  # bounded: names may come from the network
+            _query_tails.clear()
+        _query_tails[(name, qtype)] = tail
+    return (query_id & 0xFFFF).to_bytes(2, "big") + tail
+
+
+def _pack_query(query_id: int, name: str, qtype: QueryType) -> bytes:
     record = dnslib.DNSRecord(
         dnslib.DNSHeader(id=query_id & 0xFFFF, rd=1),
         q=dnslib.DNSQuestion(normalize_name(name), getattr(dnslib.QTYPE, qtype)),
@@ -51,6 +64,29 @@ def build_query(query_id: int, name: str, qtype: QueryType) -> bytes:
 
 def parse_answer(data: bytes) -> DnsAnswer | None:
     """Parse a response; None when the bytes are not a DNS response at all."""
+    # Speed: a DnsAnswer is a function of the bytes, and only its query_id depends on the first
+    # two; answers from the fake DNS repeat but for the ID, so each is parsed once.
+    key = bytes(data[2:])
+    cached = _answers.get(key) if len(data) >= _HEADER_SIZE else None
+    if cached is not None:
+        return DnsAnswer(
+            (data[0] << 8) | data[1],
+            cached.name,
+            cached.qtype,
+            cached.rcode,
+            cached.records,
+            cached.additional,
+            cached.truncated,
+        )
+    answer = _parse_answer(data)
+    if answer is not None and len(data) >= _HEADER_SIZE:
+        if len(_answers) >= _CACHE_LIMIT:  # bounded: the bytes come from the network
+            _answers.clear()
+        _answers[key] = answer
+    return answer
+
+
+def _parse_answer(data: bytes) -> DnsAnswer | None:
     try:
         message = dnslib.DNSRecord.parse(data)
     except Exception:  # dnslib raises assorted errors on garbage; all mean "not DNS"
@@ -72,6 +108,10 @@ def parse_answer(data: bytes) -> DnsAnswer | None:
     )
 
 
+_HEADER_SIZE = 12
+_CACHE_LIMIT = 1024
+_query_tails: dict[tuple[str, str], bytes] = {}
+_answers: dict[bytes, DnsAnswer] = {}
 _RCODES = {"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP"}
 
 

@@ -38,35 +38,49 @@ class _Host:
 
 @dataclass
 class Network:
+    """Change hosts and links through the methods: they keep :attr:`version` (and a Link's
+    properties may be changed on the object :meth:`link` returns)."""
+
     rng: random.Random
     default_latency: float = 0.001
     hosts: dict[str, _Host] = field(default_factory=dict)
     links: dict[tuple[str, str], Link] = field(default_factory=dict)
+    version: int = 0
+    """Grows with every change of hosts, NICs, running state or links.  While no Link exists,
+    :meth:`transit` draws nothing and depends only on these, so a caller may keep its answer
+    for as long as the version stays the same (the simulator does, per connection)."""
 
     def add_host(self, address: str) -> None:
-        self.hosts.setdefault(address, _Host(address))
+        if address not in self.hosts:
+            self.hosts[address] = _Host(address)
+            self.version += 1
 
     def link(self, src: str, dst: str) -> Link:
         link = self.links.get((src, dst))
         if link is None:
             link = self.links[(src, dst)] = Link(self.default_latency)
+            self.version += 1
         return link
 
     def set_nic(self, address: str, enabled: bool) -> None:
         self.hosts[address].nic_enabled = enabled
+        self.version += 1
 
     def set_running(self, address: str, running: bool) -> None:
         self.hosts[address].running = running
+        self.version += 1
 
     def partition(self, a: str, b: str, *, oneway: bool = False) -> None:
         self.link(a, b).cut = True
         if not oneway:
             self.link(b, a).cut = True
+        self.version += 1
 
     def heal(self, a: str | None = None, b: str | None = None) -> None:
         for (src, dst), link in self.links.items():
             if a is None or {src, dst} == {a, b} or (b is None and a in (src, dst)):
                 link.cut = False
+        self.version += 1
 
     def reachable(self, src: str, dst: str) -> bool:
         """Whether a packet from ``src`` can reach ``dst``'s NIC (not whether anyone listens)."""
@@ -86,6 +100,29 @@ class Network:
         link = self.links.get((src, dst))
         if link is None:
             return [self.default_latency]
+        return self._link_delays(link)
+
+    def transit(self, src: str, dst: str) -> list[float] | None:
+        """``delays(src, dst)`` if ``reachable(src, dst)``, else None: the two in one call.
+
+        Same answers and the same random draws as calling both (speed: the simulator asks for
+        every packet, and most paths have no link properties, hence no draws at all).
+        """
+        hosts = self.hosts
+        d = hosts.get(dst)
+        if d is None or not d.nic_enabled:
+            return None
+        s = hosts.get(src)
+        if s is not None and not s.nic_enabled:
+            return None
+        link = self.links.get((src, dst)) if self.links else None
+        if link is None:
+            return [self.default_latency]
+        if link.cut:
+            return None
+        return self._link_delays(link)
+
+    def _link_delays(self, link: Link) -> list[float]:
         if link.loss and self.rng.random() < link.loss:
             return []
         delay = link.latency + (self.rng.random() * link.jitter if link.jitter else 0.0)

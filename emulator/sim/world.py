@@ -14,7 +14,6 @@ import itertools
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Protocol
 
 from emulator.net import Address, CloseFlow, Flow, Send
@@ -66,13 +65,41 @@ class _Conn:
     b_flow: Flow
     state: str  # "open" | "lost" (SYN vanished) | "dead"
     last_delivery: dict[int, float] = field(default_factory=dict)
+    # What network.transit() answered between the two hosts, both ways, when network.version
+    # was paths_version; kept only while the network has no Link, so that transit() draws
+    # nothing (speed: every keep-alive would ask both ways).
+    paths_version: int = -1
+    a_to_b: list[float] | None = None
+    b_to_a: list[float] | None = None
 
 
-_TIMER, _CALL = 0, 1
+# What an agenda entry does when its time comes.  Entries are flat tuples whose first element
+# is one of these kinds (speed: a tuple per packet instead of a closure, whose function object
+# and cells cost more to make and to call, and keep the cyclic garbage collector busy).
+_TIMER = 0  # (_TIMER, core index): the core's next_deadline() is due
+_CALL = 1  # (_CALL, fn): a scenario step, a fault
+_STREAM = 2  # (_STREAM, conn #, to_b, data): bytes reach the b (or a) end of a connection
+_DATAGRAM = 3  # (_DATAGRAM, sender index, flow #, data): a datagram reaches its destination
+_FAIL = 4  # (_FAIL, core index, flow #): the core learns that a flow failed
+_PONG = 5  # (_PONG, core index, flow #): a pong reaches the core that pinged, on that flow
+# Why "flow #" and "conn #": the flow or connection an entry refers to waits in
+# World._held_flows / _held_conns under a number, so that the entry holds only ints, bools and
+# bytes.  Such a tuple is untracked by the cyclic garbage collector at its first pass; one
+# holding a Flow is not.  Clients that signed in together act together, so thousands of
+# entries wait at once, long enough to be promoted to the oldest generation, whose full sweeps
+# (every object of the run) dominated runs of thousands of clients.
 
 
 class World:
-    """A virtual-time world of cores on a simulated network."""
+    """A virtual-time world of cores on a simulated network.
+
+    The agenda orders entries by (time, order of scheduling), as a heap of
+    ``(time, sequence, entry)`` would, but it is kept as a heap of the *distinct* pending times
+    and, for each time, a list of its entries in the order they were scheduled (appending keeps
+    that order for free).  Same order, cheaper: entries at equal times are the rule here (fixed
+    latencies keep clients that signed in together in lockstep), a float heap compares faster
+    than a tuple heap, and an entry at a time already pending costs one append.
+    """
 
     def __init__(self, seed: int, *, default_latency: float = 0.001) -> None:
         self.seed = seed
@@ -80,16 +107,24 @@ class World:
         self.network = Network(random.Random(f"{seed}:network"), default_latency)
         self.trace: list[TraceEntry] = []
         self.events_processed = 0
-        self._heap: list[tuple[float, int, int, Any]] = []
-        self._seq = itertools.count()
+        self._times: list[float] = []  # heap of the times that have entries
+        self._agenda: dict[float, list[tuple[Any, ...]]] = {}  # time -> entries, in order
         self._cores: list[Core] = []
         self._names: list[str] = []
         self._on_events: list[Callable[[int, list[Any]], None] | None] = []
         self._scheduled: list[float | None] = []
         self._listeners: dict[tuple[str, str, int], int] = {}
         self._conns: dict[tuple[int, Flow], _Conn] = {}
+        # Per core, the flow it last sent on and that flow's connection: what
+        # self._conns[(index, flow)] holds, kept while that entry stays (speed: a client sends
+        # every keep-alive on the same Flow object, and hashing a Flow costs more than ``is``).
+        self._last_flow: list[Flow | None] = []
+        self._last_conn: list[_Conn | None] = []
         self._ephemeral: dict[str, itertools.count[int]] = {}
         self._pong_servers: set[int] = set()
+        self._held_flows: dict[int, Flow] = {}  # flow # of a pending entry -> the flow
+        self._held_conns: dict[int, _Conn] = {}  # conn # of a pending entry -> the connection
+        self._handles = itertools.count()
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -112,6 +147,8 @@ class World:
         self._names.append(name)
         self._on_events.append(on_events)
         self._scheduled.append(None)
+        self._last_flow.append(None)
+        self._last_conn.append(None)
         for address, transport, port in listen:
             self.network.add_host(address)
             self._listeners[(address, transport, port)] = index
@@ -145,24 +182,72 @@ class World:
 
     def call_at(self, when: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` at virtual time ``when`` (a scenario step, a fault)."""
-        heapq.heappush(self._heap, (when, next(self._seq), _CALL, fn))
+        self._push(when, (_CALL, fn))
+
+    def _push(self, when: float, entry: tuple[Any, ...]) -> None:
+        entries = self._agenda.get(when)
+        if entries is None:
+            self._agenda[when] = [entry]
+            heapq.heappush(self._times, when)
+        else:
+            entries.append(entry)
 
     def run_until(self, until: float) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= until:
-            when, _, kind, payload = heapq.heappop(heap)
-            if when > self.now:
-                self.now = when
-            self.events_processed += 1
-            if kind == _TIMER:
-                index = payload
-                if self._scheduled[index] != when:
-                    continue  # stale: the core re-armed since
-                self._scheduled[index] = None
-                self._cores[index].handle_timer(self.now)
-                self._flush(index)
-            else:
-                payload()
+        times = self._times
+        agenda = self._agenda
+        scheduled = self._scheduled
+        cores = self._cores
+        flush = self._flush
+        processed = self.events_processed  # counted in a local, stored when done (speed)
+        try:
+            while times and times[0] <= until:
+                when = times[0]
+                entries = agenda[when]
+                if when > self.now:
+                    self.now = when
+                first = processed
+                # A list iterator also yields what is appended while it runs: entries that
+                # these entries schedule at ``when`` run in turn, after them.
+                for entry in entries:
+                    processed += 1
+                    kind = entry[0]
+                    if kind == _TIMER:
+                        index = entry[1]
+                        if scheduled[index] == when:  # else stale: the core re-armed since
+                            scheduled[index] = None
+                            cores[index].handle_timer(self.now)
+                            flush(index)
+                    elif kind == _PONG:
+                        _, index, handle = entry
+                        cores[index].receive(PONG, self._held_flows.pop(handle), self.now)
+                        flush(index)
+                    elif kind == _STREAM:
+                        _, handle, to_b, data = entry
+                        conn = self._held_conns.pop(handle)
+                        if conn.state == "open":
+                            if to_b:
+                                peer, peer_flow = conn.b, conn.b_flow
+                            else:
+                                peer, peer_flow = conn.a, conn.a_flow
+                            cores[peer].receive(data, peer_flow, self.now)
+                            flush(peer)
+                    elif kind == _DATAGRAM:
+                        _, index, handle, data = entry
+                        self._arrive_datagram(index, self._held_flows.pop(handle), data)
+                    elif kind == _FAIL:
+                        self._fail(entry[1], self._held_flows.pop(entry[2]))
+                    else:
+                        self.events_processed = processed  # up to date for a scenario step
+                        entry[1]()
+                    if times[0] != when:
+                        break  # something was scheduled in the past (call_at): it runs first
+                if times[0] != when:
+                    agenda[when] = entries[processed - first :]  # runs after the earlier ones
+                    continue
+                heapq.heappop(times)
+                del agenda[when]
+        finally:
+            self.events_processed = processed
         if until > self.now:
             self.now = until
 
@@ -179,7 +264,11 @@ class World:
         core = self._cores[index]
         for action in core.actions():
             if isinstance(action, Send):
-                self._send(index, action.flow, action.data)
+                flow = action.flow
+                if flow.transport == "udp":
+                    self._send_datagram(index, flow, action.data)
+                else:
+                    self._send_stream(index, flow, action.data)
             else:
                 self._close(index, action.flow)
         events = core.events()
@@ -193,10 +282,19 @@ class World:
                 deadline = self.now
             if deadline != self._scheduled[index]:
                 self._scheduled[index] = deadline
-                heapq.heappush(self._heap, (deadline, next(self._seq), _TIMER, index))
+                # self._push, inlined: this runs after every input of every core.
+                entries = self._agenda.get(deadline)
+                if entries is None:
+                    self._agenda[deadline] = [(_TIMER, index)]
+                    heapq.heappush(self._times, deadline)
+                else:
+                    entries.append((_TIMER, index))
 
-    def _later(self, delay: float, fn: Callable[[], None]) -> None:
-        heapq.heappush(self._heap, (self.now + delay, next(self._seq), _CALL, fn))
+    def _hold(self, flow: Flow) -> int:
+        """Keep ``flow`` for a pending agenda entry; the entry holds the returned number."""
+        handle = next(self._handles)
+        self._held_flows[handle] = flow
+        return handle
 
     def _deliver(self, index: int, data: bytes, flow: Flow) -> None:
         self._cores[index].receive(data, flow, self.now)
@@ -206,19 +304,12 @@ class World:
         self._cores[index].flow_failed(flow, self.now)
         self._flush(index)
 
-    def _send(self, index: int, flow: Flow, data: bytes) -> None:
-        if flow.transport == "udp":
-            self._send_datagram(index, flow, data)
-        else:
-            self._send_stream(index, flow, data)
-
     def _send_datagram(self, index: int, flow: Flow, data: bytes) -> None:
-        network = self.network
-        src, dst = flow.local[0], flow.remote[0]
-        if not network.reachable(src, dst):
+        delays = self.network.transit(flow.local[0], flow.remote[0])
+        if delays is None:
             return  # silent: the packet vanishes
-        for delay in network.delays(src, dst):
-            self._later(delay, lambda: self._arrive_datagram(index, flow, data))
+        for delay in delays:
+            self._push(self.now + delay, (_DATAGRAM, index, self._hold(flow), data))
 
     def _arrive_datagram(self, index: int, flow: Flow, data: bytes) -> None:
         dst = flow.remote
@@ -226,58 +317,82 @@ class World:
         if target is None or not self.network.running(dst[0]):
             # ICMP port unreachable travels back to the sender (RFC 1122 §3.2.2.1).
             if self.network.reachable(dst[0], flow.local[0]):
-                self._later(self.network.default_latency, lambda: self._fail(index, flow))
+                self._push(
+                    self.now + self.network.default_latency, (_FAIL, index, self._hold(flow))
+                )
             return
         self._deliver(target, data, Flow("udp", dst, flow.local))
 
     def _send_stream(self, index: int, flow: Flow, data: bytes) -> None:
-        conn = self._conns.get((index, flow))
-        if conn is None:
-            conn = self._connect(index, flow)
+        conn = self._last_conn[index]
+        if conn is None or self._last_flow[index] is not flow:
+            conn = self._conns.get((index, flow))
             if conn is None:
-                return
+                conn = self._connect(index, flow)
+                if conn is None:
+                    return
+            self._last_flow[index] = flow
+            self._last_conn[index] = conn
         if conn.state != "open":
             if conn.state == "dead":
-                self._later(2 * self.network.default_latency, lambda: self._fail(index, flow))
+                self._push(
+                    self.now + 2 * self.network.default_latency, (_FAIL, index, self._hold(flow))
+                )
             return
-        if conn.a == index:
+        from_a = conn.a == index
+        if from_a:
             peer, peer_flow = conn.b, conn.b_flow
         else:
             peer, peer_flow = conn.a, conn.a_flow
-        src, dst = flow.local[0], peer_flow.local[0]
-        if not self.network.reachable(src, dst):
+        network = self.network
+        if conn.paths_version == network.version:
+            delays = conn.a_to_b if from_a else conn.b_to_a
+        else:
+            delays = self._paths(conn, from_a, flow.local[0], peer_flow.local[0])
+        if delays is None:
             return  # a silent host: bytes vanish, the connection itself stays up
-        delays = self.network.delays(src, dst)
         # TCP retransmits what a lossy link drops: streams lose no data, only time.
-        delay = max(delays) if delays else 3 * self.network.default_latency
-        when = max(self.now + delay, conn.last_delivery.get(peer, 0.0))  # in order
+        if not delays:
+            delay = 3 * network.default_latency
+        elif len(delays) == 1:
+            delay = delays[0]
+        else:
+            delay = max(delays)
+        when = self.now + delay
+        last = conn.last_delivery.get(peer, 0.0)
+        if last > when:
+            when = last  # in order: not before what was sent earlier on this connection
         conn.last_delivery[peer] = when
         if data == PING and peer in self._pong_servers:
-            back = self.network.delays(dst, src) if self.network.reachable(dst, src) else []
+            if conn.paths_version == network.version:
+                back = conn.b_to_a if from_a else conn.a_to_b
+            else:
+                back = network.transit(peer_flow.local[0], flow.local[0])
             if back:
-                heapq.heappush(
-                    self._heap,
-                    (
-                        when + back[0],
-                        next(self._seq),
-                        _CALL,
-                        lambda: self._deliver(index, PONG, flow),
-                    ),
-                )
+                handle = next(self._handles)
+                self._held_flows[handle] = flow
+                when += back[0]
+                # self._push, inlined: a keep-alive is most of what a simulation does.
+                entries = self._agenda.get(when)
+                if entries is None:
+                    self._agenda[when] = [(_PONG, index, handle)]
+                    heapq.heappush(self._times, when)
+                else:
+                    entries.append((_PONG, index, handle))
             return
-        heapq.heappush(
-            self._heap,
-            (
-                when,
-                next(self._seq),
-                _CALL,
-                lambda: self._arrive_stream(conn, peer, peer_flow, data),
-            ),
-        )
+        handle = next(self._handles)
+        self._held_conns[handle] = conn
+        self._push(when, (_STREAM, handle, from_a, data))
 
-    def _arrive_stream(self, conn: _Conn, peer: int, peer_flow: Flow, data: bytes) -> None:
-        if conn.state == "open":
-            self._deliver(peer, data, peer_flow)
+    def _paths(self, conn: _Conn, from_a: bool, src: str, dst: str) -> list[float] | None:
+        """network.transit(src, dst) for a connection; kept both ways when that draws nothing."""
+        network = self.network
+        if network.links:  # a Link may draw from the network's generator: ask every time
+            return network.transit(src, dst)
+        forward, backward = network.transit(src, dst), network.transit(dst, src)
+        conn.a_to_b, conn.b_to_a = (forward, backward) if from_a else (backward, forward)
+        conn.paths_version = network.version
+        return forward
 
     def _connect(self, index: int, flow: Flow) -> _Conn | None:
         src, (dst, port) = flow.local[0], flow.remote
@@ -296,7 +411,8 @@ class World:
         server_flow = Flow(flow.transport, (dst, port), local)
         conn = _Conn(index, flow, target, server_flow, "open")
         self._conns[(index, flow)] = conn
-        self._conns[(target, server_flow)] = conn
+        self._conns[(target, server_flow)] = conn  # may replace an equal flow's connection
+        self._forget_last(target)
         return conn
 
     def _close(self, index: int, flow: Flow) -> None:
@@ -306,6 +422,14 @@ class World:
         conn.state = "dead"
         other = (conn.b, conn.b_flow) if conn.a == index else (conn.a, conn.a_flow)
         self._conns.pop(other, None)
+        self._forget_last(index)
+        self._forget_last(other[0])
+
+    def _forget_last(self, index: int) -> None:
+        """Drop a core's last-flow shortcut: its entries in self._conns changed."""
+        if index >= 0:  # -1: the far end of a connection that never opened
+            self._last_flow[index] = None
+            self._last_conn[index] = None
 
     def reset_connections(self, address: str) -> None:
         """A host stopped: its connections are reset, and peers learn it when they next talk."""
@@ -317,6 +441,7 @@ class World:
                 if (index, flow) == (peer_index, peer_flow) and self.network.reachable(
                     address, peer_flow.local[0]
                 ):
-                    self._later(
-                        self.network.default_latency, partial(self._fail, peer_index, peer_flow)
+                    self._push(
+                        self.now + self.network.default_latency,
+                        (_FAIL, peer_index, self._hold(peer_flow)),
                     )

@@ -31,17 +31,27 @@ def split_commas(value: str) -> list[str]:
     """Split a comma-joined header value, ignoring commas in quotes or angle brackets (§7.3.1)."""
     if '"' not in value and "<" not in value:
         return [part.strip() for part in value.split(",") if part.strip()]
+    if "," not in value:
+        # One value (a Lync Contact is one, with a quoted "<urn:uuid:...>" inside): only an
+        # unterminated quoted string can make it an error.
+        if '"' in value and _open_quote(value):
+            raise SipSyntaxError(f"unterminated quoted string in {value[:60]!r}")
+        part = value.strip()
+        return [part] if part else []
     parts: list[str] = []
     start = 0
     depth = 0
     quoted = False
-    escaped = False
-    for i, ch in enumerate(value):
-        if escaped:
-            escaped = False
-        elif quoted:
+    skip = -1  # the character escaped by a backslash inside quotes
+    # Only the characters that change the state matter: visit them, not every character.
+    for match in _SPLIT_SPECIAL.finditer(value):
+        i = match.start()
+        if i == skip:
+            continue
+        ch = value[i]
+        if quoted:
             if ch == "\\":
-                escaped = True
+                skip = i + 1
             elif ch == '"':
                 quoted = False
         elif ch == '"':
@@ -59,11 +69,39 @@ def split_commas(value: str) -> list[str]:
     return [p for p in parts if p]
 
 
+_SPLIT_SPECIAL = re.compile(r'["\\<>,]')
+
+
+def _open_quote(value: str) -> bool:
+    """Whether ``value`` ends inside a quoted string (backslash escapes inside quotes)."""
+    i = value.find('"')
+    while i >= 0:
+        end = _closing_quote(value, i + 1)
+        if end < 0:
+            return True
+        i = value.find('"', end + 1)
+    return False
+
+
+def _closing_quote(text: str, start: int) -> int:
+    """Index of the DQUOTE that closes a quoted string whose content begins at ``start``, or
+    -1; a backslash escapes the next character (quoted-pair, RFC 3261 §25.1)."""
+    while True:
+        quote = text.find('"', start)
+        if quote < 0:
+            return -1
+        backslash = text.find("\\", start, quote)
+        if backslash < 0:
+            return quote
+        start = backslash + 2
+
+
 def parse_params(text: str) -> Params:
     """``;a=1;b="x;y";c`` -> (("a","1"), ("b",'"x;y"'), ("c", None)); names lower-cased.
 
     Quoted values keep their quotes, so serialization is exact; use :func:`unquote`.
     """
+    # str.find does the scanning (every Contact, Via and presence-state is parsed here).
     params: list[tuple[str, str | None]] = []
     i = 0
     n = len(text)
@@ -72,28 +110,28 @@ def parse_params(text: str) -> Params:
             i += 1
         if i >= n:
             break
-        j = i
-        while j < n and text[j] not in "=;":
-            j += 1
+        semi = text.find(";", i)
+        if semi < 0:
+            semi = n
+        eq = text.find("=", i, semi)
+        j = semi if eq < 0 else eq
         name = text[i:j].strip().lower()
         if not name:
             raise SipSyntaxError(f"empty parameter name in {text[:60]!r}")
-        if j < n and text[j] == "=":
+        if eq >= 0:
             j += 1
             while j < n and text[j] in " \t":
                 j += 1
             if j < n and text[j] == '"':
-                k = j + 1
-                while k < n and text[k] != '"':
-                    k += 2 if text[k] == "\\" else 1
-                if k >= n:
+                k = _closing_quote(text, j + 1)
+                if k < 0:
                     raise SipSyntaxError(f"unterminated quoted parameter in {text[:60]!r}")
                 params.append((name, text[j : k + 1]))
                 i = k + 1
             else:
-                k = j
-                while k < n and text[k] != ";":
-                    k += 1
+                k = text.find(";", j)
+                if k < 0:
+                    k = n
                 params.append((name, text[j:k].strip()))
                 i = k
         else:

@@ -13,6 +13,7 @@ Design notes:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -122,8 +123,8 @@ class Headers:
         return [value for _, k, value in self._fields if k == key]
 
     def add(self, name: str, value: str) -> None:
-        canonical = canonical_name(name)
-        self._fields.append((canonical, canonical.lower(), value))
+        canonical, key = _name_cache.get(name) or _names(name)
+        self._fields.append((canonical, key, value))
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name by one field (kept at the first one's position)."""
@@ -173,9 +174,30 @@ class Headers:
         return f"Headers({list(self)!r})"
 
 
+def _names(name: str) -> tuple[str, str]:
+    """``(canonical, lower-case key)`` of a header name, from a bounded cache (speed: every
+    message built or parsed names the same dozen headers)."""
+    names = _name_cache.get(name)
+    if names is None:
+        canonical = canonical_name(name)
+        names = (canonical, canonical.lower())
+        if len(_name_cache) < 4096:  # bounded: header names come from the network
+            _name_cache[name] = names
+    return names
+
+
 def _key(name: str) -> str:
-    key = name.lower()
-    return COMPACT_NAMES.get(key, key)
+    # Header names asked for are few (mostly literals): remember their look-up keys.
+    key = _key_cache.get(name)
+    if key is None:
+        key = name.lower()
+        key = COMPACT_NAMES.get(key, key)
+        if len(_key_cache) < 4096:  # bounded all the same
+            _key_cache[name] = key
+    return key
+
+
+_key_cache: dict[str, str] = {}
 
 
 @dataclass(slots=True)
@@ -264,11 +286,12 @@ def _branch_of(via: str) -> str | None:
     if start < 0:
         return None
     start += 8
-    end = start
-    length = len(via)
-    while end < length and via[end] not in ";, \t":
-        end += 1
+    found = _BRANCH_END.search(via, start)
+    end = len(via) if found is None else found.start()
     return via[start:end] or None
+
+
+_BRANCH_END = re.compile(r"[;, \t]")
 
 
 def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
@@ -384,16 +407,21 @@ def _parse_fields(lines: list[str], fields: list[tuple[str, str, str]]) -> None:
         name, colon, value = line.partition(":")
         if not colon:
             raise SipSyntaxError(f"header line without a colon: {line[:40]!r}")
-        name = name.strip()
-        if not name or " " in name or "\t" in name:
-            raise SipSyntaxError(f"bad header name {name[:40]!r}")
-        names = _name_cache.get(name)
-        if names is None:
-            canonical = canonical_name(name)
-            names = (canonical, canonical.lower())
-            if len(_name_cache) < 4096:  # bounded: header names come from the network
-                _name_cache[name] = names
+        names = _parsed_names.get(name)
+        if names is None:  # not a name already seen and checked, as written here
+            raw = name
+            name = name.strip()
+            if not name or " " in name or "\t" in name:
+                raise SipSyntaxError(f"bad header name {name[:40]!r}")
+            names = _name_cache.get(name) or _names(name)
+            if len(_parsed_names) < 4096:  # bounded: header names come from the network
+                _parsed_names[raw] = names
         append((names[0], names[1], value.strip()))
+
+
+# Header names as they appear before the colon, already checked by _parse_fields -> their
+# (canonical, key): the common names skip the strip and the check (speed).
+_parsed_names: dict[str, tuple[str, str]] = {}
 
 
 def _parse_start(start: str, headers: Headers) -> Request | Response:

@@ -173,8 +173,16 @@ class ClientTransaction:
             self._deadline_e = self._deadline_f = self._deadline_k = None
 
     def next_deadline(self) -> float | None:
-        deadlines = [d for d in (self._deadline_e, self._deadline_f, self._deadline_k) if d]
-        return min(deadlines) if deadlines else None
+        # Written out (no list, no min()): owners ask after every input, a pool sending
+        # thousands of failback NOTIFYs asks each of them after every answer.
+        best = self._deadline_e or None
+        deadline = self._deadline_f
+        if deadline and (best is None or deadline < best):
+            best = deadline
+        deadline = self._deadline_k
+        if deadline and (best is None or deadline < best):
+            best = deadline
+        return best
 
     def handle_timer(self, now: float) -> None:
         if self._deadline_f is not None and now >= self._deadline_f:

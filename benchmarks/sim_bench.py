@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Speed of the simulator: 10,000 clients, two pools and a Director, one hour with an outage.
+
+The deployment is the R1 lab grown to size: Front End pools fe1 and fe2, each the other's
+backup registrar (failover 30 s, failback 40 s as in R1), a Director dir1 that the one
+``_sipinternaltls._tcp`` SRV record names, and 5,000 users homed on each Front End.  Every
+client runs the default ``lync2010`` profile with an empty endpoint cache and signs in at t=0
+(``--ramp S`` spreads the sign-ins over the first S seconds); fe1's network interface is
+disabled at t=1200 and enabled at t=2400; the run ends at t=3600.  The script prints the wall
+time (build and run), the events the world processed and the events per second, how many
+clients are registered (where, in which mode) at a few checkpoints, and the verdict against
+the target: at most 30 s of wall time on one core (stretch: 10 s).
+
+Run it pinned to one core, as the target is stated::
+
+    taskset -c 1 .venv/bin/python benchmarks/sim_bench.py
+    taskset -c 1 .venv/bin/python benchmarks/sim_bench.py --clients 2000 --profile-run
+    .venv/bin/python benchmarks/sim_bench.py --clients 300 --seed 1 --dump /tmp/states.txt
+
+``--dump FILE`` writes every client's final (state, registrar, mode), its whole timeline and
+the trace: a run's fingerprint, for checking that an optimisation left behaviour unchanged
+(a seed reproduces a run byte for byte).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from emulator.sim.deployment import ClientSpec, SimulatedDeployment  # noqa: E402
+from emulator.topology import Topology, parse_topology  # noqa: E402
+
+TARGET_S = 30.0
+STRETCH_S = 10.0
+DURATION = 3600.0
+OUTAGE_AT = 1200.0
+RECOVERY_AT = 2400.0
+CHECKPOINTS = (60.0, OUTAGE_AT, OUTAGE_AT + 120.0, RECOVERY_AT, RECOVERY_AT + 120.0, DURATION)
+"""Signed in; just before the outage; fe1's users failed over; before and after recovery."""
+FAULTY_POOL = "fe1.contoso.test"
+USERS_PER_POOL = 5_000
+
+TOPOLOGY = """\
+domain = "contoso.test"
+description = "sim_bench: fe1 and fe2 back each other up; a Director behind the SRV record"
+
+[resiliency]
+failover_detection_interval = 30
+failback_detection_interval = 40
+heartbeat_interval = 5
+heartbeat_timeout = 5
+
+[[pool]]
+fqdn = "fe1.contoso.test"
+role = "frontend"
+address = "127.0.0.11"
+backup = "fe2.contoso.test"
+ports = {{ udp = 5060, tcp = 5060, tls = 5061 }}
+
+[[pool]]
+fqdn = "fe2.contoso.test"
+role = "frontend"
+address = "127.0.0.12"
+backup = "fe1.contoso.test"
+ports = {{ udp = 5060, tcp = 5060, tls = 5061 }}
+
+[[pool]]
+fqdn = "dir1.contoso.test"
+role = "director"
+address = "127.0.0.13"
+ports = {{ udp = 5060, tcp = 5060, tls = 5061 }}
+
+[[user]]
+template = "fe1user{{n:05d}}@contoso.test"
+count = {users}
+pool = "fe1.contoso.test"
+
+[[user]]
+template = "fe2user{{n:05d}}@contoso.test"
+count = {users}
+pool = "fe2.contoso.test"
+
+[dns]
+address = "127.0.0.10"
+port = 53
+zones = ["contoso.test"]
+
+[[dns.srv]]
+name = "_sipinternaltls._tcp.contoso.test"
+target = "dir1.contoso.test"
+"""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    at: float
+    registered: int
+    on_fe1: int
+    on_fe2: int
+    limited: int
+
+
+@dataclass(frozen=True)
+class Result:
+    clients: int
+    seed: int
+    ramp: float
+    build_s: float
+    run_s: float
+    wall_s: float
+    cpu_s: float
+    """Processor time of build and run: steadier than wall time on a shared machine."""
+    events: int
+    events_per_s: float
+    checkpoints: tuple[Checkpoint, ...]
+    target_s: float
+    stretch_s: float
+    passed: bool
+    stretch_passed: bool
+
+
+def topology(clients: int) -> Topology:
+    users = max(USERS_PER_POOL, (clients + 1) // 2)
+    return parse_topology(TOPOLOGY.format(users=users), "<sim_bench>")
+
+
+def client_specs(clients: int) -> list[ClientSpec]:
+    """Client i is user i//2 + 1 of fe1 (even i) or of fe2 (odd i): both pools equally loaded
+    (generated users are numbered from 1)."""
+    return [
+        ClientSpec(f"c{i:05d}", f"sip:fe{i % 2 + 1}user{i // 2 + 1:05d}@contoso.test")
+        for i in range(clients)
+    ]
+
+
+def build(clients: int, seed: int, ramp: float, *, verbose: bool = False) -> SimulatedDeployment:
+    deployment = SimulatedDeployment(
+        topology(clients), client_specs(clients), seed=seed, verbose=verbose
+    )
+    world = deployment.world
+    for i, name in enumerate(deployment.agents):
+        world.call_at(ramp * i / clients if ramp else 0.0, partial(deployment.sign_in, name))
+    world.call_at(OUTAGE_AT, partial(deployment.disable_nic, FAULTY_POOL))
+    world.call_at(RECOVERY_AT, partial(deployment.enable_nic, FAULTY_POOL))
+    return deployment
+
+
+def checkpoint(deployment: SimulatedDeployment) -> Checkpoint:
+    states = Counter(
+        (agent.registrar.host if agent.registrar else None, agent.mode)
+        for agent in deployment.agents.values()
+        if agent.state == "registered"
+    )
+    return Checkpoint(
+        at=deployment.world.now,
+        registered=sum(states.values()),
+        on_fe1=sum(n for (host, _), n in states.items() if host == "fe1.contoso.test"),
+        on_fe2=sum(n for (host, _), n in states.items() if host == "fe2.contoso.test"),
+        limited=sum(n for (_, mode), n in states.items() if mode == "limited"),
+    )
+
+
+def run(deployment: SimulatedDeployment) -> list[Checkpoint]:
+    """Run to the end, stopping at each checkpoint (stopping changes nothing in the run)."""
+    return [_run_to(deployment, at) for at in CHECKPOINTS]
+
+
+def _run_to(deployment: SimulatedDeployment, at: float) -> Checkpoint:
+    deployment.run_until(at)
+    return checkpoint(deployment)
+
+
+def dump(deployment: SimulatedDeployment, path: Path) -> None:
+    """A run's fingerprint: final states, every timeline, the trace, the event count."""
+    lines = [f"events {deployment.world.events_processed}"]
+    for name, agent in deployment.agents.items():
+        registrar = agent.registrar.host if agent.registrar else None
+        lines.append(f"{name} {agent.state} {registrar} {agent.mode}")
+    for changes in deployment.timeline.values():
+        lines.extend(change.line() for change in changes)
+    lines.extend(entry.line() for entry in deployment.world.trace)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=10_000, help="clients (default 10,000)")
+    parser.add_argument("--seed", type=int, default=1, help="run seed (default 1)")
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="spread the sign-ins evenly over the first S seconds (default: all at t=0)",
+    )
+    parser.add_argument(
+        "--profile-run",
+        action="store_true",
+        help="cProfile the run (not the build) and print the top 25 functions by tottime",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
+    parser.add_argument(
+        "--dump",
+        metavar="FILE",
+        help="write final per-client states, timelines and the trace to FILE",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="record every SIP exchange, DNS query and client detail (slower; for --dump)",
+    )
+    args = parser.parse_args(argv)
+    if args.clients < 1:
+        parser.error("--clients must be at least 1")
+    if not 0.0 <= args.ramp <= OUTAGE_AT:
+        parser.error(f"--ramp must be between 0 and {OUTAGE_AT:g} s")
+
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    deployment = build(args.clients, args.seed, args.ramp, verbose=args.verbose)
+    built = time.perf_counter()
+    profiler = cProfile.Profile() if args.profile_run else None
+    if profiler is not None:
+        profiler.enable()
+    checkpoints = run(deployment)
+    if profiler is not None:
+        profiler.disable()
+    finished = time.perf_counter()
+    cpu_s = time.process_time() - cpu_started
+
+    build_s, run_s = built - started, finished - built
+    wall_s = build_s + run_s
+    events = deployment.world.events_processed
+    result = Result(
+        clients=args.clients,
+        seed=args.seed,
+        ramp=args.ramp,
+        build_s=build_s,
+        run_s=run_s,
+        wall_s=wall_s,
+        cpu_s=cpu_s,
+        events=events,
+        events_per_s=events / run_s if run_s else 0.0,
+        checkpoints=tuple(checkpoints),
+        target_s=TARGET_S,
+        stretch_s=STRETCH_S,
+        passed=wall_s <= TARGET_S,
+        stretch_passed=wall_s <= STRETCH_S,
+    )
+    print(
+        f"sim_bench: {args.clients:,} clients, seed {args.seed}, "
+        f"sign-in {'at t=0' if not args.ramp else f'over {args.ramp:g} s'}, "
+        f"{FAULTY_POOL} silent {OUTAGE_AT:g}-{RECOVERY_AT:g} s, {DURATION:g} s simulated"
+    )
+    print()
+    print(f"{'virtual t':>10} {'registered':>11} {'at fe1':>8} {'at fe2':>8} {'limited':>8}")
+    for c in checkpoints:
+        print(f"{c.at:>10g} {c.registered:>11,} {c.on_fe1:>8,} {c.on_fe2:>8,} {c.limited:>8,}")
+    print()
+    if profiler is not None:
+        print("(the run was profiled: cProfile makes it several times slower)")
+    print(f"build      {build_s:8.2f} s")
+    print(f"run        {run_s:8.2f} s")
+    print(f"wall time  {wall_s:8.2f} s  (processor time {cpu_s:.2f} s)")
+    print(f"events     {events:>11,}  ({events / args.clients:,.0f} per client)")
+    print(f"events/s   {result.events_per_s:>11,.0f}  (run only)")
+    verdict = "PASS" if result.passed else "FAIL"
+    stretch = "PASS" if result.stretch_passed else "FAIL"
+    print(f"target     <= {TARGET_S:g} s: {verdict}; stretch <= {STRETCH_S:g} s: {stretch}")
+    if profiler is not None:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        print()
+        print(out.getvalue().rstrip())
+    if args.json:
+        Path(args.json).write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
+    if args.dump:
+        dump(deployment, Path(args.dump))
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
