@@ -282,6 +282,92 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if result.passed else EXIT_INVALID
 
 
+# -- sipemu fuzz / sipemu check --------------------------------------------------------------
+
+
+def register_fuzz(subparsers: SubParsers) -> None:
+    parser = subparsers.add_parser(
+        "fuzz",
+        help="search topologies, DNS, clients and faults for broken failover invariants",
+        description=(
+            "Hypothesis draws topologies, DNS records, clients and fault schedules, runs them in "
+            "the simulator and checks the failover invariants (docs/invariants.md). Each "
+            "distinct failure is shrunk to a minimal case and written to DIR as a scenario "
+            "file that `sipemu run` replays to the same failure (exit status 1). Findings are "
+            "sorted into by-design (with advice) and emulator bugs."
+        ),
+    )
+    parser.add_argument("--examples", type=int, default=200, help="examples to run (200)")
+    parser.add_argument("--seed", type=int, default=0, help="campaign seed (0)")
+    parser.add_argument(
+        "--time-budget", type=float, metavar="SECONDS", help="stop after this long"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="processes (shards), default 1")
+    parser.add_argument("--out", default="findings", help="directory for findings (findings/)")
+    parser.add_argument(
+        "--db",
+        help="Hypothesis example database shared by shards and campaigns "
+        "(default: DIR/.hypothesis)",
+    )
+    parser.set_defaults(handler=_fuzz)
+
+    check = subparsers.add_parser(
+        "check",
+        help="resilience report: who is stranded by each single failure",
+        description=(
+            "For each single pool failure and for the loss of DNS, simulate one user per home "
+            "pool with each client profile and endpoint-cache state, and report who ends up "
+            "signed out, in limited mode, or fine, with advice."
+        ),
+    )
+    check.add_argument("topology", nargs="?", help="topology file (default: the embedded one)")
+    check.add_argument("--json", action="store_true", help="JSON instead of a table")
+    check.add_argument("--seed", type=int, default=0)
+    check.set_defaults(handler=_check)
+
+
+def _fuzz(args: argparse.Namespace) -> int:
+    from emulator.fuzz.campaign import run_campaign, write_findings
+
+    if args.examples < 1 or args.workers < 1:
+        raise UserError("--examples and --workers must be at least 1")
+    out = Path(args.out)
+    database = Path(args.db) if args.db else out / ".hypothesis"
+    database.mkdir(parents=True, exist_ok=True)
+    print(f"sipemu fuzz: {args.examples} examples, seed {args.seed}, {args.workers} worker(s)",
+          file=sys.stderr)
+    result = run_campaign(
+        examples=args.examples,
+        seed=args.seed,
+        time_budget=args.time_budget,
+        workers=args.workers,
+        database=database,
+    )
+    written = write_findings(result, out)
+    rate = result.examples / result.elapsed if result.elapsed else 0.0
+    print(f"{result.examples} examples in {result.elapsed:.1f} s ({rate:.1f}/s); "
+          f"{len(written)} distinct finding(s)")
+    for kind in ("emulator-bug", "by-design"):
+        for found, path, reproduced in written:
+            if found.finding.kind != kind:
+                continue
+            replay = "replays" if reproduced else "DOES NOT REPLAY (a determinism bug)"
+            print(f"  [{kind}] {found.finding.key}: {path} ({replay})")
+            print(f"      {found.finding.summary}")
+            print(f"      advice: {found.finding.advice}")
+    bugs = [f for f, _, _ in written if f.finding.kind == "emulator-bug"]
+    return EXIT_INVALID if bugs else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from emulator.fuzz.check import check_topology, render_json, render_table
+
+    topology = _load(args.topology)
+    rows = check_topology(topology, seed=args.seed)
+    sys.stdout.write((render_json(rows) if args.json else render_table(topology, rows)) + "\n")
+    return 0
+
+
 # -- common ----------------------------------------------------------------------------------
 
 
@@ -301,6 +387,7 @@ COMMANDS: list[Callable[[SubParsers], None]] = [
     register_up,
     register_topology,
     register_run,
+    register_fuzz,
     register_client,
     register_clients,
 ]

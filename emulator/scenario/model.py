@@ -6,6 +6,7 @@ tomllib reports positions only for syntax errors), the key and what was expected
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "Step",
     "load_scenario",
     "parse_scenario",
+    "scenario_from_dict",
 ]
 
 
@@ -76,7 +78,18 @@ _STEP_KEYS = {
     "record_target",
     "note",
 }
-_EXPECT_KEYS = {"client", "at", "by", "always", "never", "state", "registrar", "mode", "note"}
+_EXPECT_KEYS = {
+    "client",
+    "at",
+    "by",
+    "always",
+    "never",
+    "state",
+    "registrar",
+    "mode",
+    "note",
+    "invariant",
+}
 _CLIENT_KEYS = {"name", "user", "cache", "profile", "options"}
 _TOP_KEYS = {"topology", "seed", "duration", "description", "client", "step", "expect"}
 STATES = ("signed-out", "discovering", "registering", "registered")
@@ -112,8 +125,13 @@ class Expectation:
     mode: str | None = None
     line: int | None = None
     note: str = ""
+    invariant: str | None = None
+    """A safety invariant (docs/invariants.md) that must hold for the whole run; then
+    ``client`` is empty and the time form is ``never`` over the run (of a violation)."""
 
     def describe(self) -> str:
+        if self.invariant is not None:
+            return f"invariant {self.invariant} holds"
         what = ", ".join(
             f"{k}={v}"
             for k, v in (("state", self.state), ("registrar", self.registrar), ("mode", self.mode))
@@ -157,6 +175,13 @@ def parse_scenario(text: str, source: str = "<string>", *, base: Path | None = N
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+    return scenario_from_dict(data, source, text=text, base=base)
+
+
+def scenario_from_dict(
+    data: dict[str, Any], source: str, *, text: str = "", base: Path | None = None
+) -> Scenario:
+    """Validate an already-parsed scenario (e.g. one the fuzzer built)."""
     ctx = TomlContext(source, text, error=ScenarioError)
     ctx.unknown(data, _TOP_KEYS, None, None)
     topology = _topology(ctx, data, base)
@@ -387,6 +412,18 @@ def record_of(step: Step) -> DnsRecord:
 
 def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]) -> Expectation:
     ctx.unknown(table, _EXPECT_KEYS, "expect", index)
+    if "invariant" in table:
+        from emulator.sim.invariants import INVARIANTS
+
+        invariant = table["invariant"]
+        if invariant not in INVARIANTS:
+            ctx.fail("expect", index, "invariant", f"one of {', '.join(INVARIANTS)}")
+        others = sorted(set(table) - {"invariant", "note"})
+        if others:
+            ctx.fail("expect", index, others[0], "nothing else beside invariant (it holds for "
+                     "the whole run)")
+        return Expectation("", "invariant", 0.0, math.inf, line=ctx.line_of("expect", index,
+                           "invariant"), note=str(table.get("note", "")), invariant=invariant)
     client = table.get("client")
     if client not in clients:
         ctx.fail(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from clients.events import ClientStateChanged
 from emulator.scenario.model import Expectation, Scenario, Step, record_of
 from emulator.sim.deployment import SimulatedDeployment
+from emulator.sim.invariants import Violation
 from emulator.sim.world import TraceEntry
 
 __all__ = ["DETAIL_KINDS", "ExpectationResult", "RunResult", "check", "run_scenario"]
@@ -34,6 +35,8 @@ class RunResult:
     timeline: dict[str, list[ClientStateChanged]]
     results: tuple[ExpectationResult, ...]
     events_processed: int
+    violations: tuple[Violation, ...] = ()
+    """What the invariant monitor saw, when it watched the run."""
 
     @property
     def passed(self) -> bool:
@@ -70,6 +73,11 @@ class RunResult:
                 "scenario": self.scenario.source,
                 "seed": self.seed,
                 "trace": [e.to_json() for e in self.trace],
+                "violations": [
+                    {"invariant": v.invariant, "t": round(v.now, 6), "subject": v.subject,
+                     "detail": v.detail}
+                    for v in self.violations
+                ],
                 "timeline": {
                     client: [
                         {
@@ -150,12 +158,33 @@ def apply_step(deployment: SimulatedDeployment, step: Step) -> None:
 
 
 def run_scenario(
-    scenario: Scenario, *, seed: int | None = None, verbose: bool = False
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    verbose: bool = False,
+    invariants: bool = False,
+    until: float | None = None,
 ) -> RunResult:
+    """Run ``scenario`` in virtual time and check its expectations.
+
+    The invariant monitor watches the run when an expectation names an invariant, or when
+    ``invariants`` asks for it (the result's ``violations`` then lists what it saw).
+    """
+    deployment = prepare(scenario, seed=seed, verbose=verbose, invariants=invariants)
+    deployment.run_until(scenario.duration if until is None else until)
+    return finish(scenario, deployment)
+
+
+def prepare(
+    scenario: Scenario, *, seed: int | None = None, verbose: bool = False, invariants: bool = False
+) -> SimulatedDeployment:
+    """A simulated deployment with the scenario's steps scheduled, not yet run."""
     seed = scenario.seed if seed is None else seed
     deployment = SimulatedDeployment(
         scenario.topology, scenario.clients, seed=seed, verbose=verbose
     )
+    if invariants or any(e.invariant for e in scenario.expectations):
+        deployment.watch_invariants()
     world = deployment.world
     world.note(
         "scenario",
@@ -169,10 +198,33 @@ def run_scenario(
             apply_step(deployment, step)
 
         world.call_at(step.at, act)
-    deployment.run_until(scenario.duration)
-    results = tuple(check(e, deployment.timeline.get(e.client, [])) for e in scenario.expectations)
+    return deployment
+
+
+def finish(scenario: Scenario, deployment: SimulatedDeployment) -> RunResult:
+    """Check the expectations of a run that has reached its end."""
+    world = deployment.world
+    violations: tuple[Violation, ...] = ()
+    if deployment.monitor is not None:
+        violations = tuple(deployment.monitor.finish(world.now))
+        for violation in violations:
+            world.trace.append(
+                TraceEntry(violation.now, "invariant", "violation", violation.line().strip())
+            )
+    results = tuple(
+        check_invariant(e, violations)
+        if e.invariant
+        else check(e, deployment.timeline.get(e.client, []))
+        for e in scenario.expectations
+    )
     return RunResult(
-        scenario, seed, tuple(world.trace), deployment.timeline, results, world.events_processed
+        scenario,
+        world.seed,
+        tuple(world.trace),
+        deployment.timeline,
+        results,
+        world.events_processed,
+        violations,
     )
 
 
@@ -202,6 +254,18 @@ def _state_at(timeline: list[ClientStateChanged], t: float) -> ClientStateChange
             break
         current = event
     return current
+
+
+def check_invariant(e: Expectation, violations: Sequence[Violation]) -> ExpectationResult:
+    """An invariant expectation holds when the run recorded no violation of it."""
+    broken = [v for v in violations if v.invariant == e.invariant]
+    if not broken:
+        return ExpectationResult(e, True, "no violation")
+    first = broken[0]
+    more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+    return ExpectationResult(
+        e, False, f"violated at {first.now:.3f}: {first.subject}: {first.detail}{more}"
+    )
 
 
 def check(e: Expectation, timeline: list[ClientStateChanged]) -> ExpectationResult:

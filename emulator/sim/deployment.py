@@ -18,6 +18,7 @@ from clients.profile import Profile, customized, get_profile
 from emulator.net import CloseFlow, Flow, Send
 from emulator.registrar import events as pool_events
 from emulator.registrar.pool import Pool, PoolEndpoints
+from emulator.sim.invariants import InvariantMonitor
 from emulator.sim.world import World
 from emulator.topology import Topology
 from fakedns.authority import Authority
@@ -134,6 +135,7 @@ class SimulatedDeployment:
             [(dns.address, "udp", self.dns_address[1])],
             on_events=self._dns_events,
         )
+        self.monitor: InvariantMonitor | None = None
         self.timeline: dict[str, list[ClientStateChanged]] = {}
         self.agents: dict[str, Agent] = {}
         self.caches: dict[str, MemoryCacheStore] = {}
@@ -199,6 +201,7 @@ class SimulatedDeployment:
             sip_port=SIP_PORT,
             dns_port=DNS_CLIENT_PORT,
             domain=self.topology.domain,
+            notes=self.verbose,  # detail lines are recorded only when verbose (agent_trace)
         )
 
     def seed_cache(self, client: str, pool_fqdn: str) -> None:
@@ -217,10 +220,26 @@ class SimulatedDeployment:
 
     def _pool_events(self, index: int, events: list[Any]) -> None:
         name = self.world.name(index)
+        monitor = self.monitor
         for event in events:
+            if monitor is not None:
+                monitor.pool_event(name, event)
             entry = pool_trace(event, self.verbose)
             if entry is not None:
                 self.world.note(name, *entry)
+
+    def watch_invariants(self, *, grace: float = 10.0) -> InvariantMonitor:
+        """Check the failover invariants (docs/invariants.md) from now on."""
+        self.monitor = InvariantMonitor(
+            self.topology, self.world.network, clock=lambda: self.world.now, grace=grace
+        )
+        return self.monitor
+
+    def _fault(self, source: str, text: str) -> None:
+        """A fault or heal happened: trace it, and tell the invariant monitor."""
+        self.world.note(source, "fault", text)
+        if self.monitor is not None:
+            self.monitor.network_changed()
 
     def _agent_events(self, index: int, events: list[Any]) -> None:
         name = self.world.name(index)
@@ -259,6 +278,11 @@ class SimulatedDeployment:
             return self._client_address[target]
         return self._pool(target).address
 
+    def client_address(self, name: str) -> str:
+        """The simulated host address of a client."""
+        self._client(name)
+        return self._client_address[name]
+
     def pool(self, fqdn: str) -> Pool:
         index = self._pool_index[self._pool(fqdn).fqdn]
         core = self.world.core(index)
@@ -267,17 +291,17 @@ class SimulatedDeployment:
 
     def disable_nic(self, target: str) -> None:
         self.world.network.set_nic(self._host(target), False)
-        self.world.note(target, "fault", "network interface disabled (silent)")
+        self._fault(target, "network interface disabled (silent)")
 
     def enable_nic(self, target: str) -> None:
         self.world.network.set_nic(self._host(target), True)
-        self.world.note(target, "fault", "network interface enabled")
+        self._fault(target, "network interface enabled")
 
     def stop_pool(self, fqdn: str) -> None:
         ep = self._pool(fqdn)
         self.world.network.set_running(ep.address, False)
         self.world.reset_connections(ep.address)
-        self.world.note(fqdn, "fault", "pool stopped (connections refused)")
+        self._fault(fqdn, "pool stopped (connections refused)")
 
     def start_pool(self, fqdn: str) -> None:
         ep = self._pool(fqdn)
@@ -289,16 +313,16 @@ class SimulatedDeployment:
         self.world.replace_core(index, pool)
         pool.start(self.world.now)
         self.world.poke(index)
-        self.world.note(fqdn, "fault", "pool started")
+        self._fault(fqdn, "pool started")
 
     def partition(self, a: str, b: str, *, oneway: bool = False) -> None:
         self.world.network.partition(self._host(a), self._host(b), oneway=oneway)
         arrow = "->" if oneway else "<->"
-        self.world.note(a, "fault", f"partition {a} {arrow} {b}")
+        self._fault(a, f"partition {a} {arrow} {b}")
 
     def heal(self, a: str | None = None, b: str | None = None) -> None:
         self.world.network.heal(self._host(a) if a else None, self._host(b) if b else None)
-        self.world.note(a or "network", "fault", f"healed {a or 'all'}{' <-> ' + b if b else ''}")
+        self._fault(a or "network", f"healed {a or 'all'}{' <-> ' + b if b else ''}")
 
     def set_link(
         self,

@@ -1,0 +1,239 @@
+"""A fuzzing campaign: Hypothesis searches fuzz cases, every distinct failure is shrunk and
+written as a scenario file that ``sipemu run`` replays to the same failure.
+
+Sharding: ``workers`` processes each run batches with their own seeds and share Hypothesis's
+example database (a directory), so what one shard found is replayed by the others and by the
+next campaign.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from emulator.fuzz.analysis import Finding, classify
+from emulator.fuzz.case import FuzzCase, run_case
+from emulator.fuzz.strategies import cases
+from emulator.scenario.model import load_scenario
+from emulator.scenario.runner import run_scenario
+from emulator.scenario.writer import dumps
+
+__all__ = ["CampaignResult", "Found", "run_campaign", "search", "write_findings"]
+
+
+class FindingError(AssertionError):
+    """Raised inside the property so that Hypothesis shrinks the case; one subclass per kind
+    of finding makes Hypothesis treat distinct findings as distinct bugs."""
+
+
+_ERRORS: dict[str, type[FindingError]] = {}
+
+
+def _error(slug: str) -> type[FindingError]:
+    if slug not in _ERRORS:
+        _ERRORS[slug] = type(f"Finding_{slug.replace('-', '_')}", (FindingError,), {})
+    return _ERRORS[slug]
+
+
+def _size(case: FuzzCase) -> tuple[int, float, int]:
+    """Smaller is simpler: fewer things, shorter faults, shorter text."""
+    things = len(case.pools) + len(case.srv) + len(case.clients) + len(case.faults)
+    span = sum((f.duration or 0.0) + f.at for f in case.faults)
+    return (things, span, len(repr(case)))
+
+
+@dataclass
+class Found:
+    finding: Finding
+    case: FuzzCase
+
+
+@dataclass
+class CampaignResult:
+    examples: int
+    elapsed: float
+    findings: dict[str, Found] = field(default_factory=dict)
+
+
+def search(
+    *,
+    examples: int,
+    seed: int,
+    deadline: float | None = None,
+    database: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    max_pools: int = 6,
+    max_clients: int = 4,
+) -> CampaignResult:
+    """Run Hypothesis over fuzz cases in this process; keep the simplest case per finding."""
+    started = time.monotonic()
+    found: dict[str, Found] = {}
+    count = 0
+    db = DirectoryBasedExampleDatabase(str(database)) if database is not None else None
+
+    def record(finding: Finding, case: FuzzCase) -> None:
+        old = found.get(finding.slug)
+        if old is None or _size(case) < _size(old.case):
+            found[finding.slug] = Found(finding, case)
+
+    def one_run(run: int, known: frozenset[str]) -> None:
+        """One Hypothesis run: generate until a finding not in ``known``, then shrink it."""
+        current: list[str] = []  # the finding this run found first and shrinks
+
+        @settings(
+            max_examples=examples - count,
+            database=db,
+            deadline=None,
+            derandomize=False,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+            phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+            print_blob=False,
+        )
+        @hypothesis_seed(seed * 1_000_003 + run)
+        @given(cases(max_pools, max_clients))
+        def prop(case: FuzzCase) -> None:
+            nonlocal count
+            if deadline is not None and time.monotonic() >= deadline:
+                return  # over the time budget: let Hypothesis finish quickly
+            count += 1
+            if progress is not None:
+                progress(count, len(found))
+            findings = classify(run_case(case))
+            for finding in findings:
+                record(finding, case)
+            # Once this run is shrinking a finding, only that finding fails the property, so
+            # that a smaller case showing it (and others) still counts as "the same failure".
+            slugs = [f.slug for f in findings]
+            if current and current[0] in slugs:
+                raise _error(current[0])("shrinking")
+            new = [f for f in findings if f.slug not in known]
+            if new and not current:
+                current.append(new[0].slug)
+                raise _error(new[0].slug)(new[0].summary)
+
+        try:
+            prop()
+        except BaseException as exc:  # what Hypothesis re-raises after shrinking: recorded
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+
+    # Hypothesis stops generating at the first failure and shrinks it.  So a finding already
+    # known does not fail the property again (it is only recorded, keeping the simplest case):
+    # each Hypothesis run ends with one new finding shrunk, and the next run looks further.
+    run = 0
+    while count < examples and (deadline is None or time.monotonic() < deadline):
+        before = count
+        one_run(run, frozenset(found))
+        run += 1
+        if count == before:
+            break  # nothing ran (the database replayed only known findings): done
+    return CampaignResult(count, time.monotonic() - started, found)
+
+
+def _shard(args: tuple[int, int, int, float | None, str | None, Any]) -> CampaignResult:
+    shard, examples, seed, deadline, database, counter = args
+
+    def progress(count: int, findings: int) -> None:
+        with counter.get_lock():
+            counter.value += 1
+
+    return search(
+        examples=examples,
+        seed=seed + shard * 7919,
+        deadline=deadline,
+        database=database,
+        progress=progress,
+    )
+
+
+def run_campaign(
+    *,
+    examples: int,
+    seed: int,
+    time_budget: float | None,
+    workers: int,
+    database: str | Path | None,
+    out: TextIO = sys.stderr,
+) -> CampaignResult:
+    """Run ``workers`` shards (processes) and merge their findings, with a progress bar."""
+    started = time.monotonic()
+    deadline = time.monotonic() + time_budget if time_budget else None
+    per_shard = [examples // workers + (1 if i < examples % workers else 0) for i in range(workers)]
+    if workers == 1:
+
+        def progress(count: int, findings: int) -> None:
+            _bar(out, count, examples, findings, time.monotonic() - started)
+
+        result = search(
+            examples=examples, seed=seed, deadline=deadline, database=database, progress=progress
+        )
+        out.write("\n")
+        return result
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("i", 0)
+    with context.Pool(workers) as pool:
+        pending = pool.map_async(
+            _shard,
+            [
+                (i, per_shard[i], seed, deadline, str(database) if database else None, counter)
+                for i in range(workers)
+            ],
+        )
+        while not pending.ready():
+            pending.wait(0.5)
+            _bar(out, counter.value, examples, None, time.monotonic() - started)
+        shards = pending.get()
+    out.write("\n")
+    merged = CampaignResult(sum(s.examples for s in shards), time.monotonic() - started)
+    for shard in shards:
+        for slug, found in shard.findings.items():
+            old = merged.findings.get(slug)
+            if old is None or _size(found.case) < _size(old.case):
+                merged.findings[slug] = found
+    return merged
+
+
+def _bar(out: TextIO, done: int, total: int, findings: int | None, elapsed: float) -> None:
+    width = 30
+    filled = min(width, int(width * done / max(total, 1)))
+    rate = done / elapsed if elapsed > 0 else 0.0
+    found = f", {findings} finding(s)" if findings is not None else ""
+    out.write(
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} examples{found}, {rate:.1f}/s"
+    )
+    out.flush()
+
+
+def write_findings(result: CampaignResult, directory: Path) -> list[tuple[Found, Path, bool]]:
+    """One scenario file per finding; each is replayed to check it fails the same way."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for slug, found in sorted(result.findings.items()):
+        outcome = run_case(found.case)
+        data = found.case.scenario_data(outcome.liveness, found.case.bound())
+        data["description"] = f"{found.finding.kind}: {found.finding.summary}"
+        comment = "\n".join(
+            [
+                f"Found by sipemu fuzz: {found.finding.kind} ({found.finding.key}).",
+                found.finding.summary,
+                f"Advice: {found.finding.advice}",
+                f"Replay: sipemu run {directory / (slug + '.toml')} (exits 1: the failing "
+                "expectation is the finding)",
+            ]
+        )
+        path = directory / f"{slug}.toml"
+        path.write_text(dumps(data, comment=comment), encoding="utf-8")
+        replay = run_scenario(load_scenario(path))
+        reproduced = not replay.passed
+        written.append((found, path, reproduced))
+    return written

@@ -1,0 +1,429 @@
+"""One fuzz case: a topology, DNS, clients and a fault schedule drawn as plain data, turned into
+a scenario, run in the simulator with the invariant monitor, and judged.
+
+A :class:`FuzzCase` is small and printable, so Hypothesis can shrink it; :meth:`FuzzCase.scenario`
+turns it into scenario data (the same dict a scenario file holds) whose expectations are the
+invariants and, per client, the liveness obligation (docs/invariants.md); a failing case is
+written out as that file, and ``sipemu run`` replays it to the same failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from clients.profile import Profile, get_profile
+from emulator.scenario.model import Scenario, scenario_from_dict
+from emulator.scenario.runner import RunResult, finish, prepare
+from emulator.sim.deployment import SimulatedDeployment
+from emulator.sim.invariants import INVARIANTS, liveness_bound
+from emulator.topology import topology_from_dict
+from fakedns.records import SrvRecord
+
+__all__ = [
+    "ClientDraw",
+    "FaultDraw",
+    "FuzzCase",
+    "Outcome",
+    "PoolDraw",
+    "SrvDraw",
+    "run_case",
+]
+
+DOMAIN = "contoso.test"
+SRV_NAME = f"_sipinternaltls._tcp.{DOMAIN}"
+CacheState = Literal["empty", "home", "stale"]
+FaultKind = Literal["outage", "stop", "partition", "dns-fail", "dns-remove", "dns-down"]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolDraw:
+    director: bool = False
+    backup: int | None = None
+    """Index of the backup pool (a front end other than this one), or None."""
+    a_record: bool = True
+    """Whether the pool's FQDN has an A record in the fake DNS."""
+    users: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SrvDraw:
+    target: int | None
+    """Index of the pool the record points at; None: a host that does not exist."""
+    priority: int = 0
+    weight: int = 0
+    service: str = "_sipinternaltls._tcp"
+    """The SRV owner name's service and protocol labels (Lync's, or a generic SIP phone's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientDraw:
+    user: int
+    """Index into the users of the topology (in pool order)."""
+    cache: CacheState = "empty"
+    stale: int = 0
+    """With a stale cache: index of the pool (not the home) the cache points at."""
+    profile: str = "lync2010"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultDraw:
+    kind: FaultKind
+    at: float
+    duration: float | None
+    """Seconds until it is undone; None: never undone."""
+    a: int = 0
+    """The pool (or, for partition, the first host: a pool index)."""
+    b: int = 0
+    """Partition: the other host: a pool index, or -1 - i for client i."""
+    oneway: bool = False
+    dns_kind: Literal["servfail", "timeout", "nxdomain"] = "servfail"
+
+
+@dataclass(frozen=True, slots=True)
+class FuzzCase:
+    pools: tuple[PoolDraw, ...]
+    srv: tuple[SrvDraw, ...]
+    clients: tuple[ClientDraw, ...]
+    faults: tuple[FaultDraw, ...] = ()
+    failover: float = 30.0
+    failback: float = 40.0
+    seed: int = 0
+
+    # -- names -------------------------------------------------------------------------------
+
+    def pool_name(self, index: int) -> str:
+        draw = self.pools[index]
+        kind = "dir" if draw.director else "fe"
+        number = sum(1 for p in self.pools[: index + 1] if p.director == draw.director)
+        return f"{kind}{number}.{DOMAIN}"
+
+    def users(self) -> list[tuple[str, int]]:
+        """(user URI, home pool index) in pool order."""
+        out = []
+        for i, pool in enumerate(self.pools):
+            if pool.director:
+                continue
+            for k in range(pool.users):
+                out.append((f"sip:{self.pool_name(i).split('.')[0]}u{k + 1}@{DOMAIN}", i))
+        return out
+
+    def client_name(self, index: int) -> str:
+        return f"C{index + 1}"
+
+    # -- the scenario ------------------------------------------------------------------------
+
+    def faults_end(self) -> float:
+        """When the last fault (or its undoing) happens: liveness is judged from then on."""
+        ends = [0.0]
+        for fault in self.faults:
+            ends.append(fault.at + (fault.duration or 0.0))
+        return max(ends)
+
+    def topology_data(self) -> dict[str, Any]:
+        pools = []
+        for i, draw in enumerate(self.pools):
+            table: dict[str, Any] = {
+                "fqdn": self.pool_name(i),
+                "role": "director" if draw.director else "frontend",
+                "address": f"127.0.0.{11 + i}",
+            }
+            if draw.backup is not None:
+                table["backup"] = self.pool_name(draw.backup)
+            pools.append(table)
+        dns: dict[str, Any] = {"pool_records": False}
+        srv = []
+        for r in self.srv:
+            record: dict[str, Any] = {
+                "name": f"{r.service}.{DOMAIN}",
+                "priority": r.priority,
+                "weight": r.weight,
+            }
+            if r.target is None:
+                record["port"] = 5061  # a host that does not exist: any port
+                record["target"] = f"gone.{DOMAIN}"
+            else:  # the pool's port for the transport the name implies
+                record["target"] = self.pool_name(r.target)
+            srv.append(record)
+        if srv:
+            dns["srv"] = srv
+        records = [
+            {"name": self.pool_name(i), "address": f"127.0.0.{11 + i}"}
+            for i, draw in enumerate(self.pools)
+            if draw.a_record
+        ]
+        if records:
+            dns["a"] = records
+        return {
+            "domain": DOMAIN,
+            "resiliency": {
+                "failover_detection_interval": self.failover,
+                "failback_detection_interval": self.failback,
+                "heartbeat_interval": 5.0,
+                "heartbeat_timeout": 5.0,
+            },
+            "pool": pools,
+            "user": [{"uri": uri, "pool": self.pool_name(home)} for uri, home in self.users()],
+            "dns": dns,
+        }
+
+    def steps(self) -> list[dict[str, Any]]:
+        steps: list[dict[str, Any]] = [
+            {"at": 0, "action": "sign-in", "client": self.client_name(i)}
+            for i in range(len(self.clients))
+        ]
+        for fault in self.faults:
+            steps.extend(self._fault_steps(fault))
+        return steps
+
+    def _host(self, index: int) -> str:
+        return self.pool_name(index) if index >= 0 else self.client_name(-1 - index)
+
+    def _fault_steps(self, fault: FaultDraw) -> list[dict[str, Any]]:
+        pool = self.pool_name(fault.a)
+        start: dict[str, Any]
+        end: dict[str, Any] | None
+        if fault.kind == "outage":
+            start = {"action": "disable-nic", "target": pool}
+            end = {"action": "enable-nic", "target": pool}
+        elif fault.kind == "stop":
+            start = {"action": "stop-pool", "target": pool}
+            end = {"action": "start-pool", "target": pool}
+        elif fault.kind == "partition":
+            other = self._host(fault.b if fault.b != fault.a else -1)  # never a pool from itself
+            start = {"action": "partition", "a": pool, "b": other, "oneway": fault.oneway}
+            end = {"action": "heal", "a": pool, "b": other}
+        elif fault.kind == "dns-fail":
+            start = {"action": "dns-fail", "kind": fault.dns_kind}
+            end = {"action": "dns-restore"}
+        elif fault.kind == "dns-down":
+            start = {"action": "dns-down"}
+            end = {"action": "dns-up"}
+        else:  # dns-remove: the SRV records go (and, if undone, come back)
+            start = {"action": "dns-remove", "name": SRV_NAME, "type": "SRV"}
+            end = None
+            if fault.duration is not None:
+                out = [{"at": fault.at, **start}]
+                for r in self.srv:
+                    target = self.pool_name(r.target) if r.target is not None else f"gone.{DOMAIN}"
+                    out.append(
+                        {
+                            "at": fault.at + fault.duration,
+                            "action": "dns-add",
+                            "type": "SRV",
+                            "name": SRV_NAME,
+                            "priority": r.priority,
+                            "weight": r.weight,
+                            "port": 5061,
+                            "record_target": target,
+                        }
+                    )
+                return out
+        out = [{"at": fault.at, **start}]
+        if end is not None and fault.duration is not None:
+            out.append({"at": fault.at + fault.duration, **end})
+        return out
+
+    def clients_data(self) -> list[dict[str, Any]]:
+        users = self.users()
+        out = []
+        for i, draw in enumerate(self.clients):
+            uri, home = users[draw.user % len(users)]
+            table: dict[str, Any] = {"name": self.client_name(i), "user": uri}
+            if draw.profile != "lync2010":
+                table["profile"] = draw.profile
+            if draw.cache == "home":
+                table["cache"] = self.pool_name(home)
+            elif draw.cache == "stale":
+                others = [j for j in range(len(self.pools)) if j != home]
+                if others:
+                    table["cache"] = self.pool_name(others[draw.stale % len(others)])
+            out.append(table)
+        return out
+
+    def bound(self) -> float:
+        """The liveness bound of the slowest client of this case (docs/invariants.md)."""
+        topology = topology_from_dict(self.topology_data(), "<fuzz case>")
+        bounds = [0.0]
+        for draw in self.clients:
+            profile = get_profile(draw.profile)
+            bounds.append(
+                liveness_bound(
+                    topology,
+                    profile,
+                    targets=len(self.srv) + 2,
+                    dns_steps=len(profile.discovery),
+                )
+            )
+        return max(bounds)
+
+    def scenario_data(
+        self, liveness: dict[str, float] | None = None, bound: float | None = None
+    ) -> dict[str, Any]:
+        """The scenario as a dict; ``liveness`` maps client names to their deadlines."""
+        end = self.faults_end()
+        bound = self.bound() if bound is None else bound
+        expect: list[dict[str, Any]] = [{"invariant": name} for name in INVARIANTS]
+        for name, deadline in sorted((liveness or {}).items()):
+            expect.append(
+                {
+                    "client": name,
+                    "by": deadline,
+                    "state": "registered",
+                    "note": "liveness: a serving pool is reachable once faults stop",
+                }
+            )
+        return {
+            "description": "found by sipemu fuzz",
+            "seed": self.seed,
+            "duration": end + bound + 30.0,
+            "topology": self.topology_data(),
+            "client": self.clients_data(),
+            "step": self.steps(),
+            "expect": expect,
+        }
+
+    def scenario(
+        self, liveness: dict[str, float] | None = None, bound: float | None = None
+    ) -> Scenario:
+        return scenario_from_dict(self.scenario_data(liveness, bound), "<fuzz case>")
+
+
+@dataclass
+class Outcome:
+    """What a case did: the run's result, and which clients owed liveness."""
+
+    case: FuzzCase
+    result: RunResult
+    scenario: Scenario
+    liveness: dict[str, float]
+    knowledge: dict[str, list[str]] = field(default_factory=dict)
+    """Per client owing liveness: what it could know at the end of the faults (for analysis)."""
+    reachable: dict[str, set[str]] = field(default_factory=dict)
+    """Per client owing liveness: the pools it could reach at the end of the faults."""
+    dns_down: set[str] = field(default_factory=set)
+    """Clients owing liveness whose DNS server was failing at the end of the faults."""
+
+    @property
+    def failures(self) -> list[tuple[str, str]]:
+        """(what failed, detail): invariant names, or ``liveness:<client>``."""
+        out = []
+        for r in self.result.results:
+            if r.passed:
+                continue
+            e = r.expectation
+            out.append((e.invariant or f"liveness:{e.client}", r.detail))
+        return out
+
+
+def run_case(case: FuzzCase) -> Outcome:
+    """Run ``case``: to the end of its faults, decide which clients owe liveness, then on."""
+    bound = case.bound()
+    probe = case.scenario(bound=bound)
+    deployment = prepare(probe, invariants=True)
+    end = case.faults_end()
+    deployment.run_until(end)
+    liveness = {name: end + bound for name in probe_clients(case) if serving_path(deployment, name)}
+    knowledge = {name: what_it_knows(deployment, name) for name in liveness}
+    reachable = {name: reachable_pools(deployment, name) for name in liveness}
+    dns_down = {name for name in liveness if not dns_works(deployment, name)}
+    scenario = case.scenario(liveness, bound)
+    # The expectations changed, not the run: continue the same deployment.
+    deployment.run_until(scenario.duration)
+    result = finish(scenario, deployment)
+    return Outcome(case, result, scenario, liveness, knowledge, reachable, dns_down)
+
+
+def probe_clients(case: FuzzCase) -> list[str]:
+    return [case.client_name(i) for i in range(len(case.clients))]
+
+
+def serving_path(deployment: SimulatedDeployment, client: str) -> bool:
+    """Ground truth at the end of the faults: can some pool serve this signed-in client?
+
+    Its home pool, running and reachable both ways; or its home's backup, running and
+    reachable, while the home is cut off from the backup (so the backup fails over).
+    """
+    agent = deployment.agents[client]
+    if not agent.wanted:
+        return False
+    topology = deployment.topology
+    home = topology.home_pool(agent.user)
+    if home is None:
+        return False
+    network = deployment.world.network
+    me = deployment.client_address(client)
+
+    def reachable(fqdn: str) -> bool:
+        address = topology.pool(fqdn).address
+        return (
+            network.running(address)
+            and network.reachable(me, address)
+            and network.reachable(address, me)
+        )
+
+    if reachable(home):
+        return True
+    backup = topology.pool(home).backup
+    if backup is None or not reachable(backup):
+        return False
+    h, b = topology.pool(home).address, topology.pool(backup).address
+    connected = network.running(h) and network.reachable(h, b) and network.reachable(b, h)
+    return not connected
+
+
+def reachable_pools(deployment: SimulatedDeployment, client: str) -> set[str]:
+    """Pools that are running and reachable both ways from the client."""
+    network = deployment.world.network
+    me = deployment.client_address(client)
+    return {
+        pool.fqdn
+        for pool in deployment.topology.pools
+        if network.running(pool.address)
+        and network.reachable(me, pool.address)
+        and network.reachable(pool.address, me)
+    }
+
+
+def what_it_knows(deployment: SimulatedDeployment, client: str) -> list[str]:
+    """The registrars a client could find at the end of the faults: its backup and primary
+    (memory), its endpoint cache, and the SRV targets its DNS server serves."""
+    agent = deployment.agents[client]
+    known = []
+    if agent.backup is not None:
+        known.append(f"backup:{agent.backup.host}")
+    if agent.primary is not None:
+        known.append(f"primary:{agent.primary.host}")
+    entry = deployment.caches[client].load(agent.user)
+    if entry is not None and agent.profile.uses_endpoint_cache:
+        known.append(f"cache:{entry.home_server}")
+    if dns_works(deployment, client):
+        known.extend(discoverable(deployment, agent.profile))
+    return known
+
+
+def dns_works(deployment: SimulatedDeployment, client: str) -> bool:
+    """The client's DNS server answers it (no fault set, reachable both ways)."""
+    network = deployment.world.network
+    me, dns = deployment.client_address(client), deployment.dns_address[0]
+    return (
+        not deployment.authority.faults
+        and network.reachable(me, dns)
+        and network.reachable(dns, me)
+    )
+
+
+def discoverable(deployment: SimulatedDeployment, profile: Profile) -> list[str]:
+    """``srv:TARGET`` for what the profile's discovery would find in the fake DNS now: the SRV
+    targets of the first SRV name it looks up that has records, or an A name it looks up."""
+    records = deployment.authority.records()
+    domain = deployment.topology.domain
+    for step in profile.discovery:
+        name = step.name(domain)
+        if step.kind == "srv":
+            targets = [r.target for r in records if isinstance(r, SrvRecord) and r.name == name]
+        else:
+            targets = [r.name for r in records if r.rtype in ("A", "AAAA") and r.name == name]
+        if targets:
+            return [f"srv:{t}" for t in targets]
+    return []

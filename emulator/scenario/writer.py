@@ -1,0 +1,78 @@
+"""Write scenario files (the fuzzer's findings, ``sipemu check``'s reproducers) as readable TOML.
+
+Values are serialised by tomli-w (quoting and escaping done right); the layout is ours, the
+same as hand-written scenarios: scalars first, then ``[table]`` sections, then one
+``[[table]]`` block per element of an array of tables (tomli-w writes those inline, which is
+valid but hard to read and hides the line numbers error messages point at).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import tomli_w
+
+__all__ = ["dumps"]
+
+
+def dumps(data: Mapping[str, Any], *, comment: str = "") -> str:
+    """``data`` (what tomllib would read back) as TOML text, with an optional header comment."""
+    lines: list[str] = [f"# {line}".rstrip() for line in comment.splitlines()]
+    if lines:
+        lines.append("")
+    _table(data, [], lines)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _is_table_array(value: object) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and bool(value)
+        and all(isinstance(v, Mapping) for v in value)
+    )
+
+
+INLINE = frozenset({"ports", "options", "backoff"})
+"""Small tables written inline (``ports = { udp = 5060 }``); other tables become sections."""
+
+
+def _is_section(key: str, value: object) -> bool:
+    return isinstance(value, Mapping) and key not in INLINE
+
+
+def _value(key: str, value: object) -> str:
+    return f"{_key(key)} = {_inline(value)}"
+
+
+def _key(key: str) -> str:
+    return tomli_w.dumps({key: 0}).split("=", 1)[0].strip()
+
+
+def _inline(value: object) -> str:
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{_key(k)} = {_inline(v)}" for k, v in value.items())
+        return f"{{ {inner} }}" if inner else "{}"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return "[" + ", ".join(_inline(v) for v in value) + "]"
+    return tomli_w.dumps({"x": value}).split("=", 1)[1].strip()
+
+
+def _table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
+    scalars = [
+        (k, v) for k, v in data.items() if not _is_table_array(v) and not _is_section(k, v)
+    ]
+    sections = [(k, v) for k, v in data.items() if _is_section(k, v)]
+    arrays = [(k, v) for k, v in data.items() if _is_table_array(v)]
+    for key, value in scalars:
+        lines.append(_value(key, value))
+    for key, value in sections:
+        lines.append("")
+        lines.append(f"[{'.'.join([*path, key])}]")
+        _table(value, [*path, key], lines)
+    for key, items in arrays:
+        for item in items:
+            lines.append("")
+            lines.append(f"[[{'.'.join([*path, key])}]]")
+            _table(item, [*path, key], lines)
