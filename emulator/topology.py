@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from emulator.admin import PersistentChatSpec
+from emulator.backend import BackEndSpec
 from emulator.config import ConfigError, TomlContext
 from emulator.net import TRANSPORTS, TransportName
 from emulator.sip.errors import SipError
@@ -102,6 +104,8 @@ class RegistrarSettings:
     retry_after: int = 60
     failback: Failback = "notify"
     failback_error_id: int = 4166
+    user_services_notify: bool = True
+    """NOTIFY registered endpoints when user services go down or come back (docs/backends.md)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,8 @@ class PoolSpec:
     site: str | None = None
     backup: str | None = None
     """The backup registrar pool (TN-CSVR: exactly one per primary, in another site)."""
+    backend: BackEndSpec = field(default_factory=BackEndSpec)
+    """The pool's back end: SQL principal, optional mirror and witness (docs/backends.md)."""
 
     @property
     def is_director(self) -> bool:
@@ -163,8 +169,11 @@ class Topology:
     profile: str = "lync2010"
     source: str = "<topology>"
     description: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
-    """Sections other modules validate themselves (e.g. ``backend``), kept verbatim."""
+    contacts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """User -> its contact list (kept on its home pool's back end)."""
+    cms: str | None = None
+    """The pool hosting the Central Management Store (default: the first front end)."""
+    persistent_chat: PersistentChatSpec | None = None
 
     # -- look-ups ----------------------------------------------------------------------------
 
@@ -346,12 +355,13 @@ _TOP_KEYS = {
     "pool",
     "user",
     "dns",
-    "backend",
     "cms",
     "persistent_chat",
 }
-_POOL_KEYS = {"fqdn", "role", "site", "address", "ports", "backup"}
-_USER_KEYS = {"uri", "pool", "template", "count", "start"}
+_POOL_KEYS = {"fqdn", "role", "site", "address", "ports", "backup", "backend"}
+_USER_KEYS = {"uri", "pool", "template", "count", "start", "contacts"}
+_BACKEND_KEYS = {"principal", "mirror", "witness", "rto", "grace"}
+_CHAT_KEYS = {"pool", "primary_db", "backup_db", "primary_site", "backup_site"}
 _DNS_KEYS = {"address", "port", "zones", "pool_records", "additional", "ttl", "srv", "a"}
 _SRV_KEYS = {"name", "priority", "weight", "port", "target", "ttl"}
 _A_KEYS = {"name", "address", "ttl"}
@@ -386,9 +396,8 @@ class _Builder:
         resiliency = self.resiliency()
         registrar = self.registrar()
         pools = self.pools()
-        users = self.users(pools, domain)
+        users, contacts = self.users(pools, domain)
         dns = self.dns(domain, pools)
-        extra = {k: data[k] for k in ("backend", "cms", "persistent_chat") if k in data}
         return Topology(
             domain,
             pools,
@@ -399,7 +408,67 @@ class _Builder:
             profile,
             ctx.source,
             description,
-            extra,
+            contacts,
+            self.cms(pools),
+            self.persistent_chat(),
+        )
+
+    def cms(self, pools: tuple[PoolSpec, ...]) -> str | None:
+        ctx = self.ctx
+        t = ctx.table(self.data, "cms")
+        ctx.unknown(t, {"pool"}, "cms", None)
+        front = [p.fqdn for p in pools if not p.is_director]
+        if "pool" not in t:
+            return front[0] if front else None
+        name = normalize_name(ctx.string(t, "pool", "cms", None))
+        if name not in {p.fqdn for p in pools}:
+            ctx.fail("cms", None, "pool", f"the FQDN of a pool (known: {', '.join(front)})")
+        return name
+
+    def persistent_chat(self) -> PersistentChatSpec | None:
+        ctx = self.ctx
+        if "persistent_chat" not in self.data:
+            return None
+        t = ctx.table(self.data, "persistent_chat")
+        ctx.unknown(t, _CHAT_KEYS, "persistent_chat", None)
+        d = PersistentChatSpec()
+        return PersistentChatSpec(
+            **{
+                k: ctx.string(t, k, "persistent_chat", None, default=getattr(d, k))
+                for k in _CHAT_KEYS
+            }
+        )
+
+    def backend(self, t: Mapping[str, Any], i: int) -> BackEndSpec:
+        ctx = self.ctx
+        raw = t.get("backend")
+        if raw is None:
+            return BackEndSpec()
+        if not isinstance(raw, dict):
+            ctx.fail(
+                "pool",
+                i,
+                "backend",
+                'a table such as { principal = "sql01", mirror = "sql02", witness = "witness01" }',
+            )
+        ctx.unknown(raw, _BACKEND_KEYS, "pool", i)
+        d = BackEndSpec()
+        names: dict[str, str | None] = {}
+        for key in ("principal", "mirror", "witness"):
+            value = raw.get(key, d.principal if key == "principal" else None)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                ctx.fail("pool", i, f"backend.{key}", "a server name")
+            names[key] = value
+        if names["witness"] and not names["mirror"]:
+            ctx.fail("pool", i, "backend.witness", "a mirror too (a witness arbitrates mirroring)")
+        if len({v for v in names.values() if v}) != len([v for v in names.values() if v]):
+            ctx.fail("pool", i, "backend", "three different server names")
+        return BackEndSpec(
+            names["principal"] or d.principal,
+            names["mirror"],
+            names["witness"],
+            ctx.number(raw, "rto", "pool", i, default=d.rto, positive=True),
+            ctx.number(raw, "grace", "pool", i, default=d.grace, positive=True),
         )
 
     # -- sections ----------------------------------------------------------------------------
@@ -489,6 +558,9 @@ class _Builder:
                 choices=("notify", "redirect-on-refresh", "drop"),
             ),
             failback_error_id=failback_error_id,
+            user_services_notify=ctx.boolean(
+                t, "user_services_notify", name, None, d.user_services_notify
+            ),
         )
 
     def pools(self) -> tuple[PoolSpec, ...]:
@@ -535,7 +607,9 @@ class _Builder:
                 if not isinstance(backup, str) or not backup:
                     ctx.fail("pool", i, "backup", "the FQDN of another pool")
                 backup = normalize_name(backup)
-            pools.append(PoolSpec(fqdn, role, address, ports, site, backup))  # type: ignore[arg-type]
+            pools.append(
+                PoolSpec(fqdn, role, address, ports, site, backup, self.backend(t, i))  # type: ignore[arg-type]
+            )
         names = {p.fqdn: p for p in pools}
         for i, pool in enumerate(pools):
             if pool.backup is None:
@@ -581,10 +655,13 @@ class _Builder:
         except ValueError:
             ctx.fail(table, i, key, f"an IP address such as 127.0.0.11, not {value!r}")
 
-    def users(self, pools: tuple[PoolSpec, ...], domain: str) -> dict[str, str]:
+    def users(
+        self, pools: tuple[PoolSpec, ...], domain: str
+    ) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
         ctx = self.ctx
         names = {p.fqdn: p for p in pools}
         users: dict[str, str] = {}
+        contacts: dict[str, tuple[str, ...]] = {}
         for i, t in enumerate(ctx.tables(self.data, "user")):
             ctx.unknown(t, _USER_KEYS, "user", i)
             home = normalize_name(ctx.string(t, "pool", "user", i, required=True))
@@ -636,7 +713,22 @@ class _Builder:
                         f"users homed once ({aor} is already homed on {users[aor]})",
                     )
                 users[aor] = home
-        return users
+            if "contacts" in t:
+                raw = t["contacts"]
+                if (
+                    "uri" not in t
+                    or not isinstance(raw, list)
+                    or not all(isinstance(c, str) for c in raw)
+                ):
+                    ctx.fail(
+                        "user",
+                        i,
+                        "contacts",
+                        "a list of SIP URIs, for a single user "
+                        '(uri = ...), e.g. ["sip:bob@contoso.test"]',
+                    )
+                contacts[uris[0]] = tuple(self.user_uri(c, domain, "contacts", i) for c in raw)
+        return users, contacts
 
     def user_uri(self, value: str, domain: str, key: str, i: int) -> str:
         uri = value if value.startswith(("sip:", "sips:")) else f"sip:{value}"

@@ -31,6 +31,9 @@ class Binding:
     """Accepted by a backup for a failed-over primary (is-connected-to-primary="no")."""
     home: str | None = None
     """The user's home pool when this is a resiliency binding."""
+    survivable: bool = True
+    """The REGISTER said ``Supported: ms-userservices-state-notification`` (MS-SIPREGE
+    §2.2.1.5): the endpoint can stay registered while user services are unavailable."""
 
 
 class BindingStore:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from emulator.net import Flow
 
 __all__ = [
+    "AdminEvent",
     "BadMessage",
     "BindingAdded",
     "BindingExpired",
@@ -143,6 +144,26 @@ class ClientSentHome:
     how: str
 
 
+@dataclass(frozen=True, slots=True)
+class UserServicesChanged:
+    """The pool's user services (its back end) became unavailable or available again:
+    ``mode`` is ``full``, ``limited`` (Lync 2010) or ``resiliency`` (Lync 2013/SfB)."""
+
+    now: float
+    pool: str
+    mode: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdminEvent:
+    """Something the back end did, or an administrative action on this pool."""
+
+    now: float
+    pool: str
+    text: str
+
+
 PoolEvent = (
     Exchanged
     | BadMessage
@@ -156,6 +177,8 @@ PoolEvent = (
     | FailbackStarted
     | FailedBack
     | ClientSentHome
+    | UserServicesChanged
+    | AdminEvent
 )
 
 
@@ -189,6 +212,10 @@ def describe(event: PoolEvent) -> tuple[str, str]:
         return "pool", f"FAILED BACK to {event.peer}"
     if isinstance(event, ClientSentHome):
         return "pool", f"sent {event.aor} home to {event.home} ({event.how})"
+    if isinstance(event, UserServicesChanged):
+        return "pool", f"user services {event.mode}: {event.detail}"
+    if isinstance(event, AdminEvent):
+        return "pool", event.text
     if isinstance(event, BindingAdded):
         mode = " (resiliency mode)" if event.resiliency else ""
         return "binding", f"binding added: {event.aor} {event.contact}{mode}"

@@ -18,14 +18,19 @@ the ``registrar.failback`` way (emulator choice; default the MS-SIPREGE §4.1.3-
 
 from __future__ import annotations
 
+import heapq
 import random
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from emulator.admin import ContactStore, Directory
+from emulator.backend import BackEnd
 from emulator.net import TRANSPORTS, Address, CloseFlow, Flow, Send, TransportName
 from emulator.registrar.bindings import Binding, BindingStore
 from emulator.registrar.events import (
+    AdminEvent,
     BadMessage,
     BindingAdded,
     BindingExpired,
@@ -39,6 +44,7 @@ from emulator.registrar.events import (
     PeerHeartbeatLost,
     PeerHeartbeatRestored,
     PoolEvent,
+    UserServicesChanged,
 )
 from emulator.registrar.monitor import PeerMonitor, PeerState, Transition
 from emulator.sip.errors import SipError
@@ -139,6 +145,9 @@ class Pool:
         *,
         now: float,
         trace: bool = True,
+        directory: Directory | None = None,
+        backend: BackEnd | None = None,
+        contacts: ContactStore | None = None,
     ) -> None:
         self.spec = spec
         self.fqdn = spec.fqdn
@@ -148,6 +157,15 @@ class Pool:
         self.endpoints = endpoints
         self.rng = rng
         self.trace = trace
+        # Shared with the other pools of the deployment (the CMS replicates them): who is homed
+        # where (force-move changes it) and the contact lists; this pool's back end survives
+        # a restart of the pool, so the deployment owns it.
+        self.directory = directory if directory is not None else Directory(topology.users)
+        self.backend = (
+            backend if backend is not None else BackEnd(spec.backend, topology.profile, now=now)
+        )
+        self.contacts = contacts if contacts is not None else contact_store(topology)
+        self._services = self.backend.mode(now)
         self._me = endpoints[spec.fqdn]
         self._peer_addresses = frozenset(
             ep.address for name, ep in endpoints.items() if name != spec.fqdn
@@ -157,6 +175,10 @@ class Pool:
         self._bindings = BindingStore()
         self._server_tx = ServerTransactionTable()
         self._client_tx: dict[str, tuple[ClientTransaction, Flow, str]] = {}
+        # Deadlines of the client transactions, with lazy deletion: at failback a pool may have
+        # thousands of NOTIFYs pending, and next_deadline() runs after every input (an O(n)
+        # scan made failback O(n^2): benchmarks/sim_bench.py).
+        self._tx_heap: list[tuple[float, str]] = []
         self._heartbeats: dict[str, _Heartbeat] = {}
         self._monitors: dict[str, PeerMonitor] = {}
         self._next_heartbeat_at: float | None = None
@@ -166,7 +188,7 @@ class Pool:
         self._aor_cache: dict[str, str] = {}
         self._contact_cache: dict[str | tuple[str, ...], tuple[_Contact, ...]] = {}
         self._epid_cache: dict[str, str | None] = {}
-        self._presence_cache: dict[tuple[str, bool], str] = {}
+        self._presence_cache: dict[tuple[str, bool, bool], str] = {}
         self._started = False
         self._now = now
         if not spec.is_director:
@@ -213,15 +235,18 @@ class Pool:
             expiry = self._bindings.next_expiry()  # exact, and only when it can matter
             if expiry is not None and (best is None or expiry < best):
                 best = expiry
+        for at in (self.backend.next_deadline(), self.backend.mode_changes_at()):
+            # The end of the grace period is a deadline only until it has passed (and
+            # handle_timer has told the endpoints).
+            if at is not None and at > self._now and (best is None or at < best):
+                best = at
         if self._next_heartbeat_at is None and not (
             self._monitors or self._heartbeats or self._client_tx
         ):
             return best
-        candidates = [best, self._next_heartbeat_at]
+        candidates = [best, self._next_heartbeat_at, self._tx_deadline()]
         for beat in self._heartbeats.values():
             candidates.append(beat.missed_at)
-        for tx, _, _ in self._client_tx.values():
-            candidates.append(tx.next_deadline())
         for monitor in self._monitors.values():
             candidates.append(monitor.next_deadline())
         present = [c for c in candidates if c is not None]
@@ -230,16 +255,24 @@ class Pool:
     def handle_timer(self, now: float) -> None:
         self._now = now
         self._server_tx.handle_timer(now)
+        self.backend.handle_timer(now)
+        self.backend_changed(now)
         for binding in self._bindings.expire(now):
             self._events.append(BindingExpired(now, self.fqdn, binding.aor, binding.contact))
-        for key, (tx, flow, _) in list(self._client_tx.items()):
-            deadline = tx.next_deadline()
-            if deadline is not None and now >= deadline:
-                tx.handle_timer(now)
-                for data in tx.take_outgoing():
-                    self._actions.append(Send(flow, data))
+        heap = self._tx_heap
+        while heap and heap[0][0] <= now:
+            deadline, key = heapq.heappop(heap)
+            entry = self._client_tx.get(key)
+            if entry is None or entry[0].next_deadline() != deadline:
+                continue  # stale: the transaction ended or moved on
+            tx, flow, _ = entry
+            tx.handle_timer(now)
+            for data in tx.take_outgoing():
+                self._actions.append(Send(flow, data))
             if tx.done:
                 del self._client_tx[key]
+            else:
+                self._push_tx(key, tx)
         for peer, beat in list(self._heartbeats.items()):
             if now >= beat.missed_at:
                 del self._heartbeats[peer]
@@ -334,6 +367,10 @@ class Pool:
             response = make_response(request, 200, to_tag=self._tag())
             response.headers.add("Allow", ALLOW)
             return response
+        if method == "SUBSCRIBE" and "roaming-contacts" in (request.headers.get("event") or ""):
+            return self._contact_list(request, now)
+        if method == "SERVICE" and b"<setContact" in request.body:
+            return self._set_contact(request, now)
         status = 405 if method in _KNOWN_METHODS else 501
         response = make_response(request, status, to_tag=self._tag())
         if status == 405:
@@ -358,7 +395,7 @@ class Pool:
     def _register(self, request: Request, flow: Flow, now: float) -> Response | bytes:
         settings = self.settings
         aor = self._aor(request)
-        home = self.topology.users.get(aor)
+        home = self.directory.get(aor)
         if home is None:
             return make_response(request, settings.unknown_user, to_tag=self._tag())
         if home == self.fqdn and not self.spec.is_director:
@@ -399,6 +436,23 @@ class Pool:
             raise SipError(f"bad Expires {header_expires!r}")
         default = int(header_expires) if header_expires is not None else settings.default_expires
         call_id = request.call_id
+        survivable = _survivable(headers)
+        services = self._services == "full" if resiliency_for is None else False
+        if resiliency_for is None and not services and not survivable:
+            # MS-SIPREGE §2.2.1.13 (4165): user services are down and this endpoint cannot
+            # register without them.  Answering 480 is an emulator choice (docs/backends.md).
+            response = make_response(request, 480, to_tag=self._tag())
+            response.headers.add(
+                "ms-diagnostics-public",
+                str(
+                    Diagnostics(
+                        4165,
+                        "User services unavailable and the endpoint does not "
+                        "support survivable mode",
+                    )
+                ),
+            )
+            return response
         # parse_message has checked the CSeq of every request (parse_cseq): the number is the
         # digits before the first space; reading it so is cheaper than parsing it again.
         cseq = int((headers.get("cseq") or "").strip().partition(" ")[0])
@@ -453,6 +507,7 @@ class Pool:
                 existing.registered_at if existing else now,
                 resiliency_for is not None,
                 resiliency_for,
+                survivable,
             )
             self._bindings.put(binding)
             if existing is None:
@@ -469,7 +524,7 @@ class Pool:
                 )
         if action is None:  # a query (§10.3 step 6 with no Contact) or only removals
             return self._ok(request, aor, to_tag, None, call_id)
-        presence = self._presence(action, resiliency_for is None)
+        presence = self._presence(action, resiliency_for is None, services)
         return self._ok(request, aor, to_tag, presence, call_id)
 
     def _ok(
@@ -510,14 +565,18 @@ class Pool:
         lines.append("Content-Length: 0\r\n\r\n")
         return "\r\n".join(lines).encode("utf-8")
 
-    def _presence(self, action: str, home: bool) -> str:
-        """MS-SIPREGE §2.2.1.4 presence-state of a 200: home, or resiliency mode (limited)."""
-        key = (action, home)
+    def _presence(self, action: str, home: bool, services: bool) -> str:
+        """MS-SIPREGE §2.2.1.4 presence-state of a 200: on the home pool or not (a backup in
+        resiliency mode), and whether user services (the back end) are available."""
+        key = (action, home, services)
         text = self._presence_cache.get(key)
-        if text is None:  # four possible values: formatted once each
+        if text is None:  # a handful of possible values: formatted once each
             text = self._presence_cache[key] = str(
                 PresenceState(
-                    action, "central", is_connected_to_primary=home, user_services_available=home
+                    action,
+                    "central",
+                    is_connected_to_primary=home,
+                    user_services_available=services,
                 )
             )
         return text
@@ -643,6 +702,8 @@ class Pool:
         news = tx.receive_response(response.status, now)
         if tx.done:
             del self._client_tx[branch]
+        else:
+            self._push_tx(branch, tx)  # Timer K now
         if not news or response.status < 200 or purpose != "heartbeat":
             return
         for peer, beat in list(self._heartbeats.items()):
@@ -688,21 +749,122 @@ class Pool:
 
     def _notify_home(self, binding: Binding, home: str) -> None:
         """MS-SIPREGE §2.2.1.13 / §4.1.3: deregister NOTIFY naming the preferred registrar."""
+        preferred = f"<{self._registrar_uri(home, binding.flow.transport)}>"
+        self._notify(
+            binding,
+            "deregistered;event=preferred-registrar-change",
+            self.settings.failback_error_id,
+            "Preferred registrar changed",
+            preferred,
+        )
+
+    def _notify(
+        self,
+        binding: Binding,
+        body: str,
+        error_id: int | None,
+        reason: str,
+        preferred: str | None = None,
+    ) -> None:
+        """A registration-notify NOTIFY to a binding's endpoint (MS-SIPREGE §4.1.3)."""
         target = NameAddr.parse(binding.contact).uri
         request = self._new_request("NOTIFY", target, binding.aor, binding.flow)
         headers = request.headers
         headers.add("Event", "registration-notify")
-        headers.add("Subscription-State", "terminated;expires=0")
+        terminated = body.startswith("deregistered")
+        headers.add("Subscription-State", "terminated;expires=0" if terminated else "active")
         headers.add("Content-Type", "text/registration-event")
-        headers.add(
-            "P-Preferred-Registrar", f"<{self._registrar_uri(home, binding.flow.transport)}>"
-        )
-        headers.add(
-            "ms-diagnostics-public",
-            str(Diagnostics(self.settings.failback_error_id, "Preferred registrar changed")),
-        )
-        request.body = b"deregistered;event=preferred-registrar-change"
+        if preferred is not None:
+            headers.add("P-Preferred-Registrar", preferred)
+        if error_id is not None:
+            headers.add("ms-diagnostics-public", str(Diagnostics(error_id, reason)))
+        request.body = body.encode()
         self._start_transaction(request, binding.flow, "notify")
+
+    # -- back end: user services, contact lists ---------------------------------------------
+
+    def backend_changed(self, now: float) -> None:
+        """Call after the back end changed (a server down or up, an administrative failover):
+        when the users' mode changes, their endpoints are told (docs/backends.md)."""
+        self._now = now
+        for transition in self.backend.transitions():
+            self._events.append(AdminEvent(transition.now, self.fqdn, transition.text))
+        mode = self.backend.mode(now)
+        if mode == self._services or self.spec.is_director:
+            self._services = mode
+            return
+        before, self._services = self._services, mode
+        available = mode == "full"
+        detail = (
+            "back end available again"
+            if available
+            else "back end unavailable: no contact list, no presence, no changes"
+        )
+        self._events.append(UserServicesChanged(now, self.fqdn, mode, detail))
+        if not self.settings.user_services_notify:
+            return
+        for binding in [b for b in self._bindings if b.home is None]:
+            if available:
+                # CHOICE: the sources give no "available again" NOTIFY value; this one mirrors
+                # the unavailable one, so that endpoints need not wait for their next refresh.
+                self._notify(binding, "registered;event=userservices-available", None, "")
+            elif binding.survivable:
+                # MS-SIPREGE §3.5.1.4 (SHOULD notify when Presence-Service-Available goes false);
+                # the body value of §2.2.1.12 is not confirmed by the sources: a CHOICE.
+                self._notify(binding, "registered;event=userservices-unavailable", None, "")
+            else:
+                # MS-SIPREGE §2.2.1.13: endpoints without survivable mode are deregistered.
+                self._bindings.remove(binding.aor, binding.instance)
+                self._events.append(
+                    BindingRemoved(
+                        now, self.fqdn, binding.aor, binding.contact, "userservices-unavailable"
+                    )
+                )
+                self._notify(
+                    binding,
+                    "deregistered;event=userservices-unavailable",
+                    4165,
+                    "User services unavailable",
+                )
+        del before
+
+    def _contact_list(self, request: Request, now: float) -> Response:
+        """SUBSCRIBE ``Event: vnd-microsoft-roaming-contacts``: the user's contact list in the
+        200 (as Lync's piggy-backed first NOTIFY); refused while user services are down or
+        when this pool is not the user's home (a backup in resiliency mode has none)."""
+        aor = self._aor(request)
+        home = self.directory.get(aor)
+        response = make_response(request, 200, to_tag=self._tag())
+        if home != self.fqdn or not self.backend.available:
+            response = make_response(request, 503, to_tag=self._tag())
+            response.headers.add(
+                "ms-diagnostics",
+                str(Diagnostics(4165, "User services unavailable: no contact list")),
+            )
+            return response
+        contacts = self.contacts.of(self.fqdn, aor) or []
+        response.headers.add("Expires", "0")
+        response.headers.add("Content-Type", "application/vnd-microsoft-roaming-contacts+xml")
+        items = "".join(f'<contact uri="{c}"/>' for c in contacts)
+        response.body = f"<contactList>{items}</contactList>".encode()
+        return response
+
+    def _set_contact(self, request: Request, now: float) -> Response:
+        """SERVICE with a ``<setContact uri="..."/>`` body: add a contact (a persistent
+        change, refused in limited or resiliency mode: R3, SFB-UX)."""
+        aor = self._aor(request)
+        match = _SET_CONTACT.search(request.body)
+        if match is None:
+            raise SipError("setContact without a uri attribute")
+        if self.directory.get(aor) != self.fqdn or not self.backend.available:
+            response = make_response(request, 503, to_tag=self._tag())
+            response.headers.add(
+                "ms-diagnostics",
+                str(Diagnostics(4165, "User services unavailable: no persistent changes")),
+            )
+            return response
+        self.contacts.add(self.fqdn, aor, match.group(1).decode("utf-8", "replace"))
+        return make_response(request, 200, to_tag=self._tag())
 
     def _new_request(self, method: str, uri: str, to: str, flow: Flow) -> Request:
         branch = f"z9hG4bK{self.rng.getrandbits(64):016x}"
@@ -727,7 +889,24 @@ class Pool:
         for data in tx.take_outgoing():
             self._actions.append(Send(flow, data))
         self._client_tx[branch] = (tx, flow, purpose)
+        self._push_tx(branch, tx)
         return tx
+
+    def _push_tx(self, key: str, tx: ClientTransaction) -> None:
+        deadline = tx.next_deadline()
+        if deadline is not None:
+            heapq.heappush(self._tx_heap, (deadline, key))
+
+    def _tx_deadline(self) -> float | None:
+        """The earliest client transaction deadline (stale heap entries dropped)."""
+        heap = self._tx_heap
+        while heap:
+            deadline, key = heap[0]
+            entry = self._client_tx.get(key)
+            if entry is not None and entry[0].next_deadline() == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -769,6 +948,25 @@ def _reparse(wire: bytes) -> Response:
 
 # RFC 3261 §25.1 token: no quote, bracket, comma, semicolon, equals sign or white space.
 _TOKEN_CHARACTERS = string.ascii_letters + string.digits + ".!%*_+`'~-"
+
+
+def _survivable(headers: Headers) -> bool:
+    """``Supported: ms-userservices-state-notification`` (MS-SIPREGE §2.2.1.5)."""
+    return any(
+        "ms-userservices-state-notification" in value.lower()
+        for value in headers.get_all("supported")
+    )
+
+
+_SET_CONTACT = re.compile(rb'<setContact[^>]*\buri="([^"]+)"')
+
+
+def contact_store(topology: Topology) -> ContactStore:
+    """The topology's contact lists, each on its user's home pool."""
+    store = ContactStore()
+    for aor, contacts in topology.contacts.items():
+        store.put(topology.users[aor], aor, contacts)
+    return store
 
 
 def _binding_params(contact: NameAddr) -> tuple[tuple[str, str | None], ...]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from emulator.admin import Directory
 from emulator.net import Address, CloseFlow, Flow, Send
 from emulator.registrar.events import PoolEvent
-from emulator.registrar.pool import Pool, PoolEndpoints
+from emulator.registrar.pool import Pool, PoolEndpoints, contact_store
 from emulator.sip.message import Request, Response, parse_message
 from emulator.topology import Topology, parse_topology
 
@@ -157,16 +158,26 @@ class World:
         ]
 
 
-def make_world(registrar: str = "", *, seed: int = 1) -> World:
-    topo = topology(registrar)
+def make_world(registrar: str = "", *, seed: int = 1, topology_text: str | None = None) -> World:
+    topo = topology(registrar) if topology_text is None else parse_topology(topology_text)
     endpoints = {
         spec.fqdn: PoolEndpoints(
             spec.fqdn, spec.address, {t: spec.port(t) or 0 for t in spec.transports}
         )
         for spec in topo.pools
     }
+    directory = Directory(topo.users)  # shared, as a deployment shares it
+    contacts = contact_store(topo)
     pools = {
-        spec.fqdn: Pool(spec, topo, endpoints, random.Random(f"{seed}:{spec.fqdn}"), now=0.0)
+        spec.fqdn: Pool(
+            spec,
+            topo,
+            endpoints,
+            random.Random(f"{seed}:{spec.fqdn}"),
+            now=0.0,
+            directory=directory,
+            contacts=contacts,
+        )
         for spec in topo.pools
     }
     world = World(topo, pools)
