@@ -18,13 +18,21 @@ and starts over.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Literal
 
 from clients.cache import CacheEntry, CacheStore
 from clients.dns import QueryType, build_query, parse_answer
-from clients.events import AgentEvent, ClientNote, ClientState, ClientStateChanged, Mode
+from clients.events import (
+    AgentEvent,
+    ClientActionDone,
+    ClientNote,
+    ClientState,
+    ClientStateChanged,
+    Mode,
+)
 from clients.profile import Profile
 from clients.srv import order_srv, service_unavailable
 from emulator.net import Address, CloseFlow, Flow, Send, TransportName
@@ -78,6 +86,8 @@ class _Purpose(Enum):
     UNREGISTER = "unregister"
     KEEPALIVE = "keepalive"
     PROBE = "probe"
+    CONTACTS = "contacts"
+    ADD_CONTACT = "add-contact"
 
 
 @dataclass(slots=True)
@@ -100,6 +110,7 @@ class _Tx:
     purpose: _Purpose
     target: Target
     expires: int = 0
+    detail: str = ""
 
 
 class Agent:
@@ -148,6 +159,8 @@ class Agent:
         self._reset_session()
         self.state: ClientState = "signed-out"
         self.mode: Mode | None = None
+        self.contacts: int | None = None
+        """Size of the contact list as last fetched (None: not fetched, or unavailable)."""
         self.wanted = False
 
     def _reset_session(self) -> None:
@@ -207,6 +220,60 @@ class Agent:
         self._reset_session()
         self._txs = keep
         self._set_state(now, "signed-out", "signed out by the user")
+
+    def add_contact(self, now: float, uri: str) -> None:
+        """Add ``uri`` to the user's contact list (a SERVICE ``<setContact/>``, a persistent
+        change): the outcome comes as a :class:`ClientActionDone` event."""
+        self._now = now
+        if not self.profile.contact_list:
+            self._action_done(now, "add-contact", False, f"{self.profile.name} has no contact list")
+            return
+        if self.state != "registered" or self.registrar is None or self.registrar_flow is None:
+            self._action_done(now, "add-contact", False, "not signed in")
+            return
+        self._cseq += 1
+        flow = self.registrar_flow
+        call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
+        headers = self._common_headers(flow, f"<{self.user}>", call_id, "SERVICE", self._cseq)
+        headers.add("Content-Type", CONTACTS_TYPE)
+        request = Request("SERVICE", self.user, headers, f'<setContact uri="{uri}"/>'.encode())
+        entry = self._start_tx(now, request, flow, _Purpose.ADD_CONTACT, self.registrar)
+        entry.detail = uri
+
+    def _fetch_contacts(self, now: float) -> None:
+        """SUBSCRIBE to the contact list (Lync does after every sign-in); the 200 carries it."""
+        if not self.profile.contact_list or self.registrar is None or self.registrar_flow is None:
+            return
+        self._cseq += 1
+        flow = self.registrar_flow
+        call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
+        headers = self._common_headers(flow, f"<{self.user}>", call_id, "SUBSCRIBE", self._cseq)
+        local_port = flow.local[1] or self.sip_port
+        headers.add("Contact", f"<sip:{self.local_ip}:{local_port};transport={flow.transport}>")
+        headers.add("Event", CONTACTS_EVENT)
+        headers.add("Accept", CONTACTS_TYPE)
+        headers.add("Supported", "ms-piggyback-first-notify")
+        headers.add("Expires", str(self.profile.register_expires))
+        request = Request("SUBSCRIBE", self.user, headers)
+        self._start_tx(now, request, flow, _Purpose.CONTACTS, self.registrar)
+
+    def _contacts_answered(self, now: float, response: Response) -> None:
+        if response.status == 200:
+            self._set_contacts(now, _count_contacts(response.body), "contact list fetched")
+        else:
+            why = _diagnostic(response)
+            self._note(now, f"contact list refused: {response.status} {why}")
+            self._set_contacts(now, None, f"contact list unavailable ({response.status})")
+
+    def _set_contacts(self, now: float, count: int | None, cause: str) -> None:
+        if count == self.contacts:
+            return
+        self.contacts = count
+        if self.state == "registered":
+            self._emit(now, cause)
+
+    def _action_done(self, now: float, action: str, ok: bool, detail: str) -> None:
+        self._events.append(ClientActionDone(now, self.name, action, ok, detail))
 
     @property
     def pending_unregister(self) -> bool:
@@ -624,6 +691,14 @@ class Agent:
             if entry.flow == self.registrar_flow:
                 self._keepalive_at = now + self._keepalive_interval
             return
+        if purpose is _Purpose.CONTACTS:
+            self._contacts_answered(now, response)
+            return
+        if purpose is _Purpose.ADD_CONTACT:
+            ok = response.status == 200
+            why = "" if ok else f": {response.status} {_diagnostic(response)}"
+            self._action_done(now, "add-contact", ok, f"{entry.detail}{why}")
+            return
         if purpose is _Purpose.PROBE:
             self._probe_answered(now)
             return
@@ -743,6 +818,12 @@ class Agent:
             if entry.flow == self.registrar_flow:
                 self._registrar_lost(now, f"keep-alive OPTIONS failed: {cause}")
             return
+        if purpose is _Purpose.CONTACTS:
+            self._note(now, f"contact list: {cause}")
+            return
+        if purpose is _Purpose.ADD_CONTACT:
+            self._action_done(now, "add-contact", False, f"{entry.detail}: {cause}")
+            return
         if purpose is _Purpose.PROBE:
             self._probe_ok_since = None
             self._close(entry.flow)
@@ -815,7 +896,10 @@ class Agent:
         self._redirect_depth = 0
         self._signout_at = None
         self._lost_cause = ""
+        old_mode = self.mode
         self.mode = "limited" if presence is not None and presence.limited else "full"
+        if self.mode == "limited":
+            self.contacts = None
         on_primary = presence is None or presence.is_connected_to_primary is not False
         self.registrar_was_primary = on_primary
         if on_primary and self.primary is None:
@@ -846,12 +930,17 @@ class Agent:
             self._probe_at = None
         if not (refreshing and was_registered):
             self._set_state(now, "registered", f"200 from {target.host} ({target.source})")
+            self._fetch_contacts(now)
         elif lost_binding:
             self._set_state(now, "registered", "binding was lost: registering again")
             self._refresh_at = None
             self._send_register(
                 now, target, _Purpose.REGISTER, expires=self._expires, flow=entry.flow
             )
+        elif self.mode != old_mode:
+            available = "available" if self.mode == "full" else "unavailable"
+            self._emit(now, f"user services {available} (refresh answered by {target.host})")
+            self._fetch_contacts(now)
 
     def _save_cache(self, now: float, target: Target, on_primary: bool) -> None:
         if not self.profile.uses_endpoint_cache:
@@ -969,7 +1058,14 @@ class Agent:
         self._actions.append(Send(flow, response.to_bytes()))
         if status != 200 or method == "OPTIONS":
             return
+        if CONTACTS_EVENT in (request.headers.get("event") or ""):
+            if self.state == "registered" and flow == self.registrar_flow:
+                self._set_contacts(now, _count_contacts(request.body), "contact list changed")
+            return
         body = request.body.decode("utf-8", "replace").strip()
+        if body.startswith("registered;event=userservices-"):
+            self._user_services(now, flow, available=body.endswith("-available"))
+            return
         if not body.startswith("deregistered"):
             return
         preferred = request.headers.get("p-preferred-registrar")
@@ -1004,6 +1100,21 @@ class Agent:
         self._set_state(now, "signed-out", f"deregistered by the registrar ({body})")
         self._begin(now, "signing in again", after_loss=False)
 
+    def _user_services(self, now: float, flow: Flow, *, available: bool) -> None:
+        """``registered;event=userservices-(un)available``: the registrar's back end went down or
+        came back while this endpoint stays registered (survivable mode, MS-SIPREGE)."""
+        if self.state != "registered" or flow != self.registrar_flow:
+            return
+        mode: Mode = "full" if available else "limited"
+        if mode == self.mode:
+            return
+        self.mode = mode
+        if not available:
+            self.contacts = None
+        self._emit(now, f"user services {'available' if available else 'unavailable'} (NOTIFY)")
+        if available:
+            self._fetch_contacts(now)
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _close(self, flow: Flow) -> None:
@@ -1025,6 +1136,7 @@ class Agent:
     def _set_state(self, now: float, state: ClientState, cause: str) -> None:
         if state != "registered":
             self.mode = None if state == "signed-out" else self.mode
+            self.contacts = None
         self.state = state
         self._emit(now, cause)
 
@@ -1039,12 +1151,33 @@ class Agent:
                 self.primary.host if self.primary else None,
                 self.backup.host if self.backup else None,
                 cause,
+                self.contacts if self.state == "registered" else None,
             )
         )
 
     def _note(self, now: float, text: str) -> None:
         if self.notes:
             self._events.append(ClientNote(now, self.name, text))
+
+
+CONTACTS_EVENT = "vnd-microsoft-roaming-contacts"
+CONTACTS_TYPE = "application/vnd-microsoft-roaming-contacts+xml"
+_CONTACT_ITEM = re.compile(rb"<contact\b")
+
+
+def _count_contacts(body: bytes) -> int:
+    return len(_CONTACT_ITEM.findall(body))
+
+
+def _diagnostic(response: Response) -> str:
+    """The reason text of an ``ms-diagnostics(-public)`` header, or the reason phrase."""
+    for name in ("ms-diagnostics", "ms-diagnostics-public"):
+        value = response.headers.get(name)
+        if value:
+            found = re.search(r'reason="([^"]*)"', value)
+            if found:
+                return found.group(1)
+    return response.reason
 
 
 def _granted_expires(response: Response, asked: int) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from clients.cache import CacheEntry, CacheError, FileCacheStore, MemoryCacheStore
-from clients.events import AgentEvent, ClientNote, ClientStateChanged
+from clients.events import AgentEvent, ClientActionDone, ClientNote, ClientStateChanged
 from clients.profile import PROFILES
 from emulator.config import ConfigError, TomlContext
 from emulator.net import TRANSPORTS, Address
@@ -142,7 +142,10 @@ class Printer:
                     primary=event.primary,
                     backup=event.backup,
                     cause=event.cause,
+                    contacts=event.contacts,
                 )
+            elif isinstance(event, ClientActionDone):
+                record.update(kind="action", action=event.action, ok=event.ok, detail=event.detail)
             else:
                 record.update(kind="note", text=event.text)
             self.out.write(json.dumps(record) + "\n")

@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["AgentEvent", "ClientNote", "ClientState", "ClientStateChanged", "Mode"]
+__all__ = [
+    "AgentEvent",
+    "ClientActionDone",
+    "ClientNote",
+    "ClientState",
+    "ClientStateChanged",
+    "Mode",
+]
 
 ClientState = Literal["signed-out", "discovering", "registering", "registered"]
 Mode = Literal["full", "limited"]
@@ -23,10 +30,16 @@ class ClientStateChanged:
     primary: str | None
     backup: str | None
     cause: str
+    contacts: int | None = None
+    """How many contacts the user's contact list holds, as the client last fetched it (None:
+    not fetched, or unavailable in limited functionality / resiliency mode)."""
 
     def line(self) -> str:
         where = f" at {self.registrar}" if self.registrar else ""
-        mode = f" ({self.mode})" if self.mode else ""
+        mode = ""
+        if self.mode:
+            count = f", {self.contacts} contact(s)" if self.contacts is not None else ""
+            mode = f" ({self.mode}{count})"
         known = ""
         if self.primary or self.backup:
             known = f" [primary {self.primary or '?'}, backup {self.backup or '-'}]"
@@ -45,4 +58,19 @@ class ClientNote:
         return f"{self.now:10.3f} {self.client}:   {self.text}"
 
 
-AgentEvent = ClientStateChanged | ClientNote
+@dataclass(frozen=True, slots=True)
+class ClientActionDone:
+    """The outcome of something the user asked for besides signing in (add a contact)."""
+
+    now: float
+    client: str
+    action: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        outcome = "done" if self.ok else "refused"
+        return f"{self.now:10.3f} {self.client}: {self.action} {outcome}: {self.detail}"
+
+
+AgentEvent = ClientStateChanged | ClientNote | ClientActionDone

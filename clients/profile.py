@@ -234,6 +234,10 @@ class Profile:
     lync_headers: bool = True
     """Send the Lync REGISTER extensions: epid, +sip.instance, ``ms-keep-alive`` and
     ``Event: registration`` (MS-SIPREGE §4.1.1) [DOC]."""
+    contact_list: bool = True
+    """After registering, fetch the contact list with a SUBSCRIBE ``Event:
+    vnd-microsoft-roaming-contacts`` and follow its changes (Lync clients, MS-SIP contact
+    management) [DOC]; refused in limited functionality and resiliency mode (R2-R4)."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -322,6 +326,7 @@ BARESIP = replace(
     backoff=Backoff(30.0, 1800.0, 0.5),  # libre failwait(): min(1800, 30*2^n) * [0.5, 1] [3P]
     supported=(),  # "Supported: gruu, outbound, path" only with outbound on [3P]
     lync_headers=False,
+    contact_list=False,
 )
 """baresip 1.0 (libre's SIP stack), default account settings."""
 
@@ -344,6 +349,7 @@ LINPHONE = replace(
     backoff=Backoff(60.0, 60.0, 1.0),  # belle-sip refresher DEFAULT_RETRY_AFTER 60 s, fixed [3P]
     supported=("replaces", "outbound", "gruu"),  # CHOICE: typical of liblinphone REGISTERs
     lync_headers=False,
+    contact_list=False,
 )
 """linphone 5.1 (liblinphone / belle-sip), default account settings."""
 

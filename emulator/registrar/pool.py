@@ -22,12 +22,13 @@ import heapq
 import random
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from emulator.admin import ContactStore, Directory
 from emulator.backend import BackEnd
 from emulator.net import TRANSPORTS, Address, CloseFlow, Flow, Send, TransportName
+from emulator.operations import contact_store
 from emulator.registrar.bindings import Binding, BindingStore
 from emulator.registrar.events import (
     AdminEvent,
@@ -828,6 +829,37 @@ class Pool:
                 )
         del before
 
+    def users_moved(self, aors: Iterable[str], now: float) -> None:
+        """Call after ``force-move`` rehomed ``aors``: the endpoints this pool holds for them are
+        deregistered with ``deregistered;event=deactivated`` (MS-SIPREGE §2.2.1.12, error 4142,
+        "user being moved between servers"), so they sign in again and find the new home."""
+        self._now = now
+        moved = set(aors)
+        for binding in [b for b in self._bindings if b.aor in moved]:
+            self._bindings.remove(binding.aor, binding.instance)
+            self._events.append(
+                BindingRemoved(now, self.fqdn, binding.aor, binding.contact, "user moved")
+            )
+            self._notify(binding, "deregistered;event=deactivated", 4142, "User moved")
+
+    def contacts_changed(self, aors: Iterable[str], now: float) -> None:
+        """Call after the contact lists of ``aors`` changed (import, a contact added): their
+        endpoints registered here, on their home pool, are sent the new list in a NOTIFY
+        ``Event: vnd-microsoft-roaming-contacts`` (an emulator choice: a registered endpoint
+        counts as subscribed; docs/backends.md)."""
+        self._now = now
+        changed = set(aors)
+        for binding in [b for b in self._bindings if b.aor in changed and b.home is None]:
+            if self.directory.get(binding.aor) != self.fqdn or not self.backend.available:
+                continue
+            target = NameAddr.parse(binding.contact).uri
+            request = self._new_request("NOTIFY", target, binding.aor, binding.flow)
+            request.headers.add("Event", CONTACTS_EVENT)
+            request.headers.add("Subscription-State", "active")
+            request.headers.add("Content-Type", CONTACTS_TYPE)
+            request.body = _contact_list_body(self.contacts.of(self.fqdn, binding.aor) or [])
+            self._start_transaction(request, binding.flow, "notify")
+
     def _contact_list(self, request: Request, now: float) -> Response:
         """SUBSCRIBE ``Event: vnd-microsoft-roaming-contacts``: the user's contact list in the
         200 (as Lync's piggy-backed first NOTIFY); refused while user services are down or
@@ -843,10 +875,10 @@ class Pool:
             )
             return response
         contacts = self.contacts.of(self.fqdn, aor) or []
-        response.headers.add("Expires", "0")
-        response.headers.add("Content-Type", "application/vnd-microsoft-roaming-contacts+xml")
-        items = "".join(f'<contact uri="{c}"/>' for c in contacts)
-        response.body = f"<contactList>{items}</contactList>".encode()
+        asked = (request.headers.get("expires") or "").strip()
+        response.headers.add("Expires", asked if asked.isdigit() else "0")
+        response.headers.add("Content-Type", CONTACTS_TYPE)
+        response.body = _contact_list_body(contacts)
         return response
 
     def _set_contact(self, request: Request, now: float) -> Response:
@@ -864,6 +896,7 @@ class Pool:
             )
             return response
         self.contacts.add(self.fqdn, aor, match.group(1).decode("utf-8", "replace"))
+        self.contacts_changed([aor], now)  # every endpoint of the user gets the new list
         return make_response(request, 200, to_tag=self._tag())
 
     def _new_request(self, method: str, uri: str, to: str, flow: Flow) -> Request:
@@ -958,15 +991,16 @@ def _survivable(headers: Headers) -> bool:
     )
 
 
+CONTACTS_EVENT = "vnd-microsoft-roaming-contacts"
+CONTACTS_TYPE = "application/vnd-microsoft-roaming-contacts+xml"
+
+
+def _contact_list_body(contacts: Iterable[str]) -> bytes:
+    items = "".join(f'<contact uri="{c}"/>' for c in contacts)
+    return f"<contactList>{items}</contactList>".encode()
+
+
 _SET_CONTACT = re.compile(rb'<setContact[^>]*\buri="([^"]+)"')
-
-
-def contact_store(topology: Topology) -> ContactStore:
-    """The topology's contact lists, each on its user's home pool."""
-    store = ContactStore()
-    for aor, contacts in topology.contacts.items():
-        store.put(topology.users[aor], aor, contacts)
-    return store
 
 
 def _binding_params(contact: NameAddr) -> tuple[tuple[str, str | None], ...]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from emulator.config import ConfigError, TomlContext
+from emulator.operations import ADMIN_ACTIONS, Operations
 from emulator.sim.deployment import ClientSpec
 from emulator.topology import Topology, TopologyError, default_topology, load_topology
 from fakedns.records import AddressRecord, DnsRecord, SrvRecord
@@ -51,6 +52,8 @@ ACTIONS: dict[str, str] = {
     "dns-restore": "",
     "dns-down": "",
     "dns-up": "",
+    "add-contact": "client",
+    **{name: "admin" for name in ADMIN_ACTIONS},
 }
 """Action name -> what it acts on (documented in docs/scenarios.md)."""
 
@@ -77,6 +80,12 @@ _STEP_KEYS = {
     "kind",
     "record_target",
     "note",
+    "server",
+    "from",
+    "to",
+    "step",
+    "contact",
+    "expect",
 }
 _EXPECT_KEYS = {
     "client",
@@ -89,11 +98,17 @@ _EXPECT_KEYS = {
     "mode",
     "note",
     "invariant",
+    "contacts",
+    "chat",
 }
 _CLIENT_KEYS = {"name", "user", "cache", "profile", "options"}
 _TOP_KEYS = {"topology", "seed", "duration", "description", "client", "step", "expect"}
 STATES = ("signed-out", "discovering", "registering", "registered")
 MODES = ("full", "limited")
+OUTCOMES = ("ok", "refused")
+CHAT_STATES = ("available", "unavailable")
+OUTCOME_ACTIONS = frozenset({"add-contact", *ADMIN_ACTIONS})
+"""Actions whose step may say ``expect = "ok"`` or ``"refused"``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +117,8 @@ class Step:
     action: str
     params: tuple[tuple[str, Any], ...] = ()
     line: int | None = None
+    index: int = 0
+    """Position in the scenario's steps (sorted by time): how outcomes are matched."""
 
     def get(self, key: str, default: Any = None) -> Any:
         for k, v in self.params:
@@ -110,7 +127,7 @@ class Step:
         return default
 
     def describe(self) -> str:
-        shown = " ".join(f"{k}={v}" for k, v in self.params if k != "note")
+        shown = " ".join(f"{k}={v}" for k, v in self.params if k not in ("note", "expect"))
         return f"{self.action} {shown}".strip()
 
 
@@ -128,13 +145,27 @@ class Expectation:
     invariant: str | None = None
     """A safety invariant (docs/invariants.md) that must hold for the whole run; then
     ``client`` is empty and the time form is ``never`` over the run (of a violation)."""
+    contacts: int | None = None
+    chat: str | None = None
+    """``available`` / ``unavailable``: the Persistent Chat service (``client`` is empty)."""
+    outcome: str | None = None
+    """``ok`` / ``refused``: a step's ``expect`` (kind ``step``; ``step`` is its index)."""
+    step: Step | None = None
 
     def describe(self) -> str:
         if self.invariant is not None:
             return f"invariant {self.invariant} holds"
+        if self.step is not None:
+            return f"step {self.step.describe()} at {self.step.at:g} is {self.outcome}"
         what = ", ".join(
             f"{k}={v}"
-            for k, v in (("state", self.state), ("registrar", self.registrar), ("mode", self.mode))
+            for k, v in (
+                ("state", self.state),
+                ("registrar", self.registrar),
+                ("mode", self.mode),
+                ("contacts", self.contacts),
+                ("chat", self.chat),
+            )
             if v is not None
         )
         when = {
@@ -143,7 +174,7 @@ class Expectation:
             "always": f"always in [{self.start:g}, {self.end:g}]",
             "never": f"never in [{self.start:g}, {self.end:g}]",
         }[self.kind]
-        return f"{self.client} {what} {when}"
+        return f"{self.client or 'deployment'} {what} {when}"
 
 
 @dataclass(frozen=True)
@@ -205,8 +236,28 @@ def scenario_from_dict(
             ctx.fail("client", i, "cache", "the FQDN of a pool of the topology")
     steps = tuple(_step(ctx, i, s, set(names)) for i, s in enumerate(_tables(ctx, data, "step")))
     _check_targets(ctx, steps, topology, set(names))
+    _check_admin(ctx, steps, topology)
+    order = sorted(range(len(steps)), key=lambda i: steps[i].at)
+    steps = tuple(replace(steps[i], index=n) for n, i in enumerate(order))
     expects = tuple(
         _expect(ctx, i, e, set(names)) for i, e in enumerate(_tables(ctx, data, "expect"))
+    )
+    if any(e.chat for e in expects) and topology.persistent_chat is None:
+        index = next(i for i, e in enumerate(expects) if e.chat)
+        ctx.fail("expect", index, "chat", "a topology with a [persistent_chat] pool")
+    expects += tuple(
+        Expectation(
+            "",
+            "step",
+            s.at,
+            s.at,
+            line=s.line,
+            note=str(s.get("note", "")),
+            outcome=s.get("expect"),
+            step=s,
+        )
+        for s in steps
+        if s.get("expect") is not None
     )
     horizon = max([s.at for s in steps] + [e.end for e in expects] + [0.0])
     duration = data.get("duration", horizon + 60.0)
@@ -221,7 +272,7 @@ def scenario_from_dict(
         seed,
         float(duration),
         clients,
-        tuple(sorted(steps, key=lambda s: s.at)),
+        steps,
         expects,
         description,
         "seed" in data,
@@ -340,6 +391,18 @@ def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]
         _string(ctx, table, "name", "step", index)
     elif needs == "record":
         _record(ctx, index, table)
+    if action == "add-contact":
+        _string(ctx, table, "contact", "step", index)
+    if "expect" in table:
+        if action not in OUTCOME_ACTIONS:
+            ctx.fail(
+                "step",
+                index,
+                "expect",
+                f"nothing here: only {', '.join(sorted(OUTCOME_ACTIONS))} steps have an outcome",
+            )
+        if table["expect"] not in OUTCOMES:
+            ctx.fail("step", index, "expect", '"ok" or "refused"')
     for key in ("latency", "loss", "jitter", "duplicate"):
         if key in table and (not isinstance(table[key], int | float) or table[key] < 0):
             ctx.fail("step", index, key, "a number >= 0")
@@ -403,6 +466,17 @@ def _check_targets(
                 )
 
 
+def _check_admin(ctx: TomlContext, steps: tuple[Step, ...], topology: Topology) -> None:
+    """Administrative steps must name pools, servers and chat steps the topology has."""
+    for index, step in enumerate(steps):
+        if ACTIONS[step.action] != "admin":
+            continue
+        problem = Operations.validate(topology, step.action, dict(step.params))
+        if problem is not None:
+            key, _, expected = problem.partition(": ")
+            ctx.fail("step", index, key, expected)
+
+
 def record_of(step: Step) -> DnsRecord:
     """The DNS record a validated ``dns-add`` step describes."""
     table = dict(step.params)
@@ -424,8 +498,15 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
                      "the whole run)")
         return Expectation("", "invariant", 0.0, math.inf, line=ctx.line_of("expect", index,
                            "invariant"), note=str(table.get("note", "")), invariant=invariant)
-    client = table.get("client")
-    if client not in clients:
+    chat = table.get("chat")
+    if chat is not None:
+        if chat not in CHAT_STATES:
+            ctx.fail("expect", index, "chat", "available or unavailable")
+        others = sorted(set(table) & {"client", "state", "registrar", "mode", "contacts"})
+        if others:
+            ctx.fail("expect", index, others[0], "nothing else beside chat (it is not a client's)")
+    client = table.get("client", "" if chat is not None else None)
+    if chat is None and client not in clients:
         ctx.fail(
             "expect",
             index,
@@ -462,11 +543,16 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
     registrar = table.get("registrar")
     if registrar is not None and not isinstance(registrar, str):
         ctx.fail("expect", index, "registrar", "a pool FQDN")
-    if state is None and mode is None and registrar is None:
-        ctx.fail("expect", index, "state", "at least one of state, registrar, mode")
+    contacts = table.get("contacts")
+    if contacts is not None and (
+        not isinstance(contacts, int) or isinstance(contacts, bool) or contacts < 0
+    ):
+        ctx.fail("expect", index, "contacts", "a number of contacts >= 0")
+    if state is None and mode is None and registrar is None and contacts is None and chat is None:
+        ctx.fail("expect", index, "state", "at least one of state, registrar, mode, contacts")
     note = table.get("note", "")
     return Expectation(
-        client,
+        str(client),
         kind,
         start,
         end,
@@ -475,4 +561,6 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
         mode,
         ctx.line_of("expect", index, kind),
         str(note),
+        contacts=contacts,
+        chat=chat,
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from clients.events import ClientStateChanged
+from emulator.operations import ADMIN_ACTIONS
 from emulator.scenario.model import Expectation, Scenario, Step, record_of
 from emulator.sim.deployment import SimulatedDeployment
 from emulator.sim.invariants import Violation
@@ -88,6 +89,7 @@ class RunResult:
                             "primary": e.primary,
                             "backup": e.backup,
                             "cause": e.cause,
+                            "contacts": e.contacts,
                         }
                         for e in events
                     ]
@@ -153,6 +155,11 @@ def apply_step(deployment: SimulatedDeployment, step: Step) -> None:
         deployment.disable_nic("dns")
     elif action == "dns-up":
         deployment.enable_nic("dns")
+    elif action == "add-contact":
+        deployment.add_contact(get("client"), str(get("contact")), step=step.index)
+    elif action in ADMIN_ACTIONS:
+        outcome = deployment.admin(action, **dict(step.params))
+        deployment.step_outcomes[step.index] = (outcome.ok, outcome.detail)
     else:  # the model validated the action names
         raise AssertionError(action)
 
@@ -211,9 +218,14 @@ def finish(scenario: Scenario, deployment: SimulatedDeployment) -> RunResult:
             world.trace.append(
                 TraceEntry(violation.now, "invariant", "violation", violation.line().strip())
             )
+    chat = chat_timeline(deployment.ops.chat_history)
     results = tuple(
         check_invariant(e, violations)
         if e.invariant
+        else check_step(e, deployment.step_outcomes)
+        if e.step is not None
+        else check(e, chat)
+        if e.chat
         else check(e, deployment.timeline.get(e.client, []))
         for e in scenario.expectations
     )
@@ -228,26 +240,61 @@ def finish(scenario: Scenario, deployment: SimulatedDeployment) -> RunResult:
     )
 
 
-def _matches(e: Expectation, event: ClientStateChanged | None) -> bool:
+@dataclass(frozen=True, slots=True)
+class ChatState:
+    """The Persistent Chat service's availability from ``now`` on (a timeline entry)."""
+
+    now: float
+    available: bool
+
+
+Event = ClientStateChanged | ChatState
+
+
+def chat_timeline(history: Sequence[tuple[float, bool]]) -> list[ChatState]:
+    return [ChatState(t, available) for t, available in history]
+
+
+def _matches(e: Expectation, event: Event | None) -> bool:
+    if isinstance(event, ChatState):
+        return e.chat == ("available" if event.available else "unavailable")
     state = event.state if event else "signed-out"
     registrar = event.registrar if event else None
     mode = event.mode if event else None
+    contacts = event.contacts if event else None
     return (
         (e.state is None or state == e.state)
         and (e.registrar is None or registrar == e.registrar)
         and (e.mode is None or mode == e.mode)
+        and (e.contacts is None or contacts == e.contacts)
     )
 
 
-def _describe(event: ClientStateChanged | None) -> str:
+def _describe(event: Event | None) -> str:
     if event is None:
         return "signed-out (initial)"
+    if isinstance(event, ChatState):
+        return f"chat {'available' if event.available else 'unavailable'} since {event.now:.3f}"
     where = f" at {event.registrar}" if event.registrar else ""
-    mode = f" ({event.mode})" if event.mode else ""
+    mode = ""
+    if event.mode:
+        count = f", {event.contacts} contact(s)" if event.contacts is not None else ""
+        mode = f" ({event.mode}{count})"
     return f"{event.state}{where}{mode} since {event.now:.3f}"
 
 
-def _state_at(timeline: list[ClientStateChanged], t: float) -> ClientStateChanged | None:
+def check_step(e: Expectation, outcomes: Mapping[int, tuple[bool, str]]) -> ExpectationResult:
+    """A step's ``expect``: the action was done ("ok") or refused, as the file says."""
+    assert e.step is not None
+    found = outcomes.get(e.step.index)
+    if found is None:
+        return ExpectationResult(e, False, "no outcome: the action was never answered")
+    done, detail = found
+    passed = done == (e.outcome == "ok")
+    return ExpectationResult(e, passed, f"{'done' if done else 'refused'}: {detail}")
+
+
+def _state_at(timeline: Sequence[Event], t: float) -> Event | None:
     current = None
     for event in timeline:
         if event.now > t:
@@ -268,7 +315,7 @@ def check_invariant(e: Expectation, violations: Sequence[Violation]) -> Expectat
     )
 
 
-def check(e: Expectation, timeline: list[ClientStateChanged]) -> ExpectationResult:
+def check(e: Expectation, timeline: Sequence[Event]) -> ExpectationResult:
     """Evaluate one expectation over a client's piecewise-constant state timeline."""
     if e.kind == "at":
         current = _state_at(timeline, e.start)

@@ -13,9 +13,10 @@ from typing import Any
 
 from clients.agent import Agent
 from clients.cache import CacheEntry, MemoryCacheStore
-from clients.events import ClientNote, ClientStateChanged
+from clients.events import ClientActionDone, ClientNote, ClientStateChanged
 from clients.profile import Profile, customized, get_profile
 from emulator.net import CloseFlow, Flow, Send
+from emulator.operations import Operations, Outcome
 from emulator.registrar import events as pool_events
 from emulator.registrar.pool import Pool, PoolEndpoints
 from emulator.sim.invariants import InvariantMonitor
@@ -101,6 +102,14 @@ class SimulatedDeployment:
         self.topology = topology
         self.verbose = verbose
         self.world = World(seed, default_latency=latency)
+        # The state behind the pools (homes, contact lists, back ends, CMS, Persistent Chat):
+        # shared by every pool core and surviving their restarts (emulator.operations).
+        self.ops = Operations(topology, now=self.world.now, pool_up=self._pool_up)
+        self.action_results: dict[str, list[ClientActionDone]] = {}
+        """Per client, the outcomes of what it was asked to do (add-contact), in order."""
+        self.step_outcomes: dict[int, tuple[bool, str]] = {}
+        """Scenario step index -> (done, detail) for steps that have an outcome."""
+        self._awaiting: dict[str, list[int]] = {}
         self.endpoints = {
             spec.fqdn: PoolEndpoints(
                 spec.fqdn,
@@ -149,6 +158,7 @@ class SimulatedDeployment:
 
     def _new_pool(self, fqdn: str) -> Pool:
         spec = self.topology.pool(fqdn)
+        ops = self.ops
         return Pool(
             spec,
             self.topology,
@@ -156,6 +166,9 @@ class SimulatedDeployment:
             self.world.rng_for(fqdn),
             now=self.world.now,
             trace=self.verbose,
+            directory=ops.directory,
+            backend=ops.backends.get(fqdn),
+            contacts=ops.contacts,
         )
 
     def _listen(self, fqdn: str) -> list[tuple[str, str, int]]:
@@ -187,6 +200,7 @@ class SimulatedDeployment:
         self._agent_index[spec.name] = index
         self.agents[spec.name] = agent
         self.timeline[spec.name] = []
+        self.action_results[spec.name] = []
         return agent
 
     def _new_agent(self, spec: ClientSpec, cache: MemoryCacheStore) -> Agent:
@@ -246,6 +260,11 @@ class SimulatedDeployment:
         for event in events:
             if isinstance(event, ClientStateChanged):
                 self.timeline[name].append(event)
+            elif isinstance(event, ClientActionDone):
+                self.action_results[name].append(event)
+                waiting = self._awaiting.get(name)
+                if waiting:
+                    self.step_outcomes[waiting.pop(0)] = (event.ok, event.detail)
             entry = agent_trace(event, self.verbose)
             if entry is not None:
                 self.world.note(name, *entry)
@@ -404,6 +423,67 @@ class SimulatedDeployment:
         self.caches[client].clear(self.specs[client].user)
         self.world.note(client, "action", "endpoint cache cleared")
 
+    # -- administration and disaster recovery (emulator.operations) -------------------------
+
+    def _pool_up(self, fqdn: str) -> bool:
+        """Whether a pool runs and its host is reachable (what the administrator needs)."""
+        ep = self.endpoints.get(fqdn)
+        if ep is None:
+            return False
+        network = self.world.network
+        host = network.hosts.get(ep.address)
+        return network.running(ep.address) and host is not None and host.nic_enabled
+
+    def admin(self, action: str, **params: object) -> Outcome:
+        """Carry out an administrative or DR action (``emulator.operations.ADMIN_ACTIONS``);
+        the outcome says whether it was refused and why.  SimulationError for unknown names."""
+        from emulator.operations import OperationError
+
+        now = self.world.now
+        changes = len(self.ops.chat_history)
+        try:
+            outcome = self.ops.perform(action, params, now)
+        except OperationError as exc:
+            raise SimulationError(str(exc)) from None
+        self.world.note("admin", "admin", outcome.line())
+        if len(self.ops.chat_history) > changes:
+            state = "available" if self.ops.chat_available() else "unavailable"
+            self.world.note("pchat", "chat", f"Persistent Chat service {state}")
+        self.apply_outcome(outcome)
+        return outcome
+
+    def apply_outcome(self, outcome: Outcome) -> None:
+        """Tell the pool cores what an administrative action changed."""
+        now = self.world.now
+        for fqdn in outcome.restart:
+            if self.world.network.running(self._pool(fqdn).address):  # a stopped one stays so
+                self.stop_pool(fqdn)
+                self.start_pool(fqdn)
+        for fqdn in outcome.backends_changed:
+            pool = self.pool(fqdn)
+            pool.backend_changed(now)
+            self.world.poke(self._pool_index[fqdn])
+        if outcome.moved or outcome.contacts_changed:
+            for fqdn, index in self._pool_index.items():
+                if not self._pool_up(fqdn):
+                    continue
+                pool = self.pool(fqdn)
+                if outcome.moved:
+                    pool.users_moved(outcome.moved, now)
+                if outcome.contacts_changed:
+                    pool.contacts_changed(outcome.contacts_changed, now)
+                self.world.poke(index)
+
+    def add_contact(self, client: str, contact: str, *, step: int | None = None) -> None:
+        """The user of ``client`` adds ``contact`` to its contact list (the outcome is in
+        :attr:`action_results`, and in :attr:`step_outcomes` under ``step``, once the
+        registrar answered)."""
+        agent = self._client(client)
+        if step is not None:
+            self._awaiting.setdefault(client, []).append(step)
+        agent.add_contact(self.world.now, contact)
+        self.world.poke(self._agent_index[client])
+
     def run_until(self, until: float) -> None:
         self.world.run_until(until)
 
@@ -427,6 +507,8 @@ def pool_trace(event: object, verbose: bool) -> tuple[str, str] | None:
 def agent_trace(event: object, verbose: bool) -> tuple[str, str] | None:
     """A client agent event as a trace line ``(kind, text)``, or None."""
     if isinstance(event, ClientStateChanged):
+        return "client", event.line().split(": ", 1)[1]
+    if isinstance(event, ClientActionDone):
         return "client", event.line().split(": ", 1)[1]
     if isinstance(event, ClientNote) and verbose:
         return "detail", event.text

@@ -8,6 +8,7 @@ with dnslib (or :class:`fakedns.authority.Authority`), SIP responses with
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -103,7 +104,12 @@ class Harness:
         seed: int = 1,
         cache: CacheStore | None = None,
         user: str = USER,
+        contact_list: bool = False,
     ) -> None:
+        """``contact_list=False`` (the default) keeps the agent from fetching the contact list
+        after registering, so that tests of registration see only their own exchanges."""
+        if profile.contact_list and not contact_list:
+            profile = dataclasses.replace(profile, contact_list=False)
         self.cache: CacheStore = cache if cache is not None else MemoryCacheStore()
         self.agent = Agent(
             "alice",

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from emulator.admin import Directory
 from emulator.net import Address, CloseFlow, Flow, Send
+from emulator.operations import contact_store
 from emulator.registrar.events import PoolEvent
-from emulator.registrar.pool import Pool, PoolEndpoints, contact_store
+from emulator.registrar.pool import Pool, PoolEndpoints
 from emulator.sip.message import Request, Response, parse_message
 from emulator.topology import Topology, parse_topology
 

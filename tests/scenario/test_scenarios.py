@@ -75,7 +75,7 @@ def test_a_failing_expectation_fails_the_run_and_the_exit_status(
     assert main(["run", str(path), "--quiet"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  ClientUser1 registrar=fe2.contoso.test at 10 (line 13)" in out
-    assert "was registered at fe1.contoso.test (full)" in out
+    assert "was registered at fe1.contoso.test (full, 0 contact(s))" in out
     assert "0 passed, 1 failed" in out
 
 
