@@ -158,6 +158,13 @@ class AgentHost:
         self.agent.sign_in(self.driver.now())
         self.driver.poke()
 
+    def add_contact(self, uri: str) -> None:
+        """The user adds ``uri`` to its contact list; the outcome comes as a
+        :class:`~clients.events.ClientActionDone` event (refused at once when not signed in)."""
+        assert self.agent is not None, "start() first"
+        self.agent.add_contact(self.driver.now(), uri)
+        self.driver.poke()
+
     def sign_out(self) -> None:
         if self.agent is None or not self.agent.wanted:
             return

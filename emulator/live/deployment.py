@@ -11,6 +11,11 @@ ephemeral in the topology), and the DNS records name them too.  So :meth:`Deploy
 5. builds one :class:`~emulator.registrar.pool.Pool` core per pool with the real endpoints,
    attaches it to its driver and starts it (heartbeats begin).
 
+The state behind the pools (homes, contact lists, back ends, CMS, Persistent Chat) is one
+:class:`~emulator.operations.Operations` (:attr:`Deployment.ops`), shared by every pool core and
+surviving their restarts; :meth:`Deployment.admin` carries out administrative and DR actions on
+it and tells the running cores what changed, as the simulator does.
+
 Randomness: one run seed (printed by ``sipemu up``); pool ``fqdn`` gets
 ``random.Random(f"{seed}:{fqdn}:{generation}")`` where ``generation`` counts restarts, so a run
 is reproducible and does not depend on the order pools are listed or restarted in.
@@ -18,6 +23,7 @@ is reproducible and does not depend on the order pools are listed or restarted i
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import random
 from collections.abc import Callable, Sequence
@@ -30,6 +36,7 @@ from typing import TYPE_CHECKING
 from emulator.live.tls import TlsMaterial
 from emulator.live.transports import BindError, CoreDriver, describe_os_error
 from emulator.net import Address, TransportName
+from emulator.operations import OperationError, Operations, Outcome
 from emulator.registrar import events as ev
 from emulator.registrar.pool import Binding, Pool, PoolEndpoints, PoolStatus
 
@@ -107,6 +114,7 @@ class Deployment:
         self._endpoints: dict[str, PoolEndpoints] = {}
         self._authority: Authority | None = None
         self._dns_server: DnsServer | None = None
+        self._ops: Operations | None = None
         self._state = "new"  # new -> starting -> running -> stopped
 
     # -- life cycle --------------------------------------------------------------------------
@@ -156,6 +164,7 @@ class Deployment:
                 f"cannot start the fake DNS on {dns.address}:{dns.port} (UDP and TCP): "
                 f"{describe_os_error(exc)}"
             ) from None
+        self._ops = Operations(topology, now=self._now(), pool_up=self._pool_up)
         for spec in topology.pools:
             self._start_core(spec)
 
@@ -188,7 +197,18 @@ class Deployment:
         now = driver.now()
         # Exchanged events cost a summary string per request: only made when someone reads them.
         trace = (self._log is not None or self._on_event is not None) and not self.quiet
-        pool = Pool(spec, self.topology, self._endpoints, rng, now=now, trace=trace)
+        ops = self.ops
+        pool = Pool(
+            spec,
+            self.topology,
+            self._endpoints,
+            rng,
+            now=now,
+            trace=trace,
+            directory=ops.directory,
+            backend=ops.backends.get(fqdn),
+            contacts=ops.contacts,
+        )
         self._pools[fqdn] = pool
         driver.attach(pool)
         pool.start(now)
@@ -272,7 +292,79 @@ class Deployment:
         self._drivers[name].enable_nic()
         self._notice(name, "network interface enabled")
 
+    # -- administration and disaster recovery (emulator.operations) -------------------------
+
+    def _now(self) -> float:
+        """The cores' clock (the loop's, scaled), as every pool driver gives it."""
+        return asyncio.get_running_loop().time() * self.time_scale
+
+    def _pool_up(self, fqdn: str) -> bool:
+        """Whether a pool runs and its host is reachable (what the administrator needs)."""
+        driver = self._drivers.get(fqdn)
+        return driver is not None and driver.is_open and driver.nic_enabled
+
+    async def admin(self, action: str, **params: object) -> Outcome:
+        """Carry out an administrative or DR action (``emulator.operations.ADMIN_ACTIONS``) and
+        tell the running pool cores what it changed (a restarted pool is back when this
+        returns).  The outcome says whether it was refused and why.  DeploymentError (a
+        sentence) when the action names what the deployment does not have."""
+        outcome = self.perform_admin(action, **params)
+        await self.apply_outcome(outcome)
+        return outcome
+
+    def perform_admin(self, action: str, **params: object) -> Outcome:
+        """The first half of :meth:`admin`: carry out the action on :attr:`ops` and log it,
+        without telling the cores yet (:meth:`apply_outcome` does)."""
+        ops = self.ops
+        changes = len(ops.chat_history)
+        try:
+            outcome = ops.perform(action, params, self._now())
+        except OperationError as exc:
+            raise DeploymentError(str(exc)) from None
+        self._notice("admin", outcome.line())
+        if len(ops.chat_history) > changes:
+            state = "available" if ops.chat_available() else "unavailable"
+            self._notice("pchat", f"Persistent Chat service {state}")
+        return outcome
+
+    async def apply_outcome(self, outcome: Outcome) -> None:
+        """Tell the pool cores what an administrative action changed (as the simulator's
+        ``apply_outcome``): restart the pools it restarts (a stopped one stays stopped), then
+        notify the running cores of changed back ends, moved users and changed contact lists.
+        """
+        for fqdn in outcome.restart:
+            if self.is_running(fqdn):
+                await self.stop_pool(fqdn)
+                await self.start_pool(fqdn)
+        for fqdn in outcome.backends_changed:
+            pool = self._pools.get(fqdn)
+            if pool is not None:  # a stopped pool's next core is built on the changed back end
+                pool.backend_changed(self._now())
+                self._drivers[fqdn].poke()
+        if outcome.moved or outcome.contacts_changed:
+            for fqdn, driver in self._drivers.items():
+                pool = self._pools.get(fqdn)
+                if pool is None or not self._pool_up(fqdn):
+                    continue
+                now = self._now()
+                if outcome.moved:
+                    pool.users_moved(outcome.moved, now)
+                if outcome.contacts_changed:
+                    pool.contacts_changed(outcome.contacts_changed, now)
+                driver.poke()
+
     # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def ops(self) -> Operations:
+        """The state behind the pools and the actions on it (use from the loop's thread)."""
+        if self._ops is None:
+            raise DeploymentError("the deployment is not started")
+        return self._ops
+
+    def chat_available(self) -> bool | None:
+        """Whether the Persistent Chat service works (None: the topology has none)."""
+        return self.ops.chat_available()
 
     @property
     def dns(self) -> Authority:

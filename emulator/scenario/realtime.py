@@ -7,9 +7,12 @@ that many times faster than the wall clock (the cores only see ``now``, so this 
 fast-forward); scenario times are in the scenario's clock either way.
 
 Not every fault exists on real sockets: partitions and link properties (latency, loss) between
-hosts are simulator-only and are refused up front with a sentence.  ``dns-down`` is emulated
+hosts are simulator-only and are refused up front with a sentence, as are invariant
+expectations (the invariant monitor watches the simulated network).  ``dns-down`` is emulated
 by a whole-server "timeout" fault (the server stays silent), and ``disable-nic`` of a client
-silences that client's driver.
+silences that client's driver.  Administrative and DR actions (``emulator.operations``) act on
+the live deployment's :class:`~emulator.operations.Operations` and its pool cores, and their
+step outcomes (``expect = "ok"``/``"refused"``) are checked as in the simulator.
 """
 
 from __future__ import annotations
@@ -18,14 +21,16 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from clients.cache import CacheEntry, MemoryCacheStore
 from clients.driver import AgentHost, ClientConfig, client_ssl_context, raise_file_limit
-from clients.events import AgentEvent, ClientStateChanged
+from clients.events import AgentEvent, ClientActionDone, ClientStateChanged
 from emulator.live.deployment import Deployment
 from emulator.net import TransportName
+from emulator.operations import ADMIN_ACTIONS
 from emulator.scenario.model import Scenario, ScenarioError, Step, record_of
-from emulator.scenario.runner import RunResult, check
+from emulator.scenario.runner import RunResult, chat_timeline, check, check_step
 from emulator.sim.deployment import agent_trace, pool_trace
 from emulator.sim.world import TraceEntry
 
@@ -47,6 +52,8 @@ REALTIME_ACTIONS = frozenset(
         "dns-restore",
         "dns-down",
         "dns-up",
+        "add-contact",
+        *ADMIN_ACTIONS,
     }
 )
 """Scenario actions a live deployment can carry out (the others are simulator-only)."""
@@ -66,6 +73,11 @@ def run_realtime(
             f"{scenario.source}: {', '.join(unsupported)} cannot run on real sockets "
             "(simulator only); run it without --realtime"
         )
+    if any(e.invariant for e in scenario.expectations):
+        raise ScenarioError(
+            f"{scenario.source}: invariant expectations need the simulator (its monitor "
+            "watches the simulated network); run it without --realtime"
+        )
     if not time_scale > 0:
         raise ScenarioError(f"time scale must be > 0, not {time_scale:g}")
     run = _RealtimeRun(scenario, scenario.seed if seed is None else seed, verbose, time_scale)
@@ -84,6 +96,10 @@ class _RealtimeRun:
         self.caches: dict[str, MemoryCacheStore] = {}
         self.origin = 0.0  # the cores' clock (scaled loop time) at scenario time 0
         self.deployment: Deployment | None = None
+        self.step_outcomes: dict[int, tuple[bool, str]] = {}
+        """Scenario step index -> (done, detail) for steps that have an outcome."""
+        self._awaiting: dict[str, list[int]] = {}
+        """Per client, the add-contact steps whose ClientActionDone has not come yet (FIFO)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._errors: list[BaseException] = []
 
@@ -157,7 +173,18 @@ class _RealtimeRun:
                 await host.stop(unregister=False)
             await deployment.stop()
         timeline = {name: events for name, events in self.timeline.items()}
-        results = tuple(check(e, timeline.get(e.client, [])) for e in scenario.expectations)
+        # The chat service's history is in the cores' clock: shift it like agent events.
+        chat = chat_timeline(
+            [(max(0.0, t - self.origin), up) for t, up in deployment.ops.chat_history]
+        )
+        results = tuple(
+            check_step(e, self.step_outcomes)
+            if e.step is not None
+            else check(e, chat)
+            if e.chat
+            else check(e, timeline.get(e.client, []))
+            for e in scenario.expectations
+        )
         return RunResult(scenario, self.seed, tuple(self.trace), timeline, results, 0)
 
     # -- events ------------------------------------------------------------------------------
@@ -177,6 +204,10 @@ class _RealtimeRun:
         shifted = replace(event, now=max(0.0, event.now - self.origin))
         if isinstance(shifted, ClientStateChanged):
             self.timeline[shifted.client].append(shifted)
+        elif isinstance(shifted, ClientActionDone):
+            waiting = self._awaiting.get(shifted.client)
+            if waiting:
+                self.step_outcomes[waiting.pop(0)] = (shifted.ok, shifted.detail)
         entry = agent_trace(shifted, self.verbose)
         if entry is not None:
             self.trace.append(TraceEntry(shifted.now, shifted.client, *entry))
@@ -247,8 +278,34 @@ class _RealtimeRun:
         elif action == "dns-up":
             deployment.dns.clear_fault(None)
             self.note("dns", "fault", "DNS server answers again")
+        elif action == "add-contact":
+            # Registered before the call: a refusal (not signed in) comes at once.
+            self._awaiting.setdefault(client, []).append(step.index)
+            self.hosts[client].add_contact(str(get("contact")))
+        elif action in ADMIN_ACTIONS:
+            self._admin(step)
         else:  # run_realtime refused the others up front
             raise AssertionError(action)
+
+    def _admin(self, step: Step) -> None:
+        """Carry out the action now (its outcome and trace line at the step's time); the pool
+        cores are told (and restarted) by a task, as stop-pool and start-pool are."""
+        deployment = self.deployment
+        assert deployment is not None
+        ops = deployment.ops
+        changes = len(ops.chat_history)
+        outcome = deployment.perform_admin(step.action, **dict(step.params))
+        self.step_outcomes[step.index] = (outcome.ok, outcome.detail)
+        self.note("admin", "admin", outcome.line())
+        if len(ops.chat_history) > changes:
+            state = "available" if ops.chat_available() else "unavailable"
+            self.note("pchat", "chat", f"Persistent Chat service {state}")
+        for fqdn in outcome.restart:
+            if deployment.is_running(fqdn):  # apply_outcome restarts only a running pool
+                self.note(fqdn, "fault", "pool stopped (connections refused)")
+                self.note(fqdn, "fault", "pool started")
+        if outcome.ok:
+            self._later(partial(deployment.apply_outcome, outcome))
 
     def _nic(self, target: str, enabled: bool) -> None:
         deployment = self.deployment

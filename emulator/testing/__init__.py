@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from emulator.live.deployment import Deployment, EndpointRow
     from emulator.net import Address, TransportName
+    from emulator.operations import Outcome
     from emulator.registrar.pool import Binding, PoolStatus
     from emulator.topology import Topology
 
@@ -199,6 +200,16 @@ class RunningDeployment:
 
     def enable_nic(self, fqdn: str) -> None:
         self._run_coroutine(self.deployment.enable_nic(fqdn), f"enable the NIC of {fqdn}")
+
+    def admin(self, action: str, **params: object) -> Outcome:
+        """An administrative or DR action (``emulator.operations.ADMIN_ACTIONS``), applied to
+        the running pools before this returns; the outcome says whether it was refused.
+        ``force-move`` names its source pool with ``**{"from": fqdn, "to": fqdn}``."""
+        return self._run_coroutine(self.deployment.admin(action, **params), f"perform {action}")
+
+    def chat_available(self) -> bool | None:
+        """Whether the Persistent Chat service works (None: the topology has none)."""
+        return self.call(lambda d: d.chat_available(), "read the Persistent Chat state")
 
     def bindings(self, fqdn: str | None = None) -> list[Binding]:
         return self.call(lambda d: d.bindings(fqdn), "read bindings")

@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Cost of many client agents on real sockets: memory per agent and CPU at steady state.
+
+A live deployment (``sipemu up``, one Front End pool with N users, TLS, pinned to core 1)
+serves N ``lync2010`` agents (``clients.driver.Fleet``) with a 300 s keep-alive, run by worker
+processes pinned to core 0 (each holds at most ``--per-worker`` agents: an agent has a UDP
+socket and a TLS connection, and the file-descriptor limit is per process).  Each worker
+signs its agents in (``--ramp`` per second), waits until every one is registered, then
+measures over ``--window`` seconds of steady state (keep-alives and nothing else):
+
+* memory per agent: the worker's resident set after sign-in minus before the fleet existed,
+  divided by its agents;
+* CPU: the workers' user+system time over the window divided by the window (a share of one
+  core), and the same for the deployment.
+
+Targets (issue 3): at most 10 KB per agent, at most half a core for 10,000 agents::
+
+    .venv/bin/python benchmarks/agents_bench.py                  # 10,000 agents, 120 s window
+    .venv/bin/python benchmarks/agents_bench.py --agents 1000 --window 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+MEMORY_TARGET = 10 * 1024
+CPU_TARGET = 0.5
+KEEPALIVE = 300.0
+
+TOPOLOGY = """\
+domain = "contoso.test"
+description = "agents_bench: one pool, {users} users"
+[[pool]]
+fqdn = "fe1.contoso.test"
+address = "127.0.0.11"
+ports = {{ tls = 0 }}
+[[user]]
+template = "user{{n:05d}}"
+count = {users}
+start = 0
+pool = "fe1.contoso.test"
+[dns]
+port = 0
+[[dns.srv]]
+name = "_sipinternaltls._tcp.contoso.test"
+target = "fe1.contoso.test"
+"""
+
+
+def rss_bytes() -> int:
+    text = Path("/proc/self/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", text)
+    return int(found.group(1)) * 1024 if found else 0
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+# -- worker ----------------------------------------------------------------------------------
+
+
+async def worker(args: argparse.Namespace) -> dict[str, float]:
+    from clients.driver import ClientConfig, Fleet, client_ssl_context
+    from clients.profile import LYNC2010, customized
+
+    profile = customized(LYNC2010, {"keepalive_interval": KEEPALIVE})
+    configs = [
+        ClientConfig(
+            f"c{n}",
+            f"sip:user{n:05d}@contoso.test",
+            profile,
+            f"127.3.{n // 250}.{n % 250 + 1}",
+            "contoso.test",
+        )
+        for n in range(args.first, args.first + args.count)
+    ]
+    before = rss_bytes()
+    fleet = Fleet(
+        configs,
+        dns_server=("127.0.0.10", args.dns_port),
+        seed=1,
+        client_ssl=client_ssl_context(args.ca),
+    )
+    await fleet.start()
+    started = time.perf_counter()
+    names = list(fleet.hosts)
+    for i in range(0, len(names), args.ramp):
+        fleet.sign_in(names[i : i + args.ramp])
+        await asyncio.sleep(1.0)  # the sign-in rate (a pacing, not a wait for a state)
+    ok = await fleet.wait_for_state("registered", timeout=600)
+    signed_in = time.perf_counter() - started
+    after = rss_bytes()
+    cpu0 = cpu_seconds()
+    await asyncio.sleep(args.window)  # the measurement window itself
+    cpu1 = cpu_seconds()
+    registered = sum(1 for s in fleet.states().values() if s and s.state == "registered")
+    await fleet.stop(unregister=False)
+    return {
+        "agents": len(configs),
+        "registered": registered,
+        "all_registered": float(ok),
+        "sign_in_s": signed_in,
+        "rss_delta": after - before,
+        "cpu_s": cpu1 - cpu0,
+    }
+
+
+# -- orchestration ---------------------------------------------------------------------------
+
+
+def start_deployment(agents: int, workdir: Path) -> tuple[subprocess.Popen[str], int, str]:
+    topology = workdir / "topology.toml"
+    topology.write_text(TOPOLOGY.format(users=agents))
+    command = ["taskset", "-c", "1", sys.executable, "-m", "emulator.cli", "up", "--quiet",
+               "--ca-dir", str(workdir), str(topology)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the endpoint table, before any exit
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    assert proc.stdout is not None
+    dns_port = None
+    ca = None
+    deadline = time.monotonic() + 60
+    while (dns_port is None or ca is None) and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("dns") and "UDP" in line:
+            dns_port = int(line.rsplit(":", 1)[1])
+        if line.startswith("CA certificate:"):
+            ca = line.split(":", 1)[1].strip()
+    if dns_port is None or ca is None:
+        proc.kill()
+        raise SystemExit("sipemu up did not print its DNS port and CA file")
+    return proc, dns_port, ca
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--window", type=float, default=120.0, help="steady-state seconds")
+    parser.add_argument("--ramp", type=int, default=500, help="sign-ins per second per worker")
+    parser.add_argument("--per-worker", type=int, default=5_000)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--dns-port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--ca", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(asyncio.run(worker(args))))
+        return 0
+    if args.agents < 1 or args.window <= 0 or args.ramp < 1 or args.per_worker < 1:
+        parser.error("--agents, --window, --ramp and --per-worker must be positive")
+    with tempfile.TemporaryDirectory(prefix="agents-bench-") as tmp:
+        server, dns_port, ca = start_deployment(args.agents, Path(tmp))
+        try:
+            workers = []
+            for first in range(0, args.agents, args.per_worker):
+                count = min(args.per_worker, args.agents - first)
+                workers.append(
+                    subprocess.Popen(
+                        ["taskset", "-c", "0", sys.executable, __file__, "--worker",
+                         "--first", str(first), "--count", str(count),
+                         "--dns-port", str(dns_port), "--ca", ca,
+                         "--window", str(args.window), "--ramp", str(args.ramp)],
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                )
+            # The server's CPU over (roughly) the workers' window: sampled from when the last
+            # worker's sign-ins are done, estimated from the ramp.
+            ramp_s = max(args.per_worker, 1) / args.ramp + 15
+            time.sleep(ramp_s)
+            server_cpu0, server_t0 = cpu_seconds(server.pid), time.monotonic()
+            results = []
+            for proc in workers:
+                out, _ = proc.communicate(timeout=args.window + 1200)
+                results.append(json.loads(out.strip().splitlines()[-1]))
+            server_share = (cpu_seconds(server.pid) - server_cpu0) / (time.monotonic() - server_t0)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    agents = sum(r["agents"] for r in results)
+    registered = sum(r["registered"] for r in results)
+    per_agent = sum(r["rss_delta"] for r in results) / agents
+    share = sum(r["cpu_s"] for r in results) / args.window
+    print(f"agents            {agents:,} in {len(results)} worker process(es), "
+          f"keep-alive {KEEPALIVE:g} s, TLS")
+    took = max(r["sign_in_s"] for r in results)
+    print(f"registered        {registered:,}  (sign-in took {took:.1f} s)")
+    verdict = "met" if per_agent <= MEMORY_TARGET else "NOT met"
+    print(f"memory per agent  {per_agent / 1024:,.1f} KB  (target <= 10 KB: {verdict})")
+    verdict = "met" if share <= CPU_TARGET else "NOT met"
+    print(f"agents' CPU       {share:.3f} core over {args.window:g} s  (target <= 0.5: {verdict})")
+    print(f"deployment's CPU  {server_share:.3f} core (approximate window)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

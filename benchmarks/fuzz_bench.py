@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Speed of fuzzing: examples per second with cases of up to 3 pools and 20 clients.
+
+Two figures:
+
+``fixed``
+    The same shape every time, the target's: three Front End pools (fe1 and fe2 back each
+    other up, fe3 backs up fe1), two SRV records, 20 clients with the default profile, an
+    outage of fe1 at 1200 s for 1200 s, one hour of virtual time; the seed changes per example.
+    Each example is :func:`emulator.fuzz.case.run_case` (the run with the invariant monitor,
+    the liveness decision and the checks), without Hypothesis.
+``search``
+    A Hypothesis campaign (:func:`emulator.fuzz.campaign.search`) with ``max_pools=3`` and
+    ``max_clients=20``: generation, runs, classification, and shrinking when something is
+    found.  Cases are as Hypothesis draws them (usually fewer clients, shorter runs).
+
+Target (issue 5): at least 50 examples per second on one core for the fixed shape.  Run pinned::
+
+    taskset -c 1 .venv/bin/python benchmarks/fuzz_bench.py
+    taskset -c 1 .venv/bin/python benchmarks/fuzz_bench.py --examples 50 --mode search
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from emulator.fuzz.campaign import search  # noqa: E402
+from emulator.fuzz.case import (  # noqa: E402
+    ClientDraw,
+    FaultDraw,
+    FuzzCase,
+    PoolDraw,
+    SrvDraw,
+    run_case,
+)
+
+TARGET = 50.0
+
+
+def fixed_case(seed: int, clients: int) -> FuzzCase:
+    return FuzzCase(
+        pools=(PoolDraw(backup=1, users=12), PoolDraw(backup=0, users=12), PoolDraw(backup=0)),
+        srv=(SrvDraw(0, priority=0), SrvDraw(1, priority=10)),
+        clients=tuple(ClientDraw(user=i) for i in range(clients)),
+        faults=(FaultDraw("outage", 1200.0, 1200.0, a=0),),
+        failover=30.0,
+        failback=40.0,
+        seed=seed,
+    )
+
+
+def bench_fixed(examples: int, clients: int) -> None:
+    run_case(fixed_case(0, clients))  # warm-up: imports, caches
+    started = time.perf_counter()
+    events = 0
+    failing = 0
+    virtual = 0.0
+    for seed in range(1, examples + 1):
+        outcome = run_case(fixed_case(seed, clients))
+        events += outcome.result.events_processed
+        failing += bool(outcome.failures)
+        virtual += outcome.scenario.duration
+    elapsed = time.perf_counter() - started
+    rate = examples / elapsed
+    print(f"fixed shape: 3 pools, {clients} clients, outage 1200-2400 s")
+    print(f"examples       {examples}  ({failing} with a finding)")
+    print(f"virtual time   {virtual / examples:,.0f} s per example")
+    print(f"wall time      {elapsed:.2f} s")
+    print(f"events         {events / examples:,.0f} per example")
+    verdict = "met" if rate >= TARGET else "NOT met"
+    print(f"examples/s     {rate:.1f}  (target >= {TARGET:g}: {verdict})")
+
+
+def bench_search(examples: int, seed: int) -> None:
+    started = time.perf_counter()
+    result = search(examples=examples, seed=seed, max_pools=3, max_clients=20)
+    elapsed = time.perf_counter() - started
+    print("Hypothesis search: max_pools=3, max_clients=20")
+    print(f"examples       {result.examples}  ({len(result.findings)} distinct finding(s))")
+    print(f"wall time      {elapsed:.2f} s  (shrinking included)")
+    print(f"examples/s     {result.examples / elapsed:.1f}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("fixed", "search", "both"), default="both")
+    parser.add_argument("--examples", type=int, default=100, help="examples (default 100)")
+    parser.add_argument("--clients", type=int, default=20, help="clients, fixed mode (20)")
+    parser.add_argument("--seed", type=int, default=1, help="search seed (default 1)")
+    args = parser.parse_args()
+    if args.examples < 1 or args.clients < 1:
+        parser.error("--examples and --clients must be >= 1")
+    if args.mode in ("fixed", "both"):
+        bench_fixed(args.examples, args.clients)
+    if args.mode == "both":
+        print()
+    if args.mode in ("search", "both"):
+        bench_search(args.examples, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
