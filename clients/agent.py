@@ -231,10 +231,8 @@ class Agent:
         if self.state != "registered" or self.registrar is None or self.registrar_flow is None:
             self._action_done(now, "add-contact", False, "not signed in")
             return
-        self._cseq += 1
         flow = self.registrar_flow
-        call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
-        headers = self._common_headers(flow, f"<{self.user}>", call_id, "SERVICE", self._cseq)
+        headers = self._request_headers(flow, f"<{self.user}>", "SERVICE")
         headers.add("Content-Type", CONTACTS_TYPE)
         request = Request("SERVICE", self.user, headers, f'<setContact uri="{uri}"/>'.encode())
         entry = self._start_tx(now, request, flow, _Purpose.ADD_CONTACT, self.registrar)
@@ -244,10 +242,8 @@ class Agent:
         """SUBSCRIBE to the contact list (Lync does after every sign-in); the 200 carries it."""
         if not self.profile.contact_list or self.registrar is None or self.registrar_flow is None:
             return
-        self._cseq += 1
         flow = self.registrar_flow
-        call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
-        headers = self._common_headers(flow, f"<{self.user}>", call_id, "SUBSCRIBE", self._cseq)
+        headers = self._request_headers(flow, f"<{self.user}>", "SUBSCRIBE")
         local_port = flow.local[1] or self.sip_port
         headers.add("Contact", f"<sip:{self.local_ip}:{local_port};transport={flow.transport}>")
         headers.add("Event", CONTACTS_EVENT)
@@ -661,6 +657,13 @@ class Agent:
         headers.add("User-Agent", f"sipemu-agent ({self.profile.name})")
         return headers
 
+    def _request_headers(self, flow: Flow, to: str, method: str) -> Headers:
+        """Headers of a new request outside any registration (its own Call-ID, the agent's
+        CSeq counter): keep-alive and probe OPTIONS, the contact-list SUBSCRIBE, SERVICE."""
+        self._cseq += 1
+        call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
+        return self._common_headers(flow, to, call_id, method, self._cseq)
+
     def _start_tx(
         self, now: float, request: Request, flow: Flow, purpose: _Purpose, target: Target
     ) -> _Tx:
@@ -986,9 +989,7 @@ class Agent:
             self._send_options(now, self.registrar, flow, _Purpose.KEEPALIVE)
 
     def _send_options(self, now: float, target: Target, flow: Flow, purpose: _Purpose) -> None:
-        self._cseq += 1
-        call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
-        headers = self._common_headers(flow, f"<sip:{target.host}>", call_id, "OPTIONS", self._cseq)
+        headers = self._request_headers(flow, f"<sip:{target.host}>", "OPTIONS")
         request = Request("OPTIONS", f"sip:{target.host}", headers)
         self._start_tx(now, request, flow, purpose, target)
 
