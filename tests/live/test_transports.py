@@ -345,3 +345,74 @@ async def test_port_in_use_is_a_sentence() -> None:
     text = str(info.value)
     assert f"{HOST}:{port} (UDP)" in text and "fe9.test" in text and "in use" in text
     assert not driver.is_open
+
+
+# -- outbound TLS (the driver's own TLS layer over TCP, not asyncio's SSLProtocol) -------------
+
+
+async def test_send_on_a_new_flow_opens_a_verified_tls_connection(
+    driven: tuple[CoreDriver, EchoCore], tls: TlsMaterial
+) -> None:
+    driver, core = driven
+    got: asyncio.Queue[tuple[bytes, str | None]] = asyncio.Queue()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await read_message(reader)
+        got.put_nowait((data, writer.get_extra_info("ssl_object").version()))
+        writer.write(message(b"answer over tls"))
+        await writer.drain()
+        await reader.read()  # until the driver closes
+
+    server = await asyncio.start_server(
+        peer, PEER, 0, ssl=tls.server_context("fe2.test", PEER)
+    )
+    try:
+        port = server.sockets[0].getsockname()[1]
+        flow = Flow("tls", (HOST, driver.bound["tls"]), (PEER, port))
+        core.echo = False
+        core.send(flow, message(b"first"))
+        core.send(flow, message(b"second"))  # held until the handshake is done, kept in order
+        driver.poke()
+        data, version = await asyncio.wait_for(got.get(), WAIT)
+        assert data == message(b"first")
+        assert version is not None and version.startswith("TLS")
+        answer, answer_flow = await asyncio.wait_for(core.received.get(), WAIT)
+        assert answer == message(b"answer over tls")
+        assert answer_flow == flow
+        assert flow in driver.connections
+        core.close(flow)
+        driver.poke()
+        assert flow not in driver.connections
+        assert core.failed.empty()
+    finally:
+        server.close()
+
+
+async def test_tls_to_an_untrusted_certificate_reports_flow_failed(
+    driven: tuple[CoreDriver, EchoCore],
+) -> None:
+    driver, core = driven
+    stranger = TlsMaterial()  # another CA: the driver's client context does not trust it
+    accepted: asyncio.Queue[None] = asyncio.Queue()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.put_nowait(None)
+        await reader.read()
+
+    try:
+        server = await asyncio.start_server(
+            peer, PEER, 0, ssl=stranger.server_context("evil.test", PEER)
+        )
+        try:
+            port = server.sockets[0].getsockname()[1]
+            flow = Flow("tls", (HOST, driver.bound["tls"]), (PEER, port))
+            core.send(flow, message(b"secret"))
+            driver.poke()
+            assert await asyncio.wait_for(core.failed.get(), WAIT) == flow
+            assert flow not in driver.connections
+            assert accepted.empty()  # the server's handshake failed too: no application data
+            assert core.received.empty()
+        finally:
+            server.close()
+    finally:
+        stranger.cleanup()
