@@ -249,12 +249,26 @@ class _Tls(asyncio.Protocol, asyncio.Transport):
         )
         self._open = False  # handshake done, the stream is connected
         self._closing = False
+        self._server_side = server_side
+        self._handshake_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol, towards the socket --------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.raw = cast(asyncio.Transport, transport)
+        if self._server_side:
+            # A client that connects and never finishes its handshake is dropped (the
+            # connecting side has its own CONNECT_TIMEOUT around the whole connect).
+            self._handshake_timer = asyncio.get_running_loop().call_later(
+                CONNECT_TIMEOUT, self._handshake_timed_out
+            )
         self._step_handshake()
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        if not self._open:
+            self._fail(TimeoutError("TLS handshake timed out"))
+            self.abort()
 
     def data_received(self, data: bytes) -> None:
         self._incoming.write(data)
@@ -291,11 +305,18 @@ class _Tls(asyncio.Protocol, asyncio.Transport):
             return
         self._flush()
         self._open = True
+        self._cancel_handshake_timer()
         if not self.handshake.done():
             self.handshake.set_result(None)
         self.app.connection_made(self)
 
+    def _cancel_handshake_timer(self) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
     def _fail(self, exc: BaseException) -> None:
+        self._cancel_handshake_timer()
         if not self.handshake.done():
             self.handshake.set_exception(exc)
             self.handshake.exception()  # retrieved: an accepted connection has nobody waiting
@@ -498,13 +519,18 @@ class CoreDriver:
             raise BindError(self.name, self.address, port, transport, exc) from None
         bound = int(sock.getsockname()[1])
         server = await loop.create_server(
-            lambda: _Stream(self, transport, None),
-            sock=sock,
-            backlog=LISTEN_BACKLOG,
-            ssl=self._server_ssl if transport == "tls" else None,
+            lambda: self._accept(transport), sock=sock, backlog=LISTEN_BACKLOG
         )
         self._servers.append(server)
         return bound
+
+    def _accept(self, transport: TransportName) -> asyncio.Protocol:
+        stream = _Stream(self, transport, None)
+        if transport != "tls":
+            return stream
+        assert self._server_ssl is not None  # checked in __init__
+        # Our own TLS layer over TCP, not create_server(ssl=...): see _Tls for why.
+        return _Tls(stream, self._server_ssl, server_side=True)
 
     def now(self) -> float:
         """The core's ``now``: the loop's clock, scaled."""

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from emulator.live import transports
 from emulator.live.tls import TlsMaterial
 from emulator.live.transports import BindError, CoreDriver
 from emulator.net import CloseFlow, Flow, Send
@@ -363,9 +364,7 @@ async def test_send_on_a_new_flow_opens_a_verified_tls_connection(
         await writer.drain()
         await reader.read()  # until the driver closes
 
-    server = await asyncio.start_server(
-        peer, PEER, 0, ssl=tls.server_context("fe2.test", PEER)
-    )
+    server = await asyncio.start_server(peer, PEER, 0, ssl=tls.server_context("fe2.test", PEER))
     try:
         port = server.sockets[0].getsockname()[1]
         flow = Flow("tls", (HOST, driver.bound["tls"]), (PEER, port))
@@ -416,3 +415,37 @@ async def test_tls_to_an_untrusted_certificate_reports_flow_failed(
             server.close()
     finally:
         stranger.cleanup()
+
+
+async def test_accepted_tls_without_a_handshake_is_dropped(
+    driven: tuple[CoreDriver, EchoCore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver, core = driven
+    monkeypatch.setattr(transports, "CONNECT_TIMEOUT", 0.2)
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(HOST, driver.bound["tls"]), WAIT
+    )
+    try:
+        # Connected over TCP, no ClientHello: the pool drops it (asyncio's TLS did so too).
+        assert await asyncio.wait_for(reader.read(), WAIT) == b""
+        assert driver.connections == []
+        assert core.received.empty()
+    finally:
+        writer.close()
+
+
+async def test_accepted_tls_with_garbage_instead_of_a_handshake_is_closed(
+    driven: tuple[CoreDriver, EchoCore],
+) -> None:
+    driver, core = driven
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(HOST, driver.bound["tls"]), WAIT
+    )
+    try:
+        writer.write(message(b"plain SIP on the TLS port"))
+        await asyncio.wait_for(reader.read(), WAIT)  # an alert, maybe, then the end
+        assert reader.at_eof()
+        assert driver.connections == []
+        assert core.received.empty()
+    finally:
+        writer.close()
