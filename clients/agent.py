@@ -300,14 +300,17 @@ class Agent:
         return out
 
     def next_deadline(self) -> float | None:
-        # Called by the driver after every input (each keep-alive ping and pong): written out
-        # field by field, testing each attribute before copying it (most are None), rather
-        # than as a loop over a tuple of them, which costs twice as much.
-        best = self._keepalive_at
+        best = self._deadline_besides_keepalive()
+        if self._keepalive_at is not None and (best is None or self._keepalive_at < best):
+            best = self._keepalive_at
         if self._pong_deadline is not None and (best is None or self._pong_deadline < best):
             best = self._pong_deadline
-        if self._refresh_at is not None and (best is None or self._refresh_at < best):
-            best = self._refresh_at
+        return best
+
+    def _deadline_besides_keepalive(self) -> float | None:
+        # Written out field by field, testing each attribute before copying it (most are
+        # None), rather than as a loop over a tuple of them, which costs twice as much.
+        best = self._refresh_at
         if self._retry_at is not None and (best is None or self._retry_at < best):
             best = self._retry_at
         if self._signout_at is not None and (best is None or self._signout_at < best):
@@ -322,6 +325,53 @@ class Agent:
                 if value is not None and (best is None or value < best):
                     best = value
         return best
+
+    # -- keep-alive coasting (for a simulator) -----------------------------------------------
+
+    def keepalive_coast(self) -> tuple[Flow, float, float | None] | None:
+        """``(flow, ping_at, other)`` while the agent waits for nothing but its next CRLF
+        keep-alive ping on its registrar ``flow`` at ``ping_at`` (``other``: its next other
+        deadline, or None); None otherwise.
+
+        A driver that knows every ping on ``flow`` will be answered after a fixed round trip
+        (the simulator, while its network does not change) may then skip the pings and pongs
+        and call :meth:`coast` when anything else happens: the agent ends in the state the
+        pings would have left it in.  Live drivers never call it.
+        """
+        at = self._keepalive_at
+        flow = self.registrar_flow
+        if at is None or self._pong_deadline is not None or flow is None or not flow.reliable:
+            return None
+        return flow, at, self._deadline_besides_keepalive()
+
+    def coast(self, now: float, flow: Flow, out: float, back: float) -> tuple[float | None, int]:
+        """Advance the keep-alive cycle on ``flow`` to ``now``, as if every ping since
+        :meth:`keepalive_coast` had been sent on time and its pong had come back ``out +
+        back`` later (``(ping + out) + back``, the simulator's own arithmetic).
+
+        Returns ``(pong_at, pings)``: the arrival time of the pong of a ping still in flight at
+        ``now`` (the caller delivers it then; None when idle) and how many round trips were
+        skipped.  Does nothing if the agent left that cycle meanwhile.
+        """
+        at = self._keepalive_at
+        if (
+            at is None
+            or self._pong_deadline is not None
+            or not (flow is self.registrar_flow or flow == self.registrar_flow)
+        ):
+            return None, 0
+        interval = self._keepalive_interval
+        pings = 0
+        while at <= now:
+            pong = at + out + back
+            if pong > now:
+                self._keepalive_at = None
+                self._pong_deadline = at + self.profile.pong_timeout
+                return pong, pings
+            pings += 1
+            at = pong + interval
+        self._keepalive_at = at
+        return None, pings
 
     def handle_timer(self, now: float) -> None:
         self._now = now

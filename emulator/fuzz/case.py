@@ -316,11 +316,12 @@ class Outcome:
         return out
 
 
-def run_case(case: FuzzCase) -> Outcome:
-    """Run ``case``: to the end of its faults, decide which clients owe liveness, then on."""
+def run_case(case: FuzzCase, *, coast: bool = True) -> Outcome:
+    """Run ``case``: to the end of its faults, decide which clients owe liveness, then on.
+    ``coast=False`` simulates every keep-alive and heartbeat packet (World.coast)."""
     bound = case.bound()
     probe = case.scenario(bound=bound)
-    deployment = prepare(probe, invariants=True)
+    deployment = prepare(probe, invariants=True, coast=coast)
     end = case.faults_end()
     deployment.run_until(end)
     liveness = {name: end + bound for name in probe_clients(case) if serving_path(deployment, name)}

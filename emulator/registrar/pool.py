@@ -228,6 +228,18 @@ class Pool:
         return out
 
     def next_deadline(self) -> float | None:
+        best = self._deadline_besides_heartbeats()
+        if self._next_heartbeat_at is None and not (self._monitors or self._heartbeats):
+            return best
+        candidates = [best, self._next_heartbeat_at]
+        for beat in self._heartbeats.values():
+            candidates.append(beat.missed_at)
+        for monitor in self._monitors.values():
+            candidates.append(monitor.next_deadline())
+        present = [c for c in candidates if c is not None]
+        return min(present) if present else None
+
+    def _deadline_besides_heartbeats(self) -> float | None:
         # Called by the driver after every datagram: the common case (a pool that backs up no
         # other pool, so no heartbeats) builds no list.
         best = self._server_tx.next_deadline()
@@ -241,17 +253,82 @@ class Pool:
             # handle_timer has told the endpoints).
             if at is not None and at > self._now and (best is None or at < best):
                 best = at
-        if self._next_heartbeat_at is None and not (
-            self._monitors or self._heartbeats or self._client_tx
-        ):
-            return best
-        candidates = [best, self._next_heartbeat_at, self._tx_deadline()]
-        for beat in self._heartbeats.values():
-            candidates.append(beat.missed_at)
+        if self._client_tx:
+            at = self._tx_deadline()
+            if at is not None and (best is None or at < best):
+                best = at
+        return best
+
+    # -- heartbeat coasting (for a simulator) -------------------------------------------------
+
+    def heartbeat_coast(self) -> tuple[float, float | None, list[tuple[str, Flow]]] | None:
+        """``(heartbeat_at, other, [(peer, flow), ...])`` while the pool waits for nothing but
+        its next round of heartbeats (at ``heartbeat_at``, over UDP on those flows) and an
+        answer to each would change nothing but the time of the last answer (every monitor
+        ``up`` or ``recovering``); ``other``: its next other deadline, or None.  None
+        otherwise, and always while exchanges are traced (verbose runs show every heartbeat).
+
+        A driver that knows every heartbeat would be answered after fixed delays (the
+        simulator, while its network does not change) may skip them and call
+        :meth:`coast_heartbeats` when anything else happens.  Completed heartbeat transactions
+        (waiting only for Timer K to absorb retransmitted answers, which a fixed network never
+        makes) are dropped.  Live drivers never call it.
+        """
+        at = self._next_heartbeat_at
+        if self.trace or at is None or self._heartbeats or not self._monitors:
+            return None
+        interval = self.resiliency.heartbeat_interval
+        other: float | None = None
         for monitor in self._monitors.values():
-            candidates.append(monitor.next_deadline())
-        present = [c for c in candidates if c is not None]
-        return min(present) if present else None
+            if monitor.state is PeerState.RECOVERING:
+                deadline = monitor.next_deadline()
+                if deadline is not None and (other is None or deadline < other):
+                    other = deadline
+            elif monitor.state is not PeerState.UP or not interval < monitor.failover_interval:
+                return None
+        flows: list[tuple[str, Flow]] = []
+        for peer in self._monitors:
+            target = self.endpoints[peer]
+            flow = self._flow_to(target.address, target)
+            if flow is None or flow.transport != "udp":
+                return None
+            flows.append((peer, flow))
+        for key, (_, _, purpose) in list(self._client_tx.items()):
+            if purpose == "heartbeat":  # answered (none is pending): only Timer K is left
+                del self._client_tx[key]
+        besides = self._deadline_besides_heartbeats()
+        if besides is not None and (other is None or besides < other):
+            other = besides
+        return at, other, flows
+
+    def coast_heartbeats(
+        self, now: float, delays: Mapping[str, tuple[float, float]]
+    ) -> tuple[float | None, int]:
+        """Advance the heartbeats to ``now`` as if every round sent before ``now`` had gone
+        out on time and each peer had answered it ``(sent + out) + back`` later (``delays``:
+        peer -> (out, back), the simulator's own arithmetic).
+
+        Returns ``(sent_at, rounds)``: the time of a round whose answers are still on their
+        way at ``now`` (the caller has it sent for real with ``handle_timer(sent_at)``; None
+        when there is none) and how many rounds were skipped.  Skipped rounds draw no
+        identifiers, so later Call-IDs and tags differ from a run that sent them; nothing
+        else does.
+        """
+        at = self._next_heartbeat_at
+        interval = self.resiliency.heartbeat_interval
+        rounds = 0
+        while at is not None and at < now:
+            arrivals = [(peer, at + out + back) for peer, (out, back) in delays.items()]
+            if any(arrival > now for _, arrival in arrivals):
+                self._next_heartbeat_at = at
+                return at, rounds
+            for peer, arrival in arrivals:
+                self._now = arrival
+                self._transition(self._monitors[peer].answered(arrival))
+            rounds += 1
+            at = at + interval
+        self._next_heartbeat_at = at
+        return None, rounds
 
     def handle_timer(self, now: float) -> None:
         self._now = now

@@ -171,24 +171,34 @@ def run_scenario(
     verbose: bool = False,
     invariants: bool = False,
     until: float | None = None,
+    coast: bool = True,
 ) -> RunResult:
     """Run ``scenario`` in virtual time and check its expectations.
 
     The invariant monitor watches the run when an expectation names an invariant, or when
     ``invariants`` asks for it (the result's ``violations`` then lists what it saw).
     """
-    deployment = prepare(scenario, seed=seed, verbose=verbose, invariants=invariants)
+    deployment = prepare(
+        scenario, seed=seed, verbose=verbose, invariants=invariants, coast=coast
+    )
     deployment.run_until(scenario.duration if until is None else until)
     return finish(scenario, deployment)
 
 
 def prepare(
-    scenario: Scenario, *, seed: int | None = None, verbose: bool = False, invariants: bool = False
+    scenario: Scenario,
+    *,
+    seed: int | None = None,
+    verbose: bool = False,
+    invariants: bool = False,
+    coast: bool = True,
 ) -> SimulatedDeployment:
-    """A simulated deployment with the scenario's steps scheduled, not yet run."""
+    """A simulated deployment with the scenario's steps scheduled, not yet run.
+
+    ``coast=False`` simulates every keep-alive and heartbeat packet (World.coast)."""
     seed = scenario.seed if seed is None else seed
     deployment = SimulatedDeployment(
-        scenario.topology, scenario.clients, seed=seed, verbose=verbose
+        scenario.topology, scenario.clients, seed=seed, verbose=verbose, coast=coast
     )
     if invariants or any(e.invariant for e in scenario.expectations):
         deployment.watch_invariants()

@@ -98,10 +98,11 @@ class SimulatedDeployment:
         seed: int = 0,
         verbose: bool = False,
         latency: float = 0.001,
+        coast: bool = True,
     ) -> None:
         self.topology = topology
         self.verbose = verbose
-        self.world = World(seed, default_latency=latency)
+        self.world = World(seed, default_latency=latency, coast=coast)
         # The state behind the pools (homes, contact lists, back ends, CMS, Persistent Chat):
         # shared by every pool core and surviving their restarts (emulator.operations).
         self.ops = Operations(topology, now=self.world.now, pool_up=self._pool_up)
@@ -288,6 +289,7 @@ class SimulatedDeployment:
         if agent is None:
             known = ", ".join(self.agents) or "none"
             raise SimulationError(f"no client named {name!r} (clients: {known})")
+        self.world.wake(self._agent_index[name])  # skipped keep-alives caught up first
         return agent
 
     def _host(self, target: str) -> str:
@@ -365,6 +367,7 @@ class SimulatedDeployment:
                 link.jitter = jitter
             if duplicate is not None:
                 link.duplicate = duplicate
+        self.world.network.changed()
         self.world.note(
             a,
             "fault",

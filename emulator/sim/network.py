@@ -82,6 +82,23 @@ class Network:
                 link.cut = False
         self.version += 1
 
+    def changed(self) -> None:
+        """Say that a Link's properties were changed on the object :meth:`link` returned."""
+        self.version += 1
+
+    def steady_delay(self, src: str, dst: str) -> float | None:
+        """The delay of every packet from ``src`` to ``dst`` for as long as :attr:`version`
+        stays the same, when that is fixed: reachable, and no loss, jitter or duplication on
+        the way (then :meth:`transit` answers ``[delay]`` and draws nothing).  None if not."""
+        if not self.reachable(src, dst):
+            return None
+        link = self.links.get((src, dst))
+        if link is None:
+            return self.default_latency
+        if link.loss or link.jitter or link.duplicate:
+            return None
+        return link.latency + 0.0  # what _link_delays computes
+
     def reachable(self, src: str, dst: str) -> bool:
         """Whether a packet from ``src`` can reach ``dst``'s NIC (not whether anyone listens)."""
         s = self.hosts.get(src)

@@ -91,6 +91,35 @@ _PONG = 5  # (_PONG, core index, flow #): a pong reaches the core that pinged, o
 # (every object of the run) dominated runs of thousands of clients.
 
 
+# What a core can coast (World._start_coasting): nothing, client keep-alives, pool heartbeats.
+_NONE, _AGENT, _POOL = 0, 1, 2
+
+
+def _coaster(core: object) -> int:
+    if hasattr(core, "keepalive_coast"):
+        return _AGENT
+    if hasattr(core, "heartbeat_coast"):
+        return _POOL
+    return _NONE
+
+
+@dataclass(slots=True)
+class _KeepAlives:
+    """A client's answered keep-alives being skipped: its flow, one-way delays out and back."""
+
+    flow: Flow
+    out: float
+    back: float
+
+
+@dataclass(slots=True)
+class _Heartbeats:
+    """A pool's answered heartbeat rounds being skipped: per peer, delays and flow."""
+
+    delays: dict[str, tuple[float, float]]
+    flows: dict[str, Flow]
+
+
 class World:
     """A virtual-time world of cores on a simulated network.
 
@@ -102,8 +131,16 @@ class World:
     than a tuple heap, and an entry at a time already pending costs one append.
     """
 
-    def __init__(self, seed: int, *, default_latency: float = 0.001) -> None:
+    def __init__(self, seed: int, *, default_latency: float = 0.001, coast: bool = True) -> None:
         self.seed = seed
+        self.coast = coast
+        """Skip idle clients' keep-alive pings and pools' heartbeats while the network does
+        not change ("coasting", docs/simulation.md); False simulates every packet.  Both give
+        the same behaviour; the switch exists to show it (tests/scenario/test_coasting.py)."""
+        self.pings_coasted = 0
+        """Keep-alive round trips skipped by coasting (each would be two events)."""
+        self.heartbeats_coasted = 0
+        """Heartbeat rounds skipped by coasting (each would be three events or more)."""
         self.now = 0.0
         self.network = Network(random.Random(f"{seed}:network"), default_latency)
         self.trace: list[TraceEntry] = []
@@ -126,6 +163,12 @@ class World:
         self._held_flows: dict[int, Flow] = {}  # flow # of a pending entry -> the flow
         self._held_conns: dict[int, _Conn] = {}  # conn # of a pending entry -> the connection
         self._handles = itertools.count()
+        # Coasting (see the section at the end): core index -> what is being skipped, a
+        # _KeepAlives or a _Heartbeats; per core, whether it can coast (_NONE, _AGENT, _POOL);
+        # the network version the records were made under.
+        self._coasting: dict[int, _KeepAlives | _Heartbeats] = {}
+        self._coasters: list[int] = []
+        self._coast_version = -1
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -150,6 +193,7 @@ class World:
         self._scheduled.append(None)
         self._last_flow.append(None)
         self._last_conn.append(None)
+        self._coasters.append(_coaster(core))
         for address, transport, port in listen:
             self.network.add_host(address)
             self._listeners[(address, transport, port)] = index
@@ -160,12 +204,24 @@ class World:
 
     def replace_core(self, index: int, core: Core) -> None:
         """Swap in a fresh core (a restarted process) keeping the listening ports."""
+        self._coasting.pop(index, None)  # the old process's keep-alives end with it
         self._cores[index] = core
+        self._coasters[index] = _coaster(core)
         self._scheduled[index] = None
         self._flush(index)
 
     def core(self, index: int) -> Core:
+        """The core of ``index``, brought up to date first (see :meth:`wake`)."""
+        self.wake(index)
         return self._cores[index]
+
+    def wake(self, index: int) -> None:
+        """End the keep-alive coasting of a core, if any, so that its state is what the
+        skipped pings would have made it at :attr:`now`.  Call it before changing a core from
+        outside (the simulated deployment does, in every command to a client)."""
+        if index in self._coasting:
+            self._uncoast(index)
+            self._flush(index)
 
     def name(self, index: int) -> str:
         return self._names[index]
@@ -204,6 +260,9 @@ class World:
         # threshold (700) the cyclic collector ran every few hundred events and took ~15% of
         # a 10,000-client run (benchmarks/sim_bench.py).  A larger young generation for the
         # run, restored after it, keeps its behaviour and frees the same memory.
+        coasting = self._coasting
+        if self.network.version != self._coast_version:
+            self._network_changed()
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], 100_000), max(thresholds[1], 50), thresholds[2])
         try:
@@ -222,10 +281,14 @@ class World:
                         index = entry[1]
                         if scheduled[index] == when:  # else stale: the core re-armed since
                             scheduled[index] = None
+                            if index in coasting:
+                                self._uncoast(index)
                             cores[index].handle_timer(self.now)
                             flush(index)
                     elif kind == _PONG:
                         _, index, handle = entry
+                        if index in coasting:
+                            self._uncoast(index)
                         cores[index].receive(PONG, self._held_flows.pop(handle), self.now)
                         flush(index)
                     elif kind == _STREAM:
@@ -236,6 +299,8 @@ class World:
                                 peer, peer_flow = conn.b, conn.b_flow
                             else:
                                 peer, peer_flow = conn.a, conn.a_flow
+                            if peer in coasting:
+                                self._uncoast(peer)
                             cores[peer].receive(data, peer_flow, self.now)
                             flush(peer)
                     elif kind == _DATAGRAM:
@@ -246,6 +311,8 @@ class World:
                     else:
                         self.events_processed = processed  # up to date for a scenario step
                         entry[1]()
+                        if self.network.version != self._coast_version:
+                            self._network_changed()
                     if times[0] != when:
                         break  # something was scheduled in the past (call_at): it runs first
                 if times[0] != when:
@@ -266,6 +333,10 @@ class World:
 
     def poke(self, index: int) -> None:
         """Collect what a core wants to do after a command was given to it."""
+        if index in self._coasting:
+            self._uncoast(index)
+        if self.network.version != self._coast_version:
+            self._network_changed()
         self._flush(index)
 
     def _flush(self, index: int) -> None:
@@ -285,6 +356,8 @@ class World:
             if handler is not None:
                 handler(index, events)
         deadline = core.next_deadline()
+        if deadline is not None and self._coasters[index] and self.coast:
+            deadline = self._start_coasting(index, deadline)
         if deadline is not None:
             if deadline < self.now:
                 deadline = self.now
@@ -305,10 +378,14 @@ class World:
         return handle
 
     def _deliver(self, index: int, data: bytes, flow: Flow) -> None:
+        if index in self._coasting:
+            self._uncoast(index)
         self._cores[index].receive(data, flow, self.now)
         self._flush(index)
 
     def _fail(self, index: int, flow: Flow) -> None:
+        if index in self._coasting:
+            self._uncoast(index)
         self._cores[index].flow_failed(flow, self.now)
         self._flush(index)
 
@@ -424,9 +501,13 @@ class World:
         return conn
 
     def _close(self, index: int, flow: Flow) -> None:
-        conn = self._conns.pop((index, flow), None)
+        conn = self._conns.get((index, flow))
         if conn is None:
             return
+        for end in (conn.a, conn.b):
+            if end != index and end in self._coasting:
+                self.wake(end)  # its skipped pings ran on this connection until now
+        del self._conns[(index, flow)]
         conn.state = "dead"
         other = (conn.b, conn.b_flow) if conn.a == index else (conn.a, conn.a_flow)
         self._conns.pop(other, None)
@@ -453,3 +534,137 @@ class World:
                         self.now + self.network.default_latency,
                         (_FAIL, peer_index, self._hold(peer_flow)),
                     )
+        self._coast_version = -1  # connections changed: every coasting client catches up
+        self._network_changed()
+
+    # -- keep-alive coasting ----------------------------------------------------------------
+    #
+    # Most of what a long simulation does is idle clients' CRLF keep-alives: a timer, a ping,
+    # a pong, again every keep-alive interval, changing nothing.  While a client waits for
+    # nothing else and its connection's path both ways is fixed (no loss, jitter or
+    # duplication: the network draws nothing) the world skips them: it remembers the round
+    # trip, schedules the client's next *other* deadline instead, and when anything reaches
+    # the client (a timer, bytes, a failure, a command, any network change) it first has the
+    # agent advance its keep-alive cycle to now (Agent.coast), with the arithmetic the
+    # packets would have had, and delivers the pong still in flight if there is one.  The
+    # pool never saw the pings (the transport answers them), so nothing else changes.
+
+    def _start_coasting(self, index: int, deadline: float) -> float | None:
+        """Begin skipping what ``index`` does periodically, if it can; returns the deadline
+        to arm instead (its next other deadline) or ``deadline`` unchanged."""
+        network = self.network
+        if self._coast_version != network.version:
+            return deadline  # a change not yet caught up with: _network_changed will retry
+        core: Any = self._cores[index]
+        if self._coasters[index] == _AGENT:
+            plan = core.keepalive_coast()
+            if plan is None or plan[1] != deadline:
+                return deadline
+            flow = plan[0]
+            conn = self._conns.get((index, flow))
+            if conn is None or conn.state != "open" or conn.a != index:
+                return deadline
+            if conn.b not in self._pong_servers:
+                return deadline
+            src, dst = flow.local[0], conn.b_flow.local[0]
+            out = network.steady_delay(src, dst)
+            back = network.steady_delay(dst, src)
+            if out is None or back is None:
+                return deadline
+            self._coasting[index] = _KeepAlives(flow, out, back)
+            other: float | None = plan[2]
+            return other
+        round_plan = core.heartbeat_coast()
+        if round_plan is None or round_plan[0] != deadline:
+            return deadline
+        peers: dict[str, tuple[float, float]] = {}
+        flows: dict[str, Flow] = {}
+        for peer, flow in round_plan[2]:
+            (dst, port), src = flow.remote, flow.local[0]
+            target = self._listeners.get((dst, "udp", port))
+            if target is None or self._coasters[target] != _POOL or not network.running(dst):
+                return deadline  # only a pool core answers a heartbeat and nothing else
+            if not network.running(src):
+                return deadline  # a stopped pool's answers are refused (ICMP)
+            out = network.steady_delay(src, dst)
+            back = network.steady_delay(dst, src)
+            if out is None or back is None:
+                return deadline
+            peers[peer] = (out, back)
+            flows[peer] = flow
+        self._coasting[index] = _Heartbeats(peers, flows)
+        after: float | None = round_plan[1]
+        return after
+
+    def _uncoast(self, index: int) -> None:
+        """Bring a coasting core to :attr:`now`: what it skipped is applied, and what is
+        still on its way at ``now`` is sent for real, arriving when it would have."""
+        record = self._coasting.pop(index)
+        self._scheduled[index] = None
+        core: Any = self._cores[index]
+        if isinstance(record, _KeepAlives):
+            pong, pings = core.coast(self.now, record.flow, record.out, record.back)
+            self.pings_coasted += pings
+            if pong is not None:  # the last ping is on its way: its pong arrives as it would
+                self._push(pong, (_PONG, index, self._hold(record.flow)))
+            return
+        sent_at, rounds = core.coast_heartbeats(self.now, record.delays)
+        self.heartbeats_coasted += rounds
+        if sent_at is None:
+            return
+        # A round went out at sent_at and its answers are still on their way: the pool sends
+        # it for real, at sent_at (the pool's clock has not passed it), and each heartbeat
+        # travels as the network carried it then.
+        core.handle_timer(sent_at)
+        peers = {flow: peer for peer, flow in record.flows.items()}
+        for action in core.actions():
+            peer = peers.get(action.flow) if isinstance(action, Send) else None
+            if peer is None:  # nothing else is due before now: handled as usual, just late
+                if isinstance(action, Send):
+                    self._send_datagram(index, action.flow, action.data)
+                else:
+                    self._close(index, action.flow)
+                continue
+            assert isinstance(action, Send)
+            out, back = record.delays[peer]
+            arrival = sent_at + out
+            if arrival > self.now:
+                self._push(arrival, (_DATAGRAM, index, self._hold(action.flow), action.data))
+                continue
+            # It reached the peer already, which answered at once; the answer is on its way.
+            self._answer_late(index, action.flow, action.data, arrival + back)
+
+    def _answer_late(self, index: int, flow: Flow, data: bytes, arrival: float) -> None:
+        """The peer of ``flow`` answers ``data`` now; its answer reaches ``index`` at
+        ``arrival``, as if it had answered when the request reached it (a pool answers a
+        heartbeat at once and draws nothing from the network, so only the clock differs)."""
+        dst = flow.remote
+        target = self._listeners[(dst[0], "udp", dst[1])]
+        if target in self._coasting:
+            self._uncoast(target)
+        peer: Any = self._cores[target]
+        back = Flow("udp", dst, flow.local)
+        peer.receive(data, back, self.now)
+        for action in peer.actions():
+            if isinstance(action, Send) and action.flow == back:
+                self._push(arrival, (_DATAGRAM, target, self._hold(back), action.data))
+            elif isinstance(action, Send):
+                self._send_datagram(target, action.flow, action.data)
+        self._flush(target)
+
+    def settle(self) -> None:
+        """Bring every coasting core up to :attr:`now` (they may coast again afterwards), so
+        that :attr:`pings_coasted` and :attr:`heartbeats_coasted` count everything skipped."""
+        self._coast_version = -1
+        self._network_changed()
+
+    def _network_changed(self) -> None:
+        """Paths may have changed: every coasting client catches up to now, then may coast
+        again under the new paths."""
+        self._coast_version = self.network.version
+        if not self._coasting:
+            return
+        for index in list(self._coasting):
+            if index in self._coasting:
+                self._uncoast(index)
+                self._flush(index)

@@ -1,0 +1,148 @@
+"""Coasting (World.coast) skips idle keep-alives and heartbeats without changing behaviour.
+
+Every comparison runs the same case twice, once simulating every packet (``coast=False``)
+and once coasting, and requires the same trace and the same verdicts.  "The same trace" is
+up to the order of entries at one instant: two pools whose timers fall due at the same
+virtual time may be woken in the other order (docs/simulation.md, Coasting).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from emulator.fuzz.case import ClientDraw, FaultDraw, FuzzCase, PoolDraw, SrvDraw, run_case
+from emulator.fuzz.strategies import cases
+from emulator.scenario.model import load_scenario
+from emulator.scenario.runner import finish, prepare
+from emulator.sim.deployment import ClientSpec, SimulatedDeployment
+from emulator.sim.world import TraceEntry
+from emulator.topology import default_topology
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
+
+
+def canonical(trace: tuple[TraceEntry, ...] | list[TraceEntry]) -> list[str]:
+    """Trace lines, sorted within each instant."""
+    lines = [entry.line() for entry in trace]
+    out: list[str] = []
+    for _, group in itertools.groupby(lines, key=lambda line: line[:11]):
+        out.extend(sorted(group))
+    return out
+
+
+def run(path: Path, seed: int | None, coast: bool) -> tuple[list[str], list[bool], int, int]:
+    scenario = load_scenario(path)
+    deployment = prepare(scenario, seed=seed, invariants=True, coast=coast)
+    deployment.run_until(scenario.duration)
+    result = finish(scenario, deployment)
+    world = deployment.world
+    world.settle()
+    skipped = world.pings_coasted + world.heartbeats_coasted
+    verdicts = [r.passed for r in result.results]
+    return canonical(result.trace), verdicts, world.events_processed, skipped
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+@pytest.mark.parametrize("seed", [None, 11])
+def test_shipped_scenarios_are_the_same_with_and_without_coasting(
+    path: Path, seed: int | None
+) -> None:
+    trace, verdicts, events, skipped = run(path, seed, coast=True)
+    full_trace, full_verdicts, full_events, full_skipped = run(path, seed, coast=False)
+    assert full_skipped == 0
+    assert trace == full_trace
+    assert verdicts == full_verdicts
+    assert events <= full_events
+
+
+def test_coasting_skips_most_of_an_idle_hour() -> None:
+    """Two registered clients and mutual heartbeats for an hour: a few dozen events, not
+    thousands, and the clients' state is the same at the end."""
+
+    def hour(coast: bool) -> SimulatedDeployment:
+        sim = SimulatedDeployment(
+            default_topology(),
+            [
+                ClientSpec("ClientUser1", "sip:clientuser1@contoso.test"),
+                ClientSpec("ClientUser2", "sip:clientuser2@contoso.test"),
+            ],
+            seed=5,
+            coast=coast,
+        )
+        sim.sign_in("ClientUser1")
+        sim.sign_in("ClientUser2")
+        sim.run_until(3600)
+        sim.world.settle()
+        return sim
+
+    fast, full = hour(True), hour(False)
+    assert fast.world.pings_coasted > 300  # 2 clients x 3600 s / 20 s, less the sign-in
+    assert fast.world.heartbeats_coasted > 1000  # 2 pools x 3600 s / 5 s
+    assert fast.world.events_processed * 20 < full.world.events_processed
+    for name in ("ClientUser1", "ClientUser2"):
+        a, b = fast.agents[name], full.agents[name]
+        assert (a.state, a.registrar, a.mode) == (b.state, b.registrar, b.mode)
+    # Asking for a pool brings it up to date: its monitors heard the peer just now.
+    for fqdn in ("fe1.contoso.test", "fe2.contoso.test"):
+        (fast_peer,) = fast.pool(fqdn).status().peers.values()
+        assert fast_peer == "up"
+
+
+def test_a_fault_during_coasting_is_detected_as_without_it() -> None:
+    """fe2 goes silent after 50 minutes of coasting: ClientUser2 signs out, fails over and
+    comes back at the same instants as when every packet is simulated."""
+
+    def run_case_(coast: bool) -> list[str]:
+        sim = SimulatedDeployment(
+            default_topology(),
+            [ClientSpec("ClientUser2", "sip:clientuser2@contoso.test")],
+            seed=9,
+            coast=coast,
+        )
+        sim.sign_in("ClientUser2")
+        sim.world.call_at(3000.3, lambda: sim.disable_nic("fe2.contoso.test"))
+        sim.world.call_at(3400.7, lambda: sim.enable_nic("fe2.contoso.test"))
+        sim.run_until(4000)
+        return canonical(sim.world.trace)
+
+    fast, full = run_case_(True), run_case_(False)
+    assert fast == full
+    assert any("FAILED OVER" in line for line in fast)
+    assert any("ClientUser2" in line and "limited" in line for line in fast)
+
+
+EXAMPLE = FuzzCase(
+    pools=(PoolDraw(backup=1, users=4), PoolDraw(backup=0, users=4), PoolDraw(backup=0)),
+    srv=(SrvDraw(0, priority=0), SrvDraw(1, priority=10)),
+    clients=tuple(ClientDraw(user=i) for i in range(6)),
+    faults=(FaultDraw("outage", 1200.0, 1200.0, a=0),),
+    failover=30.0,
+    failback=40.0,
+    seed=4,
+)
+
+
+def test_a_fuzz_case_with_an_outage_is_the_same_with_and_without_coasting() -> None:
+    fast, full = run_case(EXAMPLE), run_case(EXAMPLE, coast=False)
+    assert canonical(fast.result.trace) == canonical(full.result.trace)
+    assert fast.failures == full.failures
+    assert fast.result.violations == full.result.violations
+
+
+@settings(
+    derandomize=True,
+    max_examples=20,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(cases(max_pools=4, max_clients=3))
+def test_drawn_fuzz_cases_are_the_same_with_and_without_coasting(case: FuzzCase) -> None:
+    fast, full = run_case(case), run_case(case, coast=False)
+    assert canonical(fast.result.trace) == canonical(full.result.trace)
+    assert fast.failures == full.failures
