@@ -132,6 +132,18 @@ class _Heartbeat:
     transaction: ClientTransaction
     flow: Flow
     missed_at: float
+    sent_at: float
+
+
+@dataclass(slots=True)
+class _Coast:
+    """Heartbeat rounds being skipped (Pool.heartbeat_coast): per peer, the delays out and
+    back of an answered one or None for a silent one; the heartbeats to silent peers that
+    were pending at the start (peer -> sent at); the deadline to arm meanwhile."""
+
+    paths: dict[str, tuple[float, float] | None]
+    pending: dict[str, float]
+    until: float | None
 
 
 class Pool:
@@ -183,6 +195,7 @@ class Pool:
         self._heartbeats: dict[str, _Heartbeat] = {}
         self._monitors: dict[str, PeerMonitor] = {}
         self._next_heartbeat_at: float | None = None
+        self._coast: _Coast | None = None
         # Parse caches of the REGISTER path (speed: a client refreshes with the same To, Contact
         # and, but for the tag, From as before, so each is parsed once per client, not per
         # request; see benchmarks/sip_bench.py and docs/benchmarks.md).
@@ -260,32 +273,21 @@ class Pool:
         return best
 
     # -- heartbeat coasting (for a simulator) -------------------------------------------------
+    #
+    # A simulator whose network does not change knows what becomes of every heartbeat: each
+    # peer either answers it after fixed delays ("answered", ``(out, back)``) or never hears
+    # of it or is never heard back ("silent", None).  While no answer and no miss would move a
+    # monitor to another state, the rounds change nothing but times, so the simulator may
+    # skip them: heartbeat_coast() says whether that holds and from when, coast_heartbeats()
+    # applies what the skipped rounds did once anything else happens.  Live drivers never
+    # call either.  Skipped rounds draw no identifiers (later Call-IDs and tags differ from a
+    # run that sent them; nothing else does).
 
-    def heartbeat_coast(self) -> tuple[float, float | None, list[tuple[str, Flow]]] | None:
-        """``(heartbeat_at, other, [(peer, flow), ...])`` while the pool waits for nothing but
-        its next round of heartbeats (at ``heartbeat_at``, over UDP on those flows) and an
-        answer to each would change nothing but the time of the last answer (every monitor
-        ``up`` or ``recovering``); ``other``: its next other deadline, or None.  None
-        otherwise, and always while exchanges are traced (verbose runs show every heartbeat).
-
-        A driver that knows every heartbeat would be answered after fixed delays (the
-        simulator, while its network does not change) may skip them and call
-        :meth:`coast_heartbeats` when anything else happens.  Completed heartbeat transactions
-        (waiting only for Timer K to absorb retransmitted answers, which a fixed network never
-        makes) are dropped.  Live drivers never call it.
-        """
-        at = self._next_heartbeat_at
-        if self.trace or at is None or self._heartbeats or not self._monitors:
+    def heartbeat_flows(self) -> list[tuple[str, Flow]] | None:
+        """The peers this pool heartbeats and the UDP flow to each, if it heartbeats over UDP
+        and its exchanges are not traced (verbose runs show every heartbeat); else None."""
+        if self.trace or self._next_heartbeat_at is None or not self._monitors:
             return None
-        interval = self.resiliency.heartbeat_interval
-        other: float | None = None
-        for monitor in self._monitors.values():
-            if monitor.state is PeerState.RECOVERING:
-                deadline = monitor.next_deadline()
-                if deadline is not None and (other is None or deadline < other):
-                    other = deadline
-            elif monitor.state is not PeerState.UP or not interval < monitor.failover_interval:
-                return None
         flows: list[tuple[str, Flow]] = []
         for peer in self._monitors:
             target = self.endpoints[peer]
@@ -293,42 +295,141 @@ class Pool:
             if flow is None or flow.transport != "udp":
                 return None
             flows.append((peer, flow))
-        for key, (_, _, purpose) in list(self._client_tx.items()):
-            if purpose == "heartbeat":  # answered (none is pending): only Timer K is left
-                del self._client_tx[key]
-        besides = self._deadline_besides_heartbeats()
-        if besides is not None and (other is None or besides < other):
-            other = besides
-        return at, other, flows
+        return flows
 
-    def coast_heartbeats(
-        self, now: float, delays: Mapping[str, tuple[float, float]]
-    ) -> tuple[float | None, int]:
-        """Advance the heartbeats to ``now`` as if every round sent before ``now`` had gone
-        out on time and each peer had answered it ``(sent + out) + back`` later (``delays``:
-        peer -> (out, back), the simulator's own arithmetic).
-
-        Returns ``(sent_at, rounds)``: the time of a round whose answers are still on their
-        way at ``now`` (the caller has it sent for real with ``handle_timer(sent_at)``; None
-        when there is none) and how many rounds were skipped.  Skipped rounds draw no
-        identifiers, so later Call-IDs and tags differ from a run that sent them; nothing
-        else does.
-        """
+    def heartbeat_coast(self, paths: Mapping[str, tuple[float, float] | None]) -> bool:
+        """Begin coasting if the next heartbeat round is this pool's next deadline and the
+        rounds would change no monitor's state: an answered peer's monitor is ``up`` (with
+        heartbeats more often than the failover interval) or ``recovering``; a silent peer's
+        is ``heartbeat-lost`` or ``failed-over`` (and a heartbeat is missed before the next is
+        due).  A heartbeat to a silent peer still pending is taken into the coast.
+        :meth:`coasting_until` is then the deadline to arm."""
         at = self._next_heartbeat_at
-        interval = self.resiliency.heartbeat_interval
+        settings = self.resiliency
+        if at is None or set(paths) != set(self._monitors):
+            return False
+        for peer, monitor in self._monitors.items():
+            state = monitor.state
+            if paths[peer] is not None:
+                if state is PeerState.UP:
+                    if not settings.heartbeat_interval < monitor.failover_interval:
+                        return False
+                elif state is not PeerState.RECOVERING:
+                    return False
+                if peer in self._heartbeats:
+                    return False  # its answer is on its way: coast once it is in
+            else:
+                if state not in (PeerState.HEARTBEAT_LOST, PeerState.FAILED_OVER):
+                    return False
+                if settings.heartbeat_timeout > settings.heartbeat_interval:
+                    return False
+                beat = self._heartbeats.get(peer)
+                if beat is not None and beat.sent_at + settings.heartbeat_interval != at:
+                    return False
+        # Take the pending heartbeats (to silent peers) in, then nothing else may fall due
+        # before the round; if something does, put them back.
+        taken = [
+            (peer, beat, self._client_tx.pop(beat.transaction.key, None))
+            for peer, beat in self._heartbeats.items()
+        ]
+        self._heartbeats = {}
+        other = self._coast_other()
+        if other is not None and other <= at:
+            for peer, beat, entry in taken:
+                self._heartbeats[peer] = beat
+                if entry is not None:
+                    self._client_tx[beat.transaction.key] = entry
+                    self._push_tx(beat.transaction.key, beat.transaction)
+            return False
+        pending = {peer: beat.sent_at for peer, beat, _ in taken}
+        self._coast = _Coast(dict(paths), pending, other)
+        return True
+
+    def _coast_other(self) -> float | None:
+        """The earliest deadline besides heartbeats and the moving deadlines of ``up``
+        monitors (while their peers answer)."""
+        best = self._deadline_besides_heartbeats()
+        for monitor in self._monitors.values():
+            if monitor.state is not PeerState.UP:
+                at = monitor.next_deadline()
+                if at is not None and (best is None or at < best):
+                    best = at
+        return best
+
+    def coasting_until(self) -> float | None:
+        """While coasting: the pool's next deadline other than heartbeats, or None."""
+        return None if self._coast is None else self._coast.until
+
+    def coast_heartbeats(self, now: float) -> tuple[list[tuple[Send, float, float, float]], int]:
+        """End coasting at ``now``: apply the rounds sent before ``now`` as if each answered
+        peer had answered ``(sent + out) + back`` later and each silent one had never
+        answered; a round still under way at ``now`` is sent for real as of when it went out
+        (its heartbeats to silent peers vanish, with their retransmissions until ``now``).
+
+        Returns ``(sends, rounds)``: the heartbeats of that round to answered peers as
+        ``(send, sent_at, out, back)`` for the caller to carry (they arrive ``sent_at + out``
+        at the peer, whose answer arrives ``out + back`` after ``sent_at``), and the number
+        of rounds skipped.
+        """
+        coast = self._coast
+        if coast is None:
+            return [], 0
+        self._coast = None
+        settings = self.resiliency
+        paths = coast.paths
+        sends: list[tuple[Send, float, float, float]] = []
+        for peer, sent_at in coast.pending.items():  # taken in at the start, silent peers
+            if sent_at + settings.heartbeat_timeout >= now:
+                self._resend_silent(peer, sent_at, now)
+        at = self._next_heartbeat_at
         rounds = 0
         while at is not None and at < now:
-            arrivals = [(peer, at + out + back) for peer, (out, back) in delays.items()]
-            if any(arrival > now for _, arrival in arrivals):
-                self._next_heartbeat_at = at
-                return at, rounds
-            for peer, arrival in arrivals:
-                self._now = arrival
-                self._transition(self._monitors[peer].answered(arrival))
-            rounds += 1
-            at = at + interval
+            answered = {
+                peer: at + delays[0] + delays[1]
+                for peer, delays in paths.items()
+                if delays is not None
+            }
+            under_way = any(arrival > now for arrival in answered.values()) or (
+                len(answered) < len(paths) and at + settings.heartbeat_timeout >= now
+            )
+            if not under_way:
+                for peer, arrival in answered.items():
+                    self._now = arrival
+                    self._transition(self._monitors[peer].answered(arrival))
+                rounds += 1
+                at = at + settings.heartbeat_interval
+                continue
+            # The round still under way (the last one: a heartbeat is missed before the next).
+            for peer, delays in paths.items():
+                if delays is None:
+                    self._resend_silent(peer, at, now)
+                elif answered[peer] <= now:
+                    self._now = answered[peer]
+                    self._transition(self._monitors[peer].answered(answered[peer]))
+                else:
+                    self._now = at
+                    flow = self._send_heartbeat(peer, at)
+                    for action in self._actions:
+                        if isinstance(action, Send) and action.flow == flow:
+                            sends.append((action, at, delays[0], delays[1]))
+                    self._actions = [a for a in self._actions if a.flow != flow]
+            at = at + settings.heartbeat_interval
+            break
         self._next_heartbeat_at = at
-        return None, rounds
+        return sends, rounds
+
+    def _resend_silent(self, peer: str, sent_at: float, now: float) -> None:
+        """A heartbeat sent at ``sent_at`` to a peer that never answers, and its
+        retransmissions until ``now``: all vanished; the transaction is pending as it would be."""
+        self._now = sent_at
+        flow = self._send_heartbeat(peer, sent_at)
+        self._actions = [a for a in self._actions if a.flow != flow]
+        beat = self._heartbeats[peer]
+        tx = beat.transaction
+        while (deadline := tx.next_deadline()) is not None and deadline < now:
+            tx.handle_timer(deadline)
+            tx.take_outgoing()
+        self._push_tx(tx.key, tx)
 
     def handle_timer(self, now: float) -> None:
         self._now = now
@@ -750,15 +851,19 @@ class Pool:
         for peer in self._monitors:
             if peer in self._heartbeats:
                 continue  # the previous one is still pending
-            target = self.endpoints[peer]
-            flow = self._flow_to(target.address, target)
-            if flow is None:
-                continue
-            request = self._new_request("OPTIONS", f"sip:{peer}", f"sip:{peer}", flow)
-            tx = self._start_transaction(request, flow, "heartbeat")
-            self._heartbeats[peer] = _Heartbeat(
-                peer, tx, flow, now + self.resiliency.heartbeat_timeout
-            )
+            self._send_heartbeat(peer, now)
+
+    def _send_heartbeat(self, peer: str, now: float) -> Flow | None:
+        target = self.endpoints[peer]
+        flow = self._flow_to(target.address, target)
+        if flow is None:
+            return None
+        request = self._new_request("OPTIONS", f"sip:{peer}", f"sip:{peer}", flow)
+        tx = self._start_transaction(request, flow, "heartbeat")
+        self._heartbeats[peer] = _Heartbeat(
+            peer, tx, flow, now + self.resiliency.heartbeat_timeout, now
+        )
+        return flow
 
     def _flow_to(self, address: str, target: PoolEndpoints) -> Flow | None:
         for transport in TRANSPORTS:
@@ -778,7 +883,9 @@ class Pool:
             return  # stray or late: absorbed (§17.1.3)
         tx, _, purpose = entry
         news = tx.receive_response(response.status, now)
-        if tx.done:
+        if tx.done or (purpose == "heartbeat" and response.status >= 200):
+            # A heartbeat's transaction ends with its answer: a retransmitted answer is then
+            # absorbed as a stray (§17.1.3), which is all Timer K would do with it.
             del self._client_tx[branch]
         else:
             self._push_tx(branch, tx)  # Timer K now

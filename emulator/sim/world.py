@@ -15,7 +15,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from emulator.net import Address, CloseFlow, Flow, Send
 from emulator.sim.network import Network
@@ -114,10 +114,7 @@ class _KeepAlives:
 
 @dataclass(slots=True)
 class _Heartbeats:
-    """A pool's answered heartbeat rounds being skipped: per peer, delays and flow."""
-
-    delays: dict[str, tuple[float, float]]
-    flows: dict[str, Flow]
+    """A pool's heartbeat rounds being skipped (the pool keeps the details)."""
 
 
 class World:
@@ -574,27 +571,41 @@ class World:
             self._coasting[index] = _KeepAlives(flow, out, back)
             other: float | None = plan[2]
             return other
-        round_plan = core.heartbeat_coast()
-        if round_plan is None or round_plan[0] != deadline:
+        flows = core.heartbeat_flows()
+        if flows is None:
             return deadline
-        peers: dict[str, tuple[float, float]] = {}
-        flows: dict[str, Flow] = {}
-        for peer, flow in round_plan[2]:
-            (dst, port), src = flow.remote, flow.local[0]
-            target = self._listeners.get((dst, "udp", port))
-            if target is None or self._coasters[target] != _POOL or not network.running(dst):
-                return deadline  # only a pool core answers a heartbeat and nothing else
-            if not network.running(src):
-                return deadline  # a stopped pool's answers are refused (ICMP)
-            out = network.steady_delay(src, dst)
-            back = network.steady_delay(dst, src)
-            if out is None or back is None:
+        paths: dict[str, tuple[float, float] | None] = {}
+        for peer, flow in flows:
+            path = self._heartbeat_path(flow)
+            if path is False:
                 return deadline
-            peers[peer] = (out, back)
-            flows[peer] = flow
-        self._coasting[index] = _Heartbeats(peers, flows)
-        after: float | None = round_plan[1]
+            paths[peer] = path
+        if not core.heartbeat_coast(paths):
+            return deadline
+        self._coasting[index] = _Heartbeats()
+        after: float | None = core.coasting_until()
         return after
+
+    def _heartbeat_path(self, flow: Flow) -> tuple[float, float] | Literal[False] | None:
+        """What becomes of every heartbeat on ``flow`` while the network stays as it is:
+        ``(out, back)`` delays when the peer pool answers it, None when it vanishes or its
+        answer does, False when neither is certain (loss, jitter, a refusal, not a pool)."""
+        network = self.network
+        src, (dst, port) = flow.local[0], flow.remote
+        if not network.reachable(src, dst):
+            return None  # the request vanishes
+        target = self._listeners.get((dst, "udp", port))
+        if target is None or self._coasters[target] != _POOL or not network.running(dst):
+            return False  # refused (ICMP), or not a pool: only a pool answers and no more
+        out = network.steady_delay(src, dst)
+        if out is None:
+            return False
+        if not network.reachable(dst, src):
+            return None  # the answer vanishes
+        back = network.steady_delay(dst, src)
+        if back is None or not network.running(src):
+            return False  # a stopped pool's answers are refused, which the peer hears of
+        return (out, back)
 
     def _uncoast(self, index: int) -> None:
         """Bring a coasting core to :attr:`now`: what it skipped is applied, and what is
@@ -608,31 +619,16 @@ class World:
             if pong is not None:  # the last ping is on its way: its pong arrives as it would
                 self._push(pong, (_PONG, index, self._hold(record.flow)))
             return
-        sent_at, rounds = core.coast_heartbeats(self.now, record.delays)
+        sends, rounds = core.coast_heartbeats(self.now)
         self.heartbeats_coasted += rounds
-        if sent_at is None:
-            return
-        # A round went out at sent_at and its answers are still on their way: the pool sends
-        # it for real, at sent_at (the pool's clock has not passed it), and each heartbeat
-        # travels as the network carried it then.
-        core.handle_timer(sent_at)
-        peers = {flow: peer for peer, flow in record.flows.items()}
-        for action in core.actions():
-            peer = peers.get(action.flow) if isinstance(action, Send) else None
-            if peer is None:  # nothing else is due before now: handled as usual, just late
-                if isinstance(action, Send):
-                    self._send_datagram(index, action.flow, action.data)
-                else:
-                    self._close(index, action.flow)
-                continue
-            assert isinstance(action, Send)
-            out, back = record.delays[peer]
+        # A round under way at now went out for real as of when it was sent; each heartbeat
+        # to a peer that answers travels as the network carried it then.
+        for send, sent_at, out, back in sends:
             arrival = sent_at + out
             if arrival > self.now:
-                self._push(arrival, (_DATAGRAM, index, self._hold(action.flow), action.data))
-                continue
-            # It reached the peer already, which answered at once; the answer is on its way.
-            self._answer_late(index, action.flow, action.data, arrival + back)
+                self._push(arrival, (_DATAGRAM, index, self._hold(send.flow), send.data))
+            else:  # it reached the peer already, which answered at once
+                self._answer_late(index, send.flow, send.data, arrival + back)
 
     def _answer_late(self, index: int, flow: Flow, data: bytes, arrival: float) -> None:
         """The peer of ``flow`` answers ``data`` now; its answer reaches ``index`` at
