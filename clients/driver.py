@@ -50,8 +50,12 @@ def client_ssl_context(ca_file: str | Path | None) -> ssl.SSLContext:
     return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
 
 
+FILES_PER_AGENT = 3
+"""Descriptors :meth:`Fleet.start` reserves per agent (the UDP socket, up to two streams)."""
+
+
 def raise_file_limit(wanted: int) -> int:
-    """Raise the soft limit of open files towards ``wanted`` (one UDP socket per agent)."""
+    """Raise the soft limit of open files towards ``wanted`` (capped at the hard limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= wanted:
         return soft
@@ -219,7 +223,9 @@ class Fleet:
             self._on_event(event)
 
     async def start(self) -> None:
-        raise_file_limit(len(self.hosts) + 256)
+        # Per agent: its UDP socket and a connection to its registrar, and now and then a
+        # second one (a probe of the primary, the connection being left behind).
+        raise_file_limit(FILES_PER_AGENT * len(self.hosts) + 256)
         for host in self.hosts.values():
             await host.start()
 
