@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import re
@@ -43,11 +44,11 @@ KEEPALIVE = 300.0
 
 TOPOLOGY = """\
 domain = "contoso.test"
-description = "agents_bench: one pool, {users} users"
+description = "agents_bench: one pool, {users} users, {transport}"
 [[pool]]
 fqdn = "fe1.contoso.test"
 address = "127.0.0.11"
-ports = {{ tls = 0 }}
+ports = {{ {transport} = 0 }}
 [[user]]
 template = "user{{n:05d}}"
 count = {users}
@@ -56,13 +57,16 @@ pool = "fe1.contoso.test"
 [dns]
 port = 0
 [[dns.srv]]
-name = "_sipinternaltls._tcp.contoso.test"
+name = "{srv}.contoso.test"
 target = "fe1.contoso.test"
 """
+SRV = {"tls": "_sipinternaltls._tcp", "tcp": "_sipinternal._tcp"}
+"""The lync2010 discovery order queries _sipinternaltls first and _sipinternal (TCP) second: a
+TCP-only pool is found by the second query (one NXDOMAIN more per sign-in)."""
 
 
-def rss_bytes() -> int:
-    text = Path("/proc/self/status").read_text()
+def rss_bytes(pid: int | str = "self") -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
     found = re.search(r"VmRSS:\s+(\d+) kB", text)
     return int(found.group(1)) * 1024 if found else 0
 
@@ -109,7 +113,9 @@ async def worker(args: argparse.Namespace) -> dict[str, float]:
         await asyncio.sleep(1.0)  # the sign-in rate (a pacing, not a wait for a state)
     ok = await fleet.wait_for_state("registered", timeout=600)
     signed_in = time.perf_counter() - started
+    gc.collect()
     after = rss_bytes()
+    print("steady", flush=True)  # the orchestrator's cue to sample the deployment's CPU
     cpu0 = cpu_seconds()
     await asyncio.sleep(args.window)  # the measurement window itself
     cpu1 = cpu_seconds()
@@ -128,9 +134,11 @@ async def worker(args: argparse.Namespace) -> dict[str, float]:
 # -- orchestration ---------------------------------------------------------------------------
 
 
-def start_deployment(agents: int, workdir: Path) -> tuple[subprocess.Popen[str], int, str]:
+def start_deployment(
+    agents: int, workdir: Path, transport: str = "tls"
+) -> tuple[subprocess.Popen[str], int, str]:
     topology = workdir / "topology.toml"
-    topology.write_text(TOPOLOGY.format(users=agents))
+    topology.write_text(TOPOLOGY.format(users=agents, transport=transport, srv=SRV[transport]))
     command = ["taskset", "-c", "1", sys.executable, "-m", "emulator.cli", "up", "--quiet",
                "--ca-dir", str(workdir), str(topology)]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the endpoint table, before any exit
@@ -159,6 +167,15 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=120.0, help="steady-state seconds")
     parser.add_argument("--ramp", type=int, default=500, help="sign-ins per second per worker")
     parser.add_argument("--per-worker", type=int, default=5_000)
+    parser.add_argument(
+        "--transport", choices=sorted(SRV), default="tls", help="the pool's one transport"
+    )
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the workers' event loop (the deployment runs on uvloop, as `sipemu up` does)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
@@ -166,52 +183,66 @@ def main() -> int:
     parser.add_argument("--ca", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(asyncio.run(worker(args))))
+        if args.loop == "uvloop":
+            import uvloop
+
+            result = uvloop.run(worker(args))
+        else:
+            result = asyncio.run(worker(args))
+        print(json.dumps(result))
         return 0
     if args.agents < 1 or args.window <= 0 or args.ramp < 1 or args.per_worker < 1:
         parser.error("--agents, --window, --ramp and --per-worker must be positive")
     with tempfile.TemporaryDirectory(prefix="agents-bench-") as tmp:
-        server, dns_port, ca = start_deployment(args.agents, Path(tmp))
+        server, dns_port, ca = start_deployment(args.agents, Path(tmp), args.transport)
+        workers: list[subprocess.Popen[str]] = []
         try:
-            workers = []
+            server_rss0 = rss_bytes(server.pid)
             for first in range(0, args.agents, args.per_worker):
                 count = min(args.per_worker, args.agents - first)
                 workers.append(
                     subprocess.Popen(
                         ["taskset", "-c", "0", sys.executable, __file__, "--worker",
                          "--first", str(first), "--count", str(count),
-                         "--dns-port", str(dns_port), "--ca", ca,
+                         "--dns-port", str(dns_port), "--ca", ca, "--loop", args.loop,
                          "--window", str(args.window), "--ramp", str(args.ramp)],
                         stdout=subprocess.PIPE,
                         text=True,
                     )
                 )
-            # The server's CPU over (roughly) the workers' window: sampled from when the last
-            # worker's sign-ins are done, estimated from the ramp.
-            ramp_s = max(args.per_worker, 1) / args.ramp + 15
-            time.sleep(ramp_s)
-            server_cpu0, server_t0 = cpu_seconds(server.pid), time.monotonic()
-            results = []
+            # The deployment's CPU over the steady state: from when every worker has signed
+            # its agents in (each prints "steady") until the first worker's window ends.
             for proc in workers:
-                out, _ = proc.communicate(timeout=args.window + 1200)
-                results.append(json.loads(out.strip().splitlines()[-1]))
+                assert proc.stdout is not None
+                while (line := proc.stdout.readline()) and line.strip() != "steady":
+                    pass
+            server_cpu0, server_t0 = cpu_seconds(server.pid), time.monotonic()
+            server_rss = rss_bytes(server.pid)
+            outputs = [workers[0].communicate(timeout=args.window + 1200)[0]]
             server_share = (cpu_seconds(server.pid) - server_cpu0) / (time.monotonic() - server_t0)
+            outputs += [proc.communicate(timeout=args.window + 1200)[0] for proc in workers[1:]]
+            results = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
         finally:
+            for proc in workers:
+                if proc.poll() is None:
+                    proc.kill()
             server.terminate()
             server.wait(timeout=30)
     agents = sum(r["agents"] for r in results)
     registered = sum(r["registered"] for r in results)
     per_agent = sum(r["rss_delta"] for r in results) / agents
     share = sum(r["cpu_s"] for r in results) / args.window
-    print(f"agents            {agents:,} in {len(results)} worker process(es), "
-          f"keep-alive {KEEPALIVE:g} s, TLS")
+    print(f"agents            {agents:,} in {len(results)} worker process(es) on {args.loop}, "
+          f"keep-alive {KEEPALIVE:g} s, {args.transport.upper()}")
     took = max(r["sign_in_s"] for r in results)
     print(f"registered        {registered:,}  (sign-in took {took:.1f} s)")
     verdict = "met" if per_agent <= MEMORY_TARGET else "NOT met"
     print(f"memory per agent  {per_agent / 1024:,.1f} KB  (target <= 10 KB: {verdict})")
     verdict = "met" if share <= CPU_TARGET else "NOT met"
     print(f"agents' CPU       {share:.3f} core over {args.window:g} s  (target <= 0.5: {verdict})")
-    print(f"deployment's CPU  {server_share:.3f} core (approximate window)")
+    print(f"deployment's CPU  {server_share:.3f} core at steady state")
+    print(f"deployment's RSS  {server_rss / 2**20:,.0f} MB with every agent registered "
+          f"({(server_rss - server_rss0) / agents / 1024:,.1f} KB per agent more than idle)")
     return 0
 
 
