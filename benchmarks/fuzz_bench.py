@@ -56,20 +56,23 @@ def fixed_case(seed: int, clients: int) -> FuzzCase:
     )
 
 
-def bench_fixed(examples: int, clients: int) -> None:
-    run_case(fixed_case(0, clients))  # warm-up: imports, caches
+def bench_fixed(examples: int, clients: int, coast: bool = True) -> None:
+    run_case(fixed_case(0, clients), coast=coast)  # warm-up: imports, caches
     started = time.perf_counter()
     events = 0
     failing = 0
     virtual = 0.0
     for seed in range(1, examples + 1):
-        outcome = run_case(fixed_case(seed, clients))
+        outcome = run_case(fixed_case(seed, clients), coast=coast)
         events += outcome.result.events_processed
         failing += bool(outcome.failures)
         virtual += outcome.scenario.duration
     elapsed = time.perf_counter() - started
     rate = examples / elapsed
-    print(f"fixed shape: 3 pools, {clients} clients, outage 1200-2400 s")
+    print(
+        f"fixed shape: 3 pools, {clients} clients, outage 1200-2400 s"
+        + ("" if coast else " (every packet simulated: --no-coast)")
+    )
     print(f"examples       {examples}  ({failing} with a finding)")
     print(f"virtual time   {virtual / examples:,.0f} s per example")
     print(f"wall time      {elapsed:.2f} s")
@@ -94,11 +97,16 @@ def main() -> int:
     parser.add_argument("--examples", type=int, default=100, help="examples (default 100)")
     parser.add_argument("--clients", type=int, default=20, help="clients, fixed mode (20)")
     parser.add_argument("--seed", type=int, default=1, help="search seed (default 1)")
+    parser.add_argument(
+        "--no-coast",
+        action="store_true",
+        help="fixed mode: simulate every keep-alive and heartbeat (docs/simulation.md)",
+    )
     args = parser.parse_args()
     if args.examples < 1 or args.clients < 1:
         parser.error("--examples and --clients must be >= 1")
     if args.mode in ("fixed", "both"):
-        bench_fixed(args.examples, args.clients)
+        bench_fixed(args.examples, args.clients, coast=not args.no_coast)
     if args.mode == "both":
         print()
     if args.mode in ("search", "both"):
