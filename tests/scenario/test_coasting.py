@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from emulator.fuzz.case import ClientDraw, FaultDraw, FuzzCase, PoolDraw, SrvDraw, run_case
 from emulator.fuzz.strategies import cases
@@ -20,7 +22,7 @@ from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import finish, prepare
 from emulator.sim.deployment import ClientSpec, SimulatedDeployment
 from emulator.sim.world import TraceEntry
-from emulator.topology import default_topology
+from emulator.topology import default_topology, parse_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -52,7 +54,7 @@ def run(path: Path, seed: int | None, coast: bool) -> tuple[list[str], list[bool
 def test_shipped_scenarios_are_the_same_with_and_without_coasting(
     path: Path, seed: int | None
 ) -> None:
-    trace, verdicts, events, skipped = run(path, seed, coast=True)
+    trace, verdicts, events, _skipped = run(path, seed, coast=True)
     full_trace, full_verdicts, full_events, full_skipped = run(path, seed, coast=False)
     assert full_skipped == 0
     assert trace == full_trace
@@ -146,3 +148,91 @@ def test_drawn_fuzz_cases_are_the_same_with_and_without_coasting(case: FuzzCase)
     fast, full = run_case(case), run_case(case, coast=False)
     assert canonical(fast.result.trace) == canonical(full.result.trace)
     assert fast.failures == full.failures
+
+
+class Lockstep(RuleBasedStateMachine):
+    """Two simulators of the R1 lab, one coasting and one not, driven by the same faults,
+    client actions and waits: after every step their traces and clients are the same."""
+
+    POOLS = ("fe1.contoso.test", "fe2.contoso.test")
+    CLIENTS = ("one", "two")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sims: tuple[SimulatedDeployment, SimulatedDeployment] | None = None
+
+    @initialize(seed=st.integers(0, 100))
+    def build(self, seed: int) -> None:
+        topology = parse_topology((ROOT / "topologies" / "r1-lab.toml").read_text())
+        specs = [
+            ClientSpec("one", "sip:clientuser1@contoso.test"),
+            ClientSpec("two", "sip:clientuser2@contoso.test"),
+        ]
+        self.sims = (
+            SimulatedDeployment(topology, specs, seed=seed, coast=True),
+            SimulatedDeployment(topology, specs, seed=seed, coast=False),
+        )
+        for sim in self.sims:
+            for name in self.CLIENTS:
+                sim.sign_in(name)
+
+    def _both(self) -> tuple[SimulatedDeployment, SimulatedDeployment]:
+        assert self.sims is not None
+        return self.sims
+
+    @rule(pool=st.sampled_from(POOLS), silent=st.booleans())
+    def fail(self, pool: str, silent: bool) -> None:
+        for sim in self._both():
+            sim.disable_nic(pool) if silent else sim.stop_pool(pool)
+
+    @rule(pool=st.sampled_from(POOLS))
+    def recover(self, pool: str) -> None:
+        for sim in self._both():
+            sim.enable_nic(pool)
+            sim.start_pool(pool)
+
+    @rule(client=st.sampled_from(CLIENTS), pool=st.sampled_from(POOLS))
+    def cut(self, client: str, pool: str) -> None:
+        for sim in self._both():
+            sim.partition(client, pool)
+
+    @rule()
+    def heal(self) -> None:
+        for sim in self._both():
+            sim.heal()
+
+    @rule(client=st.sampled_from(CLIENTS), action=st.sampled_from(("out", "in", "restart")))
+    def client_action(self, client: str, action: str) -> None:
+        for sim in self._both():
+            if action == "out":
+                sim.sign_out(client)
+            elif action == "in" and not sim.agents[client].wanted:
+                sim.sign_in(client)
+            elif action == "restart":
+                sim.restart(client)
+
+    @rule(seconds=st.sampled_from((0.0005, 1.0, 4.999, 10.0, 31.0, 45.0, 120.0, 600.0)))
+    def wait(self, seconds: float) -> None:
+        for sim in self._both():
+            sim.run_until(sim.world.now + seconds)
+
+    @invariant()
+    def same(self) -> None:
+        if self.sims is None:
+            return
+        fast, full = self.sims
+        assert canonical(fast.world.trace) == canonical(full.world.trace)
+        for name in self.CLIENTS:
+            a, b = fast.agents[name], full.agents[name]
+            assert (a.state, a.registrar, a.mode) == (b.state, b.registrar, b.mode)
+
+
+Lockstep.TestCase.settings = settings(
+    derandomize=True,
+    max_examples=15,
+    stateful_step_count=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+TestLockstep = Lockstep.TestCase
