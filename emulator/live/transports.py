@@ -113,6 +113,8 @@ def describe_os_error(exc: OSError) -> str:
 
 
 class _DatagramProtocol(asyncio.DatagramProtocol):
+    __slots__ = ("_driver", "closed")
+
     def __init__(self, driver: CoreDriver) -> None:
         self._driver = driver
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -133,6 +135,18 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 
 class _Stream(asyncio.Protocol):
     """One TCP or TLS connection, inbound (accepted) or outbound (opened for a Send)."""
+
+    # Slots: one per connection, thousands of them (a pool's clients, a fleet's agents).
+    __slots__ = (
+        "closed_here",
+        "driver",
+        "flow",
+        "framer",
+        "held",
+        "reading",
+        "transport",
+        "transport_name",
+    )
 
     def __init__(
         self, driver: CoreDriver, transport_name: TransportName, flow: Flow | None
@@ -226,6 +240,19 @@ class _Tls(asyncio.Protocol, asyncio.Transport):
     The handshake's outcome is :attr:`handshake`: a future set to None, or to the error
     (``ssl.SSLError``, or ``ConnectionResetError`` when the peer closes first).
     """
+
+    __slots__ = (
+        "_closing",
+        "_handshake_timer",
+        "_incoming",
+        "_open",
+        "_outgoing",
+        "_server_side",
+        "_tls",
+        "app",
+        "handshake",
+        "raw",
+    )
 
     def __init__(
         self,
