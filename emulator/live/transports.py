@@ -481,7 +481,9 @@ class CoreDriver:
         self._udp_pending: list[tuple[bytes, Address]] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._streams: dict[Flow, _Stream] = {}
-        self._connects: set[asyncio.Task[None]] = set()
+        # Connections being opened (a dict, not a set: an empty dict is 64 bytes once cleared,
+        # an empty set 216, and a fleet keeps one per agent).
+        self._connects: dict[asyncio.Task[None], None] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
 
@@ -774,9 +776,14 @@ class CoreDriver:
             stream = _Stream(self, flow.transport, flow)
             self._streams[flow] = stream
             task = self._loop.create_task(self._connect(stream, flow))
-            self._connects.add(task)
-            task.add_done_callback(self._connects.discard)
+            self._connects[task] = None
+            task.add_done_callback(self._connected)
         stream.send(data)
+
+    def _connected(self, task: asyncio.Task[None]) -> None:
+        self._connects.pop(task, None)
+        if not self._connects:
+            self._connects.clear()  # frees the table the dict kept after its last entry left
 
     def _send_udp_pending(self) -> None:
         """Put the queued UDP datagrams on the socket, in order (see _send)."""
