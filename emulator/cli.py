@@ -249,6 +249,12 @@ def register_run(subparsers: SubParsers) -> None:
         metavar="X",
         help="with --realtime: run X times faster than the scenario's clock (default 1)",
     )
+    parser.add_argument(
+        "--no-coast",
+        action="store_true",
+        help="simulate every keep-alive and heartbeat packet instead of skipping idle ones "
+        "(same behaviour, slower; docs/simulation.md)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -261,6 +267,8 @@ def _run(args: argparse.Namespace) -> int:
 
         if not args.time_scale > 0:
             raise UserError(f"--time-scale must be > 0, not {args.time_scale:g}")
+        if args.no_coast:
+            raise UserError("--no-coast applies to virtual-time runs only")
         result = run_realtime(
             scenario,
             seed=args.seed,
@@ -273,7 +281,12 @@ def _run(args: argparse.Namespace) -> int:
         if args.time_scale != 1.0:
             raise UserError("--time-scale applies to --realtime runs only")
         # The JSON trace is the full one: record detail whenever it is asked for.
-        result = run_scenario(scenario, seed=args.seed, verbose=args.verbose or bool(args.json))
+        result = run_scenario(
+            scenario,
+            seed=args.seed,
+            verbose=args.verbose or bool(args.json),
+            coast=not args.no_coast,
+        )
     out = sys.stdout
     out.write(result.report(timeline=not args.quiet, verbose=args.verbose) + "\n")
     if args.json:

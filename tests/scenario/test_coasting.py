@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from emulator.cli import main
 from emulator.fuzz.case import ClientDraw, FaultDraw, FuzzCase, PoolDraw, SrvDraw, run_case
 from emulator.fuzz.strategies import cases
 from emulator.scenario.model import load_scenario
@@ -236,3 +237,24 @@ Lockstep.TestCase.settings = settings(
     suppress_health_check=list(HealthCheck),
 )
 TestLockstep = Lockstep.TestCase
+
+
+def test_sipemu_run_no_coast_gives_the_same_report(capsys: pytest.CaptureFixture[str]) -> None:
+    path = ROOT / "scenarios" / "r1-test2-clientuser2-fails-over-and-back.toml"
+    assert main(["run", str(path)]) == 0
+    coasting = capsys.readouterr().out
+    assert main(["run", str(path), "--no-coast"]) == 0
+    full = capsys.readouterr().out
+    assert canonical_text(coasting) == canonical_text(full)
+    assert "FAILED OVER" in full
+    assert main(["run", str(path), "--realtime", "--no-coast"]) == 2
+    assert "--no-coast applies to virtual-time runs only" in capsys.readouterr().err
+
+
+def canonical_text(report: str) -> list[str]:
+    """A printed report's lines, sorted within each instant (see :func:`canonical`)."""
+    lines = report.splitlines()
+    out: list[str] = []
+    for _, group in itertools.groupby(lines, key=lambda line: line[:11]):
+        out.extend(sorted(group))
+    return out
