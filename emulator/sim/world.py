@@ -534,17 +534,18 @@ class World:
         self._coast_version = -1  # connections changed: every coasting client catches up
         self._network_changed()
 
-    # -- keep-alive coasting ----------------------------------------------------------------
+    # -- coasting ---------------------------------------------------------------------------
     #
-    # Most of what a long simulation does is idle clients' CRLF keep-alives: a timer, a ping,
-    # a pong, again every keep-alive interval, changing nothing.  While a client waits for
-    # nothing else and its connection's path both ways is fixed (no loss, jitter or
-    # duplication: the network draws nothing) the world skips them: it remembers the round
-    # trip, schedules the client's next *other* deadline instead, and when anything reaches
-    # the client (a timer, bytes, a failure, a command, any network change) it first has the
-    # agent advance its keep-alive cycle to now (Agent.coast), with the arithmetic the
-    # packets would have had, and delivers the pong still in flight if there is one.  The
-    # pool never saw the pings (the transport answers them), so nothing else changes.
+    # Most of what a long simulation would do is idle clients' CRLF keep-alives (a timer, a
+    # ping, a pong, every keep-alive interval) and pools' heartbeat rounds (every heartbeat
+    # interval, answered or vanishing), changing nothing.  While a core waits for nothing
+    # else and the paths involved are fixed (reachable with no loss, jitter or duplication,
+    # so the network draws nothing; or certainly cut) the world skips them: the core is told
+    # the delays, the world arms the core's next *other* deadline instead, and when anything
+    # reaches the core (a timer, bytes, a failure, a command, any network change) the core
+    # first catches up to now (Agent.coast, Pool.coast_heartbeats) with the arithmetic the
+    # packets would have had; what is still on its way then is sent for real and arrives
+    # when it would have.  docs/simulation.md, Coasting.
 
     def _start_coasting(self, index: int, deadline: float) -> float | None:
         """Begin skipping what ``index`` does periodically, if it can; returns the deadline
@@ -635,7 +636,9 @@ class World:
         ``arrival``, as if it had answered when the request reached it (a pool answers a
         heartbeat at once and draws nothing from the network, so only the clock differs)."""
         dst = flow.remote
-        target = self._listeners[(dst[0], "udp", dst[1])]
+        target = self._listeners.get((dst[0], "udp", dst[1]))
+        if target is None:
+            return  # no longer listening: its answer cannot be made again (not a pool's way)
         if target in self._coasting:
             self._uncoast(target)
         peer: Any = self._cores[target]
