@@ -449,3 +449,29 @@ async def test_accepted_tls_with_garbage_instead_of_a_handshake_is_closed(
         assert core.received.empty()
     finally:
         writer.close()
+
+
+async def test_nic_disabled_holds_tls_until_enabled(
+    driven: tuple[CoreDriver, EchoCore], tls: TlsMaterial
+) -> None:
+    driver, core = driven
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(
+            HOST, driver.bound["tls"], ssl=tls_client_context(tls.ca_path), server_hostname=HOST
+        ),
+        WAIT,
+    )
+    try:
+        writer.write(message(b"one"))
+        assert await read_message(reader) == message(b"one")
+        await asyncio.wait_for(core.received.get(), WAIT)
+        driver.disable_nic()
+        writer.write(message(b"two"))
+        await writer.drain()
+        # The one negative wait: nothing may be read while the NIC is down (bounded, short).
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(core.received.get(), 0.3)
+        driver.enable_nic()
+        assert await read_message(reader) == message(b"two")  # read, echoed, over TLS
+    finally:
+        writer.close()
