@@ -61,6 +61,11 @@ class TlsMaterial:
             leaf = self._ca.issue_cert(fqdn, address, common_name=fqdn)
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             leaf.configure_cert(context)
+            # No TLS 1.3 session tickets: a SIP client keeps its one connection up with
+            # keep-alives and does not resume sessions (the Lync 2010/2013 servers modelled
+            # here predate TLS 1.3), and each ticket a client stores costs it about 6 KB of
+            # OpenSSL memory (benchmarks/agents_bench.py, docs/benchmarks.md).
+            context.num_tickets = 0
             self._server[key] = context
         return context
 
