@@ -221,12 +221,21 @@ async def test_nic_disabled_drops_udp_silently_and_enable_restores(
         client.close()
 
 
-async def test_nic_disabled_holds_tcp_until_enabled(
-    driven: tuple[CoreDriver, EchoCore],
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+async def test_nic_disabled_holds_a_stream_until_enabled(
+    driven: tuple[CoreDriver, EchoCore], tls: TlsMaterial, transport: str
 ) -> None:
+    """Over TLS the held bytes go through the driver's own TLS layer."""
     driver, core = driven
+    secure = tls_client_context(tls.ca_path) if transport == "tls" else None
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(HOST, driver.bound["tcp"]), WAIT
+        asyncio.open_connection(
+            HOST,
+            driver.bound[transport],
+            ssl=secure,
+            server_hostname=HOST if secure else None,
+        ),
+        WAIT,
     )
     try:
         writer.write(message(b"one"))
@@ -239,7 +248,7 @@ async def test_nic_disabled_holds_tcp_until_enabled(
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(core.received.get(), 0.3)
         driver.enable_nic()
-        assert await read_message(reader) == message(b"two")
+        assert await read_message(reader) == message(b"two")  # read, echoed
     finally:
         writer.close()
 
@@ -451,27 +460,3 @@ async def test_accepted_tls_with_garbage_instead_of_a_handshake_is_closed(
         writer.close()
 
 
-async def test_nic_disabled_holds_tls_until_enabled(
-    driven: tuple[CoreDriver, EchoCore], tls: TlsMaterial
-) -> None:
-    driver, core = driven
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(
-            HOST, driver.bound["tls"], ssl=tls_client_context(tls.ca_path), server_hostname=HOST
-        ),
-        WAIT,
-    )
-    try:
-        writer.write(message(b"one"))
-        assert await read_message(reader) == message(b"one")
-        await asyncio.wait_for(core.received.get(), WAIT)
-        driver.disable_nic()
-        writer.write(message(b"two"))
-        await writer.drain()
-        # The one negative wait: nothing may be read while the NIC is down (bounded, short).
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(core.received.get(), 0.3)
-        driver.enable_nic()
-        assert await read_message(reader) == message(b"two")  # read, echoed, over TLS
-    finally:
-        writer.close()
