@@ -156,6 +156,11 @@ class AgentHost:
         for event in events:
             if isinstance(event, ClientStateChanged):
                 self.state = event
+                flow = self.agent.registrar_flow if self.agent is not None else None
+                if event.state == "registered" and flow is not None and flow.reliable:
+                    # Registered over TCP/TLS: UDP serves only DNS until the next discovery,
+                    # so the socket is closed until then (one descriptor per agent, not two).
+                    self.driver.suspend_udp()
             if self._on_event is not None:
                 self._on_event(event)  # type: ignore[arg-type]
 

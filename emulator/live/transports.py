@@ -479,6 +479,10 @@ class CoreDriver:
         # UDP datagrams the core sent while handling the current loop iteration's input, put
         # on the socket together at its end (_send_udp_pending): see _send.
         self._udp_pending: list[tuple[bytes, Address]] = []
+        # suspend_udp(): the socket is closed until the core sends a datagram again, which
+        # reopens it on the same port (_reopen_udp, one task at a time).
+        self._udp_suspended = False
+        self._udp_reopen: asyncio.Task[None] | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._streams: dict[Flow, _Stream] = {}
         # Connections being opened (a dict, not a set: an empty dict is 64 bytes once cleared,
@@ -561,6 +565,40 @@ class CoreDriver:
         # Our own TLS layer over TCP, not create_server(ssl=...): see _Tls for why.
         return _Tls(stream, self._server_ssl, server_side=True)
 
+    @property
+    def udp_open(self) -> bool:
+        """Whether the UDP socket is open (False while suspended, see :meth:`suspend_udp`)."""
+        return self._udp is not None
+
+    def suspend_udp(self) -> None:
+        """Close the UDP socket until the core next sends a datagram; it is then reopened on
+        the same port and what was sent goes out.  A client registered over TCP or TLS needs
+        its UDP socket only for DNS, and a process running 10,000 agents would otherwise hold
+        twice the file descriptors (benchmarks/agents_bench.py).  Datagrams that arrive
+        meanwhile are not received (a closed port)."""
+        if self._udp is None or self._udp_suspended:
+            return
+        self._send_udp_pending()
+        self._udp.close()
+        self._udp = None
+        self._udp_protocol = None
+        self._udp_suspended = True
+
+    async def _reopen_udp(self) -> None:
+        loop = self._loop
+        try:
+            if loop is not None and self._udp_suspended:
+                try:
+                    await self._open_udp(loop, self.bound.get("udp", 0))
+                except BindError:  # the port was taken meanwhile: any port will do for DNS
+                    await self._open_udp(loop, 0)
+                self._udp_suspended = False
+        except OSError as exc:
+            self._debug(f"udp reopen failed: {exc}")
+        finally:
+            self._udp_reopen = None
+        self._send_udp_pending()
+
     def now(self) -> float:
         """The core's ``now``: the loop's clock, scaled."""
         assert self._loop is not None
@@ -583,6 +621,10 @@ class CoreDriver:
         loop = self._loop
         self._core = None
         self._cancel_timer()
+        if self._udp_reopen is not None:
+            self._udp_reopen.cancel()
+            self._udp_reopen = None
+        self._udp_suspended = False
         for task in self._connects:
             task.cancel()
         self._connects.clear()
@@ -762,6 +804,10 @@ class CoreDriver:
                 if not self._udp_pending:
                     self._loop.call_soon(self._send_udp_pending)
                 self._udp_pending.append((data, flow.remote))
+            elif self._udp_suspended and self.nic_enabled and self._loop is not None:
+                self._udp_pending.append((data, flow.remote))
+                if self._udp_reopen is None:
+                    self._udp_reopen = self._loop.create_task(self._reopen_udp())
             else:
                 self.dropped += 1
             return
@@ -791,8 +837,11 @@ class CoreDriver:
             return
         pending, self._udp_pending = self._udp_pending, []
         udp = self._udp
-        if udp is None:  # no socket (close() sends the queue first, so not after a stop)
-            self.dropped += len(pending)
+        if udp is None:
+            if self._udp_suspended:  # being reopened: _reopen_udp sends them
+                self._udp_pending[:0] = pending
+                return
+            self.dropped += len(pending)  # no socket (close() sends the queue first)
             return
         sendto = udp.sendto
         for data, remote in pending:

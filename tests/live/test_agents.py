@@ -122,6 +122,21 @@ async def test_r1_sign_in_on_real_sockets(
     assert len(dns_queries(sipemu)) == queries
 
 
+async def test_a_client_registered_over_tls_closes_its_udp_socket_until_it_needs_dns(
+    sipemu: RunningDeployment, fleets: list[Fleet], tmp_path: Path
+) -> None:
+    fleet = await sign_in(sipemu, fleets, tmp_path, Recorder(), "ClientUser1")
+    host = fleet.hosts["ClientUser1"]
+    assert not host.driver.udp_open  # registered over TLS: UDP served DNS only
+    queries = len(dns_queries(sipemu))
+    host.restart(keep_cache=False)  # no cache, no memory: discovery again, over UDP
+    assert fleet.states()["ClientUser1"].state != "registered"  # type: ignore[union-attr]
+    assert await fleet.wait_for_state("registered", timeout=WAIT), fleet.states()
+    assert len(dns_queries(sipemu)) > queries  # the socket was reopened for the SRV query
+    assert not host.driver.udp_open  # and closed again once registered
+    assert host.driver.dropped == 0
+
+
 def test_failover_to_the_backup_and_home_again_with_short_timers(
     sipemu_factory: DeploymentFactory, tmp_path: Path
 ) -> None:
