@@ -2,9 +2,10 @@
 """Cost of many client agents on real sockets: memory per agent and CPU at steady state.
 
 A live deployment (``sipemu up`` on uvloop, one Front End pool with N users, pinned to core 1)
-serves N ``lync2010`` agents (``clients.driver.Fleet``) with a 300 s keep-alive, run by worker
-processes pinned to core 0 (each holds at most ``--per-worker`` agents: an agent has a UDP
-socket and a TLS or TCP connection, and the file-descriptor limit is per process).  The pool
+serves N ``lync2010`` agents (``clients.driver.Fleet``) with a 300 s keep-alive, run by one
+worker process pinned to core 0 (more if ``--per-worker`` is below N: a registered agent holds
+one descriptor, its TLS or TCP connection, as its UDP socket is closed until it needs DNS
+again; one signing in holds both, and the file-descriptor limit is per process).  The pool
 listens on one transport (``--transport``, TLS by default; a TCP pool is found through
 ``_sipinternal._tcp``, the second SRV name of the lync2010 discovery order).  Each worker
 (on uvloop, or ``--loop asyncio``) signs its agents in (``--ramp`` per second), waits until
@@ -174,7 +175,9 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--window", type=float, default=330.0, help="steady-state seconds")
     parser.add_argument("--ramp", type=int, default=500, help="sign-ins per second per worker")
-    parser.add_argument("--per-worker", type=int, default=5_000)
+    parser.add_argument(
+        "--per-worker", type=int, default=10_000, help="agents per worker process (10,000)"
+    )
     parser.add_argument(
         "--transport", choices=sorted(SRV), default="tls", help="the pool's one transport"
     )
