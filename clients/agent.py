@@ -359,14 +359,18 @@ class Agent:
             return None
         return flow, at, self._deadline_besides_keepalive()
 
-    def coast(self, now: float, flow: Flow, out: float, back: float) -> tuple[float | None, int]:
+    def coast(
+        self, now: float, flow: Flow, out: float, back: float, *, inclusive: bool = True
+    ) -> tuple[float | None, int]:
         """Advance the keep-alive cycle on ``flow`` to ``now``, as if every ping since
         :meth:`keepalive_coast` had been sent on time and its pong had come back ``out +
         back`` later (``(ping + out) + back``, the simulator's own arithmetic).
 
         Returns ``(pong_at, pings)``: the arrival time of the pong of a ping still in flight at
         ``now`` (the caller delivers it then; None when idle) and how many round trips were
-        skipped.  Does nothing if the agent left that cycle meanwhile.
+        skipped.  Does nothing if the agent left that cycle meanwhile.  ``inclusive``: a ping
+        due exactly at ``now`` went out already (False: it is still to be sent, the caller
+        acts first).
         """
         at = self._keepalive_at
         if (
@@ -377,7 +381,7 @@ class Agent:
             return None, 0
         interval = self._keepalive_interval
         pings = 0
-        while at <= now:
+        while at < now or (inclusive and at == now):
             pong = at + out + back
             if pong > now:
                 self._keepalive_at = None

@@ -138,12 +138,14 @@ class _Heartbeat:
 @dataclass(slots=True)
 class _Coast:
     """Heartbeat rounds being skipped (Pool.heartbeat_coast): per peer, the delays out and
-    back of an answered one or None for a silent one; the heartbeats to silent peers that
-    were pending at the start (peer -> sent at); the deadline to arm meanwhile."""
+    back of an answered one or None for a silent one; per silent peer, when the latest
+    heartbeat to it went out (pending at the start, or skipped since); the answers on their
+    way at the last catch-up (peer, round sent at, arrival); the rounds skipped."""
 
     paths: dict[str, tuple[float, float] | None]
     pending: dict[str, float]
-    until: float | None
+    answers: list[tuple[str, float, float]]
+    rounds: int = 0
 
 
 class Pool:
@@ -241,6 +243,8 @@ class Pool:
         return out
 
     def next_deadline(self) -> float | None:
+        if self._coast is not None:
+            return self._coast_other()  # heartbeats are being skipped (heartbeat_coast)
         best = self._deadline_besides_heartbeats()
         if self._next_heartbeat_at is None and not (self._monitors or self._heartbeats):
             return best
@@ -303,18 +307,22 @@ class Pool:
         heartbeats more often than the failover interval) or ``recovering``; a silent peer's
         is ``heartbeat-lost`` or ``failed-over`` (and a heartbeat is missed before the next is
         due).  A heartbeat to a silent peer still pending is taken into the coast.
-        :meth:`coasting_until` is then the deadline to arm."""
+        Until the driver ends it (:meth:`coast_heartbeats`, when its network changes), the
+        pool catches up by itself at every input and :meth:`next_deadline` leaves the
+        heartbeats out."""
         at = self._next_heartbeat_at
         settings = self.resiliency
         if at is None or set(paths) != set(self._monitors):
             return False
         for peer, monitor in self._monitors.items():
             state = monitor.state
-            if paths[peer] is not None:
-                if state is PeerState.UP:
-                    if not settings.heartbeat_interval < monitor.failover_interval:
-                        return False
-                elif state is not PeerState.RECOVERING:
+            delays = paths[peer]
+            if delays is not None:
+                if state not in (PeerState.UP, PeerState.RECOVERING):
+                    return False
+                # Answers must keep an up monitor's failover deadline ahead of every input.
+                rtt = delays[0] + delays[1]
+                if not settings.heartbeat_interval + rtt < monitor.failover_interval:
                     return False
                 if peer in self._heartbeats:
                     return False  # its answer is on its way: coast once it is in
@@ -342,7 +350,7 @@ class Pool:
                     self._push_tx(beat.transaction.key, beat.transaction)
             return False
         pending = {peer: beat.sent_at for peer, beat, _ in taken}
-        self._coast = _Coast(dict(paths), pending, other)
+        self._coast = _Coast(dict(paths), pending, [])
         return True
 
     def _coast_other(self) -> float | None:
@@ -356,11 +364,43 @@ class Pool:
                     best = at
         return best
 
-    def coasting_until(self) -> float | None:
-        """While coasting: the pool's next deadline other than heartbeats, or None."""
-        return None if self._coast is None else self._coast.until
+    @property
+    def coasting(self) -> bool:
+        """Whether heartbeats are being skipped (:meth:`heartbeat_coast`)."""
+        return self._coast is not None
 
-    def coast_heartbeats(self, now: float) -> tuple[list[tuple[Send, float, float, float]], int]:
+    def _catch_up(self, now: float, inclusive: bool = True) -> None:
+        """While coasting: apply the skipped heartbeat rounds up to ``now`` (answers that have
+        arrived by then; to silent peers, nothing), keeping those still on their way.
+        ``inclusive``: a round due exactly at ``now`` went out already."""
+        coast = self._coast
+        assert coast is not None
+        settings = self.resiliency
+        on_the_way: list[tuple[str, float, float]] = []
+        for peer, sent_at, arrival in coast.answers:
+            if arrival <= now:
+                self._transition(self._monitors[peer].answered(arrival))
+            else:
+                on_the_way.append((peer, sent_at, arrival))
+        at = self._next_heartbeat_at
+        while at is not None and (at < now or (inclusive and at == now)):
+            for peer, delays in coast.paths.items():
+                if delays is None:
+                    coast.pending[peer] = at  # the latest, missed or not yet
+                    continue
+                arrival = at + delays[0] + delays[1]
+                if arrival <= now and not on_the_way:
+                    self._transition(self._monitors[peer].answered(arrival))
+                else:
+                    on_the_way.append((peer, at, arrival))
+            coast.rounds += 1
+            at = at + settings.heartbeat_interval
+        self._next_heartbeat_at = at
+        coast.answers = on_the_way
+
+    def coast_heartbeats(
+        self, now: float, *, inclusive: bool = True
+    ) -> tuple[list[tuple[Send, float, float, float]], int]:
         """End coasting at ``now``: apply the rounds sent before ``now`` as if each answered
         peer had answered ``(sent + out) + back`` later and each silent one had never
         answered; a round still under way at ``now`` is sent for real as of when it went out
@@ -369,60 +409,38 @@ class Pool:
         Returns ``(sends, rounds)``: the heartbeats of that round to answered peers as
         ``(send, sent_at, out, back)`` for the caller to carry (they arrive ``sent_at + out``
         at the peer, whose answer arrives ``out + back`` after ``sent_at``), and the number
-        of rounds skipped.
+        of rounds skipped.  ``inclusive``: a round due exactly at ``now`` went out already
+        (False: the caller acts first, then the round goes out for real).
         """
         coast = self._coast
         if coast is None:
             return [], 0
+        self._catch_up(now, inclusive)
         self._coast = None
-        settings = self.resiliency
-        paths = coast.paths
+        timeout = self.resiliency.heartbeat_timeout
         sends: list[tuple[Send, float, float, float]] = []
-        for peer, sent_at in coast.pending.items():  # taken in at the start, silent peers
-            if sent_at + settings.heartbeat_timeout >= now:
+        for peer, sent_at in coast.pending.items():
+            if sent_at + timeout >= now:  # not missed yet: pending, as it would be
                 self._resend_silent(peer, sent_at, now)
-        at = self._next_heartbeat_at
-        rounds = 0
-        while at is not None and at < now:
-            answered = {
-                peer: at + delays[0] + delays[1]
-                for peer, delays in paths.items()
-                if delays is not None
-            }
-            under_way = any(arrival > now for arrival in answered.values()) or (
-                len(answered) < len(paths) and at + settings.heartbeat_timeout >= now
-            )
-            if not under_way:
-                for peer, arrival in answered.items():
-                    self._now = arrival
-                    self._transition(self._monitors[peer].answered(arrival))
-                rounds += 1
-                at = at + settings.heartbeat_interval
-                continue
-            # The round still under way (the last one: a heartbeat is missed before the next).
-            for peer, delays in paths.items():
-                if delays is None:
-                    self._resend_silent(peer, at, now)
-                elif answered[peer] <= now:
-                    self._now = answered[peer]
-                    self._transition(self._monitors[peer].answered(answered[peer]))
-                else:
-                    self._now = at
-                    flow = self._send_heartbeat(peer, at)
-                    for action in self._actions:
-                        if isinstance(action, Send) and action.flow == flow:
-                            sends.append((action, at, delays[0], delays[1]))
-                    self._actions = [a for a in self._actions if a.flow != flow]
-            at = at + settings.heartbeat_interval
-            break
-        self._next_heartbeat_at = at
-        return sends, rounds
+        for peer, sent_at, _ in coast.answers:  # answers still on their way: sent for real
+            delays = coast.paths[peer]
+            assert delays is not None
+            clock, self._now = self._now, sent_at  # the transaction starts when it went out
+            flow = self._send_heartbeat(peer, sent_at)
+            self._now = clock
+            for action in self._actions:
+                if isinstance(action, Send) and action.flow == flow:
+                    sends.append((action, sent_at, delays[0], delays[1]))
+            self._actions = [a for a in self._actions if a.flow != flow]
+        self._now = max(self._now, now)
+        return sends, coast.rounds - bool(coast.answers)
 
     def _resend_silent(self, peer: str, sent_at: float, now: float) -> None:
         """A heartbeat sent at ``sent_at`` to a peer that never answers, and its
         retransmissions until ``now``: all vanished; the transaction is pending as it would be."""
-        self._now = sent_at
+        clock, self._now = self._now, sent_at  # the transaction starts when it went out
         flow = self._send_heartbeat(peer, sent_at)
+        self._now = clock
         self._actions = [a for a in self._actions if a.flow != flow]
         beat = self._heartbeats[peer]
         tx = beat.transaction
@@ -432,6 +450,8 @@ class Pool:
         self._push_tx(tx.key, tx)
 
     def handle_timer(self, now: float) -> None:
+        if self._coast is not None:
+            self._catch_up(now)
         self._now = now
         self._server_tx.handle_timer(now)
         self.backend.handle_timer(now)
@@ -459,12 +479,18 @@ class Pool:
                 self._transition(self._monitors[peer].missed(now))
         for monitor in self._monitors.values():
             self._transition(monitor.handle_timer(now))
-        if self._next_heartbeat_at is not None and now >= self._next_heartbeat_at:
+        if (
+            self._coast is None
+            and self._next_heartbeat_at is not None
+            and now >= self._next_heartbeat_at
+        ):
             self._send_heartbeats(now)
             self._next_heartbeat_at = now + self.resiliency.heartbeat_interval
 
     def flow_failed(self, flow: Flow, now: float) -> None:
         """The driver could not deliver on ``flow`` (refused, reset, unreachable)."""
+        if self._coast is not None:
+            self._catch_up(now)
         self._now = now
         for key, (tx, tx_flow, _) in list(self._client_tx.items()):
             if tx_flow == flow:
@@ -477,6 +503,8 @@ class Pool:
                 self._transition(self._monitors[peer].missed(now))
 
     def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        if self._coast is not None:
+            self._catch_up(now)
         self._now = now
         try:
             message = parse_message(data, stream=flow.reliable)

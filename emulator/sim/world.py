@@ -112,11 +112,6 @@ class _KeepAlives:
     back: float
 
 
-@dataclass(slots=True)
-class _Heartbeats:
-    """A pool's heartbeat rounds being skipped (the pool keeps the details)."""
-
-
 class World:
     """A virtual-time world of cores on a simulated network.
 
@@ -160,12 +155,20 @@ class World:
         self._held_flows: dict[int, Flow] = {}  # flow # of a pending entry -> the flow
         self._held_conns: dict[int, _Conn] = {}  # conn # of a pending entry -> the connection
         self._handles = itertools.count()
-        # Coasting (see the section at the end): core index -> what is being skipped, a
-        # _KeepAlives or a _Heartbeats; per core, whether it can coast (_NONE, _AGENT, _POOL);
-        # the network version the records were made under.
-        self._coasting: dict[int, _KeepAlives | _Heartbeats] = {}
+        # Coasting (see the section at the end): client core index -> its _KeepAlives; per
+        # core, whether it can coast (_NONE, _AGENT, _POOL); the network version the records
+        # were made under.
+        self._coasting: dict[int, _KeepAlives] = {}
+        # Pools coast across their inputs (they catch up by themselves, Pool.heartbeat_coast):
+        # only a network change ends it.
+        self._coasting_pools: set[int] = set()
         self._coasters: list[int] = []
         self._coast_version = -1
+        # True while a scenario step or fault (a _CALL entry) runs.  Such an entry was
+        # scheduled before the timers due at its instant, so it acts before them: a ping or a
+        # heartbeat round due exactly then has not gone out yet when it changes the network.
+        # Between two run_until calls everything due at the instant reached has run.
+        self._in_call = False
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -202,6 +205,7 @@ class World:
     def replace_core(self, index: int, core: Core) -> None:
         """Swap in a fresh core (a restarted process) keeping the listening ports."""
         self._coasting.pop(index, None)  # the old process's keep-alives end with it
+        self._coasting_pools.discard(index)
         self._cores[index] = core
         self._coasters[index] = _coaster(core)
         self._scheduled[index] = None
@@ -307,9 +311,13 @@ class World:
                         self._fail(entry[1], self._held_flows.pop(entry[2]))
                     else:
                         self.events_processed = processed  # up to date for a scenario step
-                        entry[1]()
-                        if self.network.version != self._coast_version:
-                            self._network_changed()
+                        self._in_call = True
+                        try:
+                            entry[1]()
+                            if self.network.version != self._coast_version:
+                                self._network_changed()
+                        finally:
+                            self._in_call = False
                     if times[0] != when:
                         break  # something was scheduled in the past (call_at): it runs first
                 if times[0] != when:
@@ -572,6 +580,8 @@ class World:
             self._coasting[index] = _KeepAlives(flow, out, back)
             other: float | None = plan[2]
             return other
+        if core.coasting:
+            return deadline  # its next_deadline() already leaves the heartbeats out
         flows = core.heartbeat_flows()
         if flows is None:
             return deadline
@@ -583,8 +593,8 @@ class World:
             paths[peer] = path
         if not core.heartbeat_coast(paths):
             return deadline
-        self._coasting[index] = _Heartbeats()
-        after: float | None = core.coasting_until()
+        self._coasting_pools.add(index)
+        after: float | None = core.next_deadline()
         return after
 
     def _heartbeat_path(self, flow: Flow) -> tuple[float, float] | Literal[False] | None:
@@ -611,16 +621,19 @@ class World:
     def _uncoast(self, index: int) -> None:
         """Bring a coasting core to :attr:`now`: what it skipped is applied, and what is
         still on its way at ``now`` is sent for real, arriving when it would have."""
-        record = self._coasting.pop(index)
         self._scheduled[index] = None
         core: Any = self._cores[index]
-        if isinstance(record, _KeepAlives):
-            pong, pings = core.coast(self.now, record.flow, record.out, record.back)
+        if index in self._coasting:
+            record = self._coasting.pop(index)
+            pong, pings = core.coast(
+                self.now, record.flow, record.out, record.back, inclusive=not self._in_call
+            )
             self.pings_coasted += pings
             if pong is not None:  # the last ping is on its way: its pong arrives as it would
                 self._push(pong, (_PONG, index, self._hold(record.flow)))
             return
-        sends, rounds = core.coast_heartbeats(self.now)
+        self._coasting_pools.discard(index)
+        sends, rounds = core.coast_heartbeats(self.now, inclusive=not self._in_call)
         self.heartbeats_coasted += rounds
         # A round under way at now went out for real as of when it was sent; each heartbeat
         # to a peer that answers travels as the network carried it then.
@@ -639,8 +652,6 @@ class World:
         target = self._listeners.get((dst[0], "udp", dst[1]))
         if target is None:
             return  # no longer listening: its answer cannot be made again (not a pool's way)
-        if target in self._coasting:
-            self._uncoast(target)
         peer: Any = self._cores[target]
         back = Flow("udp", dst, flow.local)
         peer.receive(data, back, self.now)
@@ -661,9 +672,9 @@ class World:
         """Paths may have changed: every coasting client catches up to now, then may coast
         again under the new paths."""
         self._coast_version = self.network.version
-        if not self._coasting:
+        if not (self._coasting or self._coasting_pools):
             return
-        for index in list(self._coasting):
-            if index in self._coasting:
+        for index in [*self._coasting, *sorted(self._coasting_pools)]:
+            if index in self._coasting or index in self._coasting_pools:
                 self._uncoast(index)
                 self._flush(index)
