@@ -282,10 +282,11 @@ class Pool:
     # peer either answers it after fixed delays ("answered", ``(out, back)``) or never hears
     # of it or is never heard back ("silent", None).  While no answer and no miss would move a
     # monitor to another state, the rounds change nothing but times, so the simulator may
-    # skip them: heartbeat_coast() says whether that holds and from when, coast_heartbeats()
-    # applies what the skipped rounds did once anything else happens.  Live drivers never
-    # call either.  Skipped rounds draw no identifiers (later Call-IDs and tags differ from a
-    # run that sent them; nothing else does).
+    # skip them: heartbeat_coast() says whether that holds and begins; from then on the pool
+    # applies what the skipped rounds did by itself whenever an input reaches it (_catch_up),
+    # and coast_heartbeats() ends it when the network changes.  Live drivers never call them.
+    # Skipped rounds draw no identifiers (later Call-IDs and tags differ from a run that sent
+    # them; nothing else does).
 
     def heartbeat_flows(self) -> list[tuple[str, Flow]] | None:
         """The peers this pool heartbeats and the UDP flow to each, if it heartbeats over UDP
@@ -303,8 +304,9 @@ class Pool:
 
     def heartbeat_coast(self, paths: Mapping[str, tuple[float, float] | None]) -> bool:
         """Begin coasting if the next heartbeat round is this pool's next deadline and the
-        rounds would change no monitor's state: an answered peer's monitor is ``up`` (with
-        heartbeats more often than the failover interval) or ``recovering``; a silent peer's
+        rounds would change no monitor's state: an answered peer's monitor is ``up`` or
+        ``recovering`` (a heartbeat interval plus the round trip shorter than the failover
+        interval, so that answers keep the failover deadline ahead); a silent peer's
         is ``heartbeat-lost`` or ``failed-over`` (and a heartbeat is missed before the next is
         due).  A heartbeat to a silent peer still pending is taken into the coast.
         Until the driver ends it (:meth:`coast_heartbeats`, when its network changes), the
