@@ -427,9 +427,7 @@ class Pool:
         for peer, sent_at, _ in coast.answers:  # answers still on their way: sent for real
             delays = coast.paths[peer]
             assert delays is not None
-            clock, self._now = self._now, sent_at  # the transaction starts when it went out
             flow = self._send_heartbeat(peer, sent_at)
-            self._now = clock
             for action in self._actions:
                 if isinstance(action, Send) and action.flow == flow:
                     sends.append((action, sent_at, delays[0], delays[1]))
@@ -440,9 +438,7 @@ class Pool:
     def _resend_silent(self, peer: str, sent_at: float, now: float) -> None:
         """A heartbeat sent at ``sent_at`` to a peer that never answers, and its
         retransmissions until ``now``: all vanished; the transaction is pending as it would be."""
-        clock, self._now = self._now, sent_at  # the transaction starts when it went out
         flow = self._send_heartbeat(peer, sent_at)
-        self._now = clock
         self._actions = [a for a in self._actions if a.flow != flow]
         beat = self._heartbeats[peer]
         tx = beat.transaction
@@ -889,7 +885,7 @@ class Pool:
         if flow is None:
             return None
         request = self._new_request("OPTIONS", f"sip:{peer}", f"sip:{peer}", flow)
-        tx = self._start_transaction(request, flow, "heartbeat")
+        tx = self._start_transaction(request, flow, "heartbeat", now)
         self._heartbeats[peer] = _Heartbeat(
             peer, tx, flow, now + self.resiliency.heartbeat_timeout, now
         )
@@ -1128,11 +1124,15 @@ class Pool:
         headers.add("User-Agent", SERVER)
         return Request(method, uri, headers)
 
-    def _start_transaction(self, request: Request, flow: Flow, purpose: str) -> ClientTransaction:
+    def _start_transaction(
+        self, request: Request, flow: Flow, purpose: str, now: float | None = None
+    ) -> ClientTransaction:
+        """Send ``request`` in a new client transaction started at ``now`` (default: the
+        pool's clock; a heartbeat re-sent as of when it went out passes its own time)."""
         branch = request.branch or ""
         tx = ClientTransaction(branch, b"", reliable=flow.reliable)
         tx.data = request.to_bytes()
-        tx.start(self._now)
+        tx.start(self._now if now is None else now)
         for data in tx.take_outgoing():
             self._actions.append(Send(flow, data))
         self._client_tx[branch] = (tx, flow, purpose)

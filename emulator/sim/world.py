@@ -257,13 +257,13 @@ class World:
         cores = self._cores
         flush = self._flush
         processed = self.events_processed  # counted in a local, stored when done (speed)
+        coasting = self._coasting
+        if self.network.version != self._coast_version:
+            self._network_changed()  # changed between two runs: coasting cores catch up
         # The cores allocate many short-lived objects and few cycles: with the default
         # threshold (700) the cyclic collector ran every few hundred events and took ~15% of
         # a 10,000-client run (benchmarks/sim_bench.py).  A larger young generation for the
         # run, restored after it, keeps its behaviour and frees the same memory.
-        coasting = self._coasting
-        if self.network.version != self._coast_version:
-            self._network_changed()
         thresholds = gc.get_threshold()
         gc.set_threshold(max(thresholds[0], 100_000), max(thresholds[1], 50), thresholds[2])
         try:
@@ -509,12 +509,10 @@ class World:
         conn = self._conns.get((index, flow))
         if conn is None:
             return
-        for end in (conn.a, conn.b):
-            if end != index and end in self._coasting:
-                self.wake(end)  # its skipped pings ran on this connection until now
+        other = (conn.b, conn.b_flow) if conn.a == index else (conn.a, conn.a_flow)
+        self.wake(other[0])  # a coasting peer's skipped pings ran on this connection until now
         del self._conns[(index, flow)]
         conn.state = "dead"
-        other = (conn.b, conn.b_flow) if conn.a == index else (conn.a, conn.a_flow)
         self._conns.pop(other, None)
         self._forget_last(index)
         self._forget_last(other[0])
@@ -539,8 +537,7 @@ class World:
                         self.now + self.network.default_latency,
                         (_FAIL, peer_index, self._hold(peer_flow)),
                     )
-        self._coast_version = -1  # connections changed: every coasting client catches up
-        self._network_changed()
+        self.settle()  # connections changed: every coasting core catches up
 
     # -- coasting ---------------------------------------------------------------------------
     #
@@ -663,8 +660,9 @@ class World:
         self._flush(target)
 
     def settle(self) -> None:
-        """Bring every coasting core up to :attr:`now` (they may coast again afterwards), so
-        that :attr:`pings_coasted` and :attr:`heartbeats_coasted` count everything skipped."""
+        """Bring every coasting core up to :attr:`now`; they may coast again afterwards, under
+        the network as it is then (also: :attr:`pings_coasted` and :attr:`heartbeats_coasted`
+        then count everything skipped)."""
         self._coast_version = -1
         self._network_changed()
 

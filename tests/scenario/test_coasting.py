@@ -31,7 +31,12 @@ SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
 
 def canonical(trace: tuple[TraceEntry, ...] | list[TraceEntry]) -> list[str]:
     """Trace lines, sorted within each instant."""
-    lines = [entry.line() for entry in trace]
+    return sorted_within_instants([entry.line() for entry in trace])
+
+
+def sorted_within_instants(lines: list[str]) -> list[str]:
+    """``lines`` (each starting with its time, 11 characters wide: TraceEntry.line), sorted
+    within each instant."""
     out: list[str] = []
     for _, group in itertools.groupby(lines, key=lambda line: line[:11]):
         out.extend(sorted(group))
@@ -253,8 +258,4 @@ def test_sipemu_run_no_coast_gives_the_same_report(capsys: pytest.CaptureFixture
 
 def canonical_text(report: str) -> list[str]:
     """A printed report's lines, sorted within each instant (see :func:`canonical`)."""
-    lines = report.splitlines()
-    out: list[str] = []
-    for _, group in itertools.groupby(lines, key=lambda line: line[:11]):
-        out.extend(sorted(group))
-    return out
+    return sorted_within_instants(report.splitlines())
