@@ -322,7 +322,7 @@ class Agent:
             best = self._pong_deadline
         return best
 
-    def _deadline_besides_keepalive(self) -> float | None:
+    def _deadline_besides_keepalive(self, probes: bool = True) -> float | None:
         # Written out field by field, testing each attribute before copying it (most are
         # None), rather than as a loop over a tuple of them, which costs twice as much.
         best = self._refresh_at
@@ -330,7 +330,7 @@ class Agent:
             best = self._retry_at
         if self._signout_at is not None and (best is None or self._signout_at < best):
             best = self._signout_at
-        if self._probe_at is not None and (best is None or self._probe_at < best):
+        if probes and self._probe_at is not None and (best is None or self._probe_at < best):
             best = self._probe_at
         if self._query is not None and (best is None or self._query.deadline < best):
             best = self._query.deadline
@@ -391,6 +391,77 @@ class Agent:
             at = pong + interval
         self._keepalive_at = at
         return None, pings
+
+    def coast_deadline(self, *, keepalive: bool = True, probes: bool = True) -> float | None:
+        """The next deadline besides what a driver is coasting: the keep-alive cycle
+        (``keepalive``, :meth:`keepalive_coast`) and the failback probes (``probes``,
+        :meth:`probe_coast`)."""
+        best = self._deadline_besides_keepalive(probes=not probes)
+        if not keepalive:
+            for value in (self._keepalive_at, self._pong_deadline):
+                if value is not None and (best is None or value < best):
+                    best = value
+        return best
+
+    # -- failback probe coasting (for a simulator) -------------------------------------------
+
+    def probe_coast(self) -> tuple[Flow, float, float | None] | None:
+        """``(flow, probe_at, other)`` while the agent, registered away from its primary, waits
+        for its next failback probe of the primary over a stream transport at ``probe_at``,
+        with no transaction in flight (``other``: its next deadline besides the probes and
+        the keep-alive, or None); None otherwise.
+
+        A driver that knows every connection attempt to the primary will vanish (the
+        simulator, while its network does not change and the primary is cut off from the
+        client) may then skip the probes and call :meth:`coast_probes` when anything else
+        happens.  Live drivers never call it.
+        """
+        at = self._probe_at
+        if at is None or self._txs or self.state != "registered":
+            return None
+        primary = self.primary
+        if primary is None or primary.address is None or primary.transport == "udp":
+            return None
+        return self._flow_for(primary), at, self._deadline_besides_keepalive(probes=False)
+
+    def coast_probes(self, now: float, *, inclusive: bool = True) -> tuple[Flow | None, int]:
+        """Advance the failback probes to ``now`` as if each had been sent on time and its
+        connection attempt had vanished (no SYN answered: the OPTIONS transaction ends at
+        Timer F, and the next probe follows ``failback_probe_interval`` later).  Each skipped
+        probe draws from :attr:`rng` and counts its CSeq as the OPTIONS would have.
+
+        Returns ``(flow, probes)``: the flow of a probe still in flight at ``now``, which is
+        sent for real as of when it went out (its Send is among :meth:`actions`, and the
+        caller makes its connection one that vanished), or None; and how many probes were
+        skipped.  Does nothing if the agent left that cycle meanwhile.  ``inclusive``: what is
+        due exactly at ``now`` happened already (False: it is left due, the caller acts
+        first).
+        """
+        at = self._probe_at
+        if at is None or self._txs or self.state != "registered":
+            return None, 0
+        primary = self.primary
+        if primary is None or primary.address is None:
+            return None, 0
+        timeout = self._timers.timer_f
+        interval = self.profile.failback_probe_interval
+        probes = 0
+        while at < now or (inclusive and at == now):
+            failed = at + timeout
+            if failed > now or (failed == now and not inclusive):
+                self._probe_at = None
+                self._send_probe(at)  # its transaction started then: Timer F at ``failed``
+                entry = next(iter(self._txs.values()), None)
+                return (None if entry is None else entry.flow), probes
+            # What _send_probe draws (_request_headers, _common_headers), without the message.
+            self._cseq += 1
+            self.rng.getrandbits(64)  # the Call-ID
+            self.rng.getrandbits(64)  # the Via branch
+            self._probe_ok_since = None
+            probes += 1
+            at = failed + interval
+        self._probe_at = at
+        return None, probes
 
     def handle_timer(self, now: float) -> None:
         self._now = now

@@ -17,7 +17,7 @@ from emulator.scenario.model import Scenario, scenario_from_dict
 from emulator.scenario.runner import RunResult, finish, prepare
 from emulator.sim.deployment import SimulatedDeployment
 from emulator.sim.invariants import INVARIANTS, liveness_bound
-from emulator.topology import topology_from_dict
+from emulator.topology import Topology, topology_from_dict
 from fakedns.records import SrvRecord
 
 __all__ = [
@@ -241,9 +241,15 @@ class FuzzCase:
             out.append(table)
         return out
 
-    def bound(self) -> float:
-        """The liveness bound of the slowest client of this case (docs/invariants.md)."""
-        topology = topology_from_dict(self.topology_data(), "<fuzz case>")
+    def topology(self) -> Topology:
+        """The case's topology, validated (what :meth:`scenario` builds from ``topology_data``)."""
+        return topology_from_dict(self.topology_data(), "<fuzz case>")
+
+    def bound(self, topology: Topology | None = None) -> float:
+        """The liveness bound of the slowest client of this case (docs/invariants.md);
+        ``topology``: :meth:`topology`, when already built."""
+        if topology is None:
+            topology = self.topology()
         bounds = [0.0]
         for draw in self.clients:
             profile = get_profile(draw.profile)
@@ -284,9 +290,18 @@ class FuzzCase:
         }
 
     def scenario(
-        self, liveness: dict[str, float] | None = None, bound: float | None = None
+        self,
+        liveness: dict[str, float] | None = None,
+        bound: float | None = None,
+        *,
+        topology: Topology | None = None,
     ) -> Scenario:
-        return scenario_from_dict(self.scenario_data(liveness, bound), "<fuzz case>")
+        """The scenario :meth:`scenario_data` describes; ``topology``: :meth:`topology`, when
+        already built (the same case's, so it is not validated again)."""
+        data = self.scenario_data(liveness, bound)
+        if topology is not None:
+            data["topology"] = topology
+        return scenario_from_dict(data, "<fuzz case>")
 
 
 @dataclass
@@ -319,8 +334,9 @@ class Outcome:
 def run_case(case: FuzzCase, *, coast: bool = True) -> Outcome:
     """Run ``case``: to the end of its faults, decide which clients owe liveness, then on.
     ``coast=False`` simulates every keep-alive and heartbeat packet (World.coast)."""
-    bound = case.bound()
-    probe = case.scenario(bound=bound)
+    topology = case.topology()  # built once: the probe run and the final scenario share it
+    bound = case.bound(topology)
+    probe = case.scenario(bound=bound, topology=topology)
     deployment = prepare(probe, invariants=True, coast=coast)
     end = case.faults_end()
     deployment.run_until(end)
@@ -328,7 +344,7 @@ def run_case(case: FuzzCase, *, coast: bool = True) -> Outcome:
     knowledge = {name: what_it_knows(deployment, name) for name in liveness}
     reachable = {name: reachable_pools(deployment, name) for name in liveness}
     dns_down = {name for name in liveness if not dns_works(deployment, name)}
-    scenario = case.scenario(liveness, bound)
+    scenario = case.scenario(liveness, bound, topology=topology)
     # The expectations changed, not the run: continue the same deployment.
     deployment.run_until(scenario.duration)
     result = finish(scenario, deployment)

@@ -288,6 +288,8 @@ def _tables(ctx: TomlContext, data: dict[str, Any], name: str) -> list[dict[str,
 
 def _topology(ctx: TomlContext, data: dict[str, Any], base: Path | None) -> Topology:
     value = data.get("topology")
+    if isinstance(value, Topology):  # built by the caller (the fuzzer reuses one per case)
+        return value
     try:
         if value is None or value == "default":
             return default_topology()

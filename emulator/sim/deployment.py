@@ -301,7 +301,9 @@ class SimulatedDeployment:
 
     def client_address(self, name: str) -> str:
         """The simulated host address of a client."""
-        self._client(name)
+        address = self._client_address.get(name)
+        if address is None:
+            self._client(name)  # raises: no such client
         return self._client_address[name]
 
     def pool(self, fqdn: str) -> Pool:

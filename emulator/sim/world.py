@@ -104,12 +104,14 @@ def _coaster(core: object) -> int:
 
 
 @dataclass(slots=True)
-class _KeepAlives:
-    """A client's answered keep-alives being skipped: its flow, one-way delays out and back."""
+class _AgentCoast:
+    """What a client is skipping: its answered keep-alives (their flow, one-way delays out
+    and back; flow None: none), its failback probes that vanish (probes True)."""
 
-    flow: Flow
+    flow: Flow | None
     out: float
     back: float
+    probes: bool
 
 
 class World:
@@ -133,6 +135,8 @@ class World:
         """Keep-alive round trips skipped by coasting (each would be two events)."""
         self.heartbeats_coasted = 0
         """Heartbeat rounds skipped by coasting (each would be three events or more)."""
+        self.probes_coasted = 0
+        """Failback probes to a cut-off primary skipped by coasting (two events each)."""
         self.now = 0.0
         self.network = Network(random.Random(f"{seed}:network"), default_latency)
         self.trace: list[TraceEntry] = []
@@ -158,7 +162,7 @@ class World:
         # Coasting (see the section at the end): client core index -> its _KeepAlives; per
         # core, whether it can coast (_NONE, _AGENT, _POOL); the network version the records
         # were made under.
-        self._coasting: dict[int, _KeepAlives] = {}
+        self._coasting: dict[int, _AgentCoast] = {}
         # Pools coast across their inputs (they catch up by themselves, Pool.heartbeat_coast):
         # only a network change ends it.
         self._coasting_pools: set[int] = set()
@@ -283,7 +287,7 @@ class World:
                         if scheduled[index] == when:  # else stale: the core re-armed since
                             scheduled[index] = None
                             if index in coasting:
-                                self._uncoast(index)
+                                self._uncoast(index, True)
                             cores[index].handle_timer(self.now)
                             flush(index)
                     elif kind == _PONG:
@@ -560,23 +564,7 @@ class World:
             return deadline  # a change not yet caught up with: _network_changed will retry
         core: Any = self._cores[index]
         if self._coasters[index] == _AGENT:
-            plan = core.keepalive_coast()
-            if plan is None or plan[1] != deadline:
-                return deadline
-            flow = plan[0]
-            conn = self._conns.get((index, flow))
-            if conn is None or conn.state != "open" or conn.a != index:
-                return deadline
-            if conn.b not in self._pong_servers:
-                return deadline
-            src, dst = flow.local[0], conn.b_flow.local[0]
-            out = network.steady_delay(src, dst)
-            back = network.steady_delay(dst, src)
-            if out is None or back is None:
-                return deadline
-            self._coasting[index] = _KeepAlives(flow, out, back)
-            other: float | None = plan[2]
-            return other
+            return self._start_agent_coasting(index, core, deadline)
         if core.coasting:
             return deadline  # its next_deadline() already leaves the heartbeats out
         flows = core.heartbeat_flows()
@@ -593,6 +581,50 @@ class World:
         self._coasting_pools.add(index)
         after: float | None = core.next_deadline()
         return after
+
+    def _start_agent_coasting(self, index: int, core: Any, deadline: float) -> float | None:
+        """_start_coasting of a client: its keep-alives, its failback probes, or both."""
+        probe = core.probe_coast()
+        if probe is not None:
+            flow = probe[0]
+            src, dst = flow.local[0], flow.remote[0]
+            if self.network.reachable(src, dst) or (index, flow) in self._conns:
+                probe = None  # a probe may connect, or a connection is already there
+        plan = core.keepalive_coast()
+        if plan is not None:
+            other = plan[2] if probe is None else core.coast_deadline()
+            if other is not None and other < plan[1]:
+                plan = None  # something else comes first: coast from then on, if at all
+            else:
+                plan = self._keepalive_path(index, plan[0])
+        if plan is None and probe is None:
+            return deadline
+        if plan is None:
+            out = back = 0.0
+            flow = None
+        else:
+            flow, out, back = plan
+        self._coasting[index] = _AgentCoast(flow, out, back, probe is not None)
+        after: float | None = core.coast_deadline(
+            keepalive=flow is not None, probes=probe is not None
+        )
+        return after
+
+    def _keepalive_path(self, index: int, flow: Flow) -> tuple[Flow, float, float] | None:
+        """``(flow, out, back)`` when every CRLF ping of ``index`` on ``flow`` is answered
+        after fixed delays while the network stays as it is; None when not certain."""
+        conn = self._conns.get((index, flow))
+        if conn is None or conn.state != "open" or conn.a != index:
+            return None
+        if conn.b not in self._pong_servers:
+            return None
+        network = self.network
+        src, dst = flow.local[0], conn.b_flow.local[0]
+        out = network.steady_delay(src, dst)
+        back = network.steady_delay(dst, src)
+        if out is None or back is None:
+            return None
+        return flow, out, back
 
     def _heartbeat_path(self, flow: Flow) -> tuple[float, float] | Literal[False] | None:
         """What becomes of every heartbeat on ``flow`` while the network stays as it is:
@@ -615,19 +647,29 @@ class World:
             return False  # a stopped pool's answers are refused, which the peer hears of
         return (out, back)
 
-    def _uncoast(self, index: int) -> None:
+    def _uncoast(self, index: int, at_timer: bool = False) -> None:
         """Bring a coasting core to :attr:`now`: what it skipped is applied, and what is
         still on its way at ``now`` is sent for real, arriving when it would have."""
         self._scheduled[index] = None
         core: Any = self._cores[index]
         if index in self._coasting:
             record = self._coasting.pop(index)
-            pong, pings = core.coast(
-                self.now, record.flow, record.out, record.back, inclusive=not self._in_call
-            )
-            self.pings_coasted += pings
-            if pong is not None:  # the last ping is on its way: its pong arrives as it would
-                self._push(pong, (_PONG, index, self._hold(record.flow)))
+            if record.flow is not None:
+                pong, pings = core.coast(
+                    self.now, record.flow, record.out, record.back, inclusive=not self._in_call
+                )
+                self.pings_coasted += pings
+                if pong is not None:  # the last ping is on its way: its pong arrives as it would
+                    self._push(pong, (_PONG, index, self._hold(record.flow)))
+            if record.probes:
+                # At a timer of its own, what falls due then is left to handle_timer, which
+                # does it in its own order (a probe's draws after a refresh's, say).
+                flow, probes = core.coast_probes(
+                    self.now, inclusive=not (self._in_call or at_timer)
+                )
+                self.probes_coasted += probes
+                if flow is not None:  # a probe is on its way: its SYN vanished when sent
+                    self._conns[(index, flow)] = _Conn(index, flow, -1, flow, "lost")
             return
         self._coasting_pools.discard(index)
         sends, rounds = core.coast_heartbeats(self.now, inclusive=not self._in_call)

@@ -43,16 +43,25 @@ def sorted_within_instants(lines: list[str]) -> list[str]:
     return out
 
 
-def run(path: Path, seed: int | None, coast: bool) -> tuple[list[str], list[bool], int, int]:
+def draws(sim: SimulatedDeployment) -> dict[str, tuple[object, int]]:
+    """Per client, its generator's state and CSeq counter: a skipped probe must draw and
+    count as the real one would, or later identifiers (and backoff delays) differ.  Call it
+    after ``world.settle()``."""
+    return {name: (agent.rng.getstate(), agent._cseq) for name, agent in sim.agents.items()}
+
+
+def run(
+    path: Path, seed: int | None, coast: bool
+) -> tuple[list[str], list[bool], int, int, dict[str, tuple[object, int]]]:
     scenario = load_scenario(path)
     deployment = prepare(scenario, seed=seed, invariants=True, coast=coast)
     deployment.run_until(scenario.duration)
     result = finish(scenario, deployment)
     world = deployment.world
     world.settle()
-    skipped = world.pings_coasted + world.heartbeats_coasted
+    skipped = world.pings_coasted + world.heartbeats_coasted + world.probes_coasted
     verdicts = [r.passed for r in result.results]
-    return canonical(result.trace), verdicts, world.events_processed, skipped
+    return canonical(result.trace), verdicts, world.events_processed, skipped, draws(deployment)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -60,11 +69,12 @@ def run(path: Path, seed: int | None, coast: bool) -> tuple[list[str], list[bool
 def test_shipped_scenarios_are_the_same_with_and_without_coasting(
     path: Path, seed: int | None
 ) -> None:
-    trace, verdicts, events, _skipped = run(path, seed, coast=True)
-    full_trace, full_verdicts, full_events, full_skipped = run(path, seed, coast=False)
+    trace, verdicts, events, _skipped, drawn = run(path, seed, coast=True)
+    full_trace, full_verdicts, full_events, full_skipped, full_drawn = run(path, seed, coast=False)
     assert full_skipped == 0
     assert trace == full_trace
     assert verdicts == full_verdicts
+    assert drawn == full_drawn
     assert events <= full_events
 
 
@@ -135,11 +145,31 @@ EXAMPLE = FuzzCase(
 )
 
 
+def run_through(case: FuzzCase, coast: bool) -> SimulatedDeployment:
+    """The case's scenario run to its end (without run_case's liveness decision)."""
+    scenario = case.scenario()
+    deployment = prepare(scenario, invariants=True, coast=coast)
+    deployment.run_until(scenario.duration)
+    deployment.world.settle()
+    return deployment
+
+
 def test_a_fuzz_case_with_an_outage_is_the_same_with_and_without_coasting() -> None:
     fast, full = run_case(EXAMPLE), run_case(EXAMPLE, coast=False)
     assert canonical(fast.result.trace) == canonical(full.result.trace)
     assert fast.failures == full.failures
     assert fast.result.violations == full.result.violations
+
+
+def test_skipped_failback_probes_draw_and_count_as_sent_ones() -> None:
+    """During the outage the clients of the silent pool probe it from their backup every
+    ~92 s; coasting skips those probes, yet leaves every client's generator and CSeq where
+    the real OPTIONS left them."""
+    fast, full = run_through(EXAMPLE, True), run_through(EXAMPLE, False)
+    assert fast.world.probes_coasted >= 4 * 10  # 4 clients x ~12 probes in 1200 s
+    assert full.world.probes_coasted == 0
+    assert canonical(fast.world.trace) == canonical(full.world.trace)
+    assert draws(fast) == draws(full)
 
 
 @settings(
@@ -154,6 +184,8 @@ def test_drawn_fuzz_cases_are_the_same_with_and_without_coasting(case: FuzzCase)
     fast, full = run_case(case), run_case(case, coast=False)
     assert canonical(fast.result.trace) == canonical(full.result.trace)
     assert fast.failures == full.failures
+    fast_sim, full_sim = run_through(case, True), run_through(case, False)
+    assert draws(fast_sim) == draws(full_sim)
 
 
 class Lockstep(RuleBasedStateMachine):
@@ -221,6 +253,13 @@ class Lockstep(RuleBasedStateMachine):
     def wait(self, seconds: float) -> None:
         for sim in self._both():
             sim.run_until(sim.world.now + seconds)
+
+    @rule()
+    def settle(self) -> None:
+        """Bring the coasting one up to date: its clients drew and counted the same."""
+        fast, full = self._both()
+        fast.world.settle()
+        assert draws(fast) == draws(full)
 
     @invariant()
     def same(self) -> None:
