@@ -77,6 +77,8 @@ limited by the *client's* size (RFC 6891 §6.2.3, §6.2.5)."""
 _SOA_REFRESH, _SOA_RETRY, _SOA_EXPIRE = 3600, 600, 86400
 
 _CACHE_LIMIT = 4096
+_SHARED_STATES = 256
+_shared_answers: dict[tuple[Any, ...], dict[_CacheKey, tuple[bytes | None, _Meta]]] = {}
 """Entries kept before the answer cache is emptied.  Clients that randomize the case of their
 questions (0x20, draft-vixie-dnsext-dns0x20) make a new key per query; the bound keeps memory
 flat without an LRU's cost on the hit path."""
@@ -361,11 +363,30 @@ class Authority:
         self._records.append(record)
 
     def _changed(self, *, records_changed: bool) -> None:
-        """Rebuild the lookup indexes (records only) and empty the answer cache (always)."""
-        self._cache.clear()
-        if not records_changed:
-            return
-        self._serial += 1
+        """Rebuild the lookup indexes (records only) and take the answer cache of the new
+        state (always)."""
+        if records_changed:
+            self._serial += 1
+            self._index()
+        # Answers depend on nothing else than this state and the query: authorities in the
+        # same state share their cache (speed: a fuzz campaign builds one per case, each
+        # asked the same few questions).
+        state = (
+            self._zones,
+            self._default_ttl,
+            self._additional,
+            tuple(self._records),
+            tuple(sorted(self._faults.items(), key=repr)),
+            self._serial,
+        )
+        cache = _shared_answers.get(state)
+        if cache is None:
+            if len(_shared_answers) >= _SHARED_STATES:  # bounded: states come from users
+                _shared_answers.clear()
+            cache = _shared_answers[state] = {}
+        self._cache = cache
+
+    def _index(self) -> None:
         by_name: dict[str, list[DnsRecord]] = {}
         names = set(self._zones)
         for record in self._records:

@@ -21,7 +21,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from emulator.fuzz.analysis import Finding, classify
-from emulator.fuzz.case import FuzzCase, run_case
+from emulator.fuzz.case import FuzzCase, frozen_heap, run_case
 from emulator.fuzz.strategies import cases
 from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import run_scenario
@@ -131,12 +131,13 @@ def search(
     # known does not fail the property again (it is only recorded, keeping the simplest case):
     # each Hypothesis run ends with one new finding shrunk, and the next run looks further.
     run = 0
-    while count < examples and (deadline is None or time.monotonic() < deadline):
-        before = count
-        one_run(run, frozenset(found))
-        run += 1
-        if count == before:
-            break  # nothing ran (the database replayed only known findings): done
+    with frozen_heap():
+        while count < examples and (deadline is None or time.monotonic() < deadline):
+            before = count
+            one_run(run, frozenset(found))
+            run += 1
+            if count == before:
+                break  # nothing ran (the database replayed only known findings): done
     return CampaignResult(count, time.monotonic() - started, found)
 
 

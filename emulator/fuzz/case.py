@@ -9,11 +9,15 @@ written out as that file, and ``sipemu run`` replays it to the same failure.
 
 from __future__ import annotations
 
+import functools
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from clients.profile import Profile, get_profile
-from emulator.scenario.model import Scenario, scenario_from_dict
+from emulator.scenario.model import Scenario, scenario_from_dict, with_expectations
 from emulator.scenario.runner import RunResult, finish, prepare
 from emulator.sim.deployment import SimulatedDeployment
 from emulator.sim.invariants import INVARIANTS, liveness_bound
@@ -27,6 +31,7 @@ __all__ = [
     "Outcome",
     "PoolDraw",
     "SrvDraw",
+    "frozen_heap",
     "run_case",
 ]
 
@@ -80,6 +85,17 @@ class FaultDraw:
     dns_kind: Literal["servfail", "timeout", "nxdomain"] = "servfail"
 
 
+@functools.lru_cache(maxsize=1024)
+def _pool_names(pools: tuple[PoolDraw, ...]) -> tuple[str, ...]:
+    """fe1, fe2... and dir1, dir2... in pool order (a case asks for them often)."""
+    names = []
+    for index, draw in enumerate(pools):
+        kind = "dir" if draw.director else "fe"
+        number = sum(1 for p in pools[: index + 1] if p.director == draw.director)
+        names.append(f"{kind}{number}.{DOMAIN}")
+    return tuple(names)
+
+
 @dataclass(frozen=True, slots=True)
 class FuzzCase:
     pools: tuple[PoolDraw, ...]
@@ -93,10 +109,7 @@ class FuzzCase:
     # -- names -------------------------------------------------------------------------------
 
     def pool_name(self, index: int) -> str:
-        draw = self.pools[index]
-        kind = "dir" if draw.director else "fe"
-        number = sum(1 for p in self.pools[: index + 1] if p.director == draw.director)
-        return f"{kind}{number}.{DOMAIN}"
+        return _pool_names(self.pools)[index]
 
     def users(self) -> list[tuple[str, int]]:
         """(user URI, home pool index) in pool order."""
@@ -270,15 +283,7 @@ class FuzzCase:
         end = self.faults_end()
         bound = self.bound() if bound is None else bound
         expect: list[dict[str, Any]] = [{"invariant": name} for name in INVARIANTS]
-        for name, deadline in sorted((liveness or {}).items()):
-            expect.append(
-                {
-                    "client": name,
-                    "by": deadline,
-                    "state": "registered",
-                    "note": "liveness: a serving pool is reachable once faults stop",
-                }
-            )
+        expect.extend(liveness_expectations(liveness or {}))
         return {
             "description": "found by sipemu fuzz",
             "seed": self.seed,
@@ -302,6 +307,19 @@ class FuzzCase:
         if topology is not None:
             data["topology"] = topology
         return scenario_from_dict(data, "<fuzz case>")
+
+
+def liveness_expectations(liveness: dict[str, float]) -> list[dict[str, Any]]:
+    """The ``[[expect]]`` tables of the liveness obligations (client name -> deadline)."""
+    return [
+        {
+            "client": name,
+            "by": deadline,
+            "state": "registered",
+            "note": "liveness: a serving pool is reachable once faults stop",
+        }
+        for name, deadline in sorted(liveness.items())
+    ]
 
 
 @dataclass
@@ -344,11 +362,28 @@ def run_case(case: FuzzCase, *, coast: bool = True) -> Outcome:
     knowledge = {name: what_it_knows(deployment, name) for name in liveness}
     reachable = {name: reachable_pools(deployment, name) for name in liveness}
     dns_down = {name for name in liveness if not dns_works(deployment, name)}
-    scenario = case.scenario(liveness, bound, topology=topology)
+    # What case.scenario(liveness, bound) gives, without validating the rest again.
+    scenario = with_expectations(probe, liveness_expectations(liveness))
     # The expectations changed, not the run: continue the same deployment.
     deployment.run_until(scenario.duration)
     result = finish(scenario, deployment)
     return Outcome(case, result, scenario, liveness, knowledge, reachable, dns_down)
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Run many cases with what is alive now (modules, Hypothesis) left out of the cyclic
+    collector's sweeps (gc.freeze), then put it back (gc.unfreeze).
+
+    Each case leaves a deployment of cycles behind that the collector frees; without this,
+    every few dozen cases a full sweep also walked every object of the process (about 1 ms
+    per case of the fixed shape in benchmarks/fuzz_bench.py).
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def probe_clients(case: FuzzCase) -> list[str]:

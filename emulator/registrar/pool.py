@@ -377,26 +377,54 @@ class Pool:
         ``inclusive``: a round due exactly at ``now`` went out already."""
         coast = self._coast
         assert coast is not None
-        settings = self.resiliency
+        interval = self.resiliency.heartbeat_interval
         on_the_way: list[tuple[str, float, float]] = []
+        # An answer to an up or recovering monitor (all that coasting allows) changes nothing
+        # but its last_answer_at: only the latest arrival per peer is told (speed: a pool with
+        # no other input catches up hundreds of rounds at the next network change).
+        latest: dict[str, float] = {}
         for peer, sent_at, arrival in coast.answers:
             if arrival <= now:
-                self._transition(self._monitors[peer].answered(arrival))
+                latest[peer] = arrival
             else:
                 on_the_way.append((peer, sent_at, arrival))
+        # The rounds due by now, at the times the rounds themselves would have computed.
         at = self._next_heartbeat_at
+        rounds: list[float] = []
         while at is not None and (at < now or (inclusive and at == now)):
-            for peer, delays in coast.paths.items():
-                if delays is None:
-                    coast.pending[peer] = at  # the latest, missed or not yet
-                    continue
-                arrival = at + delays[0] + delays[1]
-                if arrival <= now and not on_the_way:
-                    self._transition(self._monitors[peer].answered(arrival))
-                else:
-                    on_the_way.append((peer, at, arrival))
-            coast.rounds += 1
-            at = at + settings.heartbeat_interval
+            rounds.append(at)
+            at = at + interval
+        if rounds:
+            # Answers arrive in the order their rounds went out (fixed delays), and one still
+            # on its way keeps every later one on its way too (they are carried in order):
+            # only the last few rounds need looking at, from the first with an answer out.
+            answered: list[tuple[str, tuple[float, float]]] = [
+                (peer, d) for peer, d in coast.paths.items() if d is not None
+            ]
+            first = len(rounds)
+            if not on_the_way:
+                while first > 0 and any(
+                    rounds[first - 1] + d[0] + d[1] > now for _, d in answered
+                ):
+                    first -= 1
+            else:
+                first = 0
+            if first > 0:
+                for peer, delays in answered:
+                    latest[peer] = rounds[first - 1] + delays[0] + delays[1]
+            for round_at in rounds[first:]:
+                for peer, delays in answered:
+                    arrival = round_at + delays[0] + delays[1]
+                    if arrival <= now and not on_the_way:
+                        latest[peer] = arrival
+                    else:
+                        on_the_way.append((peer, round_at, arrival))
+            for peer, path in coast.paths.items():
+                if path is None:
+                    coast.pending[peer] = rounds[-1]  # the latest, missed or not yet
+            coast.rounds += len(rounds)
+        for peer, arrival in latest.items():
+            self._transition(self._monitors[peer].answered(arrival))
         self._next_heartbeat_at = at
         coast.answers = on_the_way
 

@@ -279,6 +279,21 @@ def scenario_from_dict(
     )
 
 
+def with_expectations(scenario: Scenario, expect: list[dict[str, Any]]) -> Scenario:
+    """``scenario`` with more ``[[expect]]`` tables after its own, validated as in a file:
+    the same Scenario as parsing the data with the tables appended (the fuzzer adds its
+    liveness expectations once the faults are over, without validating the rest again)."""
+    ctx = TomlContext(scenario.source, "", error=ScenarioError)
+    names = {c.name for c in scenario.clients}
+    own = [e for e in scenario.expectations if e.kind != "step"]
+    steps = [e for e in scenario.expectations if e.kind == "step"]
+    added = tuple(_expect(ctx, len(own) + i, e, names) for i, e in enumerate(expect))
+    if any(e.chat for e in added) and scenario.topology.persistent_chat is None:
+        index = len(own) + next(i for i, e in enumerate(added) if e.chat)
+        ctx.fail("expect", index, "chat", "a topology with a [persistent_chat] pool")
+    return replace(scenario, expectations=(*own, *added, *steps))
+
+
 def _tables(ctx: TomlContext, data: dict[str, Any], name: str) -> list[dict[str, Any]]:
     value = data.get(name, [])
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):

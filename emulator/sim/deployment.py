@@ -503,10 +503,23 @@ def pool_trace(event: object, verbose: bool) -> tuple[str, str] | None:
     SIP exchanges and binding changes only when ``verbose``.  Shared by the simulator and the
     realtime runner, so both timelines read the same (and like the live log).
     """
+    if not verbose and isinstance(event, _VERBOSE_ONLY):
+        return None  # not described at all (speed: most pool events are these)
     kind, text = pool_events.describe(event)  # type: ignore[arg-type]
     if kind in ("sip", "binding") and not verbose:
         return None
     return kind, text
+
+
+# Pool events that describe() files under "sip" or "binding" (tests/scenario/test_scenarios.py
+# checks the list).
+_VERBOSE_ONLY = (
+    pool_events.Exchanged,
+    pool_events.BindingAdded,
+    pool_events.BindingRefreshed,
+    pool_events.BindingRemoved,
+    pool_events.BindingExpired,
+)
 
 
 def agent_trace(event: object, verbose: bool) -> tuple[str, str] | None:

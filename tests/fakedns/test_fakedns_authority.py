@@ -662,3 +662,29 @@ def test_cached_and_fresh_answers_agree(qid: int, qtype: str, name: str) -> None
     assert warm.answer(query(name, qtype, qid=qid), "udp", 0.0) == cold.answer(
         query(name, qtype, qid=qid), "udp", 0.0
     )
+
+
+def test_authorities_in_the_same_state_share_answers_and_no_others() -> None:
+    """Answers are cached per state (records, faults, serial...), across authorities: one
+    that changes stops seeing the others' answers, and they keep theirs."""
+    a, b = make_authority(), make_authority()
+    q = query("fe1.contoso.test", "A")
+    first = rrset_texts(ask(a, q).answer)
+    assert first == ["fe1.contoso.test. 60 IN A 192.0.2.1"]
+    assert rrset_texts(ask(b, q).answer) == first
+    a.remove("fe1.contoso.test", "A")
+    a.add(AddressRecord("fe1.contoso.test", "192.0.2.9", ttl=60))
+    assert rrset_texts(ask(a, q).answer) == ["fe1.contoso.test. 60 IN A 192.0.2.9"]
+    assert rrset_texts(ask(b, q).answer) == first
+    b.set_fault("servfail", "fe1.contoso.test")
+    assert ask(b, q).rcode() == dns.rcode.SERVFAIL
+    assert rrset_texts(ask(make_authority(), q).answer) == first
+    other = Authority([ZONE], [AddressRecord("fe1.contoso.test", "192.0.2.7", ttl=60)])
+    assert rrset_texts(ask(other, q).answer) == ["fe1.contoso.test. 60 IN A 192.0.2.7"]
+    # Same records, different serial (changed and changed back): the SOA differs, not shared.
+    c = make_authority()
+    c.add(AddressRecord("fe9.contoso.test", "192.0.2.99"))
+    c.remove("fe9.contoso.test")
+    missing = query("nothere.contoso.test", "A")
+    assert ask(c, missing).authority[0][0].serial == 3
+    assert ask(make_authority(), missing).authority[0][0].serial == 1

@@ -19,9 +19,17 @@ from hypothesis.stateful import (
 from emulator.cli import main
 from emulator.fuzz.analysis import classify
 from emulator.fuzz.campaign import search, write_findings
-from emulator.fuzz.case import ClientDraw, FaultDraw, FuzzCase, PoolDraw, SrvDraw, run_case
+from emulator.fuzz.case import (
+    ClientDraw,
+    FaultDraw,
+    FuzzCase,
+    PoolDraw,
+    SrvDraw,
+    liveness_expectations,
+    run_case,
+)
 from emulator.fuzz.strategies import cases
-from emulator.scenario.model import load_scenario
+from emulator.scenario.model import ScenarioError, load_scenario, with_expectations
 from emulator.scenario.runner import run_scenario
 from emulator.sim.deployment import ClientSpec, SimulatedDeployment
 from emulator.topology import default_topology, parse_topology
@@ -234,3 +242,26 @@ def test_leaving_a_registrar_that_was_cut_off_is_not_a_double_binding() -> None:
         seed=53000,
     )
     assert classify(run_case(case)) == []
+
+
+@settings(derandomize=True, max_examples=25, deadline=None, database=None)
+@given(cases(max_pools=4, max_clients=4), st.data())
+def test_adding_liveness_expectations_gives_the_scenario_written_out(
+    case: FuzzCase, data: st.DataObject
+) -> None:
+    """run_case adds the liveness expectations to the scenario it ran without validating the
+    rest again: the result is the scenario of the file a finding is written to."""
+    names = [case.client_name(i) for i in range(len(case.clients))]
+    chosen = data.draw(st.lists(st.sampled_from(names), unique=True)) if names else []
+    liveness = {name: 1000.0 + i for i, name in enumerate(chosen)}
+    bound = case.bound()
+    assert with_expectations(
+        case.scenario(bound=bound), liveness_expectations(liveness)
+    ) == case.scenario(liveness, bound)
+
+
+def test_added_expectations_are_validated() -> None:
+    case = FuzzCase(pools=(PoolDraw(),), srv=(SrvDraw(0),), clients=(ClientDraw(0),))
+    wanted = r"expect\[\d+\]\.client: expected the name of a \[\[client\]\]"
+    with pytest.raises(ScenarioError, match=wanted):
+        with_expectations(case.scenario(), [{"client": "nobody", "by": 5.0}])

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import typing
 from pathlib import Path
 
 import pytest
 
 from clients.events import ClientStateChanged
 from emulator.cli import main
+from emulator.net import Flow
+from emulator.registrar import events as pool_events
 from emulator.scenario.model import Expectation, ScenarioError, load_scenario, parse_scenario
 from emulator.scenario.runner import check, run_scenario
+from emulator.sim import deployment
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -245,3 +250,20 @@ def test_failback_by_redirect_on_refresh_sends_the_client_home_at_its_next_refre
     assert result.passed, result.report()
     causes = [e.cause for e in result.timeline["C2"] if e.registrar == "fe2.contoso.test"]
     assert any("(redirect)" in c for c in causes[1:]), causes
+
+
+def test_pool_events_left_out_of_quiet_traces_are_those_described_as_sip_or_binding() -> None:
+    """pool_trace skips describing some event types when not verbose: exactly the ones
+    describe() files under "sip" or "binding" (every other pool event is traced)."""
+    quiet = set(deployment._VERBOSE_ONLY)
+    for cls in typing.get_args(pool_events.PoolEvent):
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            values[f.name] = {"float": 1.0, "int": 1, "bool": False}.get(str(f.type), "x")
+        if "flow" in values:
+            values["flow"] = Flow("udp", ("127.0.0.1", 5060), ("127.0.0.2", 5060))
+        event = cls(**values)
+        kind, _ = pool_events.describe(event)
+        assert (kind in ("sip", "binding")) == (cls in quiet), cls.__name__
+        assert deployment.pool_trace(event, verbose=True) is not None
+        assert (deployment.pool_trace(event, verbose=False) is None) == (cls in quiet)
