@@ -70,6 +70,7 @@ def _liveness(outcome: Outcome, client: str, detail: str) -> Finding:
         | {f"gone.{DOMAIN}"},
         detail=detail,
         dns_down=client in outcome.dns_down,
+        refused_redirect_from=outcome.refused_redirect.get(client),
     )
 
 
@@ -85,12 +86,14 @@ def explain(
     unresolvable: set[str],
     detail: str,
     dns_down: bool = False,
+    refused_redirect_from: str | None = None,
 ) -> Finding:
     """Why a client that a pool could serve stayed signed out, and what to change.
 
     ``known``: what it could find (``backup:``/``primary:`` learned from a 301, ``cache:``,
     ``srv:`` targets its discovery finds in DNS); ``down``: pools it cannot reach;
-    ``unresolvable``: names without an A record; ``dns_down``: its DNS server was failing.
+    ``unresolvable``: names without an A record; ``dns_down``: its DNS server was failing;
+    ``refused_redirect_from``: the server whose 301 it refused and kept retrying at the end.
     The advice does not name the client, so identical advice for several clients reads as one.
     """
     settings = get_profile(profile)
@@ -109,6 +112,15 @@ def explain(
     # registrars and SRV targets need an A lookup.
     direct = {c for c in cache if c not in down}
     direct |= {n for n in learned + srv if n not in down and resolves(n)}
+    if (
+        refused_redirect_from is not None
+        and refused_redirect_from not in serving
+        and not settings.follows_redirect
+        and settings.redirect_as_failure_retry
+    ):
+        # baresip: it landed on a server that answers 301 (whatever else it could have
+        # reached) and, refusing the redirect, retries that server for ever.
+        return _ignores_redirect(profile, summary)
     if direct & serving:
         return _bug(client, summary, known)
     contacts = [home] + ([backup] if backup else [])
@@ -117,14 +129,7 @@ def explain(
     redirectors = direct - serving  # any pool (or Director) answers the others with a 301
     if redirectors and not settings.follows_redirect and settings.redirect_as_failure_retry:
         # baresip: a 301 is a failure, and it retries that same server, never the next one.
-        return Finding(
-            "by-design",
-            "client-ignores-redirect",
-            summary,
-            f"the {profile} client does not follow a 301 on REGISTER and keeps "
-            "retrying the server that sent it: point its DNS at the pool that homes "
-            "its user (and the backup) directly",
-        )
+        return _ignores_redirect(profile, summary)
     if settings.follows_redirect and redirectors:
         via = [c for c in contacts if c in serving]
         if any(resolves(c) for c in via):
@@ -206,6 +211,17 @@ def explain(
         f"every registrar the client's DNS names is down or has no A record "
         f"({', '.join(sorted(set(srv))) or 'none'}): point the records at running "
         "pools and publish their A records",
+    )
+
+
+def _ignores_redirect(profile: str, summary: str) -> Finding:
+    return Finding(
+        "by-design",
+        "client-ignores-redirect",
+        summary,
+        f"the {profile} client does not follow a 301 on REGISTER and keeps "
+        "retrying the server that sent it: point its DNS at the pool that homes "
+        "its user (and the backup) directly",
     )
 
 

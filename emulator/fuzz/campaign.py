@@ -12,7 +12,7 @@ import multiprocessing
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,7 +27,7 @@ from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import run_scenario
 from emulator.scenario.writer import dumps
 
-__all__ = ["CampaignResult", "Found", "run_campaign", "search", "write_findings"]
+__all__ = ["CampaignResult", "Found", "run_campaign", "search", "simplify", "write_findings"]
 
 
 class FindingError(AssertionError):
@@ -55,6 +55,44 @@ def _size(case: FuzzCase) -> tuple[int, float, int]:
 class Found:
     finding: Finding
     case: FuzzCase
+
+
+def simplify(found: Found) -> Found:
+    """Remove clients, faults and SRV records from a shrunk finding while it still shows.
+
+    Hypothesis's shrinker works on the choices that drew the case, and depending on the path
+    of the search it can stop at, say, two clients where the finding needs one.  This pass
+    works on the case itself: it tries each removal (one at a time, as long as one helps) and
+    keeps the smaller case when it still shows the same finding; each try is one run.  Lists
+    keep at least what the strategies draw (one client, one SRV record).
+    """
+    slug = found.finding.slug
+    best = found
+    improved = True
+    while improved:
+        improved = False
+        case = best.case
+        tries = [
+            replace(case, clients=case.clients[:i] + case.clients[i + 1 :])
+            for i in range(len(case.clients))
+            if len(case.clients) > 1
+        ]
+        tries += [
+            replace(case, faults=case.faults[:i] + case.faults[i + 1 :])
+            for i in range(len(case.faults))
+        ]
+        tries += [
+            replace(case, srv=case.srv[:i] + case.srv[i + 1 :])
+            for i in range(len(case.srv))
+            if len(case.srv) > 1
+        ]
+        for candidate in tries:
+            same = [f for f in classify(run_case(candidate)) if f.slug == slug]
+            if same:
+                best = Found(same[0], candidate)
+                improved = True
+                break
+    return best
 
 
 @dataclass
@@ -138,6 +176,10 @@ def search(
             run += 1
             if count == before:
                 break  # nothing ran (the database replayed only known findings): done
+        for slug in sorted(found):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            found[slug] = simplify(found[slug])
     return CampaignResult(count, time.monotonic() - started, found)
 
 

@@ -17,8 +17,8 @@ from hypothesis.stateful import (
 )
 
 from emulator.cli import main
-from emulator.fuzz.analysis import classify
-from emulator.fuzz.campaign import search, write_findings
+from emulator.fuzz.analysis import classify, explain
+from emulator.fuzz.campaign import Found, search, simplify, write_findings
 from emulator.fuzz.case import (
     ClientDraw,
     FaultDraw,
@@ -30,7 +30,7 @@ from emulator.fuzz.case import (
 )
 from emulator.fuzz.strategies import cases
 from emulator.scenario.model import ScenarioError, load_scenario, with_expectations
-from emulator.scenario.runner import run_scenario
+from emulator.scenario.runner import prepare, run_scenario
 from emulator.sim.deployment import ClientSpec, SimulatedDeployment
 from emulator.topology import default_topology, parse_topology
 
@@ -75,15 +75,112 @@ def test_the_fuzzer_finds_the_stranded_client_from_an_empty_start() -> None:
     assert len(case.clients) == 1 and len(case.pools) <= 3  # shrunk
 
 
+# Found by a campaign (seed 7, max_pools=3, max_clients=2) and first classified as an emulator
+# bug: baresip C2, homed on fe2 and registered there, rediscovers at its refresh after fe2's
+# outage, lands on fe1 (an SRV target that answers 301) and retries fe1 for ever.
+BARESIP_STUCK_ON_A_REDIRECTOR = FuzzCase(
+    pools=(
+        PoolDraw(a_record=True, users=2),
+        PoolDraw(backup=0, a_record=True, users=3),
+        PoolDraw(director=True, a_record=False, users=0),
+    ),
+    srv=(
+        SrvDraw(0, priority=10, weight=0, service="_sips._tcp"),
+        SrvDraw(0, priority=0, weight=10, service="_sipinternaltls._tcp"),
+        SrvDraw(1, priority=10, weight=0, service="_sips._tcp"),
+        SrvDraw(0, priority=20, weight=0, service="_sips._tcp"),
+    ),
+    clients=(
+        ClientDraw(1, "empty", stale=3, profile="baresip"),
+        ClientDraw(7, "empty", stale=4, profile="baresip"),
+    ),
+    faults=(
+        FaultDraw("outage", 1270.0, 790.0, a=1, b=2, oneway=True, dns_kind="nxdomain"),
+        FaultDraw("outage", 60.0, 450.0, a=0, b=2, oneway=True, dns_kind="nxdomain"),
+    ),
+    failover=30.0,
+    failback=40.0,
+    seed=360,
+)
+
+
+def test_a_client_retrying_the_server_whose_redirect_it_refused_is_by_design() -> None:
+    outcome = run_case(BARESIP_STUCK_ON_A_REDIRECTOR)
+    # It could reach its home fe2 (SRV names it too): only where it is stuck explains it.
+    assert "srv:fe2.contoso.test" in outcome.knowledge["C2"]
+    assert outcome.refused_redirect == {"C2": "fe1.contoso.test"}
+    (finding,) = classify(outcome)
+    assert (finding.kind, finding.key) == ("by-design", "client-ignores-redirect")
+    assert "keeps retrying the server that sent it" in finding.advice
+
+
+def test_a_refused_redirect_is_forgotten_once_registered() -> None:
+    case = BARESIP_STUCK_ON_A_REDIRECTOR
+    deployment = prepare(case.scenario(bound=case.bound()), invariants=True)
+    deployment.run_until(100.0)  # C2 refused fe1's 301 at sign-in; fe2 is cut off
+    assert deployment.agents["C2"].refused_redirect_from == "fe1.contoso.test"
+    deployment.run_until(200.0)  # it registered at fe2 (SRV) at 146 s
+    assert deployment.agents["C2"].state == "registered"
+    assert deployment.agents["C2"].refused_redirect_from is None
+
+
+def test_without_where_it_is_stuck_a_client_that_knew_its_home_is_a_bug() -> None:
+    def why(refused_redirect_from: str | None) -> tuple[str, str]:
+        finding = explain(
+            client="C2", home="fe2.contoso.test", backup=None, profile="baresip",
+            cache_state="empty", known=["srv:fe1.contoso.test", "srv:fe2.contoso.test"],
+            down=set(), unresolvable=set(), detail="signed-out",
+            refused_redirect_from=refused_redirect_from,
+        )  # fmt: skip
+        return finding.kind, finding.key
+
+    assert why(None) == ("emulator-bug", "liveness")
+    assert why("fe1.contoso.test") == ("by-design", "client-ignores-redirect")
+    # Stuck on its serving home itself is not explained by the redirect.
+    assert why("fe2.contoso.test") == ("emulator-bug", "liveness")
+
+
+def test_simplify_removes_what_a_finding_does_not_need() -> None:
+    # Where one Hypothesis search stopped shrinking: R1's finding for the linphone client,
+    # beside a baresip client stuck on a redirect and three faults.
+    case = FuzzCase(
+        pools=(
+            PoolDraw(backup=1, a_record=False),
+            PoolDraw(users=1),
+            PoolDraw(users=2),
+        ),
+        srv=(
+            SrvDraw(1, priority=10, weight=10),
+            SrvDraw(1, priority=10, weight=0, service="_sip._udp"),
+            SrvDraw(2, priority=10, weight=50),
+        ),
+        clients=(
+            ClientDraw(2, "empty", stale=1, profile="baresip"),
+            ClientDraw(8, "empty", stale=0, profile="linphone"),
+        ),
+        faults=(
+            FaultDraw("outage", 1750.0, None, a=0, b=0, oneway=True, dns_kind="nxdomain"),
+            FaultDraw("dns-fail", 1570.0, None, a=0, b=-1),
+            FaultDraw("outage", 1790.0, None, a=0, b=-1, oneway=True, dns_kind="nxdomain"),
+        ),
+        failover=120.0,
+        failback=240.0,
+        seed=1679,
+    )
+    (finding,) = [f for f in classify(run_case(case)) if f.key == "backup-never-learned"]
+    simpler = simplify(Found(finding, case))
+    assert simpler.finding.slug == finding.slug
+    assert [c.profile for c in simpler.case.clients] == ["linphone"]
+    assert len(simpler.case.faults) < len(case.faults)
+    assert [f.slug for f in classify(run_case(simpler.case))] == [finding.slug]
+
+
 def test_findings_are_written_as_scenarios_that_replay_to_the_same_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = search(examples=1, seed=0, database=None)
     result.findings.clear()
-    from emulator.fuzz.analysis import classify as sort
-    from emulator.fuzz.campaign import Found
-
-    (finding,) = sort(run_case(R1_STRANDED))
+    (finding,) = classify(run_case(R1_STRANDED))
     result.findings[finding.slug] = Found(finding, R1_STRANDED)
     ((_, path, reproduced),) = write_findings(result, tmp_path)
     assert reproduced and path.name == "by-design-backup-never-learned.toml"
