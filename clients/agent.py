@@ -566,7 +566,11 @@ class Agent:
         if after_loss and self.backup is not None and self.registrar_was_primary:
             plan.append(replace(self.backup, source="backup"))
         elif after_loss and self.primary is not None and not self.registrar_was_primary:
+            # Lost the backup: the primary first, then the backup again (it keeps both in
+            # memory and "tries primary; if unavailable tries backup", docs/protocol.md).
             plan.append(replace(self.primary, source="primary"))
+            if self.backup is not None:
+                plan.append(replace(self.backup, source="backup"))
         trust_cache = False
         if self.profile.uses_endpoint_cache:
             try:

@@ -341,6 +341,30 @@ def test_leaving_a_registrar_that_was_cut_off_is_not_a_double_binding() -> None:
     assert classify(run_case(case)) == []
 
 
+def test_a_client_that_lost_its_backup_tries_the_backup_again() -> None:
+    # Found by the fuzzer (an emulator bug, since fixed): C1 learned fe1 (primary) and fe2
+    # (backup) from a 301, failed over to fe2 when fe1 stopped, then lost fe2 too.  Its
+    # retries tried only fe1 and DNS (whose one SRV record names nothing), so when fe2 came
+    # back and failed over again it never returned to it.
+    case = FuzzCase(
+        pools=(PoolDraw(backup=1, users=2), PoolDraw(backup=0, users=2)),
+        srv=(SrvDraw(None, priority=0, weight=0),),
+        clients=(ClientDraw(1, "stale", stale=0, profile="lync2013"),),
+        faults=(FaultDraw("stop", 680.0, None, a=0), FaultDraw("stop", 1310.0, 780.0, a=1)),
+        failover=120.0,
+        failback=240.0,
+        seed=1707,
+    )
+    outcome = run_case(case)
+    assert outcome.knowledge["C1"][:2] == ["backup:fe2.contoso.test", "primary:fe1.contoso.test"]
+    assert classify(outcome) == []
+    back = [
+        e.now for e in outcome.result.trace
+        if e.source == "C1" and e.text.startswith("registered at fe2") and e.now > 2090.0
+    ]  # fmt: skip
+    assert back and back[0] < outcome.liveness["C1"]
+
+
 @settings(derandomize=True, max_examples=25, deadline=None, database=None)
 @given(cases(max_pools=4, max_clients=4), st.data())
 def test_adding_liveness_expectations_gives_the_scenario_written_out(
