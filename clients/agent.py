@@ -125,8 +125,8 @@ class Agent:
         "_probe_ok_since", "_query", "_redirect_depth", "_refresh_at", "_register_cseqs",
         "_register_tx", "_retry_at", "_retry_target", "_signout_at", "_steps", "_tag",
         "_timers", "_txs", "backup", "cache", "contacts", "dns_port", "dns_server", "domain",
-        "local_ip", "mode", "name", "notes", "primary", "profile", "refused_redirect_from",
-        "registrar", "registrar_flow", "registrar_was_primary", "rng", "sip_port", "state",
+        "local_ip", "mode", "name", "notes", "primary", "profile", "registrar",
+        "registrar_flow", "registrar_was_primary", "rng", "sip_port", "state", "stuck_retrying",
         "user", "wanted",
     )  # fmt: skip
 
@@ -193,9 +193,10 @@ class Agent:
         self._failures = 0
         self._retry_at: float | None = None
         self._retry_target: Target | None = None
-        # The server whose 301 this client refused (a profile that does not follow
-        # redirects) and keeps retrying; None once registered.  Read by the fuzzer's analysis.
-        self.refused_redirect_from: str | None = None
+        # The server this client keeps retrying instead of moving on, as some profiles do:
+        # baresip after a 301 it refuses, linphone after a redirect target that does not
+        # answer.  None once registered.  Read by the fuzzer's analysis.
+        self.stuck_retrying: str | None = None
         self._refresh_at: float | None = None
         self._keepalive_at: float | None = None
         self._keepalive_interval = self.profile.keepalive_interval
@@ -994,13 +995,14 @@ class Agent:
             self._failures += 1
             self._retry_at = now + profile.backoff.delay(self._failures, self.rng)
             self._retry_target = entry.target
+            self.stuck_retrying = entry.target.host
             self._progress(now, "registering", f"{cause}; retrying {entry.target.host}")
             return
         if redirect_refused and profile.redirect_as_failure_retry is not None:
             # baresip 1.0 retries the same server about 57 s after a 301 it does not follow.
             self._retry_at = now + profile.redirect_as_failure_retry
             self._retry_target = entry.target
-            self.refused_redirect_from = entry.target.host
+            self.stuck_retrying = entry.target.host
             if self.state != "signed-out":
                 self._set_state(now, "signed-out", f"{cause}; retrying {entry.target.host}")
             self._loud = False
@@ -1043,7 +1045,7 @@ class Agent:
         self._loud = False
         self._failures = 0
         self._retry_at = None
-        self.refused_redirect_from = None
+        self.stuck_retrying = None
         self._redirect_depth = 0
         self._signout_at = None
         self._lost_cause = ""

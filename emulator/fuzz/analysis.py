@@ -70,7 +70,7 @@ def _liveness(outcome: Outcome, client: str, detail: str) -> Finding:
         | {f"gone.{DOMAIN}"},
         detail=detail,
         dns_down=client in outcome.dns_down,
-        refused_redirect_from=outcome.refused_redirect.get(client),
+        stuck_retrying=outcome.stuck_retrying.get(client),
     )
 
 
@@ -86,14 +86,14 @@ def explain(
     unresolvable: set[str],
     detail: str,
     dns_down: bool = False,
-    refused_redirect_from: str | None = None,
+    stuck_retrying: str | None = None,
 ) -> Finding:
     """Why a client that a pool could serve stayed signed out, and what to change.
 
     ``known``: what it could find (``backup:``/``primary:`` learned from a 301, ``cache:``,
     ``srv:`` targets its discovery finds in DNS); ``down``: pools it cannot reach;
     ``unresolvable``: names without an A record; ``dns_down``: its DNS server was failing;
-    ``refused_redirect_from``: the server whose 301 it refused and kept retrying at the end.
+    ``stuck_retrying``: the server it kept retrying instead of moving on, at the end.
     The advice does not name the client, so identical advice for several clients reads as one.
     """
     settings = get_profile(profile)
@@ -112,15 +112,23 @@ def explain(
     # registrars and SRV targets need an A lookup.
     direct = {c for c in cache if c not in down}
     direct |= {n for n in learned + srv if n not in down and resolves(n)}
-    if (
-        refused_redirect_from is not None
-        and refused_redirect_from not in serving
-        and not settings.follows_redirect
-        and settings.redirect_as_failure_retry
-    ):
-        # baresip: it landed on a server that answers 301 (whatever else it could have
-        # reached) and, refusing the redirect, retries that server for ever.
-        return _ignores_redirect(profile, summary)
+    if stuck_retrying is not None and stuck_retrying not in serving:
+        # It landed on a server that does not serve it and, as its profile does, retries that
+        # server for ever, whatever else it could have reached.
+        if not settings.follows_redirect and settings.redirect_as_failure_retry:
+            # baresip: a 301 is a failure, and it retries the server that sent it.
+            return _ignores_redirect(profile, summary)
+        if settings.retries_dead_redirect_target:
+            # linphone: it keeps registering at the first Contact of a 301 while it is down.
+            return Finding(
+                "by-design",
+                "client-retries-dead-redirect-target",
+                summary,
+                f"the {profile} client keeps sending REGISTERs to the first Contact of a 301 "
+                f"({stuck_retrying}) while it does not answer, and never tries the backup or "
+                "DNS again: sign it in again, or point its DNS at a pool that serves its user "
+                "directly (no 301 to follow)",
+            )
     if direct & serving:
         return _bug(client, summary, known)
     contacts = [home] + ([backup] if backup else [])

@@ -336,9 +336,9 @@ class Outcome:
     """Per client owing liveness: the pools it could reach at the end of the faults."""
     dns_down: set[str] = field(default_factory=set)
     """Clients owing liveness whose DNS server was failing at the end of the faults."""
-    refused_redirect: dict[str, str] = field(default_factory=dict)
-    """Per client owing liveness, at the end of the run: the server whose 301 it refused and
-    keeps retrying (profiles that do not follow redirects), when it is in that loop."""
+    stuck_retrying: dict[str, str] = field(default_factory=dict)
+    """Per client owing liveness, at the end of the run: the server it keeps retrying instead
+    of moving on (``Agent.stuck_retrying``), when it is in that loop."""
 
     @property
     def failures(self) -> list[tuple[str, str]]:
@@ -370,12 +370,12 @@ def run_case(case: FuzzCase, *, coast: bool = True) -> Outcome:
     # The expectations changed, not the run: continue the same deployment.
     deployment.run_until(scenario.duration)
     result = finish(scenario, deployment)
-    refused = {
+    stuck = {
         name: host
         for name in liveness
-        if (host := deployment.agents[name].refused_redirect_from) is not None
+        if (host := deployment.agents[name].stuck_retrying) is not None
     }
-    return Outcome(case, result, scenario, liveness, knowledge, reachable, dns_down, refused)
+    return Outcome(case, result, scenario, liveness, knowledge, reachable, dns_down, stuck)
 
 
 @contextmanager

@@ -108,29 +108,29 @@ def test_a_client_retrying_the_server_whose_redirect_it_refused_is_by_design() -
     outcome = run_case(BARESIP_STUCK_ON_A_REDIRECTOR)
     # It could reach its home fe2 (SRV names it too): only where it is stuck explains it.
     assert "srv:fe2.contoso.test" in outcome.knowledge["C2"]
-    assert outcome.refused_redirect == {"C2": "fe1.contoso.test"}
+    assert outcome.stuck_retrying == {"C2": "fe1.contoso.test"}
     (finding,) = classify(outcome)
     assert (finding.kind, finding.key) == ("by-design", "client-ignores-redirect")
     assert "keeps retrying the server that sent it" in finding.advice
 
 
-def test_a_refused_redirect_is_forgotten_once_registered() -> None:
+def test_the_server_a_client_is_stuck_retrying_is_forgotten_once_registered() -> None:
     case = BARESIP_STUCK_ON_A_REDIRECTOR
     deployment = prepare(case.scenario(bound=case.bound()), invariants=True)
     deployment.run_until(100.0)  # C2 refused fe1's 301 at sign-in; fe2 is cut off
-    assert deployment.agents["C2"].refused_redirect_from == "fe1.contoso.test"
+    assert deployment.agents["C2"].stuck_retrying == "fe1.contoso.test"
     deployment.run_until(200.0)  # it registered at fe2 (SRV) at 146 s
     assert deployment.agents["C2"].state == "registered"
-    assert deployment.agents["C2"].refused_redirect_from is None
+    assert deployment.agents["C2"].stuck_retrying is None
 
 
 def test_without_where_it_is_stuck_a_client_that_knew_its_home_is_a_bug() -> None:
-    def why(refused_redirect_from: str | None) -> tuple[str, str]:
+    def why(stuck_retrying: str | None, profile: str = "baresip") -> tuple[str, str]:
         finding = explain(
-            client="C2", home="fe2.contoso.test", backup=None, profile="baresip",
+            client="C2", home="fe2.contoso.test", backup=None, profile=profile,
             cache_state="empty", known=["srv:fe1.contoso.test", "srv:fe2.contoso.test"],
             down=set(), unresolvable=set(), detail="signed-out",
-            refused_redirect_from=refused_redirect_from,
+            stuck_retrying=stuck_retrying,
         )  # fmt: skip
         return finding.kind, finding.key
 
@@ -138,6 +138,30 @@ def test_without_where_it_is_stuck_a_client_that_knew_its_home_is_a_bug() -> Non
     assert why("fe1.contoso.test") == ("by-design", "client-ignores-redirect")
     # Stuck on its serving home itself is not explained by the redirect.
     assert why("fe2.contoso.test") == ("emulator-bug", "liveness")
+    dead_redirect = ("by-design", "client-retries-dead-redirect-target")
+    assert why("fe1.contoso.test", "linphone") == dead_redirect
+    assert why("fe1.contoso.test", "lync2013") == ("emulator-bug", "liveness")  # moves on
+
+
+def test_linphone_retrying_the_dead_first_contact_of_a_301_is_by_design() -> None:
+    # Found by a campaign (seed 23) as an "emulator bug": C1 (linphone, home fe3) lost fe3, DNS
+    # led it to fe1, whose 301 (before fe1 failed over) named fe3 first; linphone registers at
+    # that first Contact for ever, although fe1 serves fe3's users 25 s later.
+    case = FuzzCase(
+        pools=(PoolDraw(backup=2), PoolDraw(), PoolDraw(backup=0, users=2),
+               PoolDraw(director=True, users=0)),
+        srv=(SrvDraw(0, priority=10, weight=50, service="_sip._udp"),),
+        clients=(ClientDraw(2, "home", profile="linphone"),),
+        faults=(FaultDraw("outage", 1300.0, None, a=2),),
+        failover=60.0,
+        failback=60.0,
+        seed=639,
+    )  # fmt: skip
+    outcome = run_case(case)
+    assert outcome.knowledge["C1"] == ["primary:fe3.contoso.test", "srv:fe1.contoso.test"]
+    assert outcome.stuck_retrying == {"C1": "fe3.contoso.test"}
+    (finding,) = classify(outcome)
+    assert (finding.kind, finding.key) == ("by-design", "client-retries-dead-redirect-target")
 
 
 def test_simplify_removes_what_a_finding_does_not_need() -> None:
