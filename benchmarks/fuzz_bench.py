@@ -18,6 +18,12 @@ Target (issue 5): at least 50 examples per second on one core for the fixed shap
 
     taskset -c 1 .venv/bin/python benchmarks/fuzz_bench.py
     taskset -c 1 .venv/bin/python benchmarks/fuzz_bench.py --examples 50 --mode search
+
+The compiled build (setup.py) in its own environment, the same script::
+
+    python3 -m venv .venv-compiled
+    SIPEMU_COMPILE=1 .venv-compiled/bin/pip install .
+    taskset -c 1 .venv-compiled/bin/python benchmarks/fuzz_bench.py --mode fixed
 """
 
 from __future__ import annotations
@@ -28,9 +34,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
+try:
+    import emulator  # noqa: F401  (installed: editable, or a compiled build, setup.py)
+except ImportError:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from emulator.build import describe  # noqa: E402
 from emulator.fuzz.campaign import search  # noqa: E402
 from emulator.fuzz.case import (  # noqa: E402
     ClientDraw,
@@ -75,6 +84,7 @@ def bench_fixed(examples: int, clients: int, coast: bool = True) -> None:
         f"fixed shape: 3 pools, {clients} clients, outage 1200-2400 s"
         + ("" if coast else " (every packet simulated: --no-coast)")
     )
+    print(f"build          {describe()}")
     print(f"examples       {examples}  ({failing} with a finding)")
     print(f"virtual time   {virtual / examples:,.0f} s per example")
     print(f"wall time      {elapsed:.2f} s")
@@ -88,6 +98,7 @@ def bench_search(examples: int, seed: int) -> None:
     result = search(examples=examples, seed=seed, max_pools=3, max_clients=20)
     elapsed = time.perf_counter() - started
     print("Hypothesis search: max_pools=3, max_clients=20")
+    print(f"build          {describe()}")
     print(f"examples       {result.examples}  ({len(result.findings)} distinct finding(s))")
     print(f"wall time      {elapsed:.2f} s  (shrinking included)")
     print(f"examples/s     {result.examples / elapsed:.1f}")

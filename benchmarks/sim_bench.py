@@ -37,9 +37,12 @@ from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
+try:
+    import emulator  # noqa: F401  (installed: editable, or a compiled build, setup.py)
+except ImportError:
     sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from emulator.build import describe  # noqa: E402
 from emulator.sim.deployment import ClientSpec, SimulatedDeployment  # noqa: E402
 from emulator.topology import Topology, parse_topology  # noqa: E402
 
@@ -273,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         f"sign-in {'at t=0' if not args.ramp else f'over {args.ramp:g} s'}, "
         f"{FAULTY_POOL} silent {OUTAGE_AT:g}-{RECOVERY_AT:g} s, {DURATION:g} s simulated"
     )
+    print(f"build: {describe()}")
     print()
     print(f"{'virtual t':>10} {'registered':>11} {'at fe1':>8} {'at fe2':>8} {'limited':>8}")
     for c in checkpoints:

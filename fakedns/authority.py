@@ -192,7 +192,7 @@ class Authority:
 
     def answer(
         self,
-        data: bytes,
+        data: bytes | bytearray,
         transport: Transport,
         now: float,
         *,

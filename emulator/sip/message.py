@@ -107,7 +107,7 @@ class Headers:
 
     @classmethod
     def _from_parsed(cls, fields: list[tuple[str, str, str]]) -> Headers:
-        headers = cls.__new__(cls)
+        headers = cls()  # not cls.__new__(cls): the compiled build (setup.py) has no __new__
         headers._fields = fields
         return headers
 

@@ -453,6 +453,7 @@ def test_cached_answer_differs_only_by_the_patched_id() -> None:
     assert dns.message.from_wire(second).id == 0xBEEF
 
 
+@pytest.mark.interpreted_only
 def test_cache_hit_does_not_rebuild(monkeypatch: pytest.MonkeyPatch) -> None:
     authority = make_authority()
     assert authority.answer(query(SRV_NAME), "udp", 0.0) is not None

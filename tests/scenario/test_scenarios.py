@@ -259,7 +259,9 @@ def test_pool_events_left_out_of_quiet_traces_are_those_described_as_sip_or_bind
     for cls in typing.get_args(pool_events.PoolEvent):
         values: dict[str, object] = {}
         for f in dataclasses.fields(cls):
-            values[f.name] = {"float": 1.0, "int": 1, "bool": False}.get(str(f.type), "x")
+            # A string under `from __future__ import annotations`, a class when compiled.
+            name = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+            values[f.name] = {"float": 1.0, "int": 1, "bool": False}.get(name, "x")
         if "flow" in values:
             values["flow"] = Flow("udp", ("127.0.0.1", 5060), ("127.0.0.2", 5060))
         event = cls(**values)
