@@ -96,6 +96,9 @@ def _pool_names(pools: tuple[PoolDraw, ...]) -> tuple[str, ...]:
     return tuple(names)
 
 
+_TOPOLOGIES: dict[tuple[object, ...], Topology] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class FuzzCase:
     pools: tuple[PoolDraw, ...]
@@ -113,12 +116,14 @@ class FuzzCase:
 
     def users(self) -> list[tuple[str, int]]:
         """(user URI, home pool index) in pool order."""
+        names = _pool_names(self.pools)  # once: hashing the pools for the cache costs
         out = []
         for i, pool in enumerate(self.pools):
             if pool.director:
                 continue
+            short = names[i].split(".")[0]
             for k in range(pool.users):
-                out.append((f"sip:{self.pool_name(i).split('.')[0]}u{k + 1}@{DOMAIN}", i))
+                out.append((f"sip:{short}u{k + 1}@{DOMAIN}", i))
         return out
 
     def client_name(self, index: int) -> str:
@@ -134,15 +139,16 @@ class FuzzCase:
         return max(ends)
 
     def topology_data(self) -> dict[str, Any]:
+        names = _pool_names(self.pools)
         pools = []
         for i, draw in enumerate(self.pools):
             table: dict[str, Any] = {
-                "fqdn": self.pool_name(i),
+                "fqdn": names[i],
                 "role": "director" if draw.director else "frontend",
                 "address": f"127.0.0.{11 + i}",
             }
             if draw.backup is not None:
-                table["backup"] = self.pool_name(draw.backup)
+                table["backup"] = names[draw.backup]
             pools.append(table)
         dns: dict[str, Any] = {"pool_records": False}
         srv = []
@@ -156,12 +162,12 @@ class FuzzCase:
                 record["port"] = 5061  # a host that does not exist: any port
                 record["target"] = f"gone.{DOMAIN}"
             else:  # the pool's port for the transport the name implies
-                record["target"] = self.pool_name(r.target)
+                record["target"] = names[r.target]
             srv.append(record)
         if srv:
             dns["srv"] = srv
         records = [
-            {"name": self.pool_name(i), "address": f"127.0.0.{11 + i}"}
+            {"name": names[i], "address": f"127.0.0.{11 + i}"}
             for i, draw in enumerate(self.pools)
             if draw.a_record
         ]
@@ -176,7 +182,7 @@ class FuzzCase:
                 "heartbeat_timeout": 5.0,
             },
             "pool": pools,
-            "user": [{"uri": uri, "pool": self.pool_name(home)} for uri, home in self.users()],
+            "user": [{"uri": uri, "pool": names[home]} for uri, home in self.users()],
             "dns": dns,
         }
 
@@ -255,8 +261,18 @@ class FuzzCase:
         return out
 
     def topology(self) -> Topology:
-        """The case's topology, validated (what :meth:`scenario` builds from ``topology_data``)."""
-        return topology_from_dict(self.topology_data(), "<fuzz case>")
+        """The case's topology, validated (what :meth:`scenario` builds from ``topology_data``).
+
+        Cases that differ only in clients, faults or seed share one (topologies are immutable):
+        a campaign's shrinking and the benchmark's fixed shape build the same one often."""
+        key = (self.pools, self.srv, self.failover, self.failback)
+        topology = _TOPOLOGIES.get(key)
+        if topology is None:
+            topology = topology_from_dict(self.topology_data(), "<fuzz case>")
+            if len(_TOPOLOGIES) >= 256:  # bounded: a campaign draws thousands
+                _TOPOLOGIES.clear()
+            _TOPOLOGIES[key] = topology
+        return topology
 
     def bound(self, topology: Topology | None = None) -> float:
         """The liveness bound of the slowest client of this case (docs/invariants.md);
@@ -280,6 +296,11 @@ class FuzzCase:
         self, liveness: dict[str, float] | None = None, bound: float | None = None
     ) -> dict[str, Any]:
         """The scenario as a dict; ``liveness`` maps client names to their deadlines."""
+        return self._scenario_dict(liveness, bound, self.topology_data())
+
+    def _scenario_dict(
+        self, liveness: dict[str, float] | None, bound: float | None, topology: object
+    ) -> dict[str, Any]:
         end = self.faults_end()
         bound = self.bound() if bound is None else bound
         expect: list[dict[str, Any]] = [{"invariant": name} for name in INVARIANTS]
@@ -288,7 +309,7 @@ class FuzzCase:
             "description": "found by sipemu fuzz",
             "seed": self.seed,
             "duration": end + bound + 30.0,
-            "topology": self.topology_data(),
+            "topology": topology,
             "client": self.clients_data(),
             "step": self.steps(),
             "expect": expect,
@@ -303,10 +324,8 @@ class FuzzCase:
     ) -> Scenario:
         """The scenario :meth:`scenario_data` describes; ``topology``: :meth:`topology`, when
         already built (the same case's, so it is not validated again)."""
-        data = self.scenario_data(liveness, bound)
-        if topology is not None:
-            data["topology"] = topology
-        return scenario_from_dict(data, "<fuzz case>")
+        table = self.topology_data() if topology is None else topology
+        return scenario_from_dict(self._scenario_dict(liveness, bound, table), "<fuzz case>")
 
 
 def liveness_expectations(liveness: dict[str, float]) -> list[dict[str, Any]]:
