@@ -42,6 +42,7 @@ from emulator.sip.headers import KeepAlive, NameAddr, PresenceState, make_respon
 from emulator.sip.message import Headers, Request, Response, parse_message
 from emulator.sip.transaction import ClientTransaction, TimerSettings
 from emulator.sip.uri import SipUri
+from emulator.values import immutable
 from fakedns.records import AddressRecord, SrvRecord
 
 __all__ = ["Agent", "Target"]
@@ -51,7 +52,7 @@ DNS_TRIES = 2
 """Emulator choice: a DNS query is sent twice, 2 s apart, before it counts as timed out."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Target:
     """A registrar to try: where it is and how the agent learned of it."""
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from emulator.values import immutable
+
 __all__ = [
     "AgentEvent",
     "ClientActionDone",
@@ -18,7 +20,7 @@ ClientState = Literal["signed-out", "discovering", "registering", "registered"]
 Mode = Literal["full", "limited"]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ClientStateChanged:
     """The agent's state, registrar or mode changed (the timeline's main line)."""
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from emulator.values import immutable
+
 __all__ = ["TRANSPORTS", "Address", "CloseFlow", "Flow", "Send", "TransportName"]
 
 Address = tuple[str, int]
@@ -24,7 +26,7 @@ TransportName = Literal["udp", "tcp", "tls"]
 TRANSPORTS: tuple[TransportName, ...] = ("udp", "tcp", "tls")
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Flow:
     """One transport association: for UDP a (local, remote) socket pair, for TCP/TLS a connection.
 
@@ -44,7 +46,7 @@ class Flow:
         return self.transport != "udp"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Send:
     """Action: put ``data`` (one whole SIP message, or a CRLF keep-alive) on ``flow``."""
 

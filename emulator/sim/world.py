@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from emulator.net import Address, CloseFlow, Flow, Send
 from emulator.sim.network import Network
 from emulator.sip.framing import PING, PONG
+from emulator.values import immutable
 
 __all__ = ["Core", "TraceEntry", "World"]
 
@@ -35,7 +36,7 @@ class Core(Protocol):
     def events(self) -> list[Any]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class TraceEntry:
     """One line of a run's trace."""
 

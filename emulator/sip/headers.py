@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from emulator.sip.errors import SipSyntaxError
 from emulator.sip.message import Headers, Request, Response, reason_phrase
+from emulator.values import immutable
 
 __all__ = [
     "Diagnostics",
@@ -157,7 +158,7 @@ def _format_params(params: Params) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class NameAddr:
     """A name-addr or addr-spec with header parameters (Contact, From, To, §20.10)."""
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from emulator.sip.errors import SipSyntaxError
+from emulator.values import immutable
 
 __all__ = ["SipUri", "normalize_aor"]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class SipUri:
     """``scheme:user@host:port;params`` (headers after ``?`` are kept verbatim in ``headers``)."""
 
