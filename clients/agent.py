@@ -563,16 +563,29 @@ class Agent:
 
     # -- sign-in plan -----------------------------------------------------------------------
 
+    def remembered_targets(self) -> list[Target]:
+        """The registrars learned from a 301 that this client tries first from memory: in its
+        next round if it is signed out after losing a registration, or once it loses the one
+        it has.  None before its first registration (a round then starts from the cache or
+        DNS).  Read by the fuzzer's analysis."""
+        return self._remembered(self.state == "registered" or bool(self._lost_cause))
+
+    def _remembered(self, after_loss: bool) -> list[Target]:
+        if not after_loss:
+            return []
+        if self.registrar_was_primary:
+            return [] if self.backup is None else [replace(self.backup, source="backup")]
+        if self.primary is None:
+            return []
+        # Lost the backup: the primary first, then the backup again (it keeps both in memory
+        # and "tries primary; if unavailable tries backup", docs/protocol.md).
+        out = [replace(self.primary, source="primary")]
+        if self.backup is not None:
+            out.append(replace(self.backup, source="backup"))
+        return out
+
     def _begin(self, now: float, cause: str, *, after_loss: bool) -> None:
-        plan: list[PlanItem] = []
-        if after_loss and self.backup is not None and self.registrar_was_primary:
-            plan.append(replace(self.backup, source="backup"))
-        elif after_loss and self.primary is not None and not self.registrar_was_primary:
-            # Lost the backup: the primary first, then the backup again (it keeps both in
-            # memory and "tries primary; if unavailable tries backup", docs/protocol.md).
-            plan.append(replace(self.primary, source="primary"))
-            if self.backup is not None:
-                plan.append(replace(self.backup, source="backup"))
+        plan: list[PlanItem] = list(self._remembered(after_loss))
         trust_cache = False
         if self.profile.uses_endpoint_cache:
             try:

@@ -466,13 +466,11 @@ def reachable_pools(deployment: SimulatedDeployment, client: str) -> set[str]:
 
 def what_it_knows(deployment: SimulatedDeployment, client: str) -> list[str]:
     """The registrars a client could find at the end of the faults: its backup and primary
-    (memory), its endpoint cache, and the SRV targets its DNS server serves."""
+    (memory, where it uses them: Agent.remembered_targets), its endpoint cache, and the SRV
+    targets its DNS server serves."""
     agent = deployment.agents[client]
-    known = []
-    if agent.backup is not None:
-        known.append(f"backup:{agent.backup.host}")
-    if agent.primary is not None:
-        known.append(f"primary:{agent.primary.host}")
+    # What it remembers from a 301 counts only where its rounds use it (after a loss).
+    known = [f"{target.source}:{target.host}" for target in agent.remembered_targets()]
     entry = deployment.caches[client].load(agent.user)
     if entry is not None and agent.profile.uses_endpoint_cache:
         known.append(f"cache:{entry.home_server}")
