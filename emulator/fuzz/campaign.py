@@ -212,15 +212,12 @@ def run_campaign(
     started = time.monotonic()
     deadline = time.monotonic() + time_budget if time_budget else None
     per_shard = [examples // workers + (1 if i < examples % workers else 0) for i in range(workers)]
+    bar = _Progress(out, examples, started)
     if workers == 1:
-
-        def progress(count: int, findings: int) -> None:
-            _bar(out, count, examples, findings, time.monotonic() - started)
-
         result = search(
-            examples=examples, seed=seed, deadline=deadline, database=database, progress=progress
+            examples=examples, seed=seed, deadline=deadline, database=database, progress=bar.update
         )
-        out.write("\n")
+        bar.finish()
         return result
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
@@ -234,9 +231,9 @@ def run_campaign(
         )
         while not pending.ready():
             pending.wait(0.5)
-            _bar(out, counter.value, examples, None, time.monotonic() - started)
+            bar.update(counter.value, None)
         shards = pending.get()
-    out.write("\n")
+    bar.finish()
     merged = CampaignResult(sum(s.examples for s in shards), time.monotonic() - started)
     for shard in shards:
         for slug, found in shard.findings.items():
@@ -246,15 +243,50 @@ def run_campaign(
     return merged
 
 
-def _bar(out: TextIO, done: int, total: int, findings: int | None, elapsed: float) -> None:
-    width = 30
-    filled = min(width, int(width * done / max(total, 1)))
-    rate = done / elapsed if elapsed > 0 else 0.0
-    found = f", {findings} finding(s)" if findings is not None else ""
-    out.write(
-        f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} examples{found}, {rate:.1f}/s"
-    )
-    out.flush()
+class _Progress:
+    """The campaign's progress: a bar redrawn in place (at most ten times a second) on a
+    terminal; elsewhere (a log file, CI) one line per tenth of the campaign."""
+
+    def __init__(
+        self, out: TextIO, total: int, started: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.out = out
+        self.clock = clock
+        self.total = max(total, 1)
+        self.started = started
+        isatty = getattr(out, "isatty", None)
+        self.tty = bool(isatty()) if callable(isatty) else False
+        self.drawn_at = float("-inf")
+        self.tenth = 0
+
+    def update(self, done: int, findings: int | None) -> None:
+        now = self.clock()
+        last = done >= self.total
+        if self.tty:
+            if not last and now - self.drawn_at < 0.1:
+                return
+            self.drawn_at = now
+            self.out.write("\r" + self._text(done, findings, now))
+        else:
+            tenth = min(10, done * 10 // self.total)
+            if tenth <= self.tenth:
+                return
+            self.tenth = tenth
+            self.out.write(self._text(done, findings, now) + "\n")
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+
+    def _text(self, done: int, findings: int | None, now: float) -> str:
+        width = 30
+        filled = min(width, int(width * done / self.total))
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        found = f", {findings} finding(s)" if findings is not None else ""
+        bar = "#" * filled + "." * (width - filled)
+        return f"[{bar}] {done}/{self.total} examples{found}, {rate:.1f}/s"
 
 
 def write_findings(result: CampaignResult, directory: Path) -> list[tuple[Found, Path, bool]]:

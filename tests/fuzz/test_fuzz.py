@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from hypothesis.stateful import (
 
 from emulator.cli import main
 from emulator.fuzz.analysis import classify, explain
-from emulator.fuzz.campaign import Found, search, simplify, write_findings
+from emulator.fuzz.campaign import Found, _Progress, search, simplify, write_findings
 from emulator.fuzz.case import (
     ClientDraw,
     FaultDraw,
@@ -435,3 +436,29 @@ def test_added_expectations_are_validated() -> None:
     wanted = r"expect\[\d+\]\.client: expected the name of a \[\[client\]\]"
     with pytest.raises(ScenarioError, match=wanted):
         with_expectations(case.scenario(), [{"client": "nobody", "by": 5.0}])
+
+
+def test_progress_writes_a_line_per_tenth_off_a_terminal_and_redraws_on_one() -> None:
+    log = StringIO()
+    bar = _Progress(log, 1000, started=0.0, clock=lambda: 10.0)
+    for done in range(1, 1001):
+        bar.update(done, 2)
+    bar.finish()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 10 and "\r" not in log.getvalue()
+    assert lines[0] == "[###" + "." * 27 + "] 100/1000 examples, 2 finding(s), 10.0/s"
+    assert "1000/1000 examples" in lines[-1]
+
+    class Terminal(StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    now = [0.0]
+    screen = Terminal()
+    bar = _Progress(screen, 1000, started=0.0, clock=lambda: now[0])
+    for done in range(1, 1001):
+        now[0] = done * 0.001  # 1 ms per example: a redraw every 100 examples, and the last
+        bar.update(done, None)
+    bar.finish()
+    frames = screen.getvalue().split("\r")[1:]
+    assert len(frames) == 11 and frames[-1].endswith("1000/1000 examples, 1000.0/s\n")
