@@ -18,12 +18,12 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from emulator.config import ConfigError
 from emulator.net import TRANSPORTS, TransportName
+from emulator.values import immutable
 
 __all__ = [
     "FORMAT",
@@ -46,7 +46,7 @@ class CacheError(ConfigError):
     """An endpoint cache file cannot be used; ``str()`` names the file and what is wrong."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class CacheEntry:
     """What the endpoint cache remembers for one user: the home server and how to reach it."""
 

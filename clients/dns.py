@@ -7,11 +7,11 @@ the live driver and the simulator move the same bytes (the simulator through the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 import dnslib
 
+from emulator.values import immutable
 from fakedns.records import AddressRecord, SrvRecord, normalize_name
 
 __all__ = ["DnsAnswer", "QueryType", "build_query", "parse_answer"]
@@ -20,7 +20,7 @@ QueryType = Literal["SRV", "A", "AAAA"]
 Rcode = Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", "OTHER"]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class DnsAnswer:
     """What one DNS response says about the question asked."""
 

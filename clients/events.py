@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from emulator.values import immutable
@@ -48,7 +47,7 @@ class ClientStateChanged:
         return f"{self.now:10.3f} {self.client}: {self.state}{where}{mode}{known} - {self.cause}"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ClientNote:
     """A detail worth a timeline line: a DNS answer, a redirect, a target failing."""
 
@@ -60,7 +59,7 @@ class ClientNote:
         return f"{self.now:10.3f} {self.client}:   {self.text}"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ClientActionDone:
     """The outcome of something the user asked for besides signing in (add a contact)."""
 

@@ -12,7 +12,6 @@ Drivers (asyncio on real sockets, the simulator on a virtual network) only move 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from emulator.values import immutable
@@ -54,7 +53,7 @@ class Send:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class CloseFlow:
     """Action: close a stream flow (ignored for UDP)."""
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from emulator.net import Flow
+from emulator.values import immutable
 
 __all__ = [
     "AdminEvent",
@@ -25,7 +24,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Exchanged:
     """A request was answered (or an in-dialog response consumed); ``summary`` is one log line."""
 
@@ -37,7 +36,7 @@ class Exchanged:
     """An OPTIONS heartbeat from another pool of the deployment (logged only when verbose)."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class BadMessage:
     """Bytes that were not a valid SIP message; ``status`` is what was answered (0: dropped)."""
 
@@ -48,7 +47,7 @@ class BadMessage:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class BindingAdded:
     now: float
     pool: str
@@ -59,7 +58,7 @@ class BindingAdded:
     """True when a backup accepted a failed-over user (resiliency mode)."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class BindingRefreshed:
     now: float
     pool: str
@@ -68,7 +67,7 @@ class BindingRefreshed:
     expires_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class BindingRemoved:
     """Removed by the client (Expires: 0) or by failback/administration (``cause``)."""
 
@@ -79,7 +78,7 @@ class BindingRemoved:
     cause: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class BindingExpired:
     now: float
     pool: str
@@ -87,7 +86,7 @@ class BindingExpired:
     contact: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class PeerHeartbeatLost:
     """The first missed heartbeat of a monitored primary pool (the detection window opens)."""
 
@@ -97,7 +96,7 @@ class PeerHeartbeatLost:
     last_seen: float
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class PeerHeartbeatRestored:
     """A monitored primary answers again (the failback detection window opens, if failed over)."""
 
@@ -106,7 +105,7 @@ class PeerHeartbeatRestored:
     peer: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class FailedOver:
     """Heartbeats missing for the failover detection interval: ``peer``'s users are served here."""
 
@@ -115,7 +114,7 @@ class FailedOver:
     peer: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class FailbackStarted:
     """``peer`` answered heartbeats for the failback detection interval: its users are sent home."""
 
@@ -124,7 +123,7 @@ class FailbackStarted:
     peer: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class FailedBack:
     """Failback finished: every failed-over binding of ``peer``'s users was sent home."""
 
@@ -133,7 +132,7 @@ class FailedBack:
     peer: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class ClientSentHome:
     """A failed-over client was told to go home (``how``: notify, redirect-on-refresh, drop)."""
 
@@ -144,7 +143,7 @@ class ClientSentHome:
     how: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class UserServicesChanged:
     """The pool's user services (its back end) became unavailable or available again:
     ``mode`` is ``full``, ``limited`` (Lync 2010) or ``resiliency`` (Lync 2013/SfB)."""
@@ -155,7 +154,7 @@ class UserServicesChanged:
     detail: str
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class AdminEvent:
     """Something the back end did, or an administrative action on this pool."""
 

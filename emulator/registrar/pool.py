@@ -61,6 +61,7 @@ from emulator.sip.message import Headers, Request, Response, parse_message
 from emulator.sip.transaction import ClientTransaction, ServerTransactionTable
 from emulator.sip.uri import SipUri, normalize_aor
 from emulator.topology import PoolSpec, Topology
+from emulator.values import immutable
 
 __all__ = ["Binding", "Pool", "PoolEndpoints", "PoolStatus"]
 
@@ -113,7 +114,7 @@ class PoolStatus:
     """Monitored primary pool -> ``up`` | ``heartbeat-lost`` | ``failed-over`` | ``recovering``."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class _Contact:
     """One Contact of a REGISTER, reduced to what ``_accept`` uses (cached per header value)."""
 

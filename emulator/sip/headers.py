@@ -319,7 +319,7 @@ def _int(text: str, whole: str) -> int:
     return int(text)
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class PresenceState:
     """MS-SIPREGE §2.2.1.4 ``presence-state`` of a 200 to REGISTER.
 
@@ -363,7 +363,7 @@ class PresenceState:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class KeepAlive:
     """MS-CONMGMT §2.2.1 ``ms-keep-alive: UAS; tcp=no; hop-hop=yes; end-end=no; timeout=300``."""
 
