@@ -77,11 +77,13 @@ limited by the *client's* size (RFC 6891 §6.2.3, §6.2.5)."""
 _SOA_REFRESH, _SOA_RETRY, _SOA_EXPIRE = 3600, 600, 86400
 
 _CACHE_LIMIT = 4096
-_SHARED_STATES = 256
-_shared_answers: dict[tuple[Any, ...], dict[_CacheKey, tuple[bytes | None, _Meta]]] = {}
 """Entries kept before the answer cache is emptied.  Clients that randomize the case of their
 questions (0x20, draft-vixie-dnsext-dns0x20) make a new key per query; the bound keeps memory
 flat without an LRU's cost on the hit path."""
+_SHARED_STATES = 256
+"""Authority states whose answer caches are kept for other authorities in the same state
+(Authority._changed) before they are all dropped."""
+_shared_answers: dict[tuple[Any, ...], dict[_CacheKey, tuple[bytes | None, _Meta]]] = {}
 
 
 @dataclass(frozen=True, slots=True)
