@@ -274,11 +274,9 @@ class FuzzCase:
             _TOPOLOGIES[key] = topology
         return topology
 
-    def bound(self, topology: Topology | None = None) -> float:
-        """The liveness bound of the slowest client of this case (docs/invariants.md);
-        ``topology``: :meth:`topology`, when already built."""
-        if topology is None:
-            topology = self.topology()
+    def bound(self) -> float:
+        """The liveness bound of the slowest client of this case (docs/invariants.md)."""
+        topology = self.topology()
         bounds = [0.0]
         for draw in self.clients:
             profile = get_profile(draw.profile)
@@ -316,16 +314,13 @@ class FuzzCase:
         }
 
     def scenario(
-        self,
-        liveness: dict[str, float] | None = None,
-        bound: float | None = None,
-        *,
-        topology: Topology | None = None,
+        self, liveness: dict[str, float] | None = None, bound: float | None = None
     ) -> Scenario:
-        """The scenario :meth:`scenario_data` describes; ``topology``: :meth:`topology`, when
-        already built (the same case's, so it is not validated again)."""
-        table = self.topology_data() if topology is None else topology
-        return scenario_from_dict(self._scenario_dict(liveness, bound, table), "<fuzz case>")
+        """The scenario :meth:`scenario_data` describes, on :meth:`topology` (validated once
+        and shared, not validated again from ``topology_data``)."""
+        return scenario_from_dict(
+            self._scenario_dict(liveness, bound, self.topology()), "<fuzz case>"
+        )
 
 
 def liveness_expectations(liveness: dict[str, float]) -> list[dict[str, Any]]:
@@ -374,9 +369,8 @@ class Outcome:
 def run_case(case: FuzzCase, *, coast: bool = True) -> Outcome:
     """Run ``case``: to the end of its faults, decide which clients owe liveness, then on.
     ``coast=False`` simulates every keep-alive and heartbeat packet (World.coast)."""
-    topology = case.topology()  # built once: the probe run and the final scenario share it
-    bound = case.bound(topology)
-    probe = case.scenario(bound=bound, topology=topology)
+    bound = case.bound()
+    probe = case.scenario(bound=bound)
     deployment = prepare(probe, invariants=True, coast=coast)
     end = case.faults_end()
     deployment.run_until(end)
