@@ -422,13 +422,22 @@ class Agent:
         client) may then skip the probes and call :meth:`coast_probes` when anything else
         happens.  Live drivers never call it.
         """
+        primary = self._waiting_to_probe()
+        if primary is None or primary.transport == "udp":
+            return None
         at = self._probe_at
-        if at is None or self._txs or self.state != "registered":
+        assert at is not None
+        return self._flow_for(primary), at, self._deadline_besides_keepalive(probes=False)
+
+    def _waiting_to_probe(self) -> Target | None:
+        """The primary, while the agent waits for its next failback probe of it with no
+        transaction in flight (:meth:`probe_coast`, :meth:`coast_probes`); else None."""
+        if self._probe_at is None or self._txs or self.state != "registered":
             return None
         primary = self.primary
-        if primary is None or primary.address is None or primary.transport == "udp":
+        if primary is None or primary.address is None:
             return None
-        return self._flow_for(primary), at, self._deadline_besides_keepalive(probes=False)
+        return primary
 
     def coast_probes(self, now: float, *, inclusive: bool = True) -> tuple[Flow | None, int]:
         """Advance the failback probes to ``now`` as if each had been sent on time and its
@@ -443,12 +452,10 @@ class Agent:
         due exactly at ``now`` happened already (False: it is left due, the caller acts
         first).
         """
+        if self._waiting_to_probe() is None:
+            return None, 0
         at = self._probe_at
-        if at is None or self._txs or self.state != "registered":
-            return None, 0
-        primary = self.primary
-        if primary is None or primary.address is None:
-            return None, 0
+        assert at is not None
         timeout = self._timers.timer_f
         interval = self.profile.failback_probe_interval
         probes = 0
