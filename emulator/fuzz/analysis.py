@@ -112,11 +112,14 @@ def explain(
     # registrars and SRV targets need an A lookup.
     direct = {c for c in cache if c not in down}
     direct |= {n for n in learned + srv if n not in down and resolves(n)}
+    # baresip: a 301 is a failure, and it retries the server that sent it.
+    retries_refused_redirect = (
+        not settings.follows_redirect and settings.redirect_as_failure_retry is not None
+    )
     if stuck_retrying is not None and stuck_retrying not in serving:
         # It landed on a server that does not serve it and, as its profile does, retries that
         # server for ever, whatever else it could have reached.
-        if not settings.follows_redirect and settings.redirect_as_failure_retry:
-            # baresip: a 301 is a failure, and it retries the server that sent it.
+        if retries_refused_redirect:
             return _ignores_redirect(profile, summary)
         if settings.retries_dead_redirect_target:
             # linphone: it keeps registering at the first Contact of a 301 while it is down.
@@ -135,8 +138,7 @@ def explain(
     if settings.follows_redirect and settings.redirect_order == "first":
         contacts = contacts[:1]
     redirectors = direct - serving  # any pool (or Director) answers the others with a 301
-    if redirectors and not settings.follows_redirect and settings.redirect_as_failure_retry:
-        # baresip: a 301 is a failure, and it retries that same server, never the next one.
+    if redirectors and retries_refused_redirect:
         return _ignores_redirect(profile, summary)
     if settings.follows_redirect and redirectors:
         via = [c for c in contacts if c in serving]
