@@ -72,11 +72,8 @@ def bench_fixed(examples: int, clients: int, coast: bool = True, rounds: int = 1
     round moves with its neighbours' load, so the median and the best of several are shown."""
     run_case(fixed_case(0, clients), coast=coast)  # warm-up: imports, caches
     rates = []
-    events = 0
-    failing = 0
-    virtual = 0.0
     elapsed = 0.0
-    for _ in range(rounds):
+    for _ in range(rounds):  # the counts are each round's (the same seeds every round)
         events = failing = 0
         virtual = 0.0
         started = time.perf_counter()
