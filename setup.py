@@ -16,7 +16,8 @@ from setuptools import setup
 # The sans-IO cores, the simulator and what a fuzz case runs.  Not compiled: the drivers on
 # real sockets (asyncio), the command line, Hypothesis's side of the fuzzer, clients/rng.py
 # (it borrows random.Random's methods at import, which mypyc does not allow), emulator/values.py
-# (typing marks its decorator, which a compiled function cannot carry).
+# (typing marks its decorator, which a compiled function cannot carry), emulator/sip/wire.py (a
+# compiled class cannot subclass bytes).
 COMPILED = [
     "clients/agent.py",
     "clients/cache.py",

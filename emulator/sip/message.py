@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from emulator.sip.errors import SipError, SipSyntaxError
+from emulator.sip.wire import Wire, WireMismatch
 
 __all__ = [
     "COMPACT_NAMES",
@@ -29,6 +30,7 @@ __all__ = [
     "canonical_name",
     "parse_message",
     "reason_phrase",
+    "serialize",
 ]
 
 MAX_DATAGRAM = 65_535
@@ -295,14 +297,73 @@ _BRANCH_END = re.compile(r"[;, \t]")
 
 
 def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
+    return serialize(start_line, headers._fields, body)
+
+
+def serialize(
+    start_line: str, fields: list[tuple[str, str, str]], body: bytes, *, hint: bool = True
+) -> bytes:
+    """A message's bytes from its start line, ``(canonical name, key, value)`` header fields
+    (as :class:`Headers` keeps them; any Content-Length is replaced by the body's) and body.
+
+    With ``hint``, the result is a :class:`~emulator.sip.wire.Wire` carrying what
+    parse_message will read back when that is certain: each name is one the parser has
+    already read as written here, to the same (name, key) (_wire_keys); each value is as the
+    parser leaves it (stripped); and no part holds a line feed (the parser splits the head at
+    CRLF and skips leading ones).
+    """
     parts = [start_line]
-    for name, key, value in headers._fields:
+    if not hint:
+        for name, key, value in fields:
+            if key != "content-length":
+                parts.append(f"{name}: {value}")
+        parts.append(f"Content-Length: {len(body)}\r\n\r\n")
+        return "\r\n".join(parts).encode("utf-8") + body
+    parsed: list[tuple[str, str, str]] = []
+    wire_keys = _wire_keys
+    exact = "\n" not in start_line and not start_line.startswith("\r")
+    for field_ in fields:
+        name, key, value = field_
         if key != "content-length":
             parts.append(f"{name}: {value}")
-    parts.append(f"Content-Length: {len(body)}")
+            parsed.append(field_)
+            if exact and (
+                wire_keys.get(name) != key or value.strip() != value or "\n" in value
+            ):
+                exact = _wire_key(name) == key and value.strip() == value and "\n" not in value
+    length = str(len(body))
+    parts.append(f"Content-Length: {length}")
     parts.append("")
     parts.append("")
-    return "\r\n".join(parts).encode("utf-8") + body
+    data = "\r\n".join(parts).encode("utf-8") + body
+    if exact and (wire_keys.get("Content-Length") or _wire_key("Content-Length")) == (
+        "content-length"
+    ):
+        parsed.append(("Content-Length", "content-length", length))
+        wire = Wire(data)
+        wire.parsed = (start_line, parsed, body)
+        return wire
+    return data
+
+
+def _wire_key(name: str) -> str | None:
+    """The key the parser files a header line ``name: ...`` under when it also keeps ``name``
+    as the canonical name, from the parser's own table (so only names it has read); else None."""
+    names = _parsed_names.get(name)
+    if names is None or names[0] != name:
+        return None
+    if len(_wire_keys) < 4096:  # bounded, like _parsed_names
+        _wire_keys[name] = names[1]
+    return names[1]
+
+
+# Canonical header name -> key, for names the parser reads back as themselves (_wire_key).
+_wire_keys: dict[str, str] = {}
+
+
+# Set by the test suite (tests/conftest.py): every Wire is parsed in full as well, and any
+# difference from its fields raises WireMismatch (emulator/sip/wire.py).
+VERIFY_WIRE = False
 
 
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")  # RFC 3261 §8.1.1
@@ -316,6 +377,9 @@ def parse_message(
     ``stream`` says the bytes came framed from a stream transport (Content-Length already
     honoured by the framer); on datagrams, a body longer than Content-Length is truncated and a
     shorter one is an error (RFC 3261 §18.3).
+
+    Bytes serialized by this process (a :class:`~emulator.sip.wire.Wire`, as the simulator
+    delivers them) carry their header fields: only the splitting of the text is skipped.
     """
     if len(data) > max_size:
         error = SipError(
@@ -330,6 +394,15 @@ def parse_message(
             pass
         error.headers = Headers._from_parsed(readable)
         raise error
+    if type(data) is Wire:
+        start, known, body = data.parsed
+        if VERIFY_WIRE:
+            return _verified(data, stream)
+        return _finish(start, list(known), body, stream)
+    return _parse_bytes(data, stream)
+
+
+def _parse_bytes(data: bytes, stream: bool) -> Request | Response:
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = data.partition(b"\n\n")  # tolerate bare LF (RFC 3261 §7: be liberal)
@@ -353,8 +426,14 @@ def parse_message(
     except SipError as exc:
         exc.headers = Headers._from_parsed(fields)
         raise
-    headers = Headers._from_parsed(fields)
+    return _finish(start, fields, body, stream)
 
+
+def _finish(
+    start: str, fields: list[tuple[str, str, str]], body: bytes, stream: bool
+) -> Request | Response:
+    """The message from its start line, header fields and the bytes after the head."""
+    headers = Headers._from_parsed(fields)
     try:
         message = _parse_start(start, headers)
         cl = headers.get("content-length")
@@ -390,6 +469,37 @@ def parse_message(
         exc.headers = headers
         raise
     return message
+
+
+def _verified(data: Wire, stream: bool) -> Request | Response:
+    """VERIFY_WIRE: the message from the Wire's fields, checked against a full parse."""
+    start, known, body = data.parsed
+    try:
+        parsed: Request | Response | SipError = _parse_bytes(bytes(data), stream)
+    except SipError as exc:
+        parsed = exc
+    try:
+        shortcut: Request | Response | SipError = _finish(start, list(known), body, stream)
+    except SipError as exc:
+        shortcut = exc
+    if isinstance(parsed, SipError) or isinstance(shortcut, SipError):
+        same = (
+            isinstance(parsed, SipError)
+            and isinstance(shortcut, SipError)
+            and (parsed.status, str(parsed)) == (shortcut.status, str(shortcut))
+        )
+    else:
+        same = (
+            type(parsed) is type(shortcut)
+            and parsed.start_line() == shortcut.start_line()
+            and parsed.headers._fields == shortcut.headers._fields
+            and parsed.body == shortcut.body
+        )
+    if not same:
+        raise WireMismatch(f"Wire fields {shortcut!r} differ from the parse {parsed!r}")
+    if isinstance(shortcut, SipError):
+        raise shortcut
+    return shortcut
 
 
 def _parse_fields(lines: list[str], fields: list[tuple[str, str, str]]) -> None:
