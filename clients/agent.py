@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
@@ -71,6 +71,10 @@ class Target:
         """A copy with ``address`` set (dataclasses.replace, without its introspection: every
         client resolves its registrars)."""
         return Target(self.host, self.port, self.transport, address, self.source)
+
+    def with_source(self, source: str) -> Target:
+        """A copy with ``source`` set (likewise)."""
+        return Target(self.host, self.port, self.transport, self.address, source)
 
 
 class _Discover:
@@ -581,14 +585,14 @@ class Agent:
         if not after_loss:
             return []
         if self.registrar_was_primary:
-            return [] if self.backup is None else [replace(self.backup, source="backup")]
+            return [] if self.backup is None else [self.backup.with_source("backup")]
         if self.primary is None:
             return []
         # Lost the backup: the primary first, then the backup again (it keeps both in memory
         # and "tries primary; if unavailable tries backup", docs/protocol.md).
-        out = [replace(self.primary, source="primary")]
+        out = [self.primary.with_source("primary")]
         if self.backup is not None:
-            out.append(replace(self.backup, source="backup"))
+            out.append(self.backup.with_source("backup"))
         return out
 
     def _begin(self, now: float, cause: str, *, after_loss: bool) -> None:
@@ -1196,7 +1200,7 @@ class Agent:
         if now - self._probe_ok_since >= self.profile.failback_detection_timeout:
             self._go_home(
                 now,
-                replace(self.primary, source="primary"),
+                self.primary.with_source("primary"),
                 f"primary answered probes for {self.profile.failback_detection_timeout:g} s",
                 fallback=self.registrar,
             )
@@ -1263,7 +1267,7 @@ class Agent:
                         "preferred",
                     )
                     if self.primary is not None and self.primary.host == home.host:
-                        home = replace(home, address=self.primary.address)
+                        home = home.with_address(self.primary.address)
                     self.registrar_flow = None
                     self._go_home(now, home, "preferred-registrar-change")
                     return

@@ -114,14 +114,14 @@ class Headers:
         return headers
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = _key(name)
+        key = _key_cache.get(name) or _key(name)  # _key, its cache inlined (speed)
         for _, k, value in self._fields:
             if k == key:
                 return value
         return default
 
     def get_all(self, name: str) -> list[str]:
-        key = _key(name)
+        key = _key_cache.get(name) or _key(name)
         return [value for _, k, value in self._fields if k == key]
 
     def add(self, name: str, value: str) -> None:
