@@ -30,7 +30,6 @@ __all__ = [
     "canonical_name",
     "parse_message",
     "reason_phrase",
-    "serialize",
 ]
 
 MAX_DATAGRAM = 65_535
@@ -297,32 +296,18 @@ _BRANCH_END = re.compile(r"[;, \t]")
 
 
 def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
-    return serialize(start_line, headers._fields, body)
+    """The message's bytes (any Content-Length field is replaced by the body's length).
 
-
-def serialize(
-    start_line: str, fields: list[tuple[str, str, str]], body: bytes, *, hint: bool = True
-) -> bytes:
-    """A message's bytes from its start line, ``(canonical name, key, value)`` header fields
-    (as :class:`Headers` keeps them; any Content-Length is replaced by the body's) and body.
-
-    With ``hint``, the result is a :class:`~emulator.sip.wire.Wire` carrying what
-    parse_message will read back when that is certain: each name is one the parser has
-    already read as written here, to the same (name, key) (_wire_keys); each value is as the
-    parser leaves it (stripped); and no part holds a line feed (the parser splits the head at
-    CRLF and skips leading ones).
+    A :class:`~emulator.sip.wire.Wire` carrying what parse_message will read back when that is
+    certain: each name is one the parser has already read as written here, to the same
+    (name, key) (_wire_keys); each value is as the parser leaves it (stripped); and no part
+    holds a line feed (the parser splits the head at CRLF and skips leading ones).
     """
     parts = [start_line]
-    if not hint:
-        for name, key, value in fields:
-            if key != "content-length":
-                parts.append(f"{name}: {value}")
-        parts.append(f"Content-Length: {len(body)}\r\n\r\n")
-        return "\r\n".join(parts).encode("utf-8") + body
     parsed: list[tuple[str, str, str]] = []
     wire_keys = _wire_keys
     exact = "\n" not in start_line and not start_line.startswith("\r")
-    for field_ in fields:
+    for field_ in headers._fields:
         name, key, value = field_
         if key != "content-length":
             parts.append(f"{name}: {value}")

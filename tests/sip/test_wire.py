@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from emulator.sip import message as message_module
 from emulator.sip.errors import SipError
-from emulator.sip.message import Headers, Request, Response, parse_message, serialize
+from emulator.sip.message import Headers, Request, Response, parse_message
 from emulator.sip.wire import Wire, WireMismatch
 
 from .strategies import header_names, messages
@@ -104,16 +104,6 @@ def test_verify_mode_catches_a_wire_whose_fields_differ_from_its_bytes() -> None
     assert message_module.VERIFY_WIRE  # tests/conftest.py
     with pytest.raises(WireMismatch):
         parse_message(doctored)
-
-
-def test_without_hint_the_same_bytes_come_plain() -> None:
-    fields = list(register(Expires="60").headers._fields)
-    parse_message(bytes(serialize("REGISTER sip:contoso.test SIP/2.0", fields, b"")))
-    hinted = serialize("REGISTER sip:contoso.test SIP/2.0", fields, b"x")
-    plain = serialize("REGISTER sip:contoso.test SIP/2.0", fields, b"x", hint=False)
-    assert type(hinted) is Wire
-    assert type(plain) is bytes
-    assert plain == hinted
 
 
 # Anything a core could put in a message, the nasty included: any text for names and values
