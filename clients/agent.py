@@ -620,7 +620,6 @@ class Agent:
         self._progress(now, "registering" if isinstance(plan[0], Target) else "discovering", cause)
         self._next(now)
 
-
     def _next(self, now: float) -> None:
         while self._plan:
             item = self._plan.pop(0)

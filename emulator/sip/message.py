@@ -312,9 +312,7 @@ def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
         if key != "content-length":
             parts.append(f"{name}: {value}")
             parsed.append(field_)
-            if exact and (
-                wire_keys.get(name) != key or value.strip() != value or "\n" in value
-            ):
+            if exact and (wire_keys.get(name) != key or value.strip() != value or "\n" in value):
                 exact = _wire_key(name) == key and value.strip() == value and "\n" not in value
     length = str(len(body))
     parts.append(f"Content-Length: {length}")
