@@ -312,8 +312,10 @@ def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
         if key != "content-length":
             parts.append(f"{name}: {value}")
             parsed.append(field_)
-            if exact and (wire_keys.get(name) != key or value.strip() != value or "\n" in value):
-                exact = _wire_key(name) == key and value.strip() == value and "\n" not in value
+            if exact and wire_keys.get(name) != key:
+                exact = _wire_key(name) == key
+            if exact and (value.strip() != value or "\n" in value):
+                exact = False
     length = str(len(body))
     parts.append(f"Content-Length: {length}")
     parts.append("")
@@ -378,9 +380,9 @@ def parse_message(
         error.headers = Headers._from_parsed(readable)
         raise error
     if type(data) is Wire:
-        start, known, body = data.parsed
         if VERIFY_WIRE:
             return _verified(data, stream)
+        start, known, body = data.parsed
         return _finish(start, list(known), body, stream)
     return _parse_bytes(data, stream)
 
