@@ -160,7 +160,7 @@ class World:
         self._held_flows: dict[int, Flow] = {}  # flow # of a pending entry -> the flow
         self._held_conns: dict[int, _Conn] = {}  # conn # of a pending entry -> the connection
         self._handles = itertools.count()
-        # Coasting (see the section at the end): client core index -> its _KeepAlives; per
+        # Coasting (see the section at the end): client core index -> its _AgentCoast; per
         # core, whether it can coast (_NONE, _AGENT, _POOL); the network version the records
         # were made under.
         self._coasting: dict[int, _AgentCoast] = {}
