@@ -148,8 +148,19 @@ def start_deployment(
 ) -> tuple[subprocess.Popen[str], int, str]:
     topology = workdir / "topology.toml"
     topology.write_text(TOPOLOGY.format(users=agents, transport=transport, srv=SRV[transport]))
-    command = ["taskset", "-c", "1", sys.executable, "-m", "emulator.cli", "up", "--quiet",
-               "--ca-dir", str(workdir), str(topology)]
+    command = [
+        "taskset",
+        "-c",
+        "1",
+        sys.executable,
+        "-m",
+        "emulator.cli",
+        "up",
+        "--quiet",
+        "--ca-dir",
+        str(workdir),
+        str(topology),
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the endpoint table, before any exit
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     assert proc.stdout is not None
@@ -213,10 +224,28 @@ def main() -> int:
                 count = min(args.per_worker, args.agents - first)
                 workers.append(
                     subprocess.Popen(
-                        ["taskset", "-c", "0", sys.executable, __file__, "--worker",
-                         "--first", str(first), "--count", str(count),
-                         "--dns-port", str(dns_port), "--ca", ca, "--loop", args.loop,
-                         "--window", str(args.window), "--ramp", str(args.ramp)],
+                        [
+                            "taskset",
+                            "-c",
+                            "0",
+                            sys.executable,
+                            __file__,
+                            "--worker",
+                            "--first",
+                            str(first),
+                            "--count",
+                            str(count),
+                            "--dns-port",
+                            str(dns_port),
+                            "--ca",
+                            ca,
+                            "--loop",
+                            args.loop,
+                            "--window",
+                            str(args.window),
+                            "--ramp",
+                            str(args.ramp),
+                        ],
                         stdout=subprocess.PIPE,
                         text=True,
                     )
@@ -243,20 +272,26 @@ def main() -> int:
     registered = sum(r["registered"] for r in results)
     per_agent = sum(r["rss_delta"] for r in results) / agents
     share = sum(r["cpu_s"] for r in results) / args.window
-    print(f"agents            {agents:,} in {len(results)} worker process(es) on {args.loop}, "
-          f"keep-alive {KEEPALIVE:g} s, {args.transport.upper()}")
+    print(
+        f"agents            {agents:,} in {len(results)} worker process(es) on {args.loop}, "
+        f"keep-alive {KEEPALIVE:g} s, {args.transport.upper()}"
+    )
     took = max(r["sign_in_s"] for r in results)
     print(f"registered        {registered:,}  (sign-in took {took:.1f} s)")
     per_sign_in = sum(r["sign_in_cpu_s"] for r in results) / agents
-    print(f"agents' CPU       {per_sign_in * 1000:.2f} ms per sign-in (a refresh costs at most "
-          f"that; one per agent per registration expiry)")
+    print(
+        f"agents' CPU       {per_sign_in * 1000:.2f} ms per sign-in (a refresh costs at most "
+        f"that; one per agent per registration expiry)"
+    )
     verdict = "met" if per_agent <= MEMORY_TARGET else "NOT met"
     print(f"memory per agent  {per_agent / 1024:,.1f} KB  (target <= 10 KB: {verdict})")
     verdict = "met" if share <= CPU_TARGET else "NOT met"
     print(f"agents' CPU       {share:.3f} core over {args.window:g} s  (target <= 0.5: {verdict})")
     print(f"deployment's CPU  {server_share:.3f} core at steady state")
-    print(f"deployment's RSS  {server_rss / 2**20:,.0f} MB with every agent registered "
-          f"({(server_rss - server_rss0) / agents / 1024:,.1f} KB per agent more than idle)")
+    print(
+        f"deployment's RSS  {server_rss / 2**20:,.0f} MB with every agent registered "
+        f"({(server_rss - server_rss0) / agents / 1024:,.1f} KB per agent more than idle)"
+    )
     met = per_agent <= MEMORY_TARGET and share <= CPU_TARGET and registered == agents
     return 0 if met else 1  # like the other benchmarks: status 1 when a target is missed
 

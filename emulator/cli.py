@@ -312,9 +312,7 @@ def register_fuzz(subparsers: SubParsers) -> None:
     )
     parser.add_argument("--examples", type=int, default=200, help="examples to run (200)")
     parser.add_argument("--seed", type=int, default=0, help="campaign seed (0)")
-    parser.add_argument(
-        "--time-budget", type=float, metavar="SECONDS", help="stop after this long"
-    )
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this long")
     parser.add_argument("--workers", type=int, default=1, help="processes (shards), default 1")
     parser.add_argument("--out", default="findings", help="directory for findings (findings/)")
     parser.add_argument(
@@ -347,8 +345,10 @@ def _fuzz(args: argparse.Namespace) -> int:
     out = Path(args.out)
     database = Path(args.db) if args.db else out / ".hypothesis"
     database.mkdir(parents=True, exist_ok=True)
-    print(f"sipemu fuzz: {args.examples} examples, seed {args.seed}, {args.workers} worker(s)",
-          file=sys.stderr)
+    print(
+        f"sipemu fuzz: {args.examples} examples, seed {args.seed}, {args.workers} worker(s)",
+        file=sys.stderr,
+    )
     result = run_campaign(
         examples=args.examples,
         seed=args.seed,
@@ -358,8 +358,10 @@ def _fuzz(args: argparse.Namespace) -> int:
     )
     written = write_findings(result, out)
     rate = result.examples / result.elapsed if result.elapsed else 0.0
-    print(f"{result.examples} examples in {result.elapsed:.1f} s ({rate:.1f}/s); "
-          f"{len(written)} distinct finding(s)")
+    print(
+        f"{result.examples} examples in {result.elapsed:.1f} s ({rate:.1f}/s); "
+        f"{len(written)} distinct finding(s)"
+    )
     for kind in ("emulator-bug", "by-design"):
         for found, path, reproduced in written:
             if found.finding.kind != kind:

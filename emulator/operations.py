@@ -132,9 +132,7 @@ class Operations:
         }
         cms = topology.cms or next(iter(self.backends), "")
         self.admin = Administration(self.directory, self.contacts, cms, pool_up)
-        self.chat = (
-            PersistentChat(topology.persistent_chat) if topology.persistent_chat else None
-        )
+        self.chat = PersistentChat(topology.persistent_chat) if topology.persistent_chat else None
         self.chat_history: list[tuple[float, bool]] = []
         """(time, available) each time the chat service's availability changed."""
         if self.chat is not None:

@@ -30,9 +30,7 @@ def test_the_type_checker_rejects_assigning_a_field(tmp_path: Path) -> None:
     api = pytest.importorskip("mypy.api")  # a dev dependency: CI's compiled run has no mypy
     snippet = tmp_path / "snippet.py"
     snippet.write_text(
-        "from emulator.net import Flow\n"
-        "def f(flow: Flow) -> None:\n"
-        "    flow.transport = 'tcp'\n"
+        "from emulator.net import Flow\ndef f(flow: Flow) -> None:\n    flow.transport = 'tcp'\n"
     )
     out, _, status = api.run(["--no-incremental", "--follow-imports=silent", str(snippet)])
     assert status == 1

@@ -485,7 +485,8 @@ def _event_line(event: object, quiet: bool, verbose: bool) -> str | None:
     """One log line for a pool event, or None for events not worth a line."""
     if isinstance(event, ev.Exchanged) and (quiet or (event.heartbeat and not verbose)):
         return None
-    if isinstance(event, ev.BindingAdded | ev.BindingRefreshed | ev.BindingRemoved |
-                  ev.BindingExpired):
+    if isinstance(
+        event, ev.BindingAdded | ev.BindingRefreshed | ev.BindingRemoved | ev.BindingExpired
+    ):
         return None  # before describe(): one of these per REGISTER, and not logged
     return ev.describe(event)[1]  # type: ignore[arg-type]

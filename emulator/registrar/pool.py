@@ -404,9 +404,7 @@ class Pool:
             ]
             first = len(rounds)
             if not on_the_way:
-                while first > 0 and any(
-                    rounds[first - 1] + d[0] + d[1] > now for _, d in answered
-                ):
+                while first > 0 and any(rounds[first - 1] + d[0] + d[1] > now for _, d in answered):
                     first -= 1
             else:
                 first = 0

@@ -516,10 +516,21 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
             ctx.fail("expect", index, "invariant", f"one of {', '.join(INVARIANTS)}")
         others = sorted(set(table) - {"invariant", "note"})
         if others:
-            ctx.fail("expect", index, others[0], "nothing else beside invariant (it holds for "
-                     "the whole run)")
-        return Expectation("", "invariant", 0.0, math.inf, line=ctx.line_of("expect", index,
-                           "invariant"), note=str(table.get("note", "")), invariant=invariant)
+            ctx.fail(
+                "expect",
+                index,
+                others[0],
+                "nothing else beside invariant (it holds for the whole run)",
+            )
+        return Expectation(
+            "",
+            "invariant",
+            0.0,
+            math.inf,
+            line=ctx.line_of("expect", index, "invariant"),
+            note=str(table.get("note", "")),
+            invariant=invariant,
+        )
     chat = table.get("chat")
     if chat is not None:
         if chat not in CHAT_STATES:

@@ -75,8 +75,12 @@ class RunResult:
                 "seed": self.seed,
                 "trace": [e.to_json() for e in self.trace],
                 "violations": [
-                    {"invariant": v.invariant, "t": round(v.now, 6), "subject": v.subject,
-                     "detail": v.detail}
+                    {
+                        "invariant": v.invariant,
+                        "t": round(v.now, 6),
+                        "subject": v.subject,
+                        "detail": v.detail,
+                    }
                     for v in self.violations
                 ],
                 "timeline": {
@@ -178,9 +182,7 @@ def run_scenario(
     The invariant monitor watches the run when an expectation names an invariant, or when
     ``invariants`` asks for it (the result's ``violations`` then lists what it saw).
     """
-    deployment = prepare(
-        scenario, seed=seed, verbose=verbose, invariants=invariants, coast=coast
-    )
+    deployment = prepare(scenario, seed=seed, verbose=verbose, invariants=invariants, coast=coast)
     deployment.run_until(scenario.duration if until is None else until)
     return finish(scenario, deployment)
 

@@ -60,9 +60,7 @@ def _inline(value: object) -> str:
 
 
 def _table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
-    scalars = [
-        (k, v) for k, v in data.items() if not _is_table_array(v) and not _is_section(k, v)
-    ]
+    scalars = [(k, v) for k, v in data.items() if not _is_table_array(v) and not _is_section(k, v)]
     sections = [(k, v) for k, v in data.items() if _is_section(k, v)]
     arrays = [(k, v) for k, v in data.items() if _is_table_array(v)]
     for key, value in scalars:

@@ -62,8 +62,12 @@ def test_r1_stranded_client_is_a_by_design_finding_with_the_srv_advice() -> None
 
 
 def test_a_second_srv_record_removes_the_finding() -> None:
-    fixed = FuzzCase(R1_STRANDED.pools, (SrvDraw(0), SrvDraw(1, priority=10)),
-                     R1_STRANDED.clients, R1_STRANDED.faults)
+    fixed = FuzzCase(
+        R1_STRANDED.pools,
+        (SrvDraw(0), SrvDraw(1, priority=10)),
+        R1_STRANDED.clients,
+        R1_STRANDED.faults,
+    )
     assert classify(run_case(fixed)) == []
 
 
@@ -285,14 +289,21 @@ def test_check_report_shows_clientuser1_stranded_when_fe1_fails(
     assert main(["check", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     stranded = [
-        r for r in rows
-        if r["failure"] == "fe1.contoso.test" and r["user"] == "sip:clientuser1@contoso.test"
+        r
+        for r in rows
+        if r["failure"] == "fe1.contoso.test"
+        and r["user"] == "sip:clientuser1@contoso.test"
         and r["profile"] == "lync2010"
     ]
     assert stranded and all(r["outcome"] == "signed out" for r in stranded)
     assert all(r["finding"]["key"] == "backup-never-learned" for r in stranded)
-    fine = [r for r in rows if r["failure"] == "fe1.contoso.test"
-            and r["user"] == "sip:clientuser2@contoso.test" and r["profile"] == "lync2010"]
+    fine = [
+        r
+        for r in rows
+        if r["failure"] == "fe1.contoso.test"
+        and r["user"] == "sip:clientuser2@contoso.test"
+        and r["profile"] == "lync2010"
+    ]
     assert fine and all(r["outcome"] == "fine" for r in fine)
     assert main(["check"]) == 0
     table = capsys.readouterr().out
@@ -314,8 +325,10 @@ class FailoverMachine(RuleBasedStateMachine):
         topology = parse_topology(
             (Path(__file__).resolve().parents[2] / "topologies" / "r1-lab.toml").read_text()
         )
-        clients = [ClientSpec("one", "sip:clientuser1@contoso.test"),
-                   ClientSpec("two", "sip:clientuser2@contoso.test")]
+        clients = [
+            ClientSpec("one", "sip:clientuser1@contoso.test"),
+            ClientSpec("two", "sip:clientuser2@contoso.test"),
+        ]
         self.sim = SimulatedDeployment(topology, clients, seed=seed)
         self.monitor = self.sim.watch_invariants()
         for name in self.CLIENTS:
@@ -378,12 +391,17 @@ def test_leaving_a_registrar_that_was_cut_off_is_not_a_double_binding() -> None:
     # binding, which the client could not have removed when it left.
     case = FuzzCase(
         pools=(PoolDraw(backup=1, users=2), PoolDraw(backup=0)),
-        srv=(SrvDraw(1, priority=20), SrvDraw(0, priority=10),
-             SrvDraw(None, priority=10, service="_sips._tcp"),
-             SrvDraw(1, priority=10, service="_sips._tcp")),
+        srv=(
+            SrvDraw(1, priority=20),
+            SrvDraw(0, priority=10),
+            SrvDraw(None, priority=10, service="_sips._tcp"),
+            SrvDraw(1, priority=10, service="_sips._tcp"),
+        ),
         clients=(ClientDraw(7, "empty", 2, "lync2010"),),
-        faults=(FaultDraw("partition", 1370.0, 800.0, a=0, b=0),
-                FaultDraw("outage", 1490.0, 620.0, a=1)),
+        faults=(
+            FaultDraw("partition", 1370.0, 800.0, a=0, b=0),
+            FaultDraw("outage", 1490.0, 620.0, a=1),
+        ),
         failover=120.0,
         failback=240.0,
         seed=53000,

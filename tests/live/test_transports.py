@@ -458,5 +458,3 @@ async def test_accepted_tls_with_garbage_instead_of_a_handshake_is_closed(
         assert core.received.empty()
     finally:
         writer.close()
-
-

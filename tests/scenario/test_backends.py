@@ -144,8 +144,15 @@ def test_chat_needs_the_secondary_data_center_and_records_availability() -> None
     assert not refused.ok and "secondary data center" in (refused.refused or "")
     ops.perform("chat-site-up", {}, 40.0)
     for n, step in enumerate(
-        ("remove-log-shipping", "copy-backup-files", "apply-log-backups", "bring-backup-online",
-         "set-pool-failed-over", "establish-mirror", "set-active-servers")
+        (
+            "remove-log-shipping",
+            "copy-backup-files",
+            "apply-log-backups",
+            "bring-backup-online",
+            "set-pool-failed-over",
+            "establish-mirror",
+            "set-active-servers",
+        )
     ):
         assert ops.perform("chat-step", {"step": step}, 50.0 + n).ok, step
     assert ops.chat_history == [(0.0, True), (10.0, False), (56.0, True)]
@@ -214,13 +221,16 @@ state = "signed-out"
 
 
 def test_a_step_outcome_that_differs_fails_the_run() -> None:
-    body = ALICE + """
+    body = (
+        ALICE
+        + """
 [[step]]
 at = 10
 action = "backend-failover"
 target = "fe1.contoso.test"
 expect = "ok"
 """
+    )
     result = run_scenario(parse_scenario(scenario(body)))
     assert not result.passed
     (failed,) = [r for r in result.results if not r.passed]
@@ -250,18 +260,33 @@ def test_r4_is_deterministic_and_its_json_carries_contacts_and_outcomes(tmp_path
 @pytest.mark.parametrize(
     ("step", "key", "expected"),
     [
-        ('action = "backend-down"\ntarget = "fe1.contoso.test"\nserver = "sql09"', "server",
-         "a server of that back end"),
-        ('action = "backend-down"\ntarget = "fe2.contoso.test"\nserver = "mirror"', "server",
-         "a server of that back end"),
-        ('action = "force-move"\nfrom = "fe1.contoso.test"\nto = "fe7.contoso.test"', "to",
-         "the FQDN of a Front End pool"),
-        ('action = "chat-step"\nstep = "remove-log-shipping"', "action",
-         "the topology has no [persistent_chat] pool"),
+        (
+            'action = "backend-down"\ntarget = "fe1.contoso.test"\nserver = "sql09"',
+            "server",
+            "a server of that back end",
+        ),
+        (
+            'action = "backend-down"\ntarget = "fe2.contoso.test"\nserver = "mirror"',
+            "server",
+            "a server of that back end",
+        ),
+        (
+            'action = "force-move"\nfrom = "fe1.contoso.test"\nto = "fe7.contoso.test"',
+            "to",
+            "the FQDN of a Front End pool",
+        ),
+        (
+            'action = "chat-step"\nstep = "remove-log-shipping"',
+            "action",
+            "the topology has no [persistent_chat] pool",
+        ),
         ('action = "add-contact"\nclient = "alice"', "contact", "a string"),
         ('action = "sign-in"\nclient = "alice"\nexpect = "ok"', "expect", "only add-contact"),
-        ('action = "move-cms"\ntarget = "fe2.contoso.test"\nexpect = "yes"', "expect",
-         '"ok" or "refused"'),
+        (
+            'action = "move-cms"\ntarget = "fe2.contoso.test"\nexpect = "yes"',
+            "expect",
+            '"ok" or "refused"',
+        ),
     ],
 )
 def test_bad_admin_steps_name_the_line_key_and_expectation(
