@@ -12,11 +12,21 @@ Drivers (asyncio on real sockets, the simulator on a virtual network) only move 
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 from emulator.values import immutable
 
-__all__ = ["TRANSPORTS", "Address", "CloseFlow", "Flow", "Send", "TransportName"]
+__all__ = [
+    "TRANSPORTS",
+    "Action",
+    "Address",
+    "CloseFlow",
+    "Core",
+    "Flow",
+    "Send",
+    "TransportName",
+]
 
 Address = tuple[str, int]
 """A (host, port) pair. Hosts are IP literals on the wire; FQDNs only in topology data."""
@@ -58,3 +68,24 @@ class CloseFlow:
     """Action: close a stream flow (ignored for UDP)."""
 
     flow: Flow
+
+
+Action = Send | CloseFlow
+"""What a core asks its driver to do."""
+
+
+class Core(Protocol):
+    """The driving contract of every sans-IO core, as both drivers (the simulator and asyncio on
+    real sockets) use it."""
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None: ...
+
+    def flow_failed(self, flow: Flow, now: float) -> None: ...
+
+    def handle_timer(self, now: float) -> None: ...
+
+    def next_deadline(self) -> float | None: ...
+
+    def actions(self) -> list[Action]: ...
+
+    def events(self) -> Sequence[object]: ...
