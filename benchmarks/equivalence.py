@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Before/after equivalence of a refactor: the same traces, the same fuzz verdicts, the same speed.
 
-Three subcommands (docs/benchmarks.md, "Before/after equivalence"):
+Four subcommands (docs/benchmarks.md, "Before/after equivalence"):
 
 ``record DIR``
     With the sipemu of the running interpreter, write into DIR what the code does on fixed
@@ -9,23 +9,31 @@ Three subcommands (docs/benchmarks.md, "Before/after equivalence"):
     ``sipemu run FILE --seed N --json OUT`` (and its printed report), also with ``--no-coast``
     when ``--no-coast-too`` asks; and the verdicts of ``--fuzz-cases`` fuzz cases drawn by
     Hypothesis from a fixed seed, each run with :func:`emulator.fuzz.case.run_case` and judged
-    by :func:`emulator.fuzz.analysis.classify` (``pass``, or the findings' slugs).  The cases
-    themselves are written too (one JSON line each), and ``--cases-from`` replays the cases of
-    an earlier record instead of drawing them (for a refactor that touches the strategies, or
-    another Hypothesis version).  Recording twice on the same code gives identical files.
+    by :func:`emulator.fuzz.analysis.classify` (``pass``, or the findings' slugs and what
+    failed).  The cases themselves are written too (one JSON line each), and ``--cases-from``
+    replays the cases of an earlier record instead of drawing them (for a refactor that
+    touches the strategies, or another Hypothesis version).  Recording twice on the same
+    code gives identical files.
 ``compare DIR_A DIR_B``
     Per file: identical or different (with the first differing lines).  Exit status 0 when
     every file is identical, 1 otherwise.  ``--ignore-identifiers`` masks Call-IDs, tags,
-    branches and epids first, to show that only those differ.
+    branches, epids and instance UUIDs first, to show that only those differ;
+    ``--sort-within-instant`` sorts a trace's entries within each instant.
+``coast DIR``
+    Inside one record: each ``--no-coast`` scenario run against its coasted twin, and the
+    ``--fuzz-no-coast`` verdicts against the coasted ones (same options as ``compare``).
 ``bench --before CHECKOUT --after CHECKOUT``
     Runs benchmarks/fuzz_bench.py, sim_bench.py and sip_bench.py with both checkouts'
     interpreters (CHECKOUT/.venv/bin/python, each script from its own checkout), alternately,
-    pinned to CPU 1, and prints the figures side by side with the ratio after/before.
+    pinned to CPU 1, and prints the figures side by side with the ratio after/before (the
+    best round of each side; exit status 1 when a figure is more than 10% worse).
 
 Usage::
 
-    .venv/bin/python benchmarks/equivalence.py record /tmp/after --seeds 1,2,3 --no-coast-too
+    .venv/bin/python benchmarks/equivalence.py record /tmp/after --seeds 1,2,3 --no-coast-too \
+        --fuzz-cases 1000 --fuzz-no-coast 1000
     .venv/bin/python benchmarks/equivalence.py compare /work/wt/baseline-record /tmp/after
+    .venv/bin/python benchmarks/equivalence.py coast /tmp/after
     .venv/bin/python benchmarks/equivalence.py bench --before /work/wt/baseline --after . --quick
 """
 
@@ -39,6 +47,7 @@ import io
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -93,12 +102,16 @@ def record(
     scenario_s = time.perf_counter() - started
     if fuzz_cases or cases_from is not None:
         if cases_from is not None:
+            source = f"from {cases_from / CASES_FILE}"
             cases = _load_cases(cases_from / CASES_FILE)
             if fuzz_cases:
                 cases = cases[:fuzz_cases]
         else:
+            import hypothesis
+
+            source = f"Hypothesis {hypothesis.__version__}, seed {FUZZ_SEED}"
             cases = draw_cases(fuzz_cases, FUZZ_SEED)
-        _record_fuzz(cases, out, no_coast=min(fuzz_no_coast, len(cases)))
+        _record_fuzz(cases, out, source, no_coast=min(fuzz_no_coast, len(cases)))
     took = time.perf_counter() - started
     print(
         f"recorded into {out} in {took:.1f} s (scenarios {scenario_s:.1f} s, "
@@ -170,17 +183,14 @@ def draw_cases(count: int, seed: int) -> list[FuzzCase]:
     return drawn[:count]
 
 
-def _record_fuzz(cases: Sequence[FuzzCase], out: Path, *, no_coast: int) -> None:
-    import hypothesis
-
+def _record_fuzz(cases: Sequence[FuzzCase], out: Path, source: str, *, no_coast: int) -> None:
     lines = [json.dumps(dataclasses.asdict(case), sort_keys=True) for case in cases]
     (out / CASES_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
     verdicts = _verdicts(cases, coast=True)
     (out / VERDICTS_FILE).write_text("\n".join(verdicts) + "\n", encoding="utf-8")
     passed = sum(v.endswith(" pass") for v in verdicts)
     print(
-        f"  fuzz: {len(cases)} case(s) (Hypothesis {hypothesis.__version__}, seed {FUZZ_SEED}), "
-        f"{passed} pass",
+        f"  fuzz: {len(cases)} case(s) ({source}), {passed} pass",
         file=sys.stderr,
     )
     if no_coast:
@@ -488,6 +498,16 @@ class Side:
     results: dict[str, list[dict[str, float]]] = field(default_factory=dict)
 
 
+CPU_FIGURE = Figure("process CPU s", "s", False)
+"""User + system time of the whole benchmark process (imports and warm-up included): on a
+machine shared with other jobs it moves far less than the wall-time rates the scripts print."""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _run_bench(bench: Bench, side: Side, quick: bool, log: Path | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="equivalence-") as tmp:
         figures = Path(tmp) / "figures.json"
@@ -499,8 +519,10 @@ def _run_bench(bench: Bench, side: Side, quick: bool, log: Path | None) -> dict[
         if bench.pin and shutil.which("taskset") is not None and (os.cpu_count() or 1) > 1:
             argv = ["taskset", "-c", "1", *argv]
         started = time.perf_counter()
+        cpu_before = _children_cpu()
         done = subprocess.run(argv, cwd=side.checkout, capture_output=True, text=True, check=False)
         took = time.perf_counter() - started
+        cpu = _children_cpu() - cpu_before
         output = done.stdout + done.stderr
         if log is not None:
             name = f"{bench.name.replace(' ', '-')}.{side.label}.log"
@@ -508,6 +530,8 @@ def _run_bench(bench: Bench, side: Side, quick: bool, log: Path | None) -> dict[
                 f.write(f"$ {' '.join(argv)}\n{output}\n(exit {done.returncode}, {took:.1f} s)\n")
         try:
             result = bench.parse(output, figures)
+            if bench.pin:
+                result[CPU_FIGURE.name] = cpu
         except (ValueError, OSError, KeyError, StopIteration) as exc:
             tail = "\n".join(output.splitlines()[-15:])
             raise SystemExit(
@@ -549,7 +573,7 @@ def bench(
     print(head + "within 10%")
     worse = 0
     for b in chosen:
-        for figure in b.figures:
+        for figure in (*b.figures, CPU_FIGURE) if b.pin else b.figures:
             one = [r[figure.name] for r in before.results[b.name] if figure.name in r]
             two = [r[figure.name] for r in after.results[b.name] if figure.name in r]
             if not one or not two:
@@ -639,7 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
     ben.add_argument("--before-python", type=Path, help="default: BEFORE/.venv/bin/python")
     ben.add_argument("--after-python", type=Path, help="default: AFTER/.venv/bin/python")
     ben.add_argument("--quick", action="store_true", help="smaller sizes (minutes, not tens)")
-    ben.add_argument("--rounds", type=int, default=2, help="alternating rounds (default 2)")
+    ben.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     ben.add_argument(
         "--only",
         default="",
