@@ -30,9 +30,9 @@ class DnsServer:
 
     ``log`` gets one line per query (:meth:`DnsQueried.line`) and ``on_event`` the
     :class:`~fakedns.authority.DnsQueried` events themselves (for metrics and the control
-    API); without either, events are still drained so they do not pile up.  ``tcp_idle_timeout`` closes TCP connections that sent
-    nothing for that many seconds; RFC 7766 §6.2.3 asks for seconds, not minutes (emulator
-    knob; BIND uses 30 s).
+    API); without either, events are still drained so they do not pile up.
+    ``tcp_idle_timeout`` closes TCP connections that sent nothing for that many seconds;
+    RFC 7766 §6.2.3 asks for seconds, not minutes (emulator knob; BIND uses 30 s).
     """
 
     def __init__(
