@@ -113,9 +113,12 @@ class ControlServer:
 
     async def start(self) -> None:
         """Listen.  DeploymentError (a sentence) when the address cannot be bound."""
-        runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        # shutdown_timeout: how long stop() lets requests in progress finish.
+        runner = web.AppRunner(
+            self._app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, shutdown_timeout=1.0)
+        site = web.TCPSite(runner, self.host, self.port)
         try:
             await site.start()
         except OSError as exc:
