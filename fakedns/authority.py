@@ -431,6 +431,7 @@ class Authority:
         """Answer an UPDATE (RFC 2136 §3) and, when it is accepted, apply it in one change."""
         import dns.exception
         import dns.message
+        import dns.name
         import dns.rcode
         import dns.tsig
         import dns.tsigkeyring
