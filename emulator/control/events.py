@@ -123,6 +123,12 @@ class EventHub:
         self._subscribers.append(subscription)
         return subscription
 
+    def wake_all(self) -> None:
+        """Wake every subscriber (the server is closing: their streams end)."""
+        for subscription in list(self._subscribers):
+            if not subscription.queue.full():  # a full queue wakes its reader anyway
+                subscription.queue.put_nowait({"kind": "_end", "id": 0})
+
     def unsubscribe(self, subscription: Subscription) -> None:
         if subscription in self._subscribers:
             self._subscribers.remove(subscription)

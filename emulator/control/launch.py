@@ -22,9 +22,8 @@ def add_up_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--control",
         metavar="ADDR:PORT",
-        default=DEFAULT_CONTROL,
-        help=f"serve the HTTP/JSON control API there (default {DEFAULT_CONTROL}; port 0: "
-        "ephemeral; off: none)",
+        help=f"serve the HTTP/JSON control API there (default {DEFAULT_CONTROL}, or an "
+        "ephemeral port when that is taken; port 0: ephemeral; off: none)",
     )
     parser.add_argument(
         "--control-token",
@@ -65,9 +64,10 @@ def before_start(deployment: Deployment, args: argparse.Namespace) -> ControlSer
         keys = [parse_tsig_key(k) for k in args.dns_tsig_key]
         if keys and args.no_dns_updates:
             raise ValueError("--dns-tsig-key and --no-dns-updates contradict each other")
-        if str(args.control).strip().lower() in ("off", "none", "no", ""):
+        given = args.control
+        if given is not None and str(given).strip().lower() in ("off", "none", "no", ""):
             return None
-        host, port = parse_control_address(args.control)
+        host, port = parse_control_address(given or DEFAULT_CONTROL)
     except ValueError as exc:
         raise DeploymentError(str(exc)) from None
     return ControlServer(
@@ -76,6 +76,7 @@ def before_start(deployment: Deployment, args: argparse.Namespace) -> ControlSer
         port,
         token=args.control_token,
         allow_non_loopback=args.allow_non_loopback,
+        fallback=given is None,  # the default port may be another sipemu's: take any other
     )
 
 
@@ -90,6 +91,11 @@ async def after_start(
         deployment.dns.accept_updates([parse_tsig_key(k) for k in args.dns_tsig_key])
     if control is not None:
         await control.start()
+        if control.fell_back:
+            out.write(
+                f"control API: {DEFAULT_CONTROL} is in use (another sipemu up?); serving on an "
+                "ephemeral port instead (sipemu ctl --control ADDR:PORT)\n"
+            )
         guarded = " (bearer token required)" if control.token else ""
         out.write(f"control API: {control.url}/ (OpenAPI: {control.url}/openapi.json){guarded}\n")
     keys = deployment.dns.update_keys

@@ -8,6 +8,7 @@ outside the loopback range are refused unless allowed, like the pools' (docs/liv
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import os
 from collections.abc import Callable
@@ -69,7 +70,9 @@ class ControlServer:
     """The HTTP/JSON control API of ``deployment`` on ``host``:``port`` (0: ephemeral).
 
     ``token``: a bearer token every request must carry (None: read :data:`TOKEN_ENV`; an
-    empty string: no token).  Construct it before ``deployment.start()``; :meth:`start` after.
+    empty string: no token).  ``fallback``: listen on an ephemeral port when ``port`` is taken
+    (``sipemu up``'s default address; :attr:`fell_back` says it happened).  Construct it
+    before ``deployment.start()``; :meth:`start` after.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class ControlServer:
         *,
         token: str | None = None,
         allow_non_loopback: bool = False,
+        fallback: bool = False,
     ) -> None:
         if not allow_non_loopback and not is_loopback(host):
             raise DeploymentError(
@@ -98,6 +102,9 @@ class ControlServer:
         self._app = build_app(deployment, self.hub, self.metrics, token=self.token or None)
         self._runner: web.AppRunner | None = None
         self._bound: tuple[str, int] | None = None
+        self._fallback = fallback
+        self.fell_back = False
+        """True when ``port`` was taken and ``fallback`` made it listen on an ephemeral one."""
 
     @property
     def address(self) -> tuple[str, int]:
@@ -120,7 +127,14 @@ class ControlServer:
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                if not (self._fallback and exc.errno == errno.EADDRINUSE):
+                    raise
+                site = web.TCPSite(runner, self.host, 0)
+                await site.start()
+                self.fell_back = True
         except OSError as exc:
             await runner.cleanup()
             raise DeploymentError(
@@ -137,8 +151,7 @@ class ControlServer:
     async def stop(self) -> None:
         """Close the listener and end every event stream (idempotent)."""
         self._app[CLOSING].set()
-        for subscription in list(self.hub._subscribers):
-            subscription.offer({"kind": "_end", "id": 0})
+        self.hub.wake_all()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None

@@ -435,3 +435,35 @@ async def test_ctl_follows_events(api: Api, capsys: pytest.CaptureFixture[str]) 
     await api.deployment.stop_pool(FE2)
     assert await asyncio.wait_for(follower, WAIT) == 0
     assert capsys.readouterr().out.startswith(f"{FE2} notice: pool stopped")
+
+
+async def test_a_taken_port_is_a_sentence_or_with_fallback_an_ephemeral_one() -> None:
+    deployment = Deployment(parse_topology(FAST, "fast.toml"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        strict = ControlServer(deployment, "127.0.0.1", port)
+        with pytest.raises(
+            DeploymentError, match=f"cannot serve the control API on 127.0.0.1:{port}"
+        ):
+            await strict.start()
+        await strict.stop()
+        lenient = ControlServer(deployment, "127.0.0.1", port, fallback=True)
+        await lenient.start()
+        try:
+            assert lenient.fell_back and lenient.address[1] not in (0, port)
+        finally:
+            await lenient.stop()
+
+
+def test_sipemu_up_refuses_a_non_loopback_control_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topology = tmp_path / "fast.toml"
+    topology.write_text(FAST)
+    assert main(["up", str(topology), "--control", "192.0.2.1:5380"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sipemu: the control API address 192.0.2.1 is not a loopback address")
+    assert main(["up", str(topology), "--control", "nowhere"]) == 2
+    assert "is not ADDR:PORT" in capsys.readouterr().err
