@@ -28,6 +28,7 @@ _NOT_COMPILED = (
     "clients/rng.py",
     "emulator/build.py",
     "emulator/cli.py",
+    "emulator/control/*",
     "emulator/fuzz/analysis.py",
     "emulator/fuzz/campaign.py",
     "emulator/fuzz/check.py",
@@ -39,6 +40,7 @@ _NOT_COMPILED = (
     "emulator/testing/*",
     "emulator/values.py",
     "fakedns/server.py",
+    "fakedns/update.py",
 )
 
 

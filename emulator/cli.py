@@ -72,6 +72,9 @@ def register_up(subparsers: SubParsers) -> None:
     parser.add_argument(
         "--seed", type=int, help="run seed (Call-IDs, tags, branches); default: random"
     )
+    from emulator.control.launch import add_up_options
+
+    add_up_options(parser)  # --control, --control-token, --dns-tsig-key, --no-dns-updates
     parser.set_defaults(handler=_up)
 
 
@@ -92,6 +95,7 @@ def _up(args: argparse.Namespace) -> int:
 
 
 async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> int:
+    from emulator.control.launch import after_start, before_start
     from emulator.live.deployment import Deployment
 
     def log(line: str) -> None:
@@ -106,6 +110,7 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
         quiet=args.quiet,
         verbose=args.verbose,
     )
+    control = before_start(deployment, args)  # subscribes before the pools start
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = [signal.SIGINT, signal.SIGTERM]
@@ -114,11 +119,14 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
     try:
         await deployment.start()
         _print_endpoints(deployment, out)
+        await after_start(deployment, control, args, out)
         out.write("sipemu: up; Ctrl-C or SIGTERM stops it\n")
         out.flush()
         await stop.wait()
         out.write("sipemu: stopping\n")
     finally:
+        if control is not None:
+            await control.stop()
         await deployment.stop()
         for signum in signals:
             loop.remove_signal_handler(signum)
@@ -398,6 +406,12 @@ def register_clients(subparsers: SubParsers) -> None:
     register(subparsers)
 
 
+def register_ctl(subparsers: SubParsers) -> None:
+    from emulator.control.ctl import register_ctl as register
+
+    register(subparsers)
+
+
 COMMANDS: list[Callable[[SubParsers], None]] = [
     register_up,
     register_topology,
@@ -405,6 +419,7 @@ COMMANDS: list[Callable[[SubParsers], None]] = [
     register_fuzz,
     register_client,
     register_clients,
+    register_ctl,
 ]
 """One ``register(subparsers)`` per command group; append to add a command."""
 

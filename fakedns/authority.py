@@ -25,7 +25,15 @@ from typing import Any, Literal
 
 import dnslib
 
-from fakedns.records import AddressRecord, DnsRecord, SrvRecord, normalize_name
+from fakedns.records import (
+    RECORD_TYPES,
+    AddressRecord,
+    DnsRecord,
+    NaptrRecord,
+    SrvRecord,
+    normalize_name,
+    rdata_key,
+)
 
 __all__ = [
     "DROPPED",
@@ -34,6 +42,7 @@ __all__ = [
     "DnsQueried",
     "FaultKind",
     "Transport",
+    "TsigKey",
 ]
 
 Transport = Literal["udp", "tcp"]
@@ -53,13 +62,21 @@ _RCODE_NAMES = {
     3: "NXDOMAIN",
     4: "NOTIMP",
     5: "REFUSED",
+    6: "YXDOMAIN",
+    7: "YXRRSET",
+    8: "NXRRSET",
+    9: "NOTAUTH",
+    10: "NOTZONE",
     16: "BADVERS",
 }
 
 # Query types and classes by number (RFC 1035 §3.2.2-§3.2.5, RFC 3596 AAAA, RFC 2782 SRV,
 # RFC 6891 OPT, RFC 1995 IXFR).
-_A, _NS, _SOA, _AAAA, _SRV, _OPT, _IXFR, _AXFR, _ANY = 1, 2, 6, 28, 33, 41, 251, 252, 255
-_RTYPE_NUMBERS = {"A": _A, "AAAA": _AAAA, "SRV": _SRV}
+_A, _NS, _SOA, _AAAA, _SRV, _NAPTR, _OPT = 1, 2, 6, 28, 33, 35, 41
+_IXFR, _AXFR, _ANY = 251, 252, 255
+_RTYPE_NUMBERS = {"A": _A, "AAAA": _AAAA, "SRV": _SRV, "NAPTR": _NAPTR}
+_UPDATE = 5
+"""The UPDATE opcode (RFC 2136 §1)."""
 _CLASS_IN, _CLASS_ANY = 1, 255
 
 _CLASSIC_UDP_SIZE = 512
@@ -106,6 +123,14 @@ class DnsQueried:
     answers: int
     truncated: bool
     fault: FaultKind | None
+    opcode: str = "QUERY"
+    """``QUERY``, or ``UPDATE`` for an RFC 2136 update (then ``qname`` is the zone, ``qtype``
+    ``SOA``, ``answers`` 0)."""
+    changes: tuple[str, ...] = ()
+    """For an UPDATE: what it changed (``added fe3.contoso.test 300 A 127.0.0.13``...), or
+    why it was refused."""
+    key: str | None = None
+    """For an UPDATE: the TSIG key that signed it (RFC 8945), if any."""
 
     def line(self) -> str:
         """One readable log line for a live server's log.
@@ -118,6 +143,11 @@ class DnsQueried:
             peer = f"[{self.client[0]}]:{self.client[1]}"
         else:
             peer = f"{self.client[0]}:{self.client[1]}"
+        if self.opcode == "UPDATE":
+            signed = f" (key {self.key})" if self.key else ""
+            outcome = self.rcode + (": " + "; ".join(self.changes) if self.changes else "")
+            zone = self.qname or "(no zone)"
+            return f"{self.transport} {peer} #{self.query_id} UPDATE {zone}{signed} -> {outcome}"
         question = f"{self.qtype} {self.qname}" if self.qname or self.qtype else "(no question)"
         if self.rcode == DROPPED:
             outcome = "no answer (dropped)"
@@ -134,7 +164,40 @@ class DnsQueried:
 # What an answer says, for its event: qname, qtype, rcode, answers, truncated, fault.
 _Meta = tuple[str, str, str, int, bool, FaultKind | None]
 _CacheKey = tuple[str, int, bytes, tuple[int, int, int] | None]
-_Pending = tuple[float, tuple[str, int] | None, Transport, bytes, _Meta]
+# An UPDATE's event extras: what it changed (or why refused) and the TSIG key name.
+_UpdateNote = tuple[tuple[str, ...], str | None]
+_Pending = tuple[float, tuple[str, int] | None, Transport, bytes, _Meta, _UpdateNote | None]
+
+
+@dataclass(frozen=True, slots=True)
+class TsigKey:
+    """A TSIG key (RFC 8945) that may sign updates: its name, algorithm and base64 secret."""
+
+    name: str
+    secret: str
+    algorithm: str = "hmac-sha256"
+
+    def __post_init__(self) -> None:
+        import base64
+        import binascii
+
+        object.__setattr__(self, "name", normalize_name(self.name))
+        object.__setattr__(self, "algorithm", self.algorithm.lower().rstrip("."))
+        if not self.name:
+            raise ValueError("a TSIG key needs a name")
+        if self.algorithm not in _TSIG_ALGORITHMS:
+            raise ValueError(
+                f"TSIG algorithm must be one of {', '.join(_TSIG_ALGORITHMS)}, "
+                f"got {self.algorithm!r}"
+            )
+        try:
+            base64.b64decode(self.secret, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"TSIG key {self.name}: the secret is not base64") from None
+
+
+_TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha512", "hmac-sha384", "hmac-sha224", "hmac-sha1",
+                    "hmac-md5")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +249,8 @@ class Authority:
         self._serial = 0
         self._cache: dict[_CacheKey, tuple[bytes | None, _Meta]] = {}
         self._pending: list[_Pending] = []
+        self._update_keys: tuple[TsigKey, ...] | None = None
+        self._update_note: _UpdateNote | None = None
         for record in records:
             self._insert(record)
         self._changed(records_changed=True)
@@ -227,8 +292,9 @@ class Authority:
             else:
                 tail, meta = entry
                 wire = None if tail is None else data[:2] + tail
-        if self._trace:
-            self._pending.append((now, client, transport, data[:2], meta))
+        note, self._update_note = self._update_note, None
+        if self._trace or note is not None:  # updates are rare and always worth an event
+            self._pending.append((now, client, transport, data[:2], meta, note))
         return wire
 
     def events(self) -> list[DnsQueried]:
@@ -236,7 +302,9 @@ class Authority:
         pending, self._pending = self._pending, []
         return [
             DnsQueried(now, client, transport, (qid[0] << 8) | qid[1], *meta)
-            for now, client, transport, qid, meta in pending
+            if note is None
+            else DnsQueried(now, client, transport, (qid[0] << 8) | qid[1], *meta, "UPDATE", *note)
+            for now, client, transport, qid, meta, note in pending
         ]
 
     def discard_events(self) -> None:
@@ -341,6 +409,78 @@ class Authority:
             self._faults.clear()
             self._changed(records_changed=False)
 
+    # -- dynamic updates (RFC 2136) -------------------------------------------------------------
+
+    def accept_updates(self, keys: Iterable[TsigKey] | None = ()) -> None:
+        """Accept RFC 2136 UPDATE messages from now on (they get NOTIMP until this is called).
+
+        With ``keys``, an update must be signed with one of them (TSIG, RFC 8945; verified by
+        dnspython, whose time check uses the wall clock: the simulator never signs); an unsigned
+        one is REFUSED, one with a bad signature or unknown key NOTAUTH.  Without keys, any
+        update is accepted (emulator choice: sipemu listens on loopback only by default).
+        ``None``: refuse updates again (NOTIMP).
+        """
+        self._update_keys = None if keys is None else tuple(keys)
+
+    @property
+    def update_keys(self) -> tuple[TsigKey, ...] | None:
+        """The keys updates must be signed with (empty: any update); None: updates refused."""
+        return self._update_keys
+
+    def _update(self, data: bytes, qid: int, rd: int, cd: int) -> tuple[bytes | None, _Meta]:
+        """Answer an UPDATE (RFC 2136 §3) and, when it is accepted, apply it in one change."""
+        import dns.exception
+        import dns.message
+        import dns.name
+        import dns.rcode
+        import dns.tsig
+        import dns.tsigkeyring
+
+        from fakedns.update import FORMERR, NOTAUTH, NOTIMP, REFUSED, plan_update
+
+        def bare(rcode: int, why: str, zone: str = "") -> tuple[bytes | None, _Meta]:
+            # An error answered before the message could be read (or trusted): header only.
+            self._update_note = ((why,), None)
+            header = dnslib.DNSHeader(id=qid, qr=1, opcode=_UPDATE, rd=rd, cd=cd, rcode=rcode)
+            wire = bytes(dnslib.DNSRecord(header).pack())
+            return wire, (zone, "SOA", _RCODE_NAMES[rcode], 0, False, None)
+
+        keys = self._update_keys
+        if keys is None:
+            return bare(NOTIMP, "dynamic updates are not accepted")
+        keyring = {
+            dns.name.from_text(k.name): dns.tsig.Key(k.name, k.secret, k.algorithm) for k in keys
+        }
+        try:
+            message = dns.message.from_wire(data, keyring=keyring or None)
+        except dns.message.UnknownTSIGKey:
+            return bare(NOTAUTH, "signed with a key the fake DNS does not have (RFC 8945 BADKEY)")
+        except (dns.tsig.BadSignature, dns.tsig.BadTime, dns.tsig.PeerError) as exc:
+            return bare(NOTAUTH, f"bad TSIG signature ({type(exc).__name__})")
+        except (dns.exception.DNSException, ValueError, IndexError, UnicodeError):
+            return bare(FORMERR, "not a well-formed UPDATE message")
+        keyname = message.keyname if message.had_tsig else None
+        key = keyname.to_text().rstrip(".") if keyname is not None else None
+        if keys and key is None:
+            return bare(REFUSED, "unsigned: the fake DNS accepts only TSIG-signed updates")
+        plan = plan_update(message, self._zones, self._records)
+        if plan.records is not None:
+            old = self._records
+            self._records = []
+            try:
+                for record in plan.records:
+                    self._insert(record)
+            except ValueError:  # plan_update keeps names in the zone; a guard all the same
+                self._records = old
+                return bare(REFUSED, "the update would put records outside the zones", plan.zone)
+            self._changed(records_changed=True)
+        note = plan.changes if plan.rcode == 0 else ((plan.reason,) if plan.reason else ())
+        self._update_note = (note, key)
+        response = dns.message.make_response(message)  # signed when the update was (RFC 8945)
+        response.set_rcode(dns.rcode.Rcode(plan.rcode))
+        wire = response.to_wire()
+        return wire, (plan.zone, "SOA", _RCODE_NAMES[plan.rcode], 0, False, None)
+
     # -- internals: the zone data ---------------------------------------------------------------
 
     def _zone_of(self, name: str) -> str | None:
@@ -350,8 +490,8 @@ class Authority:
         return None
 
     def _insert(self, record: DnsRecord) -> None:
-        if not isinstance(record, SrvRecord | AddressRecord):
-            raise TypeError(f"expected an SrvRecord or AddressRecord, got {record!r}")
+        if not isinstance(record, SrvRecord | AddressRecord | NaptrRecord):
+            raise TypeError(f"expected an SrvRecord, AddressRecord or NaptrRecord, got {record!r}")
         if self._zone_of(record.name) is None:
             raise ValueError(
                 f"{record.rtype} record {record.name!r} is outside the zones of the "
@@ -427,8 +567,13 @@ class Authority:
                 None,
             )
 
+        if opcode == _UPDATE and server_fault != "timeout":
+            if server_fault == "servfail":  # emulator choice: a broken server updates nothing
+                return refuse_format(_SERVFAIL, opcode)
+            return self._update(data, qid, rd, cd)
         if opcode != 0:
-            # RFC 1035 §4.1.1: only QUERY (0) is implemented here; NOTIFY, UPDATE... get NOTIMP.
+            # RFC 1035 §4.1.1: QUERY (0) and UPDATE (5, RFC 2136) are implemented; NOTIFY,
+            # STATUS... get NOTIMP.
             return refuse_format(_NOTIMP, opcode)
         try:
             message = dnslib.DNSRecord.parse(data)
@@ -646,19 +791,26 @@ def _cache_key(data: bytes, transport: Transport) -> _CacheKey | None:
 def _check_rtype(rtype: str) -> str:
     wanted = rtype.upper()
     if wanted not in _RTYPE_NUMBERS:
-        raise ValueError(f"record type must be one of A, AAAA, SRV, got {rtype!r}")
+        raise ValueError(f"record type must be one of {', '.join(RECORD_TYPES)}, got {rtype!r}")
     return wanted
 
 
-def _rdata_key(record: DnsRecord) -> tuple[object, ...]:
-    if isinstance(record, SrvRecord):
-        return ("SRV", record.priority, record.weight, record.port, record.target)
-    return (record.rtype, record.address)
+_rdata_key = rdata_key
 
 
 def _record_rr(record: DnsRecord, owner: Any) -> Any:
     if isinstance(record, SrvRecord):
         rdata: Any = dnslib.SRV(record.priority, record.weight, record.port, record.target)
+    elif isinstance(record, NaptrRecord):
+        # RFC 3403 §4.1: flags, service and regexp are character-strings; replacement a name.
+        rdata = dnslib.NAPTR(
+            record.order,
+            record.preference,
+            record.flags.encode(),
+            record.service.encode(),
+            record.regexp.encode(),
+            dnslib.DNSLabel(record.replacement),
+        )
     elif record.rtype == "AAAA":
         rdata = dnslib.AAAA(record.address)
     else:

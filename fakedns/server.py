@@ -13,7 +13,7 @@ import errno
 from collections.abc import Callable
 from typing import Any, cast
 
-from fakedns.authority import Authority
+from fakedns.authority import Authority, DnsQueried
 
 __all__ = ["DnsServer"]
 
@@ -28,10 +28,11 @@ _STOP_TIMEOUT = 5.0
 class DnsServer:
     """Serves ``authority`` on ``address``:``port`` over UDP and TCP (port 0: ephemeral).
 
-    ``log`` gets one line per query (:meth:`DnsQueried.line`); without it events are still
-    drained so they do not pile up.  ``tcp_idle_timeout`` closes TCP connections that sent
-    nothing for that many seconds; RFC 7766 §6.2.3 asks for seconds, not minutes (emulator
-    knob; BIND uses 30 s).
+    ``log`` gets one line per query (:meth:`DnsQueried.line`) and ``on_event`` the
+    :class:`~fakedns.authority.DnsQueried` events themselves (for metrics and the control
+    API); without either, events are still drained so they do not pile up.
+    ``tcp_idle_timeout`` closes TCP connections that sent nothing for that many seconds;
+    RFC 7766 §6.2.3 asks for seconds, not minutes (emulator knob; BIND uses 30 s).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class DnsServer:
         *,
         log: Log | None = None,
         tcp_idle_timeout: float = 10.0,
+        on_event: Callable[[DnsQueried], None] | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535, got {port}")
@@ -51,6 +53,7 @@ class DnsServer:
         self._host = address
         self._port = port
         self._log = log
+        self._on_event = on_event
         self.tcp_idle_timeout = tcp_idle_timeout
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_protocol: _UdpProtocol | None = None
@@ -112,11 +115,15 @@ class DnsServer:
     def _drain(self) -> None:
         """Hand the events of the last answer to the log, or drop them."""
         log = self._log
-        if log is None:
+        on_event = self._on_event
+        if log is None and on_event is None:
             self.authority.discard_events()
             return
         for event in self.authority.events():
-            log(event.line())
+            if log is not None:
+                log(event.line())
+            if on_event is not None:
+                on_event(event)
 
 
 async def _close_udp(transport: asyncio.DatagramTransport, protocol: _UdpProtocol) -> None:

@@ -9,7 +9,13 @@ import pytest
 
 __all__ = ["require_program"]
 
-_PACKAGES = {"sipp": "sip-tester", "dig": "bind9-dnsutils", "kamailio": "kamailio"}
+_PACKAGES = {
+    "sipp": "sip-tester",
+    "dig": "bind9-dnsutils",
+    "nsupdate": "bind9-dnsutils",
+    "curl": "curl",
+    "kamailio": "kamailio",
+}
 
 
 def require_program(name: str) -> str:

@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 __all__ = ["Deployment", "DeploymentError", "EndpointRow"]
 
 Log = Callable[[str], None]
+Listener = Callable[[str, object], None]
+"""``listener(source, event)``: a pool event (source: the pool's FQDN), a DNS event
+(``"dns"``, a :class:`~fakedns.authority.DnsQueried`) or a logged notice (source: a pool's
+FQDN, ``admin`` or ``pchat``; event: the notice's text, a ``str``)."""
 
 
 class DeploymentError(Exception):
@@ -103,6 +107,7 @@ class Deployment:
         self.verbose = verbose
         self.time_scale = time_scale
         self._on_event = on_event
+        self._listeners: list[Listener] = []
         self._log = log
         self._debug = debug
         self._ca_dir = ca_dir
@@ -156,7 +161,9 @@ class Deployment:
         dns = topology.dns
         self._authority = topology.dns_authority(bound, trace=not self.quiet)
         dns_log = None if self.quiet or self._log is None else self._dns_line
-        self._dns_server = DnsServer(self._authority, dns.address, dns.port, log=dns_log)
+        self._dns_server = DnsServer(
+            self._authority, dns.address, dns.port, log=dns_log, on_event=self._dns_event
+        )
         try:
             await self._dns_server.start()
         except OSError as exc:
@@ -196,7 +203,9 @@ class Deployment:
         rng = random.Random(f"{self.seed}:{fqdn}:{generation}")
         now = driver.now()
         # Exchanged events cost a summary string per request: only made when someone reads them.
-        trace = (self._log is not None or self._on_event is not None) and not self.quiet
+        trace = (
+            self._log is not None or self._on_event is not None or bool(self._listeners)
+        ) and not self.quiet
         ops = self.ops
         pool = Pool(
             spec,
@@ -460,15 +469,37 @@ class Deployment:
 
     # -- logging -----------------------------------------------------------------------------
 
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(source, event)`` for everything the deployment logs (see
+        :data:`Listener`), from the loop's thread; returns the call that unsubscribes.  Pool
+        cores started after this trace their exchanges (unless ``quiet``), so subscribe before
+        :meth:`start` to see every request."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
     def _notice(self, who: str, text: str) -> None:
+        for listener in list(self._listeners):
+            listener(who, text)
         if self._log is not None:
             self._log(f"{_stamp()} {who} {text}")
+
+    def _dns_event(self, event: object) -> None:
+        for listener in list(self._listeners):
+            listener("dns", event)
 
     def _dns_line(self, text: str) -> None:
         if self._log is not None:
             self._log(f"{_stamp()} dns {text}")
 
     def _pool_events(self, fqdn: str, events: Sequence[object]) -> None:
+        for listener in list(self._listeners):
+            for event in events:
+                listener(fqdn, event)
         if self._on_event is not None:
             for event in events:
                 self._on_event(fqdn, event)

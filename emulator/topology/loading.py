@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -111,9 +111,10 @@ _POOL_KEYS = {"fqdn", "role", "site", "address", "ports", "backup", "backend"}
 _USER_KEYS = {"uri", "pool", "template", "count", "start", "contacts"}
 _BACKEND_KEYS = {"principal", "mirror", "witness", "rto", "grace"}
 _CHAT_KEYS = {"pool", "primary_db", "backup_db", "primary_site", "backup_site"}
-_DNS_KEYS = {"address", "port", "zones", "pool_records", "additional", "ttl", "srv", "a"}
+_DNS_KEYS = {"address", "port", "zones", "pool_records", "additional", "ttl", "srv", "a", "naptr"}
 _SRV_KEYS = {"name", "priority", "weight", "port", "target", "ttl"}
 _A_KEYS = {"name", "address", "ttl"}
+_NAPTR_KEYS = {"name", "order", "preference", "flags", "service", "regexp", "replacement", "ttl"}
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
 )
@@ -585,6 +586,44 @@ class _Builder:
                 dns_ctx.fail("a", i, "address", f"an IPv4 or IPv6 address, not {value!r}")
             records.append(record)
             pinned.append(True)
+        for i, n in enumerate(dns_ctx.tables(t, "naptr")):
+            records.append(_naptr(dns_ctx, n, i, domain, ttl, in_zone))
+            pinned.append(True)
         return DnsSpec(
             address, port, zones, tuple(records), tuple(pinned), pool_records, additional, ttl
         )
+
+
+def _naptr(
+    ctx: TomlContext,
+    n: Mapping[str, Any],
+    i: int,
+    domain: str,
+    ttl: int,
+    in_zone: Callable[[str], bool],
+) -> DnsRecord:
+    """One ``[[dns.naptr]]`` (RFC 3403; for SIP, RFC 3263 §4.1): a NAPTR record of the domain
+    pointing at an SRV name, e.g. ``service = "SIPS+D2T"``, ``replacement =
+    "_sips._tcp.contoso.test"``."""
+    from fakedns.records import NaptrRecord
+
+    ctx.unknown(n, _NAPTR_KEYS, "naptr", i)
+    name = normalize_name(ctx.string(n, "name", "naptr", i, default=domain))
+    if not in_zone(name):
+        ctx.fail("naptr", i, "name", "a name inside a zone of the fake DNS")
+    regexp = n.get("regexp", "")
+    if not isinstance(regexp, str):
+        ctx.fail("naptr", i, "regexp", 'a string ("" for SIP, RFC 3263 §4.1)')
+    try:
+        return NaptrRecord(
+            name,
+            ctx.integer(n, "order", "naptr", i, default=10, low=0, high=65535),
+            ctx.integer(n, "preference", "naptr", i, default=10, low=0, high=65535),
+            ctx.string(n, "flags", "naptr", i, default="s"),
+            ctx.string(n, "service", "naptr", i, required=True),
+            regexp,
+            ctx.string(n, "replacement", "naptr", i, default="."),
+            ctx.integer(n, "ttl", "naptr", i, default=ttl, low=0, high=2**31 - 1),
+        )
+    except ValueError as exc:
+        ctx.fail_text("naptr", i, None, str(exc))

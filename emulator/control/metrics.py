@@ -1,0 +1,211 @@
+"""Prometheus metrics of a live deployment, derived from what it already reports.
+
+Counters are fed by the deployment's events (:meth:`Deployment.subscribe`): no code runs in
+the cores' hot paths for them.  Gauges (bindings, peer monitor states, pools up, DNS records,
+clients by state) are read from the deployment when Prometheus scrapes, by a custom collector.
+
+| metric | type | labels | from |
+|---|---|---|---|
+| ``sipemu_sip_requests_total`` | counter | pool, method | ``Exchanged`` events (1) |
+| ``sipemu_sip_responses_total`` | counter | pool, method, status | the same events |
+| ``sipemu_sip_bad_messages_total`` | counter | pool | ``BadMessage`` |
+| ``sipemu_heartbeats_lost_total`` | counter | pool, peer | ``PeerHeartbeatLost`` |
+| ``sipemu_failovers_total`` | counter | pool, peer | ``FailedOver`` |
+| ``sipemu_failbacks_total`` | counter | pool, peer | ``FailedBack`` |
+| ``sipemu_dns_queries_total`` | counter | transport, qtype, rcode | ``DnsQueried`` (1) |
+| ``sipemu_dns_updates_total`` | counter | rcode | RFC 2136 updates |
+| ``sipemu_bindings`` | gauge | pool | the pool cores |
+| ``sipemu_pool_up`` | gauge | pool | running and NIC enabled |
+| ``sipemu_peer_state`` | gauge (state set) | pool, peer, state | the pools' monitors |
+| ``sipemu_dns_records`` | gauge | type | the fake DNS |
+| ``sipemu_clients`` | gauge | state | client agents in the process (:meth:`observe_client`) |
+
+(1) Not with ``--quiet``: a quiet deployment makes no per-exchange events (their cost).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from emulator.registrar import events as ev
+from fakedns.authority import DnsQueried
+
+if TYPE_CHECKING:
+    from emulator.live.deployment import Deployment
+
+__all__ = ["CONTENT_TYPE", "DeploymentMetrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The Prometheus text exposition format (version 0.0.4)."""
+
+PEER_STATES = ("up", "heartbeat-lost", "failed-over", "recovering")
+CLIENT_STATES = ("signed-out", "discovering", "registering", "registered")
+
+# Exchanged.summary is "METHOD aor -> STATUS reason ..." (emulator.registrar.pool._summary).
+_SUMMARY = re.compile(r"^(?P<method>[A-Z]+) .*?-> (?P<status>\d{3})\b")
+
+
+class DeploymentMetrics:
+    """The metrics of one deployment in their own registry (:meth:`exposition`)."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self.requests = Counter(
+            "sipemu_sip_requests",
+            "SIP requests answered by a pool (not counted with --quiet)",
+            ["pool", "method"],
+            registry=registry,
+        )
+        self.responses = Counter(
+            "sipemu_sip_responses",
+            "SIP final responses sent by a pool, by request method and status",
+            ["pool", "method", "status"],
+            registry=registry,
+        )
+        self.bad_messages = Counter(
+            "sipemu_sip_bad_messages",
+            "Malformed SIP messages received by a pool",
+            ["pool"],
+            registry=registry,
+        )
+        self.heartbeats_lost = Counter(
+            "sipemu_heartbeats_lost",
+            "Times a backup registrar lost the heartbeat of a primary it monitors",
+            ["pool", "peer"],
+            registry=registry,
+        )
+        self.failovers = Counter(
+            "sipemu_failovers",
+            "Failovers: a backup registrar started serving a primary's users",
+            ["pool", "peer"],
+            registry=registry,
+        )
+        self.failbacks = Counter(
+            "sipemu_failbacks",
+            "Failbacks: a backup registrar finished sending a primary's users home",
+            ["pool", "peer"],
+            registry=registry,
+        )
+        self.dns_queries = Counter(
+            "sipemu_dns_queries",
+            "DNS queries answered by the fake DNS (not counted with --quiet); rcode DROPPED: "
+            "swallowed by a timeout fault",
+            ["transport", "qtype", "rcode"],
+            registry=registry,
+        )
+        self.dns_updates = Counter(
+            "sipemu_dns_updates",
+            "RFC 2136 dynamic updates received by the fake DNS, by answer",
+            ["rcode"],
+            registry=registry,
+        )
+        self._clients: dict[str, str] = {}
+        registry.register(_Gauges(self))
+
+    # -- feeding -----------------------------------------------------------------------------
+
+    def observe(self, source: str, event: object) -> None:
+        """A deployment listener (:meth:`Deployment.subscribe`)."""
+        if isinstance(event, ev.Exchanged):
+            match = _SUMMARY.match(event.summary)
+            if match is not None:
+                method = match["method"]
+                self.requests.labels(source, method).inc()
+                self.responses.labels(source, method, match["status"]).inc()
+        elif isinstance(event, DnsQueried):
+            if event.opcode == "UPDATE":
+                self.dns_updates.labels(event.rcode).inc()
+            else:
+                self.dns_queries.labels(event.transport, event.qtype or "-", event.rcode).inc()
+        elif isinstance(event, ev.BadMessage):
+            self.bad_messages.labels(source).inc()
+        elif isinstance(event, ev.PeerHeartbeatLost):
+            self.heartbeats_lost.labels(source, event.peer).inc()
+        elif isinstance(event, ev.FailedOver):
+            self.failovers.labels(source, event.peer).inc()
+        elif isinstance(event, ev.FailedBack):
+            self.failbacks.labels(source, event.peer).inc()
+
+    def observe_client(self, client: str, state: str) -> None:
+        """A client agent running in this process changed state (``ClientStateChanged``):
+        feeds ``sipemu_clients``.  Call it from the program that runs the agents."""
+        self._clients[client] = state
+
+    def forget_client(self, client: str) -> None:
+        self._clients.pop(client, None)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def exposition(self) -> bytes:
+        """Every metric in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+    def client_states(self) -> dict[str, int]:
+        counts = dict.fromkeys(CLIENT_STATES, 0)
+        for state in self._clients.values():
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+
+class _Gauges(Collector):
+    """Scrape-time gauges read from the deployment (loop thread: aiohttp calls us there)."""
+
+    def __init__(self, metrics: DeploymentMetrics) -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []  # unchecked: the names are fixed and do not clash with the counters
+
+    def collect(self) -> Iterator[Metric]:
+        deployment = self._metrics.deployment
+        bindings = GaugeMetricFamily(
+            "sipemu_bindings", "Current registrations (bindings) of a pool", labels=["pool"]
+        )
+        up = GaugeMetricFamily(
+            "sipemu_pool_up", "1 when the pool runs and its NIC is enabled", labels=["pool"]
+        )
+        peer = GaugeMetricFamily(
+            "sipemu_peer_state",
+            "A backup registrar's view of a monitored primary: 1 for the current state",
+            labels=["pool", "peer", "state"],
+        )
+        if deployment.running:
+            for fqdn in deployment.pool_names:
+                running = deployment.is_running(fqdn)
+                up.add_metric([fqdn], float(running and deployment.nic_enabled(fqdn)))
+                core = deployment.pool(fqdn)
+                if core is None:
+                    bindings.add_metric([fqdn], 0.0)
+                    continue
+                status = core.status()
+                bindings.add_metric([fqdn], float(len(core.bindings())))
+                for name, state in status.peers.items():
+                    for candidate in PEER_STATES:
+                        peer.add_metric([fqdn, name, candidate], float(candidate == state))
+        yield bindings
+        yield up
+        yield peer
+        records = GaugeMetricFamily(
+            "sipemu_dns_records", "Records served by the fake DNS", labels=["type"]
+        )
+        if deployment.running:
+            counts: dict[str, int] = {}
+            for record in deployment.dns.records():
+                counts[record.rtype] = counts.get(record.rtype, 0) + 1
+            for rtype, count in sorted(counts.items()):
+                records.add_metric([rtype], float(count))
+        yield records
+        clients = GaugeMetricFamily(
+            "sipemu_clients", "Client agents in this process, by state", labels=["state"]
+        )
+        for state, count in self._metrics.client_states().items():
+            clients.add_metric([state], float(count))
+        yield clients
