@@ -166,6 +166,18 @@ class StreamTransports:
     handed to it as CRLF; otherwise pongs are dropped and pings answered here.
     """
 
+    # Slots: one per host, and a fleet runs 10,000 agents in one process.
+    __slots__ = (
+        "_client_ssl",
+        "_connections",
+        "_connects",
+        "_loop",
+        "_server_ssl",
+        "_servers",
+        "expect_pongs",
+        "host",
+    )
+
     def __init__(
         self,
         host: StreamHost,
