@@ -36,7 +36,6 @@ _NOT_COMPILED = (
     "emulator/live/*",
     "emulator/scenario/realtime.py",
     "emulator/scenario/writer.py",
-    "emulator/sip/wire.py",
     "emulator/testing/*",
     "emulator/values.py",
     "fakedns/server.py",

@@ -1,12 +1,26 @@
-"""``@immutable``: a record that is cheap to make.
+"""``@static_frozen``: a record frozen to the type checker only, cheap to make at run time.
 
-A frozen dataclass makes each instance through ``object.__setattr__``, once per field: about
-four times the cost of a plain dataclass (0.7 µs against 0.2 µs for three fields), and the
-simulator makes thousands per fuzz example (flows, sends, URIs, trace entries, client events).
-``@immutable`` declares a frozen dataclass to the type checker (PEP 681 ``dataclass_transform``
-with ``frozen_default``: mypy rejects any assignment to a field, and CI runs mypy strict) and
-makes a plain slotted dataclass with a field hash at run time.  So immutability is checked
-statically, not at run time: do not bypass it with ``setattr`` or ``object.__setattr__``.
+What it guarantees, and where:
+
+* **Statically** (mypy ``--strict``, run by CI and by tests/test_values.py): every field is
+  read-only.  The decorator is a PEP 681 ``dataclass_transform`` with ``frozen_default``, so
+  mypy rejects ``record.field = value`` as it would on a frozen dataclass.
+* **At run time**: a slotted dataclass compared and hashed by its fields.  Slots refuse any
+  attribute that is not a field; assigning a *field* is NOT refused at run time.  Code that
+  bypasses the type checker (``setattr``, ``object.__setattr__``, ``# type: ignore``) can change
+  a record, and with it the hash of a dict key: don't (tests/test_values.py scans the packages
+  for ``object.__setattr__`` in modules that make records).
+
+Why not enforced at run time, as dnspython's ``@immutable`` is: refusing assignment needs a
+``__setattr__`` that raises, so ``__init__`` must store each field around it
+(``object.__setattr__`` or the slot's ``__set__``), which makes each record about two to three
+times as dear to make (0.4 µs against 0.9-1.3 µs for three fields, measured for issue 14), and
+the simulator makes thousands per fuzz example (flows, sends, URIs, trace entries, client
+events): a frozen dataclass cost about 8% of a fuzz example (docs/benchmarks.md).  The name
+says what holds instead.
+
+``immutable`` is the old name of the same decorator (until issue 14), kept so that modules not
+yet renamed still work; new code uses ``static_frozen``.
 
 Not compiled by the optional mypyc build (setup.py): it sets an attribute on the decorator,
 which a compiled function does not have.
@@ -17,12 +31,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar, dataclass_transform
 
-__all__ = ["immutable"]
+__all__ = ["immutable", "static_frozen"]
 
 T = TypeVar("T")
 
 
 @dataclass_transform(frozen_default=True)
-def immutable(cls: type[T]) -> type[T]:
-    """A frozen dataclass to mypy; at run time slotted, compared and hashed by its fields."""
+def static_frozen(cls: type[T]) -> type[T]:
+    """A frozen dataclass to mypy; at run time slotted, compared and hashed by its fields (an
+    assignment to a field is refused by the type checker only)."""
     return dataclass(slots=True, unsafe_hash=True)(cls)
+
+
+@dataclass_transform(frozen_default=True)
+def immutable(cls: type[T]) -> type[T]:
+    """The old name of :func:`static_frozen` (it claimed more than it holds at run time).
+
+    A function of its own, not ``immutable = static_frozen``: mypy applies
+    ``dataclass_transform`` to the decorated function only, not to a name bound to it."""
+    return static_frozen(cls)

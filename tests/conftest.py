@@ -1,5 +1,4 @@
-"""Suite-wide hooks: running the suite against the compiled build (setup.py, .ci/run), and
-checking every message the simulator hands over pre-parsed (emulator/sip/wire.py)."""
+"""Suite-wide hooks: running the suite against the compiled build (setup.py, .ci/run)."""
 
 from __future__ import annotations
 
@@ -8,12 +7,9 @@ import os
 import pytest
 
 from emulator.build import compiled
-from emulator.sip import message
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Every Wire a test delivers is parsed in full as well: a difference fails the test.
-    message.VERIFY_WIRE = True
     # .ci/run sets this when it runs the suite against the compiled build: a run that
     # imported the sources instead would pass without testing what it claims to.
     if os.environ.get("SIPEMU_EXPECT_COMPILED") == "1" and not compiled():

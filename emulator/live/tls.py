@@ -1,84 +1,227 @@
-"""TLS material for a live deployment: a throw-away CA and one server certificate per pool.
+"""TLS over a plain TCP transport: ``ssl.SSLObject`` with two memory BIOs (the TLS layer of
+the live drivers' stream connections, emulator/live/stream.py).
 
-The CA is made with trustme at start-up and its certificate is written to a PEM file so that
-clients (the project's own, SIPp, openssl s_client) can be told to trust it.  Nothing here is
-meant to be secure: keys live in memory and the CA dies with the deployment.
+Certificates are elsewhere (emulator/live/certs.py); :class:`TlsMaterial` and
+:data:`CA_FILE_NAME` are re-exported here because this module held them before issue 14.
 """
 
 from __future__ import annotations
 
-import shutil
+import asyncio
 import ssl
-import tempfile
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
-import trustme
+from emulator.live.certs import CA_FILE_NAME, TlsMaterial
 
-__all__ = ["CA_FILE_NAME", "TlsMaterial"]
+__all__ = ["CA_FILE_NAME", "TLS_READ_CHUNK", "TlsLayer", "TlsMaterial"]
 
-CA_FILE_NAME = "sipemu-ca.pem"
+TLS_READ_CHUNK = 16 * 1024
+"""Plaintext read from the TLS object per call: one TLS record at most (RFC 8446 §5.1)."""
 
 
-class TlsMaterial:
-    """A CA, its PEM file, and server/client :class:`ssl.SSLContext` objects signed by it.
+class TlsLayer(asyncio.Protocol, asyncio.Transport):
+    """TLS over a plain TCP transport, with ``ssl.SSLObject`` and two memory BIOs.
 
-    ``directory``: where to write :data:`CA_FILE_NAME` (created if missing).  ``None`` makes a
-    fresh temporary directory, removed again by :meth:`cleanup`; a directory given by the caller
-    is left in place (only the PEM file is written, and it is kept: a client started later may
-    still want it).
+    It stands between the socket's transport and ``app`` (the connection's protocol,
+    :class:`~emulator.live.stream.StreamConnection`), and is the app's transport once the
+    handshake is done (only then is ``connection_made`` called on the app, as asyncio's TLS
+    does).  Why not ``create_connection(ssl=...)``: asyncio's
+    ``SSLProtocol`` (and uvloop's) keeps a 256 KiB read buffer per connection for its whole
+    life, which is most of the memory of an idle TLS client or of a pool holding thousands of
+    TLS connections (docs/benchmarks.md, many agents).  Here nothing outlives a read but the
+    ``SSLObject`` itself (OpenSSL releases its own record buffers when idle).
+
+    The handshake's outcome is :attr:`handshake`: a future set to None, or to the error
+    (``ssl.SSLError``, ``ConnectionResetError`` when the peer closes first, ``TimeoutError``
+    when a server side's ``handshake_timeout`` passes).  ``debug`` receives a line per TLS
+    error after the handshake.
     """
 
-    def __init__(self, directory: str | Path | None = None) -> None:
-        self._ca = trustme.CA(organization_name="sipemu emulated deployment")
-        if directory is None:
-            self._own_dir: Path | None = Path(tempfile.mkdtemp(prefix="sipemu-ca-"))
-            self.directory = self._own_dir
-        else:
-            self._own_dir = None
-            self.directory = Path(directory)
-            self.directory.mkdir(parents=True, exist_ok=True)
-        self.ca_path = self.directory / CA_FILE_NAME
-        self._ca.cert_pem.write_to_path(str(self.ca_path))
-        self._server: dict[tuple[str, str], ssl.SSLContext] = {}
-        self._client: ssl.SSLContext | None = None
+    __slots__ = (
+        "_closing",
+        "_debug",
+        "_handshake_timeout",
+        "_handshake_timer",
+        "_incoming",
+        "_open",
+        "_outgoing",
+        "_server_side",
+        "_tls",
+        "app",
+        "handshake",
+        "raw",
+    )
 
-    @property
-    def ca_pem(self) -> bytes:
-        """The CA certificate (PEM), e.g. for ``ssl.SSLContext.load_verify_locations(cadata=)``."""
-        return bytes(self._ca.cert_pem.bytes())
+    def __init__(
+        self,
+        app: asyncio.Protocol,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        handshake_timeout: float,
+        debug: Callable[[str], None],
+    ) -> None:
+        asyncio.Transport.__init__(self)
+        self.app = app
+        self.raw: asyncio.Transport | None = None
+        self.handshake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(
+            self._incoming,
+            self._outgoing,
+            server_side=server_side,
+            server_hostname=server_hostname,
+        )
+        self._open = False  # handshake done, the stream is connected
+        self._closing = False
+        self._server_side = server_side
+        self._handshake_timeout = handshake_timeout
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._debug = debug
 
-    def server_context(self, fqdn: str, address: str) -> ssl.SSLContext:
-        """A server context whose certificate names ``fqdn`` and ``address`` (both as SANs).
+    # -- asyncio.Protocol, towards the socket --------------------------------------------------
 
-        Cached per (fqdn, address), so a pool restarted by ``start_pool`` presents the same
-        certificate as before.
-        """
-        key = (fqdn, address)
-        context = self._server.get(key)
-        if context is None:
-            # SIP over TLS clients match the SRV target (the pool FQDN, RFC 5922 §7.2); tests
-            # that connect by IP literal match the IP SAN.
-            leaf = self._ca.issue_cert(fqdn, address, common_name=fqdn)
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            leaf.configure_cert(context)
-            # No TLS 1.3 session tickets: a SIP client keeps its one connection up with
-            # keep-alives and does not resume sessions (the Lync 2010/2013 servers modelled
-            # here predate TLS 1.3), and each ticket a client stores costs it about 6 KB of
-            # OpenSSL memory (benchmarks/agents_bench.py, docs/benchmarks.md).
-            context.num_tickets = 0
-            self._server[key] = context
-        return context
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.raw = cast(asyncio.Transport, transport)
+        if self._server_side:
+            # A client that connects and never finishes its handshake is dropped (the
+            # connecting side has its own timeout around the whole connect).
+            self._handshake_timer = asyncio.get_running_loop().call_later(
+                self._handshake_timeout, self._handshake_timed_out
+            )
+        self._step_handshake()
 
-    def client_context(self) -> ssl.SSLContext:
-        """A client context trusting only this CA (used by pools for outbound TLS flows)."""
-        if self._client is None:
-            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-            self._ca.configure_trust(context)
-            self._client = context
-        return self._client
+    def _handshake_timed_out(self) -> None:
+        self._handshake_timer = None
+        if not self._open:
+            self._fail(TimeoutError("TLS handshake timed out"))
+            self.abort()
 
-    def cleanup(self) -> None:
-        """Remove the temporary directory, if this object made it."""
-        if self._own_dir is not None:
-            shutil.rmtree(self._own_dir, ignore_errors=True)
-            self._own_dir = None
+    def data_received(self, data: bytes) -> None:
+        self._incoming.write(data)
+        if not self._open:
+            self._step_handshake()
+            if not self._open:
+                return
+        self._read_plaintext()
+
+    def eof_received(self) -> bool | None:
+        return None  # the peer closed TCP (with or without close_notify): close ours
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.handshake.done():
+            self._fail(exc or ConnectionResetError("connection closed during the TLS handshake"))
+            return
+        if self._open:
+            self._open = False
+            self.app.connection_lost(exc)
+
+    # -- TLS -----------------------------------------------------------------------------------
+
+    def _step_handshake(self) -> None:
+        try:
+            self._tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush()
+            return
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            self._flush()  # the alert, if any
+            self._fail(exc)
+            if self.raw is not None:
+                self.raw.close()
+            return
+        self._flush()
+        self._open = True
+        self._cancel_handshake_timer()
+        if not self.handshake.done():
+            self.handshake.set_result(None)
+        self.app.connection_made(self)
+
+    def _cancel_handshake_timer(self) -> None:
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
+    def _fail(self, exc: BaseException) -> None:
+        self._cancel_handshake_timer()
+        if not self.handshake.done():
+            self.handshake.set_exception(exc)
+            self.handshake.exception()  # retrieved: an accepted connection has nobody waiting
+
+    def _read_plaintext(self) -> None:
+        read = self._tls.read
+        while self._open:
+            try:
+                data = read(TLS_READ_CHUNK)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:  # close_notify
+                self._flush()
+                self.close()
+                return
+            except ssl.SSLError as exc:
+                self._debug(f"TLS error: {exc}")
+                self.abort()
+                return
+            if not data:
+                break
+            self.app.data_received(data)
+        self._flush()  # what reading produced (a KeyUpdate answer, say)
+
+    def _flush(self) -> None:
+        if self._outgoing.pending and self.raw is not None and not self.raw.is_closing():
+            self.raw.write(self._outgoing.read())
+
+    # -- the stream's transport ----------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._open or self._closing:
+            return
+        self._tls.write(data)
+        self._flush()
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def is_closing(self) -> bool:
+        return self._closing or self.raw is None or self.raw.is_closing()
+
+    def pause_reading(self) -> None:
+        if self.raw is not None:
+            self.raw.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.raw is not None:
+            self.raw.resume_reading()
+
+    def close(self) -> None:
+        """close_notify, then close the socket after what is buffered is written."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._open:
+            try:
+                self._tls.unwrap()
+            except ssl.SSLError:
+                pass  # SSLWantReadError: the peer's close_notify is not awaited
+            self._flush()
+        if self.raw is not None:
+            self.raw.close()
+
+    def abort(self) -> None:
+        self._closing = True
+        if self.raw is not None:
+            self.raw.abort()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "ssl_object":
+            return self._tls
+        if name == "peercert":
+            return self._tls.getpeercert()
+        if name == "cipher":
+            return self._tls.cipher()
+        return self.raw.get_extra_info(name, default) if self.raw is not None else default

@@ -1,7 +1,19 @@
 """Stream framing (RFC 3261 §18.3) and CRLF keep-alives (RFC 5626 §3.5.1), sans-IO.
 
-Feed bytes as they arrive on a TCP/TLS connection; get whole messages (as bytes, to hand to
-:func:`~emulator.sip.message.parse_message` with ``stream=True``) and keep-alive markers back.
+One :class:`StreamFramer` per TCP/TLS connection.  Its public API:
+
+* :meth:`StreamFramer.feed` takes the bytes as they arrive and returns what they completed, in
+  order: whole messages (``bytes``, to hand to :func:`~emulator.sip.message.parse_message` with
+  ``stream=True``), :class:`KeepAlivePing` (answer with :data:`PONG`) and
+  :class:`KeepAlivePong` markers;
+* it raises :class:`~emulator.sip.errors.SipError` when the stream cannot be framed (status 400:
+  no Content-Length; 413: a message larger than ``max_size``); the connection is then out of
+  sync, and :meth:`StreamFramer.unframed` gives the bytes that could not be framed, so that the
+  core can still answer 400/413 if it can read a Via (RFC 3261 §8.2) before the driver closes;
+* :attr:`StreamFramer.buffered` is the number of bytes held for an incomplete message.
+
+The live drivers' stream connections use it (emulator/live/stream.py); the simulator delivers
+whole messages and needs no framing.
 """
 
 from __future__ import annotations
@@ -12,10 +24,12 @@ from dataclasses import dataclass
 from emulator.sip.errors import SipError, SipSyntaxError
 from emulator.sip.message import MAX_DATAGRAM
 
-__all__ = ["KeepAlivePing", "KeepAlivePong", "StreamFramer"]
+__all__ = ["PING", "PONG", "KeepAlivePing", "KeepAlivePong", "StreamFramer"]
 
 PING = b"\r\n\r\n"
+"""A CRLF keep-alive ping (RFC 5626 §3.5.1), sent by the client."""
 PONG = b"\r\n"
+"""The answer to :data:`PING`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +46,14 @@ _CONTENT_LENGTH = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*([0-9]+)", 
 
 
 class StreamFramer:
-    """Splits a byte stream into SIP messages.
+    """Splits one connection's byte stream into SIP messages and keep-alives.
 
-    After a :class:`SipError` the stream is out of sync: the driver answers 400 if it can and
-    closes the connection.
+    ``max_size``: the largest message accepted (413 beyond).  ``expect_pongs``: this side sends
+    pings (a client), so a lone CRLF is a pong at once; a server (the default) holds a trailing
+    CRLF until the next bytes tell whether it is half of a ping.
+
+    After a :class:`SipError` from :meth:`feed` the stream is out of sync: the driver hands
+    :meth:`unframed` to its core (which answers 400/413 if it can) and closes the connection.
     """
 
     def __init__(self, max_size: int = MAX_DATAGRAM, *, expect_pongs: bool = False) -> None:
@@ -48,6 +66,10 @@ class StreamFramer:
         self._expect_pongs = expect_pongs
 
     def feed(self, data: bytes) -> list[bytes | KeepAlivePing | KeepAlivePong]:
+        """Take ``data`` as read; return the messages and keep-alives it completed, in order.
+
+        Raises :class:`SipError` (400, 413) when the stream cannot be framed.
+        """
         self._buffer += data
         out: list[bytes | KeepAlivePing | KeepAlivePong] = []
         buf = self._buffer
@@ -87,6 +109,12 @@ class StreamFramer:
             del buf[:total]
         return out
 
+    def unframed(self) -> bytes:
+        """The bytes received but not framed: after a :class:`SipError`, the offending message
+        (with whatever followed it in the same reads)."""
+        return bytes(self._buffer)
+
     @property
     def buffered(self) -> int:
+        """How many bytes are held for a message not yet complete."""
         return len(self._buffer)

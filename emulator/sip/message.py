@@ -18,7 +18,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from emulator.sip.errors import SipError, SipSyntaxError
-from emulator.sip.wire import Wire, WireMismatch
 
 __all__ = [
     "COMPACT_NAMES",
@@ -298,57 +297,18 @@ _BRANCH_END = re.compile(r"[;, \t]")
 def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
     """The message's bytes (any Content-Length field is replaced by the body's length).
 
-    A :class:`~emulator.sip.wire.Wire` carrying what parse_message will read back when that is
-    certain: each name is one the parser has already read as written here, to the same
-    (name, key) (_wire_keys); each value is as the parser leaves it (stripped); and no part
-    holds a line feed (the parser splits the head at CRLF and skips leading ones).
+    Plain bytes, parsed in full by the receiver like any other: the simulator hands a core the
+    very bytes another core sent, with nothing attached (docs/architecture.md, "No side
+    channel between serializer and parser").
     """
     parts = [start_line]
-    parsed: list[tuple[str, str, str]] = []
-    wire_keys = _wire_keys
-    exact = "\n" not in start_line and not start_line.startswith("\r")
-    for field_ in headers._fields:
-        name, key, value = field_
+    for name, key, value in headers._fields:
         if key != "content-length":
             parts.append(f"{name}: {value}")
-            parsed.append(field_)
-            if exact and wire_keys.get(name) != key:
-                exact = _wire_key(name) == key
-            if exact and (value.strip() != value or "\n" in value):
-                exact = False
-    length = str(len(body))
-    parts.append(f"Content-Length: {length}")
+    parts.append(f"Content-Length: {len(body)}")
     parts.append("")
     parts.append("")
-    data = "\r\n".join(parts).encode("utf-8") + body
-    if exact and (wire_keys.get("Content-Length") or _wire_key("Content-Length")) == (
-        "content-length"
-    ):
-        parsed.append(("Content-Length", "content-length", length))
-        wire = Wire(data)
-        wire.parsed = (start_line, parsed, body)
-        return wire
-    return data
-
-
-def _wire_key(name: str) -> str | None:
-    """The key the parser files a header line ``name: ...`` under when it also keeps ``name``
-    as the canonical name, from the parser's own table (so only names it has read); else None."""
-    names = _parsed_names.get(name)
-    if names is None or names[0] != name:
-        return None
-    if len(_wire_keys) < 4096:  # bounded, like _parsed_names
-        _wire_keys[name] = names[1]
-    return names[1]
-
-
-# Canonical header name -> key, for names the parser reads back as themselves (_wire_key).
-_wire_keys: dict[str, str] = {}
-
-
-# Set by the test suite (tests/conftest.py): every Wire is parsed in full as well, and any
-# difference from its fields raises WireMismatch (emulator/sip/wire.py).
-VERIFY_WIRE = False
+    return "\r\n".join(parts).encode("utf-8") + body
 
 
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")  # RFC 3261 §8.1.1
@@ -362,9 +322,6 @@ def parse_message(
     ``stream`` says the bytes came framed from a stream transport (Content-Length already
     honoured by the framer); on datagrams, a body longer than Content-Length is truncated and a
     shorter one is an error (RFC 3261 §18.3).
-
-    Bytes serialized by this process (a :class:`~emulator.sip.wire.Wire`, as the simulator
-    delivers them) carry their header fields: only the splitting of the text is skipped.
     """
     if len(data) > max_size:
         error = SipError(
@@ -379,15 +336,6 @@ def parse_message(
             pass
         error.headers = Headers._from_parsed(readable)
         raise error
-    if type(data) is Wire:
-        if VERIFY_WIRE:
-            return _verified(data, stream)
-        start, known, body = data.parsed
-        return _finish(start, list(known), body, stream)
-    return _parse_bytes(data, stream)
-
-
-def _parse_bytes(data: bytes, stream: bool) -> Request | Response:
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = data.partition(b"\n\n")  # tolerate bare LF (RFC 3261 §7: be liberal)
@@ -454,37 +402,6 @@ def _finish(
         exc.headers = headers
         raise
     return message
-
-
-def _verified(data: Wire, stream: bool) -> Request | Response:
-    """VERIFY_WIRE: the message from the Wire's fields, checked against a full parse."""
-    start, known, body = data.parsed
-    try:
-        parsed: Request | Response | SipError = _parse_bytes(bytes(data), stream)
-    except SipError as exc:
-        parsed = exc
-    try:
-        shortcut: Request | Response | SipError = _finish(start, list(known), body, stream)
-    except SipError as exc:
-        shortcut = exc
-    if isinstance(parsed, SipError) or isinstance(shortcut, SipError):
-        same = (
-            isinstance(parsed, SipError)
-            and isinstance(shortcut, SipError)
-            and (parsed.status, str(parsed)) == (shortcut.status, str(shortcut))
-        )
-    else:
-        same = (
-            type(parsed) is type(shortcut)
-            and parsed.start_line() == shortcut.start_line()
-            and parsed.headers._fields == shortcut.headers._fields
-            and parsed.body == shortcut.body
-        )
-    if not same:
-        raise WireMismatch(f"Wire fields {shortcut!r} differ from the parse {parsed!r}")
-    if isinstance(shortcut, SipError):
-        raise shortcut
-    return shortcut
 
 
 def _parse_fields(lines: list[str], fields: list[tuple[str, str, str]]) -> None:

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from emulator.live import transports
-from emulator.live.tls import TlsMaterial
-from emulator.live.transports import BindError, CoreDriver
+from emulator.live import stream
+from emulator.live.certs import TlsMaterial
+from emulator.live.driver import BindError, CoreDriver
 from emulator.net import CloseFlow, Flow, Send
 from emulator.testing.sip_client import WAIT, UdpClient, read_message, tls_client_context
 
@@ -430,7 +430,7 @@ async def test_accepted_tls_without_a_handshake_is_dropped(
     driven: tuple[CoreDriver, EchoCore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     driver, core = driven
-    monkeypatch.setattr(transports, "CONNECT_TIMEOUT", 0.2)
+    monkeypatch.setattr(stream, "CONNECT_TIMEOUT", 0.2)
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(HOST, driver.bound["tls"]), WAIT
     )
@@ -458,3 +458,18 @@ async def test_accepted_tls_with_garbage_instead_of_a_handshake_is_closed(
         assert core.received.empty()
     finally:
         writer.close()
+
+
+def test_the_old_import_paths_name_the_split_modules_objects() -> None:
+    # emulator/live/transports.py and tls.py held all of this before issue 14's split.
+    from emulator.live import certs, driver, sockets, tls, transports, udp
+    from emulator.net import Core
+
+    assert transports.CoreDriver is driver.CoreDriver
+    assert transports.BindError is sockets.BindError is BindError
+    assert transports.describe_os_error is sockets.describe_os_error
+    assert transports.CONNECT_TIMEOUT == stream.CONNECT_TIMEOUT
+    assert transports.SOCKET_BUFFER == udp.SOCKET_BUFFER
+    assert transports.Core is Core
+    assert tls.TlsMaterial is certs.TlsMaterial is TlsMaterial
+    assert tls.CA_FILE_NAME == certs.CA_FILE_NAME

@@ -145,3 +145,17 @@ def test_absurd_content_length_is_413_not_a_crash(length: str) -> None:
 def test_content_length_with_thousands_of_leading_zeros() -> None:
     data = message(b"abc", length="0" * 5000 + "3")
     assert StreamFramer().feed(data) == [data]
+
+
+def test_after_a_framing_error_the_unframed_bytes_are_what_the_core_answers_from() -> None:
+    good = message()
+    bad = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK-2\r\n\r\n"
+    framer = StreamFramer()
+    assert framer.feed(good[:10]) == []
+    assert framer.unframed() == good[:10]
+    assert framer.buffered == 10
+    with pytest.raises(SipError):
+        framer.feed(good[10:] + bad)
+    # The good message was consumed before the bad one was met: only the bad one is left.
+    assert framer.unframed() == bad
+    assert framer.buffered == len(bad)

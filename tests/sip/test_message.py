@@ -225,3 +225,13 @@ def test_serializer_writes_canonical_names_and_values_verbatim() -> None:
     assert request.to_bytes() == (
         b"OPTIONS sip:h SIP/2.0\r\nCall-ID: c\r\nX-Odd:  spaced \r\nContent-Length: 0\r\n\r\n"
     )
+
+
+def test_serialized_messages_are_plain_bytes_with_nothing_attached() -> None:
+    # No side channel from serializer to parser (docs/architecture.md): what a core sends is
+    # exactly bytes, so the simulator's receiver parses it in full, as a socket's would.
+    parse_message(register())  # the parser has read these header names before
+    for message in (parse_message(register()), Response(200, "OK", Headers([("i", "c")]))):
+        data = message.to_bytes()
+        assert type(data) is bytes
+        assert not hasattr(data, "__dict__")
