@@ -87,6 +87,30 @@ class _DnsCore:
         return list(self.authority.events())
 
 
+class _StoppedPool:
+    """What stands in a stopped pool's place: a process that does not run, so it has no timer,
+    sends nothing and logs nothing (the live deployment detaches the core likewise).  The
+    network refuses what is sent to the host while it is stopped (``Network.set_running``)."""
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        return None
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def flow_failed(self, flow: Flow, now: float) -> None:
+        return None
+
+    def actions(self) -> list[Send | CloseFlow]:
+        return []
+
+    def events(self) -> list[Any]:
+        return []
+
+
 class SimulatedDeployment:
     """A topology and its clients in virtual time."""
 
@@ -307,9 +331,11 @@ class SimulatedDeployment:
         return self._client_address[name]
 
     def pool(self, fqdn: str) -> Pool:
-        index = self._pool_index[self._pool(fqdn).fqdn]
-        core = self.world.core(index)
-        assert isinstance(core, Pool)
+        """The running core of a pool.  SimulationError while it is stopped (it has none)."""
+        ep = self._pool(fqdn)
+        core = self.world.core(self._pool_index[ep.fqdn])
+        if not isinstance(core, Pool):
+            raise SimulationError(f"pool {ep.fqdn} is stopped")
         return core
 
     def disable_nic(self, target: str) -> None:
@@ -321,9 +347,12 @@ class SimulatedDeployment:
         self._fault(target, "network interface enabled")
 
     def stop_pool(self, fqdn: str) -> None:
+        """Stop the pool's process: peers are refused, and the pool's core is gone (no timer,
+        no sends, no events) until :meth:`start_pool` starts a fresh one."""
         ep = self._pool(fqdn)
         self.world.network.set_running(ep.address, False)
-        self.world.reset_connections(ep.address)
+        self.world.reset_connections(ep.address)  # what coasted until now is caught up first
+        self.world.replace_core(self._pool_index[ep.fqdn], _StoppedPool())
         self._fault(fqdn, "pool stopped (connections refused)")
 
     def start_pool(self, fqdn: str) -> None:
@@ -465,6 +494,8 @@ class SimulatedDeployment:
                 self.stop_pool(fqdn)
                 self.start_pool(fqdn)
         for fqdn in outcome.backends_changed:
+            if not self.world.network.running(self._pool(fqdn).address):
+                continue  # a stopped pool hears nothing; its next core is built on the change
             pool = self.pool(fqdn)
             pool.backend_changed(now)
             self.world.poke(self._pool_index[fqdn])
