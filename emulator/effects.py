@@ -30,16 +30,16 @@ Rules of this file:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from emulator.values import immutable
 
 if TYPE_CHECKING:
     from emulator.operations import Outcome
-    from emulator.registrar.pool import Pool
 
 __all__ = [
     "Effects",
+    "PoolCore",
     "PoolState",
     "Tell",
     "TellBackendChanged",
@@ -53,13 +53,24 @@ PoolState = Literal["running", "silent", "stopped"]
 runs but its host is silent (NIC disabled: ``silent``); its process is stopped (``stopped``)."""
 
 
+class PoolCore(Protocol):
+    """What a :class:`Tell` calls: the commands of a pool core (``emulator.registrar.pool.Pool``)
+    that tell it of an outcome."""
+
+    def backend_changed(self, now: float) -> None: ...
+
+    def users_moved(self, aors: Iterable[str], now: float) -> None: ...
+
+    def contacts_changed(self, aors: Iterable[str], now: float) -> None: ...
+
+
 @immutable
 class TellBackendChanged:
     """Tell the pool's core that its back end changed (``Pool.backend_changed``)."""
 
     pool: str
 
-    def to(self, core: Pool, now: float) -> None:
+    def to(self, core: PoolCore, now: float) -> None:
         core.backend_changed(now)
 
 
@@ -70,7 +81,7 @@ class TellUsersMoved:
     pool: str
     users: tuple[str, ...]
 
-    def to(self, core: Pool, now: float) -> None:
+    def to(self, core: PoolCore, now: float) -> None:
         core.users_moved(self.users, now)
 
 
@@ -82,7 +93,7 @@ class TellContactsChanged:
     pool: str
     users: tuple[str, ...]
 
-    def to(self, core: Pool, now: float) -> None:
+    def to(self, core: PoolCore, now: float) -> None:
         core.contacts_changed(self.users, now)
 
 

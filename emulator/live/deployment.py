@@ -14,7 +14,9 @@ ephemeral in the topology), and the DNS records name them too.  So :meth:`Deploy
 The state behind the pools (homes, contact lists, back ends, CMS, Persistent Chat) is one
 :class:`~emulator.operations.Operations` (:attr:`Deployment.ops`), shared by every pool core and
 surviving their restarts; :meth:`Deployment.admin` carries out administrative and DR actions on
-it and tells the running cores what changed, as the simulator does.
+it and tells the running cores what changed: it applies :func:`emulator.effects.plan`, as the
+simulator does.  A stopped pool has no core (:meth:`Deployment.stop_pool` detaches it), so it
+neither acts nor sends, and no outcome reaches it.
 
 Randomness: one run seed (printed by ``sipemu up``); pool ``fqdn`` gets
 ``random.Random(f"{seed}:{fqdn}:{generation}")`` where ``generation`` counts restarts, so a run
