@@ -8,9 +8,9 @@ them (``Pool(..., directory=, backend=, contacts=)``), so a restarted pool keeps
 and everything the administrator changed.
 
 :meth:`Operations.perform` carries out one action and returns an :class:`Outcome`: done or
-refused (with the reason, a sentence), and what the driver must now tell the pool cores (which
+refused (with the reason, a sentence), and what changed that the pool cores must hear of (which
 back ends changed, which users moved, whose contact lists changed, which pools restart).
-Drivers apply that with :func:`apply_outcome`-like code of their own (they own the cores).
+:func:`emulator.effects.plan` turns that into what each driver does to its cores.
 """
 
 from __future__ import annotations
@@ -79,13 +79,14 @@ class Outcome:
     text: str = ""
     """What was done, for the timeline."""
     backends_changed: tuple[str, ...] = ()
-    """Pools whose back end changed: call ``Pool.backend_changed(now)``."""
+    """Pools whose back end changed (their cores: ``Pool.backend_changed``)."""
     moved: tuple[str, ...] = ()
-    """Users whose home pool changed: call ``Pool.users_moved(moved, now)`` on every pool."""
+    """Users whose home pool changed (every pool's core: ``Pool.users_moved``)."""
     contacts_changed: tuple[str, ...] = ()
-    """Users whose contact lists changed: call ``Pool.contacts_changed(...)`` on every pool."""
+    """Users whose contact lists changed (every pool's core: ``Pool.contacts_changed``)."""
     restart: tuple[str, ...] = ()
-    """Pools whose Front End service restarts (a fresh core, same back end)."""
+    """Pools whose Front End service restarts (a fresh core, same back end).  Which cores
+    hear of all this, and in which order: :func:`emulator.effects.plan`."""
 
     def __post_init__(self) -> None:
         if self.refused is not None:  # "force-move refused: why" -> "why" (line() adds it)

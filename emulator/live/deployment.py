@@ -14,7 +14,9 @@ ephemeral in the topology), and the DNS records name them too.  So :meth:`Deploy
 The state behind the pools (homes, contact lists, back ends, CMS, Persistent Chat) is one
 :class:`~emulator.operations.Operations` (:attr:`Deployment.ops`), shared by every pool core and
 surviving their restarts; :meth:`Deployment.admin` carries out administrative and DR actions on
-it and tells the running cores what changed, as the simulator does.
+it and tells the running cores what changed: it applies :func:`emulator.effects.plan`, as the
+simulator does.  A stopped pool has no core (:meth:`Deployment.stop_pool` detaches it), so it
+neither acts nor sends, and no outcome reaches it.
 
 Randomness: one run seed (printed by ``sipemu up``); pool ``fqdn`` gets
 ``random.Random(f"{seed}:{fqdn}:{generation}")`` where ``generation`` counts restarts, so a run
@@ -33,6 +35,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from emulator.effects import Effects, PoolState, plan
 from emulator.live.tls import TlsMaterial
 from emulator.live.transports import BindError, CoreDriver, describe_os_error
 from emulator.net import Address, TransportName
@@ -309,8 +312,17 @@ class Deployment:
 
     def _pool_up(self, fqdn: str) -> bool:
         """Whether a pool runs and its host is reachable (what the administrator needs)."""
-        driver = self._drivers.get(fqdn)
-        return driver is not None and driver.is_open and driver.nic_enabled
+        return fqdn in self._drivers and self._pool_state(fqdn) == "running"
+
+    def _pool_state(self, fqdn: str) -> PoolState:
+        driver = self._drivers[fqdn]
+        if not driver.is_open:
+            return "stopped"
+        return "running" if driver.nic_enabled else "silent"
+
+    def pool_states(self) -> dict[str, PoolState]:
+        """Every pool's state (emulator.effects.PoolState), in topology order."""
+        return {spec.fqdn: self._pool_state(spec.fqdn) for spec in self.topology.pools}
 
     async def admin(self, action: str, **params: object) -> Outcome:
         """Carry out an administrative or DR action (``emulator.operations.ADMIN_ACTIONS``) and
@@ -336,31 +348,29 @@ class Deployment:
             self._notice("pchat", f"Persistent Chat service {state}")
         return outcome
 
+    def plan(self, outcome: Outcome) -> Effects:
+        """What ``outcome`` does to the pool cores, for the pools' states now
+        (:func:`emulator.effects.plan`, as the simulator)."""
+        return plan(outcome, self.pool_states())
+
     async def apply_outcome(self, outcome: Outcome) -> None:
-        """Tell the pool cores what an administrative action changed (as the simulator's
-        ``apply_outcome``): restart the pools it restarts (a stopped one stays stopped), then
-        notify the running cores of changed back ends, moved users and changed contact lists.
-        """
-        for fqdn in outcome.restart:
+        """Tell the pool cores what an administrative action changed (:meth:`plan`, then
+        :meth:`apply`)."""
+        await self.apply(self.plan(outcome))
+
+    async def apply(self, effects: Effects) -> None:
+        """Carry out ``effects`` (emulator.effects): restart pools, then tell cores, in order.
+        A pool stopped since the plan was made (the realtime runner applies it in a task) is
+        left alone: a stopped pool hears nothing."""
+        for fqdn in effects.restart:
             if self.is_running(fqdn):
                 await self.stop_pool(fqdn)
                 await self.start_pool(fqdn)
-        for fqdn in outcome.backends_changed:
-            pool = self._pools.get(fqdn)
-            if pool is not None:  # a stopped pool's next core is built on the changed back end
-                pool.backend_changed(self._now())
-                self._drivers[fqdn].poke()
-        if outcome.moved or outcome.contacts_changed:
-            for fqdn, driver in self._drivers.items():
-                pool = self._pools.get(fqdn)
-                if pool is None or not self._pool_up(fqdn):
-                    continue
-                now = self._now()
-                if outcome.moved:
-                    pool.users_moved(outcome.moved, now)
-                if outcome.contacts_changed:
-                    pool.contacts_changed(outcome.contacts_changed, now)
-                driver.poke()
+        for tell in effects.tell:
+            pool = self._pools.get(tell.pool)
+            if pool is not None:
+                tell.to(pool, self._now())
+                self._drivers[tell.pool].poke()
 
     # -- queries -----------------------------------------------------------------------------
 

@@ -300,12 +300,12 @@ class _RealtimeRun:
         if len(ops.chat_history) > changes:
             state = "available" if ops.chat_available() else "unavailable"
             self.note("pchat", "chat", f"Persistent Chat service {state}")
-        for fqdn in outcome.restart:
-            if deployment.is_running(fqdn):  # apply_outcome restarts only a running pool
-                self.note(fqdn, "fault", "pool stopped (connections refused)")
-                self.note(fqdn, "fault", "pool started")
-        if outcome.ok:
-            self._later(partial(deployment.apply_outcome, outcome))
+        effects = deployment.plan(outcome)  # for the pools' states at the step's time
+        for fqdn in effects.restart:
+            self.note(fqdn, "fault", "pool stopped (connections refused)")
+            self.note(fqdn, "fault", "pool started")
+        if effects.restart or effects.tell:
+            self._later(partial(deployment.apply, effects))
 
     def _nic(self, target: str, enabled: bool) -> None:
         deployment = self.deployment

@@ -15,6 +15,7 @@ from clients.agent import Agent
 from clients.cache import CacheEntry, MemoryCacheStore
 from clients.events import ClientActionDone, ClientNote, ClientStateChanged
 from clients.profile import Profile, customized, get_profile
+from emulator.effects import Effects, PoolState, plan
 from emulator.net import CloseFlow, Flow, Send
 from emulator.operations import Operations, Outcome
 from emulator.registrar import events as pool_events
@@ -85,6 +86,30 @@ class _DnsCore:
 
     def events(self) -> list[Any]:
         return list(self.authority.events())
+
+
+class _StoppedPool:
+    """What stands in a stopped pool's place: a process that does not run, so it has no timer,
+    sends nothing and logs nothing (the live deployment detaches the core likewise).  The
+    network refuses what is sent to the host while it is stopped (``Network.set_running``)."""
+
+    def receive(self, data: bytes, flow: Flow, now: float) -> None:
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        return None
+
+    def next_deadline(self) -> float | None:
+        return None
+
+    def flow_failed(self, flow: Flow, now: float) -> None:
+        return None
+
+    def actions(self) -> list[Send | CloseFlow]:
+        return []
+
+    def events(self) -> list[Any]:
+        return []
 
 
 class SimulatedDeployment:
@@ -307,9 +332,11 @@ class SimulatedDeployment:
         return self._client_address[name]
 
     def pool(self, fqdn: str) -> Pool:
-        index = self._pool_index[self._pool(fqdn).fqdn]
-        core = self.world.core(index)
-        assert isinstance(core, Pool)
+        """The running core of a pool.  SimulationError while it is stopped (it has none)."""
+        ep = self._pool(fqdn)
+        core = self.world.core(self._pool_index[ep.fqdn])
+        if not isinstance(core, Pool):
+            raise SimulationError(f"pool {ep.fqdn} is stopped")
         return core
 
     def disable_nic(self, target: str) -> None:
@@ -321,9 +348,12 @@ class SimulatedDeployment:
         self._fault(target, "network interface enabled")
 
     def stop_pool(self, fqdn: str) -> None:
+        """Stop the pool's process: peers are refused, and the pool's core is gone (no timer,
+        no sends, no events) until :meth:`start_pool` starts a fresh one."""
         ep = self._pool(fqdn)
         self.world.network.set_running(ep.address, False)
-        self.world.reset_connections(ep.address)
+        self.world.reset_connections(ep.address)  # what coasted until now is caught up first
+        self.world.replace_core(self._pool_index[ep.fqdn], _StoppedPool())
         self._fault(fqdn, "pool stopped (connections refused)")
 
     def start_pool(self, fqdn: str) -> None:
@@ -432,12 +462,19 @@ class SimulatedDeployment:
 
     def _pool_up(self, fqdn: str) -> bool:
         """Whether a pool runs and its host is reachable (what the administrator needs)."""
-        ep = self.endpoints.get(fqdn)
-        if ep is None:
-            return False
+        return fqdn in self.endpoints and self._pool_state(fqdn) == "running"
+
+    def _pool_state(self, fqdn: str) -> PoolState:
         network = self.world.network
-        host = network.hosts.get(ep.address)
-        return network.running(ep.address) and host is not None and host.nic_enabled
+        address = self.endpoints[fqdn].address
+        if not network.running(address):
+            return "stopped"
+        host = network.hosts.get(address)
+        return "running" if host is not None and host.nic_enabled else "silent"
+
+    def pool_states(self) -> dict[str, PoolState]:
+        """Every pool's state (emulator.effects.PoolState), in topology order."""
+        return {fqdn: self._pool_state(fqdn) for fqdn in self.endpoints}
 
     def admin(self, action: str, **params: object) -> Outcome:
         """Carry out an administrative or DR action (``emulator.operations.ADMIN_ACTIONS``);
@@ -457,27 +494,24 @@ class SimulatedDeployment:
         self.apply_outcome(outcome)
         return outcome
 
+    def plan(self, outcome: Outcome) -> Effects:
+        """What ``outcome`` does to the pool cores, for the pools' states now
+        (:func:`emulator.effects.plan`, as the live deployment)."""
+        return plan(outcome, self.pool_states())
+
     def apply_outcome(self, outcome: Outcome) -> None:
-        """Tell the pool cores what an administrative action changed."""
-        now = self.world.now
-        for fqdn in outcome.restart:
-            if self.world.network.running(self._pool(fqdn).address):  # a stopped one stays so
-                self.stop_pool(fqdn)
-                self.start_pool(fqdn)
-        for fqdn in outcome.backends_changed:
-            pool = self.pool(fqdn)
-            pool.backend_changed(now)
-            self.world.poke(self._pool_index[fqdn])
-        if outcome.moved or outcome.contacts_changed:
-            for fqdn, index in self._pool_index.items():
-                if not self._pool_up(fqdn):
-                    continue
-                pool = self.pool(fqdn)
-                if outcome.moved:
-                    pool.users_moved(outcome.moved, now)
-                if outcome.contacts_changed:
-                    pool.contacts_changed(outcome.contacts_changed, now)
-                self.world.poke(index)
+        """Tell the pool cores what an administrative action changed (:meth:`plan`, then
+        :meth:`apply`)."""
+        self.apply(self.plan(outcome))
+
+    def apply(self, effects: Effects) -> None:
+        """Carry out ``effects`` (emulator.effects): restart pools, then tell cores, in order."""
+        for fqdn in effects.restart:
+            self.stop_pool(fqdn)
+            self.start_pool(fqdn)
+        for tell in effects.tell:
+            tell.to(self.pool(tell.pool), self.world.now)  # pool(): brought up to date first
+            self.world.poke(self._pool_index[tell.pool])
 
     def add_contact(self, client: str, contact: str, *, step: int | None = None) -> None:
         """The user of ``client`` adds ``contact`` to its contact list (the outcome is in

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 
+from emulator.effects import Effects, PoolState, plan
 from emulator.live.deployment import Deployment, DeploymentError
+from emulator.operations import Operations
+from emulator.registrar import events as ev
 from emulator.scenario.model import ScenarioError, parse_scenario
 from emulator.scenario.realtime import run_realtime
+from emulator.sim.deployment import SimulatedDeployment, pool_trace
 from emulator.testing import DeploymentFactory
+from emulator.testing.sip_client import WAIT
 from emulator.topology import parse_topology
 
 pytestmark = pytest.mark.live
@@ -278,3 +286,131 @@ def test_chat_availability_is_checked_in_the_scenario_clock() -> None:
     # the loop's, and "by 3" would not find the change).
     by = next(r for r in result.results if r.expectation.chat == "unavailable")
     assert by.detail.startswith("reached at 2."), by.detail
+
+
+# -- one plan, both drivers (emulator.effects) ------------------------------------------------
+
+# Two pools backing each other up, fe1 with a mirrored back end and the CMS; ephemeral ports.
+MUTUAL = """
+domain = "contoso.test"
+profile = "lync2010"
+
+[[pool]]
+fqdn = "fe1.contoso.test"
+address = "127.0.0.11"
+backup = "fe2.contoso.test"
+ports = { udp = 0, tcp = 0, tls = 0 }
+backend = { principal = "sql01", mirror = "sql02" }
+
+[[pool]]
+fqdn = "fe2.contoso.test"
+address = "127.0.0.12"
+backup = "fe1.contoso.test"
+ports = { udp = 0, tcp = 0, tls = 0 }
+
+[[user]]
+uri = "sip:alice@contoso.test"
+pool = "fe1.contoso.test"
+contacts = ["sip:bob@contoso.test"]
+
+[dns]
+port = 0
+
+[[dns.srv]]
+name = "_sipinternaltls._tcp.contoso.test"
+target = "fe1.contoso.test"
+"""
+
+FE2 = "fe2.contoso.test"
+
+
+def _told(fqdn: str, event: object) -> tuple[str, str] | None:
+    """A pool event as (pool, line), for what an outcome makes a core say; heartbeat lines
+    (which come with time, not with outcomes) left out."""
+    entry = pool_trace(event, False)
+    if entry is None or entry[0] != "pool" or entry[1].startswith("heartbeat "):
+        return None
+    return (fqdn, entry[1])
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait (bounded: WAIT seconds) until ``condition`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_stopped_pool_hears_no_outcome_and_says_nothing_until_started() -> None:
+    events: list[tuple[str, object]] = []
+    deployment = Deployment(
+        parse_topology(MUTUAL, "<mutual>"),
+        seed=1,
+        time_scale=100,  # fe1's failover detection (120 s) passes in 1.2 s of wall clock
+        on_event=lambda fqdn, event: events.append((fqdn, event)),
+    )
+    async with deployment:
+        await deployment.stop_pool(FE1)
+        outcome = await deployment.admin("backend-down", target=FE1, server="principal")
+        assert outcome.ok and deployment.plan(outcome) == Effects()
+        assert deployment.pool(FE1) is None
+        # fe2 fails fe1 over (120 s); fe1 would have lost fe2's answers and failed it over too.
+        await _until(lambda: any(isinstance(e, ev.FailedOver) for _, e in events))
+        assert [e for fqdn, e in events if fqdn == FE1] == []  # fe1 is silent
+
+        await deployment.start_pool(FE1)
+        await _until(lambda: any(fqdn == FE1 for fqdn, _ in events))
+        said = [_told(fqdn, e) for fqdn, e in events if fqdn == FE1]
+        assert said[0] == (FE1, "back end unavailable (sql01 down)")  # its state, at start
+        pool = deployment.pool(FE1)
+        assert pool is not None and not pool.backend.available
+
+
+ACTIONS: list[tuple[str, dict[str, object]]] = [
+    ("backend-down", {"target": FE1, "server": "principal"}),
+    ("r2-procedure", {"target": FE1}),
+    ("export-contacts", {}),
+    ("force-move", {"from": FE1, "to": FE2}),
+    ("import-contacts", {}),
+    ("backend-up", {"target": FE1, "server": "sql01"}),
+]
+
+
+@pytest.mark.parametrize("fe1", ["running", "silent", "stopped"])
+async def test_both_drivers_apply_the_same_plan_for_the_same_outcome(fe1: PoolState) -> None:
+    topology = parse_topology(MUTUAL, "<mutual>")
+    sim = SimulatedDeployment(topology)
+    events: list[tuple[str, object]] = []
+    live = Deployment(topology, seed=1, on_event=lambda fqdn, e: events.append((fqdn, e)))
+    async with live:
+        if fe1 == "silent":
+            sim.disable_nic(FE1)
+            await live.disable_nic(FE1)
+        elif fe1 == "stopped":
+            sim.stop_pool(FE1)
+            await live.stop_pool(FE1)
+        states: dict[str, PoolState] = {FE1: fe1, FE2: "running"}
+        assert sim.pool_states() == live.pool_states() == states
+        # A third Operations, to compute the plan from the outcome alone.
+        ops = Operations(topology, pool_up=lambda fqdn: states[fqdn] == "running")
+        for action, params in ACTIONS:
+            expected = ops.perform(action, params, 0.0)
+            traced = len(sim.world.trace)
+            simulated = sim.admin(action, **params)
+            del events[:]
+            done = await live.admin(action, **params)
+            assert (done.ok, done.detail) == (simulated.ok, simulated.detail), action
+            assert (done.ok, done.detail) == (expected.ok, expected.detail), action
+            effects = plan(expected, states)
+            assert sim.plan(simulated) == live.plan(done) == effects, action
+            # What the cores said is what the plan's calls made them say, the same in both.
+            in_sim = [
+                (entry.source, entry.text)
+                for entry in sim.world.trace[traced:]
+                if entry.kind == "pool" and not entry.text.startswith("heartbeat ")
+            ]
+            in_live = [told for fqdn, e in events if (told := _told(fqdn, e)) is not None]
+            assert in_sim == in_live, action
+            if fe1 == "stopped":
+                assert not [told for told in in_live if told[0] == FE1], action

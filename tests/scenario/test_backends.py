@@ -10,7 +10,7 @@ from emulator.cli import main
 from emulator.operations import OperationError, Operations
 from emulator.scenario.model import ScenarioError, load_scenario, parse_scenario
 from emulator.scenario.runner import run_scenario
-from emulator.sim.deployment import ClientSpec, SimulatedDeployment
+from emulator.sim.deployment import ClientSpec, SimulatedDeployment, SimulationError
 from emulator.topology import parse_topology
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,6 +177,55 @@ def test_pool_restart_keeps_its_back_end_and_admin_changes() -> None:
     assert deployment.pool("fe1.contoso.test").backend.mode(20) == "limited"
     with pytest.raises(Exception, match=r"not a Front End pool|FQDN"):
         deployment.admin("backend-failover", target="nowhere.contoso.test")
+
+
+# Two pools backing each other up (each heartbeats the other), fe1 with a mirrored back end.
+MUTUAL = """
+domain = "contoso.test"
+profile = "lync2010"
+[[pool]]
+fqdn = "fe1.contoso.test"
+address = "127.0.0.11"
+backup = "fe2.contoso.test"
+backend = { principal = "sql01", mirror = "sql02" }
+[[pool]]
+fqdn = "fe2.contoso.test"
+address = "127.0.0.12"
+backup = "fe1.contoso.test"
+[[user]]
+uri = "sip:alice@contoso.test"
+pool = "fe1.contoso.test"
+[[dns.srv]]
+name = "_sipinternaltls._tcp.contoso.test"
+target = "fe1.contoso.test"
+"""
+
+
+def test_a_stopped_pool_neither_acts_nor_sends_nor_hears_an_outcome_until_started() -> None:
+    fe1 = "fe1.contoso.test"
+    sim = SimulatedDeployment(parse_topology(MUTUAL), verbose=True)
+    sim.run_until(10)
+    sim.stop_pool(fe1)
+    outcome = sim.admin("backend-down", target=fe1, server="principal")
+    assert outcome.ok and sim.plan(outcome).tell == ()  # nothing for a stopped pool to hear
+    sim.run_until(300)  # long past fe1's failover detection interval (120 s)
+    stopped = [e for e in sim.world.trace if 10 <= e.now < 300]
+    # fe1 logs nothing but its stop: no back-end change, no heartbeat lost, no FAILED OVER...
+    assert [e.text for e in stopped if e.source == fe1] == ["pool stopped (connections refused)"]
+    # ...and sends nothing: fe2 answers no heartbeat from it (the one sent at 10 s, before
+    # the stop, arrives at 10.001 s).
+    from_fe1 = [e.now for e in stopped if e.source == "fe2.contoso.test" and "127.0.0.11" in e.text]
+    assert from_fe1 == [10.001]
+    with pytest.raises(SimulationError, match=r"fe1\.contoso\.test is stopped"):
+        sim.pool(fe1)
+
+    sim.start_pool(fe1)
+    sim.run_until(310)
+    started = [e for e in sim.world.trace if e.now >= 300 and e.source == fe1]
+    # A fresh process on the changed back end: it learns its state and heartbeats again.
+    assert [e.text for e in started[:2]] == ["pool started", "back end unavailable (sql01 down)"]
+    assert any("127.0.0.12" in e.text and "OPTIONS" in e.text for e in started)
+    assert sim.pool(fe1).backend.mode(sim.world.now) == "limited"
 
 
 def test_a_client_without_survivable_mode_is_deregistered_and_refused_in_limited_mode() -> None:
