@@ -73,9 +73,9 @@ def simplify(found: Found) -> Found:
         improved = False
         case = best.case
         tries = [
-            replace(case, clients=case.clients[:i] + case.clients[i + 1 :])
+            smaller
             for i in range(len(case.clients))
-            if len(case.clients) > 1
+            if len(case.clients) > 1 and (smaller := without_client(case, i)) is not None
         ]
         tries += [
             replace(case, faults=case.faults[:i] + case.faults[i + 1 :])
@@ -93,6 +93,23 @@ def simplify(found: Found) -> Found:
                 improved = True
                 break
     return best
+
+
+def without_client(case: FuzzCase, index: int) -> FuzzCase | None:
+    """``case`` less client ``index``, its partitions renumbered to name the same clients;
+    None when a partition names that client (the fault would name a host that is gone)."""
+    faults = []
+    for fault in case.faults:
+        if fault.kind == "partition":
+            # FuzzCase._fault_steps: b < 0 is client -1 - b, and b == a is client 0.
+            client = -1 - fault.b if fault.b < 0 else (0 if fault.b == fault.a else None)
+            if client == index:
+                return None
+            if client is not None and client > index and fault.b < 0:
+                fault = replace(fault, b=fault.b + 1)
+        faults.append(fault)
+    clients = case.clients[:index] + case.clients[index + 1 :]
+    return replace(case, clients=clients, faults=tuple(faults))
 
 
 @dataclass

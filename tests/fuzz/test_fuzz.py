@@ -19,7 +19,14 @@ from hypothesis.stateful import (
 
 from emulator.cli import main
 from emulator.fuzz.analysis import classify, explain
-from emulator.fuzz.campaign import Found, _Progress, search, simplify, write_findings
+from emulator.fuzz.campaign import (
+    Found,
+    _Progress,
+    search,
+    simplify,
+    without_client,
+    write_findings,
+)
 from emulator.fuzz.case import (
     ClientDraw,
     FaultDraw,
@@ -227,6 +234,35 @@ def test_simplify_removes_what_a_finding_does_not_need() -> None:
     assert [c.profile for c in simpler.case.clients] == ["linphone"]
     assert len(simpler.case.faults) < len(case.faults)
     assert [f.slug for f in classify(run_case(simpler.case))] == [finding.slug]
+
+
+def test_removing_a_client_keeps_partitions_naming_the_same_clients() -> None:
+    # fuzz_bench --mode search --seed 1 crashed in simplify: a client was removed while a
+    # partition still named it (ScenarioError: step[3].b: expected a pool FQDN ...).
+    pools = (PoolDraw(backup=1), PoolDraw())
+    case = FuzzCase(
+        pools=pools,
+        srv=(SrvDraw(0),),
+        clients=(ClientDraw(0), ClientDraw(1), ClientDraw(0)),
+        faults=(
+            FaultDraw("partition", 10.0, 5.0, a=0, b=-2),  # fe1 from C2
+            FaultDraw("partition", 20.0, 5.0, a=1, b=-3),  # fe2 from C3
+            FaultDraw("partition", 30.0, 5.0, a=1, b=1),  # b == a: fe2 from C1
+        ),
+    )
+    assert without_client(case, 1) is None  # the first partition names C2
+    assert without_client(case, 0) is None  # the third names C1
+    smaller = without_client(
+        FuzzCase(pools=pools, srv=case.srv, clients=case.clients, faults=case.faults[1:]), 1
+    )
+    assert smaller is not None
+    assert [f.b for f in smaller.faults] == [-2, 1]  # C3 is now C2; C1 stays C1
+    steps = [s for s in smaller.scenario_data()["step"] if s["action"] == "partition"]
+    assert [(s["a"], s["b"]) for s in steps] == [
+        ("fe2.contoso.test", "C2"),
+        ("fe2.contoso.test", "C1"),
+    ]
+    run_case(smaller)  # a valid scenario: no ScenarioError
 
 
 def test_findings_are_written_as_scenarios_that_replay_to_the_same_failure(
