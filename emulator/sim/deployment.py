@@ -233,7 +233,7 @@ class SimulatedDeployment:
 
     # -- event sinks ------------------------------------------------------------------------
 
-    def _pool_events(self, index: int, events: list[Any]) -> None:
+    def _pool_events(self, index: int, events: Sequence[Any]) -> None:
         name = self.world.name(index)
         monitor = self.monitor
         for event in events:
@@ -256,7 +256,7 @@ class SimulatedDeployment:
         if self.monitor is not None:
             self.monitor.network_changed()
 
-    def _agent_events(self, index: int, events: list[Any]) -> None:
+    def _agent_events(self, index: int, events: Sequence[Any]) -> None:
         name = self.world.name(index)
         for event in events:
             if isinstance(event, ClientStateChanged):
@@ -270,7 +270,7 @@ class SimulatedDeployment:
             if entry is not None:
                 self.world.note(name, *entry)
 
-    def _dns_events(self, index: int, events: list[Any]) -> None:
+    def _dns_events(self, index: int, events: Sequence[Any]) -> None:
         if self.verbose:
             for event in events:
                 self.world.note("dns", *dns_trace(event))

@@ -1,0 +1,261 @@
+"""Coasting: the simulated world skips what idle cores do periodically, without changing it.
+
+Most of what a long simulation would do is idle clients' CRLF keep-alives (a timer, a ping, a
+pong, every keep-alive interval) and pools' heartbeat rounds (every heartbeat interval,
+answered or vanishing), changing nothing.  While a core waits for nothing else and the paths
+involved are fixed (reachable with no loss, jitter or duplication, so the network draws
+nothing; or certainly cut) the world skips them: the core is told the delays, the world arms
+the core's next *other* deadline instead, and when anything reaches the core (a timer, bytes,
+a failure, a command, any network change) the core first catches up to now (Agent.coast,
+Pool.coast_heartbeats) with the arithmetic the packets would have had; what is still on its way
+then is sent for real and arrives when it would have.  docs/simulation.md, Coasting.
+
+Rules of this file:
+
+* The :class:`Coaster` is the world's coordinator; the world owns one and calls it at three
+  points only: when a core's deadline is armed (:meth:`Coaster.start`), before any input
+  reaches a coasting core (:meth:`Coaster.uncoast`), and when the network changed
+  (:meth:`Coaster.network_changed`, :meth:`Coaster.settle`).
+* A core coasts only under the network version it started under; a change ends every core's
+  coasting (each catches up to ``now``) and each may start again under the new paths.
+* What the cores skip they apply themselves, with the draws the packets would have made; this
+  module only measures paths and carries what is still on its way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from emulator.net import Flow, Send
+from emulator.sim.agenda import DATAGRAM, PONG
+
+if TYPE_CHECKING:
+    from emulator.net import Core
+    from emulator.sim.world import World
+
+__all__ = ["Coaster"]
+
+# What a core can coast: nothing, client keep-alives, pool heartbeats.
+_NONE, _AGENT, _POOL = 0, 1, 2
+
+
+def _coaster(core: object) -> int:
+    if hasattr(core, "keepalive_coast"):
+        return _AGENT
+    if hasattr(core, "heartbeat_coast"):
+        return _POOL
+    return _NONE
+
+
+@dataclass(slots=True)
+class _AgentCoast:
+    """What a client is skipping: its answered keep-alives (their flow, one-way delays out
+    and back; flow None: none), its failback probes that vanish (probes True)."""
+
+    flow: Flow | None
+    out: float
+    back: float
+    probes: bool
+
+
+class Coaster:
+    """The coasting coordinator of one :class:`~emulator.sim.world.World` (see the module
+    docstring)."""
+
+    def __init__(self, world: World) -> None:
+        self._world = world
+        self.pings_coasted = 0
+        """Keep-alive round trips skipped (each would be two events)."""
+        self.heartbeats_coasted = 0
+        """Heartbeat rounds skipped (each would be three events or more)."""
+        self.probes_coasted = 0
+        """Failback probes to a cut-off primary skipped (two events each)."""
+        self.agents: dict[int, _AgentCoast] = {}
+        """Coasting clients: core index -> what it skips.  The run loop checks it at every
+        input (speed: a dict look-up)."""
+        # Pools coast across their inputs (they catch up by themselves, Pool.heartbeat_coast):
+        # only a network change ends it.
+        self.pools: set[int] = set()
+        self.kinds: list[int] = []
+        """Per core, what it can coast (_NONE is 0: nothing), found once when it is added."""
+        self.version = -1
+        """The network version the coasting cores started under."""
+
+    def add(self, core: Core) -> None:
+        """A core was added to the world (the next index)."""
+        self.kinds.append(_coaster(core))
+
+    def replace(self, index: int, core: Core) -> None:
+        """A core was swapped for a fresh one (a restarted process): what the old one skipped
+        ends with it."""
+        self.agents.pop(index, None)
+        self.pools.discard(index)
+        self.kinds[index] = _coaster(core)
+
+    def start(self, index: int, deadline: float) -> float | None:
+        """Begin skipping what ``index`` does periodically, if it can; returns the deadline
+        to arm instead (its next other deadline) or ``deadline`` unchanged."""
+        world = self._world
+        if self.version != world.network.version:
+            return deadline  # a change not yet caught up with: network_changed will retry
+        core: Any = world._cores[index]
+        if self.kinds[index] == _AGENT:
+            return self._start_agent(index, core, deadline)
+        if core.coasting:
+            return deadline  # its next_deadline() already leaves the heartbeats out
+        flows = core.heartbeat_flows()
+        if flows is None:
+            return deadline
+        paths: dict[str, tuple[float, float] | None] = {}
+        for peer, flow in flows:
+            path = self._heartbeat_path(flow)
+            if path is False:
+                return deadline
+            paths[peer] = path
+        if not core.heartbeat_coast(paths):
+            return deadline
+        self.pools.add(index)
+        after: float | None = core.next_deadline()
+        return after
+
+    def _start_agent(self, index: int, core: Any, deadline: float) -> float | None:
+        """:meth:`start` for a client: its keep-alives, its failback probes, or both."""
+        world = self._world
+        probe = core.probe_coast()
+        if probe is not None:
+            flow = probe[0]
+            src, dst = flow.local[0], flow.remote[0]
+            if world.network.reachable(src, dst) or (index, flow) in world._conns:
+                probe = None  # a probe may connect, or a connection is already there
+        plan = core.keepalive_coast()
+        if plan is not None:
+            other = plan[2] if probe is None else core.coast_deadline()
+            if other is not None and other < plan[1]:
+                plan = None  # something else comes first: coast from then on, if at all
+            else:
+                plan = self._keepalive_path(index, plan[0])
+        if plan is None and probe is None:
+            return deadline
+        if plan is None:
+            out = back = 0.0
+            flow = None
+        else:
+            flow, out, back = plan
+        self.agents[index] = _AgentCoast(flow, out, back, probe is not None)
+        after: float | None = core.coast_deadline(
+            keepalive=flow is not None, probes=probe is not None
+        )
+        return after
+
+    def _keepalive_path(self, index: int, flow: Flow) -> tuple[Flow, float, float] | None:
+        """``(flow, out, back)`` when every CRLF ping of ``index`` on ``flow`` is answered
+        after fixed delays while the network stays as it is; None when not certain."""
+        world = self._world
+        conn = world._conns.get((index, flow))
+        if conn is None or conn.state != "open" or conn.a != index:
+            return None
+        if conn.b not in world._pong_servers:
+            return None
+        network = world.network
+        src, dst = flow.local[0], conn.b_flow.local[0]
+        out = network.steady_delay(src, dst)
+        back = network.steady_delay(dst, src)
+        if out is None or back is None:
+            return None
+        return flow, out, back
+
+    def _heartbeat_path(self, flow: Flow) -> tuple[float, float] | Literal[False] | None:
+        """What becomes of every heartbeat on ``flow`` while the network stays as it is:
+        ``(out, back)`` delays when the peer pool answers it, None when it vanishes or its
+        answer does, False when neither is certain (loss, jitter, a refusal, not a pool)."""
+        world = self._world
+        network = world.network
+        src, (dst, port) = flow.local[0], flow.remote
+        if not network.reachable(src, dst):
+            return None  # the request vanishes
+        target = world._listeners.get((dst, "udp", port))
+        if target is None or self.kinds[target] != _POOL or not network.running(dst):
+            return False  # refused (ICMP), or not a pool: only a pool answers and no more
+        out = network.steady_delay(src, dst)
+        if out is None:
+            return False
+        if not network.reachable(dst, src):
+            return None  # the answer vanishes
+        back = network.steady_delay(dst, src)
+        if back is None or not network.running(src):
+            return False  # a stopped pool's answers are refused, which the peer hears of
+        return (out, back)
+
+    def uncoast(self, index: int, at_timer: bool = False) -> None:
+        """Bring a coasting core to the world's ``now``: what it skipped is applied, and what
+        is still on its way then is sent for real, arriving when it would have."""
+        world = self._world
+        world._scheduled[index] = None
+        core: Any = world._cores[index]
+        now = world.now
+        if index in self.agents:
+            record = self.agents.pop(index)
+            if record.flow is not None:
+                pong, pings = core.coast(
+                    now, record.flow, record.out, record.back, inclusive=not world._in_call
+                )
+                self.pings_coasted += pings
+                if pong is not None:  # the last ping is on its way: its pong arrives as it would
+                    world._push(pong, (PONG, index, world._hold(record.flow)))
+            if record.probes:
+                # At a timer of its own, what falls due then is left to handle_timer, which
+                # does it in its own order (a probe's draws after a refresh's, say).
+                flow, probes = core.coast_probes(now, inclusive=not (world._in_call or at_timer))
+                self.probes_coasted += probes
+                if flow is not None:  # a probe is on its way: its SYN vanished when sent
+                    world._lost_connection(index, flow)
+            return
+        self.pools.discard(index)
+        sends, rounds = core.coast_heartbeats(now, inclusive=not world._in_call)
+        self.heartbeats_coasted += rounds
+        # A round under way at now went out for real as of when it was sent; each heartbeat
+        # to a peer that answers travels as the network carried it then.
+        for send, sent_at, out, back in sends:
+            arrival = sent_at + out
+            if arrival > now:
+                world._push(arrival, (DATAGRAM, index, world._hold(send.flow), send.data))
+            else:  # it reached the peer already, which answered at once
+                self._answer_late(index, send.flow, send.data, arrival + back)
+
+    def _answer_late(self, index: int, flow: Flow, data: bytes, arrival: float) -> None:
+        """The peer of ``flow`` answers ``data`` now; its answer reaches ``index`` at
+        ``arrival``, as if it had answered when the request reached it (a pool answers a
+        heartbeat at once and draws nothing from the network, so only the clock differs)."""
+        world = self._world
+        dst = flow.remote
+        target = world._listeners.get((dst[0], "udp", dst[1]))
+        if target is None:
+            return  # no longer listening: its answer cannot be made again (not a pool's way)
+        peer = world._cores[target]
+        back = Flow("udp", dst, flow.local)
+        peer.receive(data, back, world.now)
+        for action in peer.actions():
+            if isinstance(action, Send) and action.flow == back:
+                world._push(arrival, (DATAGRAM, target, world._hold(back), action.data))
+            elif isinstance(action, Send):
+                world._send_datagram(target, action.flow, action.data)
+        world._flush(target)
+
+    def settle(self) -> None:
+        """Bring every coasting core up to the world's ``now``; they may coast again
+        afterwards, under the network as it is then."""
+        self.version = -1
+        self.network_changed()
+
+    def network_changed(self) -> None:
+        """Paths may have changed: every coasting core catches up to now, then may coast
+        again under the new paths."""
+        world = self._world
+        self.version = world.network.version
+        if not (self.agents or self.pools):
+            return
+        for index in [*self.agents, *sorted(self.pools)]:
+            if index in self.agents or index in self.pools:
+                self.uncoast(index)
+                world._flush(index)
