@@ -29,10 +29,11 @@ Rules of this file:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from emulator.coasting import Answered, Cycle, Path
+from emulator.coasting import Answered, Cycle, InFlight, Path
 from emulator.net import Flow, Send
 from emulator.registrar.pool import Pool
 from emulator.sim.agenda import DATAGRAM, PONG
@@ -41,7 +42,11 @@ if TYPE_CHECKING:
     from emulator.net import Core
     from emulator.sim.world import World
 
-__all__ = ["Coaster"]
+__all__ = ["Coaster", "Uncertain"]
+
+Uncertain = Literal[False]
+"""What :meth:`Coaster.path` answers when the fate of a flow's messages is not certain (loss,
+jitter, a refusal, a connection that may open): no cycle on that flow may coast."""
 
 # What a core can coast: nothing, client keep-alives, pool heartbeats.
 _NONE, _AGENT, _POOL = 0, 1, 2
@@ -86,19 +91,102 @@ class Coaster:
         (the world calls :meth:`catch_up` before each); only a network change ends it."""
         self.kinds: list[int] = []
         """Per core, what it can coast (_NONE is 0: nothing), found once when it is added."""
+        self.cycles: list[tuple[Cycle, ...]] = []
+        """Per core, its coastable cycles (emulator/coasting.py), given when it is added: the
+        world never looks for them in the core (no per-event look-up, no hasattr)."""
         self.version = -1
         """The network version the coasting cores started under."""
 
-    def add(self, core: Core) -> None:
-        """A core was added to the world (the next index)."""
+    def add(self, core: Core, cycles: Sequence[Cycle] = ()) -> None:
+        """A core was added to the world (the next index), with its cycles."""
         self.kinds.append(_coaster(core))
+        self.cycles.append(tuple(cycles))
 
-    def replace(self, index: int, core: Core) -> None:
-        """A core was swapped for a fresh one (a restarted process): what the old one skipped
-        ends with it."""
+    def replace(self, index: int, core: Core, cycles: Sequence[Cycle] = ()) -> None:
+        """A core was swapped for a fresh one (a restarted process), with its cycles: what
+        the old one skipped ends with it."""
         self.agents.pop(index, None)
         self.pools.pop(index, None)
         self.kinds[index] = _coaster(core)
+        self.cycles[index] = tuple(cycles)
+
+    # -- paths and what is in flight, for any cycle -------------------------------------------
+
+    def path(self, index: int, flow: Flow) -> Path | Uncertain:
+        """What becomes of every message core ``index`` sends on ``flow`` while the network
+        stays as it is (:data:`emulator.coasting.Path`), or :data:`Uncertain`.
+
+        On a stream flow: :class:`~emulator.coasting.Answered` when it is an open connection
+        of ours to a core whose transport answers CRLF pings, over steady paths both ways
+        (the message is a ping, the answer its pong); None when no connection exists and the
+        far host is certainly unreachable (a new connection's SYN vanishes); else uncertain.
+        On a datagram flow: see :meth:`_datagram_path`."""
+        if flow.transport == "udp":
+            return self._datagram_path(flow)
+        world = self._world
+        conn = world._conns.get((index, flow))
+        network = world.network
+        if conn is None:
+            if network.reachable(flow.local[0], flow.remote[0]):
+                return False  # a connection may open: what follows is not certain
+            return None
+        if conn.state != "open" or conn.a != index or conn.b not in world._pong_servers:
+            return False
+        src, dst = flow.local[0], conn.b_flow.local[0]
+        out = network.steady_delay(src, dst)
+        back = network.steady_delay(dst, src)
+        if out is None or back is None:
+            return False
+        return Answered(out, back)
+
+    def _datagram_path(self, flow: Flow) -> Path | Uncertain:
+        """What becomes of every heartbeat on datagram ``flow`` while the network stays as it
+        is: Answered when the peer pool answers it at once, None when it vanishes or its
+        answer does, uncertain when neither is certain (loss, jitter, a refusal, not a pool).
+        """
+        world = self._world
+        network = world.network
+        src, (dst, port) = flow.local[0], flow.remote
+        if not network.reachable(src, dst):
+            return None  # the request vanishes
+        target = world._listeners.get((dst, "udp", port))
+        if target is None or self.kinds[target] != _POOL or not network.running(dst):
+            return False  # refused (ICMP), or not a pool: only a pool answers and no more
+        out = network.steady_delay(src, dst)
+        if out is None:
+            return False
+        if not network.reachable(dst, src):
+            return None  # the answer vanishes
+        back = network.steady_delay(dst, src)
+        if back is None or not network.running(src):
+            return False  # a stopped pool's answers are refused, which the peer hears of
+        return Answered(out, back)
+
+    def carry(self, index: int, item: InFlight) -> None:
+        """Put a message of a skipped round that is still on its way at ``now`` on the
+        network as the network carried it when it was sent: it (or its answer) arrives when
+        it would have.
+
+        A datagram still travelling arrives then; one that reached its peer already is
+        answered now by the peer, the answer arriving when it would have.  A ping's pong is
+        delivered at ``sent_at + out + back``.  A stream message whose path is None is the
+        first of a new connection whose SYN vanished: the connection is left lost (the
+        sender's transaction times out).  A datagram whose path is None vanished."""
+        world = self._world
+        flow, path = item.send.flow, item.path
+        if flow.transport != "udp":
+            if path is None:
+                world._lost_connection(index, flow)
+            else:
+                world._push(item.sent_at + path.out + path.back, (PONG, index, world._hold(flow)))
+            return
+        if path is None:
+            return
+        arrival = item.sent_at + path.out
+        if arrival > world.now:
+            world._push(arrival, (DATAGRAM, index, world._hold(flow), item.send.data))
+        else:  # it reached the peer already, which answered at once
+            self._answer_late(index, flow, item.send.data, arrival + path.back)
 
     def start(self, index: int, deadline: float) -> float | None:
         """Begin skipping what ``index`` does periodically, if it can; returns the deadline
@@ -112,16 +200,17 @@ class Coaster:
         return self._start_pool(index, core, deadline)
 
     def _start_pool(self, index: int, pool: Pool, deadline: float) -> float | None:
-        """:meth:`start` for a pool: its heartbeat cycle."""
-        if index in self.pools or not pool.cycles:
+        """:meth:`start` for a pool: its heartbeat cycle (given to the world with the pool)."""
+        cycles = self.cycles[index]
+        if index in self.pools or not cycles:
             return deadline  # coasting already (its next_deadline() leaves the rounds out)
-        (cycle,) = pool.cycles
+        (cycle,) = cycles
         flows = cycle.coast_flows()
         if flows is None:
             return deadline
         paths: dict[Flow, Path] = {}
         for flow in flows:
-            path = self._heartbeat_path(flow)
+            path = self.path(index, flow)
             if path is False:
                 return deadline
             paths[flow] = path
@@ -162,42 +251,12 @@ class Coaster:
     def _keepalive_path(self, index: int, flow: Flow) -> tuple[Flow, float, float] | None:
         """``(flow, out, back)`` when every CRLF ping of ``index`` on ``flow`` is answered
         after fixed delays while the network stays as it is; None when not certain."""
-        world = self._world
-        conn = world._conns.get((index, flow))
-        if conn is None or conn.state != "open" or conn.a != index:
+        if (index, flow) not in self._world._conns:
             return None
-        if conn.b not in world._pong_servers:
+        path = self.path(index, flow)
+        if not isinstance(path, Answered):
             return None
-        network = world.network
-        src, dst = flow.local[0], conn.b_flow.local[0]
-        out = network.steady_delay(src, dst)
-        back = network.steady_delay(dst, src)
-        if out is None or back is None:
-            return None
-        return flow, out, back
-
-    def _heartbeat_path(self, flow: Flow) -> Path | Literal[False]:
-        """What becomes of every heartbeat on ``flow`` while the network stays as it is:
-        Answered (its delays out and back) when the peer pool answers it, None when it
-        vanishes or its answer does, False when neither is certain (loss, jitter, a refusal,
-        not a pool)."""
-        world = self._world
-        network = world.network
-        src, (dst, port) = flow.local[0], flow.remote
-        if not network.reachable(src, dst):
-            return None  # the request vanishes
-        target = world._listeners.get((dst, "udp", port))
-        if target is None or self.kinds[target] != _POOL or not network.running(dst):
-            return False  # refused (ICMP), or not a pool: only a pool answers and no more
-        out = network.steady_delay(src, dst)
-        if out is None:
-            return False
-        if not network.reachable(dst, src):
-            return None  # the answer vanishes
-        back = network.steady_delay(dst, src)
-        if back is None or not network.running(src):
-            return False  # a stopped pool's answers are refused, which the peer hears of
-        return Answered(out, back)
+        return flow, path.out, path.back
 
     def uncoast(self, index: int, at_timer: bool = False) -> None:
         """Bring a coasting core to the world's ``now``: what it skipped is applied, and what
@@ -230,13 +289,7 @@ class Coaster:
         # A round under way at now went out for real as of when it was sent; each heartbeat
         # to a peer that answers travels as the network carried it then.
         for item in in_flight:
-            send, path = item.send, item.path
-            assert path is not None  # only answered heartbeats are handed back
-            arrival = item.sent_at + path.out
-            if arrival > now:
-                world._push(arrival, (DATAGRAM, index, world._hold(send.flow), send.data))
-            else:  # it reached the peer already, which answered at once
-                self._answer_late(index, send.flow, send.data, arrival + path.back)
+            self.carry(index, item)
 
     def catch_up(self, index: int, *, inclusive: bool = True) -> None:
         """Before an input reaches coasting pool ``index``: its heartbeat cycle applies the

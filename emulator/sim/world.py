@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.coasting import Cycle
 from emulator.net import Address, Core, Flow, Send
 from emulator.sim.agenda import CALL, DATAGRAM, FAIL, PONG, STREAM, TIMER, Agenda, Entry
 from emulator.sim.coasting import Coaster
@@ -112,8 +113,12 @@ class World:
         *,
         on_events: Callable[[int, Sequence[Any]], None] | None = None,
         answers_pings: bool = False,
+        cycles: Sequence[Cycle] = (),
     ) -> int:
-        """Attach a core listening on ``(address, transport, port)`` triples; returns its id."""
+        """Attach a core listening on ``(address, transport, port)`` triples; returns its id.
+
+        ``cycles``: the core's periodic behaviours the world may coast (emulator/coasting.py,
+        usually ``core.cycles``), given here once so that the world never looks for them."""
         index = len(self._cores)
         self._cores.append(core)
         self._names.append(name)
@@ -121,7 +126,7 @@ class World:
         self._scheduled.append(None)
         self._last_flow.append(None)
         self._last_conn.append(None)
-        self._coaster.add(core)
+        self._coaster.add(core, cycles)
         for address, transport, port in listen:
             self.network.add_host(address)
             self._listeners[(address, transport, port)] = index
@@ -130,9 +135,10 @@ class World:
         self._flush(index)
         return index
 
-    def replace_core(self, index: int, core: Core) -> None:
-        """Swap in a fresh core (a restarted process) keeping the listening ports."""
-        self._coaster.replace(index, core)  # the old process's keep-alives end with it
+    def replace_core(self, index: int, core: Core, cycles: Sequence[Cycle] = ()) -> None:
+        """Swap in a fresh core (a restarted process) keeping the listening ports; ``cycles``
+        as for :meth:`add_core`."""
+        self._coaster.replace(index, core, cycles)  # the old process's keep-alives end with it
         self._cores[index] = core
         self._scheduled[index] = None
         self._flush(index)

@@ -21,7 +21,7 @@ from emulator.fuzz.strategies import cases
 from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import finish, prepare
 from emulator.sim.deployment import ClientSpec, SimulatedDeployment
-from emulator.sim.world import TraceEntry
+from emulator.sim.trace import TraceEntry
 from emulator.topology import default_topology, parse_topology
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,11 +1,7 @@
-"""The topology file (TOML) -> a validated, frozen :class:`Topology`.
+"""Loading: the topology file (TOML) -> a validated, frozen :class:`Topology`.
 
-A topology describes one emulated deployment: the SIP domain and product profile, the pools
-(Front End or Director) with their addresses, ports and backup registrar, the users and their
-home pools, the fake DNS (zones and records), the resiliency timers, and every registrar
-behaviour that no source settles (protocol-notes §6), as named settings with defaults.
-docs/topology.md is the reference; ``emulator/data/default.toml`` is the embedded default (the
-lab of field report R1) and a commented example.
+docs/topology.md is the reference; ``emulator/data/default.toml`` is the embedded default
+(the lab of field report R1) and a commented example.
 
 Errors are sentences naming the file, the line, the key and what was expected
 (:class:`TopologyError`); loading never raises anything else for a bad file.
@@ -17,11 +13,9 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from emulator.admin import PersistentChatSpec
 from emulator.backend import BackEndSpec
@@ -29,16 +23,19 @@ from emulator.config import ConfigError, TomlContext
 from emulator.net import TRANSPORTS, TransportName
 from emulator.sip.errors import SipError
 from emulator.sip.uri import normalize_aor
-from fakedns.authority import Authority
+from emulator.topology.dns import srv_transport
+from emulator.topology.model import (
+    DEFAULT_PORTS,
+    PRODUCT_PROFILES,
+    DnsSpec,
+    PoolSpec,
+    RegistrarSettings,
+    ResiliencySettings,
+    Topology,
+)
 from fakedns.records import AddressRecord, DnsRecord, SrvRecord, normalize_name
 
 __all__ = [
-    "PRODUCT_PROFILES",
-    "DnsSpec",
-    "PoolSpec",
-    "RegistrarSettings",
-    "ResiliencySettings",
-    "Topology",
     "TopologyError",
     "default_topology",
     "load_topology",
@@ -46,259 +43,11 @@ __all__ = [
     "topology_from_dict",
 ]
 
-PRODUCT_PROFILES = ("lync2010", "lync2013", "sfb2015")
-"""Server product profiles. ``lync2010`` is the default; the others differ in back-end
-behaviour (docs/backends.md)."""
-
-Role = Literal["frontend", "director"]
-BeforeFailover = Literal["redirect", "service-unavailable", "temporarily-unavailable"]
-Failback = Literal["notify", "redirect-on-refresh", "drop"]
-RedirectTransport = Literal["tls", "tcp", "udp", "same"]
-RedirectHost = Literal["fqdn", "address"]
-
-DEFAULT_PORTS: dict[TransportName, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
 MAX_GENERATED_USERS = 1_000_000
 
 
 class TopologyError(ConfigError):
     """A bad topology: the message names the file, the line, the key and what was expected."""
-
-
-# -- the model -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ResiliencySettings:
-    """Backup-registrar timers (TN-CSVR; Topology Builder's "Registrar resiliency" settings)."""
-
-    failover_detection_interval: float = 120.0
-    """Heartbeats missing this long before the backup serves the primary's users.  Default
-    120 s (Topology Builder help; TN-CSVR says 300 s); the R1 lab used 30 s."""
-    failback_detection_interval: float = 240.0
-    """The primary answered heartbeats this long before its users are sent home (default 240 s;
-    R1 lab 40 s)."""
-    heartbeat_interval: float = 5.0
-    """Emulator choice: how often a backup sends OPTIONS to the pools it backs up."""
-    heartbeat_timeout: float = 5.0
-    """Emulator choice: an OPTIONS heartbeat unanswered this long is missed."""
-
-
-@dataclass(frozen=True, slots=True)
-class RegistrarSettings:
-    """Registrar behaviours; each one no source settles is named here (docs/protocol.md)."""
-
-    unknown_user: int = 404
-    redirect_reason: str = "Redirect request to Home Server"
-    primary_q: float = 0.7
-    backup_q: float = 0.3
-    redirect_transport: RedirectTransport = "tls"
-    redirect_host: RedirectHost = "fqdn"
-    redirect_expires: int = 0
-    """``Expires`` in the 301 (0: none; one public SfB trace shows 2592000)."""
-    keep_alive_timeout: int = 300
-    min_expires: int = 60
-    max_expires: int = 7200
-    default_expires: int = 7200
-    require_endpoint_id: bool = False
-    before_failover: BeforeFailover = "redirect"
-    retry_after: int = 60
-    failback: Failback = "notify"
-    failback_error_id: int = 4166
-    user_services_notify: bool = True
-    """NOTIFY registered endpoints when user services go down or come back (docs/backends.md)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PoolSpec:
-    """One registrar pool: a Front End pool (homes users) or a Director (redirects everyone)."""
-
-    fqdn: str
-    role: Role
-    address: str
-    ports: Mapping[TransportName, int]
-    """Transport -> port (0: ephemeral).  Only the transports listed are served."""
-    site: str | None = None
-    backup: str | None = None
-    """The backup registrar pool (TN-CSVR: exactly one per primary, in another site)."""
-    backend: BackEndSpec = field(default_factory=BackEndSpec)
-    """The pool's back end: SQL principal, optional mirror and witness (docs/backends.md)."""
-
-    @property
-    def is_director(self) -> bool:
-        return self.role == "director"
-
-    @property
-    def transports(self) -> tuple[TransportName, ...]:
-        return tuple(t for t in TRANSPORTS if t in self.ports)
-
-    def port(self, transport: TransportName) -> int | None:
-        return self.ports.get(transport)
-
-
-@dataclass(frozen=True, slots=True)
-class DnsSpec:
-    """The fake DNS: where it listens, its zones, and the records of the file."""
-
-    address: str = "127.0.0.10"
-    port: int = 5353
-    zones: tuple[str, ...] = ()
-    records: tuple[DnsRecord, ...] = ()
-    """SRV and A/AAAA records as written; SRV ports still to be resolved by
-    :meth:`Topology.dns_records` for records that point at pools."""
-    pinned_ports: tuple[bool, ...] = ()
-    """Per record: True when the file gave an SRV port other than the target pool's (served
-    verbatim); False when the pool's bound port is served."""
-    pool_records: bool = True
-    """Serve an A record for every pool FQDN from its address (automatic)."""
-    additional: bool = False
-    """Put the SRV targets' A records in the additional section (docs/fakedns.md)."""
-    default_ttl: int = 300
-
-
-@dataclass(frozen=True)
-class Topology:
-    """A validated deployment description.  Immutable; see :func:`load_topology`."""
-
-    domain: str
-    pools: tuple[PoolSpec, ...]
-    users: Mapping[str, str]
-    """Address-of-record (``sip:user@domain``, normalised) -> home pool FQDN."""
-    dns: DnsSpec
-    resiliency: ResiliencySettings = ResiliencySettings()
-    registrar: RegistrarSettings = RegistrarSettings()
-    profile: str = "lync2010"
-    source: str = "<topology>"
-    description: str = ""
-    contacts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """User -> its contact list (kept on its home pool's back end)."""
-    cms: str | None = None
-    """The pool hosting the Central Management Store (default: the first front end)."""
-    persistent_chat: PersistentChatSpec | None = None
-
-    # -- look-ups ----------------------------------------------------------------------------
-
-    @cached_property
-    def _by_fqdn(self) -> dict[str, PoolSpec]:
-        return {pool.fqdn: pool for pool in self.pools}
-
-    def pool(self, fqdn: str) -> PoolSpec:
-        """The pool named ``fqdn``; ``KeyError`` with the known names if there is none."""
-        found = self._by_fqdn.get(normalize_name(fqdn))
-        if found is None:
-            known = ", ".join(self._by_fqdn)
-            raise KeyError(f"no pool named {fqdn!r} (pools: {known})")
-        return found
-
-    def has_pool(self, fqdn: str) -> bool:
-        return normalize_name(fqdn) in self._by_fqdn
-
-    def backed_up_by(self, fqdn: str) -> list[PoolSpec]:
-        """The pools whose backup registrar is ``fqdn`` (the ones it heartbeats)."""
-        name = normalize_name(fqdn)
-        return [pool for pool in self.pools if pool.backup == name]
-
-    def home_pool(self, uri: str) -> str | None:
-        """The home pool of a user (any URI form), or None if the user is unknown."""
-        try:
-            aor = normalize_aor(uri if ":" in uri else f"sip:{uri}")
-        except SipError:
-            return None
-        return self.users.get(aor)
-
-    def users_of(self, fqdn: str) -> list[str]:
-        name = normalize_name(fqdn)
-        return [aor for aor, home in self.users.items() if home == name]
-
-    def non_loopback_addresses(self) -> list[str]:
-        """Addresses outside 127.0.0.0/8 and ::1 (refused by the live deployment by default)."""
-        addresses = [pool.address for pool in self.pools] + [self.dns.address]
-        return [a for a in addresses if not ipaddress.ip_address(a).is_loopback]
-
-    # -- derived -----------------------------------------------------------------------------
-
-    def with_ephemeral_ports(self) -> Topology:
-        """The same topology with every port 0 (bound by the kernel), for parallel tests."""
-        pools = tuple(replace(pool, ports=dict.fromkeys(pool.ports, 0)) for pool in self.pools)
-        return replace(self, pools=pools, dns=replace(self.dns, port=0))
-
-    def dns_records(self, bound: Mapping[tuple[str, TransportName], int]) -> list[DnsRecord]:
-        """The records to serve, given the ports each pool actually bound.
-
-        Pools get an A/AAAA record from their address (``dns.pool_records``).  An SRV record
-        whose target is a pool takes the pool's bound port for the SRV name's transport
-        (``_tls`` -> TLS, ``_tcp`` -> TCP, ``_udp`` -> UDP) unless the file gave another port
-        explicitly, which is then served verbatim (a deliberately wrong record is a fault too).
-        """
-        out: list[DnsRecord] = []
-        if self.dns.pool_records:
-            out.extend(AddressRecord(p.fqdn, p.address, self.dns.default_ttl) for p in self.pools)
-        for record, pinned in zip(self.dns.records, self.dns.pinned_ports, strict=True):
-            out.append(record if pinned else self._bound(record, bound, any_port=True))
-        return out
-
-    def bind_record(
-        self, record: DnsRecord, bound: Mapping[tuple[str, TransportName], int]
-    ) -> DnsRecord:
-        """A record added at run time, with bound ports: an SRV record that points at a pool
-        and names the port this topology configures for it (or 0) gets the port the pool
-        actually bound (a scenario's ``dns-add`` says ``port = 5061`` for fe2; on ephemeral
-        ports that is whatever fe2 bound).  Other records are served verbatim.
-        """
-        return self._bound(record, bound, any_port=False)
-
-    def _bound(
-        self,
-        record: DnsRecord,
-        bound: Mapping[tuple[str, TransportName], int],
-        *,
-        any_port: bool,
-    ) -> DnsRecord:
-        if not isinstance(record, SrvRecord) or not self.has_pool(record.target):
-            return record
-        transport = srv_transport(record.name)
-        if transport is None:
-            return record
-        pool = self.pool(record.target)
-        port = bound.get((pool.fqdn, transport))
-        if port is None or not (any_port or record.port in (pool.port(transport), 0)):
-            return record
-        return replace(record, port=port)
-
-    def dns_authority(
-        self, bound: Mapping[tuple[str, TransportName], int], *, trace: bool = True
-    ) -> Authority:
-        """The fake DNS core serving :meth:`dns_records` with the file's DNS settings."""
-        return Authority(
-            self.dns.zones,
-            self.dns_records(bound),
-            default_ttl=self.dns.default_ttl,
-            additional=self.dns.additional,
-            trace=trace,
-        )
-
-    def summary(self) -> str:
-        return (
-            f"{len(self.pools)} pools, {len(self.users)} users, domain {self.domain}, "
-            f"profile {self.profile}"
-        )
-
-
-def srv_transport(name: str) -> TransportName | None:
-    """The transport an SRV owner name implies: ``_sipinternaltls._tcp`` -> tls (RFC 2782)."""
-    labels = normalize_name(name).split(".")
-    if len(labels) < 2:
-        return None
-    service, proto = labels[0], labels[1]
-    if proto == "_udp":
-        return "udp"
-    if proto == "_tls" or service.endswith("tls") or service == "_sips":
-        return "tls"
-    if proto == "_tcp":
-        return "tcp"
-    return None
-
-
-# -- loading ---------------------------------------------------------------------------------
 
 
 def load_topology(path: str | Path) -> Topology:
