@@ -21,8 +21,9 @@ from emulator.sip.transaction import ClientTransaction
 
 __all__ = ["Identifiers", "Outbox", "Outgoing", "new_tag"]
 
-Identifiers = tuple[str, str, str]
-"""What a new request of the pool draws: ``(branch, From tag, Call-ID)``, in that order."""
+Identifiers = tuple[int, int, int]
+"""What a new request of the pool draws, in this order: its branch (64 bits), its From tag
+(48 bits) and its Call-ID (64 bits); :meth:`Outgoing.new_request` writes them out."""
 
 
 class Outbox:
@@ -64,11 +65,8 @@ class Outgoing:
 
     def identifiers(self) -> Identifiers:
         """Draw the identifiers of one new request (the only way the pool draws them)."""
-        rng = self.rng
-        branch = f"z9hG4bK{rng.getrandbits(64):016x}"
-        tag = new_tag(rng)
-        call_id = f"{rng.getrandbits(64):016x}@{self.fqdn}"
-        return branch, tag, call_id
+        bits = self.rng.getrandbits
+        return bits(64), bits(48), bits(64)
 
     def new_request(
         self, method: str, uri: str, to: str, flow: Flow, ids: Identifiers | None = None
@@ -78,12 +76,13 @@ class Outgoing:
         local = flow.local
         headers = Headers()
         headers.add(
-            "Via", f"SIP/2.0/{flow.transport.upper()} {local[0]}:{local[1]};branch={branch}"
+            "Via",
+            f"SIP/2.0/{flow.transport.upper()} {local[0]}:{local[1]};branch=z9hG4bK{branch:016x}",
         )
         headers.add("Max-Forwards", "70")
-        headers.add("From", f"<sip:{self.fqdn}>;tag={tag}")
+        headers.add("From", f"<sip:{self.fqdn}>;tag={tag:012x}")
         headers.add("To", f"<{to}>")
-        headers.add("Call-ID", call_id)
+        headers.add("Call-ID", f"{call_id:016x}@{self.fqdn}")
         headers.add("CSeq", f"1 {method}")
         headers.add("User-Agent", SERVER)
         return Request(method, uri, headers)

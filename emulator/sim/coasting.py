@@ -86,9 +86,10 @@ class Coaster:
         self.agents: dict[int, _AgentCoast] = {}
         """Coasting clients: core index -> what it skips.  The run loop checks it at every
         input (speed: a dict look-up)."""
-        self.pools: dict[int, Cycle] = {}
-        """Coasting pools: core index -> its heartbeat cycle.  A pool coasts across its inputs
-        (the world calls :meth:`catch_up` before each); only a network change ends it."""
+        self.pools: dict[int, tuple[Cycle, int]] = {}
+        """Coasting pools: core index -> its heartbeat cycle and the rounds it had skipped
+        when this coast began.  A pool coasts across its inputs (the world calls
+        :meth:`catch_up` before each); only a network change ends it."""
         self.kinds: list[int] = []
         """Per core, what it can coast (_NONE is 0: nothing), found once when it is added."""
         self.cycles: list[tuple[Cycle, ...]] = []
@@ -216,7 +217,7 @@ class Coaster:
             paths[flow] = path
         if not cycle.begin_coast(paths, pool.deadline_besides_cycles()):
             return deadline
-        self.pools[index] = cycle
+        self.pools[index] = (cycle, cycle.rounds_coasted)
         return pool.next_deadline()
 
     def _start_agent(self, index: int, core: Any, deadline: float) -> float | None:
@@ -282,10 +283,9 @@ class Coaster:
                 if flow is not None:  # a probe is on its way: its SYN vanished when sent
                     world._lost_connection(index, flow)
             return
-        cycle = self.pools.pop(index)
-        before = cycle.rounds_coasted
+        cycle, before = self.pools.pop(index)
         in_flight = cycle.end_coast(now, inclusive=not world._in_call)
-        self.heartbeats_coasted += cycle.rounds_coasted - before
+        self.heartbeats_coasted += cycle.rounds_coasted - before  # counted when a coast ends
         # A round under way at now went out for real as of when it was sent; each heartbeat
         # to a peer that answers travels as the network carried it then.
         for item in in_flight:
@@ -296,10 +296,7 @@ class Coaster:
         rounds skipped up to now (their draws included) and goes on coasting.
         ``inclusive``: a round due exactly now went out already (False for a scenario step
         or fault, which acts before the timers of its instant)."""
-        cycle = self.pools[index]
-        before = cycle.rounds_coasted
-        cycle.catch_up(self._world.now, inclusive=inclusive)
-        self.heartbeats_coasted += cycle.rounds_coasted - before
+        self.pools[index][0].catch_up(self._world.now, inclusive=inclusive)
 
     def _answer_late(self, index: int, flow: Flow, data: bytes, arrival: float) -> None:
         """The peer of ``flow`` answers ``data`` now; its answer reaches ``index`` at
