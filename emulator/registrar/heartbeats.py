@@ -280,17 +280,21 @@ class Heartbeater:
                 self._answers_in(coast, now)
             return
         interval = self.settings.heartbeat_interval
-        identifiers = self._outgoing.identifiers
-        peers = list(self.monitors)
         rounds = 0
         last = at
-        ids: list[Identifiers] = []
         while at < now or (inclusive and at == now):
-            # The same draws, in the same order, as the real round would make.
-            ids = [identifiers() for _ in peers]
             last = at
             rounds += 1
             at = at + interval
+        # The same draws, in the same order, as the real rounds would make: each heartbeat of
+        # each round (peers in order) draws through the code a real heartbeat's request
+        # draws with; only the last round's identifiers are kept (its request may still be
+        # under way when the coast ends).
+        identifiers = self._outgoing.identifiers
+        peers = list(self.monitors)
+        for _ in range((rounds - 1) * len(peers)):
+            identifiers()
+        ids = [identifiers() for _ in peers]
         self._next_at = at
         self._rounds += rounds
         # Every answer of a round comes before the next round (begin_coast): only the last

@@ -1,9 +1,10 @@
 """The requests a pool sends itself (heartbeat OPTIONS, NOTIFYs) and their client transactions.
 
-Every identifier the pool draws from its generator is drawn here (:func:`new_tag`,
-:meth:`Outgoing.identifiers`), so that a pool's draws happen in one way only: a heartbeat
-round the simulator skips draws through the same :meth:`Outgoing.identifiers` as a real one
-(emulator/registrar/heartbeats.py), and the generator ends in the same state.
+Every identifier a request of the pool draws from its generator is drawn by
+:meth:`Outgoing.identifiers`, so that a pool's requests draw in one way only: a heartbeat
+round the simulator skips draws through it as a real one does (emulator/registrar/heartbeats.py),
+and the generator ends in the same state.  (A response's To tag is drawn by
+:meth:`.register.RegisterRules.tag`.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from emulator.sip.headers import Diagnostics, NameAddr
 from emulator.sip.message import Headers, Request, Response
 from emulator.sip.transaction import ClientTransaction
 
-__all__ = ["Identifiers", "Outbox", "Outgoing", "new_tag"]
+__all__ = ["Identifiers", "Outbox", "Outgoing"]
 
 Identifiers = tuple[int, int, int]
 """What a new request of the pool draws, in this order: its branch (64 bits), its From tag
@@ -34,13 +35,6 @@ class Outbox:
     def __init__(self) -> None:
         self.actions: list[Send | CloseFlow] = []
         self.events: list[PoolEvent] = []
-
-
-def new_tag(rng: random.Random) -> str:
-    """A To or From tag: 48 random bits as 12 hex digits."""
-    # "%" formatting: the same 12 hex digits as f"{n:012x}" in half the time (a tag per
-    # request; speed).
-    return "%012x" % rng.getrandbits(48)  # noqa: UP031
 
 
 class Outgoing:
