@@ -8,7 +8,9 @@ Rules of this file:
 
 * Every state change of a transaction goes through one table: :data:`_CLIENT_TABLE` (RFC 3261
   Figure 6) for a client transaction, :data:`_SERVER_TABLE` (Figure 8) for a server one, each
-  ``(state, input) -> next state``.  Nothing else assigns a state.
+  ``(state, input) -> next state``.  Nothing else assigns a state.  (A registrar's server
+  transaction always takes the same two per request, final response sent and Timer J: they
+  are read from the table once, at import, as ``_ON_FINAL_SENT`` and ``_ON_TIMER_J``.)
 * Inputs have the RFC's names (:class:`Input`): a provisional or final response received (or,
   server side, sent), a request retransmission received, Timers E, F, J and K fired, a
   transport error.  Timers K and J are zero on reliable transports (§17.1.2.2, §17.2.2): the
