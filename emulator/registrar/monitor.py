@@ -7,7 +7,22 @@ shorter than the intervals causes neither.  Emulator choices (no source gives th
 protocol): heartbeats are SIP OPTIONS every ``heartbeat_interval``; one unanswered for
 ``heartbeat_timeout`` is missed; any final response counts as an answer.
 
-States and transitions (the single table below is the whole machine)::
+Rules of this file:
+
+* The whole machine is :data:`_TABLE`: ``(state, what was observed) -> (next state, what the
+  transition triggers)``.  Nothing else assigns :attr:`PeerMonitor.state`.
+* Inputs are typed, past tense (:class:`Observed`): a heartbeat answered, a heartbeat missed,
+  the failover or failback detection interval elapsed (found by :meth:`PeerMonitor.handle_timer`
+  at :meth:`PeerMonitor.next_deadline`).
+* What a transition triggers is decided here too (:class:`Trigger`, :meth:`PeerMonitor._apply`)
+  and handed back in order as outputs: the pool events of :mod:`.events` (``PeerHeartbeatLost``,
+  ``FailedOver``, ``PeerHeartbeatRestored``, ``FailbackStarted``, ``FailedBack``) and one
+  action, :class:`SendUsersHome`, that the pool carries out between ``FailbackStarted`` and
+  ``FailedBack``.  The pool appends the events and performs the action; it interprets nothing.
+* An input the table does not list for the current state is a bug of the caller: it raises
+  :class:`~emulator.sip.errors.LocalProtocolError` and leaves the monitor unchanged.
+
+States and transitions::
 
     up --miss--> heartbeat-lost --answer--> up
     up|heartbeat-lost --silent for failover interval--> failed-over
@@ -17,12 +32,20 @@ States and transitions (the single table below is the whole machine)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from enum import Enum
 
+from emulator.registrar.events import (
+    FailbackStarted,
+    FailedBack,
+    FailedOver,
+    PeerHeartbeatLost,
+    PeerHeartbeatRestored,
+)
 from emulator.sip.errors import LocalProtocolError
+from emulator.values import immutable
 
-__all__ = ["PeerMonitor", "PeerState", "Transition"]
+__all__ = ["MonitorOutput", "Observed", "PeerMonitor", "PeerState", "SendUsersHome", "Trigger"]
 
 
 class PeerState(Enum):
@@ -32,45 +55,91 @@ class PeerState(Enum):
     RECOVERING = "recovering"
 
 
-_TABLE: dict[tuple[PeerState, str], PeerState] = {
-    (PeerState.UP, "answer"): PeerState.UP,
-    (PeerState.UP, "miss"): PeerState.HEARTBEAT_LOST,
-    (PeerState.UP, "failover-due"): PeerState.FAILED_OVER,
-    (PeerState.HEARTBEAT_LOST, "answer"): PeerState.UP,
-    (PeerState.HEARTBEAT_LOST, "miss"): PeerState.HEARTBEAT_LOST,
-    (PeerState.HEARTBEAT_LOST, "failover-due"): PeerState.FAILED_OVER,
-    (PeerState.FAILED_OVER, "answer"): PeerState.RECOVERING,
-    (PeerState.FAILED_OVER, "miss"): PeerState.FAILED_OVER,
-    (PeerState.RECOVERING, "answer"): PeerState.RECOVERING,
-    (PeerState.RECOVERING, "miss"): PeerState.FAILED_OVER,
-    (PeerState.RECOVERING, "failback-due"): PeerState.UP,
+class Observed(Enum):
+    """What the backup observed of the primary (the monitor's inputs)."""
+
+    HEARTBEAT_ANSWERED = "heartbeat answered"
+    HEARTBEAT_MISSED = "heartbeat missed"
+    FAILOVER_INTERVAL_ELAPSED = "failover detection interval elapsed"
+    FAILBACK_INTERVAL_ELAPSED = "failback detection interval elapsed"
+
+
+class Trigger(Enum):
+    """What a transition does besides changing the state (see :meth:`PeerMonitor._apply`)."""
+
+    NOTHING = "nothing"
+    REPORT_LOST = "report the heartbeat lost"
+    FAIL_OVER = "fail over: serve the primary's users"
+    REPORT_RESTORED = "report the heartbeat restored"
+    START_RECOVERY = "report the heartbeat restored; the failback window opens"
+    ABANDON_RECOVERY = "the failback window closes"
+    FAIL_BACK = "fail back: send the primary's users home"
+
+
+@immutable
+class SendUsersHome:
+    """Action for the pool: every binding it holds for ``peer``'s users goes home (failback)."""
+
+    now: float
+    peer: str
+
+
+MonitorOutput = (
+    PeerHeartbeatLost
+    | FailedOver
+    | PeerHeartbeatRestored
+    | FailbackStarted
+    | SendUsersHome
+    | FailedBack
+)
+
+_UP, _LOST = PeerState.UP, PeerState.HEARTBEAT_LOST
+_FAILED, _RECOVERING = PeerState.FAILED_OVER, PeerState.RECOVERING
+_ANSWERED, _MISSED = Observed.HEARTBEAT_ANSWERED, Observed.HEARTBEAT_MISSED
+_FAILOVER_DUE = Observed.FAILOVER_INTERVAL_ELAPSED
+_FAILBACK_DUE = Observed.FAILBACK_INTERVAL_ELAPSED
+
+_TABLE: dict[tuple[PeerState, Observed], tuple[PeerState, Trigger]] = {
+    (_UP, _ANSWERED): (_UP, Trigger.NOTHING),
+    (_UP, _MISSED): (_LOST, Trigger.REPORT_LOST),
+    (_UP, _FAILOVER_DUE): (_FAILED, Trigger.FAIL_OVER),
+    (_LOST, _ANSWERED): (_UP, Trigger.REPORT_RESTORED),
+    (_LOST, _MISSED): (_LOST, Trigger.NOTHING),
+    (_LOST, _FAILOVER_DUE): (_FAILED, Trigger.FAIL_OVER),
+    (_FAILED, _ANSWERED): (_RECOVERING, Trigger.START_RECOVERY),
+    (_FAILED, _MISSED): (_FAILED, Trigger.NOTHING),
+    (_RECOVERING, _ANSWERED): (_RECOVERING, Trigger.NOTHING),
+    (_RECOVERING, _MISSED): (_FAILED, Trigger.ABANDON_RECOVERY),
+    (_RECOVERING, _FAILBACK_DUE): (_UP, Trigger.FAIL_BACK),
 }
 
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    peer: str
-    now: float
-    before: PeerState
-    after: PeerState
-    cause: str
+_NONE: Sequence[MonitorOutput] = ()
 
 
 class PeerMonitor:
-    """What a backup knows of one primary pool.  Feed it heartbeat outcomes and timer ticks."""
+    """What a backup (``pool``) knows of one primary pool (``peer``).  Feed it heartbeat
+    outcomes and timer ticks; each returns what the transition triggered, in order."""
 
     __slots__ = (
         "failback_interval",
         "failover_interval",
         "last_answer_at",
         "peer",
+        "pool",
         "recovering_since",
         "state",
     )
 
     def __init__(
-        self, peer: str, *, failover_interval: float, failback_interval: float, now: float
+        self,
+        peer: str,
+        *,
+        failover_interval: float,
+        failback_interval: float,
+        now: float,
+        pool: str = "",
     ) -> None:
+        self.pool = pool
         self.peer = peer
         self.failover_interval = failover_interval
         self.failback_interval = failback_interval
@@ -81,40 +150,62 @@ class PeerMonitor:
     @property
     def serving_users(self) -> bool:
         """True while the backup accepts the primary's users (resiliency mode)."""
-        return self.state in (PeerState.FAILED_OVER, PeerState.RECOVERING)
+        return self.state is _FAILED or self.state is _RECOVERING
 
-    def _step(self, event: str, now: float) -> Transition | None:
-        after = _TABLE.get((self.state, event))
-        if after is None:
-            raise LocalProtocolError(f"monitor of {self.peer}: {event} in state {self.state.value}")
-        if after is self.state:
-            return None
-        before, self.state = self.state, after
-        return Transition(self.peer, now, before, after, event)
+    def answered(self, now: float) -> Sequence[MonitorOutput]:
+        """A heartbeat to the primary was answered (any final response)."""
+        return self.observe(_ANSWERED, now)
 
-    def answered(self, now: float) -> Transition | None:
-        self.last_answer_at = now
-        if self.state is PeerState.FAILED_OVER:
-            self.recovering_since = now
-        return self._step("answer", now)
-
-    def missed(self, now: float) -> Transition | None:
-        if self.state is PeerState.RECOVERING:
-            self.recovering_since = None
-        return self._step("miss", now)
+    def missed(self, now: float) -> Sequence[MonitorOutput]:
+        """A heartbeat went unanswered for the heartbeat timeout, or was refused."""
+        return self.observe(_MISSED, now)
 
     def next_deadline(self) -> float | None:
-        if self.state in (PeerState.UP, PeerState.HEARTBEAT_LOST):
+        if self.state is _UP or self.state is _LOST:
             return self.last_answer_at + self.failover_interval
-        if self.state is PeerState.RECOVERING and self.recovering_since is not None:
+        if self.state is _RECOVERING and self.recovering_since is not None:
             return self.recovering_since + self.failback_interval
         return None
 
-    def handle_timer(self, now: float) -> Transition | None:
+    def handle_timer(self, now: float) -> Sequence[MonitorOutput]:
         deadline = self.next_deadline()
         if deadline is None or now < deadline:
-            return None
-        if self.state is PeerState.RECOVERING:
+            return _NONE
+        return self.observe(_FAILBACK_DUE if self.state is _RECOVERING else _FAILOVER_DUE, now)
+
+    def observe(self, observed: Observed, now: float) -> Sequence[MonitorOutput]:
+        """The one entry to the table: move to the next state and apply its trigger."""
+        found = _TABLE.get((self.state, observed))
+        if found is None:
+            raise LocalProtocolError(
+                f"monitor of {self.peer}: {observed.value} in state {self.state.value}"
+            )
+        self.state, trigger = found
+        if observed is _ANSWERED:
+            self.last_answer_at = now
+        if trigger is Trigger.NOTHING:
+            return _NONE
+        return self._apply(trigger, now)
+
+    def _apply(self, trigger: Trigger, now: float) -> Sequence[MonitorOutput]:
+        """What each transition triggers (the right-hand column of the table)."""
+        pool, peer = self.pool, self.peer
+        if trigger is Trigger.REPORT_LOST:
+            return (PeerHeartbeatLost(now, pool, peer, self.last_answer_at),)
+        if trigger is Trigger.FAIL_OVER:
+            return (FailedOver(now, pool, peer),)
+        if trigger is Trigger.REPORT_RESTORED:
+            return (PeerHeartbeatRestored(now, pool, peer),)
+        if trigger is Trigger.START_RECOVERY:
+            self.recovering_since = now
+            return (PeerHeartbeatRestored(now, pool, peer),)
+        if trigger is Trigger.ABANDON_RECOVERY:
             self.recovering_since = None
-            return self._step("failback-due", now)
-        return self._step("failover-due", now)
+            return _NONE
+        # Trigger.FAIL_BACK
+        self.recovering_since = None
+        return (
+            FailbackStarted(now, pool, peer),
+            SendUsersHome(now, peer),
+            FailedBack(now, pool, peer),
+        )

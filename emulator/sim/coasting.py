@@ -6,18 +6,23 @@ answered or vanishing), changing nothing.  While a core waits for nothing else a
 involved are fixed (reachable with no loss, jitter or duplication, so the network draws
 nothing; or certainly cut) the world skips them: the core is told the delays, the world arms
 the core's next *other* deadline instead, and when anything reaches the core (a timer, bytes,
-a failure, a command, any network change) the core first catches up to now (Agent.coast,
-Pool.coast_heartbeats) with the arithmetic the packets would have had; what is still on its way
+a failure, a command, any network change) the core first catches up to now (Agent.coast; a
+pool's heartbeat cycle, emulator/registrar/heartbeats.py, through the Cycle protocol of
+emulator/coasting.py) with the arithmetic the packets would have had; what is still on its way
 then is sent for real and arrives when it would have.  docs/simulation.md, Coasting.
 
 Rules of this file:
 
 * The :class:`Coaster` is the world's coordinator; the world owns one and calls it at three
   points only: when a core's deadline is armed (:meth:`Coaster.start`), before any input
-  reaches a coasting core (:meth:`Coaster.uncoast`), and when the network changed
+  reaches a coasting core (:meth:`Coaster.uncoast` for a client, :meth:`Coaster.catch_up`
+  for a pool), and when the network changed
   (:meth:`Coaster.network_changed`, :meth:`Coaster.settle`).
 * A core coasts only under the network version it started under; a change ends every core's
   coasting (each catches up to ``now``) and each may start again under the new paths.
+* A pool keeps coasting across its inputs: before each one the world brings its cycle up to
+  ``now`` (:meth:`Coaster.catch_up`) without ending the coast (speed: a busy pool gets an
+  input every few milliseconds, its heartbeats stay skipped).
 * What the cores skip they apply themselves, with the draws the packets would have made; this
   module only measures paths and carries what is still on its way.
 """
@@ -30,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from emulator.coasting import Answered, Cycle, InFlight, Path
 from emulator.net import Flow, Send
+from emulator.registrar.pool import Pool
 from emulator.sim.agenda import DATAGRAM, PONG
 
 if TYPE_CHECKING:
@@ -49,7 +55,7 @@ _NONE, _AGENT, _POOL = 0, 1, 2
 def _coaster(core: object) -> int:
     if hasattr(core, "keepalive_coast"):
         return _AGENT
-    if hasattr(core, "heartbeat_coast"):
+    if isinstance(core, Pool):  # a pool answers heartbeats, and may send some
         return _POOL
     return _NONE
 
@@ -80,9 +86,10 @@ class Coaster:
         self.agents: dict[int, _AgentCoast] = {}
         """Coasting clients: core index -> what it skips.  The run loop checks it at every
         input (speed: a dict look-up)."""
-        # Pools coast across their inputs (they catch up by themselves, Pool.heartbeat_coast):
-        # only a network change ends it.
-        self.pools: set[int] = set()
+        self.pools: dict[int, tuple[Cycle, int]] = {}
+        """Coasting pools: core index -> its heartbeat cycle and the rounds it had skipped
+        when this coast began.  A pool coasts across its inputs (the world calls
+        :meth:`catch_up` before each); only a network change ends it."""
         self.kinds: list[int] = []
         """Per core, what it can coast (_NONE is 0: nothing), found once when it is added."""
         self.cycles: list[tuple[Cycle, ...]] = []
@@ -100,7 +107,7 @@ class Coaster:
         """A core was swapped for a fresh one (a restarted process), with its cycles: what
         the old one skipped ends with it."""
         self.agents.pop(index, None)
-        self.pools.discard(index)
+        self.pools.pop(index, None)
         self.kinds[index] = _coaster(core)
         self.cycles[index] = tuple(cycles)
 
@@ -191,22 +198,27 @@ class Coaster:
         core: Any = world._cores[index]
         if self.kinds[index] == _AGENT:
             return self._start_agent(index, core, deadline)
-        if core.coasting:
-            return deadline  # its next_deadline() already leaves the heartbeats out
-        flows = core.heartbeat_flows()
+        return self._start_pool(index, core, deadline)
+
+    def _start_pool(self, index: int, pool: Pool, deadline: float) -> float | None:
+        """:meth:`start` for a pool: its heartbeat cycle (given to the world with the pool)."""
+        cycles = self.cycles[index]
+        if index in self.pools or not cycles:
+            return deadline  # coasting already (its next_deadline() leaves the rounds out)
+        (cycle,) = cycles
+        flows = cycle.coast_flows()
         if flows is None:
             return deadline
-        paths: dict[str, tuple[float, float] | None] = {}
-        for peer, flow in flows:
-            path = self._heartbeat_path(flow)
+        paths: dict[Flow, Path] = {}
+        for flow in flows:
+            path = self.path(index, flow)
             if path is False:
                 return deadline
-            paths[peer] = path
-        if not core.heartbeat_coast(paths):
+            paths[flow] = path
+        if not cycle.begin_coast(paths, pool.deadline_besides_cycles()):
             return deadline
-        self.pools.add(index)
-        after: float | None = core.next_deadline()
-        return after
+        self.pools[index] = (cycle, cycle.rounds_coasted)
+        return pool.next_deadline()
 
     def _start_agent(self, index: int, core: Any, deadline: float) -> float | None:
         """:meth:`start` for a client: its keep-alives, its failback probes, or both."""
@@ -247,13 +259,6 @@ class Coaster:
             return None
         return flow, path.out, path.back
 
-    def _heartbeat_path(self, flow: Flow) -> tuple[float, float] | Literal[False] | None:
-        """:meth:`_datagram_path` as ``(out, back)``."""
-        path = self._datagram_path(flow)
-        if path is None or path is False:
-            return path
-        return (path.out, path.back)
-
     def uncoast(self, index: int, at_timer: bool = False) -> None:
         """Bring a coasting core to the world's ``now``: what it skipped is applied, and what
         is still on its way then is sent for real, arriving when it would have."""
@@ -278,17 +283,20 @@ class Coaster:
                 if flow is not None:  # a probe is on its way: its SYN vanished when sent
                     world._lost_connection(index, flow)
             return
-        self.pools.discard(index)
-        sends, rounds = core.coast_heartbeats(now, inclusive=not world._in_call)
-        self.heartbeats_coasted += rounds
+        cycle, before = self.pools.pop(index)
+        in_flight = cycle.end_coast(now, inclusive=not world._in_call)
+        self.heartbeats_coasted += cycle.rounds_coasted - before  # counted when a coast ends
         # A round under way at now went out for real as of when it was sent; each heartbeat
         # to a peer that answers travels as the network carried it then.
-        for send, sent_at, out, back in sends:
-            arrival = sent_at + out
-            if arrival > now:
-                world._push(arrival, (DATAGRAM, index, world._hold(send.flow), send.data))
-            else:  # it reached the peer already, which answered at once
-                self._answer_late(index, send.flow, send.data, arrival + back)
+        for item in in_flight:
+            self.carry(index, item)
+
+    def catch_up(self, index: int, *, inclusive: bool = True) -> None:
+        """Before an input reaches coasting pool ``index``: its heartbeat cycle applies the
+        rounds skipped up to now (their draws included) and goes on coasting.
+        ``inclusive``: a round due exactly now went out already (False for a scenario step
+        or fault, which acts before the timers of its instant)."""
+        self.pools[index][0].catch_up(self._world.now, inclusive=inclusive)
 
     def _answer_late(self, index: int, flow: Flow, data: bytes, arrival: float) -> None:
         """The peer of ``flow`` answers ``data`` now; its answer reaches ``index`` at
@@ -299,6 +307,8 @@ class Coaster:
         target = world._listeners.get((dst[0], "udp", dst[1]))
         if target is None:
             return  # no longer listening: its answer cannot be made again (not a pool's way)
+        if target in self.pools:  # a coasting peer catches up before its input, as always
+            self.catch_up(target)
         peer = world._cores[target]
         back = Flow("udp", dst, flow.local)
         peer.receive(data, back, world.now)

@@ -153,6 +153,7 @@ class SimulatedDeployment:
                 self._listen(spec.fqdn),
                 on_events=self._pool_events,
                 answers_pings=True,
+                cycles=pool.cycles,  # its heartbeats, which the world may coast
             )
             self._pool_index[spec.fqdn] = index
             pool.start(self.world.now)
@@ -363,7 +364,7 @@ class SimulatedDeployment:
         self.world.network.set_running(ep.address, True)
         index = self._pool_index[ep.fqdn]
         pool = self._new_pool(ep.fqdn)  # a restarted process has lost its in-memory bindings
-        self.world.replace_core(index, pool)
+        self.world.replace_core(index, pool, pool.cycles)
         pool.start(self.world.now)
         self.world.poke(index)
         self._fault(fqdn, "pool started")

@@ -91,6 +91,7 @@ class World:
         # The coordinator's per-core tables, looked up at every input and after every flush
         # (speed: one attribute load less than through self._coaster; neither is ever rebound).
         self._coasting = self._coaster.agents
+        self._coasting_pools = self._coaster.pools
         self._coast_kinds = self._coaster.kinds
         # True while a scenario step or fault (a CALL entry) runs.  Such an entry was
         # scheduled before the timers due at its instant, so it acts before them: a ping or a
@@ -148,12 +149,15 @@ class World:
         return self._cores[index]
 
     def wake(self, index: int) -> None:
-        """End the keep-alive coasting of a core, if any, so that its state is what the
-        skipped pings would have made it at :attr:`now`.  Call it before changing a core from
+        """End the keep-alive coasting of a client, if any, or bring a coasting pool's
+        heartbeats up to date, so that its state is what the skipped packets would have made
+        it at :attr:`now`.  Call it before changing a core from
         outside (the simulated deployment does, in every command to a client)."""
         if index in self._coasting:
             self._coaster.uncoast(index)
             self._flush(index)
+        elif index in self._coasting_pools:  # a pool catches up and goes on coasting
+            self._coaster.catch_up(index, inclusive=not self._in_call)
 
     def name(self, index: int) -> str:
         return self._names[index]
@@ -184,6 +188,7 @@ class World:
         flush = self._flush
         processed = self.events_processed  # counted in a local, stored when done (speed)
         coasting = self._coasting
+        coasting_pools = self._coasting_pools
         coaster = self._coaster
         if self.network.version != coaster.version:
             coaster.network_changed()  # changed between two runs: coasting cores catch up
@@ -211,6 +216,8 @@ class World:
                             scheduled[index] = None
                             if index in coasting:
                                 self._coaster.uncoast(index, True)
+                            elif index in coasting_pools:
+                                coaster.catch_up(index)
                             cores[index].handle_timer(self.now)
                             flush(index)
                     elif kind == PONG:
@@ -229,6 +236,8 @@ class World:
                                 peer, peer_flow = conn.a, conn.a_flow
                             if peer in coasting:
                                 self._coaster.uncoast(peer)
+                            elif peer in coasting_pools:
+                                coaster.catch_up(peer)
                             cores[peer].receive(data, peer_flow, self.now)
                             flush(peer)
                     elif kind == DATAGRAM:
@@ -267,6 +276,8 @@ class World:
         """Collect what a core wants to do after a command was given to it."""
         if index in self._coasting:
             self._coaster.uncoast(index)
+        elif index in self._coasting_pools:
+            self._coaster.catch_up(index, inclusive=not self._in_call)
         if self.network.version != self._coaster.version:
             self._coaster.network_changed()
         self._flush(index)
@@ -313,12 +324,16 @@ class World:
     def _deliver(self, index: int, data: bytes, flow: Flow) -> None:
         if index in self._coasting:
             self._coaster.uncoast(index)
+        elif index in self._coasting_pools:
+            self._coaster.catch_up(index)
         self._cores[index].receive(data, flow, self.now)
         self._flush(index)
 
     def _fail(self, index: int, flow: Flow) -> None:
         if index in self._coasting:
             self._coaster.uncoast(index)
+        elif index in self._coasting_pools:
+            self._coaster.catch_up(index)
         self._cores[index].flow_failed(flow, self.now)
         self._flush(index)
 

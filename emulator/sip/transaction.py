@@ -4,11 +4,28 @@ Time is passed in as ``now`` (float seconds); each transaction keeps absolute de
 reports the earliest through ``next_deadline()``.  Nothing here sends anything: the owner pulls
 the bytes to send and the outcome.
 
+Rules of this file:
+
+* Every state change of a transaction goes through one table: :data:`_CLIENT_TABLE` (RFC 3261
+  Figure 6) for a client transaction, :data:`_SERVER_TABLE` (Figure 8) for a server one, each
+  ``(state, input) -> next state``.  Nothing else assigns a state.  (A registrar's server
+  transaction always takes the same two per request, final response sent and Timer J: they
+  are read from the table once, at import, as ``_ON_FINAL_SENT`` and ``_ON_TIMER_J``.)
+* Inputs have the RFC's names (:class:`Input`): a provisional or final response received (or,
+  server side, sent), a request retransmission received, Timers E, F, J and K fired, a
+  transport error.  Timers K and J are zero on reliable transports (§17.1.2.2, §17.2.2): the
+  transaction still takes the transition, at once.
+* An input the table does not list for the current state is a bug of the caller: it raises
+  :class:`~emulator.sip.errors.LocalProtocolError` and leaves the state unchanged.  Inputs
+  that the RFC says are absorbed (a late response, a late timer) are absorbed before the table
+  is consulted, where the code says so.
+
 State tables (RFC 3261 Figures 6 and 8)::
 
     client: trying --1xx--> proceeding --final--> completed --K--> terminated
             trying/proceeding --F--> terminated (TimedOut) ; --transport error--> terminated
-    server: trying --1xx--> proceeding --final--> completed --J--> terminated
+    server: trying --final sent--> completed --J--> terminated
+            completed --request retransmitted--> completed (the final response again)
 """
 
 from __future__ import annotations
@@ -22,6 +39,7 @@ from emulator.sip.errors import LocalProtocolError
 __all__ = [
     "ClientOutcome",
     "ClientTransaction",
+    "Input",
     "ServerTransactionTable",
     "State",
     "TimerSettings",
@@ -68,22 +86,64 @@ class ClientOutcome(Enum):
     TRANSPORT_ERROR = "transport-error"
 
 
-# (state, input) -> next state; inputs: "1xx", "final", "E", "F", "K", "error".
-_CLIENT_TABLE: dict[tuple[State, str], State] = {
-    (State.TRYING, "1xx"): State.PROCEEDING,
-    (State.TRYING, "final"): State.COMPLETED,
-    (State.TRYING, "E"): State.TRYING,
-    (State.TRYING, "F"): State.TERMINATED,
-    (State.TRYING, "error"): State.TERMINATED,
-    (State.PROCEEDING, "1xx"): State.PROCEEDING,
-    (State.PROCEEDING, "final"): State.COMPLETED,
-    (State.PROCEEDING, "E"): State.PROCEEDING,
-    (State.PROCEEDING, "F"): State.TERMINATED,
-    (State.PROCEEDING, "error"): State.TERMINATED,
-    (State.COMPLETED, "1xx"): State.COMPLETED,  # late retransmissions are absorbed
-    (State.COMPLETED, "final"): State.COMPLETED,
-    (State.COMPLETED, "K"): State.TERMINATED,
+class Input(Enum):
+    """What drives a transaction (RFC 3261 §17.1.2.2, §17.2.2 names)."""
+
+    PROVISIONAL = "1xx"
+    """A provisional response received (client) or sent (server)."""
+    FINAL = "final"
+    """A final response (200-699) received (client) or sent (server)."""
+    REQUEST_RETRANSMITTED = "request retransmitted"
+    """The request again (server side)."""
+    TIMER_E = "Timer E"
+    """Retransmit the request (client, unreliable transports)."""
+    TIMER_F = "Timer F"
+    """The transaction timed out (client)."""
+    TIMER_K = "Timer K"
+    """Stop absorbing response retransmissions (client; zero on reliable transports)."""
+    TIMER_J = "Timer J"
+    """Stop absorbing request retransmissions (server; zero on reliable transports)."""
+    TRANSPORT_ERROR = "transport error"
+    """The transport reported a failure (§17.1.4)."""
+
+
+_TRYING, _PROCEEDING = State.TRYING, State.PROCEEDING
+_COMPLETED, _TERMINATED = State.COMPLETED, State.TERMINATED
+_1XX, _FINAL, _E, _F, _K = (
+    Input.PROVISIONAL,
+    Input.FINAL,
+    Input.TIMER_E,
+    Input.TIMER_F,
+    Input.TIMER_K,
+)
+
+_CLIENT_TABLE: dict[tuple[State, Input], State] = {
+    (_TRYING, _1XX): _PROCEEDING,
+    (_TRYING, _FINAL): _COMPLETED,
+    (_TRYING, _E): _TRYING,
+    (_TRYING, _F): _TERMINATED,
+    (_TRYING, Input.TRANSPORT_ERROR): _TERMINATED,
+    (_PROCEEDING, _1XX): _PROCEEDING,
+    (_PROCEEDING, _FINAL): _COMPLETED,
+    (_PROCEEDING, _E): _PROCEEDING,
+    (_PROCEEDING, _F): _TERMINATED,
+    (_PROCEEDING, Input.TRANSPORT_ERROR): _TERMINATED,
+    (_COMPLETED, _1XX): _COMPLETED,  # late retransmissions are absorbed
+    (_COMPLETED, _FINAL): _COMPLETED,
+    (_COMPLETED, _K): _TERMINATED,
 }
+"""The client transaction, RFC 3261 Figure 6 (non-INVITE)."""
+
+_SERVER_TABLE: dict[tuple[State, Input], State] = {
+    (_TRYING, _1XX): _PROCEEDING,
+    (_TRYING, _FINAL): _COMPLETED,
+    (_PROCEEDING, _1XX): _PROCEEDING,
+    (_PROCEEDING, _FINAL): _COMPLETED,
+    (_PROCEEDING, Input.REQUEST_RETRANSMITTED): _PROCEEDING,
+    (_COMPLETED, Input.REQUEST_RETRANSMITTED): _COMPLETED,  # the final response again
+    (_COMPLETED, Input.TIMER_J): _TERMINATED,
+}
+"""The server transaction, RFC 3261 Figure 8 (non-INVITE)."""
 
 
 class ClientTransaction:
@@ -138,37 +198,41 @@ class ClientTransaction:
         out, self._outgoing = self._outgoing, []
         return out
 
-    def _step(self, event: str) -> None:
+    def _step(self, event: Input) -> None:
+        """The one place a client transaction changes state (:data:`_CLIENT_TABLE`)."""
         nxt = _CLIENT_TABLE.get((self.state, event))
         if nxt is None:
-            raise LocalProtocolError(f"client transaction: {event} in state {self.state.value}")
+            raise LocalProtocolError(
+                f"client transaction: {event.value} in state {self.state.value}"
+            )
         self.state = nxt
 
     def receive_response(self, status: int, now: float) -> bool:
         """Feed a response; True if it is news for the transaction user (not a retransmission)."""
-        if self.state is State.TERMINATED:
-            return False
+        if self.state is _TERMINATED:
+            return False  # §17.1.3: no transaction matches any more; absorbed
         if status < 200:
-            if self.state is State.TRYING:
-                self._step("1xx")
-                if not self.reliable:
-                    self._interval_e = self.timers.t2  # §17.1.2.2: Proceeding retransmits at T2
-            return self.state is not State.COMPLETED
-        if self.state is State.COMPLETED:
+            was = self.state
+            self._step(_1XX)
+            if was is _TRYING and not self.reliable:
+                self._interval_e = self.timers.t2  # §17.1.2.2: Proceeding retransmits at T2
+            return self.state is not _COMPLETED
+        if self.state is _COMPLETED:
+            self._step(_FINAL)  # a retransmitted final response: absorbed
             return False
-        self._step("final")
+        self._step(_FINAL)
         self.final_status = status
         self.outcome = ClientOutcome.RESPONSE
         self._deadline_e = self._deadline_f = None
         self._deadline_k = now + self.timers.timer_k(self.reliable)
-        if self._deadline_k <= now:
+        if self._deadline_k <= now:  # Timer K is zero (reliable): it fires at once
             self._deadline_k = None
-            self.state = State.TERMINATED
+            self._step(_K)
         return True
 
     def transport_error(self, now: float) -> None:
-        if self.state in (State.TRYING, State.PROCEEDING):
-            self._step("error")
+        if self.state is _TRYING or self.state is _PROCEEDING:  # later: nothing to fail (§17.1.4)
+            self._step(Input.TRANSPORT_ERROR)
             self.outcome = ClientOutcome.TRANSPORT_ERROR
             self._deadline_e = self._deadline_f = self._deadline_k = None
 
@@ -186,20 +250,20 @@ class ClientTransaction:
 
     def handle_timer(self, now: float) -> None:
         if self._deadline_f is not None and now >= self._deadline_f:
-            self._step("F")
+            self._step(_F)
             self.outcome = ClientOutcome.TIMED_OUT
             self._deadline_e = self._deadline_f = None
             return
         if self._deadline_e is not None and now >= self._deadline_e:
-            self._step("E")
+            self._step(_E)
             self._outgoing.append(self.data)
-            if self.state is State.TRYING:
+            if self.state is _TRYING:
                 self._interval_e = min(2 * self._interval_e, self.timers.t2)
             else:
                 self._interval_e = self.timers.t2
             self._deadline_e = now + self._interval_e
         if self._deadline_k is not None and now >= self._deadline_k:
-            self._step("K")
+            self._step(_K)
             self._deadline_k = None
 
     @property
@@ -207,12 +271,29 @@ class ClientTransaction:
         return self.state is State.TERMINATED
 
 
+def _server_step(state: State, event: Input) -> State:
+    """The one place a server transaction changes state (:data:`_SERVER_TABLE`)."""
+    nxt = _SERVER_TABLE.get((state, event))
+    if nxt is None:
+        raise LocalProtocolError(f"server transaction: {event.value} in state {state.value}")
+    return nxt
+
+
+# A registrar answers every request at once, so its server transactions take only these
+# transitions, read from the table once, here (speed: the per-request path looks nothing up;
+# the table stays the one place that says what they are).
+_ON_FINAL_SENT = _server_step(_TRYING, _FINAL)
+_ON_TIMER_J = _server_step(_ON_FINAL_SENT, Input.TIMER_J)
+assert _ON_FINAL_SENT is _COMPLETED and _ON_TIMER_J is _TERMINATED
+
+
 class ServerTransactionTable:
     """Non-INVITE server transactions of one core, reduced to what the state machine does.
 
     A registrar answers every request at once, so each transaction goes straight from Trying to
-    Completed; what remains is §17.2.2's Completed state: for Timer J, a retransmitted request
-    gets the same final response again and is not passed to the core.  Timer J has one value
+    Completed; what remains is §17.2.2's Completed state, held as the transaction's entry in the
+    table (no entry: Terminated, or never seen): for Timer J, a retransmitted request gets the
+    same final response again and is not passed to the core.  Timer J has one value
     per transport, so expiries are FIFO and a deque replaces a timer heap (cheap at 10k/s).
 
     The key is the top Via value as received plus the CSeq method (§17.2.3: branch, sent-by and
@@ -231,12 +312,21 @@ class ServerTransactionTable:
         return self._responses.get(key)
 
     def completed(self, key: tuple[str, str], response: bytes, now: float, reliable: bool) -> None:
-        """Record the final response sent; reliable transports need no Completed state."""
-        if reliable:
+        """The final response was sent: the transaction is Completed, and at once Terminated
+        on a reliable transport (Timer J is zero there)."""
+        if reliable:  # _ON_FINAL_SENT, then at once _ON_TIMER_J (Timer J is zero)
             return
         if key not in self._responses:
             self._expiry.append((now + self.timers.timer_j(False), key))
         self._responses[key] = response
+
+    def retransmitted(self, key: tuple[str, str]) -> bytes | None:
+        """A request arrived again: the final response to send again if its transaction is
+        Completed (None: no transaction; the request is new to the core)."""
+        response = self._responses.get(key)
+        if response is not None:
+            _server_step(_COMPLETED, Input.REQUEST_RETRANSMITTED)
+        return response
 
     def next_deadline(self) -> float | None:
         return self._expiry[0][0] if self._expiry else None
@@ -246,7 +336,7 @@ class ServerTransactionTable:
         responses = self._responses
         while expiry and expiry[0][0] <= now:
             _, key = expiry.popleft()
-            responses.pop(key, None)
+            responses.pop(key, None)  # _ON_TIMER_J: Terminated
 
     def __len__(self) -> int:
         return len(self._responses)

@@ -4,10 +4,11 @@ on its way (:meth:`Coaster.carry`), checked against what the world's network rea
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from emulator.coasting import Answered, InFlight, Path
 from emulator.net import Action, Flow, Send
+from emulator.sim import coasting
 from emulator.sim.world import World
 from emulator.sip.framing import PING, PONG
 
@@ -47,14 +48,11 @@ class Recorder:
 
 class Answerer(Recorder):
     """Answers every datagram at once on the flow it came in on, as a pool does a heartbeat
-    (``heartbeat_coast``: the world takes it for a pool, until pools have cycles)."""
+    (:func:`world` has the coordinator take it for a pool)."""
 
     def receive(self, data: bytes, flow: Flow, now: float) -> None:
         super().receive(data, flow, now)
         self.send(flow, b"re:" + data)
-
-    def heartbeat_coast(self, paths: Mapping[str, object]) -> bool:
-        return False
 
 
 def world() -> tuple[World, Recorder, int, Answerer, int]:
@@ -63,6 +61,7 @@ def world() -> tuple[World, Recorder, int, Answerer, int]:
     pool = Answerer()
     c = w.add_core("client", client, [(CLIENT, "udp", 5060)])
     p = w.add_core("pool", pool, [(POOL, "udp", 5060), (POOL, "tcp", 5060)], answers_pings=True)
+    w._coaster.kinds[p] = coasting._POOL  # a stand-in for a Pool: it answers heartbeats
     w.network.add_host(OTHER)
     return w, client, c, pool, p
 

@@ -9,11 +9,14 @@ import pytest
 from emulator.sip.errors import LocalProtocolError
 from emulator.sip.transaction import (
     _CLIENT_TABLE,
+    _SERVER_TABLE,
     ClientOutcome,
     ClientTransaction,
+    Input,
     ServerTransactionTable,
     State,
     TimerSettings,
+    _server_step,
 )
 
 REQUEST = b"REGISTER sip:example.com SIP/2.0\r\n...\r\n\r\n"
@@ -206,15 +209,12 @@ def test_starting_twice_is_a_local_error_and_changes_nothing() -> None:
     assert transaction.next_deadline() == 0.5
 
 
-_EVENTS = ("1xx", "final", "E", "F", "K", "error")
-
-
 @pytest.mark.parametrize(
     ("state", "event"),
-    [(s, e) for s, e in itertools.product(State, _EVENTS) if (s, e) not in _CLIENT_TABLE],
+    [(s, e) for s, e in itertools.product(State, Input) if (s, e) not in _CLIENT_TABLE],
 )
 def test_every_transition_missing_from_the_table_raises_and_keeps_the_state(
-    state: State, event: str
+    state: State, event: Input
 ) -> None:
     transaction = ClientTransaction("k", REQUEST, reliable=False)
     transaction.state = state
@@ -225,10 +225,30 @@ def test_every_transition_missing_from_the_table_raises_and_keeps_the_state(
 
 def test_the_table_follows_rfc_3261_figure_6() -> None:
     assert not any(state is State.TERMINATED for state, _ in _CLIENT_TABLE)
-    assert _CLIENT_TABLE[State.TRYING, "F"] is State.TERMINATED
-    assert _CLIENT_TABLE[State.PROCEEDING, "final"] is State.COMPLETED
-    assert (State.COMPLETED, "E") not in _CLIENT_TABLE
-    assert (State.COMPLETED, "F") not in _CLIENT_TABLE
+    assert _CLIENT_TABLE[State.TRYING, Input.TIMER_F] is State.TERMINATED
+    assert _CLIENT_TABLE[State.PROCEEDING, Input.FINAL] is State.COMPLETED
+    assert (State.COMPLETED, Input.TIMER_E) not in _CLIENT_TABLE
+    assert (State.COMPLETED, Input.TIMER_F) not in _CLIENT_TABLE
+    assert not any(event is Input.TIMER_J for _, event in _CLIENT_TABLE)  # server only
+
+
+def test_the_server_table_follows_rfc_3261_figure_8() -> None:
+    assert not any(state is State.TERMINATED for state, _ in _SERVER_TABLE)
+    assert _SERVER_TABLE[State.TRYING, Input.FINAL] is State.COMPLETED
+    assert _SERVER_TABLE[State.COMPLETED, Input.REQUEST_RETRANSMITTED] is State.COMPLETED
+    assert _SERVER_TABLE[State.COMPLETED, Input.TIMER_J] is State.TERMINATED
+    assert not any(
+        event in (Input.TIMER_E, Input.TIMER_F, Input.TIMER_K) for _, event in _SERVER_TABLE
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "event"),
+    [(s, e) for s, e in itertools.product(State, Input) if (s, e) not in _SERVER_TABLE],
+)
+def test_every_server_transition_missing_from_the_table_raises(state: State, event: Input) -> None:
+    with pytest.raises(LocalProtocolError):
+        _server_step(state, event)
 
 
 # -- server: Timer J -----------------------------------------------------------------------------

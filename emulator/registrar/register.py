@@ -1,0 +1,417 @@
+"""The REGISTER rules of a registrar pool (RFC 3261 §10.3, MS-SIPREGE), sans-IO.
+
+REGISTER handling, in order (protocol-notes §5):
+
+1. user unknown -> ``registrar.unknown_user`` (404);
+2. a Director -> 301 naming the home pool (q=0.7) and its backup (q=0.3) [DD-BLOG, TN-CSVR];
+3. the user's home pool -> 200 with ``presence-state`` (MS-SIPREGE §2.2.1.4, §4);
+4. the home pool's backup -> while the home pool is failed over: 200 in resiliency mode
+   (``is-connected-to-primary="no";user-services-state=unavailable``); before that the
+   ``registrar.before_failover`` answer (emulator choice; default 301 home);
+5. any other pool -> the same 301 as a Director.
+
+The 200 itself is written by :func:`.reply.ok_bytes`.  The parse caches below are the speed
+of this path: a client refreshes with the same To, Contact and, but for the tag, From as
+before, so each is parsed once per client, not per request (benchmarks/sip_bench.py,
+docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from collections.abc import Mapping
+
+from emulator.admin import Directory
+from emulator.net import Flow, TransportName
+from emulator.registrar.bindings import Binding, BindingStore
+from emulator.registrar.endpoints import PoolEndpoints, registrar_uri
+from emulator.registrar.events import BindingAdded, BindingRefreshed, BindingRemoved
+from emulator.registrar.monitor import PeerMonitor, PeerState
+from emulator.registrar.outgoing import Outbox
+from emulator.registrar.reply import ok_bytes
+from emulator.sip.errors import SipError
+from emulator.sip.headers import (
+    Diagnostics,
+    KeepAlive,
+    NameAddr,
+    PresenceState,
+    make_response,
+    parse_contacts,
+)
+from emulator.sip.message import Headers, Request, Response
+from emulator.sip.uri import normalize_aor
+from emulator.topology import PoolSpec, Topology
+from emulator.values import immutable
+
+__all__ = ["RegisterRules"]
+
+_CACHE_LIMIT = 200_000
+"""Entries per parse cache below (bounded: the keys come from the network).  A cache that is
+full stops learning; what it holds stays valid, because every cached value is a pure function
+of its key."""
+
+
+@immutable
+class _Contact:
+    """One Contact of a REGISTER, reduced to what ``_accept`` uses (cached per header value)."""
+
+    uri: str
+    expires: int | None
+    """Its ``expires`` parameter (RFC 3261 §10.2.1.1)."""
+    instance: str | None
+    """``+sip.instance``, unquoted (MS-SIPREGE §3.1.1.1)."""
+    binding_contact: str
+    """The contact as a binding stores and reports it: without ``expires`` and ``q``."""
+
+
+class RegisterRules:
+    """What a pool answers to a REGISTER, and the bindings it keeps (RFC 3261 §10.3)."""
+
+    __slots__ = (
+        "_aor_cache",
+        "_bindings",
+        "_box",
+        "_contact_cache",
+        "_epid_cache",
+        "_keep_alive_line",
+        "_monitors",
+        "_presence_cache",
+        "directory",
+        "endpoints",
+        "fqdn",
+        "is_director",
+        "rng",
+        "settings",
+        "topology",
+    )
+
+    def __init__(
+        self,
+        spec: PoolSpec,
+        topology: Topology,
+        endpoints: Mapping[str, PoolEndpoints],
+        rng: random.Random,
+        *,
+        directory: Directory,
+        bindings: BindingStore,
+        monitors: Mapping[str, PeerMonitor],
+        box: Outbox,
+    ) -> None:
+        self.fqdn = spec.fqdn
+        self.is_director = spec.is_director
+        self.topology = topology
+        self.settings = topology.registrar
+        self.endpoints = endpoints
+        self.rng = rng
+        self.directory = directory
+        self._bindings = bindings
+        self._monitors = monitors
+        self._box = box
+        self._aor_cache: dict[str, str] = {}
+        self._contact_cache: dict[str | tuple[str, ...], tuple[_Contact, ...]] = {}
+        self._epid_cache: dict[str, str | None] = {}
+        self._presence_cache: dict[tuple[str, bool, bool], str] = {}
+        self._keep_alive_line = "ms-keep-alive: " + str(
+            KeepAlive(
+                "UAS",
+                (("tcp", False), ("hop-hop", True), ("end-end", False)),
+                self.settings.keep_alive_timeout,
+            )
+        )
+
+    def tag(self) -> str:
+        """A To tag for a response: 48 random bits as 12 hex digits."""
+        # "%" formatting: the same 12 hex digits as f"{n:012x}" in half the time (a tag per
+        # request; speed).
+        return "%012x" % self.rng.getrandbits(48)  # noqa: UP031
+
+    def aor(self, request: Request) -> str:
+        to = request.headers.get("to") or ""
+        aor = self._aor_cache.get(to)
+        if aor is None:
+            aor = normalize_aor(NameAddr.parse(to).uri)
+            if len(self._aor_cache) < _CACHE_LIMIT:
+                self._aor_cache[to] = aor
+        return aor
+
+    def aor_quiet(self, request: Request) -> str:
+        try:
+            return self.aor(request)
+        except SipError:
+            return "?"
+
+    def register(self, request: Request, flow: Flow, now: float, services: str) -> Response | bytes:
+        """The answer to a REGISTER: a Response to finish, or the 200 as wire bytes.
+        ``services``: the pool's user services mode (its back end: full, limited...)."""
+        settings = self.settings
+        aor = self.aor(request)
+        home = self.directory.get(aor)
+        if home is None:
+            return make_response(request, settings.unknown_user, to_tag=self.tag())
+        if home == self.fqdn and not self.is_director:
+            return self._accept(request, flow, now, aor, None, services)
+        monitor = self._monitors.get(home)
+        if monitor is None:
+            return self.redirect(request, home)
+        if monitor.serving_users:
+            return self._accept(request, flow, now, aor, home, services)
+        for binding in self._bindings.of(aor):
+            # Left by failback = "redirect-on-refresh": this refresh is the one sent home.
+            if binding.home == home:
+                self._bindings.remove(aor, binding.instance)
+                self._box.events.append(
+                    BindingRemoved(now, self.fqdn, aor, binding.contact, "failback")
+                )
+        if monitor.state is PeerState.HEARTBEAT_LOST:
+            return self._before_failover(request, home)
+        return self.redirect(request, home)
+
+    def _accept(
+        self,
+        request: Request,
+        flow: Flow,
+        now: float,
+        aor: str,
+        resiliency_for: str | None,
+        mode: str,
+    ) -> Response | bytes:
+        """RFC 3261 §10.3 steps 6-8 for a user this pool serves (home, or failed over here)."""
+        settings = self.settings
+        headers = request.headers
+        contacts = self._contacts(headers)
+        if settings.require_endpoint_id:
+            epid = self._epid(headers.get("from") or "")
+            if not epid and not any(c.instance for c in contacts):
+                response = make_response(request, 400, to_tag=self.tag())
+                response.headers.add(
+                    "ms-diagnostics", str(Diagnostics(4010, "Missing epid and sip.instance"))
+                )
+                return response
+        header_expires = headers.get("expires")
+        if header_expires is not None and not header_expires.strip().isdigit():
+            raise SipError(f"bad Expires {header_expires!r}")
+        default = int(header_expires) if header_expires is not None else settings.default_expires
+        call_id = request.call_id
+        survivable = _survivable(headers)
+        services = mode == "full" if resiliency_for is None else False
+        if resiliency_for is None and not services and not survivable:
+            # MS-SIPREGE §2.2.1.13 (4165): user services are down and this endpoint cannot
+            # register without them.  Answering 480 is an emulator choice (docs/backends.md).
+            response = make_response(request, 480, to_tag=self.tag())
+            response.headers.add(
+                "ms-diagnostics-public",
+                str(
+                    Diagnostics(
+                        4165,
+                        "User services unavailable and the endpoint does not "
+                        "support survivable mode",
+                    )
+                ),
+            )
+            return response
+        # parse_message has checked the CSeq of every request (parse_cseq): the number is the
+        # digits before the first space; reading it so is cheaper than parsing it again.
+        cseq = int((headers.get("cseq") or "").strip().partition(" ")[0])
+        to_tag = self.tag()
+        events = self._box.events
+        bindings = self._bindings
+
+        if len(contacts) == 1 and contacts[0].uri == "*":
+            if default != 0:
+                raise SipError("Contact: * is allowed only with Expires: 0 (§10.2.2)")
+            for binding in bindings.remove_all(aor):
+                events.append(BindingRemoved(now, self.fqdn, aor, binding.contact, "unregistered"))
+            return self._ok(request, aor, to_tag, None, call_id, now)
+
+        action: str | None = None
+        epid = None
+        for contact in contacts:
+            expires = contact.expires
+            if expires is None:
+                expires = default
+            if 0 < expires < settings.min_expires and expires < 3600:  # §10.3 step 7
+                response = make_response(request, 423, to_tag=to_tag)
+                response.headers.add("Min-Expires", str(settings.min_expires))
+                return response
+            expires = min(expires, settings.max_expires)
+            if epid is None:
+                epid = self._epid(headers.get("from") or "") or ""
+            instance = contact.instance or epid or contact.uri
+            existing = bindings.get(aor, instance)
+            if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
+                raise SipError(
+                    "CSeq not higher than the binding's (§10.3 step 7)",
+                    500,
+                    "Server Internal Error",
+                )
+            if expires == 0:
+                if existing is not None:
+                    bindings.remove(aor, instance)
+                    events.append(
+                        BindingRemoved(now, self.fqdn, aor, existing.contact, "unregistered")
+                    )
+                continue
+            expires_at = now + expires
+            binding = Binding(
+                aor,
+                instance,
+                contact.binding_contact,
+                flow,
+                call_id,
+                cseq,
+                expires_at,
+                existing.registered_at if existing else now,
+                resiliency_for is not None,
+                resiliency_for,
+                survivable,
+            )
+            bindings.put(binding)
+            if existing is None:
+                action = "added"
+                events.append(
+                    BindingAdded(
+                        now, self.fqdn, aor, binding.contact, expires_at, resiliency_for is not None
+                    )
+                )
+            else:
+                action = action or "refreshed"
+                events.append(BindingRefreshed(now, self.fqdn, aor, binding.contact, expires_at))
+        if action is None:  # a query (§10.3 step 6 with no Contact) or only removals
+            return self._ok(request, aor, to_tag, None, call_id, now)
+        presence = self._presence(action, resiliency_for is None, services)
+        return self._ok(request, aor, to_tag, presence, call_id, now)
+
+    def _ok(
+        self,
+        request: Request,
+        aor: str,
+        to_tag: str,
+        presence: str | None,
+        call_id: str,
+        now: float,
+    ) -> bytes:
+        """The 200, serialized (:func:`.reply.ok_bytes`)."""
+        return ok_bytes(
+            request.headers,
+            to_tag,
+            self._bindings.of(aor),
+            now,
+            keep_alive_line=self._keep_alive_line,
+            presence=presence,
+            call_id=call_id,
+        )
+
+    def _presence(self, action: str, home: bool, services: bool) -> str:
+        """MS-SIPREGE §2.2.1.4 presence-state of a 200: on the home pool or not (a backup in
+        resiliency mode), and whether user services (the back end) are available."""
+        key = (action, home, services)
+        text = self._presence_cache.get(key)
+        if text is None:  # a handful of possible values: formatted once each
+            text = self._presence_cache[key] = str(
+                PresenceState(
+                    action,
+                    "central",
+                    is_connected_to_primary=home,
+                    user_services_available=services,
+                )
+            )
+        return text
+
+    def _contacts(self, headers: Headers) -> tuple[_Contact, ...]:
+        """The Contacts of a REGISTER (RFC 3261 §10.3 step 7), parsed once per distinct value."""
+        values = headers.get_all("contact")
+        # One Contact line is the rule: its text is the key (a tuple would cost memory).
+        key = values[0] if len(values) == 1 else tuple(values)
+        contacts = self._contact_cache.get(key)
+        if contacts is None:
+            contacts = tuple(
+                _Contact(
+                    address.uri,
+                    address.expires,
+                    address.param("+sip.instance"),
+                    str(NameAddr(address.uri, address.display, _binding_params(address))),
+                )
+                for address in parse_contacts(headers)  # raises SipError: nothing cached
+            )
+            if len(self._contact_cache) < _CACHE_LIMIT:
+                self._contact_cache[key] = contacts
+        return contacts
+
+    def _epid(self, from_value: str) -> str | None:
+        """The ``epid`` parameter of a From value (MS-SIPREGE §3.1.1.1); raises SipError.
+
+        Cached on the value without its trailing ``;tag=TOKEN``: a client sends a new tag with
+        every REGISTER (SIPp does), and a plain token at the very end of the value can change
+        neither how the rest parses nor the epid, so every value with the same rest parses the
+        same.  Values of any other shape are cached whole.
+        """
+        key = from_value
+        at = from_value.rfind(";tag=")
+        if at >= 0:
+            tag = from_value[at + 5 :]
+            if tag and not tag.strip(_TOKEN_CHARACTERS):  # nothing but token characters
+                key = from_value[:at]
+        try:
+            return self._epid_cache[key]
+        except KeyError:
+            pass
+        epid = NameAddr.parse(from_value).param("epid")  # raises SipError: nothing cached
+        if len(self._epid_cache) < _CACHE_LIMIT:
+            self._epid_cache[key] = epid
+        return epid
+
+    def redirect(self, request: Request, home: str) -> Response:
+        """``301 Redirect request to Home Server``: home q=0.7, its backup q=0.3 [DD-BLOG]."""
+        settings = self.settings
+        response = make_response(request, 301, settings.redirect_reason, to_tag=self.tag())
+        came_over = _transport_of(request)
+        response.headers.add(
+            "Contact", f"<{self.registrar_uri(home, came_over)}>;q={settings.primary_q}"
+        )
+        backup = self.topology.pool(home).backup
+        if backup is not None:
+            response.headers.add(
+                "Contact", f"<{self.registrar_uri(backup, came_over)}>;q={settings.backup_q}"
+            )
+        if settings.redirect_expires:
+            response.headers.add("Expires", str(settings.redirect_expires))
+        return response
+
+    def _before_failover(self, request: Request, home: str) -> Response:
+        """A failed-looking primary's user before failover: an emulator choice (§6)."""
+        behaviour = self.settings.before_failover
+        if behaviour == "redirect":
+            return self.redirect(request, home)
+        if behaviour == "service-unavailable":
+            response = make_response(request, 503, to_tag=self.tag())
+            response.headers.add("Retry-After", str(self.settings.retry_after))
+            return response
+        return make_response(request, 480, to_tag=self.tag())
+
+    def registrar_uri(self, fqdn: str, came_over: TransportName) -> str:
+        """A pool's SIP URI for a 301 Contact or P-Preferred-Registrar."""
+        return registrar_uri(self.settings, self.endpoints[fqdn], fqdn, came_over)
+
+
+# RFC 3261 §25.1 token: no quote, bracket, comma, semicolon, equals sign or white space.
+_TOKEN_CHARACTERS = string.ascii_letters + string.digits + ".!%*_+`'~-"
+
+
+def _survivable(headers: Headers) -> bool:
+    """``Supported: ms-userservices-state-notification`` (MS-SIPREGE §2.2.1.5)."""
+    return any(
+        "ms-userservices-state-notification" in value.lower()
+        for value in headers.get_all("supported")
+    )
+
+
+def _binding_params(contact: NameAddr) -> tuple[tuple[str, str | None], ...]:
+    # The registrar reports expiry itself; q and expires in the request are not echoed twice.
+    return tuple(p for p in contact.params if p[0] not in ("expires", "q"))
+
+
+def _transport_of(request: Request) -> TransportName:
+    via = request.headers.get("via") or ""
+    proto = via.split(" ", 1)[0].rsplit("/", 1)[-1].lower()
+    return proto if proto in ("udp", "tcp", "tls") else "udp"  # type: ignore[return-value]
