@@ -42,15 +42,16 @@ def draws(sim: SimulatedDeployment) -> dict[str, tuple[object, int]]:
     so the To tag of its answer is not drawn (docs/simulation.md, Coasting: what differs).
     """
     out = {name: (agent.rng.getstate(), agent._cseq) for name, agent in sim.agents.items()}
-    for fqdn in sim._pool_index:
-        if not _heartbeaten(sim, fqdn):
+    running = [fqdn for fqdn, state in sim.pool_states().items() if state != "stopped"]
+    for fqdn in running:  # a stopped pool has no core (and no generator) until it starts
+        if not _heartbeaten(sim, fqdn, running):
             out[fqdn] = (sim.pool(fqdn).rng.getstate(), 0)
     return out
 
 
-def _heartbeaten(sim: SimulatedDeployment, fqdn: str) -> bool:
-    """Whether another pool sends ``fqdn`` heartbeats (it backs ``fqdn`` up)."""
-    return any(fqdn in p.heartbeater.monitors for p in map(sim.pool, sim._pool_index))
+def _heartbeaten(sim: SimulatedDeployment, fqdn: str, running: list[str]) -> bool:
+    """Whether another running pool sends ``fqdn`` heartbeats (it backs ``fqdn`` up)."""
+    return any(fqdn in sim.pool(p).heartbeater.monitors for p in running)
 
 
 def run(
