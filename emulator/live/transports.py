@@ -36,7 +36,7 @@ import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
-from emulator.net import Address, CloseFlow, Flow, Send, TransportName
+from emulator.net import Action, Address, CloseFlow, Effect, Flow, Send, TransportName
 from emulator.sip.errors import SipError
 from emulator.sip.framing import PONG, KeepAlivePing, StreamFramer
 
@@ -79,7 +79,7 @@ class Core(Protocol):
 
     def next_deadline(self) -> float | None: ...
 
-    def actions(self) -> list[Send | CloseFlow]: ...
+    def actions(self) -> Sequence[Action]: ...
 
     def events(self) -> Sequence[object]: ...
 
@@ -436,8 +436,10 @@ class CoreDriver:
     :meth:`close`) binds those same ports again.  The core is attached after binding
     (:meth:`attach`), because a pool core must know every pool's real ports.
 
-    ``on_events`` receives each non-empty batch of ``core.events()``.  ``debug`` receives one
-    line per datagram, connection and socket error; it is off on the hot path unless given.
+    ``on_events`` receives each non-empty batch of ``core.events()``; ``on_effect`` performs
+    each :class:`~emulator.net.Effect` action (a client's cache write), after the input.
+    ``debug`` receives one line per datagram, connection and socket error; it is off on the
+    hot path unless given.
     """
 
     def __init__(
@@ -449,6 +451,7 @@ class CoreDriver:
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
         on_events: Callable[[Sequence[object]], None] | None = None,
+        on_effect: Callable[[Effect], None] | None = None,
         debug: Callable[[str], None] | None = None,
         expect_pongs: bool = False,
         time_scale: float = 1.0,
@@ -465,6 +468,7 @@ class CoreDriver:
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
         self._on_events = on_events
+        self._on_effect = on_effect
         self._debug_log = debug
         self.expect_pongs = expect_pongs
         self.time_scale = time_scale
@@ -779,8 +783,12 @@ class CoreDriver:
             for action in actions:
                 if type(action) is Send:
                     self._send(action.flow, action.data)
-                else:
+                elif type(action) is CloseFlow:
                     self._close_flow(action.flow)
+                elif self._on_effect is not None and isinstance(action, Effect):
+                    self._on_effect(action)  # the host performs it (a client's cache write)
+                else:
+                    raise TypeError(f"{self.name} asked for {action!r}, which nothing performs")
             actions = core.actions()
         events = core.events()
         if events and self._on_events is not None:

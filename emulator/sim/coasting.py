@@ -6,9 +6,10 @@ answered or vanishing), changing nothing.  While a core waits for nothing else a
 involved are fixed (reachable with no loss, jitter or duplication, so the network draws
 nothing; or certainly cut) the world skips them: the core is told the delays, the world arms
 the core's next *other* deadline instead, and when anything reaches the core (a timer, bytes,
-a failure, a command, any network change) the core first catches up to now (Agent.coast,
-Pool.coast_heartbeats) with the arithmetic the packets would have had; what is still on its way
-then is sent for real and arrives when it would have.  docs/simulation.md, Coasting.
+a failure, a command, any network change) the core first catches up to now (a client's
+cycles through the protocol of emulator/coasting.py, Pool.coast_heartbeats) with the
+arithmetic the packets would have had; what is still on its way then is sent for real and
+arrives when it would have.  docs/simulation.md, Coasting.
 
 Rules of this file:
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from emulator.coasting import Answered, Coasting, Cycle, Path
 from emulator.net import Flow, Send
 from emulator.sim.agenda import DATAGRAM, PONG
 
@@ -36,27 +38,26 @@ if TYPE_CHECKING:
 
 __all__ = ["Coaster"]
 
-# What a core can coast: nothing, client keep-alives, pool heartbeats.
-_NONE, _AGENT, _POOL = 0, 1, 2
+# What a core can coast: nothing, its cycles (emulator/coasting.py: a client's keep-alives
+# and failback probes), pool heartbeats.
+_NONE, _CYCLES, _POOL = 0, 1, 2
 
 
 def _coaster(core: object) -> int:
-    if hasattr(core, "keepalive_coast"):
-        return _AGENT
+    if isinstance(core, Coasting):
+        return _CYCLES
     if hasattr(core, "heartbeat_coast"):
         return _POOL
     return _NONE
 
 
 @dataclass(slots=True)
-class _AgentCoast:
-    """What a client is skipping: its answered keep-alives (their flow, one-way delays out
-    and back; flow None: none), its failback probes that vanish (probes True)."""
+class _Skipped:
+    """A cycle a core is coasting, and whether its rounds are answered (keep-alive pings,
+    counted in pings_coasted) or vanish (failback probes, counted in probes_coasted)."""
 
-    flow: Flow | None
-    out: float
-    back: float
-    probes: bool
+    cycle: Cycle
+    answered: bool
 
 
 class Coaster:
@@ -71,9 +72,12 @@ class Coaster:
         """Heartbeat rounds skipped (each would be three events or more)."""
         self.probes_coasted = 0
         """Failback probes to a cut-off primary skipped (two events each)."""
-        self.agents: dict[int, _AgentCoast] = {}
-        """Coasting clients: core index -> what it skips.  The run loop checks it at every
-        input (speed: a dict look-up)."""
+        self.agents: dict[int, list[_Skipped]] = {}
+        """Cores coasting cycles (clients): core index -> the cycles it skips.  The run loop
+        checks it at every input (speed: a dict look-up)."""
+        self._cycling: list[Coasting | None] = []
+        """Per core, the core as a :class:`~emulator.coasting.Coasting` (None: it has no
+        cycles)."""
         # Pools coast across their inputs (they catch up by themselves, Pool.heartbeat_coast):
         # only a network change ends it.
         self.pools: set[int] = set()
@@ -85,6 +89,7 @@ class Coaster:
     def add(self, core: Core) -> None:
         """A core was added to the world (the next index)."""
         self.kinds.append(_coaster(core))
+        self._cycling.append(core if isinstance(core, Coasting) else None)
 
     def replace(self, index: int, core: Core) -> None:
         """A core was swapped for a fresh one (a restarted process): what the old one skipped
@@ -92,6 +97,7 @@ class Coaster:
         self.agents.pop(index, None)
         self.pools.discard(index)
         self.kinds[index] = _coaster(core)
+        self._cycling[index] = core if isinstance(core, Coasting) else None
 
     def start(self, index: int, deadline: float) -> float | None:
         """Begin skipping what ``index`` does periodically, if it can; returns the deadline
@@ -99,9 +105,10 @@ class Coaster:
         world = self._world
         if self.version != world.network.version:
             return deadline  # a change not yet caught up with: network_changed will retry
+        cycling = self._cycling[index]
+        if cycling is not None:
+            return self._start_cycles(index, cycling, deadline)
         core: Any = world._cores[index]
-        if self.kinds[index] == _AGENT:
-            return self._start_agent(index, core, deadline)
         if core.coasting:
             return deadline  # its next_deadline() already leaves the heartbeats out
         flows = core.heartbeat_flows()
@@ -119,51 +126,62 @@ class Coaster:
         after: float | None = core.next_deadline()
         return after
 
-    def _start_agent(self, index: int, core: Any, deadline: float) -> float | None:
-        """:meth:`start` for a client: its keep-alives, its failback probes, or both."""
-        world = self._world
-        probe = core.probe_coast()
-        if probe is not None:
-            flow = probe[0]
-            src, dst = flow.local[0], flow.remote[0]
-            if world.network.reachable(src, dst) or (index, flow) in world._conns:
-                probe = None  # a probe may connect, or a connection is already there
-        plan = core.keepalive_coast()
-        if plan is not None:
-            other = plan[2] if probe is None else core.coast_deadline()
-            if other is not None and other < plan[1]:
-                plan = None  # something else comes first: coast from then on, if at all
+    def _start_cycles(self, index: int, core: Coasting, deadline: float) -> float | None:
+        """:meth:`start` for a core with cycles (a client: its keep-alives, its failback
+        probes, or both).  Each cycle that can (its flows' paths are certain) begins, in the
+        order the core lists them, told the core's next deadline besides it."""
+        if index in self.agents:
+            return deadline  # already coasting: next_deadline() leaves the skipped rounds out
+        skipped: list[_Skipped] | None = None
+        cycles = core.cycles
+        for cycle in cycles:
+            flows = cycle.coast_flows()
+            if flows is None:
+                continue
+            paths: dict[Flow, Path] = {}
+            for flow in flows:
+                path = self._client_path(index, flow)
+                if path is False:
+                    break
+                paths[flow] = path
             else:
-                plan = self._keepalive_path(index, plan[0])
-        if plan is None and probe is None:
+                other = core.deadline_besides_cycles()
+                for each in cycles:
+                    if each is not cycle:
+                        value = each.deadline()
+                        if value is not None and (other is None or value < other):
+                            other = value
+                if cycle.begin_coast(paths, other):
+                    answered = any(path is not None for path in paths.values())
+                    if skipped is None:
+                        skipped = []
+                    skipped.append(_Skipped(cycle, answered))
+        if skipped is None:
             return deadline
-        if plan is None:
-            out = back = 0.0
-            flow = None
-        else:
-            flow, out, back = plan
-        self.agents[index] = _AgentCoast(flow, out, back, probe is not None)
-        after: float | None = core.coast_deadline(
-            keepalive=flow is not None, probes=probe is not None
-        )
+        self.agents[index] = skipped
+        after = self._world._cores[index].next_deadline()
         return after
 
-    def _keepalive_path(self, index: int, flow: Flow) -> tuple[Flow, float, float] | None:
-        """``(flow, out, back)`` when every CRLF ping of ``index`` on ``flow`` is answered
-        after fixed delays while the network stays as it is; None when not certain."""
+    def _client_path(self, index: int, flow: Flow) -> Path | Literal[False]:
+        """What becomes of every message ``index`` sends on its stream ``flow`` while the
+        network stays as it is: Answered (an open connection to a host whose transport answers
+        CRLF pings, after fixed delays), None (no connection yet and the peer unreachable:
+        the SYN vanishes), False when neither is certain."""
         world = self._world
-        conn = world._conns.get((index, flow))
-        if conn is None or conn.state != "open" or conn.a != index:
-            return None
-        if conn.b not in world._pong_servers:
-            return None
         network = world.network
+        conn = world._conns.get((index, flow))
+        if conn is None:
+            if network.reachable(flow.local[0], flow.remote[0]):
+                return False  # it may connect
+            return None
+        if conn.state != "open" or conn.a != index or conn.b not in world._pong_servers:
+            return False
         src, dst = flow.local[0], conn.b_flow.local[0]
         out = network.steady_delay(src, dst)
         back = network.steady_delay(dst, src)
         if out is None or back is None:
-            return None
-        return flow, out, back
+            return False
+        return Answered(out, back)
 
     def _heartbeat_path(self, flow: Flow) -> tuple[float, float] | Literal[False] | None:
         """What becomes of every heartbeat on ``flow`` while the network stays as it is:
@@ -195,21 +213,25 @@ class Coaster:
         core: Any = world._cores[index]
         now = world.now
         if index in self.agents:
-            record = self.agents.pop(index)
-            if record.flow is not None:
-                pong, pings = core.coast(
-                    now, record.flow, record.out, record.back, inclusive=not world._in_call
-                )
-                self.pings_coasted += pings
-                if pong is not None:  # the last ping is on its way: its pong arrives as it would
-                    world._push(pong, (PONG, index, world._hold(record.flow)))
-            if record.probes:
-                # At a timer of its own, what falls due then is left to handle_timer, which
-                # does it in its own order (a probe's draws after a refresh's, say).
-                flow, probes = core.coast_probes(now, inclusive=not (world._in_call or at_timer))
-                self.probes_coasted += probes
-                if flow is not None:  # a probe is on its way: its SYN vanished when sent
-                    world._lost_connection(index, flow)
+            # What falls due exactly now went out already, unless a scenario step acts first
+            # (it was scheduled before the timers due now) or the core's own timer is due now:
+            # handle_timer then does it, in its own order (a probe's draws after a refresh's).
+            inclusive = not (world._in_call or at_timer)
+            for skipped in self.agents.pop(index):
+                cycle = skipped.cycle
+                rounds = cycle.rounds_coasted
+                flights = cycle.end_coast(now, inclusive=inclusive)
+                if skipped.answered:
+                    self.pings_coasted += cycle.rounds_coasted - rounds
+                else:
+                    self.probes_coasted += cycle.rounds_coasted - rounds
+                for flight in flights:
+                    path = flight.path
+                    if path is None:  # its SYN vanished when sent
+                        world._lost_connection(index, flight.send.flow)
+                    else:  # the last ping is on its way: its pong arrives as it would
+                        arrival = flight.sent_at + path.out + path.back
+                        world._push(arrival, (PONG, index, world._hold(flight.send.flow)))
             return
         self.pools.discard(index)
         sends, rounds = core.coast_heartbeats(now, inclusive=not world._in_call)

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.net import Address, Core, Flow, Send
+from emulator.net import Address, CloseFlow, Core, Effect, Flow, Send
 from emulator.sim.agenda import CALL, DATAGRAM, FAIL, PONG, STREAM, TIMER, Agenda, Entry
 from emulator.sim.coasting import Coaster
 from emulator.sim.network import Network
@@ -73,6 +73,7 @@ class World:
         self._cores: list[Core] = []
         self._names: list[str] = []
         self._on_events: list[Callable[[int, Sequence[Any]], None] | None] = []
+        self._on_effects: list[Callable[[int, Effect], None] | None] = []
         self._scheduled: list[float | None] = []
         self._listeners: dict[tuple[str, str, int], int] = {}
         self._conns: dict[tuple[int, Flow], _Conn] = {}
@@ -110,13 +111,17 @@ class World:
         listen: Iterable[tuple[str, str, int]] = (),
         *,
         on_events: Callable[[int, Sequence[Any]], None] | None = None,
+        on_effect: Callable[[int, Effect], None] | None = None,
         answers_pings: bool = False,
     ) -> int:
-        """Attach a core listening on ``(address, transport, port)`` triples; returns its id."""
+        """Attach a core listening on ``(address, transport, port)`` triples; returns its id.
+        ``on_effect`` performs the core's :class:`~emulator.net.Effect` actions (a client's
+        cache writes)."""
         index = len(self._cores)
         self._cores.append(core)
         self._names.append(name)
         self._on_events.append(on_events)
+        self._on_effects.append(on_effect)
         self._scheduled.append(None)
         self._last_flow.append(None)
         self._last_conn.append(None)
@@ -265,6 +270,12 @@ class World:
             self._coaster.network_changed()
         self._flush(index)
 
+    def _perform(self, index: int, effect: Effect) -> None:
+        handler = self._on_effects[index]
+        if handler is None:
+            raise TypeError(f"{self._names[index]} asked for {effect!r}, which nothing performs")
+        handler(index, effect)
+
     def _flush(self, index: int) -> None:
         core = self._cores[index]
         for action in core.actions():
@@ -274,8 +285,10 @@ class World:
                     self._send_datagram(index, flow, action.data)
                 else:
                     self._send_stream(index, flow, action.data)
-            else:
+            elif isinstance(action, CloseFlow):
                 self._close(index, action.flow)
+            else:
+                self._perform(index, action)
         events = core.events()
         if events:
             handler = self._on_events[index]

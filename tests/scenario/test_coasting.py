@@ -47,7 +47,7 @@ def draws(sim: SimulatedDeployment) -> dict[str, tuple[object, int]]:
     """Per client, its generator's state and CSeq counter: a skipped probe must draw and
     count as the real one would, or later identifiers (and backoff delays) differ.  Call it
     after ``world.settle()``."""
-    return {name: (agent.rng.getstate(), agent._cseq) for name, agent in sim.agents.items()}
+    return {name: (agent.rng.getstate(), agent.requests.cseq) for name, agent in sim.agents.items()}
 
 
 def run(

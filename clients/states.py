@@ -1,0 +1,125 @@
+"""The client agent's states: what the user sees, which event may change it to what, and the
+data (with its deadline) each waiting state owns.
+
+Rules of this file:
+
+* The agent's visible state (:data:`~clients.events.ClientState`) changes only through
+  :meth:`StateMachine.apply`, with a typed past-tense event from :mod:`clients.events`.
+  :data:`TRANSITIONS` is the whole of what may happen: for each event type, the states it may
+  come in and the state it leaves (``None``: the state stays, the event reports something
+  else that changed: the primary, the mode, the contacts).
+* An event that the table does not allow in the current state raises
+  :class:`~emulator.sip.errors.LocalProtocolError` and leaves the state unchanged: it is a bug
+  in the agent, not something a peer can cause.
+* Each waiting state owns its deadline: :class:`Backoff` (signed out, waiting to retry),
+  :class:`LossTimer` (registered to a registrar found lost, waiting out the detection
+  timeout), and, in their own modules, the discovery query (:mod:`clients.discovery`), the
+  keep-alive cycle (:mod:`clients.keepalive`) and the failback-probe cycle
+  (:mod:`clients.failback`).  The agent holds each as an object or None; it has no loose
+  ``*_at`` attribute besides its registration refresh.
+
+Sans-IO: no clock; every time is the ``now`` the driver passes in.
+"""
+
+from __future__ import annotations
+
+from clients.events import (
+    BindingLost,
+    ClientState,
+    ClientStateChanged,
+    ContactsChanged,
+    DiscoveryStarted,
+    FailedBack,
+    FailedOver,
+    LookupSent,
+    Loss,
+    Redirected,
+    Registered,
+    RegisterSent,
+    RegistrarLost,
+    ServicesChanged,
+    SignedOut,
+    SignInStarted,
+    TargetRetried,
+)
+from clients.plan import Target
+from emulator.sip.errors import LocalProtocolError
+
+__all__ = ["TRANSITIONS", "Backoff", "LossTimer", "StateMachine"]
+
+_ANY: frozenset[ClientState] = frozenset(("signed-out", "discovering", "registering", "registered"))
+_TRYING: frozenset[ClientState] = frozenset(("discovering", "registering"))
+
+TRANSITIONS: dict[type[ClientStateChanged], tuple[frozenset[ClientState], ClientState | None]] = {
+    # The user's sign-in round (the only round the user watches: background rounds after a
+    # loss or a failed round are notes, docs/clients.md "What the user sees").
+    SignInStarted: (frozenset(("signed-out",)), "registering"),
+    DiscoveryStarted: (frozenset(("signed-out",)), "discovering"),
+    LookupSent: (_TRYING, "discovering"),
+    RegisterSent: (_TRYING, "registering"),
+    TargetRetried: (_TRYING, "registering"),
+    # A 200 to a REGISTER: from a visible round, a background one (signed out), or while
+    # registered (failing back, or after the binding was lost).
+    Registered: (_ANY, "registered"),
+    FailedOver: (_ANY, "registered"),
+    FailedBack: (_ANY, "registered"),
+    BindingLost: (frozenset(("registered",)), "registered"),
+    # Reports while the state stays.
+    Redirected: (_ANY, None),
+    ServicesChanged: (frozenset(("registered",)), None),
+    ContactsChanged: (frozenset(("registered",)), None),
+    # Signing out.  A loss is usually seen while registered; a deregistering NOTIFY may have
+    # moved the agent on before the detection timeout ran out.
+    RegistrarLost: (_ANY, "signed-out"),
+    SignedOut: (_ANY, "signed-out"),
+}
+"""Event type -> (the states it may come in, the state it leaves; None: unchanged)."""
+
+
+class StateMachine:
+    """The visible state and its one door (:meth:`apply`)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state: ClientState = "signed-out"
+
+    def next_state(self, event: type[ClientStateChanged]) -> ClientState:
+        """The state ``event`` leads to from the current one; raises if the table forbids it
+        (the state is unchanged)."""
+        rule = TRANSITIONS.get(event)
+        if rule is None or self.state not in rule[0]:
+            raise LocalProtocolError(f"client: {event.__name__} is not allowed in {self.state}")
+        return self.state if rule[1] is None else rule[1]
+
+    def apply(self, event: ClientStateChanged) -> None:
+        """Take the state ``event`` reports, which must be :meth:`next_state`'s."""
+        state = self.next_state(type(event))
+        if event.state != state:
+            raise LocalProtocolError(
+                f"client: {type(event).__name__} in {self.state} leads to {state}, "
+                f"not {event.state}"
+            )
+        self.state = state
+
+
+class Backoff:
+    """Signed out after a failed round: the next attempt at ``at`` (of ``target`` again, for
+    the profiles that keep retrying one server; else a new round)."""
+
+    __slots__ = ("at", "target")
+
+    def __init__(self, at: float, target: Target | None = None) -> None:
+        self.at = at
+        self.target = target
+
+
+class LossTimer:
+    """The registrar was found lost (``loss``); the agent signs out at ``at``, after the
+    profile's failover detection timeout (docs/clients.md)."""
+
+    __slots__ = ("at", "loss")
+
+    def __init__(self, at: float, loss: Loss) -> None:
+        self.at = at
+        self.loss = loss
