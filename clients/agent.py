@@ -40,13 +40,22 @@ from clients.discovery import DNS_TIMEOUT, DNS_TRIES, Discovery, Query, first_ad
 from clients.events import (
     AgentEvent,
     BindingLost,
+    CacheIgnored,
     ClientActionDone,
     ClientNote,
     ClientState,
     ClientStateChanged,
     ContactsChanged,
+    ContactsFailed,
     ContactsReason,
+    ContactsRefused,
+    DeregistrationNotified,
     DiscoveryStarted,
+    DnsAnswered,
+    DnsTimedOut,
+    ExpiresRaised,
+    FailbackReason,
+    FailbackStarted,
     FailedBack,
     FailedOver,
     Failure,
@@ -54,16 +63,23 @@ from clients.events import (
     LookupSent,
     Loss,
     LossKind,
+    LossNoticed,
+    MessageIgnored,
     Mode,
     Redirected,
+    RedirectReceived,
+    RefreshFoundNew,
     Registered,
     RegisterSent,
     RegistrarLost,
+    RoundFailed,
     RoundReason,
     ServicesChanged,
     SignedOut,
     SignInStarted,
     SignOutReason,
+    StepTaken,
+    TargetFailed,
     TargetRetried,
 )
 from clients.failback import FailbackCycle
@@ -121,12 +137,49 @@ class Agent:
     # Slots: a live fleet runs 10,000 agents in one process, and an instance dict of this
     # many attributes is about 1.6 KB (benchmarks/agents_bench.py, docs/benchmarks.md).
     __slots__ = (
-        "_actions", "_backoff", "_cached", "_events", "_expires", "_failures", "_homeward",
-        "_leaving", "_loss", "_lost_by", "_loud", "_machine", "_now", "_plan", "_redirect_depth",
-        "_refresh_at", "_register_tx", "_timers", "_txs", "backup", "contacts", "cycles",
-        "discovery", "dns_port", "dns_server", "domain", "failback", "keepalive", "local_ip",
-        "mode", "name", "notes", "primary", "profile", "registrar", "registrar_was_primary",
-        "requests", "rng", "sip_port", "stuck_retrying", "user", "wanted",
+        "_actions",
+        "_backoff",
+        "_cached",
+        "_events",
+        "_expires",
+        "_failures",
+        "_homeward",
+        "_leaving",
+        "_loss",
+        "_lost_by",
+        "_loud",
+        "_machine",
+        "_now",
+        "_plan",
+        "_probe_flow",
+        "_redirect_depth",
+        "_refresh_at",
+        "_register_tx",
+        "_timers",
+        "_txs",
+        "backup",
+        "contacts",
+        "cycles",
+        "discovery",
+        "dns_port",
+        "dns_server",
+        "domain",
+        "failback",
+        "keepalive",
+        "local_ip",
+        "mode",
+        "name",
+        "notes",
+        "primary",
+        "profile",
+        "registrar",
+        "registrar_was_primary",
+        "requests",
+        "rng",
+        "sip_port",
+        "stuck_retrying",
+        "user",
+        "wanted",
     )  # fmt: skip
 
     def __init__(
@@ -211,6 +264,7 @@ class Agent:
         # The user watches this round (sign-in until it registers or gives up): its steps are
         # state changes; later rounds are notes (_progress).
         self._loud = False
+        self._probe_flow: tuple[Target, Flow] | None = None
         self._homeward: Target | None = None
         """The registrar a failback is heading for (its 200 is a FailedBack)."""
 
@@ -249,17 +303,17 @@ class Agent:
     def sign_out(self, now: float, *, unregister: bool = True) -> None:
         """Sign out; ``unregister=False`` models a crash (the binding is left to expire)."""
         self._now = now
-        if unregister and self.registrar is not None and self.registrar_flow is not None:
+        if unregister and self.registrar is not None and self.keepalive.flow is not None:
             self._send_register(
-                now, self.registrar, _Purpose.UNREGISTER, expires=0, flow=self.registrar_flow
+                now, self.registrar, _Purpose.UNREGISTER, expires=0, flow=self.keepalive.flow
             )
         for entry in self._txs.values():
             if entry.purpose is not _Purpose.UNREGISTER:
                 self._close(entry.flow)
         self._txs = {k: v for k, v in self._txs.items() if v.purpose is _Purpose.UNREGISTER}
-        if self.registrar_flow is not None and not unregister:
+        if self.keepalive.flow is not None and not unregister:
             # _close spares the registrar's flow: forget it first, or it is never closed.
-            flow, self.registrar_flow = self.registrar_flow, None
+            flow, self.keepalive.flow = self.keepalive.flow, None
             self._close(flow)
         self.wanted = False
         keep = self._txs
@@ -274,19 +328,23 @@ class Agent:
         if not self.profile.contact_list:
             self._action_done(now, "add-contact", False, f"{self.profile.name} has no contact list")
             return
-        if self.state != "registered" or self.registrar is None or self.registrar_flow is None:
+        if (
+            self._machine.state != "registered"
+            or self.registrar is None
+            or self.keepalive.flow is None
+        ):
             self._action_done(now, "add-contact", False, "not signed in")
             return
-        flow = self.registrar_flow
+        flow = self.keepalive.flow
         request = self.requests.set_contact(flow, uri)
         entry = self._start_tx(now, request, flow, _Purpose.ADD_CONTACT, self.registrar)
         entry.detail = uri
 
     def _fetch_contacts(self, now: float) -> None:
         """SUBSCRIBE to the contact list (Lync does after every sign-in); the 200 carries it."""
-        if not self.profile.contact_list or self.registrar is None or self.registrar_flow is None:
+        if not self.profile.contact_list or self.registrar is None or self.keepalive.flow is None:
             return
-        flow = self.registrar_flow
+        flow = self.keepalive.flow
         request = self.requests.subscribe_contacts(flow)
         self._start_tx(now, request, flow, _Purpose.CONTACTS, self.registrar)
 
@@ -295,7 +353,8 @@ class Agent:
             self._set_contacts(now, _count_contacts(response.body), ContactsReason.FETCHED)
         else:
             why = _diagnostic(response)
-            self._note(now, f"contact list refused: {response.status} {why}")
+            if self.notes:
+                self._note(ContactsRefused(now, self.name, response.status, why))
             self._set_contacts(now, None, ContactsReason.UNAVAILABLE, response.status)
 
     def _set_contacts(
@@ -304,7 +363,7 @@ class Agent:
         if count == self.contacts:
             return
         self.contacts = count
-        if self.state == "registered":
+        if self._machine.state == "registered":
             self._change(now, ContactsChanged, reason, status)
 
     def _action_done(self, now: float, action: str, ok: bool, detail: str) -> None:
@@ -340,11 +399,18 @@ class Agent:
 
     def next_deadline(self) -> float | None:
         best = self.deadline_besides_cycles()
-        value = self.keepalive.deadline()
-        if value is not None and (best is None or value < best):
-            best = value
-        value = self.failback.deadline()
-        if value is not None and (best is None or value < best):
+        # The cycles' deadline(), inlined (this runs after every input).
+        keepalive = self.keepalive
+        if not keepalive.coasting:
+            value = keepalive.at
+            if value is not None and (best is None or value < best):
+                best = value
+            value = keepalive.pong_at
+            if value is not None and (best is None or value < best):
+                best = value
+        failback = self.failback
+        value = failback.at
+        if value is not None and not failback.coasting and (best is None or value < best):
             best = value
         return best
 
@@ -389,7 +455,8 @@ class Agent:
                 self._actions.append(self.discovery.resend(now, query))
             else:
                 self.discovery.query = None
-                self._note(now, f"DNS {query.qtype} {query.name}: no answer")
+                if self.notes:
+                    self._note(DnsTimedOut(now, self.name, query.qtype, query.name))
                 self._dns_failed(now, query)
         keepalive = self.keepalive
         if keepalive.pong_at is not None and now >= keepalive.pong_at:
@@ -427,7 +494,7 @@ class Agent:
                 entry.tx.transport_error(now)
                 del self._txs[key]
                 self._tx_failed(entry, now, Failure(FailureKind.CONNECTION))
-        if flow == self.registrar_flow and self.state == "registered":
+        if flow == self.keepalive.flow and self._machine.state == "registered":
             self._registrar_lost(now, Loss(LossKind.CONNECTION_LOST))
 
     def receive(self, data: bytes, flow: Flow, now: float) -> None:
@@ -452,7 +519,8 @@ class Agent:
         try:
             message = parse_message(data, stream=flow.reliable)
         except SipError as exc:
-            self._note(now, f"ignored a malformed message: {exc}")
+            if self.notes:
+                self._note(MessageIgnored(now, self.name, str(exc)))
             return
         if isinstance(message, Response):
             self._receive_response(message, now)
@@ -471,7 +539,7 @@ class Agent:
         next round if it is signed out after losing a registration, or once it loses the one
         it has.  None before its first registration (a round then starts from the cache or
         DNS).  Read by the fuzzer's analysis."""
-        return self._remembered(self.state == "registered" or self._lost)
+        return self._remembered(self._machine.state == "registered" or self._lost)
 
     def _remembered(self, after_loss: bool) -> list[Target]:
         if not after_loss:
@@ -484,7 +552,8 @@ class Agent:
         if self.profile.uses_endpoint_cache:
             cached = self._cached
             if isinstance(cached, CacheUnreadable):
-                self._note(now, f"endpoint cache unreadable: {cached.reason}")
+                if self.notes:
+                    self._note(CacheIgnored(now, self.name, cached.reason))
             elif cached is not None:
                 plan.append(
                     Target(
@@ -499,7 +568,7 @@ class Agent:
         self._redirect_depth = 0
         self._homeward = None
         self.registrar = None
-        self.registrar_flow = None
+        self.keepalive.flow = None
         self.mode = None
         if isinstance(plan[0], Target):
             self._progress(now, SignInStarted, reason)
@@ -539,10 +608,10 @@ class Agent:
         self._failures += 1
         delay = self.profile.backoff.delay(self._failures, self.rng)
         self._backoff = Backoff(now + delay)
-        if self.state != "signed-out":
+        if self._machine.state != "signed-out":
             self._change(now, SignedOut, SignOutReason.NO_REGISTRAR, delay)
         elif self.notes:
-            self._note(now, f"no registrar reachable; retry in {delay:.1f} s")
+            self._note(RoundFailed(now, self.name, delay))
         self._loud = False
 
     def _try_target(self, now: float, target: Target) -> None:
@@ -570,8 +639,8 @@ class Agent:
             return
         query, answer = found
         if self.notes:
-            detail = ", ".join(r.rdata_text() for r in answer.records) or "no records"
-            self._note(now, f"DNS {query.qtype} {query.name}: {answer.rcode}, {detail}")
+            records = tuple(r.rdata_text() for r in answer.records)
+            self._note(DnsAnswered(now, self.name, query.qtype, query.name, answer.rcode, records))
         if not answer.ok:
             self._dns_failed(now, query)
             return
@@ -632,7 +701,7 @@ class Agent:
         entry.expires = expires
         if purpose is _Purpose.REGISTER:
             self._register_tx = entry
-            if self.state != "registered":
+            if self._machine.state != "registered":
                 self._progress(now, RegisterSent, target.host, target.source)
 
     def _start_tx(
@@ -662,7 +731,7 @@ class Agent:
         if purpose is _Purpose.UNREGISTER:
             return
         if purpose is _Purpose.KEEPALIVE:
-            if entry.flow == self.registrar_flow:
+            if entry.flow == self.keepalive.flow:
                 self.keepalive.at = now + self.keepalive.interval
             return
         if purpose is _Purpose.CONTACTS:
@@ -688,7 +757,8 @@ class Agent:
                 self._tx_failed(entry, now, Failure(FailureKind.MIN_EXPIRES, 423, minimum))
                 return
             self._expires = wanted
-            self._note(now, f"423 from {entry.target.host}: retrying with Expires {self._expires}")
+            if self.notes:
+                self._note(ExpiresRaised(now, self.name, entry.target.host, self._expires))
             self._send_register(now, entry.target, purpose, expires=self._expires, flow=entry.flow)
         elif 300 <= status < 400 and purpose is _Purpose.REGISTER:
             self._redirected(now, entry, response)
@@ -700,8 +770,8 @@ class Agent:
                 self._tx_failed(entry, now, Failure(FailureKind.NO_CONTACTS, status))
                 return
             self._close(entry.flow)
-            self.registrar_flow = None
-            self._go_home(now, targets[0], f"refresh redirected by {entry.target.host}")
+            self.keepalive.flow = None
+            self._go_home(now, targets[0], FailbackReason.REFRESH_REDIRECTED, by=entry.target.host)
         else:
             self._tx_failed(entry, now, Failure(FailureKind.STATUS, status, response.reason))
 
@@ -712,8 +782,8 @@ class Agent:
         except SipError:
             contacts = []  # a malformed Contact list: nothing usable, as if empty
         if self.notes:
-            listed = ", ".join(f"{host_of(c.uri)} q={c.q:g}" for c in contacts)
-            self._note(now, f"{response.status} from {entry.target.host}: {listed}")
+            listed = tuple((host_of(c.uri), c.q) for c in contacts)
+            self._note(RedirectReceived(now, self.name, response.status, entry.target.host, listed))
         if not profile.follows_redirect:
             self._close(entry.flow)
             self._tx_failed(
@@ -761,11 +831,12 @@ class Agent:
         if purpose is _Purpose.UNREGISTER:
             return
         if purpose is _Purpose.KEEPALIVE:
-            if entry.flow == self.registrar_flow:
+            if entry.flow == self.keepalive.flow:
                 self._registrar_lost(now, Loss(LossKind.KEEPALIVE_FAILED, failure))
             return
         if purpose is _Purpose.CONTACTS:
-            self._note(now, f"contact list: {failure}")
+            if self.notes:
+                self._note(ContactsFailed(now, self.name, failure))
             return
         if purpose is _Purpose.ADD_CONTACT:
             self._action_done(now, "add-contact", False, f"{entry.detail}: {failure}")
@@ -777,7 +848,8 @@ class Agent:
         if purpose is _Purpose.REFRESH:
             self._registrar_lost(now, Loss(LossKind.REFRESH_FAILED, failure))
             return
-        self._note(now, f"{entry.target.host} failed: {failure}")
+        if self.notes:
+            self._note(TargetFailed(now, self.name, entry.target.host, failure))
         self._close(entry.flow)
         self._register_tx = None
         profile = self.profile
@@ -797,7 +869,7 @@ class Agent:
             # baresip 1.0 retries the same server about 57 s after a 301 it does not follow.
             self._backoff = Backoff(now + profile.redirect_as_failure_retry, entry.target)
             self.stuck_retrying = entry.target.host
-            if self.state != "signed-out":
+            if self._machine.state != "signed-out":
                 self._change(
                     now,
                     SignedOut,
@@ -834,18 +906,16 @@ class Agent:
         if lost_binding:
             # MS-SIPREGE §3.1.1.5.1: "added" (or "fixed") on a refresh means the binding had
             # been lost: treat it as a registration failure and restart registration.
-            self._note(
-                now,
-                f"refresh answered register-action={presence.register_action}: "  # type: ignore[union-attr]
-                "binding lost, registering again",
-            )
-        was_registered = self.state == "registered" and self.registrar == target
+            if self.notes:
+                action = presence.register_action  # type: ignore[union-attr]
+                self._note(RefreshFoundNew(now, self.name, action))
+        was_registered = self._machine.state == "registered" and self.registrar == target
         # Which kind of registration this is, for the event: after a loss, after a failback.
         failed_over = self._lost
         homeward = self._homeward
         failed_back = homeward is not None and homeward.host == target.host
         self.registrar = target
-        self.registrar_flow = entry.flow
+        self.keepalive.flow = entry.flow
         self._register_tx = None
         self._loud = False
         self._failures = 0
@@ -911,7 +981,7 @@ class Agent:
         self._actions.append(SaveCache(entry))
 
     def _refresh(self, now: float) -> None:
-        if self.registrar is None or self.registrar_flow is None:
+        if self.registrar is None or self.keepalive.flow is None:
             return
         first = self.discovery.first_srv_targets
         if (
@@ -925,11 +995,11 @@ class Agent:
             self._next(now)
             return
         self._send_register(
-            now, self.registrar, _Purpose.REFRESH, expires=self._expires, flow=self.registrar_flow
+            now, self.registrar, _Purpose.REFRESH, expires=self._expires, flow=self.keepalive.flow
         )
 
     def _send_keepalive(self, now: float) -> None:
-        flow = self.registrar_flow
+        flow = self.keepalive.flow
         if flow is None or self.registrar is None:
             return
         if flow.reliable:  # RFC 5626 §3.5.1 CRLF ping
@@ -941,9 +1011,11 @@ class Agent:
     # -- failure and failback ---------------------------------------------------------------
 
     def _registrar_lost(self, now: float, loss: Loss) -> None:
-        if self.state != "registered" or self._loss is not None:
+        if self._machine.state != "registered" or self._loss is not None:
             return
-        self._note(now, f"registrar {self.registrar.host if self.registrar else '?'} lost: {loss}")
+        if self.notes:
+            host = self.registrar.host if self.registrar else "?"
+            self._note(LossNoticed(now, self.name, host, loss))
         self._lost_by = loss
         self._refresh_at = None
         self.keepalive.stop()
@@ -952,7 +1024,7 @@ class Agent:
 
     def _after_loss(self, now: float, loss: Loss) -> None:
         # _close spares the registrar's flow: forget it first, or the dead one stays open.
-        flow, self.registrar_flow = self.registrar_flow, None
+        flow, self.keepalive.flow = self.keepalive.flow, None
         if flow is not None:
             self._close(flow)
         self._change(now, RegistrarLost, loss)
@@ -961,16 +1033,21 @@ class Agent:
     # ProbeHost (clients/failback.py): what the failback cycle asks of the agent.
 
     def probe_flow(self) -> Flow | None:
-        if self._txs or self.state != "registered":
+        if self._txs or self._machine.state != "registered":
             return None
         primary = self.primary
         if primary is None or primary.address is None:
             return None
-        return self._flow_for(primary)
+        known = self._probe_flow
+        if known is not None and known[0] is primary:
+            return known[1]  # speed: asked after every input while probing
+        flow = self._flow_for(primary)
+        self._probe_flow = (primary, flow)
+        return flow
 
     def send_probe(self, now: float) -> Send | None:
         primary = self.primary
-        if primary is None or primary.address is None or self.state != "registered":
+        if primary is None or primary.address is None or self._machine.state != "registered":
             return None
         flow = self._flow_for(primary)
         request = self.requests.options(primary, flow)
@@ -980,9 +1057,9 @@ class Agent:
         return last
 
     def skip_probe(self) -> None:
-        primary = self.primary
-        assert primary is not None and primary.address is not None
-        self.requests.options(primary, self._flow_for(primary))  # its draws and CSeq; dropped
+        # What the probe's OPTIONS draws and counts (requests.options takes its identifiers
+        # from the same function), without building the message.
+        self.requests.outside_identifiers()
 
     def _probe_answered(self, now: float) -> None:
         if self.primary is None or self.registrar is None:
@@ -992,21 +1069,30 @@ class Agent:
             self._go_home(
                 now,
                 self.primary.with_source("primary"),
-                f"primary answered probes for {detection:g} s",
+                FailbackReason.PROBES_ANSWERED,
+                seconds=detection,
                 fallback=self.registrar,
             )
 
     def _go_home(
-        self, now: float, target: Target, cause: str, *, fallback: Target | None = None
+        self,
+        now: float,
+        target: Target,
+        reason: FailbackReason,
+        *,
+        by: str = "",
+        seconds: float = 0.0,
+        fallback: Target | None = None,
     ) -> None:
         """Register at ``target``; should that fail, at ``fallback`` (the registrar the client
         is still registered with, when nothing removed that binding), then discovery."""
-        if self.registrar is not None and self.registrar_flow is not None:
-            self._leaving = (self.registrar, self.registrar_flow)
+        if self.registrar is not None and self.keepalive.flow is not None:
+            self._leaving = (self.registrar, self.keepalive.flow)
         self._refresh_at = None
         self.keepalive.stop()
         self.failback.stop()
-        self._note(now, f"failing back to {target.host}: {cause}")
+        if self.notes:
+            self._note(FailbackStarted(now, self.name, target.host, reason, by, seconds))
         self._plan = [target, fallback, DISCOVER] if fallback else [target, DISCOVER]
         self._redirect_depth = 0
         self._homeward = target
@@ -1027,7 +1113,7 @@ class Agent:
         if status != 200 or method == "OPTIONS":
             return
         if CONTACTS_EVENT in (request.headers.get("event") or ""):
-            if self.state == "registered" and flow == self.registrar_flow:
+            if self._machine.state == "registered" and flow == self.keepalive.flow:
                 self._set_contacts(now, _count_contacts(request.body), ContactsReason.CHANGED)
             return
         body = request.body.decode("utf-8", "replace").strip()
@@ -1037,9 +1123,8 @@ class Agent:
         if not body.startswith("deregistered"):
             return
         preferred = request.headers.get("p-preferred-registrar")
-        self._note(
-            now, f"NOTIFY {body}" + (f", P-Preferred-Registrar {preferred}" if preferred else "")
-        )
+        if self.notes:
+            self._note(DeregistrationNotified(now, self.name, body, preferred or ""))
         if self.registrar is None:
             return
         self._refresh_at = None
@@ -1048,18 +1133,18 @@ class Agent:
         if preferred:
             home = preferred_target(preferred, self.registrar.transport, self.primary)
             if home is not None:
-                self.registrar_flow = None
-                self._go_home(now, home, "preferred-registrar-change")
+                self.keepalive.flow = None
+                self._go_home(now, home, FailbackReason.PREFERRED_REGISTRAR)
                 return
         self._close(flow)
-        self.registrar_flow = None
+        self.keepalive.flow = None
         self._change(now, SignedOut, SignOutReason.DEREGISTERED, 0.0, None, "", body)
         self._begin(now, RoundReason.AGAIN, after_loss=False)
 
     def _user_services(self, now: float, flow: Flow, *, available: bool) -> None:
         """``registered;event=userservices-(un)available``: the registrar's back end went down or
         came back while this endpoint stays registered (survivable mode, MS-SIPREGE)."""
-        if self.state != "registered" or flow != self.registrar_flow:
+        if self._machine.state != "registered" or flow != self.keepalive.flow:
             return
         mode: Mode = "full" if available else "limited"
         if mode == self.mode:
@@ -1074,7 +1159,7 @@ class Agent:
     # -- helpers ----------------------------------------------------------------------------
 
     def _close(self, flow: Flow) -> None:
-        if flow.reliable and flow != self.registrar_flow:
+        if flow.reliable and flow != self.keepalive.flow:
             self._actions.append(CloseFlow(flow))
 
     def _progress(self, now: float, kind: type[ClientStateChanged], *detail: object) -> None:
@@ -1087,19 +1172,18 @@ class Agent:
         if self._loud:
             self._change(now, kind, *detail)
         elif self.notes:
-            self._note(now, self._event(now, kind, self.state, detail).cause)
+            self._note(
+                StepTaken(now, self.name, self._event(now, kind, self._machine.state, detail))
+            )
 
     def _change(self, now: float, kind: type[ClientStateChanged], *detail: object) -> None:
         """The one way the visible state changes: ``kind``'s transition (clients/states.py)
         and its event."""
-        machine = self._machine
-        state = machine.next_state(kind)
+        state = self._machine.apply(kind)
         if TRANSITIONS[kind][1] is not None and state != "registered":
             self.mode = None if state == "signed-out" else self.mode
             self.contacts = None
-        event = self._event(now, kind, state, detail)
-        machine.apply(event)
-        self._events.append(event)
+        self._events.append(self._event(now, kind, state, detail))
 
     def _event(
         self,
@@ -1123,9 +1207,9 @@ class Agent:
             *detail,
         )
 
-    def _note(self, now: float, text: str) -> None:
-        if self.notes:
-            self._events.append(ClientNote(now, self.name, text))
+    def _note(self, note: ClientNote) -> None:
+        """A detail line (the caller tests ``self.notes`` first: no note is built without)."""
+        self._events.append(note)
 
 
 _CONTACT_ITEM = re.compile(rb"<contact\b")

@@ -6,8 +6,9 @@ subclass of :class:`ClientStateChanged`, which carries what the user sees after 
 registrar, mode, primary and backup, contacts).  Why it happened is typed too: reason enums
 and the :class:`Failure` and :class:`Loss` values.  ``cause`` renders the reason as the
 timeline's text (scenario traces, ``--json`` reports and expectations read it), and
-:meth:`ClientStateChanged.line` the whole line.  Which state each event may lead from and to is
-:mod:`clients.states`'s table.
+:meth:`ClientStateChanged.line` the whole line.  Detail lines are typed the same way
+(subclasses of :class:`ClientNote`, whose ``text`` renders them).  Which state each event
+may lead from and to is :mod:`clients.states`'s table.
 """
 
 from __future__ import annotations
@@ -20,13 +21,22 @@ from emulator.values import immutable
 __all__ = [
     "AgentEvent",
     "BindingLost",
+    "CacheIgnored",
     "ClientActionDone",
     "ClientNote",
     "ClientState",
     "ClientStateChanged",
     "ContactsChanged",
+    "ContactsFailed",
     "ContactsReason",
+    "ContactsRefused",
+    "DeregistrationNotified",
     "DiscoveryStarted",
+    "DnsAnswered",
+    "DnsTimedOut",
+    "ExpiresRaised",
+    "FailbackReason",
+    "FailbackStarted",
     "FailedBack",
     "FailedOver",
     "Failure",
@@ -34,16 +44,23 @@ __all__ = [
     "LookupSent",
     "Loss",
     "LossKind",
+    "LossNoticed",
+    "MessageIgnored",
     "Mode",
+    "RedirectReceived",
     "Redirected",
+    "RefreshFoundNew",
     "RegisterSent",
     "Registered",
     "RegistrarLost",
+    "RoundFailed",
     "RoundReason",
     "ServicesChanged",
     "SignInStarted",
     "SignOutReason",
     "SignedOut",
+    "StepTaken",
+    "TargetFailed",
     "TargetRetried",
 ]
 
@@ -353,14 +370,215 @@ class ContactsChanged(ClientStateChanged):
 
 @immutable
 class ClientNote:
-    """A detail worth a timeline line: a DNS answer, a redirect, a target failing."""
+    """Base of the detail lines of a timeline (recorded only when the agent's ``notes`` is
+    on): each subclass is one kind of detail, typed; ``text`` renders it."""
 
     now: float
     client: str
-    text: str
+
+    @property
+    def text(self) -> str:
+        raise NotImplementedError
 
     def line(self) -> str:
         return f"{self.now:10.3f} {self.client}:   {self.text}"
+
+
+@immutable
+class StepTaken(ClientNote):
+    """A step of a round the user does not watch (``step``: the event it would have been)."""
+
+    step: ClientStateChanged
+
+    @property
+    def text(self) -> str:
+        return self.step.cause
+
+
+@immutable
+class RoundFailed(ClientNote):
+    """A round the user does not watch found no registrar; the next after ``retry_in``."""
+
+    retry_in: float
+
+    @property
+    def text(self) -> str:
+        return f"no registrar reachable; retry in {self.retry_in:.1f} s"
+
+
+@immutable
+class CacheIgnored(ClientNote):
+    """The endpoint cache could not be read (``reason``); the round goes on without it."""
+
+    reason: str
+
+    @property
+    def text(self) -> str:
+        return f"endpoint cache unreadable: {self.reason}"
+
+
+@immutable
+class DnsAnswered(ClientNote):
+    """A DNS answer: its rcode and its records' data (``records``, as text)."""
+
+    qtype: str
+    name: str
+    rcode: str
+    records: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        detail = ", ".join(self.records) or "no records"
+        return f"DNS {self.qtype} {self.name}: {self.rcode}, {detail}"
+
+
+@immutable
+class DnsTimedOut(ClientNote):
+    """A DNS query got no answer after its tries."""
+
+    qtype: str
+    name: str
+
+    @property
+    def text(self) -> str:
+        return f"DNS {self.qtype} {self.name}: no answer"
+
+
+@immutable
+class TargetFailed(ClientNote):
+    """A REGISTER to ``host`` failed."""
+
+    host: str
+    failure: Failure
+
+    @property
+    def text(self) -> str:
+        return f"{self.host} failed: {self.failure}"
+
+
+@immutable
+class ExpiresRaised(ClientNote):
+    """A 423 from ``host``: the REGISTER is sent again with ``expires``."""
+
+    host: str
+    expires: int
+
+    @property
+    def text(self) -> str:
+        return f"423 from {self.host}: retrying with Expires {self.expires}"
+
+
+@immutable
+class RedirectReceived(ClientNote):
+    """A 3xx from ``host`` with its Contacts (``contacts``: host and q of each)."""
+
+    status: int
+    host: str
+    contacts: tuple[tuple[str, float], ...]
+
+    @property
+    def text(self) -> str:
+        listed = ", ".join(f"{host} q={q:g}" for host, q in self.contacts)
+        return f"{self.status} from {self.host}: {listed}"
+
+
+@immutable
+class RefreshFoundNew(ClientNote):
+    """A refresh answered as a new registration (``action``): the binding had been lost."""
+
+    action: str
+
+    @property
+    def text(self) -> str:
+        return f"refresh answered register-action={self.action}: binding lost, registering again"
+
+
+@immutable
+class LossNoticed(ClientNote):
+    """The registrar (``host``, "?" if unknown) was found lost; the detection timeout runs."""
+
+    host: str
+    loss: Loss
+
+    @property
+    def text(self) -> str:
+        return f"registrar {self.host} lost: {self.loss}"
+
+
+class FailbackReason(Enum):
+    """Why the agent heads for its primary (``detail``: who redirected, for how long the
+    probes were answered)."""
+
+    REFRESH_REDIRECTED = "refresh-redirected"
+    PROBES_ANSWERED = "probes-answered"
+    PREFERRED_REGISTRAR = "preferred-registrar-change"
+
+
+@immutable
+class FailbackStarted(ClientNote):
+    """The agent registers at ``host`` (its primary, or the preferred registrar)."""
+
+    host: str
+    reason: FailbackReason
+    by: str = ""
+    seconds: float = 0.0
+
+    @property
+    def text(self) -> str:
+        if self.reason is FailbackReason.REFRESH_REDIRECTED:
+            why = f"refresh redirected by {self.by}"
+        elif self.reason is FailbackReason.PROBES_ANSWERED:
+            why = f"primary answered probes for {self.seconds:g} s"
+        else:
+            why = "preferred-registrar-change"
+        return f"failing back to {self.host}: {why}"
+
+
+@immutable
+class DeregistrationNotified(ClientNote):
+    """A NOTIFY ``deregistered...`` (``body``), naming a ``preferred`` registrar or not."""
+
+    body: str
+    preferred: str = ""
+
+    @property
+    def text(self) -> str:
+        preferred = f", P-Preferred-Registrar {self.preferred}" if self.preferred else ""
+        return f"NOTIFY {self.body}{preferred}"
+
+
+@immutable
+class ContactsRefused(ClientNote):
+    """The contact-list SUBSCRIBE was refused (``status``, the registrar's ``reason``)."""
+
+    status: int
+    reason: str
+
+    @property
+    def text(self) -> str:
+        return f"contact list refused: {self.status} {self.reason}"
+
+
+@immutable
+class ContactsFailed(ClientNote):
+    """The contact-list SUBSCRIBE failed (no answer, no connection)."""
+
+    failure: Failure
+
+    @property
+    def text(self) -> str:
+        return f"contact list: {self.failure}"
+
+
+@immutable
+class MessageIgnored(ClientNote):
+    """A malformed message was dropped (``error``: the parser's)."""
+
+    error: str
+
+    @property
+    def text(self) -> str:
+        return f"ignored a malformed message: {self.error}"
 
 
 @immutable

@@ -6,9 +6,9 @@ to the primary every ``failback_probe_interval``; once the primary has answered 
 and implements the coasting protocol (:mod:`emulator.coasting`) for one case: a primary cut
 off from the client over a stream transport, whose connection attempts vanish (each probe's
 transaction ends at Timer F and the next follows an interval later).  A skipped probe is
-built by the agent's request builder and dropped (:meth:`ProbeHost.skip_probe`), so it draws
-from the generator and counts its CSeq exactly as a sent one: no hand-written copy of the
-draws.
+made by the agent's request builder as a sent one's are (:meth:`ProbeHost.skip_probe`: the
+same function draws and counts them, without building the message), so it draws from the
+generator and counts its CSeq exactly as a sent one: no hand-written copy of the draws.
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ class ProbeHost(Protocol):
         ...
 
     def skip_probe(self) -> None:
-        """Build the probe a skipped round would have sent, and drop it."""
+        """Make the identifiers the probe of a skipped round would have had (its draws and
+        CSeq), with the function that makes a sent probe's."""
         ...
 
 
 class FailbackCycle:
     """One registration's failback probes (see the module docstring)."""
 
-    __slots__ = ("_coasting", "_host", "_rounds", "at", "interval", "ok_since", "timeout")
+    __slots__ = ("_host", "at", "coasting", "interval", "ok_since", "rounds_coasted", "timeout")
 
     def __init__(self, host: ProbeHost, interval: float, timeout: float) -> None:
         self.at: float | None = None
@@ -53,8 +54,10 @@ class FailbackCycle:
         self.timeout = timeout
         """How long a probe's transaction waits for an answer (Timer F)."""
         self._host = host
-        self._coasting = False
-        self._rounds = 0
+        self.coasting = False
+        """Whether a simulator is skipping the probes (emulator/coasting.py)."""
+        self.rounds_coasted = 0
+        """Probes skipped so far."""
 
     # -- the cycle, as the agent drives it ------------------------------------------------
 
@@ -62,12 +65,12 @@ class FailbackCycle:
         """Registered away from the primary: probe it after an interval."""
         self.ok_since = None
         self.at = now + self.interval
-        self._coasting = False
+        self.coasting = False
 
     def stop(self) -> None:
         """Not probing (any more): nothing to coast either."""
         self.at = None
-        self._coasting = False
+        self.coasting = False
 
     def answered(self, now: float, detection: float) -> bool:
         """A probe was answered; True once the primary has answered for ``detection``
@@ -86,16 +89,8 @@ class FailbackCycle:
 
     # -- coasting (emulator/coasting.py) --------------------------------------------------
 
-    @property
-    def coasting(self) -> bool:
-        return self._coasting
-
-    @property
-    def rounds_coasted(self) -> int:
-        return self._rounds
-
     def deadline(self) -> float | None:
-        return None if self._coasting else self.at
+        return None if self.coasting else self.at
 
     def coast_flows(self) -> Sequence[Flow] | None:
         if self.at is None:
@@ -113,13 +108,13 @@ class FailbackCycle:
         flows = self.coast_flows()
         if flows is None or flows[0] not in paths or paths[flows[0]] is not None:
             return False
-        self._coasting = True
+        self.coasting = True
         return True
 
     def catch_up(self, now: float, *, inclusive: bool) -> None:
         """Apply the probes that failed by ``now``; one still in flight stays skipped."""
         at = self.at
-        if not self._coasting or at is None:
+        if not self.coasting or at is None:
             return  # the agent left the cycle meanwhile (a command): nothing skipped
         while at < now or (inclusive and at == now):
             failed = at + self.timeout
@@ -134,10 +129,10 @@ class FailbackCycle:
         it went out (its Send is among the agent's actions, its Timer F runs from then) and
         handed back: its connection attempt vanished."""
         at = self.at
-        if not self._coasting or at is None:
-            self._coasting = False  # the agent left the cycle meanwhile (a command): nothing to do
+        if not self.coasting or at is None:
+            self.coasting = False  # the agent left the cycle meanwhile (a command): nothing to do
             return []
-        self._coasting = False
+        self.coasting = False
         while at < now or (inclusive and at == now):
             failed = at + self.timeout
             if failed > now or (failed == now and not inclusive):
@@ -152,4 +147,4 @@ class FailbackCycle:
     def _skip(self) -> None:
         self._host.skip_probe()
         self.ok_since = None
-        self._rounds += 1
+        self.rounds_coasted += 1

@@ -26,8 +26,8 @@ class KeepAliveCycle:
     """One registration's keep-alives (see the module docstring)."""
 
     __slots__ = (
-        "_back", "_coasting", "_out", "_ping", "_rounds", "at", "flow", "interval",
-        "pong_at", "pong_timeout",
+        "_back", "_out", "_ping", "at", "coasting", "flow", "interval", "pong_at",
+        "pong_timeout", "rounds_coasted",
     )  # fmt: skip
 
     def __init__(self, interval: float, pong_timeout: float) -> None:
@@ -40,9 +40,11 @@ class KeepAliveCycle:
         self.flow: Flow | None = None
         """The registrar's flow (the agent's ``registrar_flow``)."""
         self._ping: Send | None = None
-        self._coasting = False
+        self.coasting = False
+        """Whether a simulator is skipping the rounds (emulator/coasting.py)."""
         self._out = self._back = 0.0
-        self._rounds = 0
+        self.rounds_coasted = 0
+        """Rounds skipped so far."""
 
     # -- the cycle, as the agent drives it ------------------------------------------------
 
@@ -51,12 +53,12 @@ class KeepAliveCycle:
         self.interval = interval
         self.at = now + interval
         self.pong_at = None
-        self._coasting = False
+        self.coasting = False
 
     def stop(self) -> None:
         """Not registered (any more): no ping, no pong awaited, nothing to coast."""
         self.at = self.pong_at = None
-        self._coasting = False
+        self.coasting = False
 
     def ping(self, now: float, flow: Flow) -> Send:
         """The CRLF ping to send now on ``flow``; its pong is due within ``pong_timeout``."""
@@ -75,16 +77,8 @@ class KeepAliveCycle:
 
     # -- coasting (emulator/coasting.py) --------------------------------------------------
 
-    @property
-    def coasting(self) -> bool:
-        return self._coasting
-
-    @property
-    def rounds_coasted(self) -> int:
-        return self._rounds
-
     def deadline(self) -> float | None:
-        if self._coasting:
+        if self.coasting:
             return None
         at, pong_at = self.at, self.pong_at
         if at is None:
@@ -109,7 +103,7 @@ class KeepAliveCycle:
             return False  # pings that vanish end in a lost registrar: they must run
         if other is not None and other < self.at:
             return False  # something else comes first: coast from then on, if at all
-        self._coasting = True
+        self.coasting = True
         self._out, self._back = path.out, path.back
         return True
 
@@ -117,14 +111,14 @@ class KeepAliveCycle:
         """Apply the rounds whose pong came back by ``now``; a ping still on its way stays
         skipped (``at`` is when it went out)."""
         at = self.at
-        if not self._coasting or at is None:
+        if not self.coasting or at is None:
             return  # the agent left the cycle meanwhile (a command): nothing skipped
         out, back, interval = self._out, self._back, self.interval
         while at < now or (inclusive and at == now):
             pong = at + out + back
             if pong > now:
                 break
-            self._rounds += 1
+            self.rounds_coasted += 1
             at = pong + interval
         self.at = at
 
@@ -133,10 +127,10 @@ class KeepAliveCycle:
         due at ``sent_at + out + back``, the simulator's own arithmetic) and the cycle waits
         for it as if it had been sent."""
         at = self.at
-        if not self._coasting or at is None:
-            self._coasting = False  # the agent left the cycle meanwhile (a command): nothing to do
+        if not self.coasting or at is None:
+            self.coasting = False  # the agent left the cycle meanwhile (a command): nothing to do
             return []
-        self._coasting = False
+        self.coasting = False
         out, back, interval = self._out, self._back, self.interval
         while at < now or (inclusive and at == now):
             pong = at + out + back
@@ -145,7 +139,7 @@ class KeepAliveCycle:
                 self.pong_at = at + self.pong_timeout
                 assert self.flow is not None
                 return [InFlight(Send(self.flow, b""), at, Answered(out, back))]
-            self._rounds += 1
+            self.rounds_coasted += 1
             at = pong + interval
         self.at = at
         return []

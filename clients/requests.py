@@ -3,8 +3,9 @@ probe), the contact-list SUBSCRIBE and SERVICE.
 
 :class:`RequestBuilder` holds the endpoint's identifiers (epid, instance, From tag, one
 Call-ID per registrar) and counters (CSeq), and draws every new identifier from the agent's
-generator.  It is the only place that does: a failback probe the simulator skips is built here
-and dropped (clients/failback.py), so its draws and its CSeq are those of a sent one.
+generator.  It is the only place that does: a failback probe the simulator skips takes its
+identifiers from the same function as a sent one (:meth:`RequestBuilder.outside_identifiers`,
+clients/failback.py), so its draws and its CSeq are those of a sent one.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class RequestBuilder:
         # between, such as OPTIONS keep-alives and probes, must not make it jump).
         cseq = self.register_cseqs.get(call_id, 0) + 1
         self.register_cseqs[call_id] = cseq
-        headers = self._common(flow, f"<{self.user}>", call_id, "REGISTER", cseq)
+        branch = f"z9hG4bK{self.rng.getrandbits(64):016x}"
+        headers = self._common(flow, f"<{self.user}>", call_id, "REGISTER", cseq, branch)
         local_port = flow.local[1] or self.sip_port
         contact = f"<sip:{self.local_ip}:{local_port};transport={flow.transport}>"
         profile = self.profile
@@ -83,6 +85,15 @@ class RequestBuilder:
         headers = self._outside(flow, f"<sip:{target.host}>", "OPTIONS")
         return Request("OPTIONS", f"sip:{target.host}", headers)
 
+    def outside_identifiers(self) -> tuple[int, str, str]:
+        """The CSeq, Call-ID and Via branch of a new request outside any registration, drawn
+        and counted.  Every such request (:meth:`options` and the rest) takes its identifiers
+        from here and draws nothing else, so a failback probe the simulator skips calls this
+        alone (clients/failback.py): the same draws, in the same order, as a sent one."""
+        self.cseq += 1
+        call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
+        return self.cseq, call_id, f"z9hG4bK{self.rng.getrandbits(64):016x}"
+
     def subscribe_contacts(self, flow: Flow) -> Request:
         """SUBSCRIBE to the contact list (Lync does after every sign-in); the 200 carries it."""
         headers = self._outside(flow, f"<{self.user}>", "SUBSCRIBE")
@@ -100,9 +111,10 @@ class RequestBuilder:
         headers.add("Content-Type", CONTACTS_TYPE)
         return Request("SERVICE", self.user, headers, f'<setContact uri="{uri}"/>'.encode())
 
-    def _common(self, flow: Flow, to: str, call_id: str, method: str, cseq: int) -> Headers:
+    def _common(
+        self, flow: Flow, to: str, call_id: str, method: str, cseq: int, branch: str
+    ) -> Headers:
         headers = Headers()
-        branch = f"z9hG4bK{self.rng.getrandbits(64):016x}"
         port = flow.local[1] or self.sip_port
         headers.add(
             "Via", f"SIP/2.0/{flow.transport.upper()} {self.local_ip}:{port};branch={branch};rport"
@@ -118,10 +130,9 @@ class RequestBuilder:
 
     def _outside(self, flow: Flow, to: str, method: str) -> Headers:
         """Headers of a new request outside any registration (its own Call-ID, the endpoint's
-        CSeq counter)."""
-        self.cseq += 1
-        call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
-        return self._common(flow, to, call_id, method, self.cseq)
+        CSeq counter, :meth:`outside_identifiers`)."""
+        cseq, call_id, branch = self.outside_identifiers()
+        return self._common(flow, to, call_id, method, cseq, branch)
 
 
 def _uuid(rng: random.Random) -> str:

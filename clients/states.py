@@ -4,7 +4,8 @@ data (with its deadline) each waiting state owns.
 Rules of this file:
 
 * The agent's visible state (:data:`~clients.events.ClientState`) changes only through
-  :meth:`StateMachine.apply`, with a typed past-tense event from :mod:`clients.events`.
+  :meth:`StateMachine.apply`, given the type of a past-tense event of :mod:`clients.events`;
+  the agent then emits that event, which reports the state ``apply`` returned.
   :data:`TRANSITIONS` is the whole of what may happen: for each event type, the states it may
   come in and the state it leaves (``None``: the state stays, the event reports something
   else that changed: the primary, the mode, the contacts).
@@ -84,23 +85,16 @@ class StateMachine:
     def __init__(self) -> None:
         self.state: ClientState = "signed-out"
 
-    def next_state(self, event: type[ClientStateChanged]) -> ClientState:
-        """The state ``event`` leads to from the current one; raises if the table forbids it
-        (the state is unchanged)."""
+    def apply(self, event: type[ClientStateChanged]) -> ClientState:
+        """Take the transition of an ``event`` of this type and return the state it leaves
+        (the agent then makes the event, reporting that state); raises, the state unchanged,
+        if the table does not allow it."""
         rule = TRANSITIONS.get(event)
         if rule is None or self.state not in rule[0]:
             raise LocalProtocolError(f"client: {event.__name__} is not allowed in {self.state}")
-        return self.state if rule[1] is None else rule[1]
-
-    def apply(self, event: ClientStateChanged) -> None:
-        """Take the state ``event`` reports, which must be :meth:`next_state`'s."""
-        state = self.next_state(type(event))
-        if event.state != state:
-            raise LocalProtocolError(
-                f"client: {type(event).__name__} in {self.state} leads to {state}, "
-                f"not {event.state}"
-            )
-        self.state = state
+        if rule[1] is not None:
+            self.state = rule[1]
+        return self.state
 
 
 class Backoff:

@@ -71,13 +71,13 @@ class CloseFlow:
     flow: Flow
 
 
+@immutable
 class Effect:
     """Base of the actions a core asks of its *host* rather than of the network, such as a
     client saving its endpoint cache (:class:`clients.cache.SaveCache`).  A core never does I/O
     inside an input handler: it emits the effect, and the driver hands it, after the input, to
-    the callback of whoever runs the core (``on_effect``), which performs it."""
-
-    __slots__ = ()
+    the callback of whoever runs the core (``on_effect``), which performs it.  (``@immutable``
+    like its subclasses: the compiled build cannot derive those from a compiled class.)"""
 
 
 Action = Send | CloseFlow | Effect

@@ -26,7 +26,7 @@ Rules of this file:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from emulator.coasting import Answered, Coasting, Cycle, Path
 from emulator.net import Flow, Send
@@ -43,8 +43,19 @@ __all__ = ["Coaster"]
 _NONE, _CYCLES, _POOL = 0, 1, 2
 
 
-def _coaster(core: object) -> int:
-    if isinstance(core, Coasting):
+_CYCLING: dict[type, bool] = {}
+"""Per core class, whether it has cycles (a runtime Protocol check is slow: once per class)."""
+
+
+def _cycling(core: Core) -> Coasting | None:
+    known = _CYCLING.get(type(core))
+    if known is None:
+        known = _CYCLING[type(core)] = isinstance(core, Coasting)
+    return cast(Coasting, core) if known else None
+
+
+def _coaster(core: object, cycling: bool) -> int:
+    if cycling:
         return _CYCLES
     if hasattr(core, "heartbeat_coast"):
         return _POOL
@@ -88,16 +99,18 @@ class Coaster:
 
     def add(self, core: Core) -> None:
         """A core was added to the world (the next index)."""
-        self.kinds.append(_coaster(core))
-        self._cycling.append(core if isinstance(core, Coasting) else None)
+        cycling = _cycling(core)
+        self.kinds.append(_coaster(core, cycling is not None))
+        self._cycling.append(cycling)
 
     def replace(self, index: int, core: Core) -> None:
         """A core was swapped for a fresh one (a restarted process): what the old one skipped
         ends with it."""
         self.agents.pop(index, None)
         self.pools.discard(index)
-        self.kinds[index] = _coaster(core)
-        self._cycling[index] = core if isinstance(core, Coasting) else None
+        cycling = _cycling(core)
+        self.kinds[index] = _coaster(core, cycling is not None)
+        self._cycling[index] = cycling
 
     def start(self, index: int, deadline: float) -> float | None:
         """Begin skipping what ``index`` does periodically, if it can; returns the deadline
@@ -139,11 +152,13 @@ class Coaster:
             if flows is None:
                 continue
             paths: dict[Flow, Path] = {}
+            answered = False
             for flow in flows:
                 path = self._client_path(index, flow)
                 if path is False:
                     break
                 paths[flow] = path
+                answered = answered or path is not None
             else:
                 other = core.deadline_besides_cycles()
                 for each in cycles:
@@ -152,7 +167,6 @@ class Coaster:
                         if value is not None and (other is None or value < other):
                             other = value
                 if cycle.begin_coast(paths, other):
-                    answered = any(path is not None for path in paths.values())
                     if skipped is None:
                         skipped = []
                     skipped.append(_Skipped(cycle, answered))
