@@ -27,7 +27,7 @@ Sans-IO: no clock, no sockets; times are the virtual ``now`` the simulator passe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from emulator.net import Flow, Send
 from emulator.values import immutable
@@ -100,7 +100,6 @@ class Cycle(Protocol):
         ...
 
 
-@runtime_checkable
 class Coasting(Protocol):
     """A core with cycles a simulator may coast.  The simulator begins coasting them in the
     order listed, each with ``other`` = :meth:`deadline_besides_cycles` and the deadlines of

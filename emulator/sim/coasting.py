@@ -26,7 +26,7 @@ Rules of this file:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from emulator.coasting import Answered, Coasting, Cycle, Path
 from emulator.net import Flow, Send
@@ -41,17 +41,6 @@ __all__ = ["Coaster"]
 # What a core can coast: nothing, its cycles (emulator/coasting.py: a client's keep-alives
 # and failback probes), pool heartbeats.
 _NONE, _CYCLES, _POOL = 0, 1, 2
-
-
-_CYCLING: dict[type, bool] = {}
-"""Per core class, whether it has cycles (a runtime Protocol check is slow: once per class)."""
-
-
-def _cycling(core: Core) -> Coasting | None:
-    known = _CYCLING.get(type(core))
-    if known is None:
-        known = _CYCLING[type(core)] = isinstance(core, Coasting)
-    return cast(Coasting, core) if known else None
 
 
 def _coaster(core: object, cycling: bool) -> int:
@@ -97,18 +86,17 @@ class Coaster:
         self.version = -1
         """The network version the coasting cores started under."""
 
-    def add(self, core: Core) -> None:
-        """A core was added to the world (the next index)."""
-        cycling = _cycling(core)
+    def add(self, core: Core, cycling: Coasting | None) -> None:
+        """A core was added to the world (the next index); ``cycling``: the core again, if it
+        has cycles."""
         self.kinds.append(_coaster(core, cycling is not None))
         self._cycling.append(cycling)
 
-    def replace(self, index: int, core: Core) -> None:
+    def replace(self, index: int, core: Core, cycling: Coasting | None) -> None:
         """A core was swapped for a fresh one (a restarted process): what the old one skipped
         ends with it."""
         self.agents.pop(index, None)
         self.pools.discard(index)
-        cycling = _cycling(core)
         self.kinds[index] = _coaster(core, cycling is not None)
         self._cycling[index] = cycling
 

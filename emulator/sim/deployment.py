@@ -198,6 +198,7 @@ class SimulatedDeployment:
             [(address, "udp", SIP_PORT), (address, "udp", DNS_CLIENT_PORT)],
             on_events=self._agent_events,
             on_effect=self._agent_effect,
+            coasting=agent,  # its keep-alive and failback-probe cycles
         )
         self._agent_index[spec.name] = index
         self.agents[spec.name] = agent
@@ -423,7 +424,7 @@ class SimulatedDeployment:
             self.caches[client].clear(self.specs[client].user)
         fresh = self._new_agent(self.specs[client])
         self.agents[client] = fresh
-        self.world.replace_core(self._agent_index[client], fresh)
+        self.world.replace_core(self._agent_index[client], fresh, coasting=fresh)
         kept = "cache kept" if keep_cache else "cache dropped"
         self.world.note(client, "action", f"restarted ({kept})")
         fresh.sign_in(self.world.now, cached=self._cached(client))

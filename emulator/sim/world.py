@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.coasting import Coasting
 from emulator.net import Address, CloseFlow, Core, Effect, Flow, Send
 from emulator.sim.agenda import CALL, DATAGRAM, FAIL, PONG, STREAM, TIMER, Agenda, Entry
 from emulator.sim.coasting import Coaster
@@ -113,10 +114,12 @@ class World:
         on_events: Callable[[int, Sequence[Any]], None] | None = None,
         on_effect: Callable[[int, Effect], None] | None = None,
         answers_pings: bool = False,
+        coasting: Coasting | None = None,
     ) -> int:
         """Attach a core listening on ``(address, transport, port)`` triples; returns its id.
         ``on_effect`` performs the core's :class:`~emulator.net.Effect` actions (a client's
-        cache writes)."""
+        cache writes).  ``coasting``: the core again, when it has cycles the world may coast
+        (emulator/coasting.py)."""
         index = len(self._cores)
         self._cores.append(core)
         self._names.append(name)
@@ -125,7 +128,7 @@ class World:
         self._scheduled.append(None)
         self._last_flow.append(None)
         self._last_conn.append(None)
-        self._coaster.add(core)
+        self._coaster.add(core, coasting)
         for address, transport, port in listen:
             self.network.add_host(address)
             self._listeners[(address, transport, port)] = index
@@ -134,9 +137,9 @@ class World:
         self._flush(index)
         return index
 
-    def replace_core(self, index: int, core: Core) -> None:
+    def replace_core(self, index: int, core: Core, coasting: Coasting | None = None) -> None:
         """Swap in a fresh core (a restarted process) keeping the listening ports."""
-        self._coaster.replace(index, core)  # the old process's keep-alives end with it
+        self._coaster.replace(index, core, coasting)  # the old process's keep-alives end with it
         self._cores[index] = core
         self._scheduled[index] = None
         self._flush(index)
