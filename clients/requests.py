@@ -11,16 +11,43 @@ clients/failback.py), so its draws and its CSeq are those of a sent one.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from enum import Enum
 
 from clients.plan import Target
 from clients.profile import Profile
 from emulator.net import Flow
 from emulator.sip.message import Headers, Request
+from emulator.sip.transaction import ClientTransaction
 
-__all__ = ["CONTACTS_EVENT", "CONTACTS_TYPE", "RequestBuilder"]
+__all__ = ["CONTACTS_EVENT", "CONTACTS_TYPE", "Purpose", "RequestBuilder", "Tx"]
 
 CONTACTS_EVENT = "vnd-microsoft-roaming-contacts"
 CONTACTS_TYPE = "application/vnd-microsoft-roaming-contacts+xml"
+
+
+class Purpose(Enum):
+    """What a request in flight is for (how the agent takes its answer or its failure)."""
+
+    REGISTER = "register"
+    REFRESH = "refresh"
+    UNREGISTER = "unregister"
+    KEEPALIVE = "keepalive"
+    PROBE = "probe"
+    CONTACTS = "contacts"
+    ADD_CONTACT = "add-contact"
+
+
+@dataclass(slots=True)
+class Tx:
+    """A request in flight: its transaction, flow, purpose and target."""
+
+    tx: ClientTransaction
+    flow: Flow
+    purpose: Purpose
+    target: Target
+    expires: int = 0
+    detail: str = ""
 
 
 class RequestBuilder:

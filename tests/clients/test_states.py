@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from clients import registration
 from clients.cache import CacheEntry, CacheUnreadable, MemoryCacheStore, SaveCache, read_entry
 from clients.events import (
     BindingLost,
@@ -94,7 +95,7 @@ def test_an_illegal_transition_in_the_agent_raises_before_any_change() -> None:
 
 def test_the_agent_writes_its_cache_only_through_an_action() -> None:
     h = Harness()
-    h.agent._save_cache(1.0, TARGET, True)
+    registration.save_cache(h.agent, 1.0, TARGET, True)
     assert h.agent.actions() == [SaveCache(CacheEntry(USER, FE1, 5061, "tls", 1.0, FE1_IP))]
     assert h.cache.entries() == []  # nothing written until a driver performs it
 
