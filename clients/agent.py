@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import random
 
-from clients import contacts, failover, notify, redirects, registration, rounds
+from clients import contacts, failover, notify, registration, rounds
 from clients.cache import CacheEntry, CacheUnreadable
 from clients.discovery import DNS_TIMEOUT, DNS_TRIES, Discovery
 from clients.events import (
@@ -42,8 +42,6 @@ from clients.events import (
     ClientStateChanged,
     ContactsFailed,
     DnsTimedOut,
-    ExpiresRaised,
-    FailbackReason,
     Failure,
     FailureKind,
     Loss,
@@ -54,8 +52,6 @@ from clients.events import (
     SignedOut,
     SignOutReason,
     StepTaken,
-    TargetFailed,
-    TargetRetried,
 )
 from clients.failback import FailbackCycle
 from clients.keepalive import KeepAliveCycle
@@ -514,39 +510,7 @@ class Agent:
         if purpose is Purpose.PROBE:
             failover.probe_answered(self, now)
             return
-        status = response.status
-        if status == 200:
-            registration.registered(self, now, entry, response)
-        elif status == 423 and entry.expires:
-            minimum = response.headers.get("min-expires") or ""
-            wanted = int(minimum) if minimum.isdigit() else entry.expires * 2
-            if wanted <= entry.expires:
-                # RFC 3261 §10.2.8 allows a retry with at least Min-Expires; one that asks for
-                # no more than was refused would loop.
-                self._tx_failed(entry, now, Failure(FailureKind.MIN_EXPIRES, 423, minimum))
-                return
-            self._expires = wanted
-            if self.notes:
-                self._note(ExpiresRaised(now, self.name, entry.target.host, self._expires))
-            registration.send_register(
-                self, now, entry.target, purpose, expires=self._expires, flow=entry.flow
-            )
-        elif 300 <= status < 400 and purpose is Purpose.REGISTER:
-            redirects.redirected(self, now, entry, response)
-        elif 300 <= status < 400 and self.profile.follows_redirect:
-            # A refresh redirected (failback = redirect-on-refresh): the registrar dropped the
-            # binding and names where to go; RFC 3261 §10.2.4: refreshes go where redirected.
-            targets = redirects.targets_of(self, response, entry.target.transport)
-            if not targets:
-                self._tx_failed(entry, now, Failure(FailureKind.NO_CONTACTS, status))
-                return
-            self._close(entry.flow)
-            self.keepalive.flow = None
-            failover.go_home(
-                self, now, targets[0], FailbackReason.REFRESH_REDIRECTED, by=entry.target.host
-            )
-        else:
-            self._tx_failed(entry, now, Failure(FailureKind.STATUS, status, response.reason))
+        registration.answered(self, now, entry, response)
 
     def _tx_failed(
         self, entry: Tx, now: float, failure: Failure, *, redirect_refused: bool = False
@@ -572,43 +536,7 @@ class Agent:
         if purpose is Purpose.REFRESH:
             failover.registrar_lost(self, now, Loss(LossKind.REFRESH_FAILED, failure))
             return
-        if self.notes:
-            self._note(TargetFailed(now, self.name, entry.target.host, failure))
-        self._close(entry.flow)
-        self._register_tx = None
-        profile = self.profile
-        if (
-            entry.target.source == "redirect"
-            and profile.retries_dead_redirect_target
-            and not redirect_refused
-        ):
-            # linphone 5.1 keeps sending REGISTERs to the first Contact of a 301.
-            self._failures += 1
-            delay = profile.backoff.delay(self._failures, self.rng)
-            self._backoff = Backoff(now + delay, entry.target)
-            self.stuck_retrying = entry.target.host
-            self._progress(now, TargetRetried, failure, entry.target.host)
-            return
-        if redirect_refused and profile.redirect_as_failure_retry is not None:
-            # baresip 1.0 retries the same server about 57 s after a 301 it does not follow.
-            self._backoff = Backoff(now + profile.redirect_as_failure_retry, entry.target)
-            self.stuck_retrying = entry.target.host
-            if self._machine.state != "signed-out":
-                self._change(
-                    now,
-                    SignedOut,
-                    SignOutReason.REFUSED_REDIRECT,
-                    0.0,
-                    failure,
-                    entry.target.host,
-                )
-            self._loud = False
-            return
-        if not profile.srv_failover and entry.target.source == "srv":
-            self._plan = [
-                p for p in self._plan if not (isinstance(p, Target) and p.source == "srv")
-            ]
-        rounds.advance(self, now)
+        registration.failed(self, entry, now, failure, redirect_refused)
 
     def _send_keepalive(self, now: float) -> None:
         flow = self.keepalive.flow

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clients import rounds
+from clients import failover, rounds
 from clients.events import (
+    FailbackReason,
     Failure,
     FailureKind,
     Redirected,
@@ -75,3 +76,17 @@ def targets_of(
 ) -> list[Target]:
     q_descending = agent.profile.redirect_order == "q-descending"
     return redirect_targets(response, transport, q_descending, contacts)
+
+
+def refresh_redirected(agent: Agent, now: float, entry: Tx, response: Response) -> None:
+    # A refresh redirected (failback = redirect-on-refresh): the registrar dropped the
+    # binding and names where to go; RFC 3261 §10.2.4: refreshes go where redirected.
+    targets = targets_of(agent, response, entry.target.transport)
+    if not targets:
+        agent._tx_failed(entry, now, Failure(FailureKind.NO_CONTACTS, response.status))
+        return
+    agent._close(entry.flow)
+    agent.keepalive.flow = None
+    failover.go_home(
+        agent, now, targets[0], FailbackReason.REFRESH_REDIRECTED, by=entry.target.host
+    )

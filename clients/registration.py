@@ -4,22 +4,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clients import contacts, rounds
+from clients import contacts, redirects, rounds
 from clients.cache import CacheEntry, SaveCache
 from clients.events import (
     BindingLost,
+    ExpiresRaised,
     FailedBack,
     FailedOver,
+    Failure,
+    FailureKind,
     RefreshFoundNew,
     Registered,
     RegisterSent,
     ServicesChanged,
+    SignedOut,
+    SignOutReason,
+    TargetFailed,
+    TargetRetried,
 )
 from clients.plan import (
     Target,
     endpoint,
 )
 from clients.requests import Purpose, Tx
+from clients.states import Backoff
 from emulator.net import Flow
 from emulator.sip.errors import SipError
 from emulator.sip.headers import KeepAlive, PresenceState, parse_contacts
@@ -46,6 +54,32 @@ def send_register(
         agent._register_tx = entry
         if agent._machine.state != "registered":
             agent._progress(now, RegisterSent, target.host, target.source)
+
+
+def answered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
+    """A final answer to a REGISTER (a sign-in's or a refresh's)."""
+    purpose = entry.purpose
+    status = response.status
+    if status == 200:
+        registered(agent, now, entry, response)
+    elif status == 423 and entry.expires:
+        minimum = response.headers.get("min-expires") or ""
+        wanted = int(minimum) if minimum.isdigit() else entry.expires * 2
+        if wanted <= entry.expires:
+            # RFC 3261 §10.2.8 allows a retry with at least Min-Expires; one that asks for
+            # no more than was refused would loop.
+            agent._tx_failed(entry, now, Failure(FailureKind.MIN_EXPIRES, 423, minimum))
+            return
+        agent._expires = wanted
+        if agent.notes:
+            agent._note(ExpiresRaised(now, agent.name, entry.target.host, agent._expires))
+        send_register(agent, now, entry.target, purpose, expires=agent._expires, flow=entry.flow)
+    elif 300 <= status < 400 and purpose is Purpose.REGISTER:
+        redirects.redirected(agent, now, entry, response)
+    elif 300 <= status < 400 and agent.profile.follows_redirect:
+        redirects.refresh_redirected(agent, now, entry, response)
+    else:
+        agent._tx_failed(entry, now, Failure(FailureKind.STATUS, status, response.reason))
 
 
 def registered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
@@ -178,3 +212,43 @@ def granted_expires(response: Response, asked: int) -> int:
         if contact.expires is not None:
             return contact.expires
     return asked
+
+
+def failed(agent: Agent, entry: Tx, now: float, failure: Failure, redirect_refused: bool) -> None:
+    """A sign-in REGISTER failed (no answer, a connection failure, a refusal): the next
+    target, or a retry of the same one for the profiles that keep retrying one server."""
+    if agent.notes:
+        agent._note(TargetFailed(now, agent.name, entry.target.host, failure))
+    agent._close(entry.flow)
+    agent._register_tx = None
+    profile = agent.profile
+    if (
+        entry.target.source == "redirect"
+        and profile.retries_dead_redirect_target
+        and not redirect_refused
+    ):
+        # linphone 5.1 keeps sending REGISTERs to the first Contact of a 301.
+        agent._failures += 1
+        delay = profile.backoff.delay(agent._failures, agent.rng)
+        agent._backoff = Backoff(now + delay, entry.target)
+        agent.stuck_retrying = entry.target.host
+        agent._progress(now, TargetRetried, failure, entry.target.host)
+        return
+    if redirect_refused and profile.redirect_as_failure_retry is not None:
+        # baresip 1.0 retries the same server about 57 s after a 301 it does not follow.
+        agent._backoff = Backoff(now + profile.redirect_as_failure_retry, entry.target)
+        agent.stuck_retrying = entry.target.host
+        if agent._machine.state != "signed-out":
+            agent._change(
+                now,
+                SignedOut,
+                SignOutReason.REFUSED_REDIRECT,
+                0.0,
+                failure,
+                entry.target.host,
+            )
+        agent._loud = False
+        return
+    if not profile.srv_failover and entry.target.source == "srv":
+        agent._plan = [p for p in agent._plan if not (isinstance(p, Target) and p.source == "srv")]
+    rounds.advance(agent, now)
