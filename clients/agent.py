@@ -56,12 +56,11 @@ from clients.events import (
 from clients.failback import FailbackCycle
 from clients.keepalive import KeepAliveCycle
 from clients.plan import (
-    PlanItem,
     Target,
 )
 from clients.profile import Profile
 from clients.requests import Purpose, RequestBuilder, Tx
-from clients.states import TRANSITIONS, Backoff, LossTimer, StateMachine
+from clients.states import TRANSITIONS, Backoff, LossTimer, Refresh, Round, StateMachine
 from emulator.coasting import Cycle
 from emulator.net import Action, Address, CloseFlow, Flow, Send
 from emulator.sip.errors import LocalProtocolError, SipError
@@ -85,18 +84,12 @@ class Agent:
         "_events",
         "_expires",
         "_failures",
-        "_homeward",
-        "_leaving",
         "_loss",
         "_lost_by",
-        "_loud",
         "_machine",
         "_now",
-        "_plan",
         "_probe_flow",
-        "_redirect_depth",
-        "_refresh_at",
-        "_register_tx",
+        "_refresh",
         "_timers",
         "_txs",
         "backup",
@@ -118,6 +111,7 @@ class Agent:
         "registrar_was_primary",
         "requests",
         "rng",
+        "round",
         "sip_port",
         "stuck_retrying",
         "user",
@@ -176,21 +170,22 @@ class Agent:
         self.registrar: Target | None = None
         self.primary: Target | None = None
         self.backup: Target | None = None
-        self._plan: list[PlanItem] = []
+        self.round = Round()
         self.discovery.steps = []
         self.discovery.query = None
         self.discovery.first_srv_targets = []
         self._txs: dict[str, Tx] = {}
-        self._register_tx: Tx | None = None
-        self._redirect_depth = 0
         self._failures = 0
+        """Rounds failed in a row (the backoff's exponent): counted by rounds.give_up and
+        registration.failed, zeroed by registration.registered; read by rounds.begin (the
+        cache-only rounds)."""
         self._backoff: Backoff | None = None
-        # The server this client keeps retrying instead of moving on, as some profiles do:
-        # baresip after a 301 it refuses, linphone after a redirect target that does not
-        # answer.  None once registered.  Read by the fuzzer's analysis.
         self.stuck_retrying: str | None = None
-        self._refresh_at: float | None = None
-        """When the registration is refreshed (the registered state's own deadline)."""
+        """The server this client keeps retrying instead of moving on, as some profiles do
+        (baresip after a 301 it refuses, linphone after a redirect target that does not
+        answer): set by registration.failed, None once registered (registration.registered).
+        Read by the fuzzer (emulator/fuzz/case.py, analysis.py)."""
+        self._refresh: Refresh | None = None
         keepalive = self.keepalive
         keepalive.stop()
         keepalive.flow = None
@@ -199,16 +194,14 @@ class Agent:
         self.failback.ok_since = None
         self._loss: LossTimer | None = None
         self._lost_by: Loss | None = None
-        """The loss the agent has not registered again since (its rounds try the registrars
-        remembered from a 301 first)."""
+        """The loss the agent has not registered again since: set by failover.registrar_lost,
+        cleared by registration.registered.  It outlives the rounds after the loss: they try
+        the registrars remembered from a 301 first (``_lost``, rounds.from_memory), and the
+        registration that ends them is a FailedOver."""
         self._expires = self.profile.register_expires
-        self._leaving: tuple[Target, Flow] | None = None
-        # The user watches this round (sign-in until it registers or gives up): its steps are
-        # state changes; later rounds are notes (_progress).
-        self._loud = False
+        """The Expires the REGISTERs ask for: the profile's, raised by a 423
+        (registration.answered)."""
         self._probe_flow: tuple[Target, Flow] | None = None
-        self._homeward: Target | None = None
-        """The registrar a failback is heading for (its 200 is a FailedBack)."""
 
     @property
     def state(self) -> ClientState:
@@ -235,7 +228,7 @@ class Agent:
         self._now = now
         self._cached = cached
         self.wanted = True
-        self._loud = True
+        self.round.loud = True
         rounds.begin(self, now, RoundReason.SIGN_IN, after_loss=False)
 
     def cache_cleared(self) -> None:
@@ -335,7 +328,8 @@ class Agent:
         that coasts them, emulator/coasting.py)."""
         # Written out field by field, testing each attribute before copying it (most are
         # None), rather than as a loop over a tuple of them, which costs twice as much.
-        best = self._refresh_at
+        refresh = self._refresh
+        best = refresh.at if refresh is not None else None
         backoff = self._backoff
         if backoff is not None and (best is None or backoff.at < best):
             best = backoff.at
@@ -381,8 +375,9 @@ class Agent:
         if keepalive.at is not None and now >= keepalive.at:
             keepalive.at = None
             self._send_keepalive(now)
-        if self._refresh_at is not None and now >= self._refresh_at:
-            self._refresh_at = None
+        refresh = self._refresh
+        if refresh is not None and now >= refresh.at:
+            self._refresh = None
             registration.refresh(self, now)
         loss = self._loss
         if loss is not None and now >= loss.at:
@@ -396,7 +391,7 @@ class Agent:
         if backoff is not None and now >= backoff.at:
             self._backoff = None
             if backoff.target is not None:
-                self._plan = [backoff.target, *self._plan]
+                self.round.plan = [backoff.target, *self.round.plan]
                 rounds.advance(self, now)
             else:
                 # Still recovering from a lost registrar: the backup stays first in the plan.
@@ -592,7 +587,7 @@ class Agent:
         failback) do not change what the user sees: a client that lost its registrar shows
         signed-out until it registers again, as R1's observers report it.
         """
-        if self._loud:
+        if self.round.loud:
             self._change(now, kind, *detail)
         elif self.notes:
             self._note(

@@ -1,4 +1,10 @@
-"""TODO."""
+"""The contact list of a signed-in client (Lync's roaming contacts): the SUBSCRIBE after
+every sign-in, its answer, the NOTIFYs that change it, and what a count change reports
+(:class:`~clients.events.ContactsChanged`).
+
+Helpers of :class:`clients.agent.Agent`: plain functions taking the agent, which holds the
+state (``contacts``); they change the visible state only through ``Agent._change``.
+"""
 
 from __future__ import annotations
 

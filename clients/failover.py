@@ -1,4 +1,12 @@
-"""TODO."""
+"""Losing a registrar and coming home: a loss is noticed (keep-alive or refresh failed, pong
+missing, connection lost), waited out for the profile's detection timeout
+(:class:`~clients.states.LossTimer`), then the agent signs out and starts a failover round;
+the failback probes' answers (:mod:`clients.failback`) and a ``P-Preferred-Registrar`` or
+redirected refresh start a failback round (:func:`go_home`), leaving the old registration
+to be unregistered once the new one holds (the round's ``leaving``).
+
+Helpers of :class:`clients.agent.Agent`: plain functions taking the agent.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +38,7 @@ def registrar_lost(agent: Agent, now: float, loss: Loss) -> None:
         host = agent.registrar.host if agent.registrar else "?"
         agent._note(LossNoticed(now, agent.name, host, loss))
     agent._lost_by = loss
-    agent._refresh_at = None
+    agent._refresh = None
     agent.keepalive.stop()
     agent.failback.stop()
     agent._loss = LossTimer(now + agent.profile.failover_detection_timeout, loss)
@@ -76,13 +84,13 @@ def go_home(
     """Register at ``target``; should that fail, at ``fallback`` (the registrar the client
     is still registered with, when nothing removed that binding), then discovery."""
     if agent.registrar is not None and agent.keepalive.flow is not None:
-        agent._leaving = (agent.registrar, agent.keepalive.flow)
-    agent._refresh_at = None
+        agent.round.leaving = (agent.registrar, agent.keepalive.flow)
+    agent._refresh = None
     agent.keepalive.stop()
     agent.failback.stop()
     if agent.notes:
         agent._note(FailbackStarted(now, agent.name, target.host, reason, by, seconds))
-    agent._plan = [target, fallback, DISCOVER] if fallback else [target, DISCOVER]
-    agent._redirect_depth = 0
-    agent._homeward = target
+    agent.round.plan = [target, fallback, DISCOVER] if fallback else [target, DISCOVER]
+    agent.round.redirect_depth = 0
+    agent.round.homeward = target
     rounds.advance(agent, now)

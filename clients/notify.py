@@ -1,4 +1,10 @@
-"""TODO."""
+"""Requests a registered client receives: OPTIONS (answered 200), and NOTIFY/BENOTIFY: a
+contact-list change, the user services going down or coming back (survivable mode,
+MS-SIPREGE), or a deregistration (with or without a ``P-Preferred-Registrar``).  Anything
+else is answered 501; a generic UA answers registration NOTIFYs 489 (RFC 6665 §4.1.3).
+
+Helpers of :class:`clients.agent.Agent`: plain functions taking the agent.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +64,7 @@ def receive_request(agent: Agent, request: Request, flow: Flow, now: float) -> N
         agent._note(DeregistrationNotified(now, agent.name, body, preferred or ""))
     if agent.registrar is None:
         return
-    agent._refresh_at = None
+    agent._refresh = None
     agent.keepalive.stop()
     agent.failback.stop()
     if preferred:

@@ -1,4 +1,11 @@
-"""TODO."""
+"""3xx answers to a REGISTER: a sign-in's redirect puts its Contacts first in the round's plan
+(MS-SIPREGE ``ms-cluster-failover``, in decreasing q for the profiles that order them) and
+remembers them as primary and backup; a refresh's redirect is a failback
+(:func:`clients.failover.go_home`).  A redirect target that redirects again counts as failed
+(the round's ``redirect_depth``); a profile that does not follow redirects fails the target.
+
+Helpers of :class:`clients.agent.Agent`: plain functions taking the agent.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +52,7 @@ def redirected(agent: Agent, now: float, entry: Tx, response: Response) -> None:
             redirect_refused=True,
         )
         return
-    if agent._redirect_depth >= 1:
+    if agent.round.redirect_depth >= 1:
         # Emulator choice: a redirect target that redirects again counts as failed, so a
         # backup answering 301 before failover cannot loop the client.
         agent._close(entry.flow)
@@ -61,10 +68,10 @@ def redirected(agent: Agent, now: float, entry: Tx, response: Response) -> None:
     agent.backup = targets[1] if len(targets) > 1 else None
     agent._change(now, Redirected, entry.target.host)
     agent._close(entry.flow)
-    agent._redirect_depth += 1
+    agent.round.redirect_depth += 1
     # The Contacts first, then whatever was left (other SRV targets, and discovery when the
     # redirect came from a cached or backup server): RFC 3261 §8.1.3.4 target set.
-    agent._plan = [*targets, *agent._plan]
+    agent.round.plan = [*targets, *agent.round.plan]
     rounds.advance(agent, now)
 
 

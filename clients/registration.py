@@ -1,4 +1,11 @@
-"""TODO."""
+"""REGISTER: sending it (sign-in, refresh, unregister), its answers (200, 423 Interval Too
+Brief, 3xx handed to :mod:`clients.redirects`), a sign-in REGISTER's failure (the next target,
+or the retry some profiles make), the registered state's entry (the endpoint cache's save,
+the refresh deadline, the keep-alive and failback cycles started), and the refresh.
+
+Helpers of :class:`clients.agent.Agent`: plain functions taking the agent; they change the
+visible state only through ``Agent._change`` and ``Agent._progress`` (clients/states.py).
+"""
 
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ from clients.plan import (
     endpoint,
 )
 from clients.requests import Purpose, Tx
-from clients.states import Backoff
+from clients.states import Backoff, Refresh
 from emulator.net import Flow
 from emulator.sip.errors import SipError
 from emulator.sip.headers import KeepAlive, PresenceState, parse_contacts
@@ -51,7 +58,6 @@ def send_register(
     entry = agent._start_tx(now, request, flow, purpose, target)
     entry.expires = expires
     if purpose is Purpose.REGISTER:
-        agent._register_tx = entry
         if agent._machine.state != "registered":
             agent._progress(now, RegisterSent, target.host, target.source)
 
@@ -108,19 +114,18 @@ def registered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
     was_registered = agent._machine.state == "registered" and agent.registrar == target
     # Which kind of registration this is, for the event: after a loss, after a failback.
     failed_over = agent._lost
-    homeward = agent._homeward
+    homeward = agent.round.homeward
     failed_back = homeward is not None and homeward.host == target.host
     agent.registrar = target
     agent.keepalive.flow = entry.flow
-    agent._register_tx = None
-    agent._loud = False
+    agent.round.loud = False
     agent._failures = 0
     agent._backoff = None
     agent.stuck_retrying = None
-    agent._redirect_depth = 0
+    agent.round.redirect_depth = 0
     agent._loss = None
     agent._lost_by = None
-    agent._homeward = None
+    agent.round.homeward = None
     old_mode = agent.mode
     agent.mode = "limited" if presence is not None and presence.limited else "full"
     if agent.mode == "limited":
@@ -130,7 +135,9 @@ def registered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
     if on_primary and agent.primary is None:
         agent.primary = target
     save_cache(agent, now, target, on_primary)
-    agent._refresh_at = now + max(1.0, expires - min(agent.profile.refresh_margin, expires / 2))
+    agent._refresh = Refresh(
+        now + max(1.0, expires - min(agent.profile.refresh_margin, expires / 2))
+    )
     keep_alive = response.headers.get("ms-keep-alive")
     interval = agent.profile.keepalive_interval
     if keep_alive and agent.profile.use_server_keepalive_timeout:
@@ -142,9 +149,9 @@ def registered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
             # The server's idle timeout bounds how long the flow may stay silent.
             interval = min(interval, float(timeout))
     agent.keepalive.start(now, interval)
-    if agent._leaving is not None:
-        old_target, old_flow = agent._leaving
-        agent._leaving = None
+    if agent.round.leaving is not None:
+        old_target, old_flow = agent.round.leaving
+        agent.round.leaving = None
         if old_flow != entry.flow:
             send_register(agent, now, old_target, Purpose.UNREGISTER, expires=0, flow=old_flow)
     if not on_primary and agent.primary is not None and agent.primary.host != target.host:
@@ -157,7 +164,7 @@ def registered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
         contacts.fetch(agent, now)
     elif lost_binding:
         agent._change(now, BindingLost)
-        agent._refresh_at = None
+        agent._refresh = None
         send_register(agent, now, target, Purpose.REGISTER, expires=agent._expires, flow=entry.flow)
     elif agent.mode != old_mode:
         agent._change(now, ServicesChanged, agent.mode == "full", target.host)
@@ -186,8 +193,7 @@ def refresh(agent: Agent, now: float) -> None:
         and (endpoint(agent.registrar) != endpoint(first[0]))
     ):
         # baresip 1.0: the next request goes back to the first SRV target.
-        agent._plan = list(first)
-        agent._register_tx = None
+        agent.round.plan = list(first)
         rounds.advance(agent, now)
         return
     send_register(
@@ -220,7 +226,6 @@ def failed(agent: Agent, entry: Tx, now: float, failure: Failure, redirect_refus
     if agent.notes:
         agent._note(TargetFailed(now, agent.name, entry.target.host, failure))
     agent._close(entry.flow)
-    agent._register_tx = None
     profile = agent.profile
     if (
         entry.target.source == "redirect"
@@ -247,8 +252,10 @@ def failed(agent: Agent, entry: Tx, now: float, failure: Failure, redirect_refus
                 failure,
                 entry.target.host,
             )
-        agent._loud = False
+        agent.round.loud = False
         return
     if not profile.srv_failover and entry.target.source == "srv":
-        agent._plan = [p for p in agent._plan if not (isinstance(p, Target) and p.source == "srv")]
+        agent.round.plan = [
+            p for p in agent.round.plan if not (isinstance(p, Target) and p.source == "srv")
+        ]
     rounds.advance(agent, now)

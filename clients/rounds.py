@@ -1,4 +1,15 @@
-"""TODO."""
+"""A sign-in round: the plan of targets it tries in order (:mod:`clients.plan`), the DNS
+steps that add to it (:mod:`clients.discovery`), the next target, and giving up (a
+:class:`~clients.states.Backoff`, then a new round).
+
+Rounds start at sign-in, after a failed round, after a registrar was lost
+(:mod:`clients.failover`) and after a deregistering NOTIFY (:mod:`clients.notify`); a failback
+is a round too (:func:`clients.failover.go_home`).  The round's data is the agent's ``round``
+(:class:`clients.states.Round`).
+
+Helpers of :class:`clients.agent.Agent`: plain functions taking the agent; they change the
+visible state only through ``Agent._change`` and ``Agent._progress`` (clients/states.py).
+"""
 
 from __future__ import annotations
 
@@ -57,9 +68,9 @@ def begin(agent: Agent, now: float, reason: RoundReason, *, after_loss: bool) ->
             trust_cache = agent._failures < agent.profile.cache_only_rounds
     if not trust_cache:
         plan.append(DISCOVER)
-    agent._plan = plan
-    agent._redirect_depth = 0
-    agent._homeward = None
+    agent.round.plan = plan
+    agent.round.redirect_depth = 0
+    agent.round.homeward = None
     agent.registrar = None
     agent.keepalive.flow = None
     agent.mode = None
@@ -71,11 +82,11 @@ def begin(agent: Agent, now: float, reason: RoundReason, *, after_loss: bool) ->
 
 
 def advance(agent: Agent, now: float) -> None:
-    while agent._plan:
-        item = agent._plan.pop(0)
+    while agent.round.plan:
+        item = agent.round.plan.pop(0)
         if isinstance(item, Discover):
             # A new discovery round: a Director it finds may redirect again.
-            agent._redirect_depth = 0
+            agent.round.redirect_depth = 0
             agent.discovery.begin(agent.profile, agent.domain)
             if next_step(agent, now):
                 return
@@ -108,7 +119,7 @@ def give_up(agent: Agent, now: float) -> None:
         agent._change(now, SignedOut, SignOutReason.NO_REGISTRAR, delay)
     elif agent.notes:
         agent._note(RoundFailed(now, agent.name, delay))
-    agent._loud = False
+    agent.round.loud = False
 
 
 def try_target(agent: Agent, now: float, target: Target) -> None:
@@ -145,13 +156,13 @@ def receive_dns(agent: Agent, data: bytes, now: float) -> None:
         if targets is None:
             dns_failed(agent, now, query)
             return
-        agent._plan = [*targets, *agent._plan]
+        agent.round.plan = [*targets, *agent.round.plan]
         advance(agent, now)
     elif query.purpose == "a":
         agent.discovery.steps = []
         address = first_address(answer)
         target = Target(query.name, query.step_port, query.step_transport, address, "a")
-        agent._plan = [target, *agent._plan]
+        agent.round.plan = [target, *agent.round.plan]
         advance(agent, now)
     else:
         assert query.target is not None

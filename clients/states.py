@@ -12,12 +12,17 @@ Rules of this file:
 * An event that the table does not allow in the current state raises
   :class:`~emulator.sip.errors.LocalProtocolError` and leaves the state unchanged: it is a bug
   in the agent, not something a peer can cause.
-* Each waiting state owns its deadline: :class:`Backoff` (signed out, waiting to retry),
-  :class:`LossTimer` (registered to a registrar found lost, waiting out the detection
-  timeout), and, in their own modules, the discovery query (:mod:`clients.discovery`), the
-  keep-alive cycle (:mod:`clients.keepalive`) and the failback-probe cycle
-  (:mod:`clients.failback`).  The agent holds each as an object or None; it has no loose
-  ``*_at`` attribute besides its registration refresh.
+* Each waiting state owns its deadline: :class:`Refresh` (registered, waiting to refresh),
+  :class:`Backoff` (signed out, waiting to retry), :class:`LossTimer` (registered to a
+  registrar found lost, waiting out the detection timeout), and, in their own modules, the
+  discovery query (:mod:`clients.discovery`), the keep-alive cycle (:mod:`clients.keepalive`)
+  and the failback-probe cycle (:mod:`clients.failback`).  The agent holds each as an object
+  or None; it has no loose ``*_at`` attribute.
+* A round's data (its plan, redirect depth, whether the user watches it, where a failback
+  heads and the registration it leaves) is one :class:`Round`, made new with the session.
+* The helpers that drive the transitions (clients/rounds.py, registration.py, redirects.py,
+  failover.py, notify.py, contacts.py) change the state only through the agent's ``_change``
+  and ``_progress``, which call :meth:`StateMachine.apply`.
 
 Sans-IO: no clock; every time is the ``now`` the driver passes in.
 """
@@ -43,10 +48,11 @@ from clients.events import (
     SignInStarted,
     TargetRetried,
 )
-from clients.plan import Target
+from clients.plan import PlanItem, Target
+from emulator.net import Flow
 from emulator.sip.errors import LocalProtocolError
 
-__all__ = ["TRANSITIONS", "Backoff", "LossTimer", "StateMachine"]
+__all__ = ["TRANSITIONS", "Backoff", "LossTimer", "Refresh", "Round", "StateMachine"]
 
 _ANY: frozenset[ClientState] = frozenset(("signed-out", "discovering", "registering", "registered"))
 _TRYING: frozenset[ClientState] = frozenset(("discovering", "registering"))
@@ -117,3 +123,36 @@ class LossTimer:
     def __init__(self, at: float, loss: Loss) -> None:
         self.at = at
         self.loss = loss
+
+
+class Refresh:
+    """Registered: the registration is refreshed at ``at`` (set on each 200,
+    clients/registration.py; dropped when the registrar is lost or left)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+
+class Round:
+    """The data of the agent's current round (clients/rounds.py), new with each session."""
+
+    __slots__ = ("homeward", "leaving", "loud", "plan", "redirect_depth")
+
+    def __init__(self) -> None:
+        self.plan: list[PlanItem] = []
+        """What the round tries next, in order (clients/plan.py)."""
+        self.redirect_depth = 0
+        """Redirects followed since the round (or its last discovery) began: a redirect target
+        that redirects again counts as failed (clients/redirects.py)."""
+        self.loud = False
+        """The user watches this round (a sign-in until it registers or gives up): its steps
+        are state changes; later rounds' are notes (``Agent._progress``).  Set by
+        ``Agent.sign_in``, cleared on registering or giving up."""
+        self.homeward: Target | None = None
+        """The registrar a failback heads for (its 200 is a FailedBack): set by
+        failover.go_home, cleared by a new round and on registering."""
+        self.leaving: tuple[Target, Flow] | None = None
+        """The registration a failback leaves behind, unregistered once the new one holds
+        (registration.registered): set by failover.go_home."""
