@@ -14,12 +14,22 @@ target (RFC 3263 §4.3); a 301 inserts its Contacts, in decreasing q (MS-SIPREGE
 ``ms-cluster-failover``), before the rest.  When the plan is exhausted the agent waits a backoff
 and starts over.
 
-This module is the facade and the glue; each job has its module:
+This module is the facade: the agent's state, the driving contract, the commands, the
+dispatch of answers and failures by the purpose of their request, and the one door to the
+visible state (``_change``, ``_progress``).  Each job has its module, of plain functions
+taking the agent:
 
-* :mod:`clients.states`: the visible state, its transition table, the waiting states' data;
-* :mod:`clients.plan`: targets, the round's plan, what redirects add to it;
-* :mod:`clients.discovery`: the DNS steps;
-* :mod:`clients.requests`: building REGISTER, OPTIONS, SUBSCRIBE, SERVICE;
+* :mod:`clients.states`: the visible state, its transition table, the waiting states' data
+  (the refresh, backoff and loss deadlines) and the round's (:class:`~clients.states.Round`);
+* :mod:`clients.rounds`: a round's plan, its DNS steps, the next target, giving up;
+* :mod:`clients.registration`: REGISTER sent, answered (200, 423), failed; refresh;
+* :mod:`clients.redirects`: 3xx answers;
+* :mod:`clients.failover`: a registrar lost, failover, failback (``go_home``);
+* :mod:`clients.notify`: the requests a client receives (NOTIFY, BENOTIFY, OPTIONS);
+* :mod:`clients.contacts`: the contact list;
+* :mod:`clients.plan`: targets and what redirects add to a plan;
+* :mod:`clients.discovery`: the DNS queries;
+* :mod:`clients.requests`: building REGISTER, OPTIONS, SUBSCRIBE, SERVICE; a request in flight;
 * :mod:`clients.keepalive` and :mod:`clients.failback`: the two periodic cycles, which a
   simulator may coast (``cycles``, :mod:`emulator.coasting`).
 
