@@ -97,7 +97,6 @@ class Agent:
         "_loss",
         "_lost_by",
         "_machine",
-        "_now",
         "_probe_flow",
         "_refresh",
         "_timers",
@@ -165,7 +164,6 @@ class Agent:
         first, so that the keep-alives' "next other deadline" leaves skipped probes out."""
         self._actions: list[Action] = []
         self._events: list[AgentEvent] = []
-        self._now = 0.0
         self._machine = StateMachine()
         self._cached: CacheEntry | CacheUnreadable | None = None
         self._reset_session()
@@ -173,8 +171,13 @@ class Agent:
         self.contacts: int | None = None
         """Size of the contact list as last fetched (None: not fetched, or unavailable)."""
         self.wanted = False
+        """The user wants to be signed in: set by sign_in, cleared by sign_out.  Read by the
+        drivers (clients/driver.py, emulator/sim/deployment.py, emulator/fuzz/case.py)."""
         self.registrar_was_primary = True
-        """Whether the registrar last lost was the primary (set on registration)."""
+        """Whether the registrar the agent registered with last said it was the primary
+        (``presence-state``'s is-connected-to-primary): set by registration.registered.  Read
+        by rounds.from_memory (after a loss: the backup if the primary was lost, else the primary
+        then the backup)."""
 
     def _reset_session(self) -> None:
         self.registrar: Target | None = None
@@ -235,7 +238,6 @@ class Agent:
         :meth:`cache_cleared`."""
         if self.wanted:
             raise LocalProtocolError(f"{self.name} is already signing in or signed in")
-        self._now = now
         self._cached = cached
         self.wanted = True
         self.round.loud = True
@@ -247,7 +249,6 @@ class Agent:
 
     def sign_out(self, now: float, *, unregister: bool = True) -> None:
         """Sign out; ``unregister=False`` models a crash (the binding is left to expire)."""
-        self._now = now
         if unregister and self.registrar is not None and self.keepalive.flow is not None:
             registration.send_register(
                 self, now, self.registrar, Purpose.UNREGISTER, expires=0, flow=self.keepalive.flow
@@ -269,7 +270,6 @@ class Agent:
     def add_contact(self, now: float, uri: str) -> None:
         """Add ``uri`` to the user's contact list (a SERVICE ``<setContact/>``, a persistent
         change): the outcome comes as a :class:`ClientActionDone` event."""
-        self._now = now
         if not self.profile.contact_list:
             self._action_done(now, "add-contact", False, f"{self.profile.name} has no contact list")
             return
@@ -357,7 +357,6 @@ class Agent:
         return best
 
     def handle_timer(self, now: float) -> None:
-        self._now = now
         for key, entry in list(self._txs.items()) if self._txs else ():
             deadline = entry.tx.next_deadline()
             if deadline is None or now < deadline:
@@ -400,16 +399,10 @@ class Agent:
         backoff = self._backoff
         if backoff is not None and now >= backoff.at:
             self._backoff = None
-            if backoff.target is not None:
-                self.round.plan = [backoff.target, *self.round.plan]
-                rounds.advance(self, now)
-            else:
-                # Still recovering from a lost registrar: the backup stays first in the plan.
-                rounds.begin(self, now, RoundReason.RETRY, after_loss=self._lost)
+            rounds.backoff_over(self, now, backoff)
 
     def flow_failed(self, flow: Flow, now: float) -> None:
         """A connection could not be opened or broke (RFC 3261 §8.1.3.1: like a 503)."""
-        self._now = now
         for key, entry in list(self._txs.items()):
             if entry.flow == flow:
                 entry.tx.transport_error(now)
@@ -419,7 +412,6 @@ class Agent:
             failover.registrar_lost(self, now, Loss(LossKind.CONNECTION_LOST))
 
     def receive(self, data: bytes, flow: Flow, now: float) -> None:
-        self._now = now
         if data == PONG and flow.transport != "udp":
             # RFC 5626 §4.4.1 pong, tested first and handled inline: it is most of what
             # arrives (a pong never comes from the DNS server, which speaks UDP only).  ``is``
@@ -448,7 +440,7 @@ class Agent:
         else:
             notify.receive_request(self, message, flow, now)
 
-    # -- sign-in plan -----------------------------------------------------------------------
+    # -- memory of a lost registrar ----------------------------------------------------------
 
     @property
     def _lost(self) -> bool:
@@ -462,9 +454,7 @@ class Agent:
         DNS).  Read by the fuzzer's analysis."""
         return rounds.from_memory(self, self._machine.state == "registered" or self._lost)
 
-    # -- DNS --------------------------------------------------------------------------------
-
-    # -- REGISTER ---------------------------------------------------------------------------
+    # -- requests in flight: sent, answered, failed (dispatch by purpose) --------------------
 
     def _flow_for(self, target: Target) -> Flow:
         assert target.address is not None
@@ -553,7 +543,7 @@ class Agent:
             request = self.requests.options(self.registrar, flow)
             self._start_tx(now, request, flow, Purpose.KEEPALIVE, self.registrar)
 
-    # -- failure and failback ---------------------------------------------------------------
+    # -- ProbeHost (clients/failback.py): what the failback cycle asks of the agent ---------
 
     def probe_flow(self) -> Flow | None:
         if self._txs or self._machine.state != "registered":

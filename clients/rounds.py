@@ -81,6 +81,16 @@ def begin(agent: Agent, now: float, reason: RoundReason, *, after_loss: bool) ->
     advance(agent, now)
 
 
+def backoff_over(agent: Agent, now: float, backoff: Backoff) -> None:
+    """The backoff after a failed round ran out: retry its target, or start a new round."""
+    if backoff.target is not None:
+        agent.round.plan = [backoff.target, *agent.round.plan]
+        advance(agent, now)
+    else:
+        # Still recovering from a lost registrar: the backup stays first in the plan.
+        begin(agent, now, RoundReason.RETRY, after_loss=agent._lost)
+
+
 def advance(agent: Agent, now: float) -> None:
     while agent.round.plan:
         item = agent.round.plan.pop(0)

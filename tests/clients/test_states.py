@@ -25,7 +25,7 @@ from clients.events import (
 )
 from clients.keepalive import KeepAliveCycle
 from clients.plan import Target
-from clients.states import TRANSITIONS, StateMachine
+from clients.states import TRANSITIONS, Refresh, Round, StateMachine
 from emulator.coasting import Answered
 from emulator.net import Flow
 from emulator.sip.errors import LocalProtocolError
@@ -188,3 +188,33 @@ def test_typed_notes_render_the_detail_lines() -> None:
     )
     redirect = RedirectReceived(1.0, "c", 301, "dir", ((FE1, 0.7), ("fe2", 0.3)))
     assert redirect.text == f"301 from dir: {FE1} q=0.7, fe2 q=0.3"
+
+
+def test_the_registered_state_owns_its_refresh_deadline_and_a_lost_registrar_drops_it() -> None:
+    h = Harness()
+    h.cache.save(CacheEntry(USER, FE1, 5061, "tls", 0.0, FE1_IP))
+    h.sign_in()
+    h.ok(h.pop_request(), expires=600)
+    refresh = h.agent._refresh
+    assert isinstance(refresh, Refresh)
+    # 600 s granted, the profile's margin (or half of it) taken off; the agent's deadline.
+    assert 300.0 <= refresh.at - h.now < 600.0
+    assert h.agent.deadline_besides_cycles() == refresh.at
+    assert h.agent.registrar_flow is not None
+    h.flow_failed(h.agent.registrar_flow)
+    assert h.agent._refresh is None  # waiting out the loss instead (a LossTimer)
+    assert h.agent._loss is not None
+    assert h.agent.deadline_besides_cycles() == h.agent._loss.at
+
+
+def test_a_round_is_one_object_made_new_with_the_session() -> None:
+    h = Harness()
+    h.sign_in()
+    first = h.agent.round
+    assert isinstance(first, Round)
+    assert first.loud  # the user watches the sign-in round
+    assert first.plan == []  # discovery taken out of the plan and started
+    h.sign_out()
+    assert h.agent.round is not first
+    assert not h.agent.round.loud
+    assert h.agent.round.plan == [] and h.agent.round.redirect_depth == 0
