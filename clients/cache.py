@@ -5,11 +5,13 @@ keeps its *primary* registrar (home server) and, on later sign-ins, connects to 
 DNS query, hence no 301 and no knowledge of the backup registrar.  The backup is never cached.
 RFC 3261 §21.3.2 (a 301 SHOULD update local caches) is the standard's side of the same idea.
 
-The agent (:mod:`clients.agent`) reads and writes the cache through the :class:`CacheStore`
-protocol, so the store is injected: :class:`MemoryCacheStore` for the simulator and tests,
-:class:`FileCacheStore` for live clients (one small JSON file per client, see docs/clients.md,
-"Endpoint cache").  The stores do no time or randomness: ``saved_at`` is whatever ``now`` the
-agent passed in.
+The agent (:mod:`clients.agent`) never touches a store: its driver reads the entry at sign-in
+(:func:`read_entry`) and hands it in (``Agent.sign_in(now, cached=...)``), and the agent asks
+for writes with a :class:`SaveCache` action, which the driver performs after the input that
+produced it (live, a file write with fsync has no place inside an event-loop callback).  The
+stores: :class:`MemoryCacheStore` for the simulator and tests, :class:`FileCacheStore` for
+live clients (one small JSON file per client, see docs/clients.md, "Endpoint cache").  The
+stores do no time or randomness: ``saved_at`` is whatever ``now`` the agent passed in.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from emulator.config import ConfigError
-from emulator.net import TRANSPORTS, TransportName
+from emulator.net import TRANSPORTS, Effect, TransportName
 from emulator.values import immutable
 
 __all__ = [
@@ -30,9 +32,12 @@ __all__ = [
     "CacheEntry",
     "CacheError",
     "CacheStore",
+    "CacheUnreadable",
     "FileCacheStore",
     "MemoryCacheStore",
+    "SaveCache",
     "cache_file_name",
+    "read_entry",
 ]
 
 FORMAT = "sipemu-endpoint-cache/1"
@@ -77,6 +82,30 @@ class CacheEntry:
             )
         if not math.isfinite(self.saved_at):
             raise ValueError(f"cache entry for {self.user}: saved_at must be a finite number")
+
+
+@immutable
+class CacheUnreadable:
+    """The store could not read the user's entry (a corrupt file): the agent notes ``reason``
+    at each sign-in round and goes on as with an empty cache."""
+
+    reason: str
+
+
+@immutable
+class SaveCache(Effect):
+    """Action: write ``entry`` to the client's endpoint cache (replacing the user's entry)."""
+
+    entry: CacheEntry
+
+
+def read_entry(store: CacheStore, user: str) -> CacheEntry | CacheUnreadable | None:
+    """What a driver hands the agent at sign-in: the user's entry, None, or why it could not
+    be read (a corrupt cache file must not stop sign-in)."""
+    try:
+        return store.load(user)
+    except Exception as exc:
+        return CacheUnreadable(str(exc))
 
 
 class CacheStore(Protocol):

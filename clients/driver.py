@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import cast
 
 from clients.agent import Agent
-from clients.cache import CacheStore, MemoryCacheStore
+from clients.cache import CacheStore, MemoryCacheStore, SaveCache, read_entry
 from clients.events import AgentEvent, ClientStateChanged
 from clients.profile import Profile, get_profile
 from clients.rng import SmallRandom
 from emulator.live.transports import CoreDriver
-from emulator.net import Address
+from emulator.net import Address, Effect
 
 __all__ = ["AgentHost", "ClientConfig", "Fleet", "client_ssl_context", "raise_file_limit"]
 
@@ -111,6 +111,7 @@ class AgentHost:
             {"udp": 0},
             client_ssl=client_ssl or client_ssl_context(None),
             on_events=self._events,
+            on_effect=self._perform,
             expect_pongs=True,
             time_scale=time_scale,
         )
@@ -127,7 +128,6 @@ class AgentHost:
             self.config.user,
             profile=self.profile,
             rng=self.rng,
-            cache=self.cache,
             dns_server=self.dns_server,
             local_ip=self.config.local_ip,
             sip_port=port,
@@ -148,6 +148,21 @@ class AgentHost:
         self._new_agent()
         self.sign_in()
 
+    def clear_cache(self) -> None:
+        """Empty the user's endpoint cache (the agent's later rounds find nothing)."""
+        user = self.agent.user if self.agent is not None else self.config.user
+        self.cache.clear(user)
+        if self.agent is not None:
+            self.agent.cache_cleared()
+
+    def _perform(self, effect: Effect) -> None:
+        """The agent's cache writes (the agent never touches the store itself).  Done here,
+        after the input that asked for it, in the loop's thread: one small file with fsync
+        per registration."""
+        if not isinstance(effect, SaveCache):
+            raise TypeError(f"{self.config.name} asked for {effect!r}")
+        self.cache.save(effect.entry)
+
     @property
     def address(self) -> Address:
         return (self.config.local_ip, self.driver.bound["udp"])
@@ -166,7 +181,10 @@ class AgentHost:
 
     def sign_in(self) -> None:
         assert self.agent is not None, "start() first"
-        self.agent.sign_in(self.driver.now())
+        cached = (
+            read_entry(self.cache, self.agent.user) if self.profile.uses_endpoint_cache else None
+        )
+        self.agent.sign_in(self.driver.now(), cached=cached)
         self.driver.poke()
 
     def add_contact(self, uri: str) -> None:

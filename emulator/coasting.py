@@ -10,7 +10,9 @@ Rules of this file:
   put on the network (:meth:`Cycle.coast_flows`) and, once it knows what becomes of each
   flow's messages while the network stays as it is (a :data:`Path`), tell it to skip them
   (:meth:`Cycle.begin_coast`).  While coasting, :meth:`Cycle.deadline` leaves the skipped
-  rounds out, so the core's ``next_deadline()`` needs no coasting branch.
+  rounds out, so the core's ``next_deadline()`` needs no coasting branch.  What the core's
+  next deadline is besides its cycles (:meth:`Coasting.deadline_besides_cycles`) tells a
+  cycle whether something else falls due before its next round.
 * Before any input reaches the core (a timer, bytes, a failure, a command) and when the
   network changes, the simulator brings the cycle up to ``now`` (:meth:`Cycle.catch_up` or
   :meth:`Cycle.end_coast`).  The skipped rounds then leave the core exactly as the real rounds
@@ -99,7 +101,14 @@ class Cycle(Protocol):
 
 
 class Coasting(Protocol):
-    """A core with cycles a simulator may coast."""
+    """A core with cycles a simulator may coast.  The simulator begins coasting them in the
+    order listed, each with ``other`` = :meth:`deadline_besides_cycles` and the deadlines of
+    the other cycles not coasting by then."""
 
     @property
     def cycles(self) -> Sequence[Cycle]: ...
+
+    def deadline_besides_cycles(self) -> float | None:
+        """The core's next deadline leaving out every cycle's (what ``next_deadline()`` is
+        when no cycle has a deadline)."""
+        ...

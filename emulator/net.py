@@ -23,6 +23,7 @@ __all__ = [
     "Address",
     "CloseFlow",
     "Core",
+    "Effect",
     "Flow",
     "Send",
     "TransportName",
@@ -70,7 +71,16 @@ class CloseFlow:
     flow: Flow
 
 
-Action = Send | CloseFlow
+@immutable
+class Effect:
+    """Base of the actions a core asks of its *host* rather than of the network, such as a
+    client saving its endpoint cache (:class:`clients.cache.SaveCache`).  A core never does I/O
+    inside an input handler: it emits the effect, and the driver hands it, after the input, to
+    the callback of whoever runs the core (``on_effect``), which performs it.  (``@immutable``
+    like its subclasses: the compiled build cannot derive those from a compiled class.)"""
+
+
+Action = Send | CloseFlow | Effect
 """What a core asks its driver to do."""
 
 
@@ -86,6 +96,8 @@ class Core(Protocol):
 
     def next_deadline(self) -> float | None: ...
 
-    def actions(self) -> list[Action]: ...
+    def actions(self) -> Sequence[Action]:
+        """(A Sequence, so that a core that emits no Effect may say ``list[Send | CloseFlow]``.)"""
+        ...
 
     def events(self) -> Sequence[object]: ...

@@ -8,7 +8,8 @@ every input (a datagram, a framed stream message, a connection failure, a timer)
    faithful fast-forward),
 2. drains ``core.actions()`` and puts each :class:`~emulator.net.Send` on its flow (opening a
    TCP/TLS connection when the flow has none; UDP datagrams leave together at the end of the
-   loop iteration) or closes the flow (:class:`~emulator.net.CloseFlow`),
+   loop iteration), closes the flow (:class:`~emulator.net.CloseFlow`) or hands an
+   :class:`~emulator.net.Effect` (a client's cache write) to the ``on_effect`` callback,
 3. drains ``core.events()`` to the ``on_events`` callback,
 4. re-arms ONE ``loop.call_at`` on ``core.next_deadline()`` (aioquic's ``transmit()``).
 
@@ -35,7 +36,7 @@ from collections.abc import Callable, Mapping, Sequence
 from emulator.live.sockets import BindError, describe_os_error
 from emulator.live.stream import CONNECT_TIMEOUT, StreamTransports
 from emulator.live.udp import SOCKET_BUFFER, UdpSocket
-from emulator.net import Core, Flow, Send, TransportName
+from emulator.net import CloseFlow, Core, Effect, Flow, Send, TransportName
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -54,8 +55,10 @@ class CoreDriver:
     :meth:`close`) binds those same ports again.  The core is attached after binding
     (:meth:`attach`), because a pool core must know every pool's real ports.
 
-    ``on_events`` receives each non-empty batch of ``core.events()``.  ``debug`` receives one
-    line per datagram, connection and socket error; it is off on the hot path unless given.
+    ``on_events`` receives each non-empty batch of ``core.events()``; ``on_effect`` performs
+    each :class:`~emulator.net.Effect` action (a client's cache write), after the input.
+    ``debug`` receives one line per datagram, connection and socket error; it is off on the
+    hot path unless given.
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class CoreDriver:
         server_ssl: ssl.SSLContext | None = None,
         client_ssl: ssl.SSLContext | None = None,
         on_events: Callable[[Sequence[object]], None] | None = None,
+        on_effect: Callable[[Effect], None] | None = None,
         debug: Callable[[str], None] | None = None,
         expect_pongs: bool = False,
         time_scale: float = 1.0,
@@ -79,6 +83,7 @@ class CoreDriver:
         self.bound: dict[TransportName, int] = {}
         self.nic_enabled = True
         self._on_events = on_events
+        self._on_effect = on_effect
         self._debug_log = debug
         self.expect_pongs = expect_pongs
         """The core sends CRLF keep-alive pings (a client): pongs are handed to it as CRLF."""
@@ -241,8 +246,12 @@ class CoreDriver:
             for action in actions:
                 if type(action) is Send:
                     self._send(action.flow, action.data)
-                else:
+                elif type(action) is CloseFlow:
                     self._streams.close_flow(action.flow)
+                elif self._on_effect is not None and isinstance(action, Effect):
+                    self._on_effect(action)  # the host performs it (a client's cache write)
+                else:
+                    raise TypeError(f"{self.name} asked for {action!r}, which nothing performs")
             actions = core.actions()
         events = core.events()
         if events and self._on_events is not None:

@@ -247,7 +247,7 @@ class _RealtimeRun:
             self.hosts[client].restart(keep_cache=keep)
             self.note(client, "action", f"restarted ({'cache kept' if keep else 'cache dropped'})")
         elif action == "clear-cache":
-            self.caches[client].clear(self.hosts[client].config.user)
+            self.hosts[client].clear_cache()
             self.note(client, "action", "endpoint cache cleared")
         elif action in ("disable-nic", "enable-nic"):
             self._nic(str(get("target")), action == "enable-nic")

@@ -4,41 +4,49 @@ Most of what a long simulation would do is idle clients' CRLF keep-alives (a tim
 pong, every keep-alive interval) and pools' heartbeat rounds (every heartbeat interval,
 answered or vanishing), changing nothing.  While a core waits for nothing else and the paths
 involved are fixed (reachable with no loss, jitter or duplication, so the network draws
-nothing; or certainly cut) the world skips them: the core is told the delays, the world arms
-the core's next *other* deadline instead, and when anything reaches the core (a timer, bytes,
-a failure, a command, any network change) the core first catches up to now (Agent.coast; a
-pool's heartbeat cycle, emulator/registrar/heartbeats.py, through the Cycle protocol of
-emulator/coasting.py) with the arithmetic the packets would have had; what is still on its way
-then is sent for real and arrives when it would have.  docs/simulation.md, Coasting.
+nothing; or certainly cut) the world skips them: each periodic behaviour is a *cycle* of the
+core (the protocol of emulator/coasting.py: a client's keep-alives, clients/keepalive.py, and
+failback probes, clients/failback.py; a pool's heartbeats, emulator/registrar/heartbeats.py),
+told what becomes of its messages; the world arms the core's next *other* deadline instead,
+and when anything reaches the core (a timer, bytes, a failure, a command, any network change)
+the cycle first catches up to now with the arithmetic the packets would have had; what is
+still on its way then is sent for real and arrives when it would have.  docs/simulation.md,
+Coasting.
 
 Rules of this file:
 
 * The :class:`Coaster` is the world's coordinator; the world owns one and calls it at three
   points only: when a core's deadline is armed (:meth:`Coaster.start`), before any input
   reaches a coasting core (:meth:`Coaster.uncoast` for a client, :meth:`Coaster.catch_up`
-  for a pool), and when the network changed
-  (:meth:`Coaster.network_changed`, :meth:`Coaster.settle`).
+  for a pool), and when the network changed (:meth:`Coaster.network_changed`,
+  :meth:`Coaster.settle`).
+* The world hands over a core's coasting interface once, when it adds the core (a
+  :class:`~emulator.coasting.Coasting`: its ``cycles`` and ``deadline_besides_cycles()``);
+  the coordinator never looks for it in the core.  Every cycle, a client's or a pool's, goes
+  through the same steps: :meth:`Coaster.path` for each of its flows, ``begin_coast``, then
+  ``catch_up``/``end_coast`` and :meth:`Coaster.carry` for what is still on its way.
 * A core coasts only under the network version it started under; a change ends every core's
   coasting (each catches up to ``now``) and each may start again under the new paths.
-* A pool keeps coasting across its inputs: before each one the world brings its cycle up to
+* A client's coast ends at its next input (an input may change what its cycles would do); a
+  pool keeps coasting across its inputs: before each one the world brings its cycle up to
   ``now`` (:meth:`Coaster.catch_up`) without ending the coast (speed: a busy pool gets an
   input every few milliseconds, its heartbeats stay skipped).
-* What the cores skip they apply themselves, with the draws the packets would have made; this
-  module only measures paths and carries what is still on its way.
+* What the cores skip their cycles apply themselves, with the draws the packets would have
+  made; this module only measures paths and carries what is still on its way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from emulator.coasting import Answered, Cycle, InFlight, Path
+from emulator.coasting import Answered, Coasting, InFlight, Path
 from emulator.net import Flow, Send
 from emulator.registrar.pool import Pool
 from emulator.sim.agenda import DATAGRAM, PONG
 
 if TYPE_CHECKING:
+    from emulator.coasting import Cycle
     from emulator.net import Core
     from emulator.sim.world import World
 
@@ -48,27 +56,29 @@ Uncertain = Literal[False]
 """What :meth:`Coaster.path` answers when the fate of a flow's messages is not certain (loss,
 jitter, a refusal, a connection that may open): no cycle on that flow may coast."""
 
-# What a core can coast: nothing, client keep-alives, pool heartbeats.
-_NONE, _AGENT, _POOL = 0, 1, 2
+# What a core is to the coordinator: nothing that coasts; a core whose cycles coast until its
+# next input (a client); a pool (its cycles coast across its inputs, and it answers heartbeats
+# at once, which the datagram paths of its peers count on).
+_NONE, _CYCLES, _POOL = 0, 1, 2
+
+# What a skipped cycle's rounds are counted as.
+_PINGS, _PROBES, _HEARTBEATS = 0, 1, 2
 
 
-def _coaster(core: object) -> int:
-    if hasattr(core, "keepalive_coast"):
-        return _AGENT
-    if isinstance(core, Pool):  # a pool answers heartbeats, and may send some
+def _coaster(core: Core, coasting: Coasting | None) -> int:
+    if isinstance(core, Pool):  # a pool answers heartbeats, with cycles or not
         return _POOL
-    return _NONE
+    return _NONE if coasting is None else _CYCLES
 
 
 @dataclass(slots=True)
-class _AgentCoast:
-    """What a client is skipping: its answered keep-alives (their flow, one-way delays out
-    and back; flow None: none), its failback probes that vanish (probes True)."""
+class _Skipped:
+    """A cycle being coasted, what its rounds count as (_PINGS, _PROBES, _HEARTBEATS) and how
+    many it had skipped when this coast began."""
 
-    flow: Flow | None
-    out: float
-    back: float
-    probes: bool
+    cycle: Cycle
+    counter: int
+    before: int
 
 
 class Coaster:
@@ -83,33 +93,31 @@ class Coaster:
         """Heartbeat rounds skipped (each would be three events or more)."""
         self.probes_coasted = 0
         """Failback probes to a cut-off primary skipped (two events each)."""
-        self.agents: dict[int, _AgentCoast] = {}
-        """Coasting clients: core index -> what it skips.  The run loop checks it at every
-        input (speed: a dict look-up)."""
-        self.pools: dict[int, tuple[Cycle, int]] = {}
-        """Coasting pools: core index -> its heartbeat cycle and the rounds it had skipped
-        when this coast began.  A pool coasts across its inputs (the world calls
-        :meth:`catch_up` before each); only a network change ends it."""
+        self.agents: dict[int, list[_Skipped]] = {}
+        """Coasting clients: core index -> the cycles it skips.  The run loop checks it at
+        every input (speed: a dict look-up) and ends the coast (:meth:`uncoast`)."""
+        self.pools: dict[int, list[_Skipped]] = {}
+        """Coasting pools: core index -> the cycles it skips.  The world calls
+        :meth:`catch_up` before each input; only a network change ends the coast."""
         self.kinds: list[int] = []
-        """Per core, what it can coast (_NONE is 0: nothing), found once when it is added."""
-        self.cycles: list[tuple[Cycle, ...]] = []
-        """Per core, its coastable cycles (emulator/coasting.py), given when it is added: the
-        world never looks for them in the core (no per-event look-up, no hasattr)."""
+        """Per core, what it is to the coordinator (_NONE is 0), found once when it is added."""
+        self._coasting: list[Coasting | None] = []
+        """Per core, its coasting interface, given when it is added (None: no cycles)."""
         self.version = -1
         """The network version the coasting cores started under."""
 
-    def add(self, core: Core, cycles: Sequence[Cycle] = ()) -> None:
-        """A core was added to the world (the next index), with its cycles."""
-        self.kinds.append(_coaster(core))
-        self.cycles.append(tuple(cycles))
+    def add(self, core: Core, coasting: Coasting | None = None) -> None:
+        """A core was added to the world (the next index), with its coasting interface."""
+        self.kinds.append(_coaster(core, coasting))
+        self._coasting.append(coasting)
 
-    def replace(self, index: int, core: Core, cycles: Sequence[Cycle] = ()) -> None:
-        """A core was swapped for a fresh one (a restarted process), with its cycles: what
-        the old one skipped ends with it."""
+    def replace(self, index: int, core: Core, coasting: Coasting | None = None) -> None:
+        """A core was swapped for a fresh one (a restarted process), with its coasting
+        interface: what the old one skipped ends with it."""
         self.agents.pop(index, None)
         self.pools.pop(index, None)
-        self.kinds[index] = _coaster(core)
-        self.cycles[index] = tuple(cycles)
+        self.kinds[index] = _coaster(core, coasting)
+        self._coasting[index] = coasting
 
     # -- paths and what is in flight, for any cycle -------------------------------------------
 
@@ -189,114 +197,90 @@ class Coaster:
         else:  # it reached the peer already, which answered at once
             self._answer_late(index, flow, item.send.data, arrival + path.back)
 
+    # -- the three calls of the world ---------------------------------------------------------
+
     def start(self, index: int, deadline: float) -> float | None:
         """Begin skipping what ``index`` does periodically, if it can; returns the deadline
-        to arm instead (its next other deadline) or ``deadline`` unchanged."""
+        to arm instead (its next other deadline) or ``deadline`` unchanged.
+
+        Each cycle whose flows' paths are all certain begins, in the order the core lists
+        them, told the core's next deadline besides it (``deadline_besides_cycles()`` and the
+        deadlines of the cycles not coasting by then)."""
         world = self._world
         if self.version != world.network.version:
             return deadline  # a change not yet caught up with: network_changed will retry
-        core: Any = world._cores[index]
-        if self.kinds[index] == _AGENT:
-            return self._start_agent(index, core, deadline)
-        return self._start_pool(index, core, deadline)
-
-    def _start_pool(self, index: int, pool: Pool, deadline: float) -> float | None:
-        """:meth:`start` for a pool: its heartbeat cycle (given to the world with the pool)."""
-        cycles = self.cycles[index]
-        if index in self.pools or not cycles:
-            return deadline  # coasting already (its next_deadline() leaves the rounds out)
-        (cycle,) = cycles
-        flows = cycle.coast_flows()
-        if flows is None:
-            return deadline
-        paths: dict[Flow, Path] = {}
-        for flow in flows:
-            path = self.path(index, flow)
-            if path is False:
-                return deadline
-            paths[flow] = path
-        if not cycle.begin_coast(paths, pool.deadline_besides_cycles()):
-            return deadline
-        self.pools[index] = (cycle, cycle.rounds_coasted)
-        return pool.next_deadline()
-
-    def _start_agent(self, index: int, core: Any, deadline: float) -> float | None:
-        """:meth:`start` for a client: its keep-alives, its failback probes, or both."""
-        world = self._world
-        probe = core.probe_coast()
-        if probe is not None:
-            flow = probe[0]
-            src, dst = flow.local[0], flow.remote[0]
-            if world.network.reachable(src, dst) or (index, flow) in world._conns:
-                probe = None  # a probe may connect, or a connection is already there
-        plan = core.keepalive_coast()
-        if plan is not None:
-            other = plan[2] if probe is None else core.coast_deadline()
-            if other is not None and other < plan[1]:
-                plan = None  # something else comes first: coast from then on, if at all
+        core = self._coasting[index]
+        if core is None or index in self.agents or index in self.pools:
+            return deadline  # coasting already: next_deadline() leaves the skipped rounds out
+        pool = self.kinds[index] == _POOL
+        skipped: list[_Skipped] | None = None
+        cycles = core.cycles
+        for cycle in cycles:
+            flows = cycle.coast_flows()
+            if flows is None:
+                continue
+            paths: dict[Flow, Path] = {}
+            answered = False
+            for flow in flows:
+                path = self.path(index, flow)
+                if path is False:
+                    break
+                paths[flow] = path
+                answered = answered or path is not None
             else:
-                plan = self._keepalive_path(index, plan[0])
-        if plan is None and probe is None:
+                other = core.deadline_besides_cycles()
+                for each in cycles:
+                    if each is not cycle:
+                        value = each.deadline()
+                        if value is not None and (other is None or value < other):
+                            other = value
+                if cycle.begin_coast(paths, other):
+                    counter = _HEARTBEATS if pool else _PINGS if answered else _PROBES
+                    if skipped is None:
+                        skipped = []
+                    skipped.append(_Skipped(cycle, counter, cycle.rounds_coasted))
+        if skipped is None:
             return deadline
-        if plan is None:
-            out = back = 0.0
-            flow = None
+        if pool:
+            self.pools[index] = skipped
         else:
-            flow, out, back = plan
-        self.agents[index] = _AgentCoast(flow, out, back, probe is not None)
-        after: float | None = core.coast_deadline(
-            keepalive=flow is not None, probes=probe is not None
-        )
-        return after
-
-    def _keepalive_path(self, index: int, flow: Flow) -> tuple[Flow, float, float] | None:
-        """``(flow, out, back)`` when every CRLF ping of ``index`` on ``flow`` is answered
-        after fixed delays while the network stays as it is; None when not certain."""
-        if (index, flow) not in self._world._conns:
-            return None
-        path = self.path(index, flow)
-        if not isinstance(path, Answered):
-            return None
-        return flow, path.out, path.back
+            self.agents[index] = skipped
+        return world._cores[index].next_deadline()
 
     def uncoast(self, index: int, at_timer: bool = False) -> None:
-        """Bring a coasting core to the world's ``now``: what it skipped is applied, and what
-        is still on its way then is sent for real, arriving when it would have."""
+        """Bring a coasting core to the world's ``now`` and end its coast: what it skipped is
+        applied, and what is still on its way then is sent for real, arriving when it would
+        have."""
         world = self._world
         world._scheduled[index] = None
-        core: Any = world._cores[index]
-        now = world.now
-        if index in self.agents:
-            record = self.agents.pop(index)
-            if record.flow is not None:
-                pong, pings = core.coast(
-                    now, record.flow, record.out, record.back, inclusive=not world._in_call
-                )
-                self.pings_coasted += pings
-                if pong is not None:  # the last ping is on its way: its pong arrives as it would
-                    world._push(pong, (PONG, index, world._hold(record.flow)))
-            if record.probes:
-                # At a timer of its own, what falls due then is left to handle_timer, which
-                # does it in its own order (a probe's draws after a refresh's, say).
-                flow, probes = core.coast_probes(now, inclusive=not (world._in_call or at_timer))
-                self.probes_coasted += probes
-                if flow is not None:  # a probe is on its way: its SYN vanished when sent
-                    world._lost_connection(index, flow)
-            return
-        cycle, before = self.pools.pop(index)
-        in_flight = cycle.end_coast(now, inclusive=not world._in_call)
-        self.heartbeats_coasted += cycle.rounds_coasted - before  # counted when a coast ends
-        # A round under way at now went out for real as of when it was sent; each heartbeat
-        # to a peer that answers travels as the network carried it then.
-        for item in in_flight:
-            self.carry(index, item)
+        skipped = self.agents.pop(index, None)
+        if skipped is None:
+            skipped = self.pools.pop(index)
+        # What falls due exactly now went out already, unless a scenario step acts first (it
+        # was scheduled before the timers due now) or the core's own timer is due now:
+        # handle_timer then does it, in its own order (a probe's draws after a refresh's).
+        inclusive = not (world._in_call or at_timer)
+        for each in skipped:
+            cycle = each.cycle
+            in_flight = cycle.end_coast(world.now, inclusive=inclusive)
+            rounds = cycle.rounds_coasted - each.before  # counted when a coast ends
+            if each.counter == _PINGS:
+                self.pings_coasted += rounds
+            elif each.counter == _PROBES:
+                self.probes_coasted += rounds
+            else:
+                self.heartbeats_coasted += rounds
+            for item in in_flight:
+                self.carry(index, item)
 
     def catch_up(self, index: int, *, inclusive: bool = True) -> None:
-        """Before an input reaches coasting pool ``index``: its heartbeat cycle applies the
-        rounds skipped up to now (their draws included) and goes on coasting.
-        ``inclusive``: a round due exactly now went out already (False for a scenario step
-        or fault, which acts before the timers of its instant)."""
-        self.pools[index][0].catch_up(self._world.now, inclusive=inclusive)
+        """Before an input reaches coasting pool ``index``: its cycles apply the rounds
+        skipped up to now (their draws included) and go on coasting.  ``inclusive``: a round
+        due exactly now went out already (False for a scenario step or fault, which acts
+        before the timers of its instant)."""
+        now = self._world.now
+        for each in self.pools[index]:
+            each.cycle.catch_up(now, inclusive=inclusive)
 
     def _answer_late(self, index: int, flow: Flow, data: bytes, arrival: float) -> None:
         """The peer of ``flow`` answers ``data`` now; its answer reaches ``index`` at

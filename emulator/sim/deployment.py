@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from clients.agent import Agent
-from clients.cache import CacheEntry, MemoryCacheStore
+from clients.cache import CacheEntry, CacheUnreadable, MemoryCacheStore, SaveCache, read_entry
 from clients.events import ClientActionDone, ClientNote, ClientStateChanged
 from clients.profile import Profile, customized, get_profile
 from emulator.effects import Effects, PoolState, plan
-from emulator.net import CloseFlow, Flow, Send
+from emulator.net import CloseFlow, Effect, Flow, Send
 from emulator.operations import Operations, Outcome
 from emulator.registrar import events as pool_events
 from emulator.registrar.pool import Pool, PoolEndpoints
@@ -153,7 +153,7 @@ class SimulatedDeployment:
                 self._listen(spec.fqdn),
                 on_events=self._pool_events,
                 answers_pings=True,
-                cycles=pool.cycles,  # its heartbeats, which the world may coast
+                coasting=pool,  # its heartbeat cycle, which the world may coast
             )
             self._pool_index[spec.fqdn] = index
             pool.start(self.world.now)
@@ -217,12 +217,14 @@ class SimulatedDeployment:
         self.specs[spec.name] = spec
         if spec.cache:
             self.seed_cache(spec.name, spec.cache)
-        agent = self._new_agent(spec, cache)
+        agent = self._new_agent(spec)
         index = self.world.add_core(
             spec.name,
             agent,
             [(address, "udp", SIP_PORT), (address, "udp", DNS_CLIENT_PORT)],
             on_events=self._agent_events,
+            on_effect=self._agent_effect,
+            coasting=agent,  # its keep-alive and failback-probe cycles
         )
         self._agent_index[spec.name] = index
         self.agents[spec.name] = agent
@@ -230,13 +232,12 @@ class SimulatedDeployment:
         self.action_results[spec.name] = []
         return agent
 
-    def _new_agent(self, spec: ClientSpec, cache: MemoryCacheStore) -> Agent:
+    def _new_agent(self, spec: ClientSpec) -> Agent:
         return Agent(
             spec.name,
             spec.user,
             profile=spec.client_profile(),
             rng=self.world.rng_for(f"client:{spec.name}:{len(self.world.trace)}"),
-            cache=cache,
             dns_server=self.dns_address,
             local_ip=self._client_address[spec.name],
             sip_port=SIP_PORT,
@@ -281,6 +282,12 @@ class SimulatedDeployment:
         self.world.note(source, "fault", text)
         if self.monitor is not None:
             self.monitor.network_changed()
+
+    def _agent_effect(self, index: int, effect: Effect) -> None:
+        """A client's cache write (clients.cache.SaveCache), into its store."""
+        if not isinstance(effect, SaveCache):
+            raise TypeError(f"a client asked for {effect!r}")
+        self.caches[self.world.name(index)].save(effect.entry)
 
     def _agent_events(self, index: int, events: Sequence[Any]) -> None:
         name = self.world.name(index)
@@ -364,7 +371,7 @@ class SimulatedDeployment:
         self.world.network.set_running(ep.address, True)
         index = self._pool_index[ep.fqdn]
         pool = self._new_pool(ep.fqdn)  # a restarted process has lost its in-memory bindings
-        self.world.replace_core(index, pool, pool.cycles)
+        self.world.replace_core(index, pool, coasting=pool)
         pool.start(self.world.now)
         self.world.poke(index)
         self._fault(fqdn, "pool started")
@@ -430,7 +437,7 @@ class SimulatedDeployment:
 
     def sign_in(self, client: str) -> None:
         agent = self._client(client)
-        agent.sign_in(self.world.now)
+        agent.sign_in(self.world.now, cached=self._cached(client))
         self.world.poke(self._agent_index[client])
 
     def sign_out(self, client: str) -> None:
@@ -446,16 +453,19 @@ class SimulatedDeployment:
             self.world.poke(self._agent_index[client])
         if not keep_cache:
             self.caches[client].clear(self.specs[client].user)
-        fresh = self._new_agent(self.specs[client], self.caches[client])
+        fresh = self._new_agent(self.specs[client])
         self.agents[client] = fresh
-        self.world.replace_core(self._agent_index[client], fresh)
+        self.world.replace_core(self._agent_index[client], fresh, coasting=fresh)
         kept = "cache kept" if keep_cache else "cache dropped"
         self.world.note(client, "action", f"restarted ({kept})")
-        fresh.sign_in(self.world.now)
+        fresh.sign_in(self.world.now, cached=self._cached(client))
         self.world.poke(self._agent_index[client])
 
+    def _cached(self, client: str) -> CacheEntry | CacheUnreadable | None:
+        return read_entry(self.caches[client], self.specs[client].user)
+
     def clear_cache(self, client: str) -> None:
-        self._client(client)
+        self._client(client).cache_cleared()
         self.caches[client].clear(self.specs[client].user)
         self.world.note(client, "action", "endpoint cache cleared")
 

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.coasting import Cycle
-from emulator.net import Address, Core, Flow, Send
+from emulator.coasting import Coasting
+from emulator.net import Address, CloseFlow, Core, Effect, Flow, Send
 from emulator.sim.agenda import CALL, DATAGRAM, FAIL, PONG, STREAM, TIMER, Agenda, Entry
 from emulator.sim.coasting import Coaster
 from emulator.sim.network import Network
@@ -74,6 +74,7 @@ class World:
         self._cores: list[Core] = []
         self._names: list[str] = []
         self._on_events: list[Callable[[int, Sequence[Any]], None] | None] = []
+        self._on_effects: list[Callable[[int, Effect], None] | None] = []
         self._scheduled: list[float | None] = []
         self._listeners: dict[tuple[str, str, int], int] = {}
         self._conns: dict[tuple[int, Flow], _Conn] = {}
@@ -112,21 +113,26 @@ class World:
         listen: Iterable[tuple[str, str, int]] = (),
         *,
         on_events: Callable[[int, Sequence[Any]], None] | None = None,
+        on_effect: Callable[[int, Effect], None] | None = None,
         answers_pings: bool = False,
-        cycles: Sequence[Cycle] = (),
+        coasting: Coasting | None = None,
     ) -> int:
         """Attach a core listening on ``(address, transport, port)`` triples; returns its id.
 
-        ``cycles``: the core's periodic behaviours the world may coast (emulator/coasting.py,
-        usually ``core.cycles``), given here once so that the world never looks for them."""
+        ``on_effect`` performs the core's :class:`~emulator.net.Effect` actions (a client's
+        cache writes).  ``coasting``: the core's coasting interface when it has periodic
+        behaviours the world may coast (emulator/coasting.py: its ``cycles`` and
+        ``deadline_besides_cycles()``; usually the core itself), given here once so that the
+        world never looks for them."""
         index = len(self._cores)
         self._cores.append(core)
         self._names.append(name)
         self._on_events.append(on_events)
+        self._on_effects.append(on_effect)
         self._scheduled.append(None)
         self._last_flow.append(None)
         self._last_conn.append(None)
-        self._coaster.add(core, cycles)
+        self._coaster.add(core, coasting)
         for address, transport, port in listen:
             self.network.add_host(address)
             self._listeners[(address, transport, port)] = index
@@ -135,10 +141,10 @@ class World:
         self._flush(index)
         return index
 
-    def replace_core(self, index: int, core: Core, cycles: Sequence[Cycle] = ()) -> None:
-        """Swap in a fresh core (a restarted process) keeping the listening ports; ``cycles``
-        as for :meth:`add_core`."""
-        self._coaster.replace(index, core, cycles)  # the old process's keep-alives end with it
+    def replace_core(self, index: int, core: Core, coasting: Coasting | None = None) -> None:
+        """Swap in a fresh core (a restarted process) keeping the listening ports;
+        ``coasting`` as for :meth:`add_core`."""
+        self._coaster.replace(index, core, coasting)  # the old process's keep-alives end with it
         self._cores[index] = core
         self._scheduled[index] = None
         self._flush(index)
@@ -282,6 +288,12 @@ class World:
             self._coaster.network_changed()
         self._flush(index)
 
+    def _perform(self, index: int, effect: Effect) -> None:
+        handler = self._on_effects[index]
+        if handler is None:
+            raise TypeError(f"{self._names[index]} asked for {effect!r}, which nothing performs")
+        handler(index, effect)
+
     def _flush(self, index: int) -> None:
         core = self._cores[index]
         for action in core.actions():
@@ -291,8 +303,10 @@ class World:
                     self._send_datagram(index, flow, action.data)
                 else:
                     self._send_stream(index, flow, action.data)
-            else:
+            elif isinstance(action, CloseFlow):
                 self._close(index, action.flow)
+            else:
+                self._perform(index, action)
         events = core.events()
         if events:
             handler = self._on_events[index]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import dnslib
 
 from clients.agent import Agent
-from clients.cache import CacheStore, MemoryCacheStore
+from clients.cache import CacheStore, MemoryCacheStore, SaveCache, read_entry
 from clients.events import AgentEvent, ClientNote, ClientStateChanged
 from clients.profile import LYNC2010, Profile
 from emulator.net import Address, CloseFlow, Flow, Send
@@ -116,7 +116,6 @@ class Harness:
             user,
             profile=profile,
             rng=random.Random(seed),
-            cache=self.cache,
             dns_server=DNS_SERVER,
             local_ip=CLIENT_IP,
             sip_port=SIP_PORT,
@@ -132,13 +131,20 @@ class Harness:
     # -- driving ------------------------------------------------------------------------------
 
     def _collect(self) -> None:
-        actions = self.agent.actions()
+        actions: list[Send | CloseFlow] = []
+        for action in self.agent.actions():
+            if isinstance(action, SaveCache):
+                self.cache.save(action.entry)  # the driver performs the agent's cache writes
+            else:
+                assert isinstance(action, Send | CloseFlow), action
+                actions.append(action)
         self.outbox.extend(actions)
         self.log.extend(actions)
         self.events.extend(self.agent.events())
 
     def sign_in(self) -> None:
-        self.agent.sign_in(self.now)
+        """Sign in, handing in the cache's entry as a driver does."""
+        self.agent.sign_in(self.now, cached=read_entry(self.cache, self.agent.user))
         self._collect()
 
     def sign_out(self, *, unregister: bool = True) -> None:

@@ -646,7 +646,6 @@ def test_a_423_is_retried_with_at_least_min_expires_on_the_same_call_id() -> Non
         USER,
         profile=dataclasses.replace(LYNC2010, name="short", register_expires=60),
         rng=random.Random(1),
-        cache=h.cache,
         dns_server=DNS_SERVER,
         local_ip=CLIENT_IP,
         sip_port=SIP_PORT,

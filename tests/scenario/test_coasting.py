@@ -41,7 +41,7 @@ def draws(sim: SimulatedDeployment) -> dict[str, tuple[object, int]]:
     Pools that another pool heartbeats are left out: a skipped heartbeat is never received,
     so the To tag of its answer is not drawn (docs/simulation.md, Coasting: what differs).
     """
-    out = {name: (agent.rng.getstate(), agent._cseq) for name, agent in sim.agents.items()}
+    out = {name: (agent.rng.getstate(), agent.requests.cseq) for name, agent in sim.agents.items()}
     running = [fqdn for fqdn, state in sim.pool_states().items() if state != "stopped"]
     for fqdn in running:  # a stopped pool has no core (and no generator) until it starts
         if not _heartbeaten(sim, fqdn, running):

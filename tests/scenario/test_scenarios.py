@@ -16,6 +16,7 @@ from emulator.registrar import events as pool_events
 from emulator.scenario.model import Expectation, ScenarioError, load_scenario, parse_scenario
 from emulator.scenario.runner import check, run_scenario
 from emulator.sim import deployment
+from emulator.values import immutable
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -98,16 +99,25 @@ def test_run_writes_json_and_exits_zero_when_expectations_hold(
     assert "(seed 11)" in capsys.readouterr().out
 
 
+@immutable
+class _Changed(ClientStateChanged):
+    """A state change whose cause is "test" (the expectations read only the state)."""
+
+    @property
+    def cause(self) -> str:
+        return "test"
+
+
 def event(now: float, state: str, registrar: str | None = None) -> ClientStateChanged:
-    return ClientStateChanged(
+    return _Changed(
         now,
         "c",
-        state,
+        state,  # type: ignore[arg-type]
         registrar,
-        "full" if registrar else None,  # type: ignore[arg-type]
+        "full" if registrar else None,
         None,
         None,
-        "test",
+        None,
     )
 
 

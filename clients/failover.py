@@ -1,0 +1,96 @@
+"""Losing a registrar and coming home: a loss is noticed (keep-alive or refresh failed, pong
+missing, connection lost), waited out for the profile's detection timeout
+(:class:`~clients.states.LossTimer`), then the agent signs out and starts a failover round;
+the failback probes' answers (:mod:`clients.failback`) and a ``P-Preferred-Registrar`` or
+redirected refresh start a failback round (:func:`go_home`), leaving the old registration
+to be unregistered once the new one holds (the round's ``leaving``).
+
+Helpers of :class:`clients.agent.Agent`: plain functions taking the agent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from clients import rounds
+from clients.events import (
+    FailbackReason,
+    FailbackStarted,
+    Loss,
+    LossNoticed,
+    RegistrarLost,
+    RoundReason,
+)
+from clients.plan import (
+    DISCOVER,
+    Target,
+)
+from clients.states import LossTimer
+
+if TYPE_CHECKING:
+    from clients.agent import Agent
+
+
+def registrar_lost(agent: Agent, now: float, loss: Loss) -> None:
+    if agent._machine.state != "registered" or agent._loss is not None:
+        return
+    if agent.notes:
+        host = agent.registrar.host if agent.registrar else "?"
+        agent._note(LossNoticed(now, agent.name, host, loss))
+    agent._lost_by = loss
+    agent._refresh = None
+    agent.keepalive.stop()
+    agent.failback.stop()
+    agent._loss = LossTimer(now + agent.profile.failover_detection_timeout, loss)
+
+
+def after_loss(agent: Agent, now: float, loss: Loss) -> None:
+    # _close spares the registrar's flow: forget it first, or the dead one stays open.
+    flow, agent.keepalive.flow = agent.keepalive.flow, None
+    if flow is not None:
+        agent._close(flow)
+    agent._change(now, RegistrarLost, loss)
+    rounds.begin(agent, now, RoundReason.FAILOVER, after_loss=True)
+
+
+# ProbeHost (clients/failback.py): what the failback cycle asks of the agent.
+
+
+def probe_answered(agent: Agent, now: float) -> None:
+    if agent.primary is None or agent.registrar is None:
+        return
+    detection = agent.profile.failback_detection_timeout
+    if agent.failback.answered(now, detection):
+        go_home(
+            agent,
+            now,
+            agent.primary.with_source("primary"),
+            FailbackReason.PROBES_ANSWERED,
+            seconds=detection,
+            fallback=agent.registrar,
+        )
+
+
+def go_home(
+    agent: Agent,
+    now: float,
+    target: Target,
+    reason: FailbackReason,
+    *,
+    by: str = "",
+    seconds: float = 0.0,
+    fallback: Target | None = None,
+) -> None:
+    """Register at ``target``; should that fail, at ``fallback`` (the registrar the client
+    is still registered with, when nothing removed that binding), then discovery."""
+    if agent.registrar is not None and agent.keepalive.flow is not None:
+        agent.round.leaving = (agent.registrar, agent.keepalive.flow)
+    agent._refresh = None
+    agent.keepalive.stop()
+    agent.failback.stop()
+    if agent.notes:
+        agent._note(FailbackStarted(now, agent.name, target.host, reason, by, seconds))
+    agent.round.plan = [target, fallback, DISCOVER] if fallback else [target, DISCOVER]
+    agent.round.redirect_depth = 0
+    agent.round.homeward = target
+    rounds.advance(agent, now)
