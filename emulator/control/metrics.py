@@ -1,7 +1,8 @@
 """Prometheus metrics of a live deployment, derived from what it already reports.
 
-Counters are fed by the deployment's events (:meth:`Deployment.subscribe`): no code runs in
-the cores' hot paths for them.  Gauges (bindings, peer monitor states, pools up, DNS records,
+Counters are fed by the deployment's events (:meth:`Deployment.subscribe`; subscribing makes
+the cores report every exchange, whatever the log settings, at the cost of a summary line per
+request).  Gauges (bindings, peer monitor states, pools up, DNS records,
 clients by state) are read from the deployment when Prometheus scrapes, by a custom collector.
 
 | metric | type | labels | from |
