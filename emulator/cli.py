@@ -263,6 +263,14 @@ def register_run(subparsers: SubParsers) -> None:
         help="simulate every keep-alive and heartbeat packet instead of skipping idle ones "
         "(same behaviour, slower; docs/simulation.md)",
     )
+    from emulator.control.launch import add_control_options
+
+    add_control_options(parser, prefix="with --realtime: ")
+    parser.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="with --realtime: allow a --control address outside 127.0.0.0/8 and ::1",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -277,17 +285,30 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"--time-scale must be > 0, not {args.time_scale:g}")
         if args.no_coast:
             raise UserError("--no-coast applies to virtual-time runs only")
+        from emulator.control.launch import control_options
+
         result = run_realtime(
             scenario,
             seed=args.seed,
             verbose=args.verbose or bool(args.json),
             time_scale=args.time_scale,
+            control=control_options(args),
+            out=sys.stdout,
         )
     else:
         from emulator.scenario.runner import run_scenario
 
         if args.time_scale != 1.0:
             raise UserError("--time-scale applies to --realtime runs only")
+        for given, option in (
+            (args.control, "--control"),
+            (args.control_token, "--control-token"),
+            (args.allow_non_loopback or None, "--allow-non-loopback"),
+        ):
+            if given is not None:
+                raise UserError(
+                    f"{option} applies to --realtime runs only (the simulator has no sockets)"
+                )
         # The JSON trace is the full one: record detail whenever it is asked for.
         result = run_scenario(
             scenario,

@@ -21,7 +21,7 @@ from aiohttp import web
 from emulator.control.events import EventHub
 from emulator.control.metrics import CONTENT_TYPE, DeploymentMetrics
 from emulator.control.openapi import openapi_document
-from emulator.control.steps import StepError, run_step
+from emulator.control.steps import ClientAgents, StepError, run_step
 from emulator.live.deployment import Deployment, DeploymentError
 from fakedns.authority import FAULT_KINDS, TsigKey
 from fakedns.records import RECORD_TYPES, DnsRecord, normalize_name, record_from_text
@@ -38,6 +38,7 @@ HUB: web.AppKey[EventHub] = web.AppKey("hub", EventHub)
 METRICS: web.AppKey[DeploymentMetrics] = web.AppKey("metrics", DeploymentMetrics)
 TOKEN: web.AppKey[str] = web.AppKey("token", str)
 CLOSING: web.AppKey[asyncio.Event] = web.AppKey("closing", asyncio.Event)
+AGENTS: web.AppKey[ClientAgents | None] = web.AppKey("agents")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -283,8 +284,16 @@ async def status(request: web.Request) -> web.Response:
             "pools": [pool_json(deployment, fqdn) for fqdn in deployment.pool_names],
             "chat_available": deployment.chat_available(),
             "event_subscribers": request.app[HUB].subscribers,
+            "clients": _clients(request.app[AGENTS]),
         }
     )
+
+
+def _clients(agents: ClientAgents | None) -> list[dict[str, str]]:
+    """The client agents in the process and their states (none in ``sipemu up``)."""
+    if agents is None:
+        return []
+    return [{"name": name, "state": state} for name, state in agents.client_states().items()]
 
 
 async def pools(request: web.Request) -> web.Response:
@@ -529,7 +538,7 @@ async def step(request: web.Request) -> web.Response:
     deployment = request.app[DEPLOYMENT]
     table = await _body(request)
     try:
-        result = await run_step(deployment, table)
+        result = await run_step(deployment, table, request.app[AGENTS])
     except StepError as exc:
         raise ApiProblem(422, "invalid", str(exc)) from None
     body = {"step": result.step, "ok": result.ok, "text": result.text}
@@ -591,6 +600,7 @@ def build_app(
     metrics_: DeploymentMetrics,
     *,
     token: str | None = None,
+    agents: ClientAgents | None = None,
 ) -> web.Application:
     """The aiohttp application of the control API for ``deployment``."""
     middlewares = [problems]
@@ -601,6 +611,7 @@ def build_app(
     app[HUB] = hub
     app[METRICS] = metrics_
     app[CLOSING] = asyncio.Event()
+    app[AGENTS] = agents
     if token:
         app[TOKEN] = token
     add = app.router

@@ -235,6 +235,14 @@ def _status(client: Client, args: argparse.Namespace, out: TextIO) -> Any:
         f"{dns['serial']}; updates {updates}; faults {', '.join(broken) or 'none'}\n"
     )
     _pools_table(data["pools"], out)
+    clients = data.get("clients") or []
+    if clients:
+        counts: dict[str, int] = {}
+        for agent in clients:
+            counts[agent["state"]] = counts.get(agent["state"], 0) + 1
+        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        out.write(f"clients: {len(clients)} ({summary})\n")
+        table(("CLIENT", "STATE"), [(c["name"], c["state"]) for c in clients], out)
     return None
 
 

@@ -1,9 +1,11 @@
-"""What ``sipemu up`` adds for the control plane: its options, and starting and stopping the
-control API and the DNS update policy around the deployment (emulator/cli.py calls these)."""
+"""What ``sipemu up`` (and ``sipemu run --realtime``) add for the control plane: their options,
+and starting and stopping the control API and the DNS update policy around the deployment
+(emulator/cli.py and emulator/scenario/realtime.py call these)."""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import TextIO
 
 from emulator.control.server import (
@@ -12,24 +14,39 @@ from emulator.control.server import (
     ControlServer,
     parse_control_address,
 )
+from emulator.control.steps import ClientAgents
 from emulator.live.deployment import Deployment, DeploymentError
 from fakedns.authority import TsigKey
 
-__all__ = ["add_up_options", "after_start", "before_start", "parse_tsig_key"]
+__all__ = [
+    "ControlOptions",
+    "add_control_options",
+    "add_up_options",
+    "after_start",
+    "before_start",
+    "control_options",
+    "parse_tsig_key",
+    "start_control",
+]
 
 
-def add_up_options(parser: argparse.ArgumentParser) -> None:
+def add_control_options(parser: argparse.ArgumentParser, *, prefix: str = "") -> None:
+    """``--control`` and ``--control-token`` (``prefix``: words that start their help)."""
     parser.add_argument(
         "--control",
         metavar="ADDR:PORT",
-        help=f"serve the HTTP/JSON control API there (default {DEFAULT_CONTROL}, or an "
+        help=f"{prefix}serve the HTTP/JSON control API there (default {DEFAULT_CONTROL}, or an "
         "ephemeral port when that is taken; port 0: ephemeral; off: none)",
     )
     parser.add_argument(
         "--control-token",
         metavar="TOKEN",
-        help=f"require this bearer token on the control API (default: ${TOKEN_ENV} if set)",
+        help=f"{prefix}require this bearer token on the control API (default: ${TOKEN_ENV} if set)",
     )
+
+
+def add_up_options(parser: argparse.ArgumentParser) -> None:
+    add_control_options(parser)
     parser.add_argument(
         "--dns-tsig-key",
         metavar="[ALG:]NAME:SECRET",
@@ -58,26 +75,73 @@ def parse_tsig_key(text: str) -> TsigKey:
     raise ValueError(f"--dns-tsig-key {text!r}: expected [ALG:]NAME:SECRET")
 
 
+@dataclass(frozen=True, slots=True)
+class ControlOptions:
+    """Where and how to serve the control API (``--control``, ``--control-token``)."""
+
+    host: str
+    port: int
+    token: str | None = None
+    """None: read ``$SIPEMU_CONTROL_TOKEN``."""
+    allow_non_loopback: bool = False
+    fallback: bool = False
+    """Listen on an ephemeral port when ``port`` is taken (the default address only)."""
+
+    def server(self, deployment: Deployment, agents: ClientAgents | None = None) -> ControlServer:
+        """The control API of ``deployment`` (subscribed: construct it before the deployment
+        starts); ``agents``: the client agents running beside it, if any."""
+        return ControlServer(
+            deployment,
+            self.host,
+            self.port,
+            token=self.token,
+            allow_non_loopback=self.allow_non_loopback,
+            fallback=self.fallback,
+            agents=agents,
+        )
+
+
+def control_options(args: argparse.Namespace) -> ControlOptions | None:
+    """``--control`` and ``--control-token`` -> options (None: ``--control off``).
+    DeploymentError (a sentence) for a bad address."""
+    given = args.control
+    if given is not None and str(given).strip().lower() in ("off", "none", "no", ""):
+        return None
+    try:
+        host, port = parse_control_address(given or DEFAULT_CONTROL)
+    except ValueError as exc:
+        raise DeploymentError(f"--control: {exc}") from None
+    return ControlOptions(
+        host,
+        port,
+        token=args.control_token,
+        allow_non_loopback=bool(getattr(args, "allow_non_loopback", False)),
+        fallback=given is None,  # the default port may be another sipemu's: take any other
+    )
+
+
 def before_start(deployment: Deployment, args: argparse.Namespace) -> ControlServer | None:
     """Check the options and subscribe the control API (before the deployment starts)."""
     try:
         keys = [parse_tsig_key(k) for k in args.dns_tsig_key]
         if keys and args.no_dns_updates:
             raise ValueError("--dns-tsig-key and --no-dns-updates contradict each other")
-        given = args.control
-        if given is not None and str(given).strip().lower() in ("off", "none", "no", ""):
-            return None
-        host, port = parse_control_address(given or DEFAULT_CONTROL)
     except ValueError as exc:
         raise DeploymentError(str(exc)) from None
-    return ControlServer(
-        deployment,
-        host,
-        port,
-        token=args.control_token,
-        allow_non_loopback=args.allow_non_loopback,
-        fallback=given is None,  # the default port may be another sipemu's: take any other
-    )
+    options = control_options(args)
+    return None if options is None else options.server(deployment)
+
+
+async def start_control(control: ControlServer, out: TextIO) -> None:
+    """Start the control API and print where it is."""
+    await control.start()
+    if control.fell_back:
+        out.write(
+            f"control API: {DEFAULT_CONTROL} is in use (another sipemu?); serving on an "
+            "ephemeral port instead (sipemu ctl --control ADDR:PORT)\n"
+        )
+    guarded = " (bearer token required)" if control.token else ""
+    out.write(f"control API: {control.url}/ (OpenAPI: {control.url}/openapi.json){guarded}\n")
 
 
 async def after_start(
@@ -90,14 +154,7 @@ async def after_start(
     if not args.no_dns_updates:
         deployment.dns.accept_updates([parse_tsig_key(k) for k in args.dns_tsig_key])
     if control is not None:
-        await control.start()
-        if control.fell_back:
-            out.write(
-                f"control API: {DEFAULT_CONTROL} is in use (another sipemu up?); serving on an "
-                "ephemeral port instead (sipemu ctl --control ADDR:PORT)\n"
-            )
-        guarded = " (bearer token required)" if control.token else ""
-        out.write(f"control API: {control.url}/ (OpenAPI: {control.url}/openapi.json){guarded}\n")
+        await start_control(control, out)
     keys = deployment.dns.update_keys
     if keys is None:
         out.write("DNS updates: refused\n")

@@ -183,6 +183,20 @@ _SCHEMAS: dict[str, Any] = {
             "pools": {"type": "array", "items": _ref("Pool")},
             "chat_available": {"type": ["boolean", "null"]},
             "event_subscribers": {"type": "integer"},
+            "clients": {
+                "type": "array",
+                "description": "client agents running in the process (sipemu run --realtime); "
+                "empty in sipemu up",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "state": {
+                            "enum": ["signed-out", "discovering", "registering", "registered"]
+                        },
+                    },
+                },
+            },
         },
     },
 }
@@ -315,7 +329,8 @@ def openapi_document() -> dict[str, Any]:
         "/steps": {
             "post": _op(
                 "Carry out one scenario step now (a [[step]] table without `at`, "
-                "docs/scenarios.md)",
+                "docs/scenarios.md); client steps (sign-in, sign-out, restart, clear-cache) "
+                "only where client agents run in the process (sipemu run --realtime)",
                 _json(_ref("Outcome")),
                 body={
                     "type": "object",

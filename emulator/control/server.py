@@ -18,6 +18,7 @@ from aiohttp import web
 from emulator.control.api import CLOSING, build_app
 from emulator.control.events import EventHub
 from emulator.control.metrics import DeploymentMetrics
+from emulator.control.steps import ClientAgents
 from emulator.live.deployment import Deployment, DeploymentError
 from emulator.live.transports import describe_os_error
 
@@ -71,8 +72,11 @@ class ControlServer:
 
     ``token``: a bearer token every request must carry (None: read :data:`TOKEN_ENV`; an
     empty string: no token).  ``fallback``: listen on an ephemeral port when ``port`` is taken
-    (``sipemu up``'s default address; :attr:`fell_back` says it happened).  Construct it
-    before ``deployment.start()``; :meth:`start` after.
+    (``sipemu up``'s default address; :attr:`fell_back` says it happened).  ``agents``: the
+    client agents running beside the deployment (``sipemu run --realtime``): ``POST /steps``
+    then takes client steps, and ``/status`` lists them; feed their state changes to
+    :meth:`DeploymentMetrics.observe_client` (:attr:`metrics`) for ``sipemu_clients``.
+    Construct it before ``deployment.start()``; :meth:`start` after.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class ControlServer:
         token: str | None = None,
         allow_non_loopback: bool = False,
         fallback: bool = False,
+        agents: ClientAgents | None = None,
     ) -> None:
         if not allow_non_loopback and not is_loopback(host):
             raise DeploymentError(
@@ -99,7 +104,10 @@ class ControlServer:
         self.metrics = DeploymentMetrics(deployment)
         self.hub.listeners.append(self.metrics.observe)
         self._unsubscribe: Callable[[], None] | None = deployment.subscribe(self.hub)
-        self._app = build_app(deployment, self.hub, self.metrics, token=self.token or None)
+        self.agents = agents
+        self._app = build_app(
+            deployment, self.hub, self.metrics, token=self.token or None, agents=agents
+        )
         self._runner: web.AppRunner | None = None
         self._bound: tuple[str, int] | None = None
         self._fallback = fallback

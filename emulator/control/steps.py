@@ -3,19 +3,53 @@
 A step is a ``[[step]]`` table of a scenario file (docs/scenarios.md) without ``at``: it is
 validated by the scenario model itself (:func:`emulator.scenario.model.scenario_from_dict`,
 the same sentences as for a file) and applied as ``sipemu run --realtime`` applies it.  Steps
-that act on client agents need agents in the process (``sipemu up`` runs none), and partitions
-and link properties exist only in the simulator: both are refused with a sentence.
+that act on client agents (:data:`CLIENT_STEP_ACTIONS`) need agents in the process: a
+:class:`ClientAgents` given to the control server (``sipemu run --realtime`` gives its run;
+``sipemu up`` runs none and refuses them with a sentence).  Partitions and link properties
+exist only in the simulator: refused with a sentence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from emulator.live.deployment import Deployment
 
-__all__ = ["LIVE_STEP_ACTIONS", "StepError", "StepResult", "run_step"]
+if TYPE_CHECKING:
+    from emulator.scenario.model import Step
+
+__all__ = [
+    "CLIENT_STEP_ACTIONS",
+    "LIVE_STEP_ACTIONS",
+    "ClientAgents",
+    "StepError",
+    "StepResult",
+    "run_step",
+]
+
+CLIENT_STEP_ACTIONS = ("sign-in", "sign-out", "restart", "clear-cache")
+"""Step actions on one client agent, carried out where agents run in the process."""
+
+
+class ClientAgents(Protocol):
+    """The client agents running beside a deployment, as the control API sees them."""
+
+    def client_tables(self) -> Sequence[Mapping[str, Any]]:
+        """Each agent as a ``[[client]]`` table (``name``, ``user``): a step naming a client
+        is validated against them, as in a scenario file."""
+        ...
+
+    def client_states(self) -> Mapping[str, str]:
+        """Each agent's name -> its state (``signed-out``, ``discovering``, ``registering``,
+        ``registered``)."""
+        ...
+
+    def client_step(self, step: Step) -> str:
+        """Carry out a validated step of :data:`CLIENT_STEP_ACTIONS` now; what was done."""
+        ...
+
 
 LIVE_STEP_ACTIONS = (
     "disable-nic",
@@ -46,30 +80,44 @@ class StepResult:
     refused: str | None = None
 
 
-async def run_step(deployment: Deployment, table: Mapping[str, Any]) -> StepResult:
-    """Validate ``table`` as a scenario step and carry it out now."""
+async def run_step(
+    deployment: Deployment, table: Mapping[str, Any], agents: ClientAgents | None = None
+) -> StepResult:
+    """Validate ``table`` as a scenario step and carry it out now (client steps on
+    ``agents``)."""
     from emulator.operations import ADMIN_ACTIONS
     from emulator.scenario.model import ScenarioError, record_of, scenario_from_dict
 
     if "at" in table:
         raise StepError("at: nothing here: a step sent to the control API runs now")
     action = table.get("action")
+    if action in CLIENT_STEP_ACTIONS and agents is None:
+        raise StepError(
+            f"action: {action} acts on a client agent, and none runs in this process "
+            "(sipemu up runs none; sipemu run --realtime runs its scenario's clients and "
+            "takes their steps on its --control API)"
+        )
+    clients = [dict(t) for t in agents.client_tables()] if agents is not None else []
     try:
         scenario = scenario_from_dict(
-            {"topology": deployment.topology, "step": [{"at": 0, **table}]}, "<control API>"
+            {"topology": deployment.topology, "client": clients, "step": [{"at": 0, **table}]},
+            "<control API>",
         )
     except ScenarioError as exc:
         raise StepError(str(exc)) from None
     step = scenario.steps[0]
     described = step.describe()
+    if action in CLIENT_STEP_ACTIONS and agents is not None:
+        return StepResult(described, agents.client_step(step))
     if action in ADMIN_ACTIONS:
         params = {k: v for k, v in step.params if k not in ("note", "expect")}
         outcome = await deployment.admin(str(action), **params)
         return StepResult(described, outcome.line(), outcome.ok, outcome.refused)
     if action not in LIVE_STEP_ACTIONS:
+        extra = f", {', '.join(CLIENT_STEP_ACTIONS)}" if agents is not None else ""
         raise StepError(
-            f"action: {action} cannot run on a live deployment without client agents "
-            f"(live steps: {', '.join(LIVE_STEP_ACTIONS)} and the admin actions)"
+            f"action: {action} cannot run on a live deployment (live steps: "
+            f"{', '.join(LIVE_STEP_ACTIONS)}{extra} and the admin actions)"
         )
     get = step.get
     dns = deployment.dns

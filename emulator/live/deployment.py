@@ -162,7 +162,7 @@ class Deployment:
             for transport, port in driver.bound.items()
         }
         dns = topology.dns
-        self._authority = topology.dns_authority(bound, trace=not self.quiet)
+        self._authority = topology.dns_authority(bound, trace=self._traced(self._log))
         dns_log = None if self.quiet or self._log is None else self._dns_line
         self._dns_server = DnsServer(
             self._authority, dns.address, dns.port, log=dns_log, on_event=self._dns_event
@@ -198,6 +198,16 @@ class Deployment:
             time_scale=self.time_scale,
         )
 
+    def _traced(self, *readers: object) -> bool:
+        """Whether the cores make per-exchange events (Exchanged, DnsQueried).  They cost a
+        summary string per request, so only when someone reads them: a listener (the control
+        API's metrics and event stream count them whatever the log settings), or a log or
+        ``on_event`` that is not ``quiet`` (``quiet`` only stops the printing:
+        :func:`_event_line` leaves the exchanges out)."""
+        if self._listeners:
+            return True
+        return not self.quiet and any(reader is not None for reader in readers)
+
     def _start_core(self, spec: PoolSpec) -> None:
         fqdn = spec.fqdn
         driver = self._drivers[fqdn]
@@ -205,10 +215,7 @@ class Deployment:
         self._generation[fqdn] = generation + 1
         rng = random.Random(f"{self.seed}:{fqdn}:{generation}")
         now = driver.now()
-        # Exchanged events cost a summary string per request: only made when someone reads them.
-        trace = (
-            self._log is not None or self._on_event is not None or bool(self._listeners)
-        ) and not self.quiet
+        trace = self._traced(self._log, self._on_event)
         ops = self.ops
         pool = Pool(
             spec,
@@ -482,8 +489,9 @@ class Deployment:
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(source, event)`` for everything the deployment logs (see
         :data:`Listener`), from the loop's thread; returns the call that unsubscribes.  Pool
-        cores started after this trace their exchanges (unless ``quiet``), so subscribe before
-        :meth:`start` to see every request."""
+        cores and the fake DNS started after this trace their exchanges, ``quiet`` or not (a
+        listener is told every exchange and query; ``quiet`` only keeps them out of the log),
+        so subscribe before :meth:`start` to see every request."""
         self._listeners.append(listener)
 
         def unsubscribe() -> None:

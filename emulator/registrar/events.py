@@ -26,12 +26,16 @@ __all__ = [
 
 @immutable
 class Exchanged:
-    """A request was answered (or an in-dialog response consumed); ``summary`` is one log line."""
+    """A request was answered (or an in-dialog response consumed); ``summary`` is one log line,
+    ``method`` and ``status`` the request's method and the status answered, for counting
+    (the control API's metrics) without reading the line."""
 
     now: float
     pool: str
     flow: Flow
     summary: str
+    method: str
+    status: int
     heartbeat: bool = False
     """An OPTIONS heartbeat from another pool of the deployment (logged only when verbose)."""
 

@@ -291,6 +291,8 @@ class Pool:
                     self.fqdn,
                     flow,
                     _summary(message, response, self._rules.aor_quiet(message)),
+                    message.method,
+                    response.status,
                     message.method == "OPTIONS" and flow.remote[0] in self._peer_addresses,
                 )
             )

@@ -13,15 +13,24 @@ by a whole-server "timeout" fault (the server stays silent), and ``disable-nic``
 silences that client's driver.  Administrative and DR actions (``emulator.operations``) act on
 the live deployment's :class:`~emulator.operations.Operations` and its pool cores, and their
 step outcomes (``expect = "ok"``/``"refused"``) are checked as in the simulator.
+
+With ``control`` (``sipemu run --realtime --control``, on by default there) the run serves the
+control API of ``sipemu up`` (docs/live.md) for its deployment and its agents: the run is its
+:class:`~emulator.control.steps.ClientAgents`, so ``POST /steps`` also signs a client in or
+out, restarts it or clears its cache (a line ``control step`` in the trace), ``/status`` lists
+the clients and ``sipemu_clients`` counts them by state, fed from their
+``ClientStateChanged`` events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
+from typing import TYPE_CHECKING, Any, TextIO
 
 from clients.cache import CacheEntry, MemoryCacheStore
 from clients.driver import AgentHost, ClientConfig, client_ssl_context, raise_file_limit
@@ -33,6 +42,10 @@ from emulator.scenario.model import Scenario, ScenarioError, Step, record_of
 from emulator.scenario.runner import RunResult, chat_timeline, check, check_step
 from emulator.sim.deployment import agent_trace, pool_trace
 from emulator.sim.world import TraceEntry
+
+if TYPE_CHECKING:
+    from emulator.control.launch import ControlOptions
+    from emulator.control.server import ControlServer
 
 __all__ = ["REALTIME_ACTIONS", "run_realtime"]
 
@@ -65,8 +78,13 @@ def run_realtime(
     seed: int | None = None,
     verbose: bool = False,
     time_scale: float = 1.0,
+    control: ControlOptions | None = None,
+    out: TextIO | None = None,
 ) -> RunResult:
-    """Run ``scenario`` on loopback sockets; blocks for ``duration / time_scale`` seconds."""
+    """Run ``scenario`` on loopback sockets; blocks for ``duration / time_scale`` seconds.
+
+    ``control``: serve the control API for the run (its address is written to ``out``).
+    DeploymentError (a sentence) when it cannot be served there."""
     unsupported = sorted({s.action for s in scenario.steps} - REALTIME_ACTIONS)
     if unsupported:
         raise ScenarioError(
@@ -81,7 +99,7 @@ def run_realtime(
     if not time_scale > 0:
         raise ScenarioError(f"time scale must be > 0, not {time_scale:g}")
     run = _RealtimeRun(scenario, scenario.seed if seed is None else seed, verbose, time_scale)
-    return asyncio.run(run.run())
+    return asyncio.run(run.run(control, out))
 
 
 class _RealtimeRun:
@@ -102,6 +120,9 @@ class _RealtimeRun:
         """Per client, the add-contact steps whose ClientActionDone has not come yet (FIFO)."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._errors: list[BaseException] = []
+        self.states: dict[str, str] = {c.name: "signed-out" for c in scenario.clients}
+        """Each agent's state now (the control API's ``/status`` and ``sipemu_clients``)."""
+        self.control: ControlServer | None = None
 
     # -- time --------------------------------------------------------------------------------
 
@@ -114,7 +135,9 @@ class _RealtimeRun:
 
     # -- run ---------------------------------------------------------------------------------
 
-    async def run(self) -> RunResult:
+    async def run(
+        self, control: ControlOptions | None = None, out: TextIO | None = None
+    ) -> RunResult:
         scenario = self.scenario
         topology = scenario.topology
         deployment = Deployment(
@@ -126,6 +149,10 @@ class _RealtimeRun:
             log=self._log if self.verbose else None,
         )
         self.deployment = deployment
+        if control is not None:  # subscribed before the pools start: every exchange counted
+            self.control = control.server(deployment, agents=self)
+            for name, state in self.states.items():
+                self.control.metrics.observe_client(name, state)
         raise_file_limit(len(scenario.clients) + 256)
         try:
             await deployment.start()
@@ -152,6 +179,12 @@ class _RealtimeRun:
                 self.hosts[spec.name] = host
                 if spec.cache:
                     self._seed_cache(spec.name, spec.user, spec.cache)
+            if self.control is not None:
+                from emulator.control.launch import start_control
+
+                await start_control(self.control, out if out is not None else io.StringIO())
+                if out is not None:
+                    out.flush()
             loop = asyncio.get_running_loop()
             start = loop.time()
             self.origin = start * self.scale
@@ -167,6 +200,8 @@ class _RealtimeRun:
             if self._errors:
                 raise self._errors[0]
         finally:
+            if self.control is not None:
+                await self.control.stop()
             for task in list(self._tasks):
                 await task
             for host in self.hosts.values():
@@ -204,6 +239,9 @@ class _RealtimeRun:
         shifted = replace(event, now=max(0.0, event.now - self.origin))
         if isinstance(shifted, ClientStateChanged):
             self.timeline[shifted.client].append(shifted)
+            self.states[shifted.client] = shifted.state
+            if self.control is not None:
+                self.control.metrics.observe_client(shifted.client, shifted.state)
         elif isinstance(shifted, ClientActionDone):
             waiting = self._awaiting.get(shifted.client)
             if waiting:
@@ -211,6 +249,29 @@ class _RealtimeRun:
         entry = agent_trace(shifted, self.verbose)
         if entry is not None:
             self.trace.append(TraceEntry(shifted.now, shifted.client, *entry))
+
+    # -- the control API's view (emulator.control.steps.ClientAgents) -------------------------
+
+    def client_tables(self) -> Sequence[Mapping[str, Any]]:
+        return [{"name": c.name, "user": c.user} for c in self.scenario.clients]
+
+    def client_states(self) -> Mapping[str, str]:
+        return dict(self.states)
+
+    def client_step(self, step: Step) -> str:
+        """A client step sent to the control API (validated): carried out now, as a scenario
+        step at this time would be."""
+        self.note("control", "step", step.describe())
+        client = str(step.get("client") or step.get("target"))
+        self._apply(step)  # the API starts once every agent runs: self.hosts has them all
+        if step.action == "restart":
+            kept = "cache kept" if bool(step.get("keep_cache", True)) else "cache dropped"
+            return f"{client}: restarted ({kept})"
+        return {
+            "sign-in": f"{client}: signing in",
+            "sign-out": f"{client}: signing out",
+            "clear-cache": f"{client}: endpoint cache cleared",
+        }[step.action]
 
     # -- actions -----------------------------------------------------------------------------
 
