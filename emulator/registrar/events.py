@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from emulator.net import Flow
+from emulator.sip.headers import PresenceState, parse_contacts
+from emulator.sip.message import Request, Response, parse_message
+from emulator.sip.uri import SipUri
 from emulator.values import immutable
 
 __all__ = [
@@ -26,18 +29,49 @@ __all__ = [
 
 @immutable
 class Exchanged:
-    """A request was answered (or an in-dialog response consumed); ``summary`` is one log line,
-    ``method`` and ``status`` the request's method and the status answered, for counting
-    (the control API's metrics) without reading the line."""
+    """A request was answered (or an in-dialog response consumed).  ``method`` and ``status``
+    are the request's method and the status answered, for counting (the control API's
+    metrics); ``summary`` is the log line, written only when read (a deployment that counts
+    but does not print pays for no text: the 200 to a REGISTER is kept as the bytes sent and
+    parsed again only then)."""
 
     now: float
     pool: str
     flow: Flow
-    summary: str
     method: str
     status: int
+    aor: str
+    """The request's address of record ("?" when its To could not be read)."""
+    request: Request
+    answer: Response | bytes
+    """What was answered: a Response, or the 200 to a REGISTER as the bytes sent."""
     heartbeat: bool = False
     """An OPTIONS heartbeat from another pool of the deployment (logged only when verbose)."""
+
+    @property
+    def summary(self) -> str:
+        """One log line: ``METHOD aor -> STATUS reason``, with a 301's targets and a REGISTER
+        200's presence-state action and mode."""
+        answer = self.answer
+        if isinstance(answer, Response):
+            response = answer
+        else:
+            parsed = parse_message(answer)
+            assert isinstance(parsed, Response)
+            response = parsed
+        line = f"{self.method} {self.aor} -> {response.status} {response.reason}"
+        if response.status == 301:
+            targets = ", ".join(
+                f"{SipUri.parse(c.uri).host} q={c.q:g}" for c in parse_contacts(response.headers)
+            )
+            line += f" ({targets})"
+        elif response.status == 200 and self.method == "REGISTER":
+            presence = response.headers.get("presence-state")
+            if presence:
+                state = PresenceState.parse(presence)
+                mode = "limited" if state.limited else "full"
+                line += f" [{state.register_action}, {mode}]"
+        return line
 
 
 @immutable

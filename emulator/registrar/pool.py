@@ -47,10 +47,9 @@ from emulator.registrar.outgoing import Outbox, Outgoing
 from emulator.registrar.register import RegisterRules
 from emulator.registrar.reply import ALLOW, SERVER
 from emulator.sip.errors import SipError
-from emulator.sip.headers import Diagnostics, PresenceState, make_response, parse_contacts
+from emulator.sip.headers import Diagnostics, make_response
 from emulator.sip.message import Request, Response, parse_message
 from emulator.sip.transaction import ServerTransactionTable
-from emulator.sip.uri import SipUri
 from emulator.topology import PoolSpec, Topology
 
 __all__ = [
@@ -284,15 +283,16 @@ class Pool:
         self._server_tx.completed(key, wire, now, flow.reliable)
         self._box.actions.append(Send(flow, wire))
         if self.trace:
-            response = answer if isinstance(answer, Response) else _reparse(wire)
             self._box.events.append(
                 Exchanged(
                     now,
                     self.fqdn,
                     flow,
-                    _summary(message, response, self._rules.aor_quiet(message)),
                     message.method,
-                    response.status,
+                    wire_status(answer),
+                    self._rules.aor_quiet(message),
+                    message,
+                    answer,
                     message.method == "OPTIONS" and flow.remote[0] in self._peer_addresses,
                 )
             )
@@ -454,24 +454,6 @@ class Pool:
             self._box.actions.append(CloseFlow(flow))
 
 
-def _reparse(wire: bytes) -> Response:
-    """A serialized 200 as a Response again, for the Exchanged summary (trace only)."""
-    response = parse_message(wire)
-    assert isinstance(response, Response)
-    return response
-
-
-def _summary(request: Request, response: Response, aor: str) -> str:
-    line = f"{request.method} {aor} -> {response.status} {response.reason}"
-    if response.status == 301:
-        targets = ", ".join(
-            f"{SipUri.parse(c.uri).host} q={c.q:g}" for c in parse_contacts(response.headers)
-        )
-        line += f" ({targets})"
-    elif response.status == 200 and request.method == "REGISTER":
-        presence = response.headers.get("presence-state")
-        if presence:
-            state = PresenceState.parse(presence)
-            mode = "limited" if state.limited else "full"
-            line += f" [{state.register_action}, {mode}]"
-    return line
+def wire_status(answer: Response | bytes) -> int:
+    """The status of an answer: a Response's, or 200 for the 200 to a REGISTER sent as bytes."""
+    return answer.status if isinstance(answer, Response) else 200

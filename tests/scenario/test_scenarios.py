@@ -274,6 +274,12 @@ def test_pool_events_left_out_of_quiet_traces_are_those_described_as_sip_or_bind
             values[f.name] = {"float": 1.0, "int": 1, "bool": False}.get(name, "x")
         if "flow" in values:
             values["flow"] = Flow("udp", ("127.0.0.1", 5060), ("127.0.0.2", 5060))
+        if "answer" in values:  # Exchanged: what was answered, as the bytes sent
+            values["answer"] = (
+                b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKx\r\n"
+                b"From: <sip:a@contoso.test>;tag=1\r\nTo: <sip:a@contoso.test>;tag=2\r\n"
+                b"Call-ID: x\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+            )
         event = cls(**values)
         kind, _ = pool_events.describe(event)
         assert (kind in ("sip", "binding")) == (cls in quiet), cls.__name__
