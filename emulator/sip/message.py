@@ -102,9 +102,11 @@ class Headers:
     __slots__ = ("_fields",)
 
     def __init__(self, fields: Iterable[tuple[str, str]] = ()) -> None:
-        self._fields: list[tuple[str, str, str]] = [
-            (canonical_name(name), canonical_name(name).lower(), value) for name, value in fields
-        ]
+        self._fields: list[tuple[str, str, str]] = (
+            [(canonical_name(name), canonical_name(name).lower(), value) for name, value in fields]
+            if fields != ()
+            else []  # the default (speed: most Headers are made empty, then added to or filled)
+        )
 
     @classmethod
     def _from_parsed(cls, fields: list[tuple[str, str, str]]) -> Headers:
