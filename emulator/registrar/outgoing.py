@@ -27,6 +27,11 @@ Identifiers = tuple[int, int, int]
 (48 bits) and its Call-ID (64 bits); :meth:`Outgoing.new_request` writes them out."""
 
 
+_BRANCH_BITS, _TAG_BITS, _CALL_ID_BITS = 64, 48, 64
+_WORDS_PER_REQUEST = sum(-(-bits // 32) for bits in (_BRANCH_BITS, _TAG_BITS, _CALL_ID_BITS))
+"""32-bit generator outputs one :meth:`Outgoing.identifiers` takes (see skip_identifiers)."""
+
+
 class Outbox:
     """What a pool's parts have to say since the driver last asked: actions, events."""
 
@@ -60,7 +65,22 @@ class Outgoing:
     def identifiers(self) -> Identifiers:
         """Draw the identifiers of one new request (the only way the pool draws them)."""
         bits = self.rng.getrandbits
-        return bits(64), bits(48), bits(64)
+        return bits(_BRANCH_BITS), bits(_TAG_BITS), bits(_CALL_ID_BITS)
+
+    def skip_identifiers(self, count: int) -> None:
+        """Leave the generator as ``count`` calls of :meth:`identifiers` leave it, without
+        building them (speed: a pool that coasts for hours skips thousands of heartbeats).
+
+        ``Random.getrandbits(k)`` takes ``ceil(k / 32)`` 32-bit outputs of the Mersenne Twister
+        and nothing else, so one identifiers() takes :data:`_WORDS_PER_REQUEST` of them, and
+        one draw of ``32 * n`` bits takes ``n``: the same outputs, in the same order
+        (tests/registrar/test_heartbeats.py checks the state against the slow path)."""
+        bits = self.rng.getrandbits
+        words = count * _WORDS_PER_REQUEST
+        while words > 0:
+            chunk = min(words, 4096)  # bounded big ints
+            bits(32 * chunk)
+            words -= chunk
 
     def new_request(
         self, method: str, uri: str, to: str, flow: Flow, ids: Identifiers | None = None

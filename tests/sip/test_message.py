@@ -235,3 +235,14 @@ def test_serialized_messages_are_plain_bytes_with_nothing_attached() -> None:
         data = message.to_bytes()
         assert type(data) is bytes
         assert not hasattr(data, "__dict__")
+
+
+def test_the_first_content_length_and_cseq_fields_are_the_ones_read() -> None:
+    # As Headers.get reads them: the parser looks them up by key in C (emulator/sip/message.py).
+    data = register("Content-Length: 2\r\nl: 0\r\n", body="abc")
+    message = parse_message(data)
+    assert message.body == b"ab"
+    second_cseq = HEAD + "CSeq: 1 REGISTER\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    assert parse_message(second_cseq.encode()).cseq == (1, "REGISTER")
+    first_cseq_wrong = HEAD + "CSeq: 1 OPTIONS\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+    assert refused(first_cseq_wrong.encode()).status == 400

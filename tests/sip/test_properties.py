@@ -11,6 +11,7 @@ import itertools
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
+from emulator.sip import message as message_module
 from emulator.sip.errors import SipError
 from emulator.sip.framing import PING, PONG, KeepAlivePing, KeepAlivePong, StreamFramer
 from emulator.sip.headers import (
@@ -259,3 +260,50 @@ def test_split_commas_never_splits_inside_quotes_or_angle_brackets(
     parts = [f'"{escape(t)}" <sip:{t.count(",")},x,y@{host}>' for t in texts]
     parts = [p + "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params) for p in parts]
     assert split_commas(", ".join(parts)) == parts
+
+
+_LINE_PARTS = st.sampled_from(
+    [
+        *["Via", "via", "Via ", " Via", "\tVia", "v", "Content-Length", "l", "CSeq", "To"],
+        *["Call-ID", "From", "X-New", "", ":", ": ", " ", "0", "5", "1 REGISTER", "1 OPTIONS"],
+        *["h;branch=z", "\r", "\n", "\r\n", "\x0b", "\xa0"],
+    ]
+)
+
+
+_EVERY_NAME = (
+    "SIP/2.0 200 OK\r\n"
+    + "".join(
+        f"{name}: x\r\n"
+        for name in ["Via", "via", "Via ", "v", "CSeq", "Call-ID", "To", "From", "X-New", "0", "5"]
+    )
+    + "Content-Length: 0\r\nl: 0\r\n\r\n"
+).encode()
+
+
+def _outcome(data: bytes) -> object:
+    try:
+        message = parse_message(data)
+    except SipError as exc:
+        fields = None if exc.headers is None else exc.headers._fields
+        return ("error", exc.status, str(exc), fields)
+    return (type(message), message.start_line(), message.headers._fields, message.body)
+
+
+@BOUNDED
+@given(
+    st.sampled_from(["REGISTER sip:a SIP/2.0", "OPTIONS sip:a SIP/2.0", "SIP/2.0 200 OK"]),
+    st.lists(st.lists(_LINE_PARTS, max_size=4).map("".join), max_size=8),
+    st.sampled_from([b"", b"x", b"body!"]),
+)
+def test_parse_with_its_tables_of_names_is_the_parse_without_them(
+    start: str, lines: list[str], body: bytes
+) -> None:
+    # The parser's fast path (a header name already seen, as written) against its general
+    # path: the same bytes parsed with the tables of names emptied, then filled.
+    data = "\r\n".join([start, *lines, "", ""]).encode() + body
+    message_module._parsed_names.clear()
+    slow = _outcome(data)
+    _outcome(_EVERY_NAME)  # every name above, as written, is now in the table
+    warm = _outcome(data)
+    assert warm == slow
