@@ -71,7 +71,7 @@ LOADGEN_CPU = "0"
 DOMAIN = "bench.test"
 POOL = "fe1.bench.test"
 EXPIRES = 3600
-SOCKET_BUFFER = 4 * 1024 * 1024  # the same as emulator/live/transports.py SOCKET_BUFFER
+SOCKET_BUFFER = 4 * 1024 * 1024  # the same as emulator/live/udp.py SOCKET_BUFFER
 
 TARGET_RATE = 10_000.0
 TARGET_RATIO = 0.5

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from emulator.config import ConfigError
 from emulator.net import TRANSPORTS, Effect, TransportName
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = [
     "FORMAT",
@@ -51,7 +51,7 @@ class CacheError(ConfigError):
     """An endpoint cache file cannot be used; ``str()`` names the file and what is wrong."""
 
 
-@immutable
+@static_frozen
 class CacheEntry:
     """What the endpoint cache remembers for one user: the home server and how to reach it."""
 
@@ -84,7 +84,7 @@ class CacheEntry:
             raise ValueError(f"cache entry for {self.user}: saved_at must be a finite number")
 
 
-@immutable
+@static_frozen
 class CacheUnreadable:
     """The store could not read the user's entry (a corrupt file): the agent notes ``reason``
     at each sign-in round and goes on as with an empty cache."""
@@ -92,7 +92,7 @@ class CacheUnreadable:
     reason: str
 
 
-@immutable
+@static_frozen
 class SaveCache(Effect):
     """Action: write ``entry`` to the client's endpoint cache (replacing the user's entry)."""
 

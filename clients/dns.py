@@ -11,7 +11,7 @@ from typing import Literal
 
 import dnslib
 
-from emulator.values import immutable
+from emulator.values import static_frozen
 from fakedns.records import AddressRecord, SrvRecord, normalize_name
 
 __all__ = ["DnsAnswer", "QueryType", "build_query", "parse_answer"]
@@ -20,7 +20,7 @@ QueryType = Literal["SRV", "A", "AAAA"]
 Rcode = Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", "OTHER"]
 
 
-@immutable
+@static_frozen
 class DnsAnswer:
     """What one DNS response says about the question asked."""
 

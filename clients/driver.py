@@ -1,6 +1,6 @@
 """The asyncio driver of client agents: each :class:`~clients.agent.Agent` on real sockets.
 
-Thin, like the pools' driver (it *is* the pools' :class:`~emulator.live.transports.CoreDriver`):
+Thin, like the pools' driver (it *is* the pools' :class:`~emulator.live.driver.CoreDriver`):
 one UDP socket per agent, on an ephemeral port of its local address, carries its SIP over UDP
 and its DNS queries (the agent tells the two apart by the remote address); TCP and TLS flows
 to registrars are opened on demand when the agent sends on them.  Every decision is the
@@ -28,7 +28,7 @@ from clients.cache import CacheStore, MemoryCacheStore, SaveCache, read_entry
 from clients.events import AgentEvent, ClientStateChanged
 from clients.profile import Profile, get_profile
 from clients.rng import SmallRandom
-from emulator.live.transports import CoreDriver
+from emulator.live.driver import CoreDriver
 from emulator.net import Address, Effect
 
 __all__ = ["AgentHost", "ClientConfig", "Fleet", "client_ssl_context", "raise_file_limit"]

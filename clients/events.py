@@ -16,7 +16,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal
 
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = [
     "AgentEvent",
@@ -103,7 +103,7 @@ class FailureKind(Enum):
     """A redirect target redirected again."""
 
 
-@immutable
+@static_frozen
 class Failure:
     """Why a request failed; ``str()`` is the timeline's text."""
 
@@ -137,7 +137,7 @@ class LossKind(Enum):
     REFRESH_FAILED = "refresh failed"
 
 
-@immutable
+@static_frozen
 class Loss:
     """Why the registrar was lost (``failure``: the failed request, for the last two kinds)."""
 
@@ -171,7 +171,7 @@ class ContactsReason(Enum):
 # -- the events -----------------------------------------------------------------------------
 
 
-@immutable
+@static_frozen
 class ClientStateChanged:
     """Base of every state-change event: what the user sees after it (the timeline's main
     line).  ``cause`` (a property of each subclass) says why, as text."""
@@ -203,7 +203,7 @@ class ClientStateChanged:
         return f"{self.now:10.3f} {self.client}: {self.state}{where}{mode}{known} - {self.cause}"
 
 
-@immutable
+@static_frozen
 class SignInStarted(ClientStateChanged):
     """A round started with a registrar to try (the endpoint cache, or one kept in memory)."""
 
@@ -214,7 +214,7 @@ class SignInStarted(ClientStateChanged):
         return self.reason.value
 
 
-@immutable
+@static_frozen
 class DiscoveryStarted(ClientStateChanged):
     """A round started with DNS discovery."""
 
@@ -225,7 +225,7 @@ class DiscoveryStarted(ClientStateChanged):
         return self.reason.value
 
 
-@immutable
+@static_frozen
 class LookupSent(ClientStateChanged):
     """A discovery query went out (the next name of the profile's discovery order)."""
 
@@ -237,7 +237,7 @@ class LookupSent(ClientStateChanged):
         return f"looking up {self.qtype} {self.name}"
 
 
-@immutable
+@static_frozen
 class RegisterSent(ClientStateChanged):
     """A REGISTER went out to ``host`` (learned from ``source``, see ``Target.source``)."""
 
@@ -249,7 +249,7 @@ class RegisterSent(ClientStateChanged):
         return f"REGISTER to {self.host} ({self.source})"
 
 
-@immutable
+@static_frozen
 class TargetRetried(ClientStateChanged):
     """A redirect target failed and the profile retries it, not moving on (linphone)."""
 
@@ -261,7 +261,7 @@ class TargetRetried(ClientStateChanged):
         return f"{self.failure}; retrying {self.host}"
 
 
-@immutable
+@static_frozen
 class Registered(ClientStateChanged):
     """A 200 from ``host`` (learned from ``source``): registered."""
 
@@ -273,19 +273,19 @@ class Registered(ClientStateChanged):
         return f"200 from {self.host} ({self.source})"
 
 
-@immutable
+@static_frozen
 class FailedOver(Registered):
     """Registered again after losing the registrar (at the backup, or wherever the round
     found)."""
 
 
-@immutable
+@static_frozen
 class FailedBack(Registered):
     """Registered at the primary after a failback (probes answered, a redirected refresh, a
     P-Preferred-Registrar)."""
 
 
-@immutable
+@static_frozen
 class BindingLost(ClientStateChanged):
     """A refresh was answered as a new registration (MS-SIPREGE ``register-action``): the
     binding had been lost; registering again."""
@@ -295,7 +295,7 @@ class BindingLost(ClientStateChanged):
         return "binding was lost: registering again"
 
 
-@immutable
+@static_frozen
 class Redirected(ClientStateChanged):
     """A 3xx from ``by`` named the primary and backup registrars."""
 
@@ -306,7 +306,7 @@ class Redirected(ClientStateChanged):
         return f"redirected by {self.by}"
 
 
-@immutable
+@static_frozen
 class RegistrarLost(ClientStateChanged):
     """The registrar was lost (``loss``) and the detection timeout passed: signed out."""
 
@@ -317,7 +317,7 @@ class RegistrarLost(ClientStateChanged):
         return f"registrar lost ({self.loss})"
 
 
-@immutable
+@static_frozen
 class SignedOut(ClientStateChanged):
     """Signed out (see :class:`SignOutReason` for which fields each reason sets)."""
 
@@ -339,7 +339,7 @@ class SignedOut(ClientStateChanged):
         return f"deregistered by the registrar ({self.detail})"
 
 
-@immutable
+@static_frozen
 class ServicesChanged(ClientStateChanged):
     """User services became (un)available while registered: by a NOTIFY (``by`` empty) or
     as a refresh answered by ``by`` said."""
@@ -353,7 +353,7 @@ class ServicesChanged(ClientStateChanged):
         return f"user services {'available' if self.available else 'unavailable'} ({how})"
 
 
-@immutable
+@static_frozen
 class ContactsChanged(ClientStateChanged):
     """The contact list count changed (``status``: the refusal, for UNAVAILABLE)."""
 
@@ -368,7 +368,7 @@ class ContactsChanged(ClientStateChanged):
         return text
 
 
-@immutable
+@static_frozen
 class ClientNote:
     """Base of the detail lines of a timeline (recorded only when the agent's ``notes`` is
     on): each subclass is one kind of detail, typed; ``text`` renders it."""
@@ -384,7 +384,7 @@ class ClientNote:
         return f"{self.now:10.3f} {self.client}:   {self.text}"
 
 
-@immutable
+@static_frozen
 class StepTaken(ClientNote):
     """A step of a round the user does not watch (``step``: the event it would have been)."""
 
@@ -395,7 +395,7 @@ class StepTaken(ClientNote):
         return self.step.cause
 
 
-@immutable
+@static_frozen
 class RoundFailed(ClientNote):
     """A round the user does not watch found no registrar; the next after ``retry_in``."""
 
@@ -406,7 +406,7 @@ class RoundFailed(ClientNote):
         return f"no registrar reachable; retry in {self.retry_in:.1f} s"
 
 
-@immutable
+@static_frozen
 class CacheIgnored(ClientNote):
     """The endpoint cache could not be read (``reason``); the round goes on without it."""
 
@@ -417,7 +417,7 @@ class CacheIgnored(ClientNote):
         return f"endpoint cache unreadable: {self.reason}"
 
 
-@immutable
+@static_frozen
 class DnsAnswered(ClientNote):
     """A DNS answer: its rcode and its records' data (``records``, as text)."""
 
@@ -432,7 +432,7 @@ class DnsAnswered(ClientNote):
         return f"DNS {self.qtype} {self.name}: {self.rcode}, {detail}"
 
 
-@immutable
+@static_frozen
 class DnsTimedOut(ClientNote):
     """A DNS query got no answer after its tries."""
 
@@ -444,7 +444,7 @@ class DnsTimedOut(ClientNote):
         return f"DNS {self.qtype} {self.name}: no answer"
 
 
-@immutable
+@static_frozen
 class TargetFailed(ClientNote):
     """A REGISTER to ``host`` failed."""
 
@@ -456,7 +456,7 @@ class TargetFailed(ClientNote):
         return f"{self.host} failed: {self.failure}"
 
 
-@immutable
+@static_frozen
 class ExpiresRaised(ClientNote):
     """A 423 from ``host``: the REGISTER is sent again with ``expires``."""
 
@@ -468,7 +468,7 @@ class ExpiresRaised(ClientNote):
         return f"423 from {self.host}: retrying with Expires {self.expires}"
 
 
-@immutable
+@static_frozen
 class RedirectReceived(ClientNote):
     """A 3xx from ``host`` with its Contacts (``contacts``: host and q of each)."""
 
@@ -482,7 +482,7 @@ class RedirectReceived(ClientNote):
         return f"{self.status} from {self.host}: {listed}"
 
 
-@immutable
+@static_frozen
 class RefreshFoundNew(ClientNote):
     """A refresh answered as a new registration (``action``): the binding had been lost."""
 
@@ -493,7 +493,7 @@ class RefreshFoundNew(ClientNote):
         return f"refresh answered register-action={self.action}: binding lost, registering again"
 
 
-@immutable
+@static_frozen
 class LossNoticed(ClientNote):
     """The registrar (``host``, "?" if unknown) was found lost; the detection timeout runs."""
 
@@ -514,7 +514,7 @@ class FailbackReason(Enum):
     PREFERRED_REGISTRAR = "preferred-registrar-change"
 
 
-@immutable
+@static_frozen
 class FailbackStarted(ClientNote):
     """The agent registers at ``host`` (its primary, or the preferred registrar)."""
 
@@ -534,7 +534,7 @@ class FailbackStarted(ClientNote):
         return f"failing back to {self.host}: {why}"
 
 
-@immutable
+@static_frozen
 class DeregistrationNotified(ClientNote):
     """A NOTIFY ``deregistered...`` (``body``), naming a ``preferred`` registrar or not."""
 
@@ -547,7 +547,7 @@ class DeregistrationNotified(ClientNote):
         return f"NOTIFY {self.body}{preferred}"
 
 
-@immutable
+@static_frozen
 class ContactsRefused(ClientNote):
     """The contact-list SUBSCRIBE was refused (``status``, the registrar's ``reason``)."""
 
@@ -559,7 +559,7 @@ class ContactsRefused(ClientNote):
         return f"contact list refused: {self.status} {self.reason}"
 
 
-@immutable
+@static_frozen
 class ContactsFailed(ClientNote):
     """The contact-list SUBSCRIBE failed (no answer, no connection)."""
 
@@ -570,7 +570,7 @@ class ContactsFailed(ClientNote):
         return f"contact list: {self.failure}"
 
 
-@immutable
+@static_frozen
 class MessageIgnored(ClientNote):
     """A malformed message was dropped (``error``: the parser's)."""
 
@@ -581,7 +581,7 @@ class MessageIgnored(ClientNote):
         return f"ignored a malformed message: {self.error}"
 
 
-@immutable
+@static_frozen
 class ClientActionDone:
     """The outcome of something the user asked for besides signing in (add a contact)."""
 

@@ -12,7 +12,7 @@ from emulator.sip.errors import SipError
 from emulator.sip.headers import NameAddr, parse_contacts
 from emulator.sip.message import Response
 from emulator.sip.uri import SipUri
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = [
     "DISCOVER",
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-@immutable
+@static_frozen
 class Target:
     """A registrar to try: where it is and how the agent learned of it."""
 

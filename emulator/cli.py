@@ -473,7 +473,7 @@ def _sentence(exc: BaseException) -> str:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from emulator.config import ConfigError
     from emulator.live.deployment import DeploymentError
-    from emulator.live.transports import BindError
+    from emulator.live.sockets import BindError
 
     return (UserError, ConfigError, DeploymentError, BindError, OSError)
 

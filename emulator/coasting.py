@@ -30,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from emulator.net import Flow, Send
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = ["Answered", "Coasting", "Cycle", "InFlight", "Path"]
 
 
-@immutable
+@static_frozen
 class Answered:
     """Every message of the cycle on a flow reaches its peer ``out`` seconds after it is sent,
     and the peer's answer comes back ``back`` seconds after that."""
@@ -49,7 +49,7 @@ Path = Answered | None
 :class:`Answered`, or None (they vanish: no answer ever comes, no error either)."""
 
 
-@immutable
+@static_frozen
 class InFlight:
     """A message of a skipped round still on its way when coasting ends: ``send`` went out at
     ``sent_at``; with ``path`` Answered its answer is due back at ``sent_at + out + back``

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 if TYPE_CHECKING:
     from emulator.operations import Outcome
@@ -64,7 +64,7 @@ class PoolCore(Protocol):
     def contacts_changed(self, aors: Iterable[str], now: float) -> None: ...
 
 
-@immutable
+@static_frozen
 class TellBackendChanged:
     """Tell the pool's core that its back end changed (``Pool.backend_changed``)."""
 
@@ -74,7 +74,7 @@ class TellBackendChanged:
         core.backend_changed(now)
 
 
-@immutable
+@static_frozen
 class TellUsersMoved:
     """Tell the pool's core that ``users`` were rehomed (``Pool.users_moved``)."""
 
@@ -85,7 +85,7 @@ class TellUsersMoved:
         core.users_moved(self.users, now)
 
 
-@immutable
+@static_frozen
 class TellContactsChanged:
     """Tell the pool's core that the contact lists of ``users`` changed
     (``Pool.contacts_changed``)."""
@@ -101,7 +101,7 @@ Tell = TellBackendChanged | TellUsersMoved | TellContactsChanged
 """One call on one running pool's core."""
 
 
-@immutable
+@static_frozen
 class Effects:
     """What the drivers do to the pool cores after one outcome, in this order."""
 

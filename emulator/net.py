@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = [
     "TRANSPORTS",
@@ -36,7 +36,7 @@ TransportName = Literal["udp", "tcp", "tls"]
 TRANSPORTS: tuple[TransportName, ...] = ("udp", "tcp", "tls")
 
 
-@immutable
+@static_frozen
 class Flow:
     """One transport association: for UDP a (local, remote) socket pair, for TCP/TLS a connection.
 
@@ -56,7 +56,7 @@ class Flow:
         return self.transport != "udp"
 
 
-@immutable
+@static_frozen
 class Send:
     """Action: put ``data`` (one whole SIP message, or a CRLF keep-alive) on ``flow``."""
 
@@ -64,19 +64,19 @@ class Send:
     data: bytes
 
 
-@immutable
+@static_frozen
 class CloseFlow:
     """Action: close a stream flow (ignored for UDP)."""
 
     flow: Flow
 
 
-@immutable
+@static_frozen
 class Effect:
     """Base of the actions a core asks of its *host* rather than of the network, such as a
     client saving its endpoint cache (:class:`clients.cache.SaveCache`).  A core never does I/O
     inside an input handler: it emits the effect, and the driver hands it, after the input, to
-    the callback of whoever runs the core (``on_effect``), which performs it.  (``@immutable``
+    the callback of whoever runs the core (``on_effect``), which performs it.  (``@static_frozen``
     like its subclasses: the compiled build cannot derive those from a compiled class.)"""
 
 

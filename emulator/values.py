@@ -19,8 +19,7 @@ the simulator makes thousands per fuzz example (flows, sends, URIs, trace entrie
 events): a frozen dataclass cost about 8% of a fuzz example (docs/benchmarks.md).  The name
 says what holds instead.
 
-``immutable`` is the old name of the same decorator (until issue 14), kept so that modules not
-yet renamed still work; new code uses ``static_frozen``.
+Until issue 14 the decorator was called ``immutable``, a name that claimed more than it holds.
 
 Not compiled by the optional mypyc build (setup.py): it sets an attribute on the decorator,
 which a compiled function does not have.
@@ -31,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar, dataclass_transform
 
-__all__ = ["immutable", "static_frozen"]
+__all__ = ["static_frozen"]
 
 T = TypeVar("T")
 
@@ -41,12 +40,3 @@ def static_frozen(cls: type[T]) -> type[T]:
     """A frozen dataclass to mypy; at run time slotted, compared and hashed by its fields (an
     assignment to a field is refused by the type checker only)."""
     return dataclass(slots=True, unsafe_hash=True)(cls)
-
-
-@dataclass_transform(frozen_default=True)
-def immutable(cls: type[T]) -> type[T]:
-    """The old name of :func:`static_frozen` (it claimed more than it holds at run time).
-
-    A function of its own, not ``immutable = static_frozen``: mypy applies
-    ``dataclass_transform`` to the decorated function only, not to a name bound to it."""
-    return static_frozen(cls)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from emulator.net import Flow
-from emulator.values import immutable, static_frozen
+from emulator.values import static_frozen
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,16 +40,6 @@ def test_at_run_time_a_record_refuses_attributes_that_are_not_fields() -> None:
     assert point == Point(1)
 
 
-def test_the_old_name_makes_the_same_records() -> None:
-    @immutable
-    class Old:
-        x: int
-        y: int = 0
-
-    assert Old.__slots__ == Point.__slots__ == ("x", "y")
-    assert Old(1) == Old(1) and hash(Old(1, 2)) == hash(Old(1, 2))
-
-
 def _mypy(tmp_path: Path, source: str) -> tuple[str, int]:
     api = pytest.importorskip("mypy.api")  # a dev dependency: CI's compiled run has no mypy
     snippet = tmp_path / "snippet.py"
@@ -69,22 +59,17 @@ def test_the_type_checker_rejects_assigning_a_field(tmp_path: Path) -> None:
     out, status = _mypy(
         tmp_path,
         "from emulator.net import Flow\n"
-        "from emulator.values import immutable, static_frozen\n"
+        "from emulator.values import static_frozen\n"
         "@static_frozen\n"
         "class Record:\n"
         "    size: int\n"
-        "@immutable\n"
-        "class OldName:\n"
-        "    size: int\n"
-        "def f(flow: Flow, record: Record, old: OldName) -> None:\n"
+        "def f(flow: Flow, record: Record) -> None:\n"
         "    flow.transport = 'tcp'\n"
-        "    record.size = 2\n"
-        "    old.size = 2\n",
+        "    record.size = 2\n",
     )
     assert status == 1
     assert 'Property "transport" defined in "Flow" is read-only' in out
     assert 'Property "size" defined in "Record" is read-only' in out
-    assert 'Property "size" defined in "OldName" is read-only' in out
 
 
 def test_the_type_checker_accepts_making_and_reading_records(tmp_path: Path) -> None:
@@ -104,7 +89,7 @@ def test_the_type_checker_accepts_making_and_reading_records(tmp_path: Path) -> 
 def test_no_module_that_makes_records_assigns_around_the_checker() -> None:
     # object.__setattr__ is how a frozen dataclass's __post_init__ normalizes a field; on a
     # @static_frozen record it would be a silent mutation, which mypy cannot see.
-    makes_records = re.compile(r"@(static_frozen|immutable)\b")
+    makes_records = re.compile(r"@static_frozen\b")
     offenders = []
     for package in ("emulator", "clients", "fakedns"):
         for path in sorted((ROOT / package).rglob("*.py")):

@@ -20,7 +20,7 @@ from emulator.control.events import EventHub
 from emulator.control.metrics import DeploymentMetrics
 from emulator.control.steps import ClientAgents
 from emulator.live.deployment import Deployment, DeploymentError
-from emulator.live.transports import describe_os_error
+from emulator.live.sockets import describe_os_error
 
 __all__ = [
     "DEFAULT_CONTROL",

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emulator.effects import Effects, PoolState, plan
-from emulator.live.tls import TlsMaterial
-from emulator.live.transports import BindError, CoreDriver, describe_os_error
+from emulator.live.certs import TlsMaterial
+from emulator.live.driver import CoreDriver
+from emulator.live.sockets import BindError, describe_os_error
 from emulator.net import Address, TransportName
 from emulator.operations import OperationError, Operations, Outcome
 from emulator.registrar import events as ev

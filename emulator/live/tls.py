@@ -1,8 +1,7 @@
 """TLS over a plain TCP transport: ``ssl.SSLObject`` with two memory BIOs (the TLS layer of
 the live drivers' stream connections, emulator/live/stream.py).
 
-Certificates are elsewhere (emulator/live/certs.py); :class:`TlsMaterial` and
-:data:`CA_FILE_NAME` are re-exported here because this module held them before issue 14.
+Certificates are elsewhere (emulator/live/certs.py).
 """
 
 from __future__ import annotations
@@ -12,9 +11,7 @@ import ssl
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
-from emulator.live.certs import CA_FILE_NAME, TlsMaterial
-
-__all__ = ["CA_FILE_NAME", "TLS_READ_CHUNK", "TlsLayer", "TlsMaterial"]
+__all__ = ["TLS_READ_CHUNK", "TlsLayer"]
 
 TLS_READ_CHUNK = 16 * 1024
 """Plaintext read from the TLS object per call: one TLS record at most (RFC 8446 §5.1)."""

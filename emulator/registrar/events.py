@@ -6,7 +6,7 @@ from emulator.net import Flow
 from emulator.sip.headers import PresenceState, parse_contacts
 from emulator.sip.message import Request, Response, parse_message
 from emulator.sip.uri import SipUri
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = [
     "AdminEvent",
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-@immutable
+@static_frozen
 class Exchanged:
     """A request was answered (or an in-dialog response consumed).  ``method`` and ``status``
     are the request's method and the status answered, for counting (the control API's
@@ -74,7 +74,7 @@ class Exchanged:
         return line
 
 
-@immutable
+@static_frozen
 class BadMessage:
     """Bytes that were not a valid SIP message; ``status`` is what was answered (0: dropped)."""
 
@@ -85,7 +85,7 @@ class BadMessage:
     error: str
 
 
-@immutable
+@static_frozen
 class BindingAdded:
     now: float
     pool: str
@@ -96,7 +96,7 @@ class BindingAdded:
     """True when a backup accepted a failed-over user (resiliency mode)."""
 
 
-@immutable
+@static_frozen
 class BindingRefreshed:
     now: float
     pool: str
@@ -105,7 +105,7 @@ class BindingRefreshed:
     expires_at: float
 
 
-@immutable
+@static_frozen
 class BindingRemoved:
     """Removed by the client (Expires: 0) or by failback/administration (``cause``)."""
 
@@ -116,7 +116,7 @@ class BindingRemoved:
     cause: str
 
 
-@immutable
+@static_frozen
 class BindingExpired:
     now: float
     pool: str
@@ -124,7 +124,7 @@ class BindingExpired:
     contact: str
 
 
-@immutable
+@static_frozen
 class PeerHeartbeatLost:
     """The first missed heartbeat of a monitored primary pool (the detection window opens)."""
 
@@ -134,7 +134,7 @@ class PeerHeartbeatLost:
     last_seen: float
 
 
-@immutable
+@static_frozen
 class PeerHeartbeatRestored:
     """A monitored primary answers again (the failback detection window opens, if failed over)."""
 
@@ -143,7 +143,7 @@ class PeerHeartbeatRestored:
     peer: str
 
 
-@immutable
+@static_frozen
 class FailedOver:
     """Heartbeats missing for the failover detection interval: ``peer``'s users are served here."""
 
@@ -152,7 +152,7 @@ class FailedOver:
     peer: str
 
 
-@immutable
+@static_frozen
 class FailbackStarted:
     """``peer`` answered heartbeats for the failback detection interval: its users are sent home."""
 
@@ -161,7 +161,7 @@ class FailbackStarted:
     peer: str
 
 
-@immutable
+@static_frozen
 class FailedBack:
     """Failback finished: every failed-over binding of ``peer``'s users was sent home."""
 
@@ -170,7 +170,7 @@ class FailedBack:
     peer: str
 
 
-@immutable
+@static_frozen
 class ClientSentHome:
     """A failed-over client was told to go home (``how``: notify, redirect-on-refresh, drop)."""
 
@@ -181,7 +181,7 @@ class ClientSentHome:
     how: str
 
 
-@immutable
+@static_frozen
 class UserServicesChanged:
     """The pool's user services (its back end) became unavailable or available again:
     ``mode`` is ``full``, ``limited`` (Lync 2010) or ``resiliency`` (Lync 2013/SfB)."""
@@ -192,7 +192,7 @@ class UserServicesChanged:
     detail: str
 
 
-@immutable
+@static_frozen
 class AdminEvent:
     """Something the back end did, or an administrative action on this pool."""
 

@@ -43,7 +43,7 @@ from emulator.registrar.events import (
     PeerHeartbeatRestored,
 )
 from emulator.sip.errors import LocalProtocolError
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = ["MonitorOutput", "Observed", "PeerMonitor", "PeerState", "SendUsersHome", "Trigger"]
 
@@ -76,7 +76,7 @@ class Trigger(Enum):
     FAIL_BACK = "fail back: send the primary's users home"
 
 
-@immutable
+@static_frozen
 class SendUsersHome:
     """Action for the pool: every binding it holds for ``peer``'s users goes home (failback)."""
 

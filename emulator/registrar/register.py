@@ -42,7 +42,7 @@ from emulator.sip.headers import (
 from emulator.sip.message import Headers, Request, Response
 from emulator.sip.uri import normalize_aor
 from emulator.topology import PoolSpec, Topology
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = ["RegisterRules"]
 
@@ -52,7 +52,7 @@ full stops learning; what it holds stays valid, because every cached value is a 
 of its key."""
 
 
-@immutable
+@static_frozen
 class _Contact:
     """One Contact of a REGISTER, reduced to what ``_accept`` uses (cached per header value)."""
 

@@ -8,12 +8,12 @@ gives the same entries, byte for byte, on every run.
 
 from __future__ import annotations
 
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = ["TraceEntry"]
 
 
-@immutable
+@static_frozen
 class TraceEntry:
     """One line of a run's trace."""
 

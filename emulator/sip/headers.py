@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from emulator.sip.errors import SipSyntaxError
 from emulator.sip.message import Headers, Request, Response, reason_phrase
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = [
     "Diagnostics",
@@ -158,7 +158,7 @@ def _format_params(params: Params) -> str:
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
 
 
-@immutable
+@static_frozen
 class NameAddr:
     """A name-addr or addr-spec with header parameters (Contact, From, To, §20.10)."""
 
@@ -319,7 +319,7 @@ def _int(text: str, whole: str) -> int:
     return int(text)
 
 
-@immutable
+@static_frozen
 class PresenceState:
     """MS-SIPREGE §2.2.1.4 ``presence-state`` of a 200 to REGISTER.
 
@@ -363,7 +363,7 @@ class PresenceState:
         return out
 
 
-@immutable
+@static_frozen
 class KeepAlive:
     """MS-CONMGMT §2.2.1 ``ms-keep-alive: UAS; tcp=no; hop-hop=yes; end-end=no; timeout=300``."""
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import field
 
 from emulator.sip.errors import SipSyntaxError
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 __all__ = ["SipUri", "normalize_aor"]
 
 
-@immutable
+@static_frozen
 class SipUri:
     """``scheme:user@host:port;params`` (headers after ``?`` are kept verbatim in ``headers``)."""
 

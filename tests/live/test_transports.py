@@ -458,18 +458,3 @@ async def test_accepted_tls_with_garbage_instead_of_a_handshake_is_closed(
         assert core.received.empty()
     finally:
         writer.close()
-
-
-def test_the_old_import_paths_name_the_split_modules_objects() -> None:
-    # emulator/live/transports.py and tls.py held all of this before issue 14's split.
-    from emulator.live import certs, driver, sockets, tls, transports, udp
-    from emulator.net import Core
-
-    assert transports.CoreDriver is driver.CoreDriver
-    assert transports.BindError is sockets.BindError is BindError
-    assert transports.describe_os_error is sockets.describe_os_error
-    assert transports.CONNECT_TIMEOUT == stream.CONNECT_TIMEOUT
-    assert transports.SOCKET_BUFFER == udp.SOCKET_BUFFER
-    assert transports.Core is Core
-    assert tls.TlsMaterial is certs.TlsMaterial is TlsMaterial
-    assert tls.CA_FILE_NAME == certs.CA_FILE_NAME

@@ -16,7 +16,7 @@ from emulator.registrar import events as pool_events
 from emulator.scenario.model import Expectation, ScenarioError, load_scenario, parse_scenario
 from emulator.scenario.runner import check, run_scenario
 from emulator.sim import deployment
-from emulator.values import immutable
+from emulator.values import static_frozen
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.toml"))
@@ -99,7 +99,7 @@ def test_run_writes_json_and_exits_zero_when_expectations_hold(
     assert "(seed 11)" in capsys.readouterr().out
 
 
-@immutable
+@static_frozen
 class _Changed(ClientStateChanged):
     """A state change whose cause is "test" (the expectations read only the state)."""
 
