@@ -1,8 +1,8 @@
 """Prometheus metrics of a live deployment, derived from what it already reports.
 
 Counters are fed by the deployment's events (:meth:`Deployment.subscribe`; subscribing makes
-the cores report every exchange, whatever the log settings, at the cost of a summary line per
-request).  Gauges (bindings, peer monitor states, pools up, DNS records,
+the cores report every exchange, whatever the log settings, at the cost of one small event per
+request: its log line is written only when read).  Gauges (bindings, peer monitor states, pools up, DNS records,
 clients by state) are read from the deployment when Prometheus scrapes, by a custom collector.
 
 | metric | type | labels | from |
@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from emulator.registrar import events as ev
@@ -56,18 +56,10 @@ class DeploymentMetrics:
         self.deployment = deployment
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
-        self.requests = Counter(
-            "sipemu_sip_requests",
-            "SIP requests answered by a pool",
-            ["pool", "method"],
-            registry=registry,
-        )
-        self.responses = Counter(
-            "sipemu_sip_responses",
-            "SIP final responses sent by a pool, by request method and status",
-            ["pool", "method", "status"],
-            registry=registry,
-        )
+        self._exchanges: dict[tuple[str, str, int], int] = {}
+        """(pool, method, status) -> count: the SIP counters, kept as a plain dict on the hot
+        path (a labelled prometheus_client Counter costs a lock and a label look-up per
+        increment, twice per request) and turned into counter families when scraped."""
         self.bad_messages = Counter(
             "sipemu_sip_bad_messages",
             "Malformed SIP messages received by a pool",
@@ -112,9 +104,9 @@ class DeploymentMetrics:
     def observe(self, source: str, event: object) -> None:
         """A deployment listener (:meth:`Deployment.subscribe`)."""
         if isinstance(event, ev.Exchanged):
-            method = event.method
-            self.requests.labels(source, method).inc()
-            self.responses.labels(source, method, str(event.status)).inc()
+            key = (source, event.method, event.status)
+            exchanges = self._exchanges
+            exchanges[key] = exchanges.get(key, 0) + 1
         elif isinstance(event, DnsQueried):
             if event.opcode == "UPDATE":
                 self.dns_updates.labels(event.rcode).inc()
@@ -143,6 +135,10 @@ class DeploymentMetrics:
         """Every metric in the Prometheus text format."""
         return generate_latest(self.registry)
 
+    def exchanges(self) -> dict[tuple[str, str, int], int]:
+        """(pool, method, status) -> requests answered so far."""
+        return dict(self._exchanges)
+
     def client_states(self) -> dict[str, int]:
         counts = dict.fromkeys(CLIENT_STATES, 0)
         for state in self._clients.values():
@@ -151,7 +147,8 @@ class DeploymentMetrics:
 
 
 class _Gauges(Collector):
-    """Scrape-time gauges read from the deployment (loop thread: aiohttp calls us there)."""
+    """Scrape-time metrics: the SIP counters from their dict, gauges read from the deployment
+    (loop thread: aiohttp calls us there)."""
 
     def __init__(self, metrics: DeploymentMetrics) -> None:
         self._metrics = metrics
@@ -161,6 +158,22 @@ class _Gauges(Collector):
 
     def collect(self) -> Iterator[Metric]:
         deployment = self._metrics.deployment
+        requests = CounterMetricFamily(
+            "sipemu_sip_requests", "SIP requests answered by a pool", labels=["pool", "method"]
+        )
+        responses = CounterMetricFamily(
+            "sipemu_sip_responses",
+            "SIP final responses sent by a pool, by request method and status",
+            labels=["pool", "method", "status"],
+        )
+        by_method: dict[tuple[str, str], int] = {}
+        for (pool, method, code), count in sorted(self._metrics.exchanges().items()):
+            by_method[(pool, method)] = by_method.get((pool, method), 0) + count
+            responses.add_metric([pool, method, str(code)], float(count))
+        for (pool, method), count in by_method.items():
+            requests.add_metric([pool, method], float(count))
+        yield requests
+        yield responses
         bindings = GaugeMetricFamily(
             "sipemu_bindings", "Current registrations (bindings) of a pool", labels=["pool"]
         )
