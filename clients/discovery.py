@@ -4,11 +4,15 @@
 owns its deadline: a query is sent :data:`DNS_TRIES` times, :data:`DNS_TIMEOUT` apart) and the
 first SRV answer's targets; it turns answers into :class:`~clients.plan.Target` lists
 (RFC 2782-ordered).  What the agent does with them (the plan) is clients/agent.py's.
+
+A profile with ``naptr`` asks NAPTR for the domain first (RFC 3263 §4.1);
+:func:`choose_naptr` picks the record it follows, for the agent and for the fuzz analysis.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -17,9 +21,18 @@ from clients.plan import Target
 from clients.profile import Profile
 from clients.srv import order_srv, service_unavailable
 from emulator.net import Address, Flow, Send, TransportName
-from fakedns.records import AddressRecord, SrvRecord
+from fakedns.records import AddressRecord, NaptrRecord, SrvRecord
 
-__all__ = ["DNS_TIMEOUT", "DNS_TRIES", "Discovery", "Query", "Step"]
+__all__ = [
+    "DNS_TIMEOUT",
+    "DNS_TRIES",
+    "NAPTR_TRANSPORTS",
+    "Discovery",
+    "Query",
+    "Step",
+    "choose_naptr",
+    "naptr_transports",
+]
 
 DNS_TIMEOUT = 2.0
 DNS_TRIES = 2
@@ -28,7 +41,46 @@ DNS_TRIES = 2
 Step = tuple[str, QueryType, TransportName, int]
 """A discovery name: (name, query type, transport and default port of what it finds)."""
 
-Purpose = Literal["srv", "a", "resolve"]
+Purpose = Literal["naptr", "srv", "a", "resolve"]
+
+NAPTR_TRANSPORTS: Mapping[str, TransportName] = {
+    "SIPS+D2T": "tls",
+    "SIP+D2T": "tcp",
+    "SIP+D2U": "udp",
+}
+"""RFC 3263 §4.1 services of the transports the emulator has (SCTP and WebSocket it has not)."""
+
+
+def naptr_transports(profile: Profile) -> dict[TransportName, int]:
+    """The transports a profile can take from NAPTR, with their default ports: those of its SRV
+    steps (libre's ``rr_naptr_handler`` takes only enabled transports, the same ones its SRV
+    fallback walks)."""
+    ports: dict[TransportName, int] = {}
+    for step in profile.discovery:
+        if step.kind == "srv":
+            ports.setdefault(step.transport, step.default_port)
+    return ports
+
+
+def choose_naptr(
+    records: Iterable[object], transports: Mapping[TransportName, int]
+) -> tuple[NaptrRecord, TransportName] | None:
+    """The NAPTR record a client follows, with its transport; None when there is none.
+
+    RFC 3263 §4.1: by order, then preference (a stable sort: ties keep the server's order, as
+    libre's list sort does); the first whose service is a SIP service of a transport in
+    ``transports`` [3P libre ``naptr_handler``: only that one record is used].  Flags are not
+    checked (libre does not).  CHOICE: a record whose replacement is ``.`` is skipped (there is
+    no SRV name to ask).
+    """
+    naptrs = sorted(
+        (r for r in records if isinstance(r, NaptrRecord)), key=lambda r: (r.order, r.preference)
+    )
+    for record in naptrs:
+        transport = NAPTR_TRANSPORTS.get(record.service.upper())
+        if transport is not None and transport in transports and record.replacement != ".":
+            return record, transport
+    return None
 
 
 @dataclass(slots=True)
@@ -49,7 +101,7 @@ class Query:
 class Discovery:
     """One agent's discovery state (see the module docstring)."""
 
-    __slots__ = ("first_srv_targets", "flow", "query", "steps")
+    __slots__ = ("first_srv_targets", "flow", "naptr_ports", "query", "steps")
 
     def __init__(self, local_ip: str, dns_port: int, dns_server: Address) -> None:
         self.flow = Flow("udp", (local_ip, dns_port), dns_server)
@@ -57,10 +109,19 @@ class Discovery:
         self.query: Query | None = None
         self.first_srv_targets: list[Target] = []
         """The targets of the round's SRV answer (baresip goes back to the first)."""
+        self.naptr_ports: dict[TransportName, int] = {}
+        """The transports (and default ports) a NAPTR answer may choose this round."""
 
     def begin(self, profile: Profile, domain: str) -> None:
-        """A new discovery round: every name of the profile, in order."""
-        self.steps = [
+        """A new discovery round: NAPTR of the domain if the profile asks it, then every name
+        of the profile, in order."""
+        steps: list[Step] = []
+        if profile.naptr:
+            self.naptr_ports = naptr_transports(profile)
+            if self.naptr_ports:
+                # The transport and port are unused: the chosen record gives them.
+                steps.append((domain, "NAPTR", "udp", 0))
+        self.steps = steps + [
             (
                 step.name_template.format(domain=domain),
                 step.kind.upper(),  # type: ignore[misc]
@@ -124,6 +185,21 @@ class Discovery:
         self.first_srv_targets = targets
         self.steps = []
         return targets
+
+    def naptr_chosen(self, query: Query, answer: DnsAnswer) -> bool:
+        """Follow a NAPTR answer: its chosen record's SRV name, then the domain's A record on
+        that transport, replace the round's names (libre: ``tp_selected``, so no other SRV
+        name is tried).  False when no record is usable: the names stay as they were."""
+        chosen = choose_naptr(answer.records, self.naptr_ports)
+        if chosen is None:
+            return False
+        record, transport = chosen
+        port = self.naptr_ports[transport]
+        self.steps = [
+            (record.replacement, "SRV", transport, port),
+            (query.name, "A", transport, port),
+        ]
+        return True
 
 
 def first_address(answer: DnsAnswer) -> str:

@@ -12,11 +12,11 @@ from typing import Literal
 import dnslib
 
 from emulator.values import static_frozen
-from fakedns.records import AddressRecord, SrvRecord, normalize_name
+from fakedns.records import AddressRecord, NaptrRecord, SrvRecord, normalize_name
 
 __all__ = ["DnsAnswer", "QueryType", "build_query", "parse_answer"]
 
-QueryType = Literal["SRV", "A", "AAAA"]
+QueryType = Literal["NAPTR", "SRV", "A", "AAAA"]
 Rcode = Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", "OTHER"]
 
 
@@ -28,8 +28,8 @@ class DnsAnswer:
     name: str
     qtype: str
     rcode: str
-    records: tuple[SrvRecord | AddressRecord, ...] = ()
-    """Answer records of the asked type (SRV, or A/AAAA), in the server's order."""
+    records: tuple[SrvRecord | AddressRecord | NaptrRecord, ...] = ()
+    """Answer records of the asked type (NAPTR, SRV, or A/AAAA), in the server's order."""
     additional: tuple[AddressRecord, ...] = ()
     """A/AAAA records from the additional section (SRV targets' addresses, RFC 2782)."""
     truncated: bool = False
@@ -117,8 +117,8 @@ _RCODES = {"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP"}
 
 def _records(
     rrs: list[dnslib.RR], qtype: object, name: str | None
-) -> list[SrvRecord | AddressRecord]:
-    out: list[SrvRecord | AddressRecord] = []
+) -> list[SrvRecord | AddressRecord | NaptrRecord]:
+    out: list[SrvRecord | AddressRecord | NaptrRecord] = []
     for rr in rrs:
         rtype = dnslib.QTYPE.get(rr.rtype)
         if qtype is not None and rtype != qtype:
@@ -133,4 +133,32 @@ def _records(
             )
         elif rtype in ("A", "AAAA"):
             out.append(AddressRecord(owner, str(rr.rdata), rr.ttl))
+        elif rtype == "NAPTR":
+            naptr = _naptr(owner, rr)
+            if naptr is not None:
+                out.append(naptr)
     return out
+
+
+def _naptr(owner: str, rr: dnslib.RR) -> NaptrRecord | None:
+    """A NAPTR answer record (RFC 3403 §4.1); None for one whose fields the record type
+    refuses (a client skips a record it cannot use rather than the whole answer)."""
+    data = rr.rdata
+    try:
+        return NaptrRecord(
+            owner,
+            data.order,
+            data.preference,
+            _text(data.flags),
+            _text(data.service),
+            _text(data.regexp),
+            str(data.replacement),
+            rr.ttl,
+        )
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _text(value: object) -> str:
+    """A character-string of NAPTR rdata (dnslib gives bytes) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

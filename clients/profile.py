@@ -168,6 +168,15 @@ class Profile:
     name: str
     discovery: tuple[DiscoveryStep, ...] = _LYNC_DISCOVERY
     """DNS names tried in order; the first that answers gives the targets (TN-OCSDNS) [DOC]."""
+    naptr: bool = False
+    """Query NAPTR for the domain before the ``discovery`` steps (RFC 3263 §4.1) [DOC]: the
+    first record by order, then preference, whose service (``SIPS+D2T``, ``SIP+D2T``,
+    ``SIP+D2U``) names a transport of the profile's SRV steps gives the SRV name to query, then
+    the domain's A record on that transport's default port; no such record (NXDOMAIN, NODATA,
+    a failure or only other services) and the ``discovery`` steps run as without NAPTR.
+    [3P] libre ``src/sip/request.c`` (``naptr_handler``, ``rr_naptr_handler``) for baresip;
+    False for the Lync profiles (TN-DNS13 names no NAPTR step) [DOC] and linphone (CHOICE).
+    Skipping records whose replacement is ``.`` is a CHOICE."""
     uses_endpoint_cache: bool = True
     """Sign in to the cached home server first, without DNS (EndpointConfiguration.cache)
     [3P DD-BLOG]."""
@@ -300,10 +309,12 @@ LYNC2013 = replace(
 BARESIP = replace(
     LYNC2010,
     name="baresip",
-    # libre (baresip's SIP stack) src/sip/request.c: without a transport parameter and without
-    # NAPTR (not emulated), SRV for each enabled transport from the "highest" down: TLS
-    # (_sips._tcp), TCP (_sip._tcp), UDP (_sip._udp); none -> A/AAAA of the domain on the
-    # default transport (UDP, 5060) [3P].
+    # libre (baresip's SIP stack) src/sip/request.c: a URI without port or transport parameter
+    # makes it query NAPTR for the domain first (``naptr``); without a usable NAPTR record,
+    # SRV for each enabled transport from the "highest" down: TLS (_sips._tcp), TCP
+    # (_sip._tcp), UDP (_sip._udp); none -> A/AAAA of the domain on the default transport
+    # (UDP, 5060) [3P].
+    naptr=True,
     discovery=(
         _srv("_sips._tcp.{domain}", "tls", 5061),
         _srv("_sip._tcp.{domain}", "tcp", 5060),

@@ -113,7 +113,9 @@ def next_step(agent: Agent, now: float) -> bool:
         return False
     name, qtype, transport, port = step
     agent._progress(now, LookupSent, qtype, name)
-    purpose: Literal["srv", "a"] = "srv" if qtype == "SRV" else "a"
+    purpose: Literal["naptr", "srv", "a"] = (
+        "srv" if qtype == "SRV" else "naptr" if qtype == "NAPTR" else "a"
+    )
     send = agent.discovery.start_query(now, agent.rng, name, qtype, purpose, transport, port)
     agent._actions.append(send)
     return True
@@ -161,7 +163,14 @@ def receive_dns(agent: Agent, data: bytes, now: float) -> None:
     if not answer.ok:
         dns_failed(agent, now, query)
         return
-    if query.purpose == "srv":
+    if query.purpose == "naptr":
+        # RFC 3263 §4.1: a usable record names the SRV name to ask; none, and the profile's
+        # SRV names follow as without NAPTR (libre naptr_handler) [3P].
+        if not agent.discovery.naptr_chosen(query, answer):
+            dns_failed(agent, now, query)
+        elif not next_step(agent, now):
+            advance(agent, now)
+    elif query.purpose == "srv":
         targets = agent.discovery.srv_targets(query, answer, agent.rng)
         if targets is None:
             dns_failed(agent, now, query)

@@ -161,7 +161,8 @@ def explain(
                 "find a registrar: keep DNS redundant (a second server)",
             )
         names = ", ".join(
-            step.name_template.replace("{domain}", "<domain>") for step in settings.discovery
+            (["NAPTR <domain>"] if settings.naptr else [])
+            + [step.name_template.replace("{domain}", "<domain>") for step in settings.discovery]
         )
         return Finding(
             "by-design",

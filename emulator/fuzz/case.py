@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from clients.discovery import choose_naptr, naptr_transports
 from clients.profile import Profile, get_profile
 from emulator.scenario.model import Scenario, scenario_from_dict, with_expectations
 from emulator.scenario.runner import RunResult, finish, prepare
@@ -489,6 +490,18 @@ def discoverable(deployment: SimulatedDeployment, profile: Profile) -> list[str]
     targets of the first SRV name it looks up that has records, or an A name it looks up."""
     records = deployment.authority.records()
     domain = deployment.topology.domain
+    if profile.naptr:
+        # RFC 3263 §4.1 (clients/discovery.py): a usable NAPTR record decides alone, its SRV
+        # name, then the domain's A record; no other SRV name is tried after it.
+        chosen = choose_naptr((r for r in records if r.name == domain), naptr_transports(profile))
+        if chosen is not None:
+            replacement = chosen[0].replacement
+            targets = [
+                r.target for r in records if isinstance(r, SrvRecord) and r.name == replacement
+            ]
+            if not targets:
+                targets = [r.name for r in records if r.rtype in ("A", "AAAA") and r.name == domain]
+            return [f"srv:{t}" for t in targets]
     for step in profile.discovery:
         name = step.name(domain)
         if step.kind == "srv":

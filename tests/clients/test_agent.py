@@ -359,10 +359,18 @@ def test_the_sipinternal_tcp_name_gives_tcp_targets_on_their_srv_port() -> None:
     assert "SIP/2.0/TCP" in (register.header("via") or "")
 
 
+def no_naptr(h: Harness) -> None:
+    """Answer baresip's first query, NAPTR of the domain (RFC 3263 §4.1), with NODATA."""
+    query = h.pop_query()
+    assert (query.qtype, query.name) == ("NAPTR", DOMAIN)
+    h.answer(query)
+
+
 def test_baresip_refreshes_at_the_first_srv_target_again_after_failing_over() -> None:
     # sticky_after_failover = False: libre resolves per request and starts at the top.
     h = Harness(BARESIP)
     h.sign_in()
+    no_naptr(h)
     query = h.pop_query()
     h.answer(query, [srv_rr(query.name, FE1), srv_rr(query.name, FE2, priority=10)])
     first = resolve(h, FE1, FE1_IP)
@@ -548,6 +556,7 @@ def test_linphone_takes_the_first_contact_and_keeps_retrying_it_when_dead() -> N
 def test_baresip_does_not_follow_a_301_and_retries_the_same_server_57_s_later() -> None:
     h = Harness(BARESIP)
     h.sign_in()
+    no_naptr(h)
     query = h.pop_query()
     assert (query.qtype, query.name) == ("SRV", f"_sips._tcp.{DOMAIN}")
     h.answer(query, [srv_rr(query.name, DIRECTOR)])

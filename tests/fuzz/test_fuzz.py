@@ -516,3 +516,37 @@ def test_progress_writes_a_line_per_tenth_off_a_terminal_and_redraws_on_one() ->
     bar.finish()
     frames = screen.getvalue().split("\r")[1:]
     assert len(frames) == 11 and frames[-1].endswith("1000/1000 examples, 1000.0/s\n")
+
+
+NAPTR_LAB = """
+domain = "contoso.test"
+[[pool]]
+fqdn = "fe1.contoso.test"
+address = "127.0.0.11"
+[[pool]]
+fqdn = "fe2.contoso.test"
+address = "127.0.0.12"
+[[user]]
+uri = "sip:alice@contoso.test"
+pool = "fe1.contoso.test"
+[[dns.srv]]
+name = "_sips._tcp.contoso.test"
+target = "fe1.contoso.test"
+[[dns.srv]]
+name = "_sip._tcp.lab.contoso.test"
+target = "fe2.contoso.test"
+[[dns.naptr]]
+service = "SIP+D2T"
+replacement = "_sip._tcp.lab.contoso.test"
+"""
+
+
+def test_discoverable_follows_naptr_for_baresip_only() -> None:
+    from clients.profile import BARESIP, LINPHONE, LYNC2010
+    from emulator.fuzz.case import discoverable
+
+    sim = SimulatedDeployment(parse_topology(NAPTR_LAB), [], seed=1)
+    # RFC 3263 §4.1: the NAPTR record's SRV name decides; the plain _sips._tcp is not asked.
+    assert discoverable(sim, BARESIP) == ["srv:fe2.contoso.test"]
+    assert discoverable(sim, LINPHONE) == []
+    assert discoverable(sim, LYNC2010) == []
