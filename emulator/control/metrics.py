@@ -2,7 +2,8 @@
 
 Counters are fed by the deployment's events (:meth:`Deployment.subscribe`; subscribing makes
 the cores report every exchange, whatever the log settings, at the cost of one small event per
-request: its log line is written only when read).  Gauges (bindings, peer monitor states, pools up, DNS records,
+request: its log line is written only when read); the SIP counters are a plain dict turned into
+counter families when scraped.  Gauges (bindings, peer monitor states, pools up, DNS records,
 clients by state) are read from the deployment when Prometheus scrapes, by a custom collector.
 
 | metric | type | labels | from |
