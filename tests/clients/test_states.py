@@ -109,9 +109,17 @@ def test_the_entry_handed_in_at_sign_in_is_the_first_target() -> None:
 
 
 def test_read_entry_reports_an_unreadable_store_instead_of_raising() -> None:
-    class Broken(MemoryCacheStore):
+    class Broken:  # a store of its own, not derived from a compiled class (the compiled
+        # build refuses that): only the CacheStore protocol's methods
         def load(self, user: str) -> CacheEntry | None:
             raise ValueError("bad file")
+
+        def save(self, entry: CacheEntry) -> None: ...
+
+        def clear(self, user: str) -> None: ...
+
+        def entries(self) -> list[CacheEntry]:
+            return []
 
     assert read_entry(Broken(), USER) == CacheUnreadable("bad file")
     assert read_entry(MemoryCacheStore(), USER) is None
