@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from emulator.live.deployment import Deployment
+from emulator.scenario.realtime import CLIENT_ACTIONS, DEPLOYMENT_ACTIONS
 
 if TYPE_CHECKING:
     from emulator.scenario.model import Step
@@ -29,7 +30,7 @@ __all__ = [
     "run_step",
 ]
 
-CLIENT_STEP_ACTIONS = ("sign-in", "sign-out", "restart", "clear-cache")
+CLIENT_STEP_ACTIONS = CLIENT_ACTIONS
 """Step actions on one client agent, carried out where agents run in the process."""
 
 
@@ -51,18 +52,7 @@ class ClientAgents(Protocol):
         ...
 
 
-LIVE_STEP_ACTIONS = (
-    "disable-nic",
-    "enable-nic",
-    "stop-pool",
-    "start-pool",
-    "dns-add",
-    "dns-remove",
-    "dns-fail",
-    "dns-restore",
-    "dns-down",
-    "dns-up",
-)
+LIVE_STEP_ACTIONS = DEPLOYMENT_ACTIONS
 """Step actions a deployment without client agents carries out (plus every admin action)."""
 
 

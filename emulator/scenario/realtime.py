@@ -47,28 +47,26 @@ if TYPE_CHECKING:
     from emulator.control.launch import ControlOptions
     from emulator.control.server import ControlServer
 
-__all__ = ["REALTIME_ACTIONS", "run_realtime"]
+__all__ = ["CLIENT_ACTIONS", "DEPLOYMENT_ACTIONS", "REALTIME_ACTIONS", "run_realtime"]
 
-REALTIME_ACTIONS = frozenset(
-    {
-        "sign-in",
-        "sign-out",
-        "restart",
-        "clear-cache",
-        "disable-nic",
-        "enable-nic",
-        "stop-pool",
-        "start-pool",
-        "dns-add",
-        "dns-remove",
-        "dns-fail",
-        "dns-restore",
-        "dns-down",
-        "dns-up",
-        "add-contact",
-        *ADMIN_ACTIONS,
-    }
+CLIENT_ACTIONS = ("sign-in", "sign-out", "restart", "clear-cache")
+"""Actions on a client agent that a realtime run carries out (the control API's client steps)."""
+
+DEPLOYMENT_ACTIONS = (
+    "disable-nic",
+    "enable-nic",
+    "stop-pool",
+    "start-pool",
+    "dns-add",
+    "dns-remove",
+    "dns-fail",
+    "dns-restore",
+    "dns-down",
+    "dns-up",
 )
+"""Actions on a live deployment's pools and fake DNS (besides the admin actions)."""
+
+REALTIME_ACTIONS = frozenset({*CLIENT_ACTIONS, *DEPLOYMENT_ACTIONS, "add-contact", *ADMIN_ACTIONS})
 """Scenario actions a live deployment can carry out (the others are simulator-only)."""
 
 
