@@ -98,6 +98,7 @@ class EventHub:
         self._ids = itertools.count(1)
         self.listeners: list[Callable[[str, object], None]] = []
         """Also called with every raw event (the metrics)."""
+        self._joined: asyncio.Event | None = None
 
     @property
     def subscribers(self) -> int:
@@ -121,7 +122,16 @@ class EventHub:
     ) -> Subscription:
         subscription = Subscription(self, kinds, size)
         self._subscribers.append(subscription)
+        if self._joined is not None:
+            self._joined.set()
         return subscription
+
+    async def subscribed(self) -> None:
+        """Return once the stream has a subscriber (a harness that starts a reader and then
+        acts waits on this, with a timeout, instead of polling :attr:`subscribers`)."""
+        while not self._subscribers:
+            self._joined = asyncio.Event()
+            await self._joined.wait()
 
     def wake_all(self) -> None:
         """Wake every subscriber (the server is closing: their streams end)."""

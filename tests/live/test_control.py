@@ -28,6 +28,7 @@ from emulator.control.ctl import EXIT_PROBLEM, EXIT_UNAUTHORIZED, EXIT_UNREACHAB
 from emulator.control.openapi import openapi_document
 from emulator.live.deployment import Deployment, DeploymentError
 from emulator.operations import Operations
+from emulator.registrar.events import FailedOver
 from emulator.sip.message import Response, parse_message
 from emulator.testing.sip_client import UdpClient, register_request
 from emulator.topology import parse_topology
@@ -304,8 +305,7 @@ async def read_events(api: Api, count: int, query: str) -> list[dict[str, Any]]:
 
 async def test_the_event_stream_carries_what_the_deployment_logs(api: Api) -> None:
     reader = asyncio.create_task(read_events(api, 3, "kinds=sip,notice"))
-    while api.server.hub.subscribers == 0:  # bounded by the wait_for below
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(api.server.hub.subscribed(), WAIT)
     await register(api, FE1, "clientuser2")
     await api.call("POST", f"/pools/{FE2}/stop")
     await api.call("POST", f"/pools/{FE2}/start")
@@ -340,13 +340,18 @@ async def test_metrics_count_requests_failovers_and_dns_queries(api: Api) -> Non
         await metric(api, 'sipemu_dns_queries_total{qtype="A",rcode="NOERROR",transport="udp"}')
         == 1
     )
-    await api.call("POST", f"/pools/{FE2}/disable-nic")
-    failed_over = f'sipemu_peer_state{{peer="{FE2}",{label},state="failed-over"}}'
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT  # failover detection is 2 s in fast.toml
-    while await metric(api, failed_over) != 1:
-        assert loop.time() < deadline, "fe1 did not fail over fe2's users in time"
-        await asyncio.sleep(0.1)
+    failed_over = asyncio.Event()
+    unsubscribe = api.deployment.subscribe(
+        lambda source, event: failed_over.set() if isinstance(event, FailedOver) else None
+    )
+    try:
+        await api.call("POST", f"/pools/{FE2}/disable-nic")
+        # Failover detection is 2 s in fast.toml.
+        await asyncio.wait_for(failed_over.wait(), WAIT)
+    finally:
+        unsubscribe()
+    state = f'sipemu_peer_state{{peer="{FE2}",{label},state="failed-over"}}'
+    assert await metric(api, state) == 1
     assert await metric(api, f'sipemu_failovers_total{{peer="{FE2}",{label}}}') == 1
     assert await metric(api, f'sipemu_pool_up{{pool="{FE2}"}}') == 0
 
@@ -430,8 +435,7 @@ async def test_ctl_follows_events(api: Api, capsys: pytest.CaptureFixture[str]) 
     follower = asyncio.create_task(
         ctl("--control", api.address, "events", "--count", "1", "--kinds", "notice")
     )
-    while api.server.hub.subscribers == 0:  # bounded by the wait_for below
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(api.server.hub.subscribed(), WAIT)
     await api.deployment.stop_pool(FE2)
     assert await asyncio.wait_for(follower, WAIT) == 0
     assert capsys.readouterr().out.startswith(f"{FE2} notice: pool stopped")

@@ -25,6 +25,7 @@ import pytest
 from emulator.cli import main
 from emulator.control import ControlServer
 from emulator.control.launch import ControlOptions
+from emulator.control.metrics import DeploymentMetrics
 from emulator.live.deployment import Deployment
 from emulator.scenario.model import parse_scenario
 from emulator.scenario.realtime import run_realtime
@@ -105,8 +106,7 @@ async def test_quiet_deployments_count_exchanges_as_chatty_ones_do_without_loggi
         for quiet in (False, True):
             async with running(quiet) as run:
                 reader = asyncio.create_task(first_sip_event(session, run.server))
-                while run.server.hub.subscribers == 0:  # bounded by the wait_for below
-                    await asyncio.sleep(0.01)
+                await asyncio.wait_for(run.server.hub.subscribed(), WAIT)
                 await register(run.deployment, "clientuser1")
                 await register(run.deployment, "clientuser2")
                 await dns_query(run.deployment)
@@ -162,11 +162,48 @@ state = "registered"
 """
 
 
-class Realtime:
-    """A realtime run on a thread, its control API found in what it prints."""
+class _Told:
+    """Tells waiting threads that something changed (a generation counter under a condition:
+    a waiter never holds the lock while it probes, so the run's loop never waits on it)."""
 
     def __init__(self) -> None:
-        self.out = io.StringIO()
+        self.condition = threading.Condition()
+        self.generation = 0
+
+    def changed(self) -> None:
+        with self.condition:
+            self.generation += 1
+            self.condition.notify_all()
+
+
+class _TellingOutput(io.StringIO):
+    """What the run prints, telling waiters of each write (the control API's address)."""
+
+    def __init__(self, told: _Told) -> None:
+        super().__init__()
+        self._told = told
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        self._told.changed()
+        return written
+
+
+class Realtime:
+    """A realtime run on a thread, its control API found in what it prints.  Waits are on
+    what the run does (a write to its output, a client's state reaching the metrics), each
+    bounded by WAIT."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.told = _Told()
+        observe = DeploymentMetrics.observe_client
+
+        def observe_and_tell(metrics: DeploymentMetrics, client: str, state: str) -> None:
+            observe(metrics, client, state)
+            self.told.changed()
+
+        monkeypatch.setattr(DeploymentMetrics, "observe_client", observe_and_tell)
+        self.out = _TellingOutput(self.told)
         self.result: RunResult | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -183,21 +220,29 @@ class Realtime:
             )
         except BaseException as exc:  # re-raised by the test
             self.error = exc
+        finally:
+            self.told.changed()
 
     def _url(self) -> str | None:
         found = re.search(r"control API: (http://[0-9.:]+)/", self.out.getvalue())
         return found[1] if found else None
 
     def wait_for(self, probe: Callable[[], Any], what: str) -> Any:
+        """``probe()`` once it is true, probed again after each change the run tells of."""
         deadline = time.monotonic() + WAIT
+        told = self.told
         while True:
+            with told.condition:
+                seen = told.generation
             if self.error is not None:
                 raise self.error
             value = probe()
             if value:
                 return value
-            assert time.monotonic() < deadline, what
-            time.sleep(0.05)
+            with told.condition:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, what
+                told.condition.wait_for(lambda seen=seen: told.generation != seen, remaining)
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = None if body is None else json.dumps(body).encode()
@@ -229,9 +274,9 @@ class Realtime:
 
 
 def test_a_realtime_run_shows_its_clients_by_state_and_takes_client_steps(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = Realtime()
+    run = Realtime(monkeypatch)
     run.wait_for(lambda: run.clients("registered") == 2, "both clients did not register")
     assert run.clients("signed-out") == 0
     status, data = run.call("GET", "/status")
