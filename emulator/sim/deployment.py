@@ -170,6 +170,7 @@ class SimulatedDeployment:
             self._dns,
             [(dns.address, "udp", self.dns_address[1])],
             on_events=self._dns_events,
+            protocol="dns",
         )
         self.monitor: InvariantMonitor | None = None
         self.timeline: dict[str, list[ClientStateChanged]] = {}

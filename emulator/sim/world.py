@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.coasting import Coasting
-from emulator.net import Address, CloseFlow, Core, Effect, Flow, Send
+from emulator.net import Address, CloseFlow, Core, Effect, Flow, Send, TransportName
 from emulator.sim.agenda import CALL, DATAGRAM, FAIL, PONG, STREAM, TIMER, Agenda, Entry
 from emulator.sim.coasting import Coaster
 from emulator.sim.network import Network
 from emulator.sim.trace import TraceEntry
 from emulator.sip.framing import PING
 from emulator.sip.framing import PONG as PONG_BYTES
+from emulator.wire import Packet, Tap, WireProtocol
 
 __all__ = ["Core", "TraceEntry", "World"]
 
@@ -99,6 +100,9 @@ class World:
         # heartbeat round due exactly then has not gone out yet when it changes the network.
         # Between two run_until calls everything due at the instant reached has run.
         self._in_call = False
+        self.tap: Tap | None = None
+        """Told of every packet sent, at the time it is sent (emulator/wire); None: no cost."""
+        self._dns_listeners: set[Address] = set()
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -116,6 +120,7 @@ class World:
         on_effect: Callable[[int, Effect], None] | None = None,
         answers_pings: bool = False,
         coasting: Coasting | None = None,
+        protocol: WireProtocol = "sip",
     ) -> int:
         """Attach a core listening on ``(address, transport, port)`` triples; returns its id.
 
@@ -123,7 +128,8 @@ class World:
         cache writes).  ``coasting``: the core's coasting interface when it has periodic
         behaviours the world may coast (emulator/coasting.py: its ``cycles`` and
         ``deadline_besides_cycles()``; usually the core itself), given here once so that the
-        world never looks for them."""
+        world never looks for them.  ``protocol``: what the core speaks on its listening
+        ports, for taps ("dns" for the fake DNS)."""
         index = len(self._cores)
         self._cores.append(core)
         self._names.append(name)
@@ -136,6 +142,8 @@ class World:
         for address, transport, port in listen:
             self.network.add_host(address)
             self._listeners[(address, transport, port)] = index
+            if protocol == "dns":
+                self._dns_listeners.add((address, port))
         if answers_pings:  # the transport answers CRLF pings, as the live driver does
             self._pong_servers.add(index)
         self._flush(index)
@@ -351,7 +359,23 @@ class World:
         self._cores[index].flow_failed(flow, self.now)
         self._flush(index)
 
+    def _tap(
+        self,
+        transport: TransportName,
+        src: Address,
+        dst: Address,
+        data: bytes,
+        when: float | None = None,
+    ) -> None:
+        assert self.tap is not None
+        dns = self._dns_listeners
+        protocol: WireProtocol = "dns" if dst in dns or src in dns else "sip"
+        at = self.now if when is None else when
+        self.tap.packet(Packet(at, transport, src, dst, data, protocol))
+
     def _send_datagram(self, index: int, flow: Flow, data: bytes) -> None:
+        if self.tap is not None:
+            self._tap("udp", flow.local, flow.remote, data)
         delays = self.network.transit(flow.local[0], flow.remote[0])
         if delays is None:
             return  # silent: the packet vanishes
@@ -389,6 +413,13 @@ class World:
             peer, peer_flow = conn.b, conn.b_flow
         else:
             peer, peer_flow = conn.a, conn.a_flow
+        if self.tap is not None:
+            # The server side's flow names both real ports (a client's may say port 0).
+            server = conn.b_flow
+            if from_a:
+                self._tap(flow.transport, server.remote, server.local, data)
+            else:
+                self._tap(flow.transport, server.local, server.remote, data)
         network = self.network
         if conn.paths_version == network.version:
             delays = conn.a_to_b if from_a else conn.b_to_a
@@ -414,6 +445,9 @@ class World:
             else:
                 back = network.transit(peer_flow.local[0], flow.local[0])
             if back:
+                if self.tap is not None:  # the pong, sent by the peer's transport on arrival
+                    server = conn.b_flow
+                    self._tap(flow.transport, server.local, server.remote, PONG_BYTES, when)
                 handle = next(self._handles)
                 self._held_flows[handle] = flow
                 when += back[0]
