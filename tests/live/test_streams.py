@@ -356,3 +356,30 @@ async def test_flows_in_notices_name_the_peer(notices: asyncio.Queue[str]) -> No
 
     assert _where(Flow("tcp", ("::1", 5061), ("::1", 40000))) == "[::1]:40000"
     assert _where(Flow("tcp", (HOST, 5061), (HOST, 40000))) == f"{HOST}:40000"
+
+
+async def test_a_deployment_closes_an_idle_connection_and_logs_one_line(
+    sipemu_factory: object,
+) -> None:
+    from emulator.testing import DeploymentFactory
+
+    assert isinstance(sipemu_factory, DeploymentFactory)
+    running = sipemu_factory(stream_limits=StreamLimits(idle_timeout=SHORT))
+    try:
+        host, port = running.pool_address(FE1, "tcp")
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), WAIT)
+        local = writer.get_extra_info("sockname")
+        writer.write(register_request("clientuser1", DOMAIN, local[:2], transport="TCP"))
+        ok = parse_message(await read_message(reader), stream=True)
+        assert isinstance(ok, Response) and ok.status == 200
+        assert await closed(reader)
+        writer.close()
+        running.wait_until(
+            lambda: any(
+                f"{FE1} closed TCP from {local[0]}:{local[1]}: idle" in line
+                for line in running.log_lines()
+            ),
+            what="the idle line in the log",
+        )
+    finally:
+        running.stop()
