@@ -457,7 +457,7 @@ class StreamTransports:
             why = f"no message within {limits.message_timeout:g} s of connecting"
             why += " (--message-timeout)"
         host = self.host
-        host.notice(f"closed {flow.transport.upper()} from {_where(flow)}: {why}")
+        host.notice(f"{flow.transport.upper()} {_where(flow)} closed: {why}")
         connection.close()
         if self._connections.get(flow) is connection:
             del self._connections[flow]

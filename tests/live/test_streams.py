@@ -376,7 +376,7 @@ async def test_a_deployment_closes_an_idle_connection_and_logs_one_line(
         writer.close()
         running.wait_until(
             lambda: any(
-                f"{FE1} closed TCP from {local[0]}:{local[1]}: idle" in line
+                f"{FE1} TCP {local[0]}:{local[1]} closed: idle" in line
                 for line in running.log_lines()
             ),
             what="the idle line in the log",
