@@ -383,3 +383,18 @@ async def test_a_deployment_closes_an_idle_connection_and_logs_one_line(
         )
     finally:
         running.stop()
+
+
+def test_sipemu_up_takes_the_limits_and_refuses_nonsense(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from emulator.cli import build_parser
+
+    defaults = build_parser().parse_args(["up"])
+    assert (defaults.idle_timeout, defaults.message_timeout) == (3605.0, 20.0)
+    args = build_parser().parse_args(["up", "--idle-timeout", "0", "--message-timeout", "2.5"])
+    assert StreamLimits(args.idle_timeout, args.message_timeout) == StreamLimits(None, 2.5)
+    for bad in ("-1", "nan", "inf", "soon"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["up", "--idle-timeout", bad])
+        assert "is not a number of seconds" in capsys.readouterr().err
