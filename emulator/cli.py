@@ -72,10 +72,47 @@ def register_up(subparsers: SubParsers) -> None:
     parser.add_argument(
         "--seed", type=int, help="run seed (Call-IDs, tags, branches); default: random"
     )
+    _add_stream_limits(parser)  # --idle-timeout, --message-timeout
     from emulator.control.launch import add_up_options
 
     add_up_options(parser)  # --control, --control-token, --dns-tsig-key, --no-dns-updates
     parser.set_defaults(handler=_up)
+
+
+def _add_stream_limits(parser: argparse.ArgumentParser) -> None:
+    from emulator.live.stream import StreamLimits
+
+    defaults = StreamLimits()
+    parser.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=defaults.idle_timeout,
+        metavar="SECONDS",
+        help="close a TCP/TLS connection idle this long, keep-alives count as traffic "
+        f"(0: never; default {defaults.idle_timeout:g})",
+    )
+    parser.add_argument(
+        "--message-timeout",
+        type=_seconds,
+        default=defaults.message_timeout,
+        metavar="SECONDS",
+        help="close a TCP/TLS connection whose message is not read whole this long after its "
+        "first byte, or that brings no message this long after connecting "
+        f"(0: never; default {defaults.message_timeout:g})",
+    )
+
+
+def _seconds(text: str) -> float | None:
+    """A timeout in seconds for argparse; 0 means never (None)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 <= value < 10**9):  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds: give 0 (never) or a positive number"
+        )
+    return value or None
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -97,6 +134,7 @@ def _up(args: argparse.Namespace) -> int:
 async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> int:
     from emulator.control.launch import after_start, before_start
     from emulator.live.deployment import Deployment
+    from emulator.live.stream import StreamLimits
 
     def log(line: str) -> None:
         out.write(line + "\n")
@@ -109,6 +147,7 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
         seed=args.seed,
         quiet=args.quiet,
         verbose=args.verbose,
+        stream_limits=StreamLimits(args.idle_timeout, args.message_timeout),
     )
     control = before_start(deployment, args)  # subscribes before the pools start
     stop = asyncio.Event()

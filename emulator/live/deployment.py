@@ -38,7 +38,9 @@ from typing import TYPE_CHECKING
 from emulator.effects import Effects, PoolState, plan
 from emulator.live.certs import TlsMaterial
 from emulator.live.driver import CoreDriver
+from emulator.live.ratelimit import RateLimitedLog
 from emulator.live.sockets import BindError, describe_os_error
+from emulator.live.stream import StreamLimits
 from emulator.net import Address, TransportName
 from emulator.operations import OperationError, Operations, Outcome
 from emulator.registrar import events as ev
@@ -104,8 +106,14 @@ class Deployment:
         time_scale: float = 1.0,
         debug: Log | None = None,
         on_event: Callable[[str, object], None] | None = None,
+        stream_limits: StreamLimits | None = None,
     ) -> None:
         self.topology = topology
+        self.stream_limits = stream_limits if stream_limits is not None else StreamLimits()
+        """The pools' TCP/TLS timeouts (``sipemu up --idle-timeout``, ``--message-timeout``)."""
+        # One line per bad input (a pool's BadMessage, a connection closed by a limit), at a
+        # bounded rate: see emulator/live/ratelimit.py.  Made at start (it uses the loop).
+        self._bad_input_log: RateLimitedLog | None = None
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
         self.quiet = quiet
         self.verbose = verbose
@@ -145,6 +153,15 @@ class Deployment:
         from fakedns.server import DnsServer
 
         topology = self.topology
+        if self._log is not None:
+            log = self._log
+            loop = asyncio.get_running_loop()
+            self._bad_input_log = RateLimitedLog(
+                lambda line: log(f"{_stamp()} {line}"),
+                label="bad-input lines",
+                clock=loop.time,
+                call_later=loop.call_later,
+            )
         self._tls = TlsMaterial(self._ca_dir)
         for spec in topology.pools:
             driver = self._new_driver(spec)
@@ -197,6 +214,8 @@ class Deployment:
             on_events=partial(self._pool_events, spec.fqdn),
             debug=self._debug,
             time_scale=self.time_scale,
+            notice=self._bad_input_log,
+            stream_limits=self.stream_limits,
         )
 
     def _traced(self, *readers: object) -> bool:
@@ -246,6 +265,8 @@ class Deployment:
         for driver in drivers:
             await driver.close()
         self._pools.clear()
+        if self._bad_input_log is not None:
+            self._bad_input_log.flush()
         if self._tls is not None:
             self._tls.cleanup()
 
@@ -527,7 +548,11 @@ class Deployment:
             return
         for event in events:
             line = _event_line(event, self.quiet, self.verbose)
-            if line is not None:
+            if line is None:
+                continue
+            if isinstance(event, ev.BadMessage) and self._bad_input_log is not None:
+                self._bad_input_log(f"{fqdn} {line}")  # rate-limited: a flood is not a log
+            else:
                 log(f"{_stamp()} {fqdn} {line}")
 
 

@@ -25,6 +25,12 @@ Two fault modes are provided (see docs/live.md for what they can and cannot emul
   kernel but never read; no new outbound connection is attempted (the SYN is "lost").
 * Stopped (:meth:`CoreDriver.close`): every socket is closed, so the kernel refuses (ICMP port
   unreachable for UDP, RST for TCP).  :meth:`CoreDriver.open` binds the same ports again.
+
+Defences (docs/live.md, "Limits and defences"): the stream limits of
+:class:`~emulator.live.stream.StreamLimits`; the open-files limit raised to its hard limit at
+the first :meth:`CoreDriver.open` (:func:`~emulator.live.sockets.raise_open_files_limit`); a UDP
+datagram holding only CRLFs, or nothing (a keep-alive: RFC 5626 §3.5.1's CRLF, sent over UDP
+by many clients), is dropped before the core, neither answered nor reported as a bad message.
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ import asyncio
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 
-from emulator.live.sockets import BindError, describe_os_error
-from emulator.live.stream import CONNECT_TIMEOUT, StreamTransports
+from emulator.live.sockets import BindError, describe_os_error, raise_open_files_limit
+from emulator.live.stream import CONNECT_TIMEOUT, StreamLimits, StreamTransports
 from emulator.live.udp import SOCKET_BUFFER, UdpSocket
 from emulator.net import CloseFlow, Core, Effect, Flow, Send, TransportName
 
@@ -43,6 +49,7 @@ __all__ = [
     "SOCKET_BUFFER",
     "BindError",
     "CoreDriver",
+    "StreamLimits",
     "describe_os_error",
 ]
 
@@ -58,7 +65,9 @@ class CoreDriver:
     ``on_events`` receives each non-empty batch of ``core.events()``; ``on_effect`` performs
     each :class:`~emulator.net.Effect` action (a client's cache write), after the input.
     ``debug`` receives one line per datagram, connection and socket error; it is off on the
-    hot path unless given.
+    hot path unless given.  ``notice`` receives the lines for the log (the caller rate-limits
+    them): a connection closed by a limit, descriptors exhausted.  ``stream_limits``: the
+    TCP/TLS timeouts (default: none, a client's).
     """
 
     def __init__(
@@ -74,6 +83,8 @@ class CoreDriver:
         debug: Callable[[str], None] | None = None,
         expect_pongs: bool = False,
         time_scale: float = 1.0,
+        notice: Callable[[str], None] | None = None,
+        stream_limits: StreamLimits | None = None,
     ) -> None:
         if "tls" in ports and server_ssl is None:
             raise ValueError(f"{name}: a TLS port needs a server SSL context")
@@ -85,6 +96,9 @@ class CoreDriver:
         self._on_events = on_events
         self._on_effect = on_effect
         self._debug_log = debug
+        self._notice = notice
+        self.keepalives = 0
+        """UDP datagrams holding only CRLFs (keep-alives), dropped before the core."""
         self.expect_pongs = expect_pongs
         """The core sends CRLF keep-alive pings (a client): pongs are handed to it as CRLF."""
         self.time_scale = time_scale
@@ -96,7 +110,11 @@ class CoreDriver:
             name, address, self._datagram, self.debug if debug is not None else None
         )
         self._streams = StreamTransports(
-            self, server_ssl=server_ssl, client_ssl=client_ssl, expect_pongs=expect_pongs
+            self,
+            server_ssl=server_ssl,
+            client_ssl=client_ssl,
+            expect_pongs=expect_pongs,
+            limits=stream_limits,
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -123,6 +141,7 @@ class CoreDriver:
             return dict(self.bound)
         loop = asyncio.get_running_loop()
         self._loop = loop
+        raise_open_files_limit()  # once a process: a no-op when already at the hard limit
         self._streams.start(loop)
         try:
             for transport, port in self.ports.items():
@@ -197,6 +216,13 @@ class CoreDriver:
             if self._debug_log is not None:
                 host, port = flow.remote
                 self.debug(f"dropped udp from {host}:{port} (NIC disabled or no core)")
+            return
+        if data[:1] in b"\r" and not data.strip(b"\r\n"):  # empty, or starting with CR
+            # A keep-alive (CRLFs only, or empty): not a message, neither answered nor a bad
+            # input (Kamailio drops datagrams this short before parsing them, too).
+            self.keepalives += 1
+            if self._debug_log is not None:
+                self.debug(f"<- udp {flow.remote[0]}:{flow.remote[1]} keep-alive (CRLF)")
             return
         if self._debug_log is not None:
             self.debug(f"<- udp {flow.remote[0]}:{flow.remote[1]} {len(data)} bytes")
@@ -307,6 +333,12 @@ class CoreDriver:
         """One line to the ``debug`` callback, naming this host (nothing without one)."""
         if self._debug_log is not None:
             self._debug_log(f"{self.name}: {text}")
+
+    def notice(self, text: str) -> None:
+        """One line for the log, naming this host (also to ``debug``)."""
+        if self._notice is not None:
+            self._notice(f"{self.name} {text}")
+        self.debug(text)
 
     @property
     def connections(self) -> list[Flow]:

@@ -9,7 +9,7 @@ import socket
 
 from emulator.net import TransportName
 
-__all__ = ["BindError", "describe_os_error", "family"]
+__all__ = ["BindError", "describe_os_error", "family", "raise_open_files_limit"]
 
 
 class BindError(Exception):
@@ -43,3 +43,21 @@ def describe_os_error(exc: OSError) -> str:
 def family(address: str) -> socket.AddressFamily:
     """AF_INET6 for an IPv6 literal, else AF_INET."""
     return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files (RLIMIT_NOFILE) to its hard limit, so
+    that connections, not descriptors, are what runs out first (the common soft limit, 1,024,
+    is reached by 1,000 idle connections).  Returns the soft limit now in force; leaves it
+    as it is when the system refuses (an unlimited hard limit is capped at 1,048,576)."""
+    import resource  # POSIX only; the live drivers run on Linux and macOS
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        return target
+    return soft

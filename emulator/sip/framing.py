@@ -6,10 +6,13 @@ One :class:`StreamFramer` per TCP/TLS connection.  Its public API:
   order: whole messages (``bytes``, to hand to :func:`~emulator.sip.message.parse_message` with
   ``stream=True``), :class:`KeepAlivePing` (answer with :data:`PONG`) and
   :class:`KeepAlivePong` markers;
-* it raises :class:`~emulator.sip.errors.SipError` when the stream cannot be framed (status 400:
-  no Content-Length; 413: a message larger than ``max_size``); the connection is then out of
-  sync, and :meth:`StreamFramer.unframed` gives the bytes that could not be framed, so that the
-  core can still answer 400/413 if it can read a Via (RFC 3261 §8.2) before the driver closes;
+* when the stream cannot be framed (status 400: no Content-Length; 413: a message larger than
+  ``max_size``) the connection is out of sync: :attr:`StreamFramer.error` holds the
+  :class:`~emulator.sip.errors.SipError`, and :meth:`StreamFramer.unframed` gives the bytes that
+  could not be framed, so that the core can still answer 400/413 if it can read a Via (RFC 3261
+  §8.2) before the driver closes.  What was framed before the bad bytes is returned first, in
+  the same call (the error is raised by the next call; by this one when it framed nothing), so
+  one read holding a valid message and then garbage loses nothing that could be framed;
 * :attr:`StreamFramer.buffered` is the number of bytes held for an incomplete message.
 
 The live drivers' stream connections use it (emulator/live/stream.py); the simulator delivers
@@ -52,8 +55,9 @@ class StreamFramer:
     pings (a client), so a lone CRLF is a pong at once; a server (the default) holds a trailing
     CRLF until the next bytes tell whether it is half of a ping.
 
-    After a :class:`SipError` from :meth:`feed` the stream is out of sync: the driver hands
-    :meth:`unframed` to its core (which answers 400/413 if it can) and closes the connection.
+    When :attr:`error` is set after :meth:`feed` the stream is out of sync: the driver first
+    hands the items :meth:`feed` returned to its core, then :meth:`unframed` (the core answers
+    400/413 if it can), then closes the connection.
     """
 
     def __init__(self, max_size: int = MAX_DATAGRAM, *, expect_pongs: bool = False) -> None:
@@ -64,14 +68,30 @@ class StreamFramer:
         # server, the default) holds a trailing CRLF until the next bytes tell; the side that
         # sends pings (``expect_pongs=True``) reports a CRLF as a pong at once.
         self._expect_pongs = expect_pongs
+        self.error: SipError | None = None
+        """Why the stream could not be framed (400, 413), or None while it can."""
 
     def feed(self, data: bytes) -> list[bytes | KeepAlivePing | KeepAlivePong]:
         """Take ``data`` as read; return the messages and keep-alives it completed, in order.
 
-        Raises :class:`SipError` (400, 413) when the stream cannot be framed.
+        When the stream cannot be framed, :attr:`error` is set (the bad bytes stay in
+        :meth:`unframed`) and the :class:`SipError` (400, 413) is raised, unless items were
+        framed before the bad bytes in this call: they are returned, and the error is raised
+        by the next call (nothing that could be framed is lost to the bytes after it).
         """
+        if self.error is not None:
+            raise self.error
         self._buffer += data
         out: list[bytes | KeepAlivePing | KeepAlivePong] = []
+        try:
+            self._frame(out)
+        except SipError as exc:
+            self.error = exc
+            if not out:
+                raise
+        return out
+
+    def _frame(self, out: list[bytes | KeepAlivePing | KeepAlivePong]) -> None:
         buf = self._buffer
         while buf:
             if buf.startswith(b"\r\n"):
@@ -107,10 +127,9 @@ class StreamFramer:
                 break
             out.append(bytes(buf[:total]))
             del buf[:total]
-        return out
 
     def unframed(self) -> bytes:
-        """The bytes received but not framed: after a :class:`SipError`, the offending message
+        """The bytes received but not framed: once :attr:`error` is set, the offending message
         (with whatever followed it in the same reads)."""
         return bytes(self._buffer)
 

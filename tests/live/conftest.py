@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 import pytest
 import pytest_asyncio.plugin
 
-_BOTH_LOOPS = ("test_transports.py",)
+_BOTH_LOOPS = ("test_transports.py", "test_streams.py")
 
 
 if hasattr(pytest_asyncio.plugin, "PytestAsyncioSpecs"):  # pytest-asyncio >= 1.4

@@ -154,8 +154,36 @@ def test_after_a_framing_error_the_unframed_bytes_are_what_the_core_answers_from
     assert framer.feed(good[:10]) == []
     assert framer.unframed() == good[:10]
     assert framer.buffered == 10
-    with pytest.raises(SipError):
-        framer.feed(good[10:] + bad)
-    # The good message was consumed before the bad one was met: only the bad one is left.
+    # The good message completed before the bad one was met: it is returned, not lost.
+    assert framer.feed(good[10:] + bad) == [good]
+    assert framer.error is not None and framer.error.status == 400
     assert framer.unframed() == bad
     assert framer.buffered == len(bad)
+    with pytest.raises(SipError):  # out of sync for good
+        framer.feed(message())
+
+
+def test_messages_before_garbage_in_one_read_are_all_returned() -> None:
+    """RFC 4475's dblreq, over a stream: two requests in one write, then bytes with no framing."""
+    first, second = message(b"one"), message(b"two")
+    garbage = b"\x00\xffnot sip at all\r\n\r\n"
+    framer = StreamFramer()
+    assert framer.feed(first + PING + second + garbage) == [first, KeepAlivePing(), second]
+    assert framer.error is not None and framer.error.status == 400
+    assert framer.unframed() == garbage
+
+
+def test_a_message_before_an_oversized_one_is_returned_and_the_error_is_413() -> None:
+    small = message(b"ok")
+    huge = message(b"x" * 200)
+    framer = StreamFramer(max_size=len(small) + 10)
+    assert framer.feed(small + huge) == [small]
+    assert framer.error is not None and framer.error.status == 413
+    assert framer.unframed() == huge
+
+
+def test_an_error_with_nothing_framed_before_it_is_raised_at_once() -> None:
+    framer = StreamFramer()
+    with pytest.raises(SipError) as info:
+        framer.feed(b"junk\r\n\r\n")
+    assert framer.error is info.value
