@@ -350,15 +350,13 @@ def _draw_wire(result: RunResult, packets: PacketLog, args: argparse.Namespace, 
     """Write --mermaid and return the --ladder text (empty when not asked)."""
     import shutil
 
-    from emulator.scenario.runner import DETAIL_KINDS
-    from emulator.wire.ladder import Note, render_ladder
+    from emulator.wire.ladder import render_ladder
     from emulator.wire.mermaid import LARGE, render_mermaid
 
     names = result.participants
     assert names is not None
     filters = _ladder_filters(args)
-    hidden = DETAIL_KINDS | {"message", "start"}
-    notes = [Note(e.now, e.source, e.text) for e in result.trace if e.kind not in hidden]
+    notes = result.notes()
     if args.mermaid:
         title = f"{result.scenario.source} (seed {result.seed})"
         text = render_mermaid(packets.packets, names, filters=filters, notes=notes, title=title)

@@ -13,9 +13,10 @@ from emulator.operations import ADMIN_ACTIONS
 from emulator.scenario.model import Expectation, Scenario, Step, record_of
 from emulator.sim.deployment import SimulatedDeployment
 from emulator.sim.invariants import Violation
-from emulator.sim.trace import MessageTrace
+from emulator.sim.trace import MESSAGE, MessageTrace
 from emulator.sim.world import TraceEntry
 from emulator.wire import Tap, Taps
+from emulator.wire.ladder import Note
 from emulator.wire.names import Participants, simulated_participants
 
 __all__ = ["DETAIL_KINDS", "ExpectationResult", "RunResult", "check", "run_scenario"]
@@ -48,6 +49,12 @@ class RunResult:
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
+
+    def notes(self) -> list[Note]:
+        """What a drawing of the run's packets shows between the arrows: steps, faults,
+        state changes, failovers (the trace less its detail, messages and start line)."""
+        hidden = DETAIL_KINDS | {MESSAGE, "start"}
+        return [Note(e.now, e.source, e.text) for e in self.trace if e.kind not in hidden]
 
     def report(self, *, timeline: bool = True, verbose: bool = False, extra: str = "") -> str:
         """The readable report: header, timeline (unless ``timeline=False``), ``extra`` (a

@@ -14,7 +14,7 @@ Rules of this file:
 * Width: every column gets the same width, between :data:`MIN_COLUMN` and :data:`MAX_COLUMN`
   characters, to fit ``width``; when even the narrowest columns do not fit, the busiest
   participants keep a column and the others share the last one, ``(N others)``, where each
-  arrow's label names its real end.
+  arrow's label starts with the name of its end there (``client19: 200 OK``).
 * Keep-alives (CRLF pings and pongs) are left out unless a filter asks for them
   (``method=keep-alive``); the ladder says how many it left out.
 """
@@ -235,10 +235,12 @@ def _arrow(layout: _Layout, m: WireMessage, names: Participants) -> list[str]:
     a, b = layout.at(src.name), layout.at(dst.name)
     label = m.label
     if layout.others:  # name the real end when it shares the "others" column
-        if a == layout.other_index:
+        if a == b == layout.other_index:
+            label = f"{src.short} {g.right} {dst.short}: {label}"
+        elif a == layout.other_index:
             label = f"{src.short}: {label}"
         elif b == layout.other_index:
-            label = f"{label} {g.right if b > a else g.left} {dst.short}"
+            label = f"{dst.short}: {label}"
     if m.retransmission:
         label = f"{label} {g.retransmission}"
     top, bottom = layout.blank(), layout.blank()
