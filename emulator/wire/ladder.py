@@ -21,6 +21,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ __all__ = [
     "parse_filter",
     "render_ladder",
     "select",
+    "shown_notes",
+    "window",
 ]
 
 Charset = Literal["unicode", "ascii"]
@@ -139,6 +142,35 @@ def select(
         if all(_holds(group, m, names) for group in by_key.values()):
             kept.append(m)
     return kept, hidden
+
+
+def window(filters: Sequence[LadderFilter]) -> tuple[float, float]:
+    """The time window the ``from`` and ``until`` filters leave (notes are shown in it)."""
+    starts = [float(f.value) for f in filters if f.key == "from"]
+    ends = [float(f.value) for f in filters if f.key == "until"]
+    return max(starts, default=-math.inf), min(ends, default=math.inf)
+
+
+def shown_notes(
+    notes: Iterable[Note],
+    shown: Iterable[str],
+    names: Participants,
+    filters: Sequence[LadderFilter],
+    last: float,
+) -> list[Note]:
+    """The notes a drawing shows, in time order: those of the participants drawn (and of
+    sources that are no participant: the scenario, the administrator), inside the filters'
+    time window and not after the last packet shown (or the window's end, if given)."""
+    start, end = window(filters)
+    if math.isinf(end):
+        end = last
+    columns = set(shown)
+    kept = [
+        n
+        for n in notes
+        if start <= n.time <= end and (n.source in columns or names.get(n.source) is None)
+    ]
+    return sorted(kept, key=lambda n: n.time)
 
 
 def _holds(group: list[LadderFilter], m: WireMessage, names: Participants) -> bool:
@@ -292,29 +324,23 @@ def _columns(
 def _ladder(
     messages: Sequence[WireMessage],
     names: Participants,
-    notes: Sequence[Note],
+    notes: Iterable[Note],
+    filters: Sequence[LadderFilter],
     width: int,
     glyphs: _Glyphs,
 ) -> list[str]:
     columns, hidden = _columns(messages, names, width)
     layout = _Layout(columns, hidden, width, glyphs)
     lines = layout.header()
-    shown = {p.name for p in columns}
-    pending = sorted(
-        (n for n in notes if n.source in shown or names.get(n.source) is None),
-        key=lambda n: n.time,
-    )
+    last = messages[-1].packet.time if messages else -math.inf
+    pending = shown_notes(notes, (p.name for p in columns), names, filters, last)
     k = 0
     for m in messages:
         while k < len(pending) and pending[k].time <= m.packet.time:
             lines.append(_note(layout, pending[k], width))
             k += 1
         lines.extend(_arrow(layout, m, names))
-    if messages:
-        last = messages[-1].packet.time
-        while k < len(pending) and pending[k].time <= last:
-            lines.append(_note(layout, pending[k], width))
-            k += 1
+    lines.extend(_note(layout, n, width) for n in pending[k:])
     return lines
 
 
@@ -346,7 +372,7 @@ def render_ladder(
     if not messages:
         out.append("(no packets to show" + (": the filters left none)" if filters else ")"))
     elif group == "none":
-        out.extend(_ladder(messages, names, list(notes), width, glyphs))
+        out.extend(_ladder(messages, names, notes, filters, width, glyphs))
     else:
         groups: dict[str, list[WireMessage]] = {}
         for m in messages:
@@ -363,7 +389,7 @@ def render_ladder(
                 f"{key} ({what or 'answers only'}; {len(members)} packets, {first:.3f}-{last:.3f})"
             )
             out.append(_fit(f"{glyphs.rule * 2} {title} ", width, glyphs.ellipsis))
-            out.extend(_ladder(members, names, (), width, glyphs))
+            out.extend(_ladder(members, names, (), filters, width, glyphs))
             out.append("")
     retransmissions = sum(m.retransmission for m in messages)
     summary = f"{len(messages)} packets shown"

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from emulator.wire import Packet
-from emulator.wire.ladder import LadderFilter, Note, select
+from emulator.wire.ladder import LadderFilter, Note, select, shown_notes
 from emulator.wire.messages import decode
 from emulator.wire.names import Participant, Participants
 
@@ -88,15 +88,16 @@ def render_mermaid(
         lines.append(f"    title {escape(title)}")
     for p in columns:
         lines.append(f"    participant {ids[p.name]} as {escape(p.name)}")
-    pending = sorted(
-        (n for n in notes if n.source in ids or names.get(n.source) is None), key=lambda n: n.time
-    )
-    first = ids[columns[0].name] if columns else ""
-    last = ids[columns[-1].name] if columns else ""
+    if not columns:
+        return "\n".join(lines) + "\n"
+    pending = shown_notes(notes, ids, names, filters, messages[-1].packet.time)
+    leftmost, rightmost = ids[columns[0].name], ids[columns[-1].name]
     k = 0
 
     def note(n: Note) -> str:
-        where = ids[n.source] if n.source in ids else f"{first},{last}" if first != last else first
+        where = ids.get(n.source) or (
+            f"{leftmost},{rightmost}" if leftmost != rightmost else leftmost
+        )
         return f"    Note over {where}: {n.time:.3f} {escape(n.source)}: {escape(n.text)}"
 
     for m in messages:
@@ -110,9 +111,5 @@ def render_mermaid(
         if m.retransmission:
             label += " (retransmission)"
         lines.append(f"    {src}{arrow}{dst}: {escape(label)}")
-    if messages:
-        end = messages[-1].packet.time
-        while k < len(pending) and pending[k].time <= end:
-            lines.append(note(pending[k]))
-            k += 1
+    lines.extend(note(n) for n in pending[k:])
     return "\n".join(lines) + "\n"

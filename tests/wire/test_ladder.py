@@ -273,3 +273,12 @@ def _write_golden() -> None:
 if __name__ == "__main__":
     _write_golden()
     sys.stdout.write(GOLDEN.read_text(encoding="utf-8"))
+
+
+def test_notes_outside_the_time_window_are_left_out(signed_in: Run) -> None:
+    packets, names, notes = signed_in
+    filters = [parse_filter("from=1"), parse_filter("until=5.2")]
+    ladder = render_ladder(packets, names, notes=notes, filters=filters, width=120)
+    times = [float(m.group(1)) for line in ladder.splitlines() if (m := TIME.match(line))]
+    assert times and all(1.0 <= t <= 5.2 for t in times)
+    assert "disable-nic" in ladder and "sign-in" not in ladder

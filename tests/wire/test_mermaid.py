@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +146,34 @@ pool = "fe1.contoso.test"
 """
     names = participants(parse_topology(topology))
     assert render_mermaid([], names) == "sequenceDiagram\n"
+
+
+def test_mermaid_cli_draws_the_diagram(
+    signed_in: tuple[list[Packet], Participants, list[Note]], tmp_path: Path
+) -> None:
+    """The real parser agrees (optional: mermaid-cli is an npm program, not a Debian one;
+    ``SIPEMU_MMDC=/path/to/mmdc``, with Chromium for its headless browser)."""
+    mmdc = os.environ.get("SIPEMU_MMDC") or shutil.which("mmdc")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if mmdc is None or chromium is None:
+        pytest.skip("mmdc (npm @mermaid-js/mermaid-cli) and chromium are needed; SIPEMU_MMDC=")
+    packets, names, notes = signed_in
+    source = tmp_path / "sign-in.mmd"
+    # Every kind of line: notes, requests, answers, retransmissions, and reserved characters.
+    extra = [Note(6.0, "scenario", 'a note with ; # < > " in it')]
+    source.write_text(render_mermaid(packets, names, notes=[*notes, *extra], title="a;b#c"))
+    config = tmp_path / "puppeteer.json"
+    config.write_text(json.dumps({"executablePath": chromium, "args": ["--no-sandbox"]}))
+    svg = tmp_path / "sign-in.svg"
+    done = subprocess.run(
+        [mmdc, "-p", str(config), "-i", str(source), "-o", str(svg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    drawn = svg.read_text()
+    assert "301 Redirect request to Home Server" in drawn
+    assert "(retransmission)" in drawn
+    assert "a note with ; # &lt; &gt;" in drawn  # the entity codes drawn as characters
