@@ -126,7 +126,8 @@ def select(
     names: Participants,
     filters: Sequence[LadderFilter] = (),
 ) -> tuple[list[WireMessage], int]:
-    """The messages the filters keep, and how many keep-alives were left out by default."""
+    """The messages the filters keep, and how many keep-alives they would have kept but were
+    left out by default."""
     by_key: dict[str, list[LadderFilter]] = {}
     for f in filters:
         by_key.setdefault(f.key, []).append(f)
@@ -136,11 +137,11 @@ def select(
     kept: list[WireMessage] = []
     hidden = 0
     for m in messages:
-        if m.method == KEEP_ALIVE and not keep_alives:
-            hidden += 1
-            continue
         if all(_holds(group, m, names) for group in by_key.values()):
-            kept.append(m)
+            if m.method == KEEP_ALIVE and not keep_alives:
+                hidden += 1
+            else:
+                kept.append(m)
     return kept, hidden
 
 

@@ -135,6 +135,8 @@ def test_keep_alives_are_left_out_unless_asked_for() -> None:
     ]
     names = participants(parse_topology(TOPOLOGY), {"alice": "127.2.0.1"})
     assert "2 keep-alives left out" in render_ladder(packets, names)
+    earlier = render_ladder(packets, names, filters=[parse_filter("until=10")])
+    assert "keep-alives left out" not in earlier  # counted only when the filters keep them
     shown = render_ladder(packets, names, filters=[parse_filter("method=keep-alive")])
     assert len(arrows(shown)) == 2
     assert "ping (CRLF CRLF)" in shown
