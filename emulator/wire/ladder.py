@@ -389,7 +389,7 @@ def render_ladder(
             title = (
                 f"{key} ({what or 'answers only'}; {len(members)} packets, {first:.3f}-{last:.3f})"
             )
-            out.append(_fit(f"{glyphs.rule * 2} {title} ", width, glyphs.ellipsis))
+            out.append(_fit(f"{glyphs.rule * 2} {title}", width, glyphs.ellipsis))
             out.extend(_ladder(members, names, (), filters, width, glyphs))
             out.append("")
     retransmissions = sum(m.retransmission for m in messages)
