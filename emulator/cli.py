@@ -426,6 +426,11 @@ def _run(args: argparse.Namespace) -> int:
         _ladder_filters(args)  # a bad filter is reported before the run, not after
         if args.ladder or args.mermaid:
             packets = PacketLog()
+        else:
+            unused = [v for v in _wire_views(args) if v.startswith("--ladder-")]
+            unused += ["--ladder-style"] if args.ladder_style != "auto" else []
+            if unused:
+                raise UserError(f"{', '.join(unused)}: applies to --ladder and --mermaid only")
         # The JSON trace is the full one: record detail whenever it is asked for.
         result = run_scenario(
             scenario,

@@ -124,3 +124,5 @@ def test_wire_options_are_refused_for_realtime_runs_and_bad_filters_before_the_r
     captured = capsys.readouterr()
     assert "ladder filter 'colour=red' is not KEY=VALUE" in captured.err
     assert "expectations:" not in captured.out
+    assert main(["run", str(path), "--ladder-filter", "client=ClientUser2"]) == 2
+    assert "--ladder-filter: applies to --ladder and --mermaid only" in capsys.readouterr().err
