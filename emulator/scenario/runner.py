@@ -229,7 +229,9 @@ def prepare(
 
     ``coast=False`` simulates every keep-alive and heartbeat packet (World.coast).
     ``messages``: the trace gets one ``message`` entry per packet, with the whole message
-    (emulator/sim/trace.py).  ``tap`` is told of every packet (emulator/wire).  A run that
+    (emulator/sim/trace.py).  ``tap`` is told of every packet (emulator/wire); the caller,
+    which owns it, closes it when the run ends (the run ends wherever the caller stops
+    calling ``run_until``).  A run that
     records its packets either way simulates every one of them (no coasting: a skipped
     keep-alive would be missing from the wire)."""
     seed = scenario.seed if seed is None else seed
