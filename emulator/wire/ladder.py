@@ -21,6 +21,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "Group",
     "LadderFilter",
     "Note",
+    "on_timeline",
     "parse_filter",
     "render_ladder",
     "select",
@@ -353,6 +355,15 @@ def _group_key(m: WireMessage, group: Group) -> str:
     return f"transaction {m.transaction}" if m.transaction else m.label
 
 
+def on_timeline(packets: Iterable[Packet], origin: float) -> Iterable[Packet]:
+    """``packets`` with ``origin`` taken from their times: a live run's packets carry
+    wall-clock times (emulator/wire, ``Capture.virtual``); drawings show seconds from the
+    run's start, as the trace does."""
+    if origin == 0.0:
+        return packets
+    return (dataclasses.replace(p, time=p.time - origin) for p in packets)
+
+
 def render_ladder(
     packets: Iterable[Packet],
     names: Participants,
@@ -362,13 +373,15 @@ def render_ladder(
     width: int = 100,
     charset: Charset = "unicode",
     group: Group = "none",
+    origin: float = 0.0,
 ) -> str:
     """The ladder of ``packets`` (in the order they happened) as text, lines ending in LF.
 
     ``notes`` (steps, faults, state changes) appear between the arrows at their time; in a
-    grouped ladder (one diagram per Call-ID or transaction) they are left out."""
+    grouped ladder (one diagram per Call-ID or transaction) they are left out.  ``origin``
+    is taken from every packet's time (a live run: its start, ``time.time()``)."""
     glyphs = _GLYPHS[charset]
-    messages, hidden = select(decode(packets), names, filters)
+    messages, hidden = select(decode(on_timeline(packets, origin)), names, filters)
     out: list[str] = []
     if not messages:
         out.append("(no packets to show" + (": the filters left none)" if filters else ")"))

@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from emulator.wire import Packet
-from emulator.wire.ladder import LadderFilter, Note, select, shown_notes
+from emulator.wire.ladder import LadderFilter, Note, on_timeline, select, shown_notes
 from emulator.wire.messages import decode
 from emulator.wire.names import Participant, Participants
 
@@ -75,9 +75,11 @@ def render_mermaid(
     filters: Sequence[LadderFilter] = (),
     notes: Iterable[Note] = (),
     title: str | None = None,
+    origin: float = 0.0,
 ) -> str:
-    """``sequenceDiagram`` text for ``packets`` (in order), lines ending in LF."""
-    messages, _ = select(decode(packets), names, filters)
+    """``sequenceDiagram`` text for ``packets`` (in order), lines ending in LF; ``origin`` is
+    taken from every packet's time (emulator/wire/ladder.py, :func:`on_timeline`)."""
+    messages, _ = select(decode(on_timeline(packets, origin)), names, filters)
     ends = {names.name(m.packet.src) for m in messages} | {
         names.name(m.packet.dst) for m in messages
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -284,3 +285,10 @@ def test_notes_outside_the_time_window_are_left_out(signed_in: Run) -> None:
     times = [float(m.group(1)) for line in ladder.splitlines() if (m := TIME.match(line))]
     assert times and all(1.0 <= t <= 5.2 for t in times)
     assert "disable-nic" in ladder and "sign-in" not in ladder
+
+
+def test_live_packets_are_drawn_on_the_run_s_own_timeline(signed_in: Run) -> None:
+    packets, names, _ = signed_in
+    start = 1_796_300_000.0  # a live run's packets carry wall-clock times
+    live = [dataclasses.replace(p, time=p.time + start) for p in packets]
+    assert render_ladder(live, names, origin=start) == render_ladder(packets, names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -177,3 +178,12 @@ def test_mermaid_cli_draws_the_diagram(
     assert "301 Redirect request to Home Server" in drawn
     assert "(retransmission)" in drawn
     assert "a note with ; # &lt; &gt;" in drawn  # the entity codes drawn as characters
+
+
+def test_live_packets_are_drawn_on_the_run_s_own_timeline(
+    signed_in: tuple[list[Packet], Participants, list[Note]],
+) -> None:
+    packets, names, _ = signed_in
+    start = 1_796_300_000.0
+    live = [dataclasses.replace(p, time=p.time + start) for p in packets]
+    assert render_mermaid(live, names, origin=start) == render_mermaid(packets, names)
