@@ -283,7 +283,7 @@ def _arrow(layout: _Layout, m: WireMessage, names: Participants) -> list[str]:
     line = g.dashed if m.retransmission else g.line
     if a == b:  # both ends share a column (the others): a mark beside the lifeline
         x = layout.x(a)
-        text = _fit(f"{g.right} {label}", layout.column // 2 + layout.column - 2, g.ellipsis)
+        text = _fit(f"{g.right} {label}", len(bottom) - x - 2, g.ellipsis)
         bottom[x + 1 : x + 1 + len(text)] = list(text)
         return ["".join(top).rstrip(), "".join(bottom).rstrip()]
     xa, xb = layout.x(a), layout.x(b)

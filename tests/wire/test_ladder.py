@@ -178,14 +178,13 @@ pool = "fe1.contoso.test"
 
 
 def register(t: float, client: Address, pool: Address, n: int) -> list[Packet]:
-    request = (
-        f"REGISTER sip:contoso.test SIP/2.0\r\nVia: SIP/2.0/TLS {client[0]};branch=z9hG4bK{n}\r\n"
-        f"Call-ID: {n}\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
-    ).encode()
-    answer = (
-        f"SIP/2.0 200 OK\r\nVia: SIP/2.0/TLS {client[0]};branch=z9hG4bK{n}\r\n"
-        f"Call-ID: {n}\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
-    ).encode()
+    head = (
+        f"Via: SIP/2.0/TLS {client[0]};branch=z9hG4bK{n}\r\nFrom: <sip:a@contoso.test>;tag=1\r\n"
+        f"To: <sip:a@contoso.test>\r\nCall-ID: {n}\r\nCSeq: 1 REGISTER\r\n"
+        "Content-Length: 0\r\n\r\n"
+    )
+    request = f"REGISTER sip:contoso.test SIP/2.0\r\n{head}".encode()
+    answer = f"SIP/2.0 200 OK\r\n{head}".encode()
     return [
         Packet(t, "tls", client, pool, request),
         Packet(t + 0.001, "tls", pool, client, answer),
@@ -211,6 +210,7 @@ def test_too_many_participants_share_an_others_column() -> None:
     # client19's exchanges go to the others column, its name in front of each label.
     rows = [line for line in lines if "client19:" in line]
     assert len(rows) == 2
+    assert "unreadable" not in ladder
 
 
 def test_ascii_style_is_ascii(signed_in: Run) -> None:
@@ -292,3 +292,25 @@ def test_live_packets_are_drawn_on_the_run_s_own_timeline(signed_in: Run) -> Non
     start = 1_796_300_000.0  # a live run's packets carry wall-clock times
     live = [dataclasses.replace(p, time=p.time + start) for p in packets]
     assert render_ladder(live, names, origin=start) == render_ladder(packets, names)
+
+
+def test_an_exchange_between_two_of_the_others_stays_inside_the_width() -> None:
+    clients = {f"client{i:02}": f"127.2.0.{i + 1}" for i in range(20)}
+    names = participants(parse_topology(TOPOLOGY), clients)
+    pool = ("127.0.0.11", 5061)
+    packets = [p for i in range(20) for p in register(i, (f"127.2.0.{i + 1}", 50000), pool, i)]
+    for i in range(3):  # client00 to client02 are the busiest clients
+        packets += [p for n in range(3) for p in register(50 + n, (f"127.2.0.{i + 1}", 1), pool, n)]
+    packets += register(60, ("127.2.0.19", 50000), ("127.2.0.20", 5060), 77)  # two "others"
+    ladder = render_ladder(packets, names, width=80)
+    assert ladder.splitlines()[0].split() == [
+        "client00",
+        "client01",
+        "client02",
+        "fe1",
+        "(17",
+        "others)",
+    ]
+    rows = [line for line in ladder.splitlines() if "client18 ▶ client19: REG" in line]
+    assert len(rows) == 1
+    assert max(len(line) for line in ladder.splitlines()[:-1]) <= 80
