@@ -281,10 +281,11 @@ def _arrow(layout: _Layout, m: WireMessage, names: Participants) -> list[str]:
     top, bottom = layout.blank(), layout.blank()
     bottom[:GUTTER] = list(_time(m.packet.time))
     line = g.dashed if m.retransmission else g.line
-    if a == b:  # both ends share a column (the others): a mark beside the lifeline
+    if a == b:  # both ends share a column (the others): a short arrow into its lifeline
         x = layout.x(a)
-        text = _fit(f"{g.right} {label}", len(bottom) - x - 2, g.ellipsis)
-        bottom[x + 1 : x + 1 + len(text)] = list(text)
+        text = _fit(label, x - GUTTER - 2, g.ellipsis)
+        top[x - 1 - len(text) : x - 1] = list(text)
+        bottom[x - 3 : x] = [line, line, g.right]
         return ["".join(top).rstrip(), "".join(bottom).rstrip()]
     xa, xb = layout.x(a), layout.x(b)
     lo, hi = min(xa, xb), max(xa, xb)
