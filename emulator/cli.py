@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from emulator.live.deployment import Deployment
+    from emulator.scenario.runner import RunResult
     from emulator.topology import Topology
+    from emulator.wire import PacketLog
+    from emulator.wire.ladder import Charset, LadderFilter
 
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -281,9 +284,12 @@ def register_run(subparsers: SubParsers) -> None:
     parser.add_argument("--seed", type=int, help="override the scenario's seed")
     parser.add_argument("--json", metavar="FILE", help="write the whole trace and results here")
     parser.add_argument(
-        "--verbose", action="store_true", help="also every SIP exchange, DNS query and detail"
+        "--verbose",
+        action="store_true",
+        help="also every SIP exchange, DNS query and detail, and every message in full",
     )
     parser.add_argument("--quiet", action="store_true", help="print only the expectation results")
+    _add_wire_options(parser)
     parser.add_argument(
         "--realtime",
         action="store_true",
@@ -313,11 +319,119 @@ def register_run(subparsers: SubParsers) -> None:
     parser.set_defaults(handler=_run)
 
 
+def _add_wire_options(parser: argparse.ArgumentParser) -> None:
+    """``sipemu run``'s views of the wire: whole messages, the ladder, Mermaid
+    (docs/seeing-the-wire.md)."""
+    parser.add_argument(
+        "--messages",
+        action="store_true",
+        help="record every SIP message in full and every DNS message decoded, in the printed "
+        "timeline and the --json trace (--verbose implies it)",
+    )
+    parser.add_argument(
+        "--ladder", action="store_true", help="print a ladder diagram of the packets (sngrep-like)"
+    )
+    parser.add_argument(
+        "--ladder-filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="show only some packets in --ladder and --mermaid; KEY: client, host, call-id, "
+        "method, from, until; KEY!=VALUE excludes (repeatable)",
+    )
+    parser.add_argument(
+        "--ladder-group",
+        choices=("none", "call-id", "transaction"),
+        default="none",
+        help="one ladder per Call-ID or per transaction (default: one ladder)",
+    )
+    parser.add_argument(
+        "--ladder-style",
+        choices=("auto", "unicode", "ascii"),
+        default="auto",
+        help="box-drawing characters or plain ASCII (auto: what the output can encode)",
+    )
+    parser.add_argument(
+        "--mermaid", metavar="FILE", help="write a Mermaid sequence diagram of the packets here"
+    )
+
+
+def _wire_views(args: argparse.Namespace) -> list[str]:
+    """The views of the wire this run asks for (their option names)."""
+    asked = [("--messages", args.messages), ("--ladder", args.ladder), ("--mermaid", args.mermaid)]
+    asked += [
+        ("--ladder-filter", args.ladder_filter),
+        ("--ladder-group", args.ladder_group != "none"),
+    ]
+    return [option for option, given in asked if given]
+
+
+def _ladder_filters(args: argparse.Namespace) -> list[LadderFilter]:
+    from emulator.wire.ladder import parse_filter
+
+    try:
+        return [parse_filter(text) for text in args.ladder_filter]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _ladder_style(args: argparse.Namespace, out: TextIO) -> Charset:
+    if args.ladder_style != "auto":
+        return args.ladder_style  # type: ignore[no-any-return]
+    try:
+        "│─▶◀╌┈…↻".encode(getattr(out, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return "ascii"
+    return "unicode"
+
+
+def _draw_wire(result: RunResult, packets: PacketLog, args: argparse.Namespace, out: TextIO) -> str:
+    """Write --mermaid and return the --ladder text (empty when not asked)."""
+    import shutil
+
+    from emulator.wire.ladder import render_ladder
+    from emulator.wire.mermaid import LARGE, render_mermaid
+
+    names = result.participants
+    assert names is not None
+    filters = _ladder_filters(args)
+    notes = result.notes()
+    if args.mermaid:
+        title = f"{result.scenario.source} (seed {result.seed})"
+        text = render_mermaid(packets.packets, names, filters=filters, notes=notes, title=title)
+        Path(args.mermaid).write_text(text, encoding="utf-8")
+        out.write(f"mermaid diagram written to {args.mermaid}\n")
+        if len(text) > LARGE:
+            out.write(
+                f"sipemu: the diagram has {len(text):,} characters, more than Mermaid draws by "
+                "default (maxTextSize 50,000): narrow it with --ladder-filter\n"
+            )
+    if not args.ladder:
+        return ""
+    return render_ladder(
+        packets.packets,
+        names,
+        filters=filters,
+        notes=notes,
+        width=shutil.get_terminal_size((100, 24)).columns,
+        charset=_ladder_style(args, out),
+        group=args.ladder_group,
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     from emulator.scenario.model import load_scenario
+    from emulator.wire import PacketLog
 
     scenario = load_scenario(args.scenario)
+    packets: PacketLog | None = None
     if args.realtime:
+        views = _wire_views(args)
+        if views:
+            raise UserError(
+                f"{', '.join(views)}: not yet for --realtime runs (the live drivers do not "
+                "report their packets yet); run the scenario in virtual time"
+            )
         from emulator.scenario.realtime import run_realtime
 
         if not args.time_scale > 0:
@@ -348,15 +462,26 @@ def _run(args: argparse.Namespace) -> int:
                 raise UserError(
                     f"{option} applies to --realtime runs only (the simulator has no sockets)"
                 )
+        _ladder_filters(args)  # a bad filter is reported before the run, not after
+        if args.ladder or args.mermaid:
+            packets = PacketLog()
+        else:
+            unused = [v for v in _wire_views(args) if v.startswith("--ladder-")]
+            unused += ["--ladder-style"] if args.ladder_style != "auto" else []
+            if unused:
+                raise UserError(f"{', '.join(unused)}: applies to --ladder and --mermaid only")
         # The JSON trace is the full one: record detail whenever it is asked for.
         result = run_scenario(
             scenario,
             seed=args.seed,
             verbose=args.verbose or bool(args.json),
             coast=not args.no_coast,
+            messages=args.messages or args.verbose,
+            tap=packets,
         )
     out = sys.stdout
-    out.write(result.report(timeline=not args.quiet, verbose=args.verbose) + "\n")
+    ladder = "" if packets is None else _draw_wire(result, packets, args, out)
+    out.write(result.report(timeline=not args.quiet, verbose=args.verbose, extra=ladder) + "\n")
     if args.json:
         result.write_json(args.json)
         out.write(f"trace written to {args.json}\n")

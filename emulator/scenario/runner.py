@@ -13,12 +13,17 @@ from emulator.operations import ADMIN_ACTIONS
 from emulator.scenario.model import Expectation, Scenario, Step, record_of
 from emulator.sim.deployment import SimulatedDeployment
 from emulator.sim.invariants import Violation
+from emulator.sim.trace import MESSAGE, MessageTrace
 from emulator.sim.world import TraceEntry
+from emulator.wire import Tap, Taps
+from emulator.wire.ladder import Note
+from emulator.wire.names import Participants, simulated_participants
 
 __all__ = ["DETAIL_KINDS", "ExpectationResult", "RunResult", "check", "run_scenario"]
 
 DETAIL_KINDS = frozenset({"sip", "dns", "detail", "binding"})
-"""Trace kinds shown only with ``--verbose`` (recorded when the run asked for detail)."""
+"""Trace kinds shown only with ``--verbose`` (recorded when the run asked for detail).
+Entries of kind ``message`` (whole messages) are shown whenever the run recorded them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +43,26 @@ class RunResult:
     events_processed: int
     violations: tuple[Violation, ...] = ()
     """What the invariant monitor saw, when it watched the run."""
+    participants: Participants | None = None
+    """Who is behind each address of the run (emulator/wire/names.py), for its drawings."""
 
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
 
-    def report(self, *, timeline: bool = True, verbose: bool = False) -> str:
-        """The readable report: header, timeline (unless ``timeline=False``), results.
+    def notes(self) -> list[Note]:
+        """What a drawing of the run's packets shows between the arrows: steps, faults,
+        state changes, failovers (the trace less its detail, messages and start line)."""
+        hidden = DETAIL_KINDS | {MESSAGE, "start"}
+        return [Note(e.now, e.source, e.text) for e in self.trace if e.kind not in hidden]
+
+    def report(self, *, timeline: bool = True, verbose: bool = False, extra: str = "") -> str:
+        """The readable report: header, timeline (unless ``timeline=False``), ``extra`` (a
+        ladder), results.
 
         The timeline holds steps, faults, client state changes, pool failover events and DNS
         changes; ``verbose`` adds every SIP exchange, DNS query and client detail (when the run
-        recorded them).
+        recorded them); whole messages are in it when the run recorded them.
         """
         lines = [f"scenario {self.scenario.source} (seed {self.seed})"]
         if self.scenario.description:
@@ -58,6 +72,9 @@ class RunResult:
             lines.extend(
                 entry.line() for entry in self.trace if verbose or entry.kind not in DETAIL_KINDS
             )
+            lines.append("")
+        if extra:
+            lines.append(extra.rstrip("\n"))
             lines.append("")
         lines.append("expectations:")
         for result in self.results:
@@ -176,13 +193,24 @@ def run_scenario(
     invariants: bool = False,
     until: float | None = None,
     coast: bool = True,
+    messages: bool = False,
+    tap: Tap | None = None,
 ) -> RunResult:
     """Run ``scenario`` in virtual time and check its expectations.
 
     The invariant monitor watches the run when an expectation names an invariant, or when
     ``invariants`` asks for it (the result's ``violations`` then lists what it saw).
+    ``messages`` and ``tap``: see :func:`prepare`.
     """
-    deployment = prepare(scenario, seed=seed, verbose=verbose, invariants=invariants, coast=coast)
+    deployment = prepare(
+        scenario,
+        seed=seed,
+        verbose=verbose,
+        invariants=invariants,
+        coast=coast,
+        messages=messages,
+        tap=tap,
+    )
     deployment.run_until(scenario.duration if until is None else until)
     return finish(scenario, deployment)
 
@@ -194,17 +222,35 @@ def prepare(
     verbose: bool = False,
     invariants: bool = False,
     coast: bool = True,
+    messages: bool = False,
+    tap: Tap | None = None,
 ) -> SimulatedDeployment:
     """A simulated deployment with the scenario's steps scheduled, not yet run.
 
-    ``coast=False`` simulates every keep-alive and heartbeat packet (World.coast)."""
+    ``coast=False`` simulates every keep-alive and heartbeat packet (World.coast).
+    ``messages``: the trace gets one ``message`` entry per packet, with the whole message
+    (emulator/sim/trace.py).  ``tap`` is told of every packet (emulator/wire); the caller,
+    which owns it, closes it when the run ends (the run ends wherever the caller stops
+    calling ``run_until``).  A run that
+    records its packets either way simulates every one of them (no coasting: a skipped
+    keep-alive would be missing from the wire)."""
     seed = scenario.seed if seed is None else seed
+    wire = messages or tap is not None
     deployment = SimulatedDeployment(
-        scenario.topology, scenario.clients, seed=seed, verbose=verbose, coast=coast
+        scenario.topology,
+        scenario.clients,
+        seed=seed,
+        verbose=verbose,
+        coast=coast and not wire,
     )
     if invariants or any(e.invariant for e in scenario.expectations):
         deployment.watch_invariants()
     world = deployment.world
+    if wire:
+        taps = Taps([] if tap is None else [tap])
+        if messages:
+            taps.add(MessageTrace(world.trace, simulated_participants(deployment)))
+        world.tap = taps.taps[0] if len(taps.taps) == 1 else taps
     world.note(
         "scenario",
         "start",
@@ -249,6 +295,7 @@ def finish(scenario: Scenario, deployment: SimulatedDeployment) -> RunResult:
         results,
         world.events_processed,
         violations,
+        simulated_participants(deployment),
     )
 
 
