@@ -66,6 +66,20 @@ class BindingStore:
         found = self._by_aor.get(aor)
         return list(found.values()) if found else []
 
+    def count(self, aor: str) -> int:
+        """How many bindings ``aor`` has (for the per-user limit)."""
+        found = self._by_aor.get(aor)
+        return len(found) if found else 0
+
+    def oldest(self, aor: str) -> Binding | None:
+        """The binding of ``aor`` nearest its expiry, the first registered among equals: the
+        one the per-user limit evicts (for bindings of equal expiry settings, the one
+        refreshed longest ago)."""
+        found = self._by_aor.get(aor)
+        if not found:
+            return None
+        return min(found.values(), key=lambda b: (b.expires_at, b.registered_at))
+
     def put(self, binding: Binding) -> None:
         aor, instance, expires_at = binding.aor, binding.instance, binding.expires_at
         per_aor = self._by_aor.get(aor)
