@@ -1,36 +1,41 @@
-"""Admission control of a registrar pool: which requests it serves under overload, sans-IO.
+"""Admission control of a registrar pool: which requests it serves, sans-IO.
 
 A flood must not take the pool's memory or its answers to everyone else (issue 21).  The pool
 asks :meth:`Admission.admit` about every message before it even parses it (a shed message
 costs a dictionary look-up and some arithmetic), with the source address and ``now``.
 
 Rules of this file (an emulator choice, documented in docs/live.md "Limits and defences"; the
-sources found say only that a front end answers 503 under load, RFC 3261 §21.5.4 says a 503
-may carry Retry-After):
+sources found say only that a front end answers 503 under load, and RFC 3261 §21.5.4 that a
+503 may carry Retry-After):
 
-* **Overload** is a global token bucket: ``overload_rate`` tokens a second, at most half a
-  second's worth held.  While it has a token, every request is admitted and takes one.
 * **Sources** are addresses (the port is left out: one host may send from any port), each with
-  its own token bucket of ``source_rate`` a second and twice that held.  Every request of a
-  source takes one of its tokens, if it has one.
-* While the pool is overloaded (no global token), a source that still has tokens of its own
-  (it sends at most ``source_rate`` a second) is admitted anyway, so ordinary clients keep
-  being served during a flood; the global bucket may go that far into debt, down to minus
-  half a second's worth, which caps what a flood from many quiet-looking addresses gets in.
-* A source without tokens of its own while the pool is overloaded is **shed for
-  ``shed_retry_after`` seconds**: its requests are not processed.  The request that got it
-  shed is answered ``503 Service Unavailable`` with ``Retry-After: shed_retry_after``, and
-  while it stays shed, one request a second more is (so a client that lost that 503 still
-  learns why); the others are dropped without an answer, because answering a flood costs
-  the very time the pool lacks.  A source under the debt floor that is not heavy gets the
-  503 too, but is not shed for longer.
+  a token bucket of ``source_rate`` tokens a second, holding twice that.  Every request of a
+  source takes one.  A source with no token left sends more than any endpoint does: it is a
+  flood, and it is **shed for ``shed_retry_after`` seconds**, whatever the pool's load.  (The
+  pool cannot wait to feel overloaded: a flood faster than it can parse fills the socket's
+  queue, and the kernel drops legitimate requests with the flood's long before the pool sees
+  more than it can handle.  A load test from one address past ``source_rate`` must raise it.)
+* **Overload** is a global token bucket of ``overload_rate`` tokens a second, holding a tenth
+  of a second's worth: a cap on what all sources together get in.  While it is empty, a
+  request is shed (503, the source is not shed for longer) unless its source is *quiet*
+  (a second bucket: :data:`QUIET` requests, then :data:`QUIET_RATE` a second, as any
+  ordinary client), so that a
+  flood from many addresses, each under ``source_rate``, does not lock ordinary clients out.
+  Quiet sources never wait for the global bucket, so a simulator's thousands of clients
+  signing in at one virtual instant are all served.
+* A shed request is answered ``503 Service Unavailable`` with ``Retry-After:
+  shed_retry_after`` at most once a second per source (so a client that lost a 503 still
+  learns why); the others are dropped without an answer, because answering a flood costs the
+  very time the pool lacks.
 * Peer pools of the deployment (heartbeats) are never shed.
 * At most :data:`SOURCES` sources are remembered; past that, the longest-known one is
-  forgotten (it comes back with full buckets: the table's memory stays bounded).
+  forgotten (it comes back with a full bucket: the table's memory stays bounded).
+* ``source_rate = 0`` turns the per-source limit off, ``overload_rate = 0`` the global cap;
+  both 0: no admission control at all.
 
-Each :class:`Shedding` report says which source was shed and what it sent meanwhile; the pool
-makes it a ``LoadShed`` event when a source starts being shed, so the log gets a line per
-shed source every ``shed_retry_after`` seconds at most, not a line per request.
+Each :class:`Shedding` report says which source started being shed and what it sent during its
+previous shedding; the pool makes it a ``LoadShed`` event, so the log gets a line per shed
+source every ``shed_retry_after`` seconds at most, not a line per request.
 """
 
 from __future__ import annotations
@@ -44,8 +49,14 @@ __all__ = ["SOURCES", "Admission", "Decision", "Shedding"]
 SOURCES = 100_000
 """Source addresses remembered at most (about 100 bytes each)."""
 
-_WINDOW = 0.5
-"""Seconds of tokens a global bucket holds (and how far into debt quiet sources may take it)."""
+_WINDOW = 0.1
+"""Seconds of tokens the global bucket holds."""
+
+QUIET = 10
+"""A source is quiet while it has sent at most this many requests more than ``QUIET_RATE`` a
+second allows (a client signing in sends a few; then one every few minutes)."""
+
+QUIET_RATE = 1.0
 
 
 class Decision(Enum):
@@ -60,6 +71,8 @@ class Decision(Enum):
 @dataclass(slots=True)
 class _Source:
     tokens: float
+    quiet: float
+    """The source's quiet bucket (see :data:`QUIET`)."""
     at: float
     """When ``tokens`` was last brought up to date."""
     shed_until: float = 0.0
@@ -112,11 +125,11 @@ class Admission:
         now: float = 0.0,
         max_sources: int = SOURCES,
     ) -> None:
-        self.enabled = overload_rate > 0
+        self.enabled = overload_rate > 0 or source_rate > 0
         self.rate = float(overload_rate)
         self.burst = self.rate * _WINDOW
-        self.source_rate = float(source_rate)
-        self.source_burst = 2.0 * source_rate
+        self.source_rate = float(source_rate) if source_rate > 0 else float("inf")
+        self.source_burst = 2.0 * source_rate if source_rate > 0 else float("inf")
         self.retry_after = retry_after
         self._exempt = frozenset(exempt)
         self.max_sources = max_sources
@@ -139,29 +152,35 @@ class Admission:
                 return Decision.ADMIT
             if len(sources) >= self.max_sources:
                 del sources[next(iter(sources))]  # the longest-known one
-            state = sources[source] = _Source(self.source_burst, now)
+            state = sources[source] = _Source(self.source_burst, QUIET, now)
         elif now < state.shed_until:
             return self._shed(state, now)
-        else:
-            tokens = state.tokens + (now - state.at) * self.source_rate
+        elif now > state.at:
+            elapsed = now - state.at
+            tokens = state.tokens + elapsed * self.source_rate
             state.tokens = tokens if tokens < self.source_burst else self.source_burst
+            quiet = state.quiet + elapsed * QUIET_RATE
+            state.quiet = quiet if quiet < QUIET else QUIET
             state.at = now
-        own = state.tokens >= 1.0
-        if own:
-            state.tokens -= 1.0
-        level = self._global + (now - self._global_at) * self.rate
-        self._global = level if level < self.burst else self.burst
-        self._global_at = now
-        if self._global >= 1.0 or (own and self._global > -self.burst):
+        if state.tokens < 1.0:  # a flood: shed for a while
+            until = now + self.retry_after
+            self.reports.append(Shedding(source, until, state.shed, state.answered))
+            state.shed = state.answered = 0
+            state.shed_until = until
+            return self._shed(state, now)
+        state.tokens -= 1.0
+        state.quiet -= 1.0
+        if self.rate <= 0.0:
+            return Decision.ADMIT
+        if now > self._global_at:
+            level = self._global + (now - self._global_at) * self.rate
+            self._global = level if level < self.burst else self.burst
+            self._global_at = now
+        if self._global >= 1.0:
             self._global -= 1.0
             return Decision.ADMIT
-        if not own:  # a heavy source while overloaded: shed for a while
-            self.reports.append(
-                Shedding(source, now + self.retry_after, state.shed, state.answered)
-            )
-            state.shed = state.answered = 0
-            state.shed_until = now + self.retry_after
-            state.answered_at = float("-inf")
+        if state.quiet >= 0.0:
+            return Decision.ADMIT  # overloaded, but an ordinary client: served
         return self._shed(state, now)
 
     def _shed(self, state: _Source, now: float) -> Decision:

@@ -140,6 +140,10 @@ class BindingLimitReached:
     limit: int
     action: str
     contact: str
+    unreported: int = 0
+    """Evictions or refusals of this user since the last report and not reported (one report
+    a minute per user at most: a client with a new endpoint identity every time would
+    otherwise write a line per REGISTER)."""
 
 
 @static_frozen
@@ -332,6 +336,7 @@ def describe(event: PoolEvent) -> tuple[str, str]:
         return "pool", (
             f"binding limit ({event.limit} per user) reached for {event.aor}: "
             f"{event.action} {event.contact}"
+            + (f" ({event.unreported} more since the last report)" if event.unreported else "")
         )
     if isinstance(event, AnswerTrimmed):
         if event.listed == 0:

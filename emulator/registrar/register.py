@@ -53,10 +53,17 @@ from emulator.values import static_frozen
 
 __all__ = ["RegisterRules"]
 
-_CACHE_LIMIT = 200_000
-"""Entries per parse cache below (bounded: the keys come from the network).  A cache that is
-full stops learning; what it holds stays valid, because every cached value is a pure function
-of its key."""
+LIMIT_REPORT_INTERVAL = 60.0
+"""Seconds between two ``BindingLimitReached`` reports of one user (the others are counted)."""
+
+_CACHE_LIMIT = 100_000
+"""Entries per parse cache below (bounded: the keys come from the network).  A full cache is
+emptied and learns again, so that a flood of values seen once (a new Contact every time) is
+not kept for good, and the clients that come after it are cached again (issue 21).  Every
+cached value is a pure function of its key, so emptying a cache changes nothing but speed."""
+
+_CONTACT_CACHE_LIMIT = 50_000
+"""The Contact cache's bound: its entries are the largest (about 600 bytes each)."""
 
 
 @static_frozen
@@ -82,6 +89,7 @@ class RegisterRules:
         "_contact_cache",
         "_epid_cache",
         "_keep_alive_line",
+        "_limit_reports",
         "_monitors",
         "_presence_cache",
         "directory",
@@ -119,6 +127,9 @@ class RegisterRules:
         self._contact_cache: dict[str | tuple[str, ...], tuple[_Contact, ...]] = {}
         self._epid_cache: dict[str, str | None] = {}
         self._presence_cache: dict[tuple[str, bool, bool], str] = {}
+        # AOR -> (when its limit was last reported, how many times since): bounded by the
+        # directory's users, the only AORs that have bindings.
+        self._limit_reports: dict[str, tuple[float, int]] = {}
         self._keep_alive_line = "ms-keep-alive: " + str(
             KeepAlive(
                 "UAS",
@@ -138,8 +149,9 @@ class RegisterRules:
         aor = self._aor_cache.get(to)
         if aor is None:
             aor = normalize_aor(NameAddr.parse(to).uri)
-            if len(self._aor_cache) < _CACHE_LIMIT:
-                self._aor_cache[to] = aor
+            if len(self._aor_cache) >= _CACHE_LIMIT:
+                self._aor_cache.clear()
+            self._aor_cache[to] = aor
         return aor
 
     def aor_quiet(self, request: Request) -> str:
@@ -273,9 +285,7 @@ class RegisterRules:
                 if victim is not None:
                     bindings.remove(aor, victim.instance)
                     events.append(BindingRemoved(now, self.fqdn, aor, victim.contact, "limit"))
-                    events.append(
-                        BindingLimitReached(now, self.fqdn, aor, limit, "evicted", victim.contact)
-                    )
+                    self._limit_reached(now, aor, "evicted", victim.contact)
             expires_at = now + expires
             own.append(instance)
             binding = Binding(
@@ -354,10 +364,20 @@ class RegisterRules:
         response.headers.add(
             "Warning", f'399 {self.fqdn} "at most {limit} endpoints per user may be registered"'
         )
-        self._box.events.append(
-            BindingLimitReached(now, self.fqdn, aor, limit, "refused", new[0].binding_contact)
-        )
+        self._limit_reached(now, aor, "refused", new[0].binding_contact)
         return response
+
+    def _limit_reached(self, now: float, aor: str, action: str, contact: str) -> None:
+        """Report the per-user limit: once a minute per user, with the count in between."""
+        last, unreported = self._limit_reports.get(aor, (float("-inf"), 0))
+        if now - last < LIMIT_REPORT_INTERVAL:
+            self._limit_reports[aor] = (last, unreported + 1)
+            return
+        self._limit_reports[aor] = (now, 0)
+        limit = self.settings.max_bindings_per_user
+        self._box.events.append(
+            BindingLimitReached(now, self.fqdn, aor, limit, action, contact, unreported)
+        )
 
     def _ok(
         self,
@@ -446,8 +466,9 @@ class RegisterRules:
                 )
                 for address in parse_contacts(headers)  # raises SipError: nothing cached
             )
-            if len(self._contact_cache) < _CACHE_LIMIT:
-                self._contact_cache[key] = contacts
+            if len(self._contact_cache) >= _CONTACT_CACHE_LIMIT:
+                self._contact_cache.clear()
+            self._contact_cache[key] = contacts
         return contacts
 
     def _epid(self, from_value: str) -> str | None:
@@ -469,8 +490,9 @@ class RegisterRules:
         except KeyError:
             pass
         epid = NameAddr.parse(from_value).param("epid")  # raises SipError: nothing cached
-        if len(self._epid_cache) < _CACHE_LIMIT:
-            self._epid_cache[key] = epid
+        if len(self._epid_cache) >= _CACHE_LIMIT:
+            self._epid_cache.clear()
+        self._epid_cache[key] = epid
         return epid
 
     def redirect(self, request: Request, home: str) -> Response:

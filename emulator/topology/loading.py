@@ -324,7 +324,7 @@ class _Builder:
                 ("transaction_limit", 1, 10_000_000),
                 ("transaction_bytes", 65_536, 1 << 40),
                 ("overload_rate", 0, 10_000_000),
-                ("source_rate", 1, 10_000_000),
+                ("source_rate", 0, 10_000_000),
                 ("shed_retry_after", 1, 86_400),
             )
         }

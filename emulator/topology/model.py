@@ -102,13 +102,14 @@ class RegistrarSettings:
     it the oldest are forgotten early (a retransmission of theirs is then processed anew)."""
     transaction_bytes: int = 32 * 1024 * 1024
     """The same bound in bytes (responses, keys and a per-entry overhead)."""
-    overload_rate: int = 12_000
-    """Requests per second (from all sources) above which the pool counts as overloaded and
-    sheds load with 503 + Retry-After (emulator/registrar/admission.py); 0: no admission
-    control at all."""
-    source_rate: int = 100
-    """Requests per second one source address may keep sending while the pool is overloaded
-    and still be served (its burst is twice that)."""
+    overload_rate: int = 5_000
+    """Requests per second (from all sources) above which the pool counts as overloaded: it
+    then serves only quiet sources and sheds the rest with 503 + Retry-After
+    (emulator/registrar/admission.py); 0: no global cap."""
+    source_rate: int = 200
+    """Requests per second one source address may send (twice that at once); a source past
+    it is shed for ``shed_retry_after`` seconds (503 + Retry-After); 0: no per-source limit.
+    A load test from one address faster than this must raise it."""
     shed_retry_after: int = 5
     """Retry-After of the 503 of a shed request, and how long a source that was shed for
     sending too much stays shed."""
