@@ -233,7 +233,9 @@ def status_kb(pid: int, key: str) -> int:
 # -- servers ---------------------------------------------------------------------------------
 
 
-def start_sipemu(processes: sip_bench.Processes, workdir: Path) -> tuple[str, int, list[int]]:
+def start_sipemu(
+    processes: sip_bench.Processes, workdir: Path, admission: bool
+) -> tuple[str, int, list[int]]:
     command = Path(sys.executable).with_name("sipemu")
     if not command.exists():
         raise sip_bench.BenchError("the sipemu command is not installed (pip install -e .)")
@@ -261,6 +263,7 @@ pool = "{POOL}"
 address = "127.0.0.30"
 port = 0
 """
+        + ("" if admission else "\n[registrar]\nsource_rate = 0\noverload_rate = 0\n")
     )
     log = workdir / "sipemu.log"
     with log.open("wb") as out:
@@ -350,7 +353,9 @@ def run_one(
     kind: str, processes: sip_bench.Processes, workdir: Path, args: argparse.Namespace
 ) -> Result:
     if kind == "sipemu":
-        name, port, pids = start_sipemu(processes, workdir)
+        name, port, pids = start_sipemu(processes, workdir, not args.no_admission)
+        if args.no_admission:
+            name += " (admission control off)"
     else:
         name, port, pids = start_kamailio(processes, workdir, args.kamailio_max_contacts)
         if args.kamailio_max_contacts:
@@ -440,6 +445,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=8,
         help="Kamailio's registrar max_contacts (0: unlimited, its default)",
+    )
+    parser.add_argument(
+        "--no-admission",
+        action="store_true",
+        help="sipemu with source_rate = 0 and overload_rate = 0 (what it does without shedding)",
     )
     parser.add_argument("--json", type=Path, help="write the results there")
     parser.add_argument("--generate", help=argparse.SUPPRESS)

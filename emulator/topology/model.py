@@ -102,7 +102,7 @@ class RegistrarSettings:
     it the oldest are forgotten early (a retransmission of theirs is then processed anew)."""
     transaction_bytes: int = 32 * 1024 * 1024
     """The same bound in bytes (responses, keys and a per-entry overhead)."""
-    overload_rate: int = 5_000
+    overload_rate: int = 1_000
     """Requests per second (from all sources) above which the pool counts as overloaded: it
     then serves only quiet sources and sheds the rest with 503 + Retry-After
     (emulator/registrar/admission.py); 0: no global cap."""
