@@ -311,7 +311,7 @@ class RegisterRules:
                 )
             else:
                 action = action or "refreshed"
-                if existing.flow != flow:
+                if existing.flow is not flow and existing.flow != flow:
                     # Issue 21: the same endpoint from another source (a hijack, or a client
                     # that moved or reconnected): said so, not "refreshed".
                     events.append(
