@@ -6,7 +6,11 @@ For each server in turn (pinned to CPU 1 with ``taskset``, as in benchmarks/sip_
 * **sipemu**: ``sipemu up TOPOLOGY --quiet --control off`` with one front end
   ``fe1.flood.test`` on 127.0.0.31 homing ``user00001`` (the flooded user) and ``legit``;
 * **Kamailio**: Debian's ``kamailio`` with registrar + usrloc in memory and one UDP worker
-  (benchmarks/kamailio-register.cfg, the same reference as sip_bench.py) on 127.0.0.32.
+  (benchmarks/kamailio-register.cfg, the same reference as sip_bench.py) on 127.0.0.32, with
+  ``max_contacts`` 8 (its own defence against this flood; ``--kamailio-max-contacts 0``: none).
+
+``--no-admission`` runs sipemu with ``source_rate = 0`` and ``overload_rate = 0`` (no load
+shedding; its memory bounds stay).  Figures and how to read them: docs/benchmarks.md.
 
 While a server runs:
 
