@@ -381,6 +381,10 @@ port = 0
 # SIPp asks for Expires {EXPIRES}: inside [min_expires, max_expires], so granted as asked.
 min_expires = 60
 max_expires = 7200
+# The raw throughput of the pool, from one SIPp address: admission control off (its
+# per-source limit would shed SIPp past 200 REGISTER/s; benchmarks/flood.py measures it).
+source_rate = 0
+overload_rate = 0
 """
         )
         log = self.workdir / "sipemu.log"

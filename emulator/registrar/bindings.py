@@ -66,6 +66,20 @@ class BindingStore:
         found = self._by_aor.get(aor)
         return list(found.values()) if found else []
 
+    def count(self, aor: str) -> int:
+        """How many bindings ``aor`` has (for the per-user limit)."""
+        found = self._by_aor.get(aor)
+        return len(found) if found else 0
+
+    def oldest(self, aor: str) -> Binding | None:
+        """The binding of ``aor`` nearest its expiry, the first registered among equals: the
+        one the per-user limit evicts (for bindings of equal expiry settings, the one
+        refreshed longest ago)."""
+        found = self._by_aor.get(aor)
+        if not found:
+            return None
+        return min(found.values(), key=lambda b: (b.expires_at, b.registered_at))
+
     def put(self, binding: Binding) -> None:
         aor, instance, expires_at = binding.aor, binding.instance, binding.expires_at
         per_aor = self._by_aor.get(aor)
@@ -76,7 +90,14 @@ class BindingStore:
         queued = self._queued.get(key)
         if queued is None or expires_at < queued:
             self._queued[key] = expires_at
-            heapq.heappush(self._heap, (expires_at, key))
+            heap = self._heap
+            heapq.heappush(heap, (expires_at, key))
+            if len(heap) > 2 * len(self._queued) + 1024:
+                # Mostly stale entries of removed bindings (a client that registers a new
+                # endpoint every time, each evicting another): rebuilt from the live ones, so
+                # the heap stays about as large as the store (issue 21; amortised O(1)).
+                self._heap = [(at, k) for k, at in self._queued.items()]
+                heapq.heapify(self._heap)
 
     def remove(self, aor: str, instance: str) -> Binding | None:
         found = self._by_aor.get(aor)
@@ -85,10 +106,15 @@ class BindingStore:
         binding = found.pop(instance, None)
         if not found:
             del self._by_aor[aor]
+        if binding is not None:
+            self._queued.pop((aor, instance), None)  # its heap entry is stale now
         return binding
 
     def remove_all(self, aor: str) -> list[Binding]:
-        return list(self._by_aor.pop(aor, {}).values())
+        removed = list(self._by_aor.pop(aor, {}).values())
+        for binding in removed:
+            self._queued.pop((aor, binding.instance), None)
+        return removed
 
     def expiry_bound(self) -> float | None:
         """A time no later than :meth:`next_expiry` (None: no binding), without fixing the heap.

@@ -10,16 +10,20 @@ from emulator.values import static_frozen
 
 __all__ = [
     "AdminEvent",
+    "AnswerTrimmed",
     "BadMessage",
     "BindingAdded",
     "BindingExpired",
+    "BindingLimitReached",
     "BindingRefreshed",
     "BindingRemoved",
+    "BindingReplaced",
     "ClientSentHome",
     "Exchanged",
     "FailbackStarted",
     "FailedBack",
     "FailedOver",
+    "LoadShed",
     "PeerHeartbeatLost",
     "PeerHeartbeatRestored",
     "PoolEvent",
@@ -103,6 +107,71 @@ class BindingRefreshed:
     aor: str
     contact: str
     expires_at: float
+
+
+@static_frozen
+class BindingReplaced:
+    """An endpoint's binding (same ``+sip.instance``, else ``epid``, else Contact URI) was
+    taken over by a REGISTER from another source: another address, port, transport or
+    connection than the binding's (issue 21: a hijack, or a client that moved; sipemu does
+    not authenticate).  Sources are written ``UDP 127.0.0.1:5060``."""
+
+    now: float
+    pool: str
+    aor: str
+    contact: str
+    expires_at: float
+    previous: str
+    """Where the binding was registered from."""
+    source: str
+    """Where the REGISTER that replaced it came from."""
+    previous_contact: str
+
+
+@static_frozen
+class BindingLimitReached:
+    """A REGISTER for one endpoint more than ``registrar.max_bindings_per_user``: ``action`` is
+    ``evicted`` (``contact`` is the binding removed for the new one) or ``refused`` (``contact``
+    is the one refused)."""
+
+    now: float
+    pool: str
+    aor: str
+    limit: int
+    action: str
+    contact: str
+    unreported: int = 0
+    """Evictions or refusals of this user since the last report and not reported (one report
+    a minute per user at most: a client with a new endpoint identity every time would
+    otherwise write a line per REGISTER)."""
+
+
+@static_frozen
+class AnswerTrimmed:
+    """The 200 listing every binding of ``aor`` (RFC 3261 §10.3 step 8) would not fit a UDP
+    datagram (``size`` bytes): it listed the request's own bindings only (``listed`` of
+    ``total``), or, with ``listed`` 0, even that did not fit and the answer was a 513."""
+
+    now: float
+    pool: str
+    aor: str
+    size: int
+    listed: int
+    total: int
+
+
+@static_frozen
+class LoadShed:
+    """The pool is overloaded and ``source`` sends too much: its requests are shed until
+    ``until`` (503 with Retry-After to one a second, the others dropped).  ``shed`` and
+    ``answered`` count what it sent during its previous shedding (0 the first time)."""
+
+    now: float
+    pool: str
+    source: str
+    until: float
+    shed: int
+    answered: int
 
 
 @static_frozen
@@ -206,6 +275,10 @@ PoolEvent = (
     | BadMessage
     | BindingAdded
     | BindingRefreshed
+    | BindingReplaced
+    | BindingLimitReached
+    | AnswerTrimmed
+    | LoadShed
     | BindingRemoved
     | BindingExpired
     | PeerHeartbeatLost
@@ -223,7 +296,8 @@ def describe(event: PoolEvent) -> tuple[str, str]:
     """``(kind, text)``: one readable line for logs and timelines, and its kind.
 
     Kinds: ``sip`` (an exchange), ``bad-message``, ``pool`` (heartbeats, failover, failback,
-    clients sent home), ``binding`` (bindings added, refreshed, removed, expired).  The live
+    clients sent home, bindings replaced from another source, the binding limit, answers too
+    large for UDP, load shed), ``binding`` (bindings added, refreshed, removed, expired).  The live
     log and the scenario timelines both use it, so they read the same.
     """
     if isinstance(event, Exchanged):
@@ -253,6 +327,35 @@ def describe(event: PoolEvent) -> tuple[str, str]:
         return "pool", f"user services {event.mode}: {event.detail}"
     if isinstance(event, AdminEvent):
         return "pool", event.text
+    if isinstance(event, BindingReplaced):
+        return "pool", (
+            f"binding replaced from another source: {event.aor} {event.contact} "
+            f"(was {event.previous_contact} from {event.previous}, now from {event.source})"
+        )
+    if isinstance(event, BindingLimitReached):
+        return "pool", (
+            f"binding limit ({event.limit} per user) reached for {event.aor}: "
+            f"{event.action} {event.contact}"
+            + (f" ({event.unreported} more since the last report)" if event.unreported else "")
+        )
+    if isinstance(event, AnswerTrimmed):
+        if event.listed == 0:
+            return "pool", (
+                f"200 for {event.aor} too large for UDP ({event.size} bytes) "
+                "even with its own bindings only: answered 513"
+            )
+        return "pool", (
+            f"200 for {event.aor} too large for UDP with all {event.total} bindings "
+            f"({event.size} bytes): listed the request's {event.listed} only"
+        )
+    if isinstance(event, LoadShed):
+        before = (
+            f" (shed before: {event.shed}, {event.answered} answered 503)" if event.shed else ""
+        )
+        return "pool", (
+            f"OVERLOADED: shedding {event.source} for {event.until - event.now:g} s "
+            f"(503 + Retry-After){before}"
+        )
     if isinstance(event, BindingAdded):
         mode = " (resiliency mode)" if event.resiliency else ""
         return "binding", f"binding added: {event.aor} {event.contact}{mode}"

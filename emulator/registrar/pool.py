@@ -28,6 +28,7 @@ from emulator.backend import BackEnd
 from emulator.coasting import Cycle
 from emulator.net import CloseFlow, Flow, Send
 from emulator.operations import contact_store
+from emulator.registrar.admission import Admission, Decision
 from emulator.registrar.bindings import Binding, BindingStore
 from emulator.registrar.contacts import CONTACTS_EVENT, CONTACTS_TYPE, RoamingContacts
 from emulator.registrar.endpoints import PoolEndpoints
@@ -38,6 +39,7 @@ from emulator.registrar.events import (
     BindingRemoved,
     ClientSentHome,
     Exchanged,
+    LoadShed,
     PoolEvent,
     UserServicesChanged,
 )
@@ -131,7 +133,18 @@ class Pool:
         )
         self._box = Outbox()
         self._bindings = BindingStore()
-        self._server_tx = ServerTransactionTable()
+        settings = self.settings
+        self._server_tx = ServerTransactionTable(
+            max_entries=settings.transaction_limit, max_bytes=settings.transaction_bytes
+        )
+        # Issue 21: load shedding under overload (emulator/registrar/admission.py).
+        self._admission = Admission(
+            overload_rate=settings.overload_rate,
+            source_rate=settings.source_rate,
+            retry_after=settings.shed_retry_after,
+            exempt=self._peer_addresses,
+            now=now,
+        )
         self._now = now
         monitors: dict[str, PeerMonitor] = {}
         if not spec.is_director:
@@ -251,6 +264,11 @@ class Pool:
 
     def receive(self, data: bytes, flow: Flow, now: float) -> None:
         self._now = now
+        if self._admission.enabled:
+            decision = self._admission.admit(flow.remote[0], now)
+            if decision is not Decision.ADMIT:
+                self._shed(data, flow, now, decision)
+                return
         try:
             message = parse_message(data, stream=flow.reliable)
         except SipError as exc:
@@ -434,6 +452,42 @@ class Pool:
         self._roaming.changed(aors, now)
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _shed(self, data: bytes, flow: Flow, now: float, decision: Decision) -> None:
+        """A message admission control sheds (overload): reported per source, answered 503 +
+        Retry-After or dropped, never processed (emulator/registrar/admission.py)."""
+        admission = self._admission
+        if admission.reports:
+            for report in admission.reports:
+                self._box.events.append(
+                    LoadShed(
+                        now, self.fqdn, report.source, report.until, report.shed, report.answered
+                    )
+                )
+            admission.reports.clear()
+        if decision is Decision.DROP:
+            return
+        try:
+            message = parse_message(data, stream=flow.reliable)
+            if isinstance(message, Response) or message.method == "ACK":
+                return
+            response = make_response(message, 503, to_tag=self._rules.tag())
+            response.headers.add("Retry-After", str(admission.retry_after))
+            response.headers.add("Server", SERVER)
+            wire = response.to_bytes()
+        except SipError:
+            return  # shed and unreadable: nothing to answer
+        self._box.actions.append(Send(flow, wire))
+
+    @property
+    def admission(self) -> Admission:
+        """The pool's admission control (counts of what it shed)."""
+        return self._admission
+
+    @property
+    def transactions(self) -> ServerTransactionTable:
+        """The pool's Completed server transactions (Timer J store)."""
+        return self._server_tx
 
     def _bad_message(self, exc: SipError, flow: Flow, now: float) -> None:
         headers = exc.headers

@@ -20,16 +20,23 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from emulator.admin import Directory
 from emulator.net import Flow, TransportName
 from emulator.registrar.bindings import Binding, BindingStore
 from emulator.registrar.endpoints import PoolEndpoints, registrar_uri
-from emulator.registrar.events import BindingAdded, BindingRefreshed, BindingRemoved
+from emulator.registrar.events import (
+    AnswerTrimmed,
+    BindingAdded,
+    BindingLimitReached,
+    BindingRefreshed,
+    BindingRemoved,
+    BindingReplaced,
+)
 from emulator.registrar.monitor import PeerMonitor, PeerState
 from emulator.registrar.outgoing import Outbox
-from emulator.registrar.reply import ok_bytes
+from emulator.registrar.reply import UDP_MAX_PAYLOAD, ok_bytes
 from emulator.sip.errors import SipError
 from emulator.sip.headers import (
     Diagnostics,
@@ -46,10 +53,17 @@ from emulator.values import static_frozen
 
 __all__ = ["RegisterRules"]
 
-_CACHE_LIMIT = 200_000
-"""Entries per parse cache below (bounded: the keys come from the network).  A cache that is
-full stops learning; what it holds stays valid, because every cached value is a pure function
-of its key."""
+LIMIT_REPORT_INTERVAL = 60.0
+"""Seconds between two ``BindingLimitReached`` reports of one user (the others are counted)."""
+
+_CACHE_LIMIT = 100_000
+"""Entries per parse cache below (bounded: the keys come from the network).  A full cache is
+emptied and learns again, so that a flood of values seen once (a new Contact every time) is
+not kept for good, and the clients that come after it are cached again (issue 21).  Every
+cached value is a pure function of its key, so emptying a cache changes nothing but speed."""
+
+_CONTACT_CACHE_LIMIT = 50_000
+"""The Contact cache's bound: its entries are the largest (about 600 bytes each)."""
 
 
 @static_frozen
@@ -75,6 +89,7 @@ class RegisterRules:
         "_contact_cache",
         "_epid_cache",
         "_keep_alive_line",
+        "_limit_reports",
         "_monitors",
         "_presence_cache",
         "directory",
@@ -112,6 +127,9 @@ class RegisterRules:
         self._contact_cache: dict[str | tuple[str, ...], tuple[_Contact, ...]] = {}
         self._epid_cache: dict[str, str | None] = {}
         self._presence_cache: dict[tuple[str, bool, bool], str] = {}
+        # AOR -> (when its limit was last reported, how many times since): bounded by the
+        # directory's users, the only AORs that have bindings.
+        self._limit_reports: dict[str, tuple[float, int]] = {}
         self._keep_alive_line = "ms-keep-alive: " + str(
             KeepAlive(
                 "UAS",
@@ -131,8 +149,9 @@ class RegisterRules:
         aor = self._aor_cache.get(to)
         if aor is None:
             aor = normalize_aor(NameAddr.parse(to).uri)
-            if len(self._aor_cache) < _CACHE_LIMIT:
-                self._aor_cache[to] = aor
+            if len(self._aor_cache) >= _CACHE_LIMIT:
+                self._aor_cache.clear()
+            self._aor_cache[to] = aor
         return aor
 
     def aor_quiet(self, request: Request) -> str:
@@ -222,10 +241,17 @@ class RegisterRules:
                 raise SipError("Contact: * is allowed only with Expires: 0 (§10.2.2)")
             for binding in bindings.remove_all(aor):
                 events.append(BindingRemoved(now, self.fqdn, aor, binding.contact, "unregistered"))
-            return self._ok(request, aor, to_tag, None, call_id, now)
+            return self._ok(request, flow, aor, to_tag, None, call_id, now, ())
+
+        limit = settings.max_bindings_per_user
+        if settings.binding_limit == "refuse" and bindings.count(aor) + len(contacts) > limit:
+            refused = self._over_limit(request, aor, contacts, default, now)
+            if refused is not None:
+                return refused
 
         action: str | None = None
         epid = None
+        own: list[str] = []
         for contact in contacts:
             expires = contact.expires
             if expires is None:
@@ -252,7 +278,16 @@ class RegisterRules:
                         BindingRemoved(now, self.fqdn, aor, existing.contact, "unregistered")
                     )
                 continue
+            if existing is None and bindings.count(aor) >= limit:
+                # The per-user limit, ``evict-oldest`` ("refuse" was settled above): the
+                # binding nearest its expiry makes room (a CHOICE, docs/protocol.md).
+                victim = bindings.oldest(aor)
+                if victim is not None:
+                    bindings.remove(aor, victim.instance)
+                    events.append(BindingRemoved(now, self.fqdn, aor, victim.contact, "limit"))
+                    self._limit_reached(now, aor, "evicted", victim.contact)
             expires_at = now + expires
+            own.append(instance)
             binding = Binding(
                 aor,
                 instance,
@@ -276,31 +311,128 @@ class RegisterRules:
                 )
             else:
                 action = action or "refreshed"
-                events.append(BindingRefreshed(now, self.fqdn, aor, binding.contact, expires_at))
+                if existing.flow is not flow and existing.flow != flow:
+                    # Issue 21: the same endpoint from another source (a hijack, or a client
+                    # that moved or reconnected): said so, not "refreshed".
+                    events.append(
+                        BindingReplaced(
+                            now,
+                            self.fqdn,
+                            aor,
+                            binding.contact,
+                            expires_at,
+                            _source(existing.flow),
+                            _source(flow),
+                            existing.contact,
+                        )
+                    )
+                else:
+                    events.append(
+                        BindingRefreshed(now, self.fqdn, aor, binding.contact, expires_at)
+                    )
         if action is None:  # a query (§10.3 step 6 with no Contact) or only removals
-            return self._ok(request, aor, to_tag, None, call_id, now)
+            return self._ok(request, flow, aor, to_tag, None, call_id, now, own)
         presence = self._presence(action, resiliency_for is None, services)
-        return self._ok(request, aor, to_tag, presence, call_id, now)
+        return self._ok(request, flow, aor, to_tag, presence, call_id, now, own)
+
+    def _over_limit(
+        self,
+        request: Request,
+        aor: str,
+        contacts: tuple[_Contact, ...],
+        default: int,
+        now: float,
+    ) -> Response | None:
+        """``binding_limit = "refuse"``: the 403 if this REGISTER would take ``aor`` past
+        ``max_bindings_per_user`` new endpoints, before anything changes (None: within it)."""
+        bindings = self._bindings
+        epid = self._epid(request.headers.get("from") or "") or ""
+        new: list[_Contact] = []
+        seen: set[str] = set()
+        for contact in contacts:
+            instance = contact.instance or epid or contact.uri
+            expires = contact.expires if contact.expires is not None else default
+            if expires != 0 and instance not in seen and bindings.get(aor, instance) is None:
+                seen.add(instance)
+                new.append(contact)
+        limit = self.settings.max_bindings_per_user
+        if not new or bindings.count(aor) + len(new) <= limit:
+            return None
+        # CHOICE (docs/protocol.md): 403, so that a Lync client does not take it for an
+        # overloaded server and try its backup registrar (as it would a 503).
+        response = make_response(request, 403, "Too Many Registered Endpoints", to_tag=self.tag())
+        response.headers.add(
+            "Warning", f'399 {self.fqdn} "at most {limit} endpoints per user may be registered"'
+        )
+        self._limit_reached(now, aor, "refused", new[0].binding_contact)
+        return response
+
+    def _limit_reached(self, now: float, aor: str, action: str, contact: str) -> None:
+        """Report the per-user limit: once a minute per user, with the count in between."""
+        last, unreported = self._limit_reports.get(aor, (float("-inf"), 0))
+        if now - last < LIMIT_REPORT_INTERVAL:
+            self._limit_reports[aor] = (last, unreported + 1)
+            return
+        self._limit_reports[aor] = (now, 0)
+        limit = self.settings.max_bindings_per_user
+        self._box.events.append(
+            BindingLimitReached(now, self.fqdn, aor, limit, action, contact, unreported)
+        )
 
     def _ok(
         self,
         request: Request,
+        flow: Flow,
         aor: str,
         to_tag: str,
         presence: str | None,
         call_id: str,
         now: float,
-    ) -> bytes:
-        """The 200, serialized (:func:`.reply.ok_bytes`)."""
-        return ok_bytes(
+        own: Sequence[str],
+    ) -> Response | bytes:
+        """The 200, serialized (:func:`.reply.ok_bytes`).  ``own``: the endpoints (instances)
+        this request registered."""
+        current = self._bindings.of(aor)
+        wire = ok_bytes(
             request.headers,
             to_tag,
-            self._bindings.of(aor),
+            current,
             now,
             keep_alive_line=self._keep_alive_line,
             presence=presence,
             call_id=call_id,
         )
+        if flow.reliable or len(wire) <= UDP_MAX_PAYLOAD:
+            return wire
+        # Too large for one UDP datagram (RFC 3261 §18.1.1: 65,535 bytes with the IP and UDP
+        # headers), and a response cannot move to TCP (§18.2.2 sends it back the way the
+        # request came).  §10.3 step 8 asks for every binding; the request's own are what its
+        # client needs (its expiry), so the 200 lists only those: a CHOICE, never silence.
+        mine = [b for b in current if b.instance in own]
+        trimmed = b""
+        if mine:
+            trimmed = ok_bytes(
+                request.headers,
+                to_tag,
+                mine,
+                now,
+                keep_alive_line=self._keep_alive_line,
+                presence=presence,
+                call_id=call_id,
+            )
+        fits = 0 < len(trimmed) <= UDP_MAX_PAYLOAD
+        self._box.events.append(
+            AnswerTrimmed(now, self.fqdn, aor, len(wire), len(mine) if fits else 0, len(current))
+        )
+        if fits:
+            return trimmed
+        # Even the request's own bindings do not fit (or it was a query): 513, the nearest
+        # status RFC 3261 has (§21.5.14), rather than a datagram that cannot be sent.
+        response = make_response(request, 513, to_tag=to_tag)
+        response.headers.add(
+            "Warning", f'399 {self.fqdn} "the bindings of {aor} do not fit a UDP datagram"'
+        )
+        return response
 
     def _presence(self, action: str, home: bool, services: bool) -> str:
         """MS-SIPREGE §2.2.1.4 presence-state of a 200: on the home pool or not (a backup in
@@ -334,8 +466,9 @@ class RegisterRules:
                 )
                 for address in parse_contacts(headers)  # raises SipError: nothing cached
             )
-            if len(self._contact_cache) < _CACHE_LIMIT:
-                self._contact_cache[key] = contacts
+            if len(self._contact_cache) >= _CONTACT_CACHE_LIMIT:
+                self._contact_cache.clear()
+            self._contact_cache[key] = contacts
         return contacts
 
     def _epid(self, from_value: str) -> str | None:
@@ -357,8 +490,9 @@ class RegisterRules:
         except KeyError:
             pass
         epid = NameAddr.parse(from_value).param("epid")  # raises SipError: nothing cached
-        if len(self._epid_cache) < _CACHE_LIMIT:
-            self._epid_cache[key] = epid
+        if len(self._epid_cache) >= _CACHE_LIMIT:
+            self._epid_cache.clear()
+        self._epid_cache[key] = epid
         return epid
 
     def redirect(self, request: Request, home: str) -> Response:
@@ -404,6 +538,11 @@ def _survivable(headers: Headers) -> bool:
         "ms-userservices-state-notification" in value.lower()
         for value in headers.get_all("supported")
     )
+
+
+def _source(flow: Flow) -> str:
+    """A flow's far end as the events write it: ``UDP 127.0.0.1:5060``."""
+    return f"{flow.transport.upper()} {flow.remote[0]}:{flow.remote[1]}"
 
 
 def _binding_params(contact: NameAddr) -> tuple[tuple[str, str | None], ...]:

@@ -16,10 +16,14 @@ from collections.abc import Sequence
 from emulator.registrar.bindings import Binding
 from emulator.sip.message import Headers
 
-__all__ = ["ALLOW", "SERVER", "ok_bytes"]
+__all__ = ["ALLOW", "SERVER", "UDP_MAX_PAYLOAD", "ok_bytes"]
 
 SERVER = "sipemu/0.1 (Lync registrar emulator)"
 ALLOW = "REGISTER, OPTIONS, NOTIFY, SUBSCRIBE, SERVICE, BENOTIFY"
+
+UDP_MAX_PAYLOAD = 65_507
+"""The largest SIP message one UDP datagram carries over IPv4: 65,535 bytes with the IP and
+UDP headers (RFC 3261 §18.1.1), less 20 and 8 (IPv6 allows 20 more; the smaller is taken)."""
 
 # make_response's copied headers after the Vias, as (spelling on the wire, look-up key).
 _COPIED = (("From", "from"), ("To", "to"), ("Call-ID", "call-id"), ("CSeq", "cseq"))

@@ -178,7 +178,7 @@ class InvariantMonitor:
         elif isinstance(event, ev.BindingAdded):
             self._served(pool, event.aor, event.resiliency, now)
             self._bound(pool, event.contact, event.expires_at, now)
-        elif isinstance(event, ev.BindingRefreshed):
+        elif isinstance(event, ev.BindingRefreshed | ev.BindingReplaced):
             self._bound(pool, event.contact, event.expires_at, now)
         elif isinstance(event, ev.BindingRemoved | ev.BindingExpired):
             client = _client_of(event.contact)

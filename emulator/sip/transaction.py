@@ -287,6 +287,12 @@ _ON_TIMER_J = _server_step(_ON_FINAL_SENT, Input.TIMER_J)
 assert _ON_FINAL_SENT is _COMPLETED and _ON_TIMER_J is _TERMINATED
 
 
+ENTRY_OVERHEAD = 160
+"""Bytes a Completed server transaction costs besides its response and key text (the dict
+entry, the key tuple, the bytes and str headers, its expiry entry), for the byte bound of
+:class:`ServerTransactionTable` (an estimate on CPython 3.11, 64-bit)."""
+
+
 class ServerTransactionTable:
     """Non-INVITE server transactions of one core, reduced to what the state machine does.
 
@@ -298,14 +304,44 @@ class ServerTransactionTable:
 
     The key is the top Via value as received plus the CSeq method (§17.2.3: branch, sent-by and
     method; the whole top Via contains the first two, and a retransmission repeats it exactly).
+
+    Bounded (issue 21): at most ``max_entries`` Completed transactions and ``max_bytes`` bytes
+    (:meth:`cost` each).  Past either bound the oldest are Terminated early, as if their Timer J
+    had fired (the same table transition), and counted in :attr:`evicted`: a flood keeps what a
+    few seconds of it left, not 32 s of it.  The price is that a retransmission of a forgotten
+    transaction reaches the core as a new request (an emulator choice; the knobs are the
+    registrar settings ``transaction_limit`` and ``transaction_bytes``).
     """
 
-    __slots__ = ("_expiry", "_responses", "timers")
+    __slots__ = ("_bytes", "_expiry", "_responses", "evicted", "max_bytes", "max_entries", "timers")
 
-    def __init__(self, timers: TimerSettings = DEFAULT_TIMERS) -> None:
+    def __init__(
+        self,
+        timers: TimerSettings = DEFAULT_TIMERS,
+        *,
+        max_entries: int = 50_000,
+        max_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        if max_entries < 1 or max_bytes < 1:
+            raise LocalProtocolError("a server transaction table needs room for one entry")
         self.timers = timers
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.evicted = 0
+        """Completed transactions forgotten before their Timer J because of the bounds."""
+        self._bytes = 0
         self._responses: dict[tuple[str, str], bytes] = {}
         self._expiry: deque[tuple[float, tuple[str, str]]] = deque()
+
+    @staticmethod
+    def cost(key: tuple[str, str], response: bytes) -> int:
+        """What one Completed transaction counts against ``max_bytes``."""
+        return len(response) + len(key[0]) + len(key[1]) + ENTRY_OVERHEAD
+
+    @property
+    def size(self) -> int:
+        """Bytes held, as counted against ``max_bytes``."""
+        return self._bytes
 
     def lookup(self, key: tuple[str, str]) -> bytes | None:
         """The final response already sent for this transaction, if it is still Completed."""
@@ -316,9 +352,29 @@ class ServerTransactionTable:
         on a reliable transport (Timer J is zero there)."""
         if reliable:  # _ON_FINAL_SENT, then at once _ON_TIMER_J (Timer J is zero)
             return
-        if key not in self._responses:
+        responses = self._responses
+        old = responses.get(key)
+        if old is None:
             self._expiry.append((now + self.timers.timer_j(False), key))
-        self._responses[key] = response
+        else:
+            self._bytes -= self.cost(key, old)
+        responses[key] = response
+        self._bytes += self.cost(key, response)
+        if len(responses) > self.max_entries or self._bytes > self.max_bytes:
+            self._evict(key)
+
+    def _evict(self, keep: tuple[str, str]) -> None:
+        """Terminate the oldest transactions until the table is within its bounds again (the
+        newest, ``keep``, stays even if it alone is over the byte bound: it was just sent)."""
+        expiry, responses = self._expiry, self._responses
+        while expiry and (len(responses) > self.max_entries or self._bytes > self.max_bytes):
+            if expiry[0][1] == keep:
+                break
+            _, key = expiry.popleft()
+            response = responses.pop(key, None)  # _ON_TIMER_J, early
+            if response is not None:
+                self._bytes -= self.cost(key, response)
+                self.evicted += 1
 
     def retransmitted(self, key: tuple[str, str]) -> bytes | None:
         """A request arrived again: the final response to send again if its transaction is
@@ -336,7 +392,9 @@ class ServerTransactionTable:
         responses = self._responses
         while expiry and expiry[0][0] <= now:
             _, key = expiry.popleft()
-            responses.pop(key, None)  # _ON_TIMER_J: Terminated
+            response = responses.pop(key, None)  # _ON_TIMER_J: Terminated
+            if response is not None:
+                self._bytes -= self.cost(key, response)
 
     def __len__(self) -> int:
         return len(self._responses)

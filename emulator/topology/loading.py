@@ -311,7 +311,32 @@ class _Builder:
             user_services_notify=ctx.boolean(
                 t, "user_services_notify", name, None, d.user_services_notify
             ),
+            **self._registrar_limits(t, d),
         )
+
+    def _registrar_limits(self, t: dict[str, Any], d: RegistrarSettings) -> dict[str, Any]:
+        """The ``[registrar]`` limits and defences (docs/live.md, "Limits and defences")."""
+        ctx, name = self.ctx, "registrar"
+        limits: dict[str, Any] = {
+            key: ctx.integer(t, key, name, None, default=getattr(d, key), low=low, high=high)
+            for key, low, high in (
+                ("max_bindings_per_user", 1, 10_000),
+                ("transaction_limit", 1, 10_000_000),
+                ("transaction_bytes", 65_536, 1 << 40),
+                ("overload_rate", 0, 10_000_000),
+                ("source_rate", 0, 10_000_000),
+                ("shed_retry_after", 1, 86_400),
+            )
+        }
+        limits["binding_limit"] = ctx.string(
+            t,
+            "binding_limit",
+            name,
+            None,
+            default=d.binding_limit,
+            choices=("evict-oldest", "refuse"),
+        )
+        return limits
 
     def pools(self) -> tuple[PoolSpec, ...]:
         ctx = self.ctx

@@ -44,6 +44,7 @@ BeforeFailover = Literal["redirect", "service-unavailable", "temporarily-unavail
 Failback = Literal["notify", "redirect-on-refresh", "drop"]
 RedirectTransport = Literal["tls", "tcp", "udp", "same"]
 RedirectHost = Literal["fqdn", "address"]
+BindingLimit = Literal["evict-oldest", "refuse"]
 
 DEFAULT_PORTS: dict[TransportName, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
 
@@ -87,6 +88,31 @@ class RegistrarSettings:
     failback_error_id: int = 4166
     user_services_notify: bool = True
     """NOTIFY registered endpoints when user services go down or come back (docs/backends.md)."""
+    # -- limits and defences (docs/live.md "Limits and defences") ------------------------------
+    max_bindings_per_user: int = 8
+    """Endpoints one user may have registered on a pool at once: Lync's ``MaxEndpointsPerUser``
+    (Set-CsRegistrarConfiguration), OCS 2007 R2's "Maximum devices per user" (1-64, default
+    8)."""
+    binding_limit: BindingLimit = "evict-oldest"
+    """What a REGISTER for one endpoint more than :attr:`max_bindings_per_user` gets (an
+    emulator choice; the sources do not say what Lync does): ``evict-oldest`` (accepted; the
+    binding nearest its expiry is removed) or ``refuse`` (403, nothing changed)."""
+    transaction_limit: int = 50_000
+    """Completed server transactions a pool holds for Timer J (RFC 3261 §17.2.2) at most; past
+    it the oldest are forgotten early (a retransmission of theirs is then processed anew)."""
+    transaction_bytes: int = 32 * 1024 * 1024
+    """The same bound in bytes (responses, keys and a per-entry overhead)."""
+    overload_rate: int = 1_000
+    """Requests per second (from all sources) above which the pool counts as overloaded: it
+    then serves only quiet sources and sheds the rest with 503 + Retry-After
+    (emulator/registrar/admission.py); 0: no global cap."""
+    source_rate: int = 200
+    """Requests per second one source address may send (twice that at once); a source past
+    it is shed for ``shed_retry_after`` seconds (503 + Retry-After); 0: no per-source limit.
+    A load test from one address faster than this must raise it."""
+    shed_retry_after: int = 5
+    """Retry-After of the 503 of a shed request, and how long a source that was shed for
+    sending too much stays shed."""
 
 
 @dataclass(frozen=True, slots=True)
