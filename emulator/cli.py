@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from emulator.live.deployment import Deployment
+    from emulator.scenario.model import Scenario
+    from emulator.scenario.runner import RunResult
     from emulator.topology import Topology
+    from emulator.wire import Taps
 
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -75,6 +78,9 @@ def register_up(subparsers: SubParsers) -> None:
     from emulator.control.launch import add_up_options
 
     add_up_options(parser)  # --control, --control-token, --dns-tsig-key, --no-dns-updates
+    from emulator.wire.options import add_capture_options
+
+    add_capture_options(parser)  # --pcap, --hep, --keylog
     parser.set_defaults(handler=_up)
 
 
@@ -95,21 +101,40 @@ def _up(args: argparse.Namespace) -> int:
 
 
 async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> int:
-    from emulator.control.launch import after_start, before_start
     from emulator.live.deployment import Deployment
+    from emulator.wire import Capture
+    from emulator.wire.live import WireRecorder
+    from emulator.wire.options import open_sinks, summary
 
     def log(line: str) -> None:
         out.write(line + "\n")
 
-    deployment = Deployment(
-        topology,
-        log=log,
-        ca_dir=args.ca_dir,
-        allow_non_loopback=args.allow_non_loopback,
-        seed=args.seed,
-        quiet=args.quiet,
-        verbose=args.verbose,
-    )
+    taps = open_sinks(args, Capture(virtual=False, name=f"sipemu up {topology.source}"))
+    try:
+        recorder = WireRecorder(taps) if taps is not None else None
+        deployment = Deployment(
+            topology,
+            log=log,
+            ca_dir=args.ca_dir,
+            allow_non_loopback=args.allow_non_loopback,
+            seed=args.seed,
+            quiet=args.quiet,
+            verbose=args.verbose,
+            recorder=recorder,
+            keylog=args.keylog,
+        )
+        return await _serve_deployment(deployment, args, out)
+    finally:
+        if taps is not None:
+            taps.close()
+            for line in summary(taps):
+                out.write(line + "\n")
+            out.flush()
+
+
+async def _serve_deployment(deployment: Deployment, args: argparse.Namespace, out: TextIO) -> int:
+    from emulator.control.launch import after_start, before_start
+
     control = before_start(deployment, args)  # subscribes before the pools start
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -271,13 +296,38 @@ def register_run(subparsers: SubParsers) -> None:
         action="store_true",
         help="with --realtime: allow a --control address outside 127.0.0.0/8 and ::1",
     )
+    from emulator.wire.options import add_capture_options
+
+    add_capture_options(parser)  # --pcap, --hep, --keylog (--realtime)
     parser.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from emulator.scenario.model import load_scenario
+    from emulator.wire import Capture
+    from emulator.wire.options import open_sinks, summary
 
     scenario = load_scenario(args.scenario)
+    if args.keylog is not None and not args.realtime:
+        raise UserError("--keylog applies to --realtime runs only (the simulator has no TLS)")
+    name = f"sipemu run {args.scenario}" + (" --realtime" if args.realtime else "")
+    taps = open_sinks(args, Capture(virtual=not args.realtime, name=name))
+    try:
+        result = _run_scenario(scenario, args, taps)
+    finally:
+        if taps is not None:
+            taps.close()
+    out = sys.stdout
+    out.write(result.report(timeline=not args.quiet, verbose=args.verbose) + "\n")
+    if args.json:
+        result.write_json(args.json)
+        out.write(f"trace written to {args.json}\n")
+    for line in summary(taps) if taps is not None else ():
+        out.write(line + "\n")
+    return 0 if result.passed else EXIT_INVALID
+
+
+def _run_scenario(scenario: Scenario, args: argparse.Namespace, taps: Taps | None) -> RunResult:
     if args.realtime:
         from emulator.scenario.realtime import run_realtime
 
@@ -286,42 +336,44 @@ def _run(args: argparse.Namespace) -> int:
         if args.no_coast:
             raise UserError("--no-coast applies to virtual-time runs only")
         from emulator.control.launch import control_options
+        from emulator.wire.live import WireRecorder
 
-        result = run_realtime(
+        return run_realtime(
             scenario,
             seed=args.seed,
             verbose=args.verbose or bool(args.json),
             time_scale=args.time_scale,
             control=control_options(args),
             out=sys.stdout,
+            recorder=WireRecorder(taps) if taps is not None else None,
+            keylog=args.keylog,
         )
-    else:
-        from emulator.scenario.runner import run_scenario
+    from emulator.scenario.runner import finish, prepare
 
-        if args.time_scale != 1.0:
-            raise UserError("--time-scale applies to --realtime runs only")
-        for given, option in (
-            (args.control, "--control"),
-            (args.control_token, "--control-token"),
-            (args.allow_non_loopback or None, "--allow-non-loopback"),
-        ):
-            if given is not None:
-                raise UserError(
-                    f"{option} applies to --realtime runs only (the simulator has no sockets)"
-                )
-        # The JSON trace is the full one: record detail whenever it is asked for.
-        result = run_scenario(
-            scenario,
-            seed=args.seed,
-            verbose=args.verbose or bool(args.json),
-            coast=not args.no_coast,
-        )
-    out = sys.stdout
-    out.write(result.report(timeline=not args.quiet, verbose=args.verbose) + "\n")
-    if args.json:
-        result.write_json(args.json)
-        out.write(f"trace written to {args.json}\n")
-    return 0 if result.passed else EXIT_INVALID
+    if args.time_scale != 1.0:
+        raise UserError("--time-scale applies to --realtime runs only")
+    for given, option in (
+        (args.control, "--control"),
+        (args.control_token, "--control-token"),
+        (args.allow_non_loopback or None, "--allow-non-loopback"),
+    ):
+        if given is not None:
+            raise UserError(
+                f"{option} applies to --realtime runs only (the simulator has no sockets)"
+            )
+    # The JSON trace is the full one: record detail whenever it is asked for.  A capture puts
+    # every packet on the wire: no coasting (it skips idle keep-alives and heartbeats, and is
+    # proven trace-equivalent, docs/simulation.md), so the file holds what a run without it
+    # sends.
+    deployment = prepare(
+        scenario,
+        seed=args.seed,
+        verbose=args.verbose or bool(args.json),
+        coast=not args.no_coast and taps is None,
+    )
+    deployment.world.tap = taps
+    deployment.run_until(scenario.duration)
+    return finish(scenario, deployment)
 
 
 # -- sipemu fuzz / sipemu check --------------------------------------------------------------

@@ -12,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from typing import Protocol, cast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol, cast
 
 from emulator.live.sockets import BindError, family
 from emulator.live.tls import TlsLayer
 from emulator.net import Flow, TransportName
 from emulator.sip.errors import SipError
-from emulator.sip.framing import PONG, KeepAlivePing, StreamFramer
+from emulator.sip.framing import PING, PONG, KeepAlivePing, KeepAlivePong, StreamFramer
+
+if TYPE_CHECKING:
+    from emulator.wire.live import WireRecorder
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -131,6 +135,8 @@ class StreamConnection(asyncio.Protocol):
                 self.held.append(data)
             return
         transport.write(data)
+        if self.owner.recorder is not None:
+            self.owner.record(self, (data,), sent=True)
 
     def pause(self) -> None:
         if self.transport is not None and self.reading and not self.transport.is_closing():
@@ -148,6 +154,8 @@ class StreamConnection(asyncio.Protocol):
         if self.held:
             held, self.held = self.held, []
             transport.writelines(held)
+            if self.owner.recorder is not None:
+                self.owner.record(self, held, sent=True)
 
     def close(self, *, abort: bool = False) -> None:
         self.closed_here = True
@@ -176,6 +184,7 @@ class StreamTransports:
         "_servers",
         "expect_pongs",
         "host",
+        "recorder",
     )
 
     def __init__(
@@ -188,6 +197,8 @@ class StreamTransports:
     ) -> None:
         self.host = host
         self.expect_pongs = expect_pongs
+        self.recorder: WireRecorder | None = None
+        """Told of every message written and read (emulator/wire/live.py); None: no cost."""
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -266,6 +277,8 @@ class StreamTransports:
             return
         if not items:
             return
+        if self.recorder is not None:
+            self.record(connection, [_as_read(item) for item in items])
         messages: list[bytes] = []
         for item in items:
             if type(item) is bytes:
@@ -287,6 +300,24 @@ class StreamTransports:
         self.host.debug(f"connection lost: {flow}")
         # The core decides whether a closed flow matters (a binding's flow, a pending NOTIFY).
         self.host.flow_failed(flow)
+
+    def record(
+        self, connection: StreamConnection, messages: Iterable[bytes], *, sent: bool = False
+    ) -> None:
+        """Tell the recorder of messages written or read, with the socket's real addresses."""
+        recorder, transport = self.recorder, connection.transport
+        if recorder is None or transport is None or connection.flow is None:
+            return
+        local, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        if not local or not peer:
+            return  # already closed: nothing to name it by
+        here, there = (local[0], local[1]), (peer[0], peer[1])
+        kind = connection.flow.transport
+        for data in messages:
+            if sent:
+                recorder.sent(kind, here, there, data)
+            else:
+                recorder.received(kind, there, here, data)
 
     # -- from the driver -----------------------------------------------------------------------
 
@@ -386,3 +417,10 @@ class StreamTransports:
         self._connects.pop(task, None)
         if not self._connects:
             self._connects.clear()  # frees the table the dict kept after its last entry left
+
+
+def _as_read(item: bytes | KeepAlivePing | KeepAlivePong) -> bytes:
+    """What was on the wire for one framed item (for a recorder)."""
+    if type(item) is bytes:
+        return item
+    return PING if isinstance(item, KeepAlivePing) else PONG
