@@ -29,8 +29,7 @@ def add_capture_options(parser: argparse.ArgumentParser, *, keylog: bool = True)
     group.add_argument(
         "--hep",
         metavar="HOST:PORT",
-        help="send every SIP and DNS message as HEPv3 over UDP to a Homer/heplify/sngrep "
-        "collector",
+        help="send every SIP and DNS message as HEPv3 over UDP to a Homer/heplify/sngrep collector",
     )
     if keylog:
         group.add_argument(

@@ -99,7 +99,9 @@ def test_timestamps_are_virtual_seconds_from_the_epoch(r1: tuple[Path, list[Pack
     assert times[-1] == pytest.approx(900.0)  # the scenario's last instant
 
 
-def test_tcp_streams_have_one_handshake_and_consistent_sequence_numbers(r1: tuple[Path, list[Packet]]) -> None:
+def test_tcp_streams_have_one_handshake_and_consistent_seq_numbers(
+    r1: tuple[Path, list[Packet]],
+) -> None:
     path, packets = r1
     connections = {frozenset((p.src, p.dst)) for p in packets if p.transport != "udp"}
     syn = fields(path, "tcp.flags.syn == 1 && tcp.flags.ack == 0", ["tcp.stream"])

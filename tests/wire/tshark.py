@@ -17,7 +17,9 @@ def tshark() -> str:
     return require_program("tshark")
 
 
-def decode_as(tcp: Iterable[int] = (), udp: Iterable[int] = (), dns: Iterable[int] = ()) -> list[str]:
+def decode_as(
+    tcp: Iterable[int] = (), udp: Iterable[int] = (), dns: Iterable[int] = ()
+) -> list[str]:
     """``-d`` options: SIP on these TCP/UDP ports, DNS on these UDP/TCP ports."""
     options: list[str] = []
     for port in sorted(set(tcp)):
