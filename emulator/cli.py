@@ -401,6 +401,12 @@ def register_fuzz(subparsers: SubParsers) -> None:
         help="Hypothesis example database shared by shards and campaigns "
         "(default: DIR/.hypothesis)",
     )
+    parser.add_argument(
+        "--pcap",
+        action="store_true",
+        help="also write each finding's SIP and DNS messages next to it (SLUG.pcapng, "
+        "docs/capture.md)",
+    )
     parser.set_defaults(handler=_fuzz)
 
     check = subparsers.add_parser(
@@ -437,7 +443,7 @@ def _fuzz(args: argparse.Namespace) -> int:
         workers=args.workers,
         database=database,
     )
-    written = write_findings(result, out)
+    written = write_findings(result, out, pcap=args.pcap)
     rate = result.examples / result.elapsed if result.elapsed else 0.0
     print(
         f"{result.examples} examples in {result.elapsed:.1f} s ({rate:.1f}/s); "
@@ -449,6 +455,8 @@ def _fuzz(args: argparse.Namespace) -> int:
                 continue
             replay = "replays" if reproduced else "DOES NOT REPLAY (a determinism bug)"
             print(f"  [{kind}] {found.finding.key}: {path} ({replay})")
+            if args.pcap:
+                print(f"      capture: {path.with_suffix('.pcapng')}")
             print(f"      {found.finding.summary}")
             print(f"      advice: {found.finding.advice}")
     bugs = [f for f, _, _ in written if f.finding.kind == "emulator-bug"]

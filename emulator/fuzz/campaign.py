@@ -24,7 +24,7 @@ from emulator.fuzz.analysis import Finding, classify
 from emulator.fuzz.case import FuzzCase, frozen_heap, run_case
 from emulator.fuzz.strategies import cases
 from emulator.scenario.model import load_scenario
-from emulator.scenario.runner import run_scenario
+from emulator.scenario.runner import RunResult, run_scenario
 from emulator.scenario.writer import dumps
 
 __all__ = ["CampaignResult", "Found", "run_campaign", "search", "simplify", "write_findings"]
@@ -306,8 +306,14 @@ class _Progress:
         return f"[{bar}] {done}/{self.total} examples{found}, {rate:.1f}/s"
 
 
-def write_findings(result: CampaignResult, directory: Path) -> list[tuple[Found, Path, bool]]:
-    """One scenario file per finding; each is replayed to check it fails the same way."""
+def write_findings(
+    result: CampaignResult, directory: Path, *, pcap: bool = False
+) -> list[tuple[Found, Path, bool]]:
+    """One scenario file per finding; each is replayed to check it fails the same way.
+
+    ``pcap``: the replay also writes every SIP and DNS message of the finding next to its
+    scenario file (``SLUG.pcapng``, docs/capture.md), replayed without coasting so that every
+    keep-alive and heartbeat is in the file (coasting is trace-equivalent)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for slug, found in sorted(result.findings.items()):
@@ -325,7 +331,28 @@ def write_findings(result: CampaignResult, directory: Path) -> list[tuple[Found,
         )
         path = directory / f"{slug}.toml"
         path.write_text(dumps(data, comment=comment), encoding="utf-8")
-        replay = run_scenario(load_scenario(path))
+        replay = (
+            _captured_replay(path, path.with_suffix(".pcapng"))
+            if pcap
+            else run_scenario(load_scenario(path))
+        )
         reproduced = not replay.passed
         written.append((found, path, reproduced))
     return written
+
+
+def _captured_replay(scenario_path: Path, pcap_path: Path) -> RunResult:
+    """Replay a finding's scenario with a pcapng writer on the simulator's tap."""
+    from emulator.scenario.runner import finish, prepare
+    from emulator.wire import Capture
+    from emulator.wire.pcapng import PcapngWriter
+
+    scenario = load_scenario(scenario_path)
+    deployment = prepare(scenario, coast=False)
+    writer = PcapngWriter(pcap_path, Capture(virtual=True, name=f"sipemu run {scenario_path}"))
+    deployment.world.tap = writer
+    try:
+        deployment.run_until(scenario.duration)
+    finally:
+        writer.close()
+    return finish(scenario, deployment)
