@@ -14,7 +14,7 @@ same run: the same frames written raw to a file with one ``write`` and ``flush``
 floor of any writer that flushes per packet.
 
     .venv/bin/python benchmarks/capture_bench.py
-    .venv/bin/python benchmarks/capture_bench.py --scenario scenarios/r4-dr-site-force-move-restores-full-function.toml
+    .venv/bin/python benchmarks/capture_bench.py --scenario scenarios/r3-lync2013-quorum-lost.toml
 """
 
 from __future__ import annotations

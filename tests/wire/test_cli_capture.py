@@ -26,10 +26,8 @@ def test_up_and_client_signin_write_their_captures_and_keys(tmp_path: Path) -> N
     topology.write_text(EPHEMERAL)
     up_pcap, client_pcap = tmp_path / "up.pcapng", tmp_path / "client.pcapng"
     up_keys, client_keys = tmp_path / "up.keys", tmp_path / "client.keys"
-    up = Process(
-        ["up", str(topology), "--control", "off", "--quiet"]
-        + ["--pcap", str(up_pcap), "--keylog", str(up_keys)]
-    )
+    options = ["--control", "off", "--quiet", "--pcap", str(up_pcap), "--keylog", str(up_keys)]
+    up = Process(["up", str(topology), *options])
     try:
         ca = up.wait_for("CA certificate: ").split(": ", 1)[1]
         up.wait_for("sipemu: up")
