@@ -3,7 +3,7 @@
 Rules of this file:
 
 * :func:`encode` is the whole of HEPv3 that sipemu needs (the sipcapture HEP specification,
-  "HEP3 Network Protocol Specification", rev. 3): the ``HEP3`` magic, the total length, then
+  "HEP3 Network Protocol Specification", rev. 12): the ``HEP3`` magic, the total length, then
   generic chunks (vendor 0x0000), each ``vendor id, type id, length`` (16 bits each, network
   order, the length counting the 6-byte chunk header) and its value:
 
