@@ -12,8 +12,6 @@ import argparse
 
 from emulator.config import ConfigError
 from emulator.wire import Capture, Taps
-from emulator.wire.hep import HepSender, parse_destination
-from emulator.wire.pcapng import PcapngWriter
 
 __all__ = ["add_capture_options", "open_sinks", "summary"]
 
@@ -46,6 +44,11 @@ def open_sinks(args: argparse.Namespace, capture: Capture) -> Taps | None:
     hep: str | None = getattr(args, "hep", None)
     if pcap is None and hep is None:
         return None
+    # Imported here: every command builds its parser with these options, and only a capture
+    # needs dpkt and the writers.
+    from emulator.wire.hep import HepSender, parse_destination
+    from emulator.wire.pcapng import PcapngWriter
+
     taps = Taps()
     try:
         if hep is not None:
@@ -66,6 +69,9 @@ def open_sinks(args: argparse.Namespace, capture: Capture) -> Taps | None:
 
 def summary(taps: Taps) -> list[str]:
     """One line per sink: what it wrote or sent."""
+    from emulator.wire.hep import HepSender
+    from emulator.wire.pcapng import PcapngWriter
+
     lines = []
     for tap in taps.taps:
         if isinstance(tap, PcapngWriter):
