@@ -38,6 +38,7 @@ _NOT_COMPILED = (
     "emulator/scenario/writer.py",
     "emulator/testing/*",
     "emulator/values.py",
+    "emulator/wire/*",
     "fakedns/server.py",
     "fakedns/update.py",
 )

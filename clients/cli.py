@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from clients.driver import ClientConfig
+    from emulator.wire import Taps
 
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -62,6 +63,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ca-file", help="verify registrars' TLS certificates with this CA")
     parser.add_argument("--seed", type=int, default=0, help="seed of the agents' choices")
     parser.add_argument("--quiet", action="store_true", help="state changes only, no details")
+    from emulator.wire.options import add_capture_options
+
+    add_capture_options(parser)  # --pcap, --hep, --keylog (docs/capture.md)
 
 
 def register_client(subparsers: SubParsers) -> None:
@@ -166,7 +170,33 @@ async def _run_fleet(
     args: argparse.Namespace,
     out: TextIO,
 ) -> int:
+    from emulator.wire import Capture
+    from emulator.wire.options import open_sinks, summary
+
+    name = "sipemu " + (f"clients run {args.file}" if hasattr(args, "file") else "client signin")
+    taps = open_sinks(args, Capture(virtual=False, name=name))
+    try:
+        return await _run_fleet_captured(
+            configs, dns=dns, cache_dir=cache_dir, args=args, out=out, taps=taps
+        )
+    finally:
+        if taps is not None:
+            taps.close()
+            for line in summary(taps):
+                print(line, file=sys.stderr)
+
+
+async def _run_fleet_captured(
+    configs: Sequence[ClientConfig],
+    *,
+    dns: Address,
+    cache_dir: Path | None,
+    args: argparse.Namespace,
+    out: TextIO,
+    taps: Taps | None = None,
+) -> int:
     from clients.driver import Fleet, client_ssl_context
+    from emulator.wire.live import WireRecorder
 
     loop = asyncio.get_running_loop()
     printer = Printer(out, as_json=args.json, quiet=args.quiet, loop_time=loop.time())
@@ -174,13 +204,17 @@ async def _run_fleet(
     def caches(config: ClientConfig) -> FileCacheStore | MemoryCacheStore:
         return FileCacheStore(cache_dir) if cache_dir is not None else MemoryCacheStore()
 
+    client_ssl = client_ssl_context(args.ca_file)
+    if args.keylog is not None:
+        client_ssl.keylog_filename = args.keylog
     fleet = Fleet(
         configs,
         dns_server=dns,
         seed=args.seed,
         caches=caches,
-        client_ssl=client_ssl_context(args.ca_file),
+        client_ssl=client_ssl,
         on_event=printer,
+        recorder=WireRecorder(taps) if taps is not None else None,
     )
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -30,6 +30,7 @@ from clients.profile import Profile, get_profile
 from clients.rng import SmallRandom
 from emulator.live.driver import CoreDriver
 from emulator.net import Address, Effect
+from emulator.wire.live import WireRecorder
 
 __all__ = ["AgentHost", "ClientConfig", "Fleet", "client_ssl_context", "raise_file_limit"]
 
@@ -94,6 +95,7 @@ class AgentHost:
         client_ssl: ssl.SSLContext | None = None,
         on_event: EventSink | None = None,
         time_scale: float = 1.0,
+        recorder: WireRecorder | None = None,
     ) -> None:
         self.config = config
         self.profile: Profile = (
@@ -115,6 +117,9 @@ class AgentHost:
             expect_pongs=True,
             time_scale=time_scale,
         )
+        if recorder is not None:  # every message it sends and receives (emulator/wire)
+            recorder.dns.add(dns_server)
+            self.driver.recorder = recorder
 
     async def start(self) -> None:
         """Bind the socket and build the agent (signed out until :meth:`sign_in`)."""
@@ -222,6 +227,7 @@ class Fleet:
         caches: Callable[[ClientConfig], CacheStore] | None = None,
         client_ssl: ssl.SSLContext | None = None,
         on_event: EventSink | None = None,
+        recorder: WireRecorder | None = None,
     ) -> None:
         self.seed = seed
         self._on_event = on_event
@@ -240,6 +246,7 @@ class Fleet:
                 rng=cast(random.Random, SmallRandom(f"{seed}:client:{config.name}")),
                 client_ssl=ssl_context,
                 on_event=self._event,
+                recorder=recorder,
             )
 
     def _event(self, event: AgentEvent) -> None:

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from emulator.live.deployment import Deployment
+    from emulator.scenario.model import Scenario
     from emulator.scenario.runner import RunResult
     from emulator.topology import Topology
-    from emulator.wire import PacketLog
+    from emulator.wire import PacketLog, Taps
     from emulator.wire.ladder import Charset, LadderFilter
 
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -79,6 +80,9 @@ def register_up(subparsers: SubParsers) -> None:
     from emulator.control.launch import add_up_options
 
     add_up_options(parser)  # --control, --control-token, --dns-tsig-key, --no-dns-updates
+    from emulator.wire.options import add_capture_options
+
+    add_capture_options(parser)  # --pcap, --hep, --keylog
     parser.set_defaults(handler=_up)
 
 
@@ -135,23 +139,42 @@ def _up(args: argparse.Namespace) -> int:
 
 
 async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> int:
-    from emulator.control.launch import after_start, before_start
     from emulator.live.deployment import Deployment
     from emulator.live.stream import StreamLimits
+    from emulator.wire import Capture
+    from emulator.wire.live import WireRecorder
+    from emulator.wire.options import open_sinks, summary
 
     def log(line: str) -> None:
         out.write(line + "\n")
 
-    deployment = Deployment(
-        topology,
-        log=log,
-        ca_dir=args.ca_dir,
-        allow_non_loopback=args.allow_non_loopback,
-        seed=args.seed,
-        quiet=args.quiet,
-        verbose=args.verbose,
-        stream_limits=StreamLimits(args.idle_timeout, args.message_timeout),
-    )
+    taps = open_sinks(args, Capture(virtual=False, name=f"sipemu up {topology.source}"))
+    try:
+        recorder = WireRecorder(taps) if taps is not None else None
+        deployment = Deployment(
+            topology,
+            log=log,
+            ca_dir=args.ca_dir,
+            allow_non_loopback=args.allow_non_loopback,
+            seed=args.seed,
+            quiet=args.quiet,
+            verbose=args.verbose,
+            stream_limits=StreamLimits(args.idle_timeout, args.message_timeout),
+            recorder=recorder,
+            keylog=args.keylog,
+        )
+        return await _serve_deployment(deployment, args, out)
+    finally:
+        if taps is not None:
+            taps.close()
+            for line in summary(taps):
+                out.write(line + "\n")
+            out.flush()
+
+
+async def _serve_deployment(deployment: Deployment, args: argparse.Namespace, out: TextIO) -> int:
+    from emulator.control.launch import after_start, before_start
+
     control = before_start(deployment, args)  # subscribes before the pools start
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -316,6 +339,9 @@ def register_run(subparsers: SubParsers) -> None:
         action="store_true",
         help="with --realtime: allow a --control address outside 127.0.0.0/8 and ::1",
     )
+    from emulator.wire.options import add_capture_options
+
+    add_capture_options(parser)  # --pcap, --hep, --keylog (--realtime)
     parser.set_defaults(handler=_run)
 
 
@@ -421,10 +447,44 @@ def _draw_wire(result: RunResult, packets: PacketLog, args: argparse.Namespace, 
 
 def _run(args: argparse.Namespace) -> int:
     from emulator.scenario.model import load_scenario
-    from emulator.wire import PacketLog
+    from emulator.wire import Capture, PacketLog
+    from emulator.wire.options import open_sinks, summary
 
     scenario = load_scenario(args.scenario)
+    if args.keylog is not None and not args.realtime:
+        raise UserError("--keylog applies to --realtime runs only (the simulator has no TLS)")
     packets: PacketLog | None = None
+    if not args.realtime:
+        _ladder_filters(args)  # a bad filter is reported before the run, not after
+        if args.ladder or args.mermaid:
+            packets = PacketLog()
+        else:
+            unused = [v for v in _wire_views(args) if v.startswith("--ladder-")]
+            unused += ["--ladder-style"] if args.ladder_style != "auto" else []
+            if unused:
+                raise UserError(f"{', '.join(unused)}: applies to --ladder and --mermaid only")
+    name = f"sipemu run {args.scenario}" + (" --realtime" if args.realtime else "")
+    taps = open_sinks(args, Capture(virtual=not args.realtime, name=name))
+    if packets is not None:
+        taps = taps if taps is not None else Taps()
+        taps.add(packets)
+    try:
+        result = _run_scenario(scenario, args, taps)
+    finally:
+        if taps is not None:
+            taps.close()
+    out = sys.stdout
+    ladder = "" if packets is None else _draw_wire(result, packets, args, out)
+    out.write(result.report(timeline=not args.quiet, verbose=args.verbose, extra=ladder) + "\n")
+    if args.json:
+        result.write_json(args.json)
+        out.write(f"trace written to {args.json}\n")
+    for line in summary(taps) if taps is not None else ():
+        out.write(line + "\n")
+    return 0 if result.passed else EXIT_INVALID
+
+
+def _run_scenario(scenario: Scenario, args: argparse.Namespace, taps: Taps | None) -> RunResult:
     if args.realtime:
         views = _wire_views(args)
         if views:
@@ -439,53 +499,43 @@ def _run(args: argparse.Namespace) -> int:
         if args.no_coast:
             raise UserError("--no-coast applies to virtual-time runs only")
         from emulator.control.launch import control_options
+        from emulator.wire.live import WireRecorder
 
-        result = run_realtime(
+        return run_realtime(
             scenario,
             seed=args.seed,
             verbose=args.verbose or bool(args.json),
             time_scale=args.time_scale,
             control=control_options(args),
             out=sys.stdout,
+            recorder=WireRecorder(taps) if taps is not None else None,
+            keylog=args.keylog,
         )
-    else:
-        from emulator.scenario.runner import run_scenario
+    from emulator.scenario.runner import run_scenario
 
-        if args.time_scale != 1.0:
-            raise UserError("--time-scale applies to --realtime runs only")
-        for given, option in (
-            (args.control, "--control"),
-            (args.control_token, "--control-token"),
-            (args.allow_non_loopback or None, "--allow-non-loopback"),
-        ):
-            if given is not None:
-                raise UserError(
-                    f"{option} applies to --realtime runs only (the simulator has no sockets)"
-                )
-        _ladder_filters(args)  # a bad filter is reported before the run, not after
-        if args.ladder or args.mermaid:
-            packets = PacketLog()
-        else:
-            unused = [v for v in _wire_views(args) if v.startswith("--ladder-")]
-            unused += ["--ladder-style"] if args.ladder_style != "auto" else []
-            if unused:
-                raise UserError(f"{', '.join(unused)}: applies to --ladder and --mermaid only")
-        # The JSON trace is the full one: record detail whenever it is asked for.
-        result = run_scenario(
-            scenario,
-            seed=args.seed,
-            verbose=args.verbose or bool(args.json),
-            coast=not args.no_coast,
-            messages=args.messages or args.verbose,
-            tap=packets,
-        )
-    out = sys.stdout
-    ladder = "" if packets is None else _draw_wire(result, packets, args, out)
-    out.write(result.report(timeline=not args.quiet, verbose=args.verbose, extra=ladder) + "\n")
-    if args.json:
-        result.write_json(args.json)
-        out.write(f"trace written to {args.json}\n")
-    return 0 if result.passed else EXIT_INVALID
+    if args.time_scale != 1.0:
+        raise UserError("--time-scale applies to --realtime runs only")
+    for given, option in (
+        (args.control, "--control"),
+        (args.control_token, "--control-token"),
+        (args.allow_non_loopback or None, "--allow-non-loopback"),
+    ):
+        if given is not None:
+            raise UserError(
+                f"{option} applies to --realtime runs only (the simulator has no sockets)"
+            )
+    # The JSON trace is the full one: record detail whenever it is asked for.  A run that
+    # records its packets does not coast (prepare: coasting skips idle keep-alives and
+    # heartbeats, proven trace-equivalent, docs/simulation.md), so a capture holds what a run
+    # without coasting sends.
+    return run_scenario(
+        scenario,
+        seed=args.seed,
+        verbose=args.verbose or bool(args.json),
+        coast=not args.no_coast,
+        messages=args.messages or args.verbose,
+        tap=taps,
+    )
 
 
 # -- sipemu fuzz / sipemu check --------------------------------------------------------------
@@ -512,6 +562,12 @@ def register_fuzz(subparsers: SubParsers) -> None:
         "--db",
         help="Hypothesis example database shared by shards and campaigns "
         "(default: DIR/.hypothesis)",
+    )
+    parser.add_argument(
+        "--pcap",
+        action="store_true",
+        help="also write each finding's SIP and DNS messages next to it (SLUG.pcapng, "
+        "docs/capture.md)",
     )
     parser.set_defaults(handler=_fuzz)
 
@@ -549,7 +605,7 @@ def _fuzz(args: argparse.Namespace) -> int:
         workers=args.workers,
         database=database,
     )
-    written = write_findings(result, out)
+    written = write_findings(result, out, pcap=args.pcap)
     rate = result.examples / result.elapsed if result.elapsed else 0.0
     print(
         f"{result.examples} examples in {result.elapsed:.1f} s ({rate:.1f}/s); "
@@ -561,6 +617,8 @@ def _fuzz(args: argparse.Namespace) -> int:
                 continue
             replay = "replays" if reproduced else "DOES NOT REPLAY (a determinism bug)"
             print(f"  [{kind}] {found.finding.key}: {path} ({replay})")
+            if args.pcap:
+                print(f"      capture: {path.with_suffix('.pcapng')}")
             print(f"      {found.finding.summary}")
             print(f"      advice: {found.finding.advice}")
     bugs = [f for f, _, _ in written if f.finding.kind == "emulator-bug"]

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from fakedns.authority import Authority, DnsQueried
+
+if TYPE_CHECKING:
+    from emulator.wire.live import WireRecorder
 
 __all__ = ["DnsServer"]
 
@@ -60,6 +63,8 @@ class DnsServer:
         self._tcp: asyncio.Server | None = None
         self._connections: set[_TcpProtocol] = set()
         self._bound: tuple[str, int] | None = None
+        self.recorder: WireRecorder | None = None
+        """Told of every query and answer (emulator/wire/live.py); None: no cost."""
 
     @property
     def address(self) -> tuple[str, int]:
@@ -126,6 +131,22 @@ class DnsServer:
                 on_event(event)
 
 
+def _record(
+    recorder: WireRecorder,
+    transport: Literal["udp", "tcp"],
+    client: tuple[str, int] | None,
+    server: tuple[str, int] | None,
+    query: bytes,
+    reply: bytes | None,
+) -> None:
+    """Tell the recorder of a query and its answer (DNS over TCP without the length prefix)."""
+    if client is None or server is None:
+        return
+    recorder.received(transport, client, server, query, "dns")
+    if reply is not None:
+        recorder.sent(transport, server, client, reply, "dns")
+
+
 async def _close_udp(transport: asyncio.DatagramTransport, protocol: _UdpProtocol) -> None:
     """Close, and wait until the socket is really closed (asyncio closes it a loop turn later),
     so that the port is free again when start() fails or stop() returns."""
@@ -153,6 +174,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         # The hot path of the benchmark: keep it to one call into the core and one send.
         reply = self._answer(data, "udp", self._time(), client=addr[:2])
+        recorder = self._server.recorder
+        if recorder is not None:
+            _record(recorder, "udp", (addr[0], addr[1]), self._server._bound, data, reply)
         if reply is not None and self._transport is not None:
             self._transport.sendto(reply, addr)
         self._server._drain()
@@ -202,6 +226,10 @@ class _TcpProtocol(asyncio.Protocol):
             reply = self._server.authority.answer(
                 message, "tcp", self._loop.time(), client=self._client
             )
+            recorder = self._server.recorder
+            if recorder is not None and self._transport is not None:
+                here = self._transport.get_extra_info("sockname")
+                _record(recorder, "tcp", self._client, (here[0], here[1]), message, reply)
             if reply is not None and self._transport is not None:
                 self._transport.write(len(reply).to_bytes(2, "big") + reply)
             self._server._drain()

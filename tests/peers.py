@@ -15,6 +15,8 @@ _PACKAGES = {
     "nsupdate": "bind9-dnsutils",
     "curl": "curl",
     "kamailio": "kamailio",
+    "tshark": "tshark",
+    "sngrep": "sngrep",
 }
 
 

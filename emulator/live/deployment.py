@@ -48,6 +48,7 @@ from emulator.registrar.pool import Binding, Pool, PoolEndpoints, PoolStatus
 
 if TYPE_CHECKING:
     from emulator.topology import PoolSpec, Topology
+    from emulator.wire.live import WireRecorder
     from fakedns.authority import Authority
     from fakedns.server import DnsServer
 
@@ -107,6 +108,8 @@ class Deployment:
         debug: Log | None = None,
         on_event: Callable[[str, object], None] | None = None,
         stream_limits: StreamLimits | None = None,
+        recorder: WireRecorder | None = None,
+        keylog: str | Path | None = None,
     ) -> None:
         self.topology = topology
         self.stream_limits = stream_limits if stream_limits is not None else StreamLimits()
@@ -114,6 +117,10 @@ class Deployment:
         # One line per bad input (a pool's BadMessage, a connection closed by a limit), at a
         # bounded rate: see emulator/live/ratelimit.py.  Made at start (it uses the loop).
         self._bad_input_log: RateLimitedLog | None = None
+        self.recorder = recorder
+        """Told of every SIP and DNS message on the wire (emulator/wire/live.py), or None."""
+        self.keylog = keylog
+        """SSLKEYLOGFILE of every TLS session of the pools (``--keylog``), or None."""
         self.seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
         self.quiet = quiet
         self.verbose = verbose
@@ -192,6 +199,9 @@ class Deployment:
                 f"cannot start the fake DNS on {dns.address}:{dns.port} (UDP and TCP): "
                 f"{describe_os_error(exc)}"
             ) from None
+        if self.recorder is not None:
+            self._dns_server.recorder = self.recorder
+            self.recorder.dns.add(self._dns_server.address)
         self._ops = Operations(topology, now=self._now(), pool_up=self._pool_up)
         for spec in topology.pools:
             self._start_core(spec)
@@ -203,20 +213,26 @@ class Deployment:
             if port is not None:
                 ports[transport] = port
         assert self._tls is not None
-        return CoreDriver(
+        server_ssl = self._tls.server_context(spec.fqdn, spec.address) if "tls" in ports else None
+        client_ssl = self._tls.client_context()
+        if self.keylog is not None:
+            for context in (server_ssl, client_ssl):
+                if context is not None:
+                    context.keylog_filename = str(self.keylog)
+        driver = CoreDriver(
             spec.fqdn,
             spec.address,
             ports,
-            server_ssl=self._tls.server_context(spec.fqdn, spec.address)
-            if "tls" in ports
-            else None,
-            client_ssl=self._tls.client_context(),
+            server_ssl=server_ssl,
+            client_ssl=client_ssl,
             on_events=partial(self._pool_events, spec.fqdn),
             debug=self._debug,
             time_scale=self.time_scale,
             notice=self._bad_input_log,
             stream_limits=self.stream_limits,
         )
+        driver.recorder = self.recorder
+        return driver
 
     def _traced(self, *readers: object) -> bool:
         """Whether the cores make per-exchange events (Exchanged, DnsQueried).  They cost a

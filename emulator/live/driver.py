@@ -43,6 +43,7 @@ from emulator.live.sockets import BindError, describe_os_error, raise_open_files
 from emulator.live.stream import CONNECT_TIMEOUT, StreamLimits, StreamTransports
 from emulator.live.udp import SOCKET_BUFFER, UdpSocket
 from emulator.net import CloseFlow, Core, Effect, Flow, Send, TransportName
+from emulator.wire.live import WireRecorder
 
 __all__ = [
     "CONNECT_TIMEOUT",
@@ -118,6 +119,17 @@ class CoreDriver:
         )
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._recorder: WireRecorder | None = None
+
+    @property
+    def recorder(self) -> WireRecorder | None:
+        """Told of every message this host sends and receives (emulator/wire/live.py)."""
+        return self._recorder
+
+    @recorder.setter
+    def recorder(self, recorder: WireRecorder | None) -> None:
+        self._recorder = recorder
+        self._streams.recorder = recorder
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -227,6 +239,8 @@ class CoreDriver:
         if self._debug_log is not None:
             self.debug(f"<- udp {flow.remote[0]}:{flow.remote[1]} {len(data)} bytes")
         assert self._loop is not None
+        if self._recorder is not None:
+            self._recorder.received("udp", flow.remote, self._udp.local, data)
         core.receive(data, flow, self._loop.time() * self.time_scale)
         self._flush(core)
 
@@ -290,6 +304,8 @@ class CoreDriver:
         if flow.transport == "udp":
             if self.nic_enabled and self._loop is not None:
                 self._udp.send(data, flow.remote)
+                if self._recorder is not None:
+                    self._recorder.sent("udp", self._udp.local, flow.remote, data)
             else:
                 self._dropped += 1
             return

@@ -28,14 +28,18 @@ import errno
 import resource
 import socket
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from emulator.live.sockets import BindError, describe_os_error, family
 from emulator.live.tls import TlsLayer
 from emulator.net import Flow, TransportName
 from emulator.sip.errors import SipError
-from emulator.sip.framing import PONG, KeepAlivePing, StreamFramer
+from emulator.sip.framing import PING, PONG, KeepAlivePing, KeepAlivePong, StreamFramer
+
+if TYPE_CHECKING:
+    from emulator.wire.live import WireRecorder
 
 __all__ = [
     "ACCEPT_RETRY",
@@ -218,6 +222,8 @@ class StreamConnection(asyncio.Protocol):
                 self.held.append(data)
             return
         transport.write(data)
+        if self.owner.recorder is not None:
+            self.owner.record(self, (data,), sent=True)
         self.owner.wrote(self)
 
     def pause(self) -> None:
@@ -236,6 +242,8 @@ class StreamConnection(asyncio.Protocol):
         if self.held:
             held, self.held = self.held, []
             transport.writelines(held)
+            if self.owner.recorder is not None:
+                self.owner.record(self, held, sent=True)
 
     def stop_timer(self) -> None:
         if self.timer is not None:
@@ -272,6 +280,7 @@ class StreamTransports:
         "expect_pongs",
         "host",
         "limits",
+        "recorder",
     )
 
     def __init__(
@@ -286,6 +295,8 @@ class StreamTransports:
         self.host = host
         self.expect_pongs = expect_pongs
         self.limits = limits if limits is not None else StreamLimits.off()
+        self.recorder: WireRecorder | None = None
+        """Told of every message written and read (emulator/wire/live.py); None: no cost."""
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -476,6 +487,8 @@ class StreamTransports:
         except SipError:
             self._unframeable(connection, flow, data)
             return
+        if self.recorder is not None:
+            self.record(connection, [_as_read(item) for item in items])
         messages: list[bytes] = []
         framed = False  # a whole message was read (keep-alives are not messages)
         for item in items:
@@ -529,6 +542,24 @@ class StreamTransports:
         self.host.debug(f"connection lost: {flow}")
         # The core decides whether a closed flow matters (a binding's flow, a pending NOTIFY).
         self.host.flow_failed(flow)
+
+    def record(
+        self, connection: StreamConnection, messages: Iterable[bytes], *, sent: bool = False
+    ) -> None:
+        """Tell the recorder of messages written or read, with the socket's real addresses."""
+        recorder, transport = self.recorder, connection.transport
+        if recorder is None or transport is None or connection.flow is None:
+            return
+        local, peer = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        if not local or not peer:
+            return  # already closed: nothing to name it by
+        here, there = (local[0], local[1]), (peer[0], peer[1])
+        kind = connection.flow.transport
+        for data in messages:
+            if sent:
+                recorder.sent(kind, here, there, data)
+            else:
+                recorder.received(kind, there, here, data)
 
     # -- from the driver -----------------------------------------------------------------------
 
@@ -729,3 +760,10 @@ class _Acceptor:
         if sock is not None:
             self._loop.remove_reader(sock.fileno())
             sock.close()
+
+
+def _as_read(item: bytes | KeepAlivePing | KeepAlivePong) -> bytes:
+    """What was on the wire for one framed item (for a recorder)."""
+    if type(item) is bytes:
+        return item
+    return PING if isinstance(item, KeepAlivePing) else PONG

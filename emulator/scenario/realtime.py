@@ -46,6 +46,7 @@ from emulator.sim.world import TraceEntry
 if TYPE_CHECKING:
     from emulator.control.launch import ControlOptions
     from emulator.control.server import ControlServer
+    from emulator.wire.live import WireRecorder
 
 __all__ = ["CLIENT_ACTIONS", "DEPLOYMENT_ACTIONS", "REALTIME_ACTIONS", "run_realtime"]
 
@@ -78,8 +79,13 @@ def run_realtime(
     time_scale: float = 1.0,
     control: ControlOptions | None = None,
     out: TextIO | None = None,
+    recorder: WireRecorder | None = None,
+    keylog: str | None = None,
 ) -> RunResult:
     """Run ``scenario`` on loopback sockets; blocks for ``duration / time_scale`` seconds.
+
+    ``recorder``: told of every SIP and DNS message (emulator/wire/live.py; the caller closes
+    it); ``keylog``: the SSLKEYLOGFILE of every TLS session (pools and agents).
 
     ``control``: serve the control API for the run (its address is written to ``out``).
     DeploymentError (a sentence) when it cannot be served there."""
@@ -97,6 +103,7 @@ def run_realtime(
     if not time_scale > 0:
         raise ScenarioError(f"time scale must be > 0, not {time_scale:g}")
     run = _RealtimeRun(scenario, scenario.seed if seed is None else seed, verbose, time_scale)
+    run.recorder, run.keylog = recorder, keylog
     return asyncio.run(run.run(control, out))
 
 
@@ -121,6 +128,8 @@ class _RealtimeRun:
         self.states: dict[str, str] = {c.name: "signed-out" for c in scenario.clients}
         """Each agent's state now (the control API's ``/status`` and ``sipemu_clients``)."""
         self.control: ControlServer | None = None
+        self.recorder: WireRecorder | None = None
+        self.keylog: str | None = None
 
     # -- time --------------------------------------------------------------------------------
 
@@ -145,6 +154,8 @@ class _RealtimeRun:
             time_scale=self.scale,
             on_event=self._pool_event,
             log=self._log if self.verbose else None,
+            recorder=self.recorder,
+            keylog=self.keylog,
         )
         self.deployment = deployment
         if control is not None:  # subscribed before the pools start: every exchange counted
@@ -155,6 +166,8 @@ class _RealtimeRun:
         try:
             await deployment.start()
             ssl_context = client_ssl_context(deployment.ca_path)
+            if self.keylog is not None:
+                ssl_context.keylog_filename = self.keylog
             for n, spec in enumerate(scenario.clients):
                 cache = MemoryCacheStore()
                 self.caches[spec.name] = cache
@@ -172,6 +185,7 @@ class _RealtimeRun:
                     client_ssl=ssl_context,
                     on_event=self._agent_event,
                     time_scale=self.scale,
+                    recorder=self.recorder,
                 )
                 await host.start()
                 self.hosts[spec.name] = host

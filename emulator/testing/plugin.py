@@ -6,6 +6,10 @@
   made is stopped at the end of the session.
 * ``sipemu`` (function): a fresh default-topology deployment, stopped after the test.  Its seed
   is recorded in the test's ``user_properties`` (``sipemu_seed``), e.g. for the JUnit XML.
+* ``--sipemu-pcap DIR``: the ``sipemu`` fixture writes every SIP and DNS message of each test's
+  deployment to ``DIR/<test>.pcapng`` (docs/capture.md); the file is kept when the test fails
+  and removed when it passes, unless ``--sipemu-pcap-keep`` (then always kept).  Its path is
+  in the test's ``user_properties`` (``sipemu_pcap``).
 
 This module is imported by every pytest run in an environment where sipemu is installed, so it
 imports nothing heavy (and nothing that might be half-written) until a fixture is used.
@@ -13,15 +17,44 @@ imports nothing heavy (and nothing that might be half-written) until a fixture i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
     from emulator.testing import DeploymentFactory, RunningDeployment
 
-__all__ = ["sipemu", "sipemu_factory"]
+__all__ = ["pytest_addoption", "pytest_runtest_makereport", "sipemu", "sipemu_factory"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sipemu")
+    group.addoption(
+        "--sipemu-pcap",
+        metavar="DIR",
+        help="write a pcapng of each test's sipemu deployment to DIR (kept if the test fails)",
+    )
+    group.addoption(
+        "--sipemu-pcap-keep",
+        action="store_true",
+        help="with --sipemu-pcap: keep the files of passing tests too",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if report.failed:  # set up, call or teardown: the capture is kept
+        item.stash[_FAILED] = True
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +74,33 @@ def sipemu(
     sipemu_factory: DeploymentFactory, request: pytest.FixtureRequest
 ) -> Iterator[RunningDeployment]:
     """A fresh live deployment of the default topology, stopped (and checked) after the test."""
-    running = sipemu_factory()
-    request.node.user_properties.append(("sipemu_seed", running.seed))
+    directory = request.config.getoption("--sipemu-pcap")
+    if directory is None:
+        running = sipemu_factory()
+        request.node.user_properties.append(("sipemu_seed", running.seed))
+        try:
+            yield running
+        finally:
+            running.stop()
+        return
+    from emulator.wire import Capture
+    from emulator.wire.live import WireRecorder
+    from emulator.wire.pcapng import PcapngWriter
+
+    path = Path(directory) / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', request.node.nodeid)}.pcapng"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = PcapngWriter(path, Capture(virtual=False, name=request.node.nodeid))
+    kwargs: dict[str, Any] = {"recorder": WireRecorder(writer)}
     try:
-        yield running
+        running = sipemu_factory(**kwargs)
+        request.node.user_properties.append(("sipemu_seed", running.seed))
+        request.node.user_properties.append(("sipemu_pcap", str(path)))
+        try:
+            yield running
+        finally:
+            running.stop()
     finally:
-        running.stop()
+        writer.close()
+        keep = request.config.getoption("--sipemu-pcap-keep")
+        if not keep and not request.node.stash.get(_FAILED, False):
+            path.unlink(missing_ok=True)
