@@ -447,7 +447,7 @@ def _draw_wire(result: RunResult, packets: PacketLog, args: argparse.Namespace, 
 
 def _run(args: argparse.Namespace) -> int:
     from emulator.scenario.model import load_scenario
-    from emulator.wire import Capture, PacketLog
+    from emulator.wire import Capture, PacketLog, Taps
     from emulator.wire.options import open_sinks, summary
 
     scenario = load_scenario(args.scenario)
