@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from emulator.live.deployment import Deployment
+    from emulator.report import RunRecord
     from emulator.topology import Topology
 
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -242,6 +243,12 @@ def register_run(subparsers: SubParsers) -> None:
     parser.add_argument("--seed", type=int, help="override the scenario's seed")
     parser.add_argument("--json", metavar="FILE", help="write the whole trace and results here")
     parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write an HTML report here: ladder, timeline, statistics, one self-contained file "
+        "(docs/report.md)",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="also every SIP exchange, DNS query and detail"
     )
     parser.add_argument("--quiet", action="store_true", help="print only the expectation results")
@@ -278,6 +285,7 @@ def _run(args: argparse.Namespace) -> int:
     from emulator.scenario.model import load_scenario
 
     scenario = load_scenario(args.scenario)
+    record: RunRecord | None = None
     if args.realtime:
         from emulator.scenario.realtime import run_realtime
 
@@ -310,17 +318,35 @@ def _run(args: argparse.Namespace) -> int:
                     f"{option} applies to --realtime runs only (the simulator has no sockets)"
                 )
         # The JSON trace is the full one: record detail whenever it is asked for.
-        result = run_scenario(
-            scenario,
-            seed=args.seed,
-            verbose=args.verbose or bool(args.json),
-            coast=not args.no_coast,
-        )
+        if args.report:
+            from emulator.report import simulate
+
+            record = simulate(
+                scenario,
+                seed=args.seed,
+                verbose=args.verbose or bool(args.json),
+                coast=not args.no_coast,
+            )
+            result = record.result
+        else:
+            result = run_scenario(
+                scenario,
+                seed=args.seed,
+                verbose=args.verbose or bool(args.json),
+                coast=not args.no_coast,
+            )
     out = sys.stdout
     out.write(result.report(timeline=not args.quiet, verbose=args.verbose) + "\n")
     if args.json:
         result.write_json(args.json)
         out.write(f"trace written to {args.json}\n")
+    if args.report:
+        from emulator.report import realtime_record, write_report
+
+        if record is None:  # --realtime: its live drivers carry no packet tap yet
+            record = realtime_record(result)
+        size = write_report(args.report, record)
+        out.write(f"report written to {args.report} ({size:,} bytes)\n")
     return 0 if result.passed else EXIT_INVALID
 
 
