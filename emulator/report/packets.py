@@ -48,10 +48,12 @@ __all__ = [
 KEEPALIVE = frozenset({b"\r\n\r\n", b"\r\n"})
 """RFC 5626 §3.5.1: a CRLF CRLF ping and its CRLF pong."""
 
+TLS_NOTE = " (the plaintext inside the TLS session, which sipemu terminates)"
+
 # Kinds of message (the ``k`` column the browser reads).
 REQUEST, RESPONSE, PING, DNS_QUERY, DNS_ANSWER, MALFORMED = range(6)
 
-_LABEL_MAX = 32
+_LABEL_MAX = 80  # the browser shortens labels to the space between columns
 
 
 @dataclass(slots=True)
@@ -252,7 +254,9 @@ def analyse(
             row = _sip_row(t, src, dst, packet, stats)
         row.flow = (
             f"{packet.transport.upper()} {packet.src[0]}:{packet.src[1]} -> "
-            f"{packet.dst[0]}:{packet.dst[1]}" + ("" if packet.sent else " (received)")
+            f"{packet.dst[0]}:{packet.dst[1]}"
+            + (TLS_NOTE if packet.transport == "tls" else "")
+            + ("" if packet.sent else " (received)")
         )
         key = (packet.transport, packet.src, packet.dst, data)
         if row.kind != PING:
@@ -287,8 +291,6 @@ def _retransmitted(row: MessageRow) -> str:
 
 def _sip_row(t: float, src: int, dst: int, packet: Packet, stats: Statistics) -> MessageRow:
     text = packet.data.decode("utf-8", "replace")
-    if packet.transport == "tls":
-        text = "(plaintext inside the TLS session, which sipemu terminates)\n" + text
     fields = _sip_fields(packet.data)
     if fields is None:
         return MessageRow(t, src, dst, packet.transport, MALFORMED, "malformed", text)

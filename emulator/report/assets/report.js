@@ -476,7 +476,9 @@
       else if (selectedCall >= 0 && M.c[i] === selectedCall) cls += " same-call";
       const g = svg("g", { class: cls, "data-i": i });
       g.append(svg("rect", { class: "row-hit", x: 0, y: y - 8, width: width, height: ROW_H, fill: "transparent" }));
-      const label = D.labels[M.l[i]] + (M.r[i] ? " (again)" : "");
+      const full = D.labels[M.l[i]] + (M.r[i] ? " (again)" : "");
+      const room = Math.max(8, Math.floor((x1 === x2 ? COL_W - 40 : Math.abs(x2 - x1) - 10) / 6.2));
+      const label = full.length > room ? full.slice(0, room - 1) + "\u2026" : full;
       if (x1 === x2) {
         g.append(svg("path", { d: `M${x1} ${y}h30v10h-30`, "marker-end": "url(#head)" }));
         g.append(svg("text", { x: x1 + 34, y: y + 8 }, label));
@@ -485,6 +487,7 @@
         g.append(svg("text", { x: (x1 + x2) / 2, y: y + 2, "text-anchor": "middle" }, label));
       }
       g.append(svg("text", { x: 4, y: y + 9, class: "time" }, seconds(M.t[i])));
+      if (label !== full) g.append(svg("title", {}, full));
       root.append(g);
     });
   }
