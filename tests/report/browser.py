@@ -43,8 +43,11 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser per test module: while Playwright's sync API runs, its event loop is the
+    thread's running loop, so ``asyncio.run`` (live tests, real-time runs) fails until it
+    stops; a module's browser stops before the next module runs."""
     path = chromium_path()
     try:
         from playwright.sync_api import sync_playwright

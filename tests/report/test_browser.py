@@ -128,6 +128,13 @@ def test_the_transaction_filter_keeps_request_and_answer(
     report.page.click(f'#ladder-svg g.arrow[data-i="{first}"]')
     report.page.click("#only-tx")
     expect(report.page.locator("#tx-filter")).to_be_visible()
+    data = run.packets[first].data
+    branch = re.search(rb";branch=([^;\s,]+)", data)
+    cseq = re.search(rb"^CSeq: ([^\r]+)", data, re.M)
+    assert branch and cseq
+    assert report.page.inner_text("#tx-name") == (
+        f"CSeq {cseq.group(1).decode()}, branch {branch.group(1).decode()}"
+    )
     shown = _arrow_indexes(report)
     assert len(shown) < 10
     assert shown[0] == first

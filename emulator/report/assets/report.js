@@ -506,12 +506,25 @@
     return usedCache;
   }
 
+  function transactionName(i) {
+    // What the transaction key holds besides the Call-ID (packets.py): from the text.
+    const text = D.texts[D.messages.m[i]];
+    const k = D.messages.k[i];
+    if (k === KIND.DNS_QUERY || k === KIND.DNS_ANSWER) {
+      const id = /^id (\d+)/.exec(text);
+      return "DNS id " + (id ? id[1] : "?") + " with " + D.participants[k === KIND.DNS_QUERY ? D.messages.s[i] : D.messages.d[i]][0];
+    }
+    const cseq = /^CSeq[ \t]*:[ \t]*(.*?)\r?$/im.exec(text);
+    const via = /^(?:Via|v)[ \t]*:[^\r\n,]*;[ \t]*branch[ \t]*=[ \t]*([^; \t,\r\n]*)/im.exec(text);
+    return `CSeq ${cseq ? cseq[1] : "?"}, branch ${via ? via[1] : "?"}`;
+  }
+
   function select(i) {
     const M = D.messages;
     state.selected = i;
     const P = D.participants;
     const call = M.c[i] >= 0 ? D.callids[M.c[i]] : null;
-    const tx = M.x[i] >= 0 ? D.transactions[M.x[i]] : null;
+    const tx = M.x[i] >= 0 ? transactionName(i) : null;
     const meta = $("message-meta");
     meta.classList.remove("hint");
     meta.textContent =
@@ -634,7 +647,7 @@
       const x = D.messages.x[state.selected];
       if (x < 0) return;
       state.tx = x;
-      $("tx-name").textContent = D.transactions[x];
+      $("tx-name").textContent = transactionName(state.selected);
       $("tx-filter").hidden = false;
       state.page = 0;
       refilter();
