@@ -125,9 +125,19 @@ def test_a_report_of_ten_thousand_clients_shows_counts_and_a_filter(
         "full@fe2.contoso.test: up to 5000 client(s)",
     ]
     assert f"{CLIENTS} clients" in page.inner_text("#timeline-info")
-    # The ladder draws one page, not 40,000 arrows.
+    # 10,000 sign-ins at one moment are one mark.
+    assert page.get_attribute("#timeline-svg rect.event.ev-step", "data-count") == str(CLIENTS)
+    # The ladder draws one page, not 40,000 arrows, and its clients share one column.
     assert report.count("#ladder-svg g.arrow") == 200
     assert f"of {len(record.packets)} " in page.inner_text("#page-info")
+    columns = page.eval_on_selector_all("#ladder-head > div", "nodes => nodes.map(n => n.title)")
+    assert len(columns) <= 4  # clients, (dns,) fe1, fe2
+    assert page.inner_text("#ladder-head > div >> nth=0").startswith("clients")
+    labels = page.eval_on_selector_all(
+        "#ladder-svg g.arrow text:not(.time)", "nodes => nodes.map(n => n.textContent)"
+    )
+    named = [label for label in labels if re.match(r"^c\d{5}: ", label)]
+    assert len(named) >= 190  # all but the pools' heartbeats at the start
     report.screenshot("report-10k-clients", full_page=False)
     # The filter box brings back the bands of the clients it names, at most BAND_LIMIT.
     page.fill("#client-filter", "c0000")

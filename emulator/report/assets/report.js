@@ -168,7 +168,8 @@
     const step = niceStep(end / 10);
     for (let t = 0; t <= end + 1e-9; t += step) {
       axis.append(svg("line", { x1: x(t), x2: x(t), y1: y + 14, y2: y + 18 }));
-      axis.append(svg("text", { x: x(t), y: y + 11, "text-anchor": "middle", class: "label" }, fmtTime(t)));
+      const anchor = x(t) > width - 40 ? "end" : "middle";
+      axis.append(svg("text", { x: x(t), y: y + 11, "text-anchor": anchor, class: "label" }, fmtTime(t)));
     }
     root.append(axis);
     y += 22;
@@ -176,11 +177,22 @@
     // Steps, faults, admin and DNS changes.
     rowLabel("steps, faults, changes");
     const evGroup = svg("g", { class: "events" });
+    // One mark per kind and pixel: 10,000 sign-ins at one moment are one mark, not 10,000.
+    const marks = new Map();
     for (const [t, kind, source, text] of T.events) {
-      const mark = svg("rect", { x: x(t) - 3, y: y + 2, width: 6, height: ROW - 4, class: "event ev-" + kind });
-      mark.append(svg("title", {}, `${seconds(t)} ${kind} ${source}: ${text}`));
-      evGroup.append(mark);
-      guides.append(svg("line", { class: "guide ev-" + kind, x1: x(t), x2: x(t), y1: 22, y2: 0 }));
+      const key = kind + "@" + Math.round(x(t));
+      let mark = marks.get(key);
+      if (!mark) marks.set(key, (mark = { t: t, kind: kind, lines: [], count: 0 }));
+      if (mark.count < 12) mark.lines.push(`${seconds(t)} ${kind} ${source}: ${text}`);
+      mark.count++;
+    }
+    for (const mark of marks.values()) {
+      const rect = svg("rect", { x: x(mark.t) - 3, y: y + 2, width: 6, height: ROW - 4, class: "event ev-" + mark.kind });
+      rect.dataset.count = mark.count;
+      const more = mark.count > mark.lines.length ? `\n... and ${mark.count - mark.lines.length} more` : "";
+      rect.append(svg("title", {}, mark.lines.join("\n") + more));
+      evGroup.append(rect);
+      guides.append(svg("line", { class: "guide ev-" + mark.kind, x1: x(mark.t), x2: x(mark.t), y1: 22, y2: 0 }));
     }
     root.append(evGroup);
     y += ROW + GAP;
@@ -311,6 +323,7 @@
     const g = svg("g", { class: "aggregate", "data-series": agg.series.length });
     const n = agg.times.length;
     const base = new Array(n).fill(0);
+    let drawn = 0;
     const y = (count) => top + height - (count / Math.max(1, total)) * height;
     agg.series.forEach((name, s) => {
       const values = agg.values[s];
@@ -322,10 +335,18 @@
         lower.push(`${x(agg.times[i]).toFixed(1)},${y(base[i]).toFixed(1)}`);
       }
       for (let i = 0; i < n; i++) base[i] += values[i];
-      const area = svg("polygon", { points: upper.concat(lower.reverse()).join(" "), class: "area", fill: seriesColor(name, s) });
+      const fill = seriesColor(name, s);
+      const area = svg("polygon", { points: upper.concat(lower.reverse()).join(" "), class: "area", fill: fill });
       const peak = Math.max(...values);
       area.append(svg("title", {}, `${name}: up to ${peak} client(s)`));
       g.append(area);
+      // Its key, under the row's label (the label column has room for eight).
+      if (drawn < 8) {
+        const ky = top + 28 + drawn * 12;
+        g.append(svg("rect", { x: 10, y: ky - 9, width: 10, height: 10, fill: fill, class: "key" }));
+        g.append(svg("text", { x: 24, y: ky, class: "label" }, name.replace("@", " at ")));
+      }
+      drawn++;
     });
     g.append(svg("line", { x1: x(0), x2: x(agg.times[n - 1] || 0), y1: top + height, y2: top + height, class: "guide" }));
     g.append(svg("text", { x: x(0) - 4, y: top + 8, "text-anchor": "end", class: "label" }, String(total)));
@@ -356,7 +377,8 @@
 
   // -- ladder ---------------------------------------------------------------------------------
 
-  const COL_W = 150;
+  const COL_W = 140;
+  const MAX_CLIENT_COLUMNS = 6;
   const LEFT = 78;
   const ROW_H = 24;
 
@@ -432,21 +454,32 @@
       onPage.add(M.s[i]);
       onPage.add(M.d[i]);
     }
-    const fewClients = used.clients.length <= 6;
+    // Clients: a column each while few; else one "clients" column, the arrows naming theirs.
+    const fewClients = used.clients.length <= MAX_CLIENT_COLUMNS;
+    let pageClients = 0;
+    for (const p of onPage) if (P[p][1] === "client") pageClients++;
+    const merged = !fewClients && pageClients > MAX_CLIENT_COLUMNS;
     const cols = [];
+    if (merged) cols.push(-1);
     for (let p = 0; p < P.length; p++) {
       const isClient = P[p][1] === "client";
-      if (isClient ? (fewClients ? used.all.has(p) : onPage.has(p)) : used.all.has(p) || onPage.has(p)) cols.push(p);
+      if (isClient ? !merged && (fewClients ? used.all.has(p) : onPage.has(p)) : used.all.has(p) || onPage.has(p)) cols.push(p);
     }
     const colX = new Map();
     cols.forEach((p, i) => colX.set(p, LEFT + COL_W / 2 + i * COL_W));
+    if (merged) {
+      for (const p of onPage) if (P[p][1] === "client") colX.set(p, colX.get(-1));
+    }
     const width = LEFT + cols.length * COL_W + 10;
     const height = rows.length * ROW_H + 12;
     head.style.width = width + "px";
     for (const p of cols) {
-      const label = html("div", { title: `${P[p][0]} (${P[p][1]}, ${P[p][2]})` }, P[p][0]);
+      const label = p < 0
+        ? html("div", { title: "the clients of this page; filter by client name for a column each" }, "clients")
+        : html("div", { title: `${P[p][0]} (${P[p][1]}, ${P[p][2]})` }, P[p][0]);
       label.style.left = colX.get(p) + "px";
-      label.append(html("small", {}, P[p][1] === "other" ? "" : `${P[p][1]} ${P[p][2]}`));
+      const note = p < 0 ? `${pageClients} on this page` : P[p][1] === "other" ? "" : `${P[p][1]} ${P[p][2]}`;
+      label.append(html("small", {}, note));
       head.append(label);
     }
     root.setAttribute("width", width);
@@ -476,7 +509,11 @@
       else if (selectedCall >= 0 && M.c[i] === selectedCall) cls += " same-call";
       const g = svg("g", { class: cls, "data-i": i });
       g.append(svg("rect", { class: "row-hit", x: 0, y: y - 8, width: width, height: ROW_H, fill: "transparent" }));
-      const full = D.labels[M.l[i]] + (M.r[i] ? " (again)" : "");
+      let full = D.labels[M.l[i]] + (M.r[i] ? " (again)" : "");
+      if (merged) {
+        const client = P[M.s[i]][1] === "client" ? M.s[i] : P[M.d[i]][1] === "client" ? M.d[i] : -1;
+        if (client >= 0) full = P[client][0] + ": " + full;
+      }
       const room = Math.max(8, Math.floor((x1 === x2 ? COL_W - 40 : Math.abs(x2 - x1) - 10) / 6.2));
       const label = full.length > room ? full.slice(0, room - 1) + "\u2026" : full;
       if (x1 === x2) {
@@ -528,7 +565,7 @@
     const meta = $("message-meta");
     meta.classList.remove("hint");
     meta.textContent =
-      `${seconds(M.t[i])} s  ${P[M.s[i]][0]} \u2192 ${P[M.d[i]][0]}  ${D.flows[M.f[i]]}` +
+      `${seconds(M.t[i])} s  ${P[M.s[i]][0]} \u2192 ${P[M.d[i]][0]}\n${D.flows[M.f[i]]}` +
       (M.r[i] ? "  (sent again: a retransmission)" : "") +
       (call ? `\nCall-ID ${call}` : "") +
       (tx ? `\ntransaction ${tx}` : "");
