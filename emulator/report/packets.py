@@ -186,7 +186,7 @@ def _decode_dns(data: bytes) -> tuple[str, str, bool]:
     try:
         message = dns.message.from_wire(data)
     except (dns.exception.DNSException, ValueError) as exc:
-        return _hexdump(data, f"not decodable: {exc}").partition("\n")[2], "DNS (malformed)", False
+        return _hexdump(data, f"not decodable: {exc}"), "DNS (malformed)", False
     text = message.to_text().partition("\n")[2]  # the "id N" line is added per message
     answer = bool(message.flags & dns.flags.QR)
     question = message.question[0] if message.question else None

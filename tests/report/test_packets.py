@@ -173,3 +173,13 @@ def test_unknown_hosts_get_a_column_each() -> None:
     packets = [Packet(0.0, "udp", ("127.9.9.9", 5060), POOL, request())]
     [row], _ = analyse(packets, names)
     assert names.columns[row.src] == Participant("127.9.9.9", "other", "127.9.9.9")
+
+
+def test_a_dns_message_that_does_not_decode_is_shown_in_hex() -> None:
+    data = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07broken"
+    [row], _ = analyse([Packet(0.0, "udp", CLIENT, DNS, data, "dns")], participants())
+    assert row.label == "DNS (malformed)"
+    lines = row.text.split("\n")
+    assert lines[0] == "id 4660"
+    assert lines[1].startswith("(not decodable: ")
+    assert lines[2] == data[:16].hex(" ")
