@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from emulator.report import RunRecord, simulate, write_report
+from emulator.report import RunRecord, realtime_record, simulate, write_report
+from emulator.report.realtime import NO_PACKETS
 from emulator.scenario.model import load_scenario
 from tests.report.browser import OpenedReport, expect
 
@@ -197,3 +198,32 @@ def test_the_statistics_match_the_packet_log(report: OpenedReport, run: RunRecor
         registers
     )
     assert report.count("#stats-expectations td.fail-mark") == 1
+
+
+def test_clicking_a_band_shows_that_clients_messages_from_then(
+    report: OpenedReport, run: RunRecord
+) -> None:
+    band = report.page.locator('#timeline-svg g.band[data-client="ClientUser2"] rect.seg-3')
+    start = float(band.first.get_attribute("data-t") or "nan")
+    band.first.click()
+    assert report.page.input_value("#client-filter") == "ClientUser2"
+    address = "127.2.0.2"  # the simulated deployment's second client
+    involved = [i for i, p in enumerate(run.packets) if address in (p.src[0], p.dst[0])]
+    expect(report.page.locator("#page-info")).to_contain_text(f"of {len(involved)} ")
+    shown = _arrow_indexes(report)
+    assert set(shown) <= set(involved)
+    # The page holding the first of its messages at or after the band's start.
+    first = next(i for i in involved if run.packets[i].time >= start)
+    assert first in shown
+
+
+def test_a_report_without_packets_says_why(opener: Opener, run: RunRecord, tmp_path: Path) -> None:
+    path = tmp_path / "realtime.html"
+    write_report(path, realtime_record(run.result))
+    opened = opener(path)
+    assert opened.page.get_attribute("body", "data-ready") == "1"
+    assert opened.errors == [] and opened.aborted == []
+    assert opened.page.inner_text("#note") == NO_PACKETS
+    assert "recorded no packets" in (opened.page.text_content("#ladder-svg") or "")
+    assert opened.count("#timeline-svg g.band") == len(run.result.timeline)
+    assert "real time on loopback" in opened.page.inner_text("#subtitle")
