@@ -227,3 +227,15 @@ def test_a_report_without_packets_says_why(opener: Opener, run: RunRecord, tmp_p
     assert "recorded no packets" in (opened.page.text_content("#ladder-svg") or "")
     assert opened.count("#timeline-svg g.band") == len(run.result.timeline)
     assert "real time on loopback" in opened.page.inner_text("#subtitle")
+
+
+def test_the_arrow_keys_walk_the_ladder_across_pages(report: OpenedReport) -> None:
+    report.page.click(f'#ladder-svg g.arrow[data-i="{PAGE - 2}"]')
+    report.page.keyboard.press("ArrowDown")
+    selected = report.page.locator("#ladder-svg g.arrow.selected")
+    expect(selected).to_have_attribute("data-i", str(PAGE - 1))
+    report.page.keyboard.press("ArrowDown")  # onto the next page
+    expect(selected).to_have_attribute("data-i", str(PAGE))
+    assert _arrow_indexes(report)[0] == PAGE
+    report.page.keyboard.press("ArrowUp")
+    expect(selected).to_have_attribute("data-i", str(PAGE - 1))

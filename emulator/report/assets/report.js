@@ -702,6 +702,24 @@
       refilter();
     });
     window.addEventListener("resize", debounce(renderTimeline, 200));
+    // Up and down move the selection through the ladder (across pages), as in sngrep.
+    document.addEventListener("keydown", (event) => {
+      if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+      if (event.target.closest && event.target.closest("input, select, textarea")) return;
+      if (!visible.length) return;
+      let at = visible.indexOf(state.selected);
+      at = at < 0 ? state.page * state.pageSize : at + (event.key === "ArrowDown" ? 1 : -1);
+      if (at < 0 || at >= visible.length) return;
+      event.preventDefault();
+      const page = Math.floor(at / state.pageSize);
+      if (page !== state.page) {
+        state.page = page;
+        renderLadder();
+      }
+      select(visible[at]);
+      const row = document.querySelector(`#ladder-svg g.arrow[data-i="${visible[at]}"]`);
+      if (row) row.scrollIntoView({ block: "nearest" });
+    });
   }
 
   async function main() {
