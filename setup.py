@@ -20,7 +20,8 @@ from setuptools import setup
 # Not compiled: package __init__ files, the drivers on real sockets (asyncio), the command
 # lines, Hypothesis's side of the fuzzer, the testing plugin, clients/rng.py (it borrows
 # random.Random's methods at import, which mypyc does not allow), emulator/values.py (typing
-# marks its decorator, which a compiled function cannot carry).
+# marks its decorator, which a compiled function cannot carry), emulator/report (the HTML report
+# builder: run once after a run, nothing to gain, and it reads its assets as package data).
 _NOT_COMPILED = (
     "*/__init__.py",
     "clients/cli.py",
@@ -34,6 +35,7 @@ _NOT_COMPILED = (
     "emulator/fuzz/check.py",
     "emulator/fuzz/strategies.py",
     "emulator/live/*",
+    "emulator/report/*",
     "emulator/scenario/realtime.py",
     "emulator/scenario/writer.py",
     "emulator/testing/*",

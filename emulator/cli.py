@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from emulator.live.deployment import Deployment
+    from emulator.report import RunRecord
     from emulator.scenario.model import Scenario
     from emulator.scenario.runner import RunResult
     from emulator.topology import Topology
@@ -307,6 +308,12 @@ def register_run(subparsers: SubParsers) -> None:
     parser.add_argument("--seed", type=int, help="override the scenario's seed")
     parser.add_argument("--json", metavar="FILE", help="write the whole trace and results here")
     parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write an HTML report here: ladder, timeline, statistics, one self-contained file "
+        "(docs/report.md)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="also every SIP exchange, DNS query and detail, and every message in full",
@@ -469,7 +476,7 @@ def _run(args: argparse.Namespace) -> int:
         taps = taps if taps is not None else Taps()
         taps.add(packets)
     try:
-        result = _run_scenario(scenario, args, taps)
+        result, record = _run_scenario(scenario, args, taps)
     finally:
         if taps is not None:
             taps.close()
@@ -479,12 +486,22 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         result.write_json(args.json)
         out.write(f"trace written to {args.json}\n")
+    if args.report:
+        from emulator.report import realtime_record, write_report
+
+        if record is None:  # --realtime: its live drivers' packets are not in its report yet
+            record = realtime_record(result)
+        size = write_report(args.report, record)
+        out.write(f"report written to {args.report} ({size:,} bytes)\n")
     for line in summary(taps) if taps is not None else ():
         out.write(line + "\n")
     return 0 if result.passed else EXIT_INVALID
 
 
-def _run_scenario(scenario: Scenario, args: argparse.Namespace, taps: Taps | None) -> RunResult:
+def _run_scenario(
+    scenario: Scenario, args: argparse.Namespace, taps: Taps | None
+) -> tuple[RunResult, RunRecord | None]:
+    """The run's result, and with ``--report`` in virtual time the record its report shows."""
     if args.realtime:
         views = _wire_views(args)
         if views:
@@ -501,7 +518,7 @@ def _run_scenario(scenario: Scenario, args: argparse.Namespace, taps: Taps | Non
         from emulator.control.launch import control_options
         from emulator.wire.live import WireRecorder
 
-        return run_realtime(
+        result = run_realtime(
             scenario,
             seed=args.seed,
             verbose=args.verbose or bool(args.json),
@@ -511,6 +528,7 @@ def _run_scenario(scenario: Scenario, args: argparse.Namespace, taps: Taps | Non
             recorder=WireRecorder(taps) if taps is not None else None,
             keylog=args.keylog,
         )
+        return result, None
     from emulator.scenario.runner import run_scenario
 
     if args.time_scale != 1.0:
@@ -528,7 +546,19 @@ def _run_scenario(scenario: Scenario, args: argparse.Namespace, taps: Taps | Non
     # records its packets does not coast (prepare: coasting skips idle keep-alives and
     # heartbeats, proven trace-equivalent, docs/simulation.md), so a capture holds what a run
     # without coasting sends.
-    return run_scenario(
+    if args.report:
+        from emulator.report import simulate
+
+        record = simulate(
+            scenario,
+            seed=args.seed,
+            verbose=args.verbose or bool(args.json),
+            coast=not args.no_coast,
+            messages=args.messages or args.verbose,
+            taps=taps,
+        )
+        return record.result, record
+    result = run_scenario(
         scenario,
         seed=args.seed,
         verbose=args.verbose or bool(args.json),
@@ -536,6 +566,7 @@ def _run_scenario(scenario: Scenario, args: argparse.Namespace, taps: Taps | Non
         messages=args.messages or args.verbose,
         tap=taps,
     )
+    return result, None
 
 
 # -- sipemu fuzz / sipemu check --------------------------------------------------------------

@@ -1,0 +1,3 @@
+from tests.report.browser import browser, opener
+
+__all__ = ["browser", "opener"]
