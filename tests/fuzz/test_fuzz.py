@@ -80,8 +80,11 @@ def test_a_second_srv_record_removes_the_finding() -> None:
 
 def test_the_fuzzer_finds_the_stranded_client_from_an_empty_start() -> None:
     # No database, a fixed seed: the search starts from nothing and must find R1's stranded
-    # client by itself; it is not written into the strategies.
-    result = search(examples=400, seed=7, database=None, max_pools=3, max_clients=2)
+    # client by itself; it is not written into the strategies.  (600 examples: the path of
+    # the search moves with unrelated changes of the process (issue 21: a field added to
+    # ExpectationResult took it past 400 examples under pytest, while a plain interpreter
+    # did not find it in 400 even before), so the budget has a margin.)
+    result = search(examples=600, seed=7, database=None, max_pools=3, max_clients=2)
     assert "by-design-backup-never-learned" in result.findings, sorted(result.findings)
     case = result.findings["by-design-backup-never-learned"].case
     assert len(case.clients) == 1 and len(case.pools) <= 3  # shrunk
