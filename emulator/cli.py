@@ -17,6 +17,7 @@ import io
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from emulator.live.deployment import Deployment
+    from emulator.scenario.model import Scenario
+    from emulator.scenario.runner import RunResult
     from emulator.topology import Topology
 
     SubParsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -97,6 +100,7 @@ def _up(args: argparse.Namespace) -> int:
 async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> int:
     from emulator.control.launch import after_start, before_start
     from emulator.live.deployment import Deployment
+    from emulator.live.summary import UpTally
 
     def log(line: str) -> None:
         out.write(line + "\n")
@@ -111,13 +115,23 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
         verbose=args.verbose,
     )
     control = before_start(deployment, args)  # subscribes before the pools start
+    tally = UpTally(deployment.pool_names, time.monotonic)
+    deployment.subscribe(tally.observe)
     stop = asyncio.Event()
+    stopped_by: list[str] = []
+
+    def stopping(name: str) -> None:
+        stopped_by.append(name)
+        stop.set()
+
     loop = asyncio.get_running_loop()
-    signals = [signal.SIGINT, signal.SIGTERM]
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
+    signals = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+    for signum, name in signals.items():
+        loop.add_signal_handler(signum, stopping, name)
+    started = False
     try:
         await deployment.start()
+        started = True
         _print_endpoints(deployment, out)
         await after_start(deployment, control, args, out)
         out.write("sipemu: up; Ctrl-C or SIGTERM stops it\n")
@@ -127,9 +141,13 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
     finally:
         if control is not None:
             await control.stop()
-        await deployment.stop()
+        await deployment.stop()  # removes the temporary CA directory
         for signum in signals:
             loop.remove_signal_handler(signum)
+        if started:  # whatever ended it (a signal, an error): what the deployment did
+            for line in tally.lines(stopped_by[0] if stopped_by else None):
+                out.write(line + "\n")
+            out.flush()
     out.write("sipemu: stopped\n")
     out.flush()
     return 0
@@ -274,30 +292,21 @@ def register_run(subparsers: SubParsers) -> None:
     parser.set_defaults(handler=_run)
 
 
+EXIT_SIGNALLED = {"SIGINT": 130, "SIGTERM": 143}
+"""Exit status of a run stopped by a signal (128 + its number, as a shell reports it)."""
+
+
 def _run(args: argparse.Namespace) -> int:
     from emulator.scenario.model import load_scenario
+    from emulator.scenario.output import RunOutput
 
     scenario = load_scenario(args.scenario)
     if args.realtime:
-        from emulator.scenario.realtime import run_realtime
-
         if not args.time_scale > 0:
             raise UserError(f"--time-scale must be > 0, not {args.time_scale:g}")
         if args.no_coast:
             raise UserError("--no-coast applies to virtual-time runs only")
-        from emulator.control.launch import control_options
-
-        result = run_realtime(
-            scenario,
-            seed=args.seed,
-            verbose=args.verbose or bool(args.json),
-            time_scale=args.time_scale,
-            control=control_options(args),
-            out=sys.stdout,
-        )
     else:
-        from emulator.scenario.runner import run_scenario
-
         if args.time_scale != 1.0:
             raise UserError("--time-scale applies to --realtime runs only")
         for given, option in (
@@ -309,19 +318,94 @@ def _run(args: argparse.Namespace) -> int:
                 raise UserError(
                     f"{option} applies to --realtime runs only (the simulator has no sockets)"
                 )
-        # The JSON trace is the full one: record detail whenever it is asked for.
-        result = run_scenario(
-            scenario,
-            seed=args.seed,
-            verbose=args.verbose or bool(args.json),
-            coast=not args.no_coast,
-        )
     out = sys.stdout
-    out.write(result.report(timeline=not args.quiet, verbose=args.verbose) + "\n")
+    if isinstance(out, io.TextIOWrapper):
+        # The timeline must reach a pipe (tee, a test) line by line as it happens.
+        out.reconfigure(line_buffering=True)
+    output = RunOutput(text=out, json=args.json, verbose=args.verbose, timeline=not args.quiet)
+    try:
+        if args.realtime:
+            from emulator.control.launch import control_options
+            from emulator.scenario.realtime import run_realtime
+
+            result = run_realtime(
+                scenario,
+                seed=args.seed,
+                verbose=args.verbose or bool(args.json),
+                time_scale=args.time_scale,
+                control=control_options(args),
+                out=out,
+                output=output,
+            )
+        else:
+            # The JSON trace is the full one: record detail whenever it is asked for.
+            result = _simulate(
+                scenario,
+                seed=args.seed,
+                verbose=args.verbose or bool(args.json),
+                coast=not args.no_coast,
+            )
+    except BaseException as exc:  # what was written stays; the JSON's summary says why it ends
+        output.abort(exc, EXIT_USER_ERROR if isinstance(exc, _user_errors()) else None)
+        raise
+    if result.interrupted is not None:
+        status = EXIT_SIGNALLED[result.interrupted]
+    else:
+        status = 0 if result.passed else EXIT_INVALID
+    if args.realtime:
+        output.finish(result, status)  # the rest went out as it happened
+    else:
+        output.write_run(result, status)
     if args.json:
-        result.write_json(args.json)
         out.write(f"trace written to {args.json}\n")
-    return 0 if result.passed else EXIT_INVALID
+    return status
+
+
+class _Terminated(Exception):
+    """SIGTERM during a run in virtual time (raised by the handler, as SIGINT raises
+    KeyboardInterrupt)."""
+
+
+def _simulate(scenario: Scenario, *, seed: int | None, verbose: bool, coast: bool) -> RunResult:
+    """``run_scenario``, stopped cleanly by SIGINT or SIGTERM: the result then holds the trace
+    so far and the verdicts so far (``interrupted``)."""
+    from emulator.scenario.runner import RunResult, finish, prepare, settle
+
+    deployment = prepare(scenario, seed=seed, verbose=verbose, coast=coast)
+    interrupted = None
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    handled = True
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: no handler, SIGTERM ends the process
+        handled = False
+    try:
+        deployment.run_until(scenario.duration)
+    except KeyboardInterrupt:
+        interrupted = "SIGINT"
+    except _Terminated:
+        interrupted = "SIGTERM"
+    finally:
+        if handled:
+            signal.signal(signal.SIGTERM, previous)
+    result = finish(scenario, deployment)
+    if interrupted is None:
+        return result
+    stopped_at = deployment.world.now
+    return RunResult(
+        result.scenario,
+        result.seed,
+        result.trace,
+        result.timeline,
+        tuple(settle(r, stopped_at, deployment.step_outcomes) for r in result.results),
+        result.events_processed,
+        result.violations,
+        interrupted=interrupted,
+        stopped_at=stopped_at,
+    )
 
 
 # -- sipemu fuzz / sipemu check --------------------------------------------------------------
@@ -367,7 +451,7 @@ def register_fuzz(subparsers: SubParsers) -> None:
 
 
 def _fuzz(args: argparse.Namespace) -> int:
-    from emulator.fuzz.campaign import run_campaign, write_findings
+    from emulator.fuzz.campaign import FindingWriter, run_campaign, write_findings
 
     if args.examples < 1 or args.workers < 1:
         raise UserError("--examples and --workers must be at least 1")
@@ -378,12 +462,18 @@ def _fuzz(args: argparse.Namespace) -> int:
         f"sipemu fuzz: {args.examples} examples, seed {args.seed}, {args.workers} worker(s)",
         file=sys.stderr,
     )
+
+    def show(line: str) -> None:  # a finding's file is complete on disk: say so at once
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
     result = run_campaign(
         examples=args.examples,
         seed=args.seed,
         time_budget=args.time_budget,
         workers=args.workers,
         database=database,
+        on_found=FindingWriter(out, show),
     )
     written = write_findings(result, out)
     rate = result.examples / result.elapsed if result.elapsed else 0.0

@@ -18,6 +18,13 @@ it and tells the running cores what changed: it applies :func:`emulator.effects.
 simulator does.  A stopped pool has no core (:meth:`Deployment.stop_pool` detaches it), so it
 neither acts nor sends, and no outcome reaches it.
 
+The CA certificate goes to ``ca_dir`` or, by default, to a temporary directory of the
+deployment's own, ``sipemu-ca-PID-*`` in the system's temporary directory, removed by
+:meth:`Deployment.stop` (which ``sipemu up`` and ``sipemu run --realtime`` call on every way
+out, SIGINT and SIGTERM included).  A process killed outright (SIGKILL) cannot remove it:
+the next deployment to start removes such directories of processes that no longer run
+(:func:`remove_stale_ca_dirs`).
+
 Randomness: one run seed (printed by ``sipemu up``); pool ``fqdn`` gets
 ``random.Random(f"{seed}:{fqdn}:{generation}")`` where ``generation`` counts restarts, so a run
 is reproducible and does not depend on the order pools are listed or restarted in.
@@ -26,8 +33,12 @@ is reproducible and does not depend on the order pools are listed or restarted i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import os
 import random
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,7 +60,52 @@ if TYPE_CHECKING:
     from fakedns.authority import Authority
     from fakedns.server import DnsServer
 
-__all__ = ["Deployment", "DeploymentError", "EndpointRow"]
+__all__ = ["Deployment", "DeploymentError", "EndpointRow", "remove_stale_ca_dirs"]
+
+CA_DIR_PREFIX = "sipemu-ca-"
+"""A deployment's own CA directory is ``CA_DIR_PREFIX + PID + "-" + random`` in the system's
+temporary directory."""
+
+
+def remove_stale_ca_dirs(parent: str | Path | None = None) -> list[Path]:
+    """Remove the CA directories left in ``parent`` (default: the system's temporary
+    directory) by sipemu processes that no longer run: killed with SIGKILL, they could not
+    remove their own.  Only directories named ``sipemu-ca-PID-*``, owned by this user, whose
+    process PID does not exist are removed (a PID in use again keeps its directory: safe).
+    Returns what was removed."""
+    root = Path(tempfile.gettempdir() if parent is None else parent)
+    removed: list[Path] = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        pid_text = name[len(CA_DIR_PREFIX) :].split("-", 1)[0]
+        if not name.startswith(CA_DIR_PREFIX) or not pid_text.isascii() or not pid_text.isdigit():
+            continue
+        path = root / name
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if not path.is_dir() or path.is_symlink() or info.st_uid != os.getuid():
+            continue
+        if _process_exists(int(pid_text)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # someone else's process, or not a PID
+        return True
+    return True
+
 
 Log = Callable[[str], None]
 Listener = Callable[[str, object], None]
@@ -117,6 +173,7 @@ class Deployment:
         self._ca_dir = ca_dir
         self._allow_non_loopback = allow_non_loopback
         self._tls: TlsMaterial | None = None
+        self._own_ca_dir: Path | None = None
         self._drivers: dict[str, CoreDriver] = {}
         self._pools: dict[str, Pool] = {}
         self._generation: dict[str, int] = {}
@@ -145,7 +202,12 @@ class Deployment:
         from fakedns.server import DnsServer
 
         topology = self.topology
-        self._tls = TlsMaterial(self._ca_dir)
+        ca_dir = self._ca_dir
+        if ca_dir is None:
+            remove_stale_ca_dirs()
+            self._own_ca_dir = Path(tempfile.mkdtemp(prefix=f"{CA_DIR_PREFIX}{os.getpid()}-"))
+            ca_dir = self._own_ca_dir
+        self._tls = TlsMaterial(ca_dir)
         for spec in topology.pools:
             driver = self._new_driver(spec)
             self._drivers[spec.fqdn] = driver
@@ -248,6 +310,10 @@ class Deployment:
         self._pools.clear()
         if self._tls is not None:
             self._tls.cleanup()
+        if self._own_ca_dir is not None:
+            own, self._own_ca_dir = self._own_ca_dir, None
+            with contextlib.suppress(OSError):
+                shutil.rmtree(own)
 
     async def __aenter__(self) -> Deployment:
         await self.start()
