@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -361,9 +362,33 @@ def _run(args: argparse.Namespace) -> int:
     return status
 
 
-class _Terminated(Exception):
-    """SIGTERM during a run in virtual time (raised by the handler, as SIGINT raises
-    KeyboardInterrupt)."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (as SIGINT raises KeyboardInterrupt) inside
+    :func:`sigterm_interrupts`: what stops a run cleanly on Ctrl-C stops it on SIGTERM too
+    (Hypothesis, like the simulator, lets a KeyboardInterrupt through at once)."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within: SIGTERM raises :class:`Terminated` (main thread only; elsewhere nothing
+    changes)."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: SIGTERM keeps its handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _signal_name(interrupt: KeyboardInterrupt) -> str:
+    return "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
 
 
 def _simulate(scenario: Scenario, *, seed: int | None, verbose: bool, coast: bool) -> RunResult:
@@ -373,24 +398,11 @@ def _simulate(scenario: Scenario, *, seed: int | None, verbose: bool, coast: boo
 
     deployment = prepare(scenario, seed=seed, verbose=verbose, coast=coast)
     interrupted = None
-
-    def terminate(signum: int, frame: object) -> None:
-        raise _Terminated
-
-    handled = True
     try:
-        previous = signal.signal(signal.SIGTERM, terminate)
-    except ValueError:  # not the main thread: no handler, SIGTERM ends the process
-        handled = False
-    try:
-        deployment.run_until(scenario.duration)
-    except KeyboardInterrupt:
-        interrupted = "SIGINT"
-    except _Terminated:
-        interrupted = "SIGTERM"
-    finally:
-        if handled:
-            signal.signal(signal.SIGTERM, previous)
+        with sigterm_interrupts():
+            deployment.run_until(scenario.duration)
+    except KeyboardInterrupt as stop:
+        interrupted = _signal_name(stop)
     result = finish(scenario, deployment)
     if interrupted is None:
         return result
@@ -467,14 +479,24 @@ def _fuzz(args: argparse.Namespace) -> int:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    result = run_campaign(
-        examples=args.examples,
-        seed=args.seed,
-        time_budget=args.time_budget,
-        workers=args.workers,
-        database=database,
-        on_found=FindingWriter(out, show),
-    )
+    writer = FindingWriter(out, show)
+    try:
+        with sigterm_interrupts():
+            result = run_campaign(
+                examples=args.examples,
+                seed=args.seed,
+                time_budget=args.time_budget,
+                workers=args.workers,
+                database=database,
+                on_found=writer,
+            )
+    except KeyboardInterrupt as stop:  # every finding shown is on disk already
+        name = _signal_name(stop)
+        print(
+            f"\nsipemu fuzz: interrupted by {name}; {len(writer.written)} finding(s) written to "
+            f"{out} as they were found (each the simplest case so far; not replayed)"
+        )
+        return EXIT_SIGNALLED[name]
     written = write_findings(result, out)
     rate = result.examples / result.elapsed if result.elapsed else 0.0
     print(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -40,37 +41,60 @@ def _visible(directory: Path) -> list[Path]:
     )
 
 
+class Campaign:
+    """``sipemu fuzz --out DIR`` in a subprocess, with far more examples than it will run
+    before the test stops it; its stdout lines arrive in a queue (every wait bounded)."""
+
+    def __init__(self, out: Path, temporary: Path) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(temporary))
+        command = [sys.executable, "-m", "emulator.cli", "fuzz", "--out", str(out)]
+        command += ["--examples", "1000000", "--seed", "7"]
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def findings(self, count: int) -> list[Path]:
+        """Wait for ``count`` finding lines; the files they name."""
+        shown: list[Path] = []
+        while len(shown) < count:
+            line = self.lines.get(timeout=WAIT)
+            assert line is not None, "the campaign ended"
+            if line.startswith("found ["):
+                shown.append(Path(line.rsplit(": ", 1)[1]))
+        return shown
+
+    def rest(self) -> list[str]:
+        rest = []
+        while (line := self.lines.get(timeout=WAIT)) is not None:
+            rest.append(line)
+        return rest
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(WAIT)
+
+
 def test_a_killed_campaign_leaves_a_whole_reproducer_for_every_finding_it_showed(
     tmp_path: Path,
 ) -> None:
     out, temporary = tmp_path / "findings", tmp_path / "tmp"
     temporary.mkdir()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(temporary))
-    command = [sys.executable, "-m", "emulator.cli", "fuzz", "--out", str(out)]
-    command += ["--examples", "1000000", "--seed", "7"]  # far more than it will run
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line.rstrip("\n"))
-
-    threading.Thread(target=read, daemon=True).start()
-    shown: list[Path] = []
+    campaign = Campaign(out, temporary)
     try:
-        while len(shown) < 3:  # wait on the third finding line (bounded), then kill
-            line = lines.get(timeout=WAIT)
-            if line.startswith("found ["):
-                shown.append(Path(line.rsplit(": ", 1)[1]))
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(WAIT) == -signal.SIGKILL
+        shown = campaign.findings(3)  # wait on the third finding line, then kill
+        campaign.proc.send_signal(signal.SIGKILL)
+        assert campaign.proc.wait(WAIT) == -signal.SIGKILL
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(WAIT)
+        campaign.stop()
 
     for path in shown:  # every finding shown: a whole scenario that replays to its failure
         assert path.parent == out and path.is_file()
@@ -88,6 +112,28 @@ def test_a_killed_campaign_leaves_a_whole_reproducer_for_every_finding_it_showed
     # no reader takes for a finding or an example.
     hidden = {p for p in out.rglob(".*") if p.is_file()}
     assert all(p.name.endswith(".tmp") for p in hidden), hidden
+
+
+def test_sigterm_stops_a_campaign_with_what_it_wrote_and_status_143(tmp_path: Path) -> None:
+    out = tmp_path / "findings"
+    campaign = Campaign(out, tmp_path)
+    try:
+        (first,) = campaign.findings(1)
+        campaign.proc.send_signal(signal.SIGTERM)
+        assert campaign.proc.wait(WAIT) == 143
+        rest = campaign.rest()
+    finally:
+        campaign.stop()
+    written = sorted(out.glob("*.toml"))
+    assert first in written
+    said = re.fullmatch(
+        rf"sipemu fuzz: interrupted by SIGTERM; (\d+) finding\(s\) written to {re.escape(str(out))}"
+        r" as they were found \(each the simplest case so far; not replayed\)",
+        rest[-1],
+    )
+    assert said is not None, rest
+    # (One more file than said when the signal came between a file's rename and its count.)
+    assert 1 <= int(said[1]) <= len(written)
 
 
 def test_a_campaign_ends_with_the_examples_of_its_findings_in_the_database(

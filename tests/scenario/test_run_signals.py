@@ -20,7 +20,7 @@ import pytest
 
 from emulator.cli import main
 from emulator.live.deployment import remove_stale_ca_dirs
-from emulator.scenario.model import load_scenario, parse_scenario
+from emulator.scenario.model import Step, load_scenario, parse_scenario
 from emulator.scenario.output import RunOutput, read_json_lines
 from emulator.scenario.realtime import _RealtimeRun, run_realtime
 from emulator.scenario.runner import ExpectationResult, run_scenario, settle
@@ -39,7 +39,7 @@ name = "ClientUser1"
 user = "sip:clientuser1@contoso.test"
 
 [[step]]
-at = 0
+at = 1
 action = "sign-in"
 client = "ClientUser1"
 
@@ -50,7 +50,7 @@ target = "fe1.contoso.test"
 
 [[expect]]
 client = "ClientUser1"
-at = 0
+at = 0.5
 state = "signed-out"
 
 [[expect]]
@@ -153,7 +153,9 @@ def test_sigterm_stops_a_run_with_its_summary_and_status_143(
     run.proc.send_signal(signal.SIGTERM)
     assert run.proc.wait(WAIT) == 143
     lines = run.rest()
-    assert "  PASS  ClientUser1 state=signed-out at 0 (line 23): was signed-out (initial)" in lines
+    assert (
+        "  PASS  ClientUser1 state=signed-out at 0.5 (line 23): was signed-out (initial)" in lines
+    )
     assert any(
         line.startswith("  UNDECIDED  ClientUser1 registrar=fe2.contoso.test by 3000")
         for line in lines
@@ -217,8 +219,35 @@ def test_an_interrupted_run_keeps_what_is_decided_and_leaves_the_rest_undecided(
     at0, by3000 = scenario.expectations
     passed = ExpectationResult(at0, True, "was signed-out (initial)")
     failing = ExpectationResult(by3000, False, "at 3000 it was registered at fe1")
-    assert settle(passed, 0.5, {}) is passed  # decided at 0
+    assert settle(passed, 0.5, {}) is passed  # decided at 0.5
+    assert not settle(passed, 0.2, {}).decided  # stopped before 0.5: not yet
     assert settle(failing, 3000.0, {}) is failing  # decided: its time has come
     undecided = settle(failing, 100.0, {})
     assert (undecided.decided, undecided.passed, undecided.mark) == (False, False, "UNDECIDED")
     assert undecided.detail == "the run stopped at 100.000"
+
+
+@pytest.mark.interpreted_only  # patches a function of a compiled module
+def test_ctrl_c_stops_a_simulated_run_with_the_verdicts_so_far(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import emulator.scenario.runner as runner
+
+    apply = runner.apply_step
+
+    def interrupted_at_the_fault(deployment: object, step: Step) -> None:
+        if step.action == "disable-nic":
+            raise KeyboardInterrupt  # what Ctrl-C raises, at a known instant
+        apply(deployment, step)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "apply_step", interrupted_at_the_fault)
+    scenario, trace = tmp_path / "long.toml", tmp_path / "sim.jsonl"
+    scenario.write_text(LONG)
+    assert main(["run", str(scenario), "--json", str(trace)]) == 130
+    lines = capsys.readouterr().out.splitlines()
+    assert "   1800.000  scenario               disable-nic target=fe1.contoso.test" in lines
+    assert "interrupted by SIGINT at 1800.000: these are the verdicts so far" in lines, lines[-8:]
+    assert "1 passed, 0 failed, 1 undecided" in lines, lines[-8:]
+    summary = read_json_lines(trace)[-1]
+    assert summary["interrupted"] == "SIGINT" and summary["stopped_at"] == 1800.0
+    assert summary["exit_status"] == 130
