@@ -148,11 +148,11 @@ def test_up_serves_prints_endpoints_and_stops_on_ctrl_c(
     assert up.stop() == 0
     # The summary on the way out: what the deployment answered and counted.
     head = up.wait_for("sipemu: summary after ")
-    assert head.endswith("(SIGINT): 1 DNS queries")
+    assert head.endswith("(SIGINT): 1 DNS query")
     pool = up.wait_for("  fe1.contoso.test: ")
     assert pool.startswith(
-        "  fe1.contoso.test: 1 requests answered (REGISTER 200: 1); 1 registrations, "
-        "0 refreshes, peak 1 bindings; 0 failovers, 0 failbacks; 0 heartbeats answered"
+        "  fe1.contoso.test: 1 request answered (REGISTER 200: 1); 1 registration, "
+        "0 refreshes, peak 1 binding; 0 failovers, 0 failbacks; 0 heartbeats answered"
     )
     up.wait_for("sipemu: stopped")
     assert not ca.parent.exists()  # its temporary CA directory went with it

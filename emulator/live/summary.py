@@ -78,7 +78,9 @@ class UpTally:
         """The summary, one line per pool and a head line."""
         uptime = self.clock() - self.started
         why = f" ({stopped_by})" if stopped_by else ""
-        head = f"sipemu: summary after {_duration(uptime)}{why}: {self.dns_queries} DNS queries"
+        head = (
+            f"sipemu: summary after {_duration(uptime)}{why}: {_n(self.dns_queries, 'DNS query')}"
+        )
         lines = [head]
         for name, pool in self.pools.items():
             answered = sum(pool.answered.values())
@@ -87,14 +89,23 @@ class UpTally:
                 for (method, status), count in sorted(pool.answered.items())
             )
             lines.append(
-                f"  {name}: {answered} requests answered"
+                f"  {name}: {_n(answered, 'request')} answered"
                 + (f" ({by_status})" if by_status else "")
-                + f"; {pool.registrations} registrations, {pool.refreshes} refreshes, "
-                f"peak {pool.peak_bindings} bindings; {pool.failovers} failovers, "
-                f"{pool.failbacks} failbacks; {pool.heartbeats} heartbeats answered"
-                + (f"; {pool.bad_messages} malformed messages" if pool.bad_messages else "")
+                + f"; {_n(pool.registrations, 'registration')}, {_n(pool.refreshes, 'refresh')}, "
+                f"peak {_n(pool.peak_bindings, 'binding')}; {_n(pool.failovers, 'failover')}, "
+                f"{_n(pool.failbacks, 'failback')}; {_n(pool.heartbeats, 'heartbeat')} answered"
+                + (f"; {_n(pool.bad_messages, 'malformed message')}" if pool.bad_messages else "")
             )
         return lines
+
+
+def _n(count: int, noun: str) -> str:
+    if count == 1:
+        return f"1 {noun}"
+    plural = (
+        noun[:-1] + "ies" if noun.endswith("y") else noun + ("es" if noun.endswith("sh") else "s")
+    )
+    return f"{count} {plural}"
 
 
 def _duration(seconds: float) -> str:
