@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from emulator.live.deployment import Deployment
     from emulator.scenario.model import Scenario
+    from emulator.scenario.output import RunOutput
     from emulator.scenario.runner import RunResult
     from emulator.topology import Topology
 
@@ -345,6 +346,7 @@ def _run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 verbose=args.verbose or bool(args.json),
                 coast=not args.no_coast,
+                output=output,
             )
     except BaseException as exc:  # what was written stays; the JSON's summary says why it ends
         output.abort(exc, EXIT_USER_ERROR if isinstance(exc, _user_errors()) else None)
@@ -391,9 +393,17 @@ def _signal_name(interrupt: KeyboardInterrupt) -> str:
     return "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
 
 
-def _simulate(scenario: Scenario, *, seed: int | None, verbose: bool, coast: bool) -> RunResult:
+def _simulate(
+    scenario: Scenario,
+    *,
+    seed: int | None,
+    verbose: bool,
+    coast: bool,
+    output: RunOutput | None = None,
+) -> RunResult:
     """``run_scenario``, stopped cleanly by SIGINT or SIGTERM: the result then holds the trace
-    so far and the verdicts so far (``interrupted``)."""
+    so far and the verdicts so far (``interrupted``).  An exception (a bug) first writes the
+    trace so far to ``output``, then goes on up."""
     from emulator.scenario.runner import RunResult, finish, prepare, settle
 
     deployment = prepare(scenario, seed=seed, verbose=verbose, coast=coast)
@@ -403,6 +413,12 @@ def _simulate(scenario: Scenario, *, seed: int | None, verbose: bool, coast: boo
             deployment.run_until(scenario.duration)
     except KeyboardInterrupt as stop:
         interrupted = _signal_name(stop)
+    except Exception:
+        if output is not None:  # what happened up to the crash, for the bug report
+            output.start(scenario, deployment.world.seed, mode="simulated")
+            for entry in deployment.world.trace:
+                output.entry(entry)
+        raise
     result = finish(scenario, deployment)
     if interrupted is None:
         return result

@@ -32,7 +32,7 @@ from emulator.fuzz.database import CampaignDatabase
 from emulator.fuzz.strategies import cases
 from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import run_scenario
-from emulator.scenario.writer import dumps, write_atomically
+from emulator.scenario.writer import dumps, remove_stale_temporaries, write_atomically
 
 __all__ = [
     "CampaignResult",
@@ -285,6 +285,8 @@ def run_campaign(
     while the campaign runs (a :class:`FindingWriter` writes them as they come)."""
     started = time.monotonic()
     deadline = time.monotonic() + time_budget if time_budget else None
+    if database is not None:
+        remove_stale_temporaries(database, before=time.time() - STALE_AFTER)
     per_shard = [examples // workers + (1 if i < examples % workers else 0) for i in range(workers)]
     bar = _Progress(out, examples, started)
 
@@ -413,6 +415,11 @@ def write_reproducer(found: Found, directory: Path) -> Path:
     return path
 
 
+STALE_AFTER = 60.0
+"""A temporary file of an atomic write older than this (seconds) was left by a kill: the
+next campaign on the same directory removes it (a write takes milliseconds)."""
+
+
 class FindingWriter:
     """Writes each finding's reproducer as the campaign finds it (``on_found`` of
     :func:`run_campaign`): at once when it is new, again when a simpler case shows it.
@@ -424,6 +431,7 @@ class FindingWriter:
         self.show = show
         self.written: dict[str, tuple[tuple[int, float, int], Path]] = {}
         """Slug -> the size of the case in its file, and the file."""
+        remove_stale_temporaries(directory, before=time.time() - STALE_AFTER)
 
     def __call__(self, found: Found) -> None:
         slug = found.finding.slug

@@ -20,7 +20,7 @@ from typing import Any
 
 import tomli_w
 
-__all__ = ["dumps", "write_atomically"]
+__all__ = ["dumps", "remove_stale_temporaries", "write_atomically"]
 
 
 def write_atomically(path: str | Path, data: bytes | str) -> None:
@@ -48,6 +48,22 @@ def write_atomically(path: str | Path, data: bytes | str) -> None:
             os.unlink(temporary)
         raise
     _fsync_directory(path.parent)
+
+
+def remove_stale_temporaries(directory: str | Path, *, before: float) -> list[Path]:
+    """Remove the temporary files of :func:`write_atomically` (``.NAME.*.tmp``) under
+    ``directory`` last changed before ``before`` (seconds since the epoch, as ``st_mtime``):
+    what a kill in the middle of a write left.  A write in progress is younger: pass a time
+    well before now (a minute).  Returns what was removed."""
+    removed = []
+    for path in Path(directory).rglob(".*.tmp"):
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < before:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return removed
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -11,17 +11,18 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from emulator.fuzz.analysis import Finding, classify
-from emulator.fuzz.campaign import FindingWriter, Found, run_campaign, search
+from emulator.fuzz.campaign import STALE_AFTER, FindingWriter, Found, run_campaign, search
 from emulator.fuzz.case import ClientDraw, FaultDraw, FuzzCase, PoolDraw, SrvDraw, run_case
 from emulator.fuzz.database import CampaignDatabase
 from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import run_scenario
-from emulator.scenario.writer import write_atomically
+from emulator.scenario.writer import remove_stale_temporaries, write_atomically
 
 WAIT = 60.0
 
@@ -200,6 +201,22 @@ def test_write_atomically_replaces_the_whole_file_or_leaves_it(tmp_path: Path) -
     with pytest.raises(OSError):
         write_atomically(directory, "text")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir.toml", "file.toml"]
+
+
+def test_a_later_campaign_removes_what_a_kill_left_in_the_middle_of_a_write(
+    tmp_path: Path,
+) -> None:
+    left = tmp_path / ".hypothesis" / "0123456789abcdef" / ".fedcba9876543210.k3j4h5.tmp"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"half an ex")
+    in_progress = tmp_path / ".by-design-x.toml.a1b2c3.tmp"  # another writer's, just made
+    in_progress.write_text("# Found by")
+    old = time.time() - 2 * STALE_AFTER
+    os.utime(left, (old, old))
+    FindingWriter(tmp_path)  # what `sipemu fuzz --out DIR` makes first
+    assert not left.exists() and in_progress.exists()
+    assert remove_stale_temporaries(tmp_path, before=time.time() + 1) == [in_progress]
+    assert FindingWriter(tmp_path / "not-made-yet").written == {}  # no directory: nothing
 
 
 def test_shards_send_their_findings_to_the_writer_as_they_go(tmp_path: Path) -> None:

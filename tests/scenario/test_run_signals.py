@@ -251,3 +251,31 @@ def test_ctrl_c_stops_a_simulated_run_with_the_verdicts_so_far(
     summary = read_json_lines(trace)[-1]
     assert summary["interrupted"] == "SIGINT" and summary["stopped_at"] == 1800.0
     assert summary["exit_status"] == 130
+
+
+@pytest.mark.interpreted_only  # patches a function of a compiled module
+def test_a_crash_in_a_simulated_run_leaves_the_trace_up_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import emulator.scenario.runner as runner
+
+    apply = runner.apply_step
+
+    def broken_at_the_fault(deployment: object, step: Step) -> None:
+        if step.action == "disable-nic":
+            raise RuntimeError("a bug in a step")
+        apply(deployment, step)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner, "apply_step", broken_at_the_fault)
+    scenario, trace = tmp_path / "long.toml", tmp_path / "sim.jsonl"
+    scenario.write_text(LONG)
+    with pytest.raises(RuntimeError, match="a bug in a step"):
+        main(["run", str(scenario), "--json", str(trace)])
+    assert "   1800.000  scenario               disable-nic target=fe1.contoso.test" in (
+        capsys.readouterr().out.splitlines()
+    )
+    records = read_json_lines(trace)
+    assert records[0]["type"] == "run"
+    assert records[-2]["text"] == "disable-nic target=fe1.contoso.test"
+    assert records[-1]["type"] == "summary"
+    assert records[-1]["error"] == "RuntimeError: a bug in a step"
