@@ -40,6 +40,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 EXIT_USER_ERROR = 2
 EXIT_INVALID = 1
+EXIT_BROKEN_PIPE = 141
+"""The reader of stdout left (128 + SIGPIPE, as a shell reports a process SIGPIPE ended)."""
 
 
 class UserError(Exception):
@@ -349,7 +351,7 @@ def _run(args: argparse.Namespace) -> int:
                 output=output,
             )
     except BaseException as exc:  # what was written stays; the JSON's summary says why it ends
-        output.abort(exc, EXIT_USER_ERROR if isinstance(exc, _user_errors()) else None)
+        output.abort(exc, _exit_status(exc))
         raise
     if result.interrupted is not None:
         status = EXIT_SIGNALLED[result.interrupted]
@@ -606,6 +608,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, ConfigError, DeploymentError, BindError, OSError)
 
 
+def _exit_status(exc: BaseException) -> int | None:
+    """The status :func:`main` exits with for ``exc`` (None: a traceback, Python's 1)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_SIGNALLED[_signal_name(exc)]
+    if isinstance(exc, BrokenPipeError):
+        return EXIT_BROKEN_PIPE
+    return EXIT_USER_ERROR if isinstance(exc, _user_errors()) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sipemu`` script; returns the exit status."""
     parser = build_parser()
@@ -613,12 +624,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except KeyboardInterrupt:  # Ctrl-C before the loop installed its handler
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C (or SIGTERM) before a run's own handling
+        return EXIT_SIGNALLED[_signal_name(stop)]
     except BrokenPipeError:  # `sipemu run ... | head`: the reader left; not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         if isinstance(exc, _user_errors()):
             print(f"sipemu: {_sentence(exc)}", file=sys.stderr)

@@ -166,7 +166,15 @@ class _RealtimeRun:
     def _record(self, entry: TraceEntry) -> None:
         self.trace.append(entry)
         if self.output is not None:
-            self.output.entry(entry)
+            try:
+                self.output.entry(entry)
+            except Exception as exc:  # a reader gone (BrokenPipeError), a disk full: stop
+                self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """End the run now with ``exc`` (raised once everything is stopped)."""
+        self._errors.append(exc)
+        self._stop.set()
 
     # -- stopping ----------------------------------------------------------------------------
 
@@ -323,7 +331,10 @@ class _RealtimeRun:
             self.timeline[shifted.client].append(shifted)
             self.states[shifted.client] = shifted.state
             if self.output is not None:
-                self.output.state(shifted)
+                try:
+                    self.output.state(shifted)
+                except Exception as exc:
+                    self._fail(exc)
             if self.control is not None:
                 self.control.metrics.observe_client(shifted.client, shifted.state)
         elif isinstance(shifted, ClientActionDone):
@@ -364,16 +375,14 @@ class _RealtimeRun:
         try:
             self._apply(step)
         except Exception as exc:  # a bug or a refused action: end the run with it, now
-            self._errors.append(exc)
-            self._stop.set()
+            self._fail(exc)
 
     def _later(self, make: Callable[[], object]) -> None:
         async def run() -> None:
             try:
                 await make()  # type: ignore[misc]
             except Exception as exc:
-                self._errors.append(exc)
-                self._stop.set()
+                self._fail(exc)
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)

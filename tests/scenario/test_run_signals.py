@@ -171,6 +171,51 @@ def test_sigterm_stops_a_run_with_its_summary_and_status_143(
     assert list(temporary.iterdir()) == []  # the CA directory went with the deployment
 
 
+BUSY = """
+topology = "default"
+duration = 3600
+
+[[client]]
+name = "ClientUser1"
+user = "sip:clientuser1@contoso.test"
+"""
+# Sign in and out every 2 s for 5 minutes: a line of the timeline at least that often.
+BUSY += "".join(
+    f'[[step]]\nat = {t}\naction = "{"sign-in" if t % 4 == 0 else "sign-out"}"\n'
+    'client = "ClientUser1"\n'
+    for t in range(0, 300, 2)
+)
+
+
+@pytest.mark.live
+def test_a_run_whose_reader_leaves_stops_cleanly_with_status_141(tmp_path: Path) -> None:
+    scenario, trace, temporary = tmp_path / "busy.toml", tmp_path / "run.jsonl", tmp_path / "tmp"
+    scenario.write_text(BUSY)
+    temporary.mkdir()
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(temporary))
+    command = [sys.executable, "-m", "emulator.cli", "run", "--realtime", "--control", "off"]
+    command += ["--json", str(trace), str(scenario)]
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # bounded: a line every 2 s, and the wait below
+            if "ClientUser1            registered at" in line:
+                break
+        proc.stdout.close()  # `sipemu run ... | head`: the reader goes away
+        assert proc.wait(WAIT) == 141
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT)
+    assert proc.stderr is not None and proc.stderr.read() == ""  # no traceback
+    summary = read_json_lines(trace)[-1]
+    assert summary["type"] == "summary" and summary["exit_status"] == 141
+    assert summary["error"].startswith("BrokenPipeError")
+    assert list(temporary.iterdir()) == []  # stopped cleanly: no CA directory left
+
+
 @pytest.mark.live
 def test_a_crash_in_a_realtime_run_leaves_the_lines_written_and_no_ca_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
