@@ -351,7 +351,8 @@ def _run(args: argparse.Namespace) -> int:
                 output=output,
             )
     except BaseException as exc:  # what was written stays; the JSON's summary says why it ends
-        output.abort(exc, _exit_status(exc))
+        signalled = _signal_name(exc) if isinstance(exc, KeyboardInterrupt) else None
+        output.abort(exc, _exit_status(exc), signalled)
         raise
     if result.interrupted is not None:
         status = EXIT_SIGNALLED[result.interrupted]

@@ -197,15 +197,23 @@ class RunOutput:
             self._summary(result, exit_status, None)
         self.close()
 
-    def abort(self, error: BaseException, exit_status: int | None = None) -> None:
-        """The run ended with an error (a crash, or a sentence for the user): the summary says
-        so.  What was written before stays as it is."""
+    def abort(
+        self, error: BaseException, exit_status: int | None = None, interrupted: str | None = None
+    ) -> None:
+        """The run ended with an error (a crash, or a sentence for the user), or a signal
+        (``interrupted``) came before it could stop by itself: the summary says so.  What was
+        written before stays as it is."""
         if self.json is not None and not self.finished:
-            self._summary(None, exit_status, f"{type(error).__name__}: {error}")
+            problem = None if interrupted else f"{type(error).__name__}: {error}"
+            self._summary(None, exit_status, problem, interrupted)
         self.close()
 
     def _summary(
-        self, result: RunResult | None, exit_status: int | None, error: str | None
+        self,
+        result: RunResult | None,
+        exit_status: int | None,
+        error: str | None,
+        interrupted: str | None = None,
     ) -> None:
         assert self.json is not None
         counts = {"pass": 0, "fail": 0, "undecided": 0}
@@ -218,7 +226,7 @@ class RunOutput:
                 "seed": self.seed,
                 "passed": result.passed if result is not None else False,
                 "expectations": counts,
-                "interrupted": result.interrupted if result is not None else None,
+                "interrupted": result.interrupted if result is not None else interrupted,
                 "stopped_at": (
                     round(result.stopped_at, 6)
                     if result is not None and result.stopped_at is not None
