@@ -135,6 +135,8 @@ class _RealtimeRun:
         self.stopped_at: float | None = None
         self._stop = asyncio.Event()
         """Set by SIGINT/SIGTERM or a step's error: the run ends now."""
+        self._complete = False
+        """The run reached the end of the scenario."""
         self.seed = seed
         self.verbose = verbose
         self.scale = time_scale
@@ -189,6 +191,8 @@ class _RealtimeRun:
         return installed
 
     def _interrupt(self, signum: signal.Signals) -> None:
+        if self._complete:
+            return  # the run reached its end: a signal while it cleans up changes nothing
         if self.interrupted is None:
             self.interrupted = _STOPPING[signum]
             self.stopped_at = max(0.0, self.clock() - self.origin) if self.origin else 0.0
@@ -268,7 +272,7 @@ class _RealtimeRun:
             try:  # bounded: the scenario's length, or a signal, or a step's error
                 await asyncio.wait_for(self._stop.wait(), scenario.duration / self.scale)
             except TimeoutError:
-                pass
+                self._complete = True
             if self._errors:
                 raise self._errors[0]
         except _Stopped:
