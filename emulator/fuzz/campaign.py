@@ -15,6 +15,7 @@ examples.  Shards send what they find to the parent process, which alone writes 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -248,6 +249,9 @@ when the process starts (multiprocessing shares them by inheritance only, not as
 def _init_shard(counter: Any, findings: Any) -> None:
     global _shared
     _shared = (counter, findings)
+    # Ctrl-C reaches the whole process group: the parent stops the campaign (and the pool
+    # terminates the shards); a shard printing its own KeyboardInterrupt would only be noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _shard(args: tuple[int, int, int, float | None, str | None]) -> CampaignResult:
