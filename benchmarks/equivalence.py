@@ -297,12 +297,28 @@ class Masks:
 def sort_within_instants(text: str) -> str:
     """The JSON of a ``--json`` trace with the entries of each instant in a canonical order
     (by time, then by content); the entries' times keep the trace's order of instants."""
-    data = json.loads(text)
+    try:
+        data = json.loads(text)
+    except ValueError:  # JSON Lines (the --json format since issue 21)
+        return _sort_json_lines(text)
     trace = data.get("trace") if isinstance(data, dict) else None
     if not isinstance(trace, list):
         return text
     data["trace"] = sorted(trace, key=lambda e: (e.get("t", 0.0), json.dumps(e, sort_keys=True)))
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def _sort_json_lines(text: str) -> str:
+    """:func:`sort_within_instants` of a JSON Lines trace: the timed records (trace lines,
+    state changes) sorted by time then content; the run record before them and the
+    expectations and summary after them stay where they are."""
+    lines = text.splitlines()
+    timed = [i for i, line in enumerate(lines) if '"t": ' in line]
+    if not timed:
+        return text
+    first, last = timed[0], timed[-1] + 1
+    middle = sorted(lines[first:last], key=lambda line: (json.loads(line).get("t", 0.0), line))
+    return "\n".join([*lines[:first], *middle, *lines[last:]]) + "\n"
 
 
 def compare(a: Path, b: Path, *, masks: Masks, context: int) -> int:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -27,7 +29,9 @@ if TYPE_CHECKING:
     from emulator.live.deployment import Deployment
     from emulator.report import RunRecord
     from emulator.scenario.model import Scenario
+    from emulator.scenario.output import RunOutput
     from emulator.scenario.runner import RunResult
+    from emulator.sim.deployment import SimulatedDeployment
     from emulator.topology import Topology
     from emulator.wire import PacketLog, Taps
     from emulator.wire.ladder import Charset, LadderFilter
@@ -40,6 +44,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 EXIT_USER_ERROR = 2
 EXIT_INVALID = 1
+EXIT_BROKEN_PIPE = 141
+"""The reader of stdout left (128 + SIGPIPE, as a shell reports a process SIGPIPE ended)."""
 
 
 class UserError(Exception):
@@ -175,15 +181,26 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
 
 async def _serve_deployment(deployment: Deployment, args: argparse.Namespace, out: TextIO) -> int:
     from emulator.control.launch import after_start, before_start
+    from emulator.live.summary import UpTally
 
     control = before_start(deployment, args)  # subscribes before the pools start
+    tally = UpTally(deployment.pool_names, time.monotonic)
+    deployment.subscribe(tally.observe)
     stop = asyncio.Event()
+    stopped_by: list[str] = []
+
+    def stopping(name: str) -> None:
+        stopped_by.append(name)
+        stop.set()
+
     loop = asyncio.get_running_loop()
-    signals = [signal.SIGINT, signal.SIGTERM]
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
+    signals = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+    for signum, name in signals.items():
+        loop.add_signal_handler(signum, stopping, name)
+    started = False
     try:
         await deployment.start()
+        started = True
         _print_endpoints(deployment, out)
         await after_start(deployment, control, args, out)
         out.write("sipemu: up; Ctrl-C or SIGTERM stops it\n")
@@ -193,9 +210,13 @@ async def _serve_deployment(deployment: Deployment, args: argparse.Namespace, ou
     finally:
         if control is not None:
             await control.stop()
-        await deployment.stop()
+        await deployment.stop()  # removes the temporary CA directory
         for signum in signals:
             loop.remove_signal_handler(signum)
+        if started:  # whatever ended it (a signal, an error): what the deployment did
+            for line in tally.lines(stopped_by[0] if stopped_by else None):
+                out.write(line + "\n")
+            out.flush()
     out.write("sipemu: stopped\n")
     out.flush()
     return 0
@@ -452,16 +473,43 @@ def _draw_wire(result: RunResult, packets: PacketLog, args: argparse.Namespace, 
     )
 
 
+EXIT_SIGNALLED = {"SIGINT": 130, "SIGTERM": 143}
+"""Exit status of a run stopped by a signal (128 + its number, as a shell reports it)."""
+
+
 def _run(args: argparse.Namespace) -> int:
     from emulator.scenario.model import load_scenario
+    from emulator.scenario.output import RunOutput
     from emulator.wire import Capture, PacketLog, Taps
     from emulator.wire.options import open_sinks, summary
 
     scenario = load_scenario(args.scenario)
-    if args.keylog is not None and not args.realtime:
-        raise UserError("--keylog applies to --realtime runs only (the simulator has no TLS)")
     packets: PacketLog | None = None
-    if not args.realtime:
+    if args.realtime:
+        views = _wire_views(args)
+        if views:
+            raise UserError(
+                f"{', '.join(views)}: not yet for --realtime runs (--pcap, --hep and --report "
+                "are); run the scenario in virtual time"
+            )
+        if not args.time_scale > 0:
+            raise UserError(f"--time-scale must be > 0, not {args.time_scale:g}")
+        if args.no_coast:
+            raise UserError("--no-coast applies to virtual-time runs only")
+    else:
+        if args.keylog is not None:
+            raise UserError("--keylog applies to --realtime runs only (the simulator has no TLS)")
+        if args.time_scale != 1.0:
+            raise UserError("--time-scale applies to --realtime runs only")
+        for given, option in (
+            (args.control, "--control"),
+            (args.control_token, "--control-token"),
+            (args.allow_non_loopback or None, "--allow-non-loopback"),
+        ):
+            if given is not None:
+                raise UserError(
+                    f"{option} applies to --realtime runs only (the simulator has no sockets)"
+                )
         _ladder_filters(args)  # a bad filter is reported before the run, not after
         if args.ladder or args.mermaid:
             packets = PacketLog()
@@ -475,98 +523,172 @@ def _run(args: argparse.Namespace) -> int:
     if packets is not None:
         taps = taps if taps is not None else Taps()
         taps.add(packets)
-    try:
-        result, record = _run_scenario(scenario, args, taps)
-    finally:
-        if taps is not None:
-            taps.close()
     out = sys.stdout
+    if isinstance(out, io.TextIOWrapper):
+        # The timeline must reach a pipe (tee, a test) line by line as it happens.
+        out.reconfigure(line_buffering=True)
+    output = RunOutput(text=out, json=args.json, verbose=args.verbose, timeline=not args.quiet)
+    run = _SimulatedRun(bool(args.report))
+    try:
+        try:
+            if args.realtime:
+                from emulator.control.launch import control_options
+                from emulator.scenario.realtime import run_realtime
+                from emulator.wire.live import WireRecorder
+
+                result = run_realtime(
+                    scenario,
+                    seed=args.seed,
+                    verbose=args.verbose or bool(args.json),
+                    time_scale=args.time_scale,
+                    control=control_options(args),
+                    out=out,
+                    output=output,
+                    recorder=WireRecorder(taps) if taps is not None else None,
+                    keylog=args.keylog,
+                )
+            else:
+                # The JSON trace is the full one: record detail whenever it is asked for.  A
+                # run that records its packets does not coast (prepare: coasting skips idle
+                # keep-alives and heartbeats, proven trace-equivalent, docs/simulation.md), so
+                # a capture holds what a run without coasting sends.
+                result = run.simulate(
+                    scenario,
+                    seed=args.seed,
+                    verbose=args.verbose or bool(args.json),
+                    coast=not args.no_coast,
+                    messages=args.messages or args.verbose,
+                    taps=taps,
+                    output=output,
+                )
+        finally:
+            if taps is not None:
+                taps.close()  # a capture is closed cleanly on every way out
+    except BaseException as exc:  # what was written stays; the JSON's summary says why it ends
+        signalled = _signal_name(exc) if isinstance(exc, KeyboardInterrupt) else None
+        output.abort(exc, _exit_status(exc), signalled)
+        raise
+    if result.interrupted is not None:
+        status = EXIT_SIGNALLED[result.interrupted]
+    else:
+        status = 0 if result.passed else EXIT_INVALID
     ladder = "" if packets is None else _draw_wire(result, packets, args, out)
-    out.write(result.report(timeline=not args.quiet, verbose=args.verbose, extra=ladder) + "\n")
+    if args.realtime:
+        output.finish(result, status, extra=ladder)  # the rest went out as it happened
+    else:
+        output.write_run(result, status, extra=ladder)
     if args.json:
-        result.write_json(args.json)
         out.write(f"trace written to {args.json}\n")
     if args.report:
         from emulator.report import realtime_record, write_report
 
-        if record is None:  # --realtime: its live drivers' packets are not in its report yet
-            record = realtime_record(result)
+        # An interrupted run's report holds what happened up to the stop.  A realtime run's
+        # report has no packets yet (its timeline and verdicts only: docs/report.md).
+        record = run.record(result) if not args.realtime else realtime_record(result)
         size = write_report(args.report, record)
         out.write(f"report written to {args.report} ({size:,} bytes)\n")
     for line in summary(taps) if taps is not None else ():
         out.write(line + "\n")
-    return 0 if result.passed else EXIT_INVALID
+    return status
 
 
-def _run_scenario(
-    scenario: Scenario, args: argparse.Namespace, taps: Taps | None
-) -> tuple[RunResult, RunRecord | None]:
-    """The run's result, and with ``--report`` in virtual time the record its report shows."""
-    if args.realtime:
-        views = _wire_views(args)
-        if views:
-            raise UserError(
-                f"{', '.join(views)}: not yet for --realtime runs (the live drivers do not "
-                "report their packets yet); run the scenario in virtual time"
-            )
-        from emulator.scenario.realtime import run_realtime
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (as SIGINT raises KeyboardInterrupt) inside
+    :func:`sigterm_interrupts`: what stops a run cleanly on Ctrl-C stops it on SIGTERM too
+    (Hypothesis, like the simulator, lets a KeyboardInterrupt through at once)."""
 
-        if not args.time_scale > 0:
-            raise UserError(f"--time-scale must be > 0, not {args.time_scale:g}")
-        if args.no_coast:
-            raise UserError("--no-coast applies to virtual-time runs only")
-        from emulator.control.launch import control_options
-        from emulator.wire.live import WireRecorder
 
-        result = run_realtime(
-            scenario,
-            seed=args.seed,
-            verbose=args.verbose or bool(args.json),
-            time_scale=args.time_scale,
-            control=control_options(args),
-            out=sys.stdout,
-            recorder=WireRecorder(taps) if taps is not None else None,
-            keylog=args.keylog,
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within: SIGTERM raises :class:`Terminated` (main thread only; elsewhere nothing
+    changes)."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: SIGTERM keeps its handler
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _signal_name(interrupt: KeyboardInterrupt) -> str:
+    return "SIGTERM" if isinstance(interrupt, Terminated) else "SIGINT"
+
+
+class _SimulatedRun:
+    """A run in virtual time, stopped cleanly by SIGINT or SIGTERM: the result then holds the
+    trace so far and the verdicts so far (``interrupted``).  An exception (a bug) first writes
+    the trace so far to ``output``, then goes on up.  With ``report``, it keeps its packets and
+    deployment for the HTML report's record (:meth:`record`)."""
+
+    def __init__(self, report: bool) -> None:
+        self.report = report
+        self.deployment: SimulatedDeployment | None = None
+        self.packets: PacketLog | None = None
+
+    def simulate(
+        self,
+        scenario: Scenario,
+        *,
+        seed: int | None,
+        verbose: bool,
+        coast: bool,
+        messages: bool = False,
+        taps: Taps | None = None,
+        output: RunOutput | None = None,
+    ) -> RunResult:
+        from emulator.scenario.runner import RunResult, finish, prepare, settle
+        from emulator.wire import PacketLog, Taps
+
+        if self.report:
+            self.packets = PacketLog()
+            taps = taps if taps is not None else Taps()
+            taps.add(self.packets)
+        deployment = prepare(
+            scenario, seed=seed, verbose=verbose, coast=coast, messages=messages, tap=taps
         )
-        return result, None
-    from emulator.scenario.runner import run_scenario
-
-    if args.time_scale != 1.0:
-        raise UserError("--time-scale applies to --realtime runs only")
-    for given, option in (
-        (args.control, "--control"),
-        (args.control_token, "--control-token"),
-        (args.allow_non_loopback or None, "--allow-non-loopback"),
-    ):
-        if given is not None:
-            raise UserError(
-                f"{option} applies to --realtime runs only (the simulator has no sockets)"
-            )
-    # The JSON trace is the full one: record detail whenever it is asked for.  A run that
-    # records its packets does not coast (prepare: coasting skips idle keep-alives and
-    # heartbeats, proven trace-equivalent, docs/simulation.md), so a capture holds what a run
-    # without coasting sends.
-    if args.report:
-        from emulator.report import simulate
-
-        record = simulate(
-            scenario,
-            seed=args.seed,
-            verbose=args.verbose or bool(args.json),
-            coast=not args.no_coast,
-            messages=args.messages or args.verbose,
-            taps=taps,
+        self.deployment = deployment
+        interrupted = None
+        try:
+            with sigterm_interrupts():
+                deployment.run_until(scenario.duration)
+        except KeyboardInterrupt as stop:
+            interrupted = _signal_name(stop)
+        except Exception:
+            if output is not None:  # what happened up to the crash, for the bug report
+                output.start(scenario, deployment.world.seed, mode="simulated")
+                for entry in deployment.world.trace:
+                    output.entry(entry)
+            raise
+        result = finish(scenario, deployment)
+        if interrupted is None:
+            return result
+        stopped_at = deployment.world.now
+        return RunResult(
+            result.scenario,
+            result.seed,
+            result.trace,
+            result.timeline,
+            tuple(settle(r, stopped_at, deployment.step_outcomes) for r in result.results),
+            result.events_processed,
+            result.violations,
+            result.participants,
+            interrupted=interrupted,
+            stopped_at=stopped_at,
         )
-        return record.result, record
-    result = run_scenario(
-        scenario,
-        seed=args.seed,
-        verbose=args.verbose or bool(args.json),
-        coast=not args.no_coast,
-        messages=args.messages or args.verbose,
-        tap=taps,
-    )
-    return result, None
+
+    def record(self, result: RunResult) -> RunRecord:
+        """The HTML report's record of the run (``report`` was asked for)."""
+        from emulator.report import record_of_simulation
+
+        assert self.deployment is not None and self.packets is not None
+        return record_of_simulation(result, self.deployment, self.packets)
 
 
 # -- sipemu fuzz / sipemu check --------------------------------------------------------------
@@ -618,7 +740,7 @@ def register_fuzz(subparsers: SubParsers) -> None:
 
 
 def _fuzz(args: argparse.Namespace) -> int:
-    from emulator.fuzz.campaign import run_campaign, write_findings
+    from emulator.fuzz.campaign import FindingWriter, run_campaign, write_findings
 
     if args.examples < 1 or args.workers < 1:
         raise UserError("--examples and --workers must be at least 1")
@@ -629,13 +751,29 @@ def _fuzz(args: argparse.Namespace) -> int:
         f"sipemu fuzz: {args.examples} examples, seed {args.seed}, {args.workers} worker(s)",
         file=sys.stderr,
     )
-    result = run_campaign(
-        examples=args.examples,
-        seed=args.seed,
-        time_budget=args.time_budget,
-        workers=args.workers,
-        database=database,
-    )
+
+    def show(line: str) -> None:  # a finding's file is complete on disk: say so at once
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    writer = FindingWriter(out, show)
+    try:
+        with sigterm_interrupts():
+            result = run_campaign(
+                examples=args.examples,
+                seed=args.seed,
+                time_budget=args.time_budget,
+                workers=args.workers,
+                database=database,
+                on_found=writer,
+            )
+    except KeyboardInterrupt as stop:  # every finding shown is on disk already
+        name = _signal_name(stop)
+        print(
+            f"\nsipemu fuzz: interrupted by {name}; {len(writer.written)} finding(s) written to "
+            f"{out} as they were found (each the simplest case so far; not replayed)"
+        )
+        return EXIT_SIGNALLED[name]
     written = write_findings(result, out, pcap=args.pcap)
     rate = result.examples / result.elapsed if result.elapsed else 0.0
     print(
@@ -731,6 +869,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (UserError, ConfigError, DeploymentError, BindError, OSError)
 
 
+def _exit_status(exc: BaseException) -> int | None:
+    """The status :func:`main` exits with for ``exc`` (None: a traceback, Python's 1)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_SIGNALLED[_signal_name(exc)]
+    if isinstance(exc, BrokenPipeError):
+        return EXIT_BROKEN_PIPE
+    return EXIT_USER_ERROR if isinstance(exc, _user_errors()) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sipemu`` script; returns the exit status."""
     parser = build_parser()
@@ -738,12 +885,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except KeyboardInterrupt:  # Ctrl-C before the loop installed its handler
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C (or SIGTERM) before a run's own handling
+        return EXIT_SIGNALLED[_signal_name(stop)]
     except BrokenPipeError:  # `sipemu run ... | head`: the reader left; not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         if isinstance(exc, _user_errors()):
             print(f"sipemu: {_sentence(exc)}", file=sys.stderr)

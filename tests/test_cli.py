@@ -6,6 +6,7 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ import dns.query
 import pytest
 
 from emulator.cli import main
+from emulator.testing.sip_client import register_request
 from emulator.topology import parse_topology
 
 EPHEMERAL = """
@@ -125,17 +127,35 @@ def test_up_serves_prints_endpoints_and_stops_on_ctrl_c(
     up = Process(["up", str(topology)])
     process.append(up)
     up.wait_for("NAME")
+    fe1_udp = up.wait_for("fe1.contoso.test  frontend  UDP").split()[-1].rsplit(":", 1)
     dns_row = up.wait_for("dns               dns       UDP")
     address = dns_row.split()[-1]
     host, port = address.rsplit(":", 1)
-    up.wait_for("CA certificate: ")
+    ca = Path(up.wait_for("CA certificate: ").split(": ", 1)[1])
+    assert ca.is_file() and ca.parent.name.startswith(f"sipemu-ca-{up.proc.pid}-")
     up.wait_for("sipemu: up")
     query = dns.message.make_query("_sipinternaltls._tcp.contoso.test", "SRV")
     answer = dns.query.udp(query, host, port=int(port), timeout=5)
     assert answer.answer and "fe1.contoso.test." in answer.answer[0].to_text()
     up.wait_for("SRV _sipinternaltls._tcp.contoso.test -> NOERROR")  # one line per query
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(WAIT)
+        register = register_request("clientuser1", "contoso.test", client.getsockname())
+        client.sendto(register, (fe1_udp[0], int(fe1_udp[1])))
+        assert client.recv(65536).startswith(b"SIP/2.0 200 OK")
+    up.wait_for("REGISTER sip:clientuser1@contoso.test -> 200 OK")
     assert up.stop() == 0
+    # The summary on the way out: what the deployment answered and counted.
+    head = up.wait_for("sipemu: summary after ")
+    assert head.endswith("(SIGINT): 1 DNS query")
+    pool = up.wait_for("  fe1.contoso.test: ")
+    assert pool.startswith(
+        "  fe1.contoso.test: 1 request answered (REGISTER 200: 1); 1 registration, "
+        "0 refreshes, peak 1 binding; 0 failovers, 0 failbacks; 0 heartbeats answered"
+    )
     up.wait_for("sipemu: stopped")
+    assert not ca.parent.exists()  # its temporary CA directory went with it
 
 
 @pytest.mark.live

@@ -4,32 +4,48 @@ written as a scenario file that ``sipemu run`` replays to the same failure.
 Sharding: ``workers`` processes each run batches with their own seeds and share Hypothesis's
 example database (a directory), so what one shard found is replayed by the others and by the
 next campaign.
+
+Nothing shown is lost to a kill: each finding's reproducer is written (atomically) the moment
+the finding is first seen, and rewritten when a simpler case shows it (at the end of each
+Hypothesis run, and after :func:`simplify`); the example database
+(:class:`~emulator.fuzz.database.CampaignDatabase`) is written as Hypothesis finds failing
+examples.  Shards send what they find to the parent process, which alone writes the files.
 """
 
 from __future__ import annotations
 
 import importlib
 import multiprocessing
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from queue import Empty
 from typing import Any, TextIO
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
-from hypothesis.database import DirectoryBasedExampleDatabase
 
 from emulator.fuzz.analysis import Finding, classify
 from emulator.fuzz.case import FuzzCase, frozen_heap, run_case
+from emulator.fuzz.database import CampaignDatabase
 from emulator.fuzz.strategies import cases
 from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import RunResult, run_scenario
-from emulator.scenario.writer import dumps
+from emulator.scenario.writer import dumps, remove_stale_temporaries, write_atomically
 
-__all__ = ["CampaignResult", "Found", "run_campaign", "search", "simplify", "write_findings"]
+__all__ = [
+    "CampaignResult",
+    "FindingWriter",
+    "Found",
+    "run_campaign",
+    "search",
+    "simplify",
+    "write_findings",
+]
 
 
 class FindingError(AssertionError):
@@ -130,17 +146,33 @@ def search(
     progress: Callable[[int, int], None] | None = None,
     max_pools: int = 6,
     max_clients: int = 4,
+    on_found: Callable[[Found], None] | None = None,
 ) -> CampaignResult:
-    """Run Hypothesis over fuzz cases in this process; keep the simplest case per finding."""
+    """Run Hypothesis over fuzz cases in this process; keep the simplest case per finding.
+
+    ``on_found(found)`` is told of a finding the moment it is first seen, and again when a
+    simpler case shows it: at the end of each Hypothesis run (not at every step of the
+    shrinker) and after :func:`simplify`."""
     started = time.monotonic()
     found: dict[str, Found] = {}
+    simpler: set[str] = set()  # findings whose case shrank since on_found last heard of them
     count = 0
-    db = DirectoryBasedExampleDatabase(str(database)) if database is not None else None
+    db = CampaignDatabase(database) if database is not None else None
 
     def record(finding: Finding, case: FuzzCase) -> None:
         old = found.get(finding.slug)
         if old is None or _size(case) < _size(old.case):
             found[finding.slug] = Found(finding, case)
+            if old is None and on_found is not None:
+                on_found(found[finding.slug])
+            else:
+                simpler.add(finding.slug)
+
+    def tell_simpler() -> None:
+        if on_found is not None:
+            for slug in sorted(simpler):
+                on_found(found[slug])
+        simpler.clear()
 
     def one_run(run: int, known: frozenset[str]) -> None:
         """One Hypothesis run: generate until a finding not in ``known``, then shrink it."""
@@ -160,6 +192,8 @@ def search(
         @given(cases(max_pools, max_clients))
         def prop(case: FuzzCase) -> None:
             nonlocal count
+            if db is not None:
+                db.passed_clean = False
             if deadline is not None and time.monotonic() >= deadline:
                 return  # over the time budget: let Hypothesis finish quickly
             count += 1
@@ -168,6 +202,8 @@ def search(
             findings = classify(run_case(case))
             for finding in findings:
                 record(finding, case)
+            if db is not None:
+                db.passed_clean = not findings
             # Once this run is shrinking a finding, only that finding fails the property, so
             # that a smaller case showing it (and others) still counts as "the same failure".
             slugs = [f.slug for f in findings]
@@ -193,12 +229,17 @@ def search(
             before = count
             one_run(run, frozenset(found))
             run += 1
+            tell_simpler()
             if count == before:
                 break  # nothing ran (the database replayed only known findings): done
         for slug in sorted(found):
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            found[slug] = simplify(found[slug])
+            before_simplify = found[slug]
+            found[slug] = simplify(before_simplify)
+            if found[slug] is not before_simplify:
+                simpler.add(slug)
+        tell_simpler()
     return CampaignResult(count, time.monotonic() - started, found)
 
 
@@ -233,10 +274,25 @@ def _seed_alone() -> Iterator[None]:
         cache.cache.clear()
 
 
-def _shard(args: tuple[int, int, int, float | None, str | None, Any]) -> CampaignResult:
-    shard, examples, seed, deadline, database, counter = args
+_shared: tuple[Any, Any] | None = None
+"""In a shard process: the campaign's example counter and its queue of findings, handed over
+when the process starts (multiprocessing shares them by inheritance only, not as arguments)."""
 
-    def progress(count: int, findings: int) -> None:
+
+def _init_shard(counter: Any, findings: Any) -> None:
+    global _shared
+    _shared = (counter, findings)
+    # Ctrl-C reaches the whole process group: the parent stops the campaign (and the pool
+    # terminates the shards); a shard printing its own KeyboardInterrupt would only be noise.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _shard(args: tuple[int, int, int, float | None, str | None]) -> CampaignResult:
+    shard, examples, seed, deadline, database = args
+    assert _shared is not None
+    counter, findings = _shared
+
+    def progress(count: int, found: int) -> None:
         with counter.get_lock():
             counter.value += 1
 
@@ -246,6 +302,7 @@ def _shard(args: tuple[int, int, int, float | None, str | None, Any]) -> Campaig
         deadline=deadline,
         database=database,
         progress=progress,
+        on_found=findings.put,
     )
 
 
@@ -257,32 +314,60 @@ def run_campaign(
     workers: int,
     database: str | Path | None,
     out: TextIO = sys.stderr,
+    on_found: Callable[[Found], None] | None = None,
 ) -> CampaignResult:
-    """Run ``workers`` shards (processes) and merge their findings, with a progress bar."""
+    """Run ``workers`` shards (processes) and merge their findings, with a progress bar.
+
+    ``on_found`` (see :func:`search`) is called in this process, for every shard's findings,
+    while the campaign runs (a :class:`FindingWriter` writes them as they come)."""
     started = time.monotonic()
     deadline = time.monotonic() + time_budget if time_budget else None
+    if database is not None:
+        remove_stale_temporaries(database, before=time.time() - STALE_AFTER)
     per_shard = [examples // workers + (1 if i < examples % workers else 0) for i in range(workers)]
     bar = _Progress(out, examples, started)
+
+    def tell(found: Found) -> None:
+        if on_found is not None:
+            bar.clear()
+            on_found(found)
+
     if workers == 1:
         result = search(
-            examples=examples, seed=seed, deadline=deadline, database=database, progress=bar.update
+            examples=examples,
+            seed=seed,
+            deadline=deadline,
+            database=database,
+            progress=bar.update,
+            on_found=tell,
         )
         bar.finish()
         return result
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
-    with context.Pool(workers) as pool:
+    findings = context.Queue()
+
+    def drain(timeout: float) -> None:
+        try:
+            tell(findings.get(timeout=timeout))
+            while True:
+                tell(findings.get_nowait())
+        except Empty:
+            pass
+
+    with context.Pool(workers, initializer=_init_shard, initargs=(counter, findings)) as pool:
         pending = pool.map_async(
             _shard,
             [
-                (i, per_shard[i], seed, deadline, str(database) if database else None, counter)
+                (i, per_shard[i], seed, deadline, str(database) if database else None)
                 for i in range(workers)
             ],
         )
         while not pending.ready():
-            pending.wait(0.5)
+            drain(0.2)
             bar.update(counter.value, None)
         shards = pending.get()
+        drain(0.0)  # what the shards put just before they returned
     bar.finish()
     merged = CampaignResult(sum(s.examples for s in shards), time.monotonic() - started)
     for shard in shards:
@@ -329,6 +414,14 @@ class _Progress:
         if self.tty:
             self.out.write("\n")
 
+    def clear(self) -> None:
+        """Before another line goes to the terminal: erase the bar (redrawn at the next
+        update), so that the line does not land in the middle of it."""
+        if self.tty and self.drawn_at != float("-inf"):
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self.drawn_at = float("-inf")
+
     def _text(self, done: int, findings: int | None, now: float) -> str:
         width = 30
         filled = min(width, int(width * done / self.total))
@@ -339,31 +432,70 @@ class _Progress:
         return f"[{bar}] {done}/{self.total} examples{found}, {rate:.1f}/s"
 
 
+def write_reproducer(found: Found, directory: Path) -> Path:
+    """``found`` as a scenario file ``DIR/SLUG.toml`` that ``sipemu run`` replays to the same
+    failure, written atomically (a reader never sees half a file)."""
+    slug = found.finding.slug
+    outcome = run_case(found.case)
+    data = found.case.scenario_data(outcome.liveness, found.case.bound())
+    data["description"] = f"{found.finding.kind}: {found.finding.summary}"
+    path = directory / f"{slug}.toml"
+    comment = "\n".join(
+        [
+            f"Found by sipemu fuzz: {found.finding.kind} ({found.finding.key}).",
+            found.finding.summary,
+            f"Advice: {found.finding.advice}",
+            f"Replay: sipemu run {path} (exits 1: the failing expectation is the finding)",
+        ]
+    )
+    write_atomically(path, dumps(data, comment=comment))
+    return path
+
+
+STALE_AFTER = 60.0
+"""A temporary file of an atomic write older than this (seconds) was left by a kill: the
+next campaign on the same directory removes it (a write takes milliseconds)."""
+
+
+class FindingWriter:
+    """Writes each finding's reproducer as the campaign finds it (``on_found`` of
+    :func:`run_campaign`): at once when it is new, again when a simpler case shows it.
+
+    ``show(line)`` is told one line per new finding, once its file is complete on disk."""
+
+    def __init__(self, directory: Path, show: Callable[[str], None] | None = None) -> None:
+        self.directory = directory
+        self.show = show
+        self.written: dict[str, tuple[tuple[int, float, int], Path]] = {}
+        """Slug -> the size of the case in its file, and the file."""
+        remove_stale_temporaries(directory, before=time.time() - STALE_AFTER)
+
+    def __call__(self, found: Found) -> None:
+        slug = found.finding.slug
+        size = _size(found.case)
+        old = self.written.get(slug)
+        if old is not None and size >= old[0]:
+            return  # another shard's case, not simpler than the one written
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = write_reproducer(found, self.directory)
+        self.written[slug] = (size, path)
+        if old is None and self.show is not None:
+            self.show(f"found [{found.finding.kind}] {found.finding.key}: {path}")
+
+
 def write_findings(
     result: CampaignResult, directory: Path, *, pcap: bool = False
 ) -> list[tuple[Found, Path, bool]]:
-    """One scenario file per finding; each is replayed to check it fails the same way.
+    """One scenario file per finding (the simplest case); each is replayed to check it fails
+    the same way.
 
     ``pcap``: the replay also writes every SIP and DNS message of the finding next to its
     scenario file (``SLUG.pcapng``, docs/capture.md), replayed without coasting so that every
     keep-alive and heartbeat is in the file (coasting is trace-equivalent)."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for slug, found in sorted(result.findings.items()):
-        outcome = run_case(found.case)
-        data = found.case.scenario_data(outcome.liveness, found.case.bound())
-        data["description"] = f"{found.finding.kind}: {found.finding.summary}"
-        comment = "\n".join(
-            [
-                f"Found by sipemu fuzz: {found.finding.kind} ({found.finding.key}).",
-                found.finding.summary,
-                f"Advice: {found.finding.advice}",
-                f"Replay: sipemu run {directory / (slug + '.toml')} (exits 1: the failing "
-                "expectation is the finding)",
-            ]
-        )
-        path = directory / f"{slug}.toml"
-        path.write_text(dumps(data, comment=comment), encoding="utf-8")
+    for _, found in sorted(result.findings.items()):
+        path = write_reproducer(found, directory)
         replay = (
             _captured_replay(path, path.with_suffix(".pcapng"))
             if pcap

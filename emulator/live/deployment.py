@@ -18,6 +18,13 @@ it and tells the running cores what changed: it applies :func:`emulator.effects.
 simulator does.  A stopped pool has no core (:meth:`Deployment.stop_pool` detaches it), so it
 neither acts nor sends, and no outcome reaches it.
 
+The CA certificate goes to ``ca_dir`` or, by default, to a temporary directory of the
+deployment's own, ``sipemu-ca-PID-*`` in the system's temporary directory
+(emulator/live/certs.py), removed by :meth:`Deployment.stop` (which ``sipemu up`` and
+``sipemu run --realtime`` call on every way out, SIGINT and SIGTERM included).  A process
+killed outright (SIGKILL) cannot remove it: the next deployment to start removes such
+directories of processes that no longer run (:func:`remove_stale_ca_dirs`).
+
 Randomness: one run seed (printed by ``sipemu up``); pool ``fqdn`` gets
 ``random.Random(f"{seed}:{fqdn}:{generation}")`` where ``generation`` counts restarts, so a run
 is reproducible and does not depend on the order pools are listed or restarted in.
@@ -36,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from emulator.effects import Effects, PoolState, plan
-from emulator.live.certs import TlsMaterial
+from emulator.live.certs import TlsMaterial, remove_stale_ca_dirs
 from emulator.live.driver import CoreDriver
 from emulator.live.ratelimit import RateLimitedLog
 from emulator.live.sockets import BindError, describe_os_error
@@ -52,7 +59,7 @@ if TYPE_CHECKING:
     from fakedns.authority import Authority
     from fakedns.server import DnsServer
 
-__all__ = ["Deployment", "DeploymentError", "EndpointRow"]
+__all__ = ["Deployment", "DeploymentError", "EndpointRow", "remove_stale_ca_dirs"]
 
 Log = Callable[[str], None]
 Listener = Callable[[str, object], None]

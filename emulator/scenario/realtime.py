@@ -20,6 +20,14 @@ control API of ``sipemu up`` (docs/live.md) for its deployment and its agents: t
 out, restarts it or clears its cache (a line ``control step`` in the trace), ``/status`` lists
 the clients and ``sipemu_clients`` counts them by state, fed from their
 ``ClientStateChanged`` events.
+
+Output as it happens: every trace line and client state change goes to the run's
+:class:`~emulator.scenario.output.RunOutput` the moment it is recorded (text lines flushed,
+JSON Lines each in one write).  SIGINT and SIGTERM stop the run cleanly: the steps not yet
+due are dropped, the agents and the deployment are stopped (so the temporary CA directory is
+removed), and the result says which signal stopped it, when, and the verdicts so far
+(:func:`emulator.scenario.runner.settle`).  An error in a step ends the run at once, with
+the same clean-up, and is raised.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import io
 import random
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
@@ -39,7 +48,8 @@ from emulator.live.deployment import Deployment
 from emulator.net import TransportName
 from emulator.operations import ADMIN_ACTIONS
 from emulator.scenario.model import Scenario, ScenarioError, Step, record_of
-from emulator.scenario.runner import RunResult, chat_timeline, check, check_step
+from emulator.scenario.output import RunOutput
+from emulator.scenario.runner import RunResult, chat_timeline, check, check_step, settle
 from emulator.sim.deployment import agent_trace, pool_trace
 from emulator.sim.world import TraceEntry
 
@@ -81,14 +91,19 @@ def run_realtime(
     out: TextIO | None = None,
     recorder: WireRecorder | None = None,
     keylog: str | None = None,
+    output: RunOutput | None = None,
 ) -> RunResult:
-    """Run ``scenario`` on loopback sockets; blocks for ``duration / time_scale`` seconds.
+    """Run ``scenario`` on loopback sockets; blocks for ``duration / time_scale`` seconds, or
+    until SIGINT or SIGTERM (the result is then ``interrupted``; the handlers are installed
+    only when this runs in the main thread).
 
     ``recorder``: told of every SIP and DNS message (emulator/wire/live.py; the caller closes
     it); ``keylog``: the SSLKEYLOGFILE of every TLS session (pools and agents).
 
     ``control``: serve the control API for the run (its address is written to ``out``).
-    DeploymentError (a sentence) when it cannot be served there."""
+    DeploymentError (a sentence) when it cannot be served there.  ``output``: told of the run's
+    start, of each trace entry and of each client state change as they happen (the caller
+    finishes it with the result)."""
     unsupported = sorted({s.action for s in scenario.steps} - REALTIME_ACTIONS)
     if unsupported:
         raise ScenarioError(
@@ -102,14 +117,33 @@ def run_realtime(
         )
     if not time_scale > 0:
         raise ScenarioError(f"time scale must be > 0, not {time_scale:g}")
-    run = _RealtimeRun(scenario, scenario.seed if seed is None else seed, verbose, time_scale)
+    run = _RealtimeRun(
+        scenario, scenario.seed if seed is None else seed, verbose, time_scale, output
+    )
     run.recorder, run.keylog = recorder, keylog
     return asyncio.run(run.run(control, out))
 
 
+_STOPPING = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
 class _RealtimeRun:
-    def __init__(self, scenario: Scenario, seed: int, verbose: bool, time_scale: float) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        verbose: bool,
+        time_scale: float,
+        output: RunOutput | None = None,
+    ) -> None:
         self.scenario = scenario
+        self.output = output
+        self.interrupted: str | None = None
+        self.stopped_at: float | None = None
+        self._stop = asyncio.Event()
+        """Set by SIGINT/SIGTERM or a step's error: the run ends now."""
+        self._complete = False
+        """The run reached the end of the scenario."""
         self.seed = seed
         self.verbose = verbose
         self.scale = time_scale
@@ -138,7 +172,40 @@ class _RealtimeRun:
 
     def note(self, source: str, kind: str, text: str, at: float | None = None) -> None:
         now = (self.clock() if at is None else at) - self.origin
-        self.trace.append(TraceEntry(max(0.0, now), source, kind, text))
+        self._record(TraceEntry(max(0.0, now), source, kind, text))
+
+    def _record(self, entry: TraceEntry) -> None:
+        self.trace.append(entry)
+        if self.output is not None:
+            try:
+                self.output.entry(entry)
+            except Exception as exc:  # a reader gone (BrokenPipeError), a disk full: stop
+                self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """End the run now with ``exc`` (raised once everything is stopped)."""
+        self._errors.append(exc)
+        self._stop.set()
+
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
+        installed = []
+        for signum in _STOPPING:
+            try:
+                loop.add_signal_handler(signum, self._interrupt, signum)
+            except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+                continue
+            installed.append(signum)
+        return installed
+
+    def _interrupt(self, signum: signal.Signals) -> None:
+        if self._complete:
+            return  # the run reached its end: a signal while it cleans up changes nothing
+        if self.interrupted is None:
+            self.interrupted = _STOPPING[signum]
+            self.stopped_at = max(0.0, self.clock() - self.origin) if self.origin else 0.0
+        self._stop.set()
 
     # -- run ---------------------------------------------------------------------------------
 
@@ -147,6 +214,11 @@ class _RealtimeRun:
     ) -> RunResult:
         scenario = self.scenario
         topology = scenario.topology
+        loop = asyncio.get_running_loop()
+        handled = self._install_signals(loop)
+        steps: list[asyncio.TimerHandle] = []
+        if self.output is not None:
+            self.output.start(scenario, self.seed, mode="realtime", time_scale=self.scale)
         deployment = Deployment(
             topology.with_ephemeral_ports(),
             seed=self.seed,
@@ -164,6 +236,8 @@ class _RealtimeRun:
                 self.control.metrics.observe_client(name, state)
         raise_file_limit(len(scenario.clients) + 256)
         try:
+            if self._stop.is_set():
+                raise _Stopped
             await deployment.start()
             ssl_context = client_ssl_context(deployment.ca_path)
             if self.keylog is not None:
@@ -191,13 +265,14 @@ class _RealtimeRun:
                 self.hosts[spec.name] = host
                 if spec.cache:
                     self._seed_cache(spec.name, spec.user, spec.cache)
+                if self._stop.is_set():
+                    raise _Stopped
             if self.control is not None:
                 from emulator.control.launch import start_control
 
                 await start_control(self.control, out if out is not None else io.StringIO())
                 if out is not None:
                     out.flush()
-            loop = asyncio.get_running_loop()
             start = loop.time()
             self.origin = start * self.scale
             self.note(
@@ -207,11 +282,18 @@ class _RealtimeRun:
                 f"client(s), topology {topology.source}, realtime x{self.scale:g}",
             )
             for step in scenario.steps:
-                loop.call_at(start + step.at / self.scale, self._act, step)
-            await asyncio.sleep(scenario.duration / self.scale)  # bounded: the scenario's length
+                steps.append(loop.call_at(start + step.at / self.scale, self._act, step))
+            try:  # bounded: the scenario's length, or a signal, or a step's error
+                await asyncio.wait_for(self._stop.wait(), scenario.duration / self.scale)
+            except TimeoutError:
+                self._complete = True
             if self._errors:
                 raise self._errors[0]
+        except _Stopped:
+            pass  # a signal came while starting up: stop now, with no timeline
         finally:
+            for handle in steps:
+                handle.cancel()
             if self.control is not None:
                 await self.control.stop()
             for task in list(self._tasks):
@@ -219,6 +301,8 @@ class _RealtimeRun:
             for host in self.hosts.values():
                 await host.stop(unregister=False)
             await deployment.stop()
+            for signum in handled:
+                loop.remove_signal_handler(signum)
         timeline = {name: events for name, events in self.timeline.items()}
         # The chat service's history is in the cores' clock: shift it like agent events.
         chat = chat_timeline(
@@ -232,7 +316,19 @@ class _RealtimeRun:
             else check(e, timeline.get(e.client, []))
             for e in scenario.expectations
         )
-        return RunResult(scenario, self.seed, tuple(self.trace), timeline, results, 0)
+        if self.interrupted is not None:
+            stopped_at = self.stopped_at or 0.0
+            results = tuple(settle(r, stopped_at, self.step_outcomes) for r in results)
+        return RunResult(
+            scenario,
+            self.seed,
+            tuple(self.trace),
+            timeline,
+            results,
+            0,
+            interrupted=self.interrupted,
+            stopped_at=self.stopped_at,
+        )
 
     # -- events ------------------------------------------------------------------------------
 
@@ -252,6 +348,11 @@ class _RealtimeRun:
         if isinstance(shifted, ClientStateChanged):
             self.timeline[shifted.client].append(shifted)
             self.states[shifted.client] = shifted.state
+            if self.output is not None:
+                try:
+                    self.output.state(shifted)
+                except Exception as exc:
+                    self._fail(exc)
             if self.control is not None:
                 self.control.metrics.observe_client(shifted.client, shifted.state)
         elif isinstance(shifted, ClientActionDone):
@@ -260,7 +361,7 @@ class _RealtimeRun:
                 self.step_outcomes[waiting.pop(0)] = (shifted.ok, shifted.detail)
         entry = agent_trace(shifted, self.verbose)
         if entry is not None:
-            self.trace.append(TraceEntry(shifted.now, shifted.client, *entry))
+            self._record(TraceEntry(shifted.now, shifted.client, *entry))
 
     # -- the control API's view (emulator.control.steps.ClientAgents) -------------------------
 
@@ -291,15 +392,15 @@ class _RealtimeRun:
         self.note("scenario", "step", step.describe())
         try:
             self._apply(step)
-        except Exception as exc:  # a bug or a refused action: end the run with it
-            self._errors.append(exc)
+        except Exception as exc:  # a bug or a refused action: end the run with it, now
+            self._fail(exc)
 
     def _later(self, make: Callable[[], object]) -> None:
         async def run() -> None:
             try:
                 await make()  # type: ignore[misc]
             except Exception as exc:
-                self._errors.append(exc)
+                self._fail(exc)
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)
@@ -412,6 +513,10 @@ class _RealtimeRun:
         self.caches[name].save(
             CacheEntry(user, pool, bound[(pool, transport)], transport, 0.0, address)
         )
+
+
+class _Stopped(Exception):
+    """A signal came before the run's timeline began: skip to the clean-up."""
 
 
 def _client_address(n: int) -> str:

@@ -19,7 +19,16 @@ from emulator.wire import Tap, Taps
 from emulator.wire.ladder import Note
 from emulator.wire.names import Participants, simulated_participants
 
-__all__ = ["DETAIL_KINDS", "ExpectationResult", "RunResult", "check", "run_scenario"]
+__all__ = [
+    "DETAIL_KINDS",
+    "ExpectationResult",
+    "RunResult",
+    "check",
+    "report_header",
+    "report_results",
+    "run_scenario",
+    "settle",
+]
 
 DETAIL_KINDS = frozenset({"sip", "dns", "detail", "binding"})
 """Trace kinds shown only with ``--verbose`` (recorded when the run asked for detail).
@@ -31,6 +40,13 @@ class ExpectationResult:
     expectation: Expectation
     passed: bool
     detail: str
+    decided: bool = True
+    """False for an interrupted run's expectation whose outcome its end would have decided
+    (:func:`settle`); ``passed`` is then False."""
+
+    @property
+    def mark(self) -> str:
+        return "PASS" if self.passed else "FAIL" if self.decided else "UNDECIDED"
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,10 @@ class RunResult:
     """What the invariant monitor saw, when it watched the run."""
     participants: Participants | None = None
     """Who is behind each address of the run (emulator/wire/names.py), for its drawings."""
+    interrupted: str | None = None
+    """The signal that stopped the run before its end (``SIGINT``, ``SIGTERM``), if one did."""
+    stopped_at: float | None = None
+    """When an interrupted run stopped (scenario time)."""
 
     @property
     def passed(self) -> bool:
@@ -64,10 +84,7 @@ class RunResult:
         changes; ``verbose`` adds every SIP exchange, DNS query and client detail (when the run
         recorded them); whole messages are in it when the run recorded them.
         """
-        lines = [f"scenario {self.scenario.source} (seed {self.seed})"]
-        if self.scenario.description:
-            lines.append(f"  {self.scenario.description}")
-        lines.append("")
+        lines = report_header(self.scenario, self.seed)
         if timeline:
             lines.extend(
                 entry.line() for entry in self.trace if verbose or entry.kind not in DETAIL_KINDS
@@ -76,13 +93,7 @@ class RunResult:
         if extra:
             lines.append(extra.rstrip("\n"))
             lines.append("")
-        lines.append("expectations:")
-        for result in self.results:
-            mark = "PASS" if result.passed else "FAIL"
-            where = f" (line {result.expectation.line})" if result.expectation.line else ""
-            lines.append(f"  {mark}  {result.expectation.describe()}{where}: {result.detail}")
-        passed = sum(r.passed for r in self.results)
-        lines.append(f"{passed} passed, {len(self.results) - passed} failed")
+        lines.extend(report_results(self.results, self.interrupted, self.stopped_at))
         return "\n".join(lines)
 
     def to_json(self) -> str:
@@ -131,6 +142,59 @@ class RunResult:
 
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+
+
+def report_header(scenario: Scenario, seed: int) -> list[str]:
+    """The lines a report starts with (the timeline follows them)."""
+    lines = [f"scenario {scenario.source} (seed {seed})"]
+    if scenario.description:
+        lines.append(f"  {scenario.description}")
+    lines.append("")
+    return lines
+
+
+def report_results(
+    results: Sequence[ExpectationResult],
+    interrupted: str | None = None,
+    stopped_at: float | None = None,
+) -> list[str]:
+    """The lines a report ends with: each expectation's verdict and the counts."""
+    lines = ["expectations:"]
+    for result in results:
+        where = f" (line {result.expectation.line})" if result.expectation.line else ""
+        lines.append(f"  {result.mark}  {result.expectation.describe()}{where}: {result.detail}")
+    passed = sum(r.passed for r in results)
+    undecided = sum(not r.decided for r in results)
+    counts = f"{passed} passed, {len(results) - passed - undecided} failed"
+    if undecided:
+        counts += f", {undecided} undecided"
+    lines.append(counts)
+    if interrupted is not None:
+        at = f" at {stopped_at:.3f}" if stopped_at is not None else ""
+        lines.append(f"interrupted by {interrupted}{at}: these are the verdicts so far")
+    return lines
+
+
+def settle(
+    result: ExpectationResult, stopped_at: float, outcomes: Mapping[int, tuple[bool, str]]
+) -> ExpectationResult:
+    """``result`` as a run stopped at ``stopped_at`` (before its end) can tell it: kept when
+    what happened up to then decides it (a state at a time already passed, a broken
+    ``always``), undecided when the rest of the run would have."""
+    e = result.expectation
+    if e.step is not None:
+        decided = e.step.index in outcomes
+    elif e.invariant is not None:
+        decided = not result.passed  # a violation seen is final; none seen yet is not
+    elif e.kind == "at":
+        decided = e.start <= stopped_at
+    elif e.kind == "by":
+        decided = e.end <= stopped_at
+    else:  # always / never: broken already, or their window is over
+        decided = not result.passed or e.end <= stopped_at
+    if decided:
+        return result
+    return ExpectationResult(e, False, f"the run stopped at {stopped_at:.3f}", decided=False)
 
 
 def apply_step(deployment: SimulatedDeployment, step: Step) -> None:

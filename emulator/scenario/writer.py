@@ -4,16 +4,79 @@ Values are serialised by tomli-w (quoting and escaping done right); the layout i
 same as hand-written scenarios: scalars first, then ``[table]`` sections, then one
 ``[[table]]`` block per element of an array of tables (tomli-w writes those inline, which is
 valid but hard to read and hides the line numbers error messages point at).
+
+Files are written with :func:`write_atomically`: a reader (or a campaign killed half-way)
+finds either the old file, or the whole new one, never a truncated one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "remove_stale_temporaries", "write_atomically"]
+
+
+def write_atomically(path: str | Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` so that it is never seen half-written, even after a kill.
+
+    The bytes go to a temporary file in the same directory (``.NAME.*.tmp``: same file
+    system, so the rename is atomic), which is flushed to disk (fsync) and renamed over
+    ``path`` (``os.replace``); the directory is then fsynced so that the rename survives a
+    power cut too.  On any error the temporary file is removed.  A SIGKILL between the
+    temporary file's creation and the rename can leave it behind: readers skip names that
+    start with a dot.
+    """
+    path = Path(path)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(file.fileno(), 0o644)  # mkstemp's 0600 is for secrets; these are not
+            file.write(raw)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(path.parent)
+
+
+def remove_stale_temporaries(directory: str | Path, *, before: float) -> list[Path]:
+    """Remove the temporary files of :func:`write_atomically` (``.NAME.*.tmp``) under
+    ``directory`` last changed before ``before`` (seconds since the epoch, as ``st_mtime``):
+    what a kill in the middle of a write left.  A write in progress is younger: pass a time
+    well before now (a minute).  Returns what was removed."""
+    removed = []
+    for path in Path(directory).rglob(".*.tmp"):
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mtime < before:
+                path.unlink()
+                removed.append(path)
+        except OSError:  # gone meanwhile, or not ours
+            continue
+    return removed
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # not every system opens directories (Windows): the rename is done anyway
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def dumps(data: Mapping[str, Any], *, comment: str = "") -> str:

@@ -9,6 +9,7 @@ import pytest
 from emulator.cli import main
 from emulator.operations import OperationError, Operations
 from emulator.scenario.model import ScenarioError, load_scenario, parse_scenario
+from emulator.scenario.output import read_json_lines
 from emulator.scenario.runner import run_scenario
 from emulator.sim.deployment import ClientSpec, SimulatedDeployment, SimulationError
 from emulator.topology import parse_topology
@@ -298,9 +299,16 @@ def test_r4_is_deterministic_and_its_json_carries_contacts_and_outcomes(tmp_path
     first = run_scenario(load_scenario(path), verbose=True).to_json()
     assert first == run_scenario(load_scenario(path), verbose=True).to_json()
     assert '"contacts": 2' in first and "force-moved 2 user(s)" in first
-    out = tmp_path / "r4.json"
+    out, again = tmp_path / "r4.jsonl", tmp_path / "again.jsonl"
     assert main(["run", str(path), "--quiet", "--json", str(out)]) == 0
-    assert out.read_text() == first + "\n"
+    assert main(["run", str(path), "--quiet", "--json", str(again)]) == 0
+    assert out.read_text() == again.read_text()  # JSON Lines, byte for byte the same
+    records = read_json_lines(out)
+    assert records[0]["type"] == "run" and records[0]["mode"] == "simulated"
+    assert any(r["type"] == "state" and r["contacts"] == 2 for r in records)
+    assert any("force-moved 2 user(s)" in str(r.get("text")) for r in records)
+    summary = records[-1]
+    assert summary["type"] == "summary" and summary["passed"] and summary["exit_status"] == 0
 
 
 # -- the scenario file -----------------------------------------------------------------------

@@ -92,10 +92,19 @@ def test_run_writes_json_and_exits_zero_when_expectations_hold(
     path.write_text(BASE + '[[expect]]\nclient = "ClientUser1"\nby = 10\nstate = "registered"\n')
     out_json = tmp_path / "trace.json"
     assert main(["run", str(path), "--json", str(out_json), "--seed", "11"]) == 0
-    data = json.loads(out_json.read_text())
-    assert data["seed"] == 11
-    assert data["timeline"]["ClientUser1"][-1]["state"] == "registered"
-    assert [e["passed"] for e in data["expectations"]] == [True]
+    records = [json.loads(line) for line in out_json.read_text().splitlines()]  # JSON Lines
+    assert records[0] == {
+        "type": "run",
+        "format": 2,
+        "scenario": str(path),
+        "seed": 11,
+        "mode": "simulated",
+    }
+    states = [r for r in records if r["type"] == "state" and r["client"] == "ClientUser1"]
+    assert states[-1]["state"] == "registered"
+    assert [r["verdict"] for r in records if r["type"] == "expectation"] == ["pass"]
+    assert records[-1]["type"] == "summary" and records[-1]["exit_status"] == 0
+    assert records[-1]["interrupted"] is None
     assert "(seed 11)" in capsys.readouterr().out
 
 
