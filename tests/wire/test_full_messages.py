@@ -3,12 +3,12 @@ and the ``sipemu run`` options that draw the wire."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from emulator.cli import main
+from emulator.scenario.output import read_json_lines
 from emulator.scenario.runner import run_scenario
 from emulator.sim.trace import MESSAGE
 from emulator.wire.messages import full_text
@@ -80,13 +80,13 @@ def test_json_holds_messages_only_when_asked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path)
-    plain, full = tmp_path / "plain.json", tmp_path / "full.json"
+    plain, full = tmp_path / "plain.jsonl", tmp_path / "full.jsonl"
     assert main(["run", str(path), "--quiet", "--json", str(plain)]) == 0
     assert main(["run", str(path), "--quiet", "--json", str(full), "--messages"]) == 0
     out = capsys.readouterr().out
     assert "| REGISTER" not in out  # --quiet: no timeline printed
-    plain_trace = json.loads(plain.read_text())["trace"]
-    full_trace = json.loads(full.read_text())["trace"]
+    plain_trace = [r for r in read_json_lines(plain) if r["type"] == "trace"]
+    full_trace = [r for r in read_json_lines(full) if r["type"] == "trace"]
     assert not [e for e in plain_trace if e["kind"] == "message"]
     messages = [e for e in full_trace if e["kind"] == "message"]
     assert len(messages) == 22  # every packet of the run (the ladder test draws them)
