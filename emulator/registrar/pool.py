@@ -99,6 +99,11 @@ _SUPPORTED_OPTIONS = frozenset({"ms-userservices-state-notification"})
 _DISPLAY_QUOTED = re.compile(r'[ \t]*"(?:[^"\\]|\\.)*"')
 
 
+_INSPECTED_LIMIT = 200_000
+"""REGISTER To/Contact values remembered as inspected (bounded: they come from the network;
+a full set stops learning, what it holds stays true)."""
+
+
 def _uri_scheme(address: str) -> str:
     """The lower-case scheme of the URI in a To/From value (name-addr or addr-spec)."""
     quoted = _DISPLAY_QUOTED.match(address)  # a "<" inside a quoted display name is text
@@ -156,6 +161,7 @@ class Pool:
         self._box = Outbox()
         self._bindings = BindingStore()
         self._server_tx = ServerTransactionTable()
+        self._inspected: set[tuple[str, ...]] = set()  # REGISTER To/Contacts that passed
         self._now = now
         monitors: dict[str, PeerMonitor] = {}
         if not spec.is_director:
@@ -367,22 +373,28 @@ class Pool:
         method inspection, 405/501, comes first): 416 for a URI scheme the registrar does not
         serve, 400 (SipError) for a malformed Contact of a REGISTER, 420 for an extension it
         does not support; None to go on."""
-        scheme = request.uri.partition(":")[0].lower()
-        if scheme not in _URI_SCHEMES or (
-            request.method == "REGISTER"
-            and _uri_scheme(request.headers.get("to") or "") not in _URI_SCHEMES
-        ):
-            # §8.2.2.1; for REGISTER the To URI is the address-of-record (§10.3 step 3;
-            # RFC 4475 §3.3.2 unkscm, §3.3.3 novelsc, §3.3.4 unksm2).
+        headers = request.headers
+        if request.uri.partition(":")[0].lower() not in _URI_SCHEMES:
+            # §8.2.2.1 (RFC 4475 §3.3.2 unkscm, §3.3.3 novelsc).
             return make_response(request, 416, to_tag=self._rules.tag())
         if request.method == "REGISTER":
-            # §20.10: a Contact URI with ",", "?" or ";" must be in <> (RFC 4475 §3.1.2.13
-            # regbadct): 400 before any binding rule reads it.
-            for value in request.headers.get_all("contact"):
-                for part in split_commas(value):
-                    if part != "*":
-                        check_address(part, "Contact")
-        if "require" in request.headers:
+            # The To and Contact values of a REGISTER that passed are remembered (speed: a
+            # client refreshes with the same ones); the checks are pure functions of them.
+            key = (headers.get("to") or "", *headers.get_all("contact"))
+            if key not in self._inspected:
+                if _uri_scheme(key[0]) not in _URI_SCHEMES:
+                    # For REGISTER the To URI is the address-of-record (§10.3 step 3; RFC 4475
+                    # §3.3.4 unksm2).
+                    return make_response(request, 416, to_tag=self._rules.tag())
+                # §20.10: a Contact URI with ",", "?" or ";" must be in <> (RFC 4475
+                # §3.1.2.13 regbadct): 400 before any binding rule reads it.
+                for value in key[1:]:
+                    for part in split_commas(value):
+                        if part != "*":
+                            check_address(part, "Contact")
+                if len(self._inspected) < _INSPECTED_LIMIT:
+                    self._inspected.add(key)
+        if headers.get("require") is not None:
             # §8.2.2.3: a Require option tag this UAS does not understand -> 420 listing it
             # in Unsupported (RFC 4475 §3.3.5 bext01; Proxy-Require is for proxies).
             unsupported = [

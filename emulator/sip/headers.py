@@ -218,7 +218,7 @@ class NameAddr:
         if raw is None:
             return 1.0
         # qvalue = ("0" ["." 0*3DIGIT]) / ("1" ["." 0*3("0")]) (§25.1): float() would also
-        # take "1e0", "nan", " 1" or "١" (Arabic-Indic one).
+        # take "1e0", "nan", " 1" or an Arabic-Indic one.
         return float(raw) if _QVALUE.fullmatch(raw) is not None else 0.0
 
     @property

@@ -277,8 +277,10 @@ def parse_cseq(value: str) -> tuple[int, str]:
     """
     number, _, method = value.strip(" \t").partition(" ")
     method = method.strip(" \t")
-    if not method or _TOKEN.fullmatch(method) is None:
+    if not method or (method not in _USUAL_METHODS and _TOKEN.fullmatch(method) is None):
         raise SipSyntaxError(f"bad CSeq {value[:40]!r}: no method", 400, "Bad CSeq")
+    if len(number) <= 9 and number.isdigit() and number.isascii():  # the usual case (speed)
+        return int(number), method
     return parse_number(number, "CSeq", MAX_UINT32), method
 
 
@@ -345,6 +347,7 @@ def parse_message(
         except SipError:
             pass
         error.headers = Headers._from_parsed(readable)
+        error.response = head_text.lstrip("\r\n").startswith("SIP/")
         raise error
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
@@ -356,7 +359,18 @@ def parse_message(
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
-        raise SipSyntaxError("message head is not UTF-8") from None
+        # Read what fields can be read all the same, so that a request whose Via and CSeq
+        # survived is answered 400 rather than dropped (RFC 3261 §8.2: answer what can be).
+        error = SipSyntaxError("message head is not UTF-8")
+        lines = head.decode("utf-8", "replace").lstrip("\r\n").split("\r\n")
+        readable: list[tuple[str, str, str]] = []
+        try:
+            _parse_fields(lines, readable)
+        except SipError:
+            pass
+        error.headers = Headers._from_parsed(readable)
+        error.response = lines[0].startswith("SIP/")
+        raise error from None
     text = text.lstrip("\r\n")
     lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
     start = lines[0]
@@ -386,11 +400,16 @@ def _finish(
     keys = list(map(_KEY_OF, fields))
     try:
         message = _parse_start(start, headers)
-        if len(set(keys)) != len(keys):
-            _check_single(keys)
+        if len(set(keys)) != len(keys):  # (speed: the filter below only when a name repeats)
+            single = list(filter(_SINGLE_KEYS.__contains__, keys))
+            if len(set(single)) != len(single):
+                _check_single(single)
         if "content-length" in keys:
             cl = fields[keys.index("content-length")][2]
-            length = parse_number(cl, "Content-Length", MAX_UINT32)
+            if len(cl) <= 9 and cl.isdigit() and cl.isascii():  # the usual case (speed)
+                length = int(cl)
+            else:
+                length = parse_number(cl, "Content-Length", MAX_UINT32)
             if length > len(body):
                 if stream:
                     raise SipSyntaxError("body shorter than Content-Length")
@@ -410,17 +429,21 @@ def _finish(
                 raise SipSyntaxError(
                     f"CSeq method {method} does not match request method {message.method}"
                 )
-            for _, key, value in fields:
-                if key == "via" and _VIA.fullmatch(value) is None:
+            if keys.count("via") == 1:  # the usual case, without a Python loop (speed)
+                vias = [fields[keys.index("via")][2]]
+            else:
+                vias = [value for _, key, value in fields if key == "via"]
+            for value in vias:
+                if not _well_formed(_VIA, value, ";branch="):
                     raise SipSyntaxError(f"bad Via {value[:60]!r}", 400, "Bad Via")
             for key, name in (("from", "From"), ("to", "To")):
                 check_address(fields[keys.index(key)][2], name)
-        for key, name, maximum in _NUMBERS:
-            if key in keys:
-                value = fields[keys.index(key)][2]
-                if key == "retry-after":  # delta-seconds [comment] *(;param) (§20.33)
-                    value = value.partition("(")[0].partition(";")[0]
-                parse_number(value, name, maximum)
+        for key in _NUMBER_KEYS.intersection(keys):  # (speed: set operations in C)
+            name, maximum = _NUMBERS[key]
+            value = fields[keys.index(key)][2]
+            if key == "retry-after":  # delta-seconds [comment] *(;param) (§20.33)
+                value = value.partition("(")[0].partition(";")[0]
+            parse_number(value, name, maximum)
     except SipError as exc:
         exc.headers = headers
         raise
@@ -443,12 +466,16 @@ _SINGLE = (
 
 # Numeric header fields checked on every message (RFC 3261 §25.1 grammar; bounds in
 # docs/protocol.md, "Strict numbers"): key, name, largest value.
-_NUMBERS = (
-    ("expires", "Expires", MAX_DELTA_SECONDS),  # §20.19
-    ("max-forwards", "Max-Forwards", 255),  # §20.22: 0-255
-    ("min-expires", "Min-Expires", MAX_DELTA_SECONDS),  # §20.23
-    ("retry-after", "Retry-After", MAX_DELTA_SECONDS),  # §20.33
-)
+_NUMBERS = {
+    "expires": ("Expires", MAX_DELTA_SECONDS),  # §20.19
+    "max-forwards": ("Max-Forwards", 255),  # §20.22: 0-255
+    "min-expires": ("Min-Expires", MAX_DELTA_SECONDS),  # §20.23
+    "retry-after": ("Retry-After", MAX_DELTA_SECONDS),  # §20.33
+}
+_NUMBER_KEYS = frozenset(_NUMBERS)
+
+
+_SINGLE_KEYS = frozenset(key for key, _ in _SINGLE)
 
 
 def _check_single(keys: list[str]) -> None:
@@ -480,10 +507,40 @@ _ADDRESS = re.compile(
 )
 
 
+def _well_formed(pattern: re.Pattern[str], value: str, marker: str) -> bool:
+    """``pattern.fullmatch(value)``, remembered (speed: a client sends the same Via, From and
+    To again and again, but for the value of its ``;branch=`` or ``;tag=`` parameter).
+
+    The memory holds values known to match with that parameter's value cut out; a match does
+    not depend on which token the value is (every token character is treated alike by the
+    patterns), so a value whose parameter is a token is decided by its cut-out form.
+    """
+    if value in _matched:  # the same value again (a To, a retransmission)
+        return True
+    key = value
+    at = value.find(marker)
+    if at >= 0:
+        start = at + len(marker)
+        run = _TOKEN.match(value, start)
+        end = start if run is None else run.end()
+        if end > start and (end == len(value) or value[end] in ";,"):
+            key = value[:start] + value[end:]
+    if key in _matched:
+        return True
+    if pattern.fullmatch(value) is None:
+        return False
+    if len(_matched) < 65536:  # bounded: values come from the network
+        _matched.add(key)
+    return True
+
+
+_matched: set[str] = set()
+
+
 def check_address(value: str, name: str) -> None:
     """Raise SipSyntaxError (400 Bad <name>) unless ``value`` is a name-addr or addr-spec with
     header parameters, as From, To and Contact values must be (§20.10, §20.20, §20.39)."""
-    if _ADDRESS.fullmatch(value) is None:
+    if not _well_formed(_ADDRESS, value, ";tag="):
         raise SipSyntaxError(f"bad {name} {value[:60]!r}", 400, f"Bad {name}")
 
 
@@ -543,14 +600,19 @@ def _parse_start(start: str, headers: Headers) -> Request | Response:
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise SipSyntaxError(f"bad request line {start[:60]!r}")
     method, uri, version = parts
-    if _TOKEN.fullmatch(method) is None:  # Method = token (§25.1; RFC 4475 §3.1.1.2 intmeth)
+    # Method = token (§25.1; RFC 4475 §3.1.1.2 intmeth); the usual ones need no regex (speed).
+    if method not in _USUAL_METHODS and _TOKEN.fullmatch(method) is None:
         raise SipSyntaxError(f"bad method {method[:20]!r}")
     _check_version(version)
     # Request-URI = SIP-URI / SIPS-URI / absoluteURI: a scheme, then ":" (§25.1).  Not in <>
     # (RFC 4475 §3.1.2.7 ltgtruri); a SIP URI there has no headers part (§19.1.1 table,
     # RFC 4475 §3.1.2.11 escruri).  An unknown scheme is well-formed: the core answers 416.
     scheme, colon, rest = uri.partition(":")
-    if not colon or _SCHEME.fullmatch(scheme) is None or not rest:
+    if (
+        not colon
+        or not rest
+        or (scheme not in _USUAL_SCHEMES and _SCHEME.fullmatch(scheme) is None)
+    ):
         raise SipSyntaxError(f"bad Request-URI {uri[:60]!r}", 400, "Bad Request-URI")
     if scheme.lower() in ("sip", "sips") and "?" in rest.rpartition("@")[2]:
         raise SipSyntaxError(f"headers in the Request-URI {uri[:60]!r}", 400, "Bad Request-URI")
@@ -558,6 +620,11 @@ def _parse_start(start: str, headers: Headers) -> Request | Response:
 
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")  # RFC 3261 §25.1 scheme
+_USUAL_SCHEMES = frozenset({"sip", "sips", "tel"})
+_USUAL_METHODS = frozenset(
+    {"REGISTER", "OPTIONS", "NOTIFY", "SUBSCRIBE", "SERVICE", "BENOTIFY", "INVITE", "ACK"}
+    | {"BYE", "CANCEL", "MESSAGE", "INFO", "PRACK", "UPDATE", "REFER", "PUBLISH"}
+)
 
 
 def _check_version(version: str) -> None:

@@ -369,3 +369,14 @@ def test_via_must_be_well_formed() -> None:
         b"Via: SIP/2.0/UDP h;branch=z9hG4bK-1", b"Via: SIP  /   2.0 /UDP    h ; branch = x", 1
     )
     assert parse_message(spaced).headers.get("via") == "SIP  /   2.0 /UDP    h ; branch = x"
+
+
+def test_a_head_that_is_not_utf8_keeps_its_readable_fields() -> None:
+    # So that the pool answers 400 instead of dropping it (RFC 3261 §8.2).
+    data = register("Subject: \xff\r\n").replace("\xff".encode(), b"\xff")  # a lone 0xFF byte
+    error = refused(data)
+    assert str(error) == "message head is not UTF-8" and not error.response
+    assert error.headers.get("via") == "SIP/2.0/UDP h;branch=z9hG4bK-1"
+    assert error.headers.get("cseq") == "1 REGISTER"
+    response = refused(b"SIP/2.0 200 \xff\r\nCSeq: 1 REGISTER\r\n\r\n")
+    assert response.response

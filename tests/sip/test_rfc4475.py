@@ -267,3 +267,40 @@ EXPECTED_SHA256 = {
     "wsinv": "d6f6cdee99cd0a1f8e3d9a0fdd67c877700e19ab86d8186dada06f61260e3e61",
     "zeromf": "50954ef47acca4f9f5263ded06246d06dee4e2ee508a8d284191795d7fddf365",
 }
+
+
+@pytest.mark.parametrize(
+    ("name", "bindings"),
+    [
+        # §3.1.1.4: escaped nulls stay escaped, two Contacts, two bindings.
+        (
+            "escnull",
+            [
+                ("sip:null-%00-null@example.com", "<sip:%00@host5.example.com>"),
+                ("sip:null-%00-null@example.com", "<sip:%00%00@host5.example.com>"),
+            ],
+        ),
+        # §3.3.12: in an addr-spec, ;unknownparam is a header parameter (kept outside <>).
+        (
+            "cparam01",
+            [("sip:watson@example.com", "<sip:+19725552222@gw1.example.net>;unknownparam")],
+        ),
+        # §3.3.13: inside <>, it is a URI parameter.
+        (
+            "cparam02",
+            [("sip:watson@example.com", "<sip:+19725552222@gw1.example.net;unknownparam>")],
+        ),
+        # §3.3.14: the Contact URI's escaped headers are kept as sent.
+        (
+            "regescrt",
+            [("sip:user@example.com", "<sip:user@example.com?Route=%3Csip:sip.example.com%3E>")],
+        ),
+        ("regaut01", []),  # §3.3.7: a query; the unknown Authorization scheme is ignored
+    ],
+)
+def test_valid_registers_make_the_bindings_the_rfc_describes(
+    name: str, bindings: list[tuple[str, str]]
+) -> None:
+    pool = make_pool()
+    pool.receive((VECTORS / f"{name}.dat").read_bytes(), CLIENT_FLOW, 1.0)
+    assert [(b.aor, b.contact) for b in pool.bindings()] == bindings
