@@ -438,12 +438,24 @@ def _finish(
                     raise SipSyntaxError(f"bad Via {value[:60]!r}", 400, "Bad Via")
             for key, name in (("from", "From"), ("to", "To")):
                 check_address(fields[keys.index(key)][2], name)
+        elif "cseq" in keys:
+            # A response's CSeq matches it to its transaction: one that cannot be read makes
+            # the response unusable (RFC 4475 §3.1.2.5 scalarlg), and Response.cseq safe.
+            parse_cseq(fields[keys.index("cseq")][2])
         for key in _NUMBER_KEYS.intersection(keys):  # (speed: set operations in C)
             name, maximum = _NUMBERS[key]
             value = fields[keys.index(key)][2]
             if key == "retry-after":  # delta-seconds [comment] *(;param) (§20.33)
                 value = value.partition("(")[0].partition(";")[0]
-            parse_number(value, name, maximum)
+            try:
+                parse_number(value, name, maximum)
+            except SipSyntaxError:
+                if isinstance(message, Request):
+                    raise
+                # In a response the field is ignored: taken out, so that the UA acts as if it
+                # were absent (RFC 4475 §3.1.2.4 allows ignoring such values; CHOICE,
+                # docs/protocol.md "Strict numbers").  CSeq and Content-Length still count.
+                headers.remove(key)
     except SipError as exc:
         exc.headers = headers
         raise

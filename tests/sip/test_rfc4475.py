@@ -20,6 +20,7 @@ from emulator.net import CloseFlow, Flow, Send
 from emulator.operations import contact_store
 from emulator.registrar.events import BadMessage
 from emulator.registrar.pool import Pool, PoolEndpoints
+from emulator.sip.errors import SipError
 from emulator.sip.headers import split_commas
 from emulator.sip.message import Response, parse_message
 from emulator.topology import parse_topology
@@ -161,13 +162,25 @@ def test_vector_is_answered_as_documented(name: str) -> None:
         assert sends == []
         return
     assert len(sends) == 1
-    answer = parse_message(sends[0].data)  # the answer is itself well-formed
-    assert isinstance(answer, Response)
+    answer = parse_answer(sends[0].data)
     assert answer.status == status
     if reason is not None:
         assert answer.reason == reason
     # §8.2.6.2: the answer copies Via and CSeq (and From, To, Call-ID when there are any).
     assert answer.headers.get("via") is not None and answer.headers.get("cseq") is not None
+
+
+def parse_answer(data: bytes) -> Response:
+    """The pool's answer, well-formed but for one thing: the 400 to a request whose CSeq is
+    out of range copies that CSeq (RFC 3261 §8.2.6.2; RFC 4475 §3.1.2.4 asks for the 400)."""
+    try:
+        answer = parse_message(data)
+    except SipError as exc:
+        assert exc.response and exc.reason == "Bad CSeq", exc
+        version, status, reason = data.split(b"\r\n")[0].decode().split(" ", 2)
+        return Response(int(status), reason, exc.headers, b"", version)
+    assert isinstance(answer, Response)
+    return answer
 
 
 def test_invalid_vectors_are_never_accepted() -> None:
