@@ -363,12 +363,12 @@ def parse_message(
         # survived is answered 400 rather than dropped (RFC 3261 §8.2: answer what can be).
         error = SipSyntaxError("message head is not UTF-8")
         lines = head.decode("utf-8", "replace").lstrip("\r\n").split("\r\n")
-        readable: list[tuple[str, str, str]] = []
+        fields_read: list[tuple[str, str, str]] = []
         try:
-            _parse_fields(lines, readable)
+            _parse_fields(lines, fields_read)
         except SipError:
             pass
-        error.headers = Headers._from_parsed(readable)
+        error.headers = Headers._from_parsed(fields_read)
         error.response = lines[0].startswith("SIP/")
         raise error from None
     text = text.lstrip("\r\n")
@@ -438,10 +438,6 @@ def _finish(
                     raise SipSyntaxError(f"bad Via {value[:60]!r}", 400, "Bad Via")
             for key, name in (("from", "From"), ("to", "To")):
                 check_address(fields[keys.index(key)][2], name)
-        elif "cseq" in keys:
-            # A response's CSeq matches it to its transaction: one that cannot be read makes
-            # the response unusable (RFC 4475 §3.1.2.5 scalarlg), and Response.cseq safe.
-            parse_cseq(fields[keys.index("cseq")][2])
         for key in _NUMBER_KEYS.intersection(keys):  # (speed: set operations in C)
             name, maximum = _NUMBERS[key]
             value = fields[keys.index(key)][2]
@@ -454,7 +450,7 @@ def _finish(
                     raise
                 # In a response the field is ignored: taken out, so that the UA acts as if it
                 # were absent (RFC 4475 §3.1.2.4 allows ignoring such values; CHOICE,
-                # docs/protocol.md "Strict numbers").  CSeq and Content-Length still count.
+                # docs/protocol.md "Strict numbers").  Content-Length still counts.
                 headers.remove(key)
     except SipError as exc:
         exc.headers = headers
