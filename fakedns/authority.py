@@ -131,6 +131,10 @@ class DnsQueried:
     why it was refused."""
     key: str | None = None
     """For an UPDATE: the TSIG key that signed it (RFC 8945), if any."""
+    problem: str | None = None
+    """What was wrong with a malformed input (answered FORMERR, or dropped when not even its
+    header could be read), e.g. ``QNAME of 300 octets exceeds 255``; None for a good one.
+    Recorded even without ``trace``, so that a driver can log bad input (rate-limited)."""
 
     def line(self) -> str:
         """One readable log line for a live server's log.
@@ -148,6 +152,11 @@ class DnsQueried:
             outcome = self.rcode + (": " + "; ".join(self.changes) if self.changes else "")
             zone = self.qname or "(no zone)"
             return f"{self.transport} {peer} #{self.query_id} UPDATE {zone}{signed} -> {outcome}"
+        if self.problem is not None:
+            outcome = "no answer" if self.rcode == DROPPED else self.rcode
+            return (
+                f"{self.transport} {peer} #{self.query_id} bad query: {self.problem} -> {outcome}"
+            )
         question = f"{self.qtype} {self.qname}" if self.qname or self.qtype else "(no question)"
         if self.rcode == DROPPED:
             outcome = "no answer (dropped)"
@@ -166,7 +175,9 @@ _Meta = tuple[str, str, str, int, bool, FaultKind | None]
 _CacheKey = tuple[str, int, bytes, tuple[int, int, int] | None]
 # An UPDATE's event extras: what it changed (or why refused) and the TSIG key name.
 _UpdateNote = tuple[tuple[str, ...], str | None]
-_Pending = tuple[float, tuple[str, int] | None, Transport, bytes, _Meta, _UpdateNote | None]
+_Pending = tuple[
+    float, tuple[str, int] | None, Transport, bytes, _Meta, _UpdateNote | None, str | None
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +262,7 @@ class Authority:
         self._pending: list[_Pending] = []
         self._update_keys: tuple[TsigKey, ...] | None = None
         self._update_note: _UpdateNote | None = None
+        self._problem: str | None = None  # what _compute found wrong with the last input
         for record in records:
             self._insert(record)
         self._changed(records_changed=True)
@@ -278,12 +290,19 @@ class Authority:
         if key is None:
             # RFC 1035 §4.1.1: 12-byte header; QR=0 in a query.
             if len(data) < 12 or data[2] & 0x80:
+                # Dropped without an answer: too short to answer, or a response (answering
+                # responses would let two servers loop).
+                why = f"{len(data)} bytes, shorter than a header" if len(data) < 12 else "QR=1"
+                self._pending.append(
+                    (now, client, transport, bytes(data[:2]).rjust(2, b"\0"),
+                     ("", "", DROPPED, 0, False, None), None, why)
+                )  # fmt: skip
                 return None
-            wire, meta = self._compute(data, transport)
+            wire, meta = self._compute_safely(data, transport)
         else:
             entry = self._cache.get(key)
             if entry is None:
-                wire, meta = self._compute(data, transport)
+                wire, meta = self._compute_safely(data, transport)
                 # A FORMERR may come from EDNS options, which the key ignores: never cache it.
                 if meta[2] != "FORMERR":
                     if len(self._cache) >= _CACHE_LIMIT:
@@ -293,18 +312,20 @@ class Authority:
                 tail, meta = entry
                 wire = None if tail is None else data[:2] + tail
         note, self._update_note = self._update_note, None
-        if self._trace or note is not None:  # updates are rare and always worth an event
-            self._pending.append((now, client, transport, data[:2], meta, note))
+        problem, self._problem = self._problem, None
+        # Updates and bad input are rare and always worth an event.
+        if self._trace or note is not None or problem is not None:
+            self._pending.append((now, client, transport, data[:2], meta, note, problem))
         return wire
 
     def events(self) -> list[DnsQueried]:
         """The queries answered since the last call (drained).  Empty unless ``trace``."""
         pending, self._pending = self._pending, []
         return [
-            DnsQueried(now, client, transport, (qid[0] << 8) | qid[1], *meta)
+            DnsQueried(now, client, transport, (qid[0] << 8) | qid[1], *meta, problem=problem)
             if note is None
             else DnsQueried(now, client, transport, (qid[0] << 8) | qid[1], *meta, "UPDATE", *note)
-            for now, client, transport, qid, meta, note in pending
+            for now, client, transport, qid, meta, note, problem in pending
         ]
 
     def discard_events(self) -> None:
@@ -545,6 +566,18 @@ class Authority:
 
     # -- internals: answering -------------------------------------------------------------------
 
+    def _compute_safely(self, data: bytes, transport: Transport) -> tuple[bytes | None, _Meta]:
+        """:meth:`_compute`, which never raises: an exception there is a bug of the fake DNS
+        (the fuzz test and benchmarks/parse_fuzz.py look for them), answered SERVFAIL
+        (RFC 1035 §4.1.1, "a problem with the name server") and reported as the problem."""
+        try:
+            return self._compute(data, transport)
+        except Exception as exc:  # the core must not raise on any input
+            self._problem = f"internal error {type(exc).__name__}: {exc}"[:200]
+            qid = (data[0] << 8) | data[1]
+            header = dnslib.DNSHeader(id=qid, qr=1, opcode=(data[2] >> 3) & 0x0F, rcode=_SERVFAIL)
+            return bytes(dnslib.DNSRecord(header).pack()), ("", "", "SERVFAIL", 0, False, None)
+
     def _compute(self, data: bytes, transport: Transport) -> tuple[bytes | None, _Meta]:
         """Decide and build one answer with dnslib (the slow path; see the module docstring)."""
         qid = (data[0] << 8) | data[1]
@@ -553,8 +586,11 @@ class Authority:
         cd = (data[3] >> 4) & 0x01  # RFC 4035 §3.1.6: CD is copied into the response
         server_fault = self._faults.get(None)
 
-        def refuse_format(rcode: int, opcode: int = 0) -> tuple[bytes | None, _Meta]:
+        def refuse_format(
+            rcode: int, opcode: int = 0, problem: str | None = None
+        ) -> tuple[bytes | None, _Meta]:
             # Message-level errors do not depend on a name, so only a dead server is silent.
+            self._problem = problem
             if server_fault == "timeout":
                 return None, ("", "", DROPPED, 0, False, "timeout")
             header = dnslib.DNSHeader(id=qid, qr=1, opcode=opcode, rd=rd, cd=cd, rcode=rcode)
@@ -577,15 +613,24 @@ class Authority:
             return refuse_format(_NOTIMP, opcode)
         try:
             message = dnslib.DNSRecord.parse(data)
-        except Exception:  # dnslib raises DNSError, BufferError, IndexError... on bad input
-            return refuse_format(_FORMERR)
+        except Exception as exc:  # dnslib raises DNSError, BufferError, IndexError... on bad input
+            return refuse_format(_FORMERR, problem=f"unreadable: {type(exc).__name__}")
         # RFC 9619 §4: a query must have exactly one question.
         if len(message.questions) != 1:
-            return refuse_format(_FORMERR)
+            return refuse_format(_FORMERR, problem=f"{len(message.questions)} questions")
+        # RFC 1035 §2.3.4, §3.1: labels of 63 octets or less, names of 255 octets or less (the
+        # wire form, length octets and the root included); dnslib reads longer ones but
+        # cannot write them back.
+        labels = message.questions[0].qname.label
+        size = sum(len(label) + 1 for label in labels) + 1
+        if size > 255 or any(len(label) > 63 for label in labels):
+            return refuse_format(
+                _FORMERR, problem=f"QNAME of {size} octets (at most 255, labels at most 63)"
+            )
         opts = [rr for rr in message.ar if rr.rtype == _OPT]
         # RFC 6891 §6.1.1: at most one OPT, owned by the root.
         if len(opts) > 1 or (opts and opts[0].rname.label != ()):
-            return refuse_format(_FORMERR)
+            return refuse_format(_FORMERR, problem="more than one OPT, or not at the root")
         edns = None
         if opts:
             opt = opts[0]

@@ -4,21 +4,29 @@ A thin driver (house style, principle 2): every byte it receives goes to
 :meth:`fakedns.authority.Authority.answer` with ``loop.time()`` as ``now``, and whatever comes
 back is sent.  It makes no protocol decision apart from framing: TCP messages carry a 2-byte
 length prefix (RFC 1035 §4.2.2), and idle TCP connections are closed (RFC 7766 §6.2.3).
+
+Bad input never costs more than a log line: the core answers FORMERR or drops it (and never
+raises), and the driver writes one line per bad query through a token bucket (at most
+``bad_input_rate`` lines a second, then one "... K more bad queries suppressed" line, the
+bucket of emulator/live/ratelimit.py), so a flood of garbage
+cannot flood the log.  A TCP connection carrying a bad query stays open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from fakedns.authority import Authority, DnsQueried
+from emulator.live.ratelimit import RateLimitedLog
+from fakedns.authority import Authority, DnsQueried, Transport
 
 if TYPE_CHECKING:
     from emulator.wire.live import WireRecorder
 
-__all__ = ["DnsServer"]
+__all__ = ["BAD_INPUT_RATE", "DnsServer"]
 
 Log = Callable[[str], None]
 
@@ -26,6 +34,8 @@ _TCP_BIND_ATTEMPTS = 8
 """With port 0, UDP picks the port; TCP may find it taken and we try another UDP port."""
 _STOP_TIMEOUT = 5.0
 """Seconds ``stop()`` waits for the TCP listener to finish closing."""
+BAD_INPUT_RATE = 10.0
+"""Default lines a second written about bad queries (the bucket holds as many)."""
 
 
 class DnsServer:
@@ -36,6 +46,8 @@ class DnsServer:
     API); without either, events are still drained so they do not pile up.
     ``tcp_idle_timeout`` closes TCP connections that sent nothing for that many seconds;
     RFC 7766 §6.2.3 asks for seconds, not minutes (emulator knob; BIND uses 30 s).
+    ``bad_input_log`` gets one line per malformed query (default: ``log``), at most
+    ``bad_input_rate`` a second; pass it without ``log`` to hear of bad input only.
     """
 
     def __init__(
@@ -47,17 +59,33 @@ class DnsServer:
         log: Log | None = None,
         tcp_idle_timeout: float = 10.0,
         on_event: Callable[[DnsQueried], None] | None = None,
+        bad_input_log: Log | None = None,
+        bad_input_rate: float = BAD_INPUT_RATE,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be 0..65535, got {port}")
         if tcp_idle_timeout <= 0:
             raise ValueError(f"tcp_idle_timeout must be positive, got {tcp_idle_timeout}")
+        if not bad_input_rate > 0:  # also refuses nan
+            raise ValueError(f"bad_input_rate must be positive, got {bad_input_rate}")
         self.authority = authority
         self._host = address
         self._port = port
         self._log = log
         self._on_event = on_event
+        bad_log = bad_input_log if bad_input_log is not None else log
+        self._bad = (
+            None
+            if bad_log is None
+            else RateLimitedLog(
+                bad_log,
+                label="bad queries",
+                rate=bad_input_rate,
+                burst=max(1, round(bad_input_rate)),
+            )
+        )
         self.tcp_idle_timeout = tcp_idle_timeout
+        self._time: Callable[[], float] = time.monotonic
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_protocol: _UdpProtocol | None = None
         self._tcp: asyncio.Server | None = None
@@ -78,6 +106,7 @@ class DnsServer:
         if self._udp is not None:
             raise RuntimeError("the DNS server is already started")
         loop = asyncio.get_running_loop()
+        self._time = loop.time
         attempts = _TCP_BIND_ATTEMPTS if self._port == 0 else 1
         for attempt in range(attempts):
             udp, udp_protocol = await loop.create_datagram_endpoint(
@@ -114,18 +143,37 @@ class DnsServer:
                 pass  # a connection that will not die must not hang shutdown
         self._connections.clear()
         self._udp_protocol = None
+        if self._bad is not None:
+            self._bad.flush()
 
     # -- shared by the protocols ----------------------------------------------------------------
+
+    def _answer(
+        self, data: bytes, transport: Transport, client: tuple[str, int] | None
+    ) -> bytes | None:
+        """The core's answer.  The core never raises (fakedns/authority.py); should a bug make
+        it, the query goes unanswered with one line in the log, not a traceback, and a TCP
+        connection stays open."""
+        try:
+            return self.authority.answer(data, transport, self._time(), client=client)
+        except Exception as exc:  # a bug in the core must not take the server down
+            if self._bad is not None:
+                self._bad(f"{transport} internal error answering a query: {exc!r}"[:300])
+            return None
 
     def _drain(self) -> None:
         """Hand the events of the last answer to the log, or drop them."""
         log = self._log
         on_event = self._on_event
-        if log is None and on_event is None:
+        bad = self._bad
+        if log is None and on_event is None and bad is None:
             self.authority.discard_events()
             return
         for event in self.authority.events():
-            if log is not None:
+            if event.problem is not None:
+                if bad is not None:
+                    bad(event.line())
+            elif log is not None:
                 log(event.line())
             if on_event is not None:
                 on_event(event)
@@ -162,8 +210,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def __init__(self, server: DnsServer) -> None:
         self._server = server
-        self._answer = server.authority.answer
-        self._time = asyncio.get_running_loop().time
+        self._answer = server._answer
         self._transport: asyncio.DatagramTransport | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -173,7 +220,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         # The hot path of the benchmark: keep it to one call into the core and one send.
-        reply = self._answer(data, "udp", self._time(), client=addr[:2])
+        reply = self._answer(data, "udp", addr[:2])
         recorder = self._server.recorder
         if recorder is not None:
             _record(recorder, "udp", (addr[0], addr[1]), self._server._bound, data, reply)
@@ -223,9 +270,7 @@ class _TcpProtocol(asyncio.Protocol):
                 break
             message = bytes(buffer[2 : 2 + length])
             del buffer[: 2 + length]
-            reply = self._server.authority.answer(
-                message, "tcp", self._loop.time(), client=self._client
-            )
+            reply = self._server._answer(message, "tcp", self._client)
             recorder = self._server.recorder
             if recorder is not None and self._transport is not None:
                 here = self._transport.get_extra_info("sockname")

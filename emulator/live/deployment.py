@@ -196,8 +196,15 @@ class Deployment:
         dns = topology.dns
         self._authority = topology.dns_authority(bound, trace=self._traced(self._log))
         dns_log = None if self.quiet or self._log is None else self._dns_line
+        # Bad queries are told even when quiet (one line each, rate-limited by the server),
+        # as a pool's bad messages are.
         self._dns_server = DnsServer(
-            self._authority, dns.address, dns.port, log=dns_log, on_event=self._dns_event
+            self._authority,
+            dns.address,
+            dns.port,
+            log=dns_log,
+            on_event=self._dns_event,
+            bad_input_log=None if self._log is None else self._dns_line,
         )
         try:
             await self._dns_server.start()

@@ -20,6 +20,7 @@ emulator choice, by default the MS-SIPREGE §4.1.3-style NOTIFY
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -49,8 +50,8 @@ from emulator.registrar.outgoing import Outbox, Outgoing
 from emulator.registrar.register import RegisterRules
 from emulator.registrar.reply import ALLOW, SERVER
 from emulator.sip.errors import SipError
-from emulator.sip.headers import Diagnostics, make_response
-from emulator.sip.message import Request, Response, parse_message
+from emulator.sip.headers import Diagnostics, make_response, split_commas
+from emulator.sip.message import Request, Response, check_address, parse_message
 from emulator.sip.transaction import ServerTransactionTable
 from emulator.topology import PoolSpec, Topology
 
@@ -84,6 +85,34 @@ _KNOWN_METHODS = frozenset(
         "BENOTIFY",
     }
 )
+
+
+# Methods the pool serves: they go on to header inspection (RFC 3261 §8.2.2).
+_SERVED_METHODS = frozenset({"REGISTER", "OPTIONS", "SUBSCRIBE", "SERVICE"})
+
+# Request-URI (and REGISTER To) schemes served; any other gets 416 (§8.2.2.1).
+_URI_SCHEMES = frozenset({"sip", "sips", "tel"})
+
+# Require option tags the registrar understands (§8.2.2.3): the Lync survivable-mode option it
+# acts on (MS-SIPREGE §2.2.1.5).  Any other gets 420 Bad Extension.
+_SUPPORTED_OPTIONS = frozenset({"ms-userservices-state-notification"})
+
+
+_DISPLAY_QUOTED = re.compile(r'[ \t]*"(?:[^"\\]|\\.)*"')
+
+
+_INSPECTED_LIMIT = 200_000
+"""REGISTER To/Contact values remembered as inspected (bounded: they come from the network;
+a full set stops learning, what it holds stays true)."""
+
+
+def _uri_scheme(address: str) -> str:
+    """The lower-case scheme of the URI in a To/From value (name-addr or addr-spec)."""
+    quoted = _DISPLAY_QUOTED.match(address)  # a "<" inside a quoted display name is text
+    start = quoted.end() if quoted is not None else 0
+    lt = address.find("<", start)
+    uri = address[lt + 1 :] if lt >= 0 else address
+    return uri.lstrip(" \t").partition(":")[0].lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +174,7 @@ class Pool:
             exempt=self._peer_addresses,
             now=now,
         )
+        self._inspected: set[tuple[str, ...]] = set()  # REGISTER To/Contacts that passed
         self._now = now
         monitors: dict[str, PeerMonitor] = {}
         if not spec.is_director:
@@ -336,6 +366,10 @@ class Pool:
     def _dispatch(self, request: Request, flow: Flow, now: float) -> Response | bytes:
         """The answer: a Response to finish (Server header) and serialize, or wire bytes."""
         method = request.method
+        if method in _SERVED_METHODS:
+            refusal = self._inspect(request)
+            if refusal is not None:
+                return refusal
         if method == "REGISTER":
             return self._rules.register(request, flow, now, self._services)
         if method == "OPTIONS":
@@ -351,6 +385,47 @@ class Pool:
         if status == 405:
             response.headers.add("Allow", ALLOW)
         return response
+
+    def _inspect(self, request: Request) -> Response | None:
+        """RFC 3261 §8.2.2 header inspection of a request whose method is served (§8.2.1
+        method inspection, 405/501, comes first): 416 for a URI scheme the registrar does not
+        serve, 400 (SipError) for a malformed Contact of a REGISTER, 420 for an extension it
+        does not support; None to go on."""
+        headers = request.headers
+        if request.uri.partition(":")[0].lower() not in _URI_SCHEMES:
+            # §8.2.2.1 (RFC 4475 §3.3.2 unkscm, §3.3.3 novelsc).
+            return make_response(request, 416, to_tag=self._rules.tag())
+        if request.method == "REGISTER":
+            # The To and Contact values of a REGISTER that passed are remembered (speed: a
+            # client refreshes with the same ones); the checks are pure functions of them.
+            key = (headers.get("to") or "", *headers.get_all("contact"))
+            if key not in self._inspected:
+                if _uri_scheme(key[0]) not in _URI_SCHEMES:
+                    # For REGISTER the To URI is the address-of-record (§10.3 step 3; RFC 4475
+                    # §3.3.4 unksm2).
+                    return make_response(request, 416, to_tag=self._rules.tag())
+                # §20.10: a Contact URI with ",", "?" or ";" must be in <> (RFC 4475
+                # §3.1.2.13 regbadct): 400 before any binding rule reads it.
+                for value in key[1:]:
+                    for part in split_commas(value):
+                        if part != "*":
+                            check_address(part, "Contact")
+                if len(self._inspected) < _INSPECTED_LIMIT:
+                    self._inspected.add(key)
+        if headers.get("require") is not None:
+            # §8.2.2.3: a Require option tag this UAS does not understand -> 420 listing it
+            # in Unsupported (RFC 4475 §3.3.5 bext01; Proxy-Require is for proxies).
+            unsupported = [
+                tag
+                for value in request.headers.get_all("require")
+                for tag in split_commas(value)
+                if tag.lower() not in _SUPPORTED_OPTIONS
+            ]
+            if unsupported:
+                response = make_response(request, 420, to_tag=self._rules.tag())
+                response.headers.add("Unsupported", ", ".join(unsupported))
+                return response
+        return None
 
     # -- failback (what the monitor's FAIL_BACK triggers) -----------------------------------
 
@@ -492,7 +567,8 @@ class Pool:
     def _bad_message(self, exc: SipError, flow: Flow, now: float) -> None:
         headers = exc.headers
         status = 0
-        if headers is not None and headers.get("via") and headers.get("cseq"):
+        # A response is never answered, however broken (RFC 3261 §17.1.3; RFC 4475 bigcode).
+        if not exc.response and headers is not None and headers.get("via") and headers.get("cseq"):
             # Answer what can be answered (RFC 3261 §8.2: 400 to a malformed request).
             fake = Request("X", "sip:x", headers)
             try:

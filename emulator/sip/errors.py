@@ -20,6 +20,9 @@ class SipError(Exception):
         # The headers the parser had read before failing (an ``emulator.sip.message.Headers``),
         # so a core can still answer a broken request that carried a Via.
         self.headers: Any = None
+        # True when the bytes were a response (their start line begins "SIP/"): a response
+        # is never answered, however broken (RFC 3261 §17.1.3, RFC 4475 §3.1.2.19).
+        self.response = False
 
 
 class SipSyntaxError(SipError):

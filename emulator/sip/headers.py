@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from emulator.sip.errors import SipSyntaxError
 from emulator.sip.message import Headers, Request, Response, reason_phrase
+from emulator.sip.numbers import MAX_DELTA_SECONDS, is_digits, parse_number
 from emulator.values import static_frozen
 
 __all__ = [
@@ -216,20 +217,21 @@ class NameAddr:
         raw = _param(self.params, "q")
         if raw is None:
             return 1.0
-        try:
-            value = float(raw)
-        except ValueError:
-            return 0.0
-        return value if 0.0 <= value <= 1.0 else 0.0
+        # qvalue = ("0" ["." 0*3DIGIT]) / ("1" ["." 0*3("0")]) (§25.1): float() would also
+        # take "1e0", "nan", " 1" or an Arabic-Indic one.
+        return float(raw) if _QVALUE.fullmatch(raw) is not None else 0.0
 
     @property
     def expires(self) -> int | None:
+        """The ``expires`` parameter (§20.10 delta-seconds), None when absent or not ASCII
+        digits (ignored: the Expires header or the default applies, RFC 4475 §3.1.2.4 allows
+        it).  A value over 2**32-1 (§20.19's range) is taken as 2**32-1: an emulator choice,
+        the registrar's ``max_expires`` bounds it anyway (docs/protocol.md, "Strict numbers")."""
         raw = _param(self.params, "expires")
         if raw is None or not _is_digits(raw):
             return None
-        # RFC 3261 §20.19: values above 2**32-1 are taken as 2**32-1.
         digits = raw.lstrip("0") or "0"
-        return int(digits) if len(digits) <= 10 else 2**32 - 1
+        return min(int(digits), MAX_DELTA_SECONDS) if len(digits) <= 10 else MAX_DELTA_SECONDS
 
     @property
     def tag(self) -> str | None:
@@ -307,16 +309,17 @@ class Via:
 _SENT_PROTOCOL = re.compile(r"\s*([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^/\s;]+)(?=[\s;]|$)")
 
 
-def _is_digits(text: str) -> bool:
-    # str.isdigit() is also true for "²" or "٣", which int() rejects or reads: DIGIT is ASCII.
-    return text.isascii() and text.isdigit()
+_is_digits = is_digits
+
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
 def _int(text: str, whole: str) -> int:
-    text = text.strip()
-    if not _is_digits(text) or len(text) > 10:  # int() refuses over 4300 digits
-        raise SipSyntaxError(f"bad port in {whole[:60]!r}")
-    return int(text)
+    """A sent-by port: ASCII digits, 0-65535 (§20.42, §25.1 port = 1*DIGIT)."""
+    try:
+        return parse_number(text, "Via", 65535)
+    except SipSyntaxError:
+        raise SipSyntaxError(f"bad port in {whole[:60]!r}", 400, "Bad Via") from None
 
 
 @static_frozen

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 
 from emulator.sip.errors import SipError, SipSyntaxError
+from emulator.sip.numbers import MAX_DELTA_SECONDS, MAX_UINT32, is_digits, parse_number
 
 __all__ = [
     "COMPACT_NAMES",
@@ -28,6 +29,7 @@ __all__ = [
     "Request",
     "Response",
     "canonical_name",
+    "check_address",
     "parse_message",
     "reason_phrase",
 ]
@@ -268,17 +270,24 @@ Message = Request | Response
 
 
 def parse_cseq(value: str) -> tuple[int, str]:
-    """``"3 REGISTER"`` -> ``(3, "REGISTER")`` (RFC 3261 §20.16)."""
-    number, _, method = value.strip().partition(" ")
-    method = method.strip()
-    if not _is_digits(number) or not method or len(number) > 10 or int(number) >= 2**31:
-        raise SipSyntaxError(f"bad CSeq {value!r}")
-    return int(number), method
+    """``"3 REGISTER"`` -> ``(3, "REGISTER")`` (RFC 3261 §20.16).
+
+    The number is a 32-bit unsigned integer (§8.1.1.5: a UAC starts below 2**31, but any value
+    up to 2**32-1 is valid, RFC 4475 §3.1.2.4); the method is a token.
+    """
+    number, _, method = value.strip(" \t").partition(" ")
+    method = method.strip(" \t")
+    if not method or (method not in _USUAL_METHODS and _TOKEN.fullmatch(method) is None):
+        raise SipSyntaxError(f"bad CSeq {value[:40]!r}: no method", 400, "Bad CSeq")
+    if len(number) <= 9 and number.isdigit() and number.isascii():  # the usual case (speed)
+        return int(number), method
+    return parse_number(number, "CSeq", MAX_UINT32), method
 
 
-def _is_digits(text: str) -> bool:
-    # str.isdigit() is also true for "²" or "٣", which int() rejects or reads: DIGIT is ASCII.
-    return text.isascii() and text.isdigit()
+_is_digits = is_digits
+
+# RFC 3261 §25.1 token (a method, an option tag, a parameter name...).
+_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 
 
 def _branch_of(via: str) -> str | None:
@@ -338,6 +347,7 @@ def parse_message(
         except SipError:
             pass
         error.headers = Headers._from_parsed(readable)
+        error.response = head_text.lstrip("\r\n").startswith("SIP/")
         raise error
     head, sep, body = data.partition(b"\r\n\r\n")
     if not sep:
@@ -349,7 +359,18 @@ def parse_message(
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
-        raise SipSyntaxError("message head is not UTF-8") from None
+        # Read what fields can be read all the same, so that a request whose Via and CSeq
+        # survived is answered 400 rather than dropped (RFC 3261 §8.2: answer what can be).
+        error = SipSyntaxError("message head is not UTF-8")
+        lines = head.decode("utf-8", "replace").lstrip("\r\n").split("\r\n")
+        fields_read: list[tuple[str, str, str]] = []
+        try:
+            _parse_fields(lines, fields_read)
+        except SipError:
+            pass
+        error.headers = Headers._from_parsed(fields_read)
+        error.response = lines[0].startswith("SIP/")
+        raise error from None
     text = text.lstrip("\r\n")
     lines = text.split("\r\n") if "\r\n" in text else text.split("\n")
     start = lines[0]
@@ -359,10 +380,14 @@ def parse_message(
     fields: list[tuple[str, str, str]] = []
     try:
         _parse_fields(lines, fields)
+        return _finish(start, fields, body, stream)
     except SipError as exc:
-        exc.headers = Headers._from_parsed(fields)
+        if exc.headers is None:
+            exc.headers = Headers._from_parsed(fields)
+        # A response is never answered, even a broken one (RFC 3261 §8.1.3.1, §17.1.3;
+        # RFC 4475 §3.1.2.19 bigcode): the core reading this error must drop it.
+        exc.response = start.startswith("SIP/")
         raise
-    return _finish(start, fields, body, stream)
 
 
 def _finish(
@@ -375,14 +400,16 @@ def _finish(
     keys = list(map(_KEY_OF, fields))
     try:
         message = _parse_start(start, headers)
+        if len(set(keys)) != len(keys):  # (speed: the filter below only when a name repeats)
+            single = list(filter(_SINGLE_KEYS.__contains__, keys))
+            if len(set(single)) != len(single):
+                _check_single(single)
         if "content-length" in keys:
-            cl = fields[keys.index("content-length")][2].strip()
-            if not _is_digits(cl):
-                raise SipSyntaxError(f"bad Content-Length {cl[:20]!r}")
-            cl = cl.lstrip("0") or "0"
-            if len(cl) > 10:  # int() refuses over 4300 digits; this is oversize anyway
-                raise SipSyntaxError(f"Content-Length {cl[:20]!r}... exceeds any message size")
-            length = int(cl)
+            cl = fields[keys.index("content-length")][2]
+            if len(cl) <= 9 and cl.isdigit() and cl.isascii():  # the usual case (speed)
+                length = int(cl)
+            else:
+                length = parse_number(cl, "Content-Length", MAX_UINT32)
             if length > len(body):
                 if stream:
                     raise SipSyntaxError("body shorter than Content-Length")
@@ -402,10 +429,127 @@ def _finish(
                 raise SipSyntaxError(
                     f"CSeq method {method} does not match request method {message.method}"
                 )
+            if keys.count("via") == 1:  # the usual case, without a Python loop (speed)
+                vias = [fields[keys.index("via")][2]]
+            else:
+                vias = [value for _, key, value in fields if key == "via"]
+            for value in vias:
+                if not _well_formed(_VIA, value, ";branch="):
+                    raise SipSyntaxError(f"bad Via {value[:60]!r}", 400, "Bad Via")
+            for key, name in (("from", "From"), ("to", "To")):
+                check_address(fields[keys.index(key)][2], name)
+        for key in _NUMBER_KEYS.intersection(keys):  # (speed: set operations in C)
+            name, maximum = _NUMBERS[key]
+            value = fields[keys.index(key)][2]
+            if key == "retry-after":  # delta-seconds [comment] *(;param) (§20.33)
+                value = value.partition("(")[0].partition(";")[0]
+            try:
+                parse_number(value, name, maximum)
+            except SipSyntaxError:
+                if isinstance(message, Request):
+                    raise
+                # In a response the field is ignored: taken out, so that the UA acts as if it
+                # were absent (RFC 4475 §3.1.2.4 allows ignoring such values; CHOICE,
+                # docs/protocol.md "Strict numbers").  Content-Length still counts.
+                headers.remove(key)
     except SipError as exc:
         exc.headers = headers
         raise
     return message
+
+
+# Header fields that appear at most once (RFC 3261 §7.3.1: only comma-list fields may repeat;
+# RFC 4475 §3.3.8 multi01, §3.3.9 mcl01).
+_SINGLE = (
+    ("call-id", "Call-ID"),
+    ("cseq", "CSeq"),
+    ("from", "From"),
+    ("to", "To"),
+    ("max-forwards", "Max-Forwards"),
+    ("content-length", "Content-Length"),
+    ("content-type", "Content-Type"),
+    ("expires", "Expires"),
+    ("min-expires", "Min-Expires"),
+)
+
+# Numeric header fields checked on every message (RFC 3261 §25.1 grammar; bounds in
+# docs/protocol.md, "Strict numbers"): key, name, largest value.
+_NUMBERS = {
+    "expires": ("Expires", MAX_DELTA_SECONDS),  # §20.19
+    "max-forwards": ("Max-Forwards", 255),  # §20.22: 0-255
+    "min-expires": ("Min-Expires", MAX_DELTA_SECONDS),  # §20.23
+    "retry-after": ("Retry-After", MAX_DELTA_SECONDS),  # §20.33
+}
+_NUMBER_KEYS = frozenset(_NUMBERS)
+
+
+_SINGLE_KEYS = frozenset(key for key, _ in _SINGLE)
+
+
+def _check_single(keys: list[str]) -> None:
+    for key, name in _SINGLE:
+        if keys.count(key) > 1:
+            raise SipSyntaxError(f"more than one {name} header field", 400, f"Bad {name}")
+
+
+# RFC 3261 §20.42, §25.1 Via (after unfolding): via-parm *(COMMA via-parm), where
+# via-parm = sent-protocol LWS sent-by *( SEMI via-params ).  LWS is allowed around "/", ":",
+# ";", "=" and "," (RFC 4475 §3.1.1.1).
+_T = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_SWS = r"[ \t]*"
+_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._]+)"
+_QUOTED = r'"(?:[^"\\]|\\.)*"'
+_VIA_PARM = (
+    rf"{_SWS}{_T}{_SWS}/{_SWS}{_T}{_SWS}/{_SWS}{_T}[ \t]+{_HOST}(?:{_SWS}:{_SWS}[0-9]{{1,5}})?"
+    rf"(?:{_SWS};{_SWS}{_T}(?:{_SWS}={_SWS}(?:{_T}|\[[0-9A-Fa-f:.]+\]|{_QUOTED}))?)*{_SWS}"
+)
+_VIA = re.compile(rf"{_VIA_PARM}(?:,{_VIA_PARM})*")
+
+# RFC 3261 §20.10, §25.1 name-addr / addr-spec of From and To: an optional display name
+# (tokens separated by LWS, or a quoted string), then <addr-spec> with no LWS inside the
+# brackets; or a bare addr-spec without LWS, "?" or "," (§20.10: such a URI must be in <>).
+# Header parameters follow.  RFC 4475 §3.1.2.6 quotbal, §3.1.2.14 badaspec, §3.1.2.15 baddn.
+_ADDRESS = re.compile(
+    rf"(?:(?:{_QUOTED}|{_T}(?:[ \t]+{_T})*)?{_SWS}<[^\s<>]+>|[^\s<>\"?,;]+)"
+    rf"(?:{_SWS};{_SWS}{_T}(?:{_SWS}={_SWS}(?:{_T}|\[[0-9A-Fa-f:.]+\]|{_QUOTED}))?)*{_SWS}"
+)
+
+
+def _well_formed(pattern: re.Pattern[str], value: str, marker: str) -> bool:
+    """``pattern.fullmatch(value)``, remembered (speed: a client sends the same Via, From and
+    To again and again, but for the value of its ``;branch=`` or ``;tag=`` parameter).
+
+    The memory holds values known to match with that parameter's value cut out; a match does
+    not depend on which token the value is (every token character is treated alike by the
+    patterns), so a value whose parameter is a token is decided by its cut-out form.
+    """
+    if value in _matched:  # the same value again (a To, a retransmission)
+        return True
+    key = value
+    at = value.find(marker)
+    if at >= 0:
+        start = at + len(marker)
+        run = _TOKEN.match(value, start)
+        end = start if run is None else run.end()
+        if end > start and (end == len(value) or value[end] in ";,"):
+            key = value[:start] + value[end:]
+    if key in _matched:
+        return True
+    if pattern.fullmatch(value) is None:
+        return False
+    if len(_matched) < 65536:  # bounded: values come from the network
+        _matched.add(key)
+    return True
+
+
+_matched: set[str] = set()
+
+
+def check_address(value: str, name: str) -> None:
+    """Raise SipSyntaxError (400 Bad <name>) unless ``value`` is a name-addr or addr-spec with
+    header parameters, as From, To and Contact values must be (§20.10, §20.20, §20.39)."""
+    if not _well_formed(_ADDRESS, value, ";tag="):
+        raise SipSyntaxError(f"bad {name} {value[:60]!r}", 400, f"Bad {name}")
 
 
 _KEY_OF = itemgetter(1)  # a field's look-up key
@@ -464,12 +608,31 @@ def _parse_start(start: str, headers: Headers) -> Request | Response:
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise SipSyntaxError(f"bad request line {start[:60]!r}")
     method, uri, version = parts
-    if not method.isalpha() or not method.isascii():
+    # Method = token (§25.1; RFC 4475 §3.1.1.2 intmeth); the usual ones need no regex (speed).
+    if method not in _USUAL_METHODS and _TOKEN.fullmatch(method) is None:
         raise SipSyntaxError(f"bad method {method[:20]!r}")
     _check_version(version)
-    if ":" not in uri:
-        raise SipSyntaxError(f"bad Request-URI {uri[:60]!r}")
+    # Request-URI = SIP-URI / SIPS-URI / absoluteURI: a scheme, then ":" (§25.1).  Not in <>
+    # (RFC 4475 §3.1.2.7 ltgtruri); a SIP URI there has no headers part (§19.1.1 table,
+    # RFC 4475 §3.1.2.11 escruri).  An unknown scheme is well-formed: the core answers 416.
+    scheme, colon, rest = uri.partition(":")
+    if (
+        not colon
+        or not rest
+        or (scheme not in _USUAL_SCHEMES and _SCHEME.fullmatch(scheme) is None)
+    ):
+        raise SipSyntaxError(f"bad Request-URI {uri[:60]!r}", 400, "Bad Request-URI")
+    if scheme.lower() in ("sip", "sips") and "?" in rest.rpartition("@")[2]:
+        raise SipSyntaxError(f"headers in the Request-URI {uri[:60]!r}", 400, "Bad Request-URI")
     return Request(method, uri, headers, b"", version)
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")  # RFC 3261 §25.1 scheme
+_USUAL_SCHEMES = frozenset({"sip", "sips", "tel"})
+_USUAL_METHODS = frozenset(
+    {"REGISTER", "OPTIONS", "NOTIFY", "SUBSCRIBE", "SERVICE", "BENOTIFY", "INVITE", "ACK"}
+    | {"BYE", "CANCEL", "MESSAGE", "INFO", "PRACK", "UPDATE", "REFER", "PUBLISH"}
+)
 
 
 def _check_version(version: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import dns.edns
 import dns.flags
 import dns.message
@@ -14,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakedns.authority import DROPPED, Authority, DnsQueried
+from fakedns.authority import DROPPED, Authority, DnsQueried, Transport
 from fakedns.records import AddressRecord, SrvRecord
 
 ZONE = "contoso.test"
@@ -259,17 +261,64 @@ def test_two_opt_records_are_formerr() -> None:
 
 
 @pytest.mark.parametrize("data", [b"", b"\x00", b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00"])
-def test_shorter_than_a_header_is_dropped_without_an_event(data: bytes) -> None:
-    authority = make_authority()
+def test_shorter_than_a_header_is_dropped_with_a_problem_event(data: bytes) -> None:
+    authority = make_authority(trace=False)
     assert authority.answer(data, "udp", 0.0) is None
-    assert authority.events() == []
+    (event,) = authority.events()  # recorded even without trace: the driver logs bad input
+    assert event.rcode == DROPPED and event.problem == f"{len(data)} bytes, shorter than a header"
+    assert "bad query" in event.line() and event.line().endswith("-> no answer")
 
 
 def test_responses_are_not_answered() -> None:
     authority = make_authority()
     reply = authority.answer(query(SRV_NAME), "udp", 0.0)
     assert reply is not None
+    authority.events()
     assert authority.answer(reply, "udp", 0.0) is None  # no loops between two servers
+    assert [e.problem for e in authority.events()] == ["QR=1"]
+
+
+# -- malformed names and messages: FORMERR, never an exception (issue 21) ----------------------
+
+
+def raw_query(labels: list[bytes], qtype: int = 1, qid: int = 0x1234) -> bytes:
+    """A query whose QNAME is ``labels`` as written, however long (dnslib refuses to)."""
+    name = b"".join(bytes([len(label)]) + label for label in labels) + b"\0"
+    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", qtype, 1)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_qname_over_255_octets_is_formerr(transport: Transport) -> None:
+    authority = make_authority(trace=False)
+    long_name = [b"a" * 63] * 4 + [b"contoso", b"test"]  # 270 octets on the wire
+    reply = dns.message.from_wire(authority.answer(raw_query(long_name), transport, 0.0) or b"")
+    assert reply.rcode() == dns.rcode.FORMERR and reply.id == 0x1234
+    (event,) = authority.events()
+    assert event.rcode == "FORMERR" and event.problem is not None and "270 octets" in event.problem
+    # 255 octets exactly is a name (RFC 1035 §2.3.4): answered, NXDOMAIN in the zone.
+    fits = [b"a" * 63] * 3 + [b"b" * 48, b"contoso", b"test"]
+    assert sum(len(label) + 1 for label in fits) + 1 == 255
+    reply = dns.message.from_wire(authority.answer(raw_query(fits), transport, 0.0) or b"")
+    assert reply.rcode() == dns.rcode.NXDOMAIN
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        raw_query([b"x" * 64, b"contoso", b"test"]),  # a label over 63 octets
+        raw_query([b"fe1", b"contoso", b"test"])[:-3],  # truncated question
+        struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\xc0\x0c\x00\x01\x00\x01",  # loop
+        struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\xc0\xff\x00\x01\x00\x01",  # past end
+        struct.pack(">HHHHHH", 7, 0x0100, 2, 0, 0, 0) + b"\x00\x00\x01\x00\x01",  # 2 counted
+        struct.pack(">HHHHHH", 7, 0x0100, 0, 0, 0, 0),  # no question
+    ],
+)
+def test_malformed_queries_are_formerr_with_a_problem(data: bytes) -> None:
+    authority = make_authority(trace=False)
+    reply = dns.message.from_wire(authority.answer(data, "udp", 0.0) or b"")
+    assert reply.rcode() == dns.rcode.FORMERR
+    (event,) = authority.events()
+    assert event.problem is not None and not event.problem.startswith("internal error")
 
 
 # -- EDNS0 (RFC 6891) ---------------------------------------------------------------------------
@@ -557,7 +606,7 @@ def test_event_lines_for_faults_formerr_and_ipv6_clients() -> None:
     lines = [event.line() for event in authority.events()]
     assert lines == [
         "udp [::1]:53 #1 A fe1.contoso.test -> no answer (dropped), fault timeout",
-        "udp - #2 (no question) -> FORMERR, 0 answers",
+        "udp - #2 bad query: 0 questions -> FORMERR",
     ]
 
 

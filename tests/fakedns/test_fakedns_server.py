@@ -12,7 +12,7 @@ import errno
 import os
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import dns.asyncquery
 import dns.asyncresolver
@@ -410,3 +410,98 @@ def test_serves_under_uvloop(authority: Authority) -> None:
             await server.stop()
 
     assert uvloop.run(main()) == ["0 0 5061 fe1.contoso.test.", "10 0 5061 fe2.contoso.test.", "40"]
+
+
+# -- bad input: FORMERR, the connection kept, one rate-limited line each (issue 21) --------------
+
+
+def long_qname_query(qid: int) -> bytes:
+    """A query whose QNAME is 270 octets on the wire (RFC 1035 §2.3.4 allows 255)."""
+    name = b"".join(b"\x3f" + b"a" * 63 for _ in range(4)) + b"\x07contoso\x04test\x00"
+    return qid.to_bytes(2, "big") + bytes.fromhex("0100 0001 0000 0000 0000") + name + b"\0\1\0\1"
+
+
+async def test_tcp_gets_formerr_for_a_long_qname_and_stays_open(authority: Authority) -> None:
+    lines: list[str] = []
+    bad: list[str] = []
+    server = DnsServer(authority, HOST, 0, log=lines.append, bad_input_log=bad.append)
+    await server.start()
+    try:
+        reader, writer = await open_tcp(server)
+        try:
+            writer.write(framed(long_qname_query(21)))
+            writer.write(framed(dns.message.make_query("fe1.contoso.test", "A", id=22).to_wire()))
+            formerr = await read_framed(reader)
+            answer = await read_framed(reader)
+        finally:
+            writer.close()
+    finally:
+        await server.stop()
+    assert (formerr.id, formerr.rcode()) == (21, dns.rcode.FORMERR)
+    assert (answer.id, answer.rcode()) == (22, dns.rcode.NOERROR)
+    assert len(bad) == 1 and "bad query: QNAME of 270 octets" in bad[0]
+    assert len(lines) == 1 and lines[0].endswith("A fe1.contoso.test -> NOERROR, 1 answer")
+
+
+async def test_bad_input_lines_are_rate_limited(authority: Authority) -> None:
+    bad: list[str] = []
+    # One line a second: a burst of 30 bad queries writes one line now and counts the rest.
+    server = DnsServer(authority, HOST, 0, bad_input_log=bad.append, bad_input_rate=1.0)
+    await server.start()
+    try:
+        reader, writer = await open_tcp(server)
+        try:
+            writer.write(b"".join(framed(long_qname_query(i)) for i in range(30)))
+            writer.write(framed(dns.message.make_query("fe1.contoso.test", "A", id=99).to_wire()))
+            # Answers come in order: when the good one is read, all 30 were handled.
+            replies = [await read_framed(reader) for _ in range(31)]
+        finally:
+            writer.close()
+    finally:
+        await server.stop()  # tells the lines it held back
+    assert [r.rcode() for r in replies] == [dns.rcode.FORMERR] * 30 + [dns.rcode.NOERROR]
+    logged = [line for line in bad if "bad query" in line]
+    summaries = [line for line in bad if line.startswith("... ")]
+    assert 1 <= len(logged) < 30
+    counted = sum(int(line.split()[1]) for line in summaries)
+    assert len(logged) + counted == 30  # every bad query is a line or counted in one
+
+
+class _FlakyAuthority:
+    """Stands in for an Authority whose first answer raises (a bug); not a subclass: the
+    compiled build compiles Authority (setup.py)."""
+
+    def __init__(self, real: Authority) -> None:
+        self.real = real
+        self.calls = 0
+
+    def answer(self, data: bytes, transport: Any, now: float, *, client: Any = None) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("a bug")
+        return self.real.answer(data, transport, now, client=client)
+
+    def events(self) -> Any:
+        return self.real.events()
+
+    def discard_events(self) -> None:
+        self.real.discard_events()
+
+
+async def test_a_core_bug_costs_a_line_not_the_connection(authority: Authority) -> None:
+    bad: list[str] = []
+    flaky = cast(Authority, _FlakyAuthority(authority))
+    server = DnsServer(flaky, HOST, 0, bad_input_log=bad.append)
+    await server.start()
+    try:
+        reader, writer = await open_tcp(server)
+        try:
+            writer.write(framed(dns.message.make_query("fe1.contoso.test", "A", id=1).to_wire()))
+            writer.write(framed(dns.message.make_query("fe2.contoso.test", "A", id=2).to_wire()))
+            answer = await read_framed(reader)  # the first got nothing; the connection lives
+        finally:
+            writer.close()
+    finally:
+        await server.stop()
+    assert answer.id == 2
+    assert len(bad) == 1 and "internal error" in bad[0] and "a bug" in bad[0]

@@ -123,17 +123,51 @@ keep_alives = st.builds(
 METHODS = ["REGISTER", "OPTIONS", "NOTIFY", "SUBSCRIBE", "INVITE", "ACK", "BYE", "MESSAGE", "INFO"]
 methods = st.sampled_from(METHODS) | st.text(string.ascii_uppercase, min_size=1, max_size=10)
 
-# Extension and ordinary header names, long and compact; never Content-Length (the serializer
-# owns it) nor CSeq (a second one could contradict the first).
+# Extension and ordinary header names, long and compact, whose values the parser does not
+# read: any text.  Never Content-Length (the serializer owns it) nor CSeq (a second one would
+# be refused, RFC 3261 §7.3.1).
 EXTRA_NAMES = [
     "Contact", "m", "Supported", "k", "Event", "o", "Subject", "s", "Allow-Events", "u",
-    "Content-Type", "c", "Expires", "Max-Forwards", "User-Agent", "Route", "Record-Route",
-    "presence-state", "ms-keep-alive", "ms-diagnostics", "P-Preferred-Registrar",
-    "Subscription-State", "Via", "v", "WWW-Authenticate",
+    "User-Agent", "Route", "Record-Route", "presence-state", "ms-keep-alive", "ms-diagnostics",
+    "P-Preferred-Registrar", "Subscription-State", "WWW-Authenticate",
 ]  # fmt: skip
 header_names = st.one_of(st.sampled_from(EXTRA_NAMES), tokens.map(lambda t: f"X-{t}"))
 # Any text without CR/LF and stripped: the parser strips values (RFC 3261 §7.3.1 LWS).
 header_values = st.text(TEXT_CHARS, max_size=24).map(str.strip)
+# Fields whose values the parser checks (emulator/sip/message.py, docs/protocol.md "Strict
+# numbers"): drawn well-formed.  Expires, Max-Forwards and Content-Type appear at most once.
+checked_fields = st.one_of(
+    st.tuples(st.sampled_from(["Expires", "expires"]), st.integers(0, 2**32 - 1).map(str)),
+    st.tuples(st.just("Max-Forwards"), st.integers(0, 255).map(str)),
+    st.tuples(
+        st.sampled_from(["Content-Type", "c"]),
+        st.sampled_from(["application/sdp", "text/plain", "application/pidf+xml"]),
+    ),
+    st.tuples(st.sampled_from(["Via", "v"]), vias().map(str)),
+)
+_ONCE = {"expires": "expires", "max-forwards": "max-forwards", "content-type": "c", "c": "c"}
+
+
+def extra_fields(max_size: int) -> st.SearchStrategy[list[tuple[str, str]]]:
+    return st.lists(st.tuples(header_names, header_values) | checked_fields, max_size=max_size).map(
+        _once
+    )
+
+
+def _once(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The fields with only the first of each single-valued name (RFC 3261 §7.3.1)."""
+    seen: set[str] = set()
+    out = []
+    for name, value in fields:
+        key = _ONCE.get(name.lower())
+        if key is not None:
+            if key in seen:
+                continue
+            seen.add(key)
+        out.append((name, value))
+    return out
+
+
 # Bodies full of line ends: the codec and the framer must never look inside them.
 bodies = st.lists(
     st.sampled_from([b"\r\n", b"\r\n\r\n", b"\r", b"\n", b"l: 9\r\n", b"x", b"\x00\xff"]),
@@ -157,7 +191,7 @@ def requests(draw: st.DrawFn) -> Request:
         (spelled(draw, "Call-ID", "i"), draw(tokens)),
         (spelled(draw, "CSeq", None), f"{draw(st.integers(0, 2**31 - 1))} {method}"),
     ]
-    fields += draw(st.lists(st.tuples(header_names, header_values), max_size=4))
+    fields += draw(extra_fields(4))
     fields = draw(st.permutations(fields))
     return Request(method, draw(sip_uris()), Headers(fields), draw(bodies))
 
@@ -166,7 +200,7 @@ def requests(draw: st.DrawFn) -> Request:
 def responses(draw: st.DrawFn) -> Response:
     status = draw(st.integers(100, 699))
     reason = draw(st.text(TEXT_CHARS, max_size=30))
-    fields = draw(st.lists(st.tuples(header_names, header_values), max_size=6))
+    fields = draw(extra_fields(6))
     return Response(status, reason, Headers(fields), draw(bodies))
 
 

@@ -448,3 +448,38 @@ def test_sip_error_carries_status_reason_and_is_the_only_parser_exception() -> N
     )  # fmt: skip
     assert issubclass(SipSyntaxError, SipError)
     assert SipSyntaxError("x").status == 400
+
+
+# -- strict numbers in parameters (docs/protocol.md, "Strict numbers") --------------------------
+
+
+@pytest.mark.parametrize(
+    ("q", "value"),
+    [("0.7", 0.7), ("1", 1.0), ("1.000", 1.0), ("0", 0.0), ("0.001", 0.001)]
+    + [(bad, 0.0) for bad in ("1e0", "nan", "inf", "\u0661", "0.0001", "1.5", "-0", ".5", "")],
+)
+def test_q_values_follow_the_grammar_or_count_as_zero(q: str, value: float) -> None:
+    assert NameAddr.parse(f"<sip:a@h>;q={q}").q == value
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [
+        ("3600", 3600),
+        ("0003600", 3600),
+        ("4294967295", 2**32 - 1),
+        ("4294967296", 2**32 - 1),  # clamped (RFC 4475 scalar02's 280297596632815 too)
+        ("9" * 5000, 2**32 - 1),
+        ("\u0663", None),  # not DIGIT: ignored, the default applies
+        ("\u00b2", None),
+        ("-1", None),
+    ],
+)
+def test_contact_expires_parameter_is_strict(raw: str, value: int | None) -> None:
+    assert NameAddr.parse(f"<sip:a@h>;expires={raw}").expires == value
+
+
+@pytest.mark.parametrize("port", ["65536", "\u0665060", "99999999999", "-1", ""])
+def test_via_ports_are_ascii_and_in_range(port: str) -> None:
+    with pytest.raises(SipSyntaxError):
+        Via.parse(f"SIP/2.0/UDP host:{port};branch=z9hG4bK1")

@@ -107,7 +107,8 @@ def test_response_reason_is_kept_verbatim_and_may_be_empty() -> None:
 
 
 @pytest.mark.parametrize(
-    "cseq", ["x REGISTER", "1", "-1 REGISTER", "2147483648 REGISTER", "\u00b2 REGISTER", "1 INVITE"]
+    "cseq",
+    ["x REGISTER", "1", "-1 REGISTER", "4294967296 REGISTER", "\u00b2 REGISTER", "1 INVITE"],
 )
 def test_bad_or_mismatched_cseq(cseq: str) -> None:
     assert refused(register(cseq=cseq)).status == 400
@@ -115,6 +116,11 @@ def test_bad_or_mismatched_cseq(cseq: str) -> None:
 
 def test_parse_cseq() -> None:
     assert parse_cseq(" 2147483647   REGISTER ") == (2**31 - 1, "REGISTER")
+    # A UAC starts below 2**31 (RFC 3261 §8.1.1.5); any 32-bit unsigned value is valid.
+    assert parse_cseq("4294967295 REGISTER") == (2**32 - 1, "REGISTER")
+    assert parse_cseq("0009 REGISTER") == (9, "REGISTER")  # leading zeros (RFC 4475 wsinv)
+    with pytest.raises(SipSyntaxError):
+        parse_cseq("9" * 5000 + " REGISTER")  # int() refuses over 4,300 digits
     with pytest.raises(SipSyntaxError):
         parse_cseq("\u0663 REGISTER")  # int() would read 3
 
@@ -237,12 +243,146 @@ def test_serialized_messages_are_plain_bytes_with_nothing_attached() -> None:
         assert not hasattr(data, "__dict__")
 
 
-def test_the_first_content_length_and_cseq_fields_are_the_ones_read() -> None:
-    # As Headers.get reads them: the parser looks them up by key in C (emulator/sip/message.py).
-    data = register("Content-Length: 2\r\nl: 0\r\n", body="abc")
+def test_single_valued_fields_appear_once() -> None:
+    # RFC 3261 §7.3.1: only comma-list fields may repeat; RFC 4475 §3.3.8 multi01 and §3.3.9
+    # mcl01 (two Content-Length values: no way to know how many octets are the body).
+    error = refused(register("Content-Length: 2\r\nl: 0\r\n", body="abc"))
+    assert (error.status, error.reason) == (400, "Bad Content-Length")
+    second_cseq = HEAD + "CSeq: 1 REGISTER\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+    assert refused(second_cseq.encode()).reason == "Bad CSeq"
+    assert refused(register("Expires: 1\r\nExpires: 1\r\n")).reason == "Bad Expires"
+
+
+# -- strict numbers (docs/protocol.md, "Strict numbers") -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("Expires", "\u00b2"),  # str.isdigit() is true, int() refuses it
+        ("Expires", "\u0663"),  # int() would read 3
+        ("Expires", "9" * 5000),  # int() refuses over 4,300 digits
+        ("Expires", "4294967296"),  # RFC 3261 §20.19: at most 2**32-1
+        ("Expires", "-1"),
+        ("Expires", "1e3"),
+        ("Expires", ""),
+        ("Max-Forwards", "256"),  # §20.22: 0-255
+        ("Max-Forwards", "\uff17"),  # fullwidth 7
+        ("Min-Expires", "0x10"),
+        ("Retry-After", "1" + "0" * 20),
+        ("Content-Length", "\u0660"),
+        ("Content-Length", "+0"),
+    ],
+)
+def test_numbers_are_ascii_digits_within_bounds(field: str, value: str) -> None:
+    error = refused(register(f"{field}: {value}\r\n"))
+    assert (error.status, error.reason) == (400, f"Bad {field}")
+    assert error.headers.get("via") is not None  # still answerable
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("Expires", "4294967295"),
+        ("Expires", "0000000000000000000000000000003600"),  # leading zeros (RFC 4475 wsinv)
+        ("Max-Forwards", "0068"),
+        ("Retry-After", "120 (I'm in a meeting);duration=3600"),  # §20.33
+        ("Min-Expires", "60"),
+    ],
+)
+def test_numbers_at_their_bounds_parse(field: str, value: str) -> None:
+    assert parse_message(register(f"{field}: {value}\r\n")).headers.get(field) == value
+
+
+def test_a_bad_number_in_a_response_is_ignored() -> None:
+    # docs/protocol.md "Strict numbers": the UA acts as if the field were absent.
+    data = b"SIP/2.0 503 Busy\r\nRetry-After: \xd9\xa3\r\nExpires: 9999999999\r\n"
+    message = parse_message(data + b"Min-Expires: 60\r\nContent-Length: 0\r\n\r\n")
+    assert isinstance(message, Response)
+    assert [name for name, _ in message.headers] == ["Min-Expires", "Content-Length"]
+    # A broken response is marked as one, so that no one answers it (RFC 4475 bigcode).
+    error = refused(b"SIP/2.0 4294967301 better not break\r\nContent-Length: 0\r\n\r\n")
+    assert error.response
+    assert not refused(register("Expires: x\r\n")).response
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "!interesting-Method0123456789_*+`.%indeed'~ sip:a@example.com SIP/2.0",  # RFC 4475 intmeth
+        "RE%47IST%45R sip:registrar.example.com SIP/2.0",  # RFC 4475 esc02
+    ],
+)
+def test_methods_are_tokens(line: str) -> None:
+    method = line.split(" ")[0]
+    data = register(cseq=f"1 {method}").replace(b"REGISTER sip:example.com SIP/2.0", line.encode())
     message = parse_message(data)
-    assert message.body == b"ab"
-    second_cseq = HEAD + "CSeq: 1 REGISTER\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-    assert parse_message(second_cseq.encode()).cseq == (1, "REGISTER")
-    first_cseq_wrong = HEAD + "CSeq: 1 OPTIONS\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
-    assert refused(first_cseq_wrong.encode()).status == 400
+    assert isinstance(message, Request) and message.method == method
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "<sip:example.com>",  # RFC 4475 ltgtruri
+        "sip:user@example.com?Route=%3Csip:example.com%3E",  # RFC 4475 escruri
+        "1sip:example.com",
+        ":example.com",
+        "sip:",
+    ],
+)
+def test_malformed_request_uris_are_refused(uri: str) -> None:
+    data = register().replace(b"sip:example.com SIP/2.0", f"{uri} SIP/2.0".encode(), 1)
+    assert refused(data).reason == "Bad Request-URI"
+
+
+def test_unknown_uri_schemes_parse() -> None:
+    # Well-formed: the registrar answers 416 (RFC 3261 §8.2.2.1; RFC 4475 unkscm, novelsc).
+    for uri in ("nobodyKnowsThisScheme:totallyopaquecontent", "soap.beep://192.0.2.103:3002"):
+        data = register().replace(b"sip:example.com SIP/2.0", f"{uri} SIP/2.0".encode(), 1)
+        message = parse_message(data)
+        assert isinstance(message, Request) and message.uri == uri
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("To", '"Watson, Thomas" < sip:t.watson@example.org >'),  # RFC 4475 badaspec
+        ("From", "Bell, Alexander <sip:a.g.bell@example.com>;tag=43"),  # RFC 4475 baddn
+        ("To", '"Mr. J. User <sip:j.user@example.com>'),  # RFC 4475 quotbal
+        ("To", "sip:user@example.com?Route=x"),  # §20.10: must be in <>
+        ("From", "<sip:a@example.com>;tag"),  # fine: a flag parameter ...
+    ],
+)
+def test_from_and_to_must_be_addresses(field: str, value: str) -> None:
+    data = register().replace(
+        f"{field}: ".encode()
+        + (b"<sip:a@example.com>" if field == "To" else b"<sip:a@example.com>;tag=1"),
+        f"{field}: {value}".encode(),
+        1,
+    )
+    if value.endswith(";tag"):
+        assert parse_message(data).headers.get(field) == value
+    else:
+        assert refused(data).reason == f"Bad {field}"
+
+
+def test_via_must_be_well_formed() -> None:
+    # RFC 4475 §3.1.2.1 badinv01: empty parameters and values in Via.
+    data = register().replace(b"branch=z9hG4bK-1", b"branch=z9hG4bK-1;;,;,,", 1)
+    assert refused(data).reason == "Bad Via"
+    # LWS around every separator is fine (RFC 4475 §3.1.1.1 wsinv).
+    spaced = register().replace(
+        b"Via: SIP/2.0/UDP h;branch=z9hG4bK-1", b"Via: SIP  /   2.0 /UDP    h ; branch = x", 1
+    )
+    assert parse_message(spaced).headers.get("via") == "SIP  /   2.0 /UDP    h ; branch = x"
+
+
+def test_a_head_that_is_not_utf8_keeps_its_readable_fields() -> None:
+    # So that the pool answers 400 instead of dropping it (RFC 3261 §8.2).
+    data = register("Subject: \xff\r\n").replace("\xff".encode(), b"\xff")  # a lone 0xFF byte
+    error = refused(data)
+    assert str(error) == "message head is not UTF-8" and not error.response
+    assert error.headers.get("via") == "SIP/2.0/UDP h;branch=z9hG4bK-1"
+    assert error.headers.get("cseq") == "1 REGISTER"
+    response = refused(b"SIP/2.0 200 \xff\r\nCSeq: 1 REGISTER\r\n\r\n")
+    assert response.response
