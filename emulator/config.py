@@ -76,6 +76,8 @@ def read_text(path: str | Path, what: str, error: type[ConfigError] = ConfigErro
         raise error(f"{path}: is a directory, not a {what} file") from None
     except OSError as exc:
         raise error(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    except ValueError:  # a NUL in the path (a TOML string may hold one: "\u0000")
+        raise error(f"{str(path)!r}: not a file name (it holds a NUL character)") from None
     if len(data) > MAX_FILE_BYTES:
         raise error(
             f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB, the most a {what} file "

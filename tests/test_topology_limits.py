@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 import threading
+from importlib import resources
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator.cli import main
 from emulator.config import (
@@ -311,3 +314,47 @@ def test_topology_check_refuses_with_a_sentence(
     assert err.startswith(f"sipemu: {bad}"), err
     assert fragment in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+# -- any value in any key: a topology or a sentence ---------------------------------------------
+
+HOSTILE = st.sampled_from(
+    [
+        "nan",
+        "inf",
+        "-inf",
+        "-1",
+        "0",
+        "1e309",
+        "1e-300",
+        "99999999999999999999999999",
+        '""',
+        '"not a uri"',
+        f'"{"a" * 300}"',
+        '"\\u0000"',
+        "[]",
+        "[[[[1]]]]",
+        "{}",
+        "true",
+        "1979-05-27T07:32:00Z",
+        "[" * 200 + "]" * 200,
+    ]
+)
+WORDS = st.from_regex(r"[-0-9.e+a-z]{1,12}", fullmatch=True)
+DEFAULT_TEXT = resources.files("emulator").joinpath("data/default.toml").read_text("utf-8")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_value_in_any_key_gives_a_topology_or_a_sentence(data: st.DataObject) -> None:
+    lines = DEFAULT_TEXT.splitlines()
+    keyed = [i for i, line in enumerate(lines) if "=" in line and not line.startswith("#")]
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.sampled_from(keyed))
+        key = lines[i].split("=", 1)[0]
+        lines[i] = f"{key}= {data.draw(HOSTILE | WORDS)}"
+    try:
+        parse_topology("\n".join(lines), "lab.toml")
+    except TopologyError as exc:
+        assert str(exc).startswith("lab.toml"), exc
+        assert "\n" not in str(exc)

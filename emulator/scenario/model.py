@@ -265,6 +265,15 @@ def scenario_from_dict(
     order = sorted(range(len(steps)), key=lambda i: steps[i].at)
     steps = tuple(steps[i].with_index(n) for n, i in enumerate(order))
     expects = tuple(_expect(ctx, i, e, known) for i, e in enumerate(_tables(ctx, data, "expect")))
+    for i, e in enumerate(expects):
+        if e.registrar is not None and e.registrar not in pool_names:
+            ctx.fail(
+                "expect",
+                i,
+                "registrar",
+                f"a pool FQDN of the topology ({', '.join(sorted(pool_names))}), not "
+                f"{e.registrar[:80]!r}",
+            )
     if any(e.chat for e in expects) and topology.persistent_chat is None:
         index = next(i for i, e in enumerate(expects) if e.chat)
         ctx.fail("expect", index, "chat", "a topology with a [persistent_chat] pool")
@@ -491,12 +500,12 @@ def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]
     ctx.unknown(table, _STEP_KEYS, "step", index)
     at = _number(ctx, table, "at", "step", index)
     action = table.get("action")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:  # a dict is unhashable
         ctx.fail("step", index, "action", f"one of {', '.join(ACTIONS)}")
     needs = ACTIONS[action]
     if needs == "client":
         client = table.get("client", table.get("target"))
-        if client not in clients:
+        if not isinstance(client, str) or client not in clients:
             ctx.fail(
                 "step",
                 index,
@@ -586,7 +595,9 @@ def _check_targets(
             host = step.get(key)
             if not applies or host is None:
                 continue
-            name = str(host).lower().rstrip(".")
+            if not isinstance(host, str):
+                ctx.fail("step", index, key, "a pool FQDN, dns, or a client name")
+            name = host.lower().rstrip(".")
             if step.action in ("stop-pool", "start-pool"):
                 if name not in pools:
                     ctx.fail("step", index, key, f"a pool FQDN ({', '.join(sorted(pools))})")
@@ -623,7 +634,7 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
         from emulator.sim.invariants import INVARIANTS
 
         invariant = table["invariant"]
-        if invariant not in INVARIANTS:
+        if not isinstance(invariant, str) or invariant not in INVARIANTS:
             ctx.fail("expect", index, "invariant", f"one of {', '.join(INVARIANTS)}")
         others = sorted(set(table) - {"invariant", "note"})
         if others:
@@ -650,7 +661,7 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
         if others:
             ctx.fail("expect", index, others[0], "nothing else beside chat (it is not a client's)")
     client = table.get("client", "" if chat is not None else None)
-    if chat is None and client not in clients:
+    if chat is None and (not isinstance(client, str) or client not in clients):
         ctx.fail(
             "expect",
             index,

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator.cli import main
 from emulator.scenario.model import ScenarioError, load_scenario, parse_scenario
@@ -139,6 +141,32 @@ def error(text: str) -> str:
             HEAD + "options = { backoff = { base_time = 1e300 } }\n",
             "s.toml:14: client[0].options.backoff.base_time: expected a number from 0 to 31622400",
         ),
+        # values of the wrong shape where a name is looked up (unhashable: TypeError before)
+        (
+            HEAD + "[[step]]\nat = 1\naction = {}\n",
+            "s.toml:16: step[0].action: expected one of sign-in",
+        ),
+        (
+            HEAD + '[[step]]\nat = 1\naction = "sign-in"\nclient = []\n',
+            "s.toml:17: step[0].client: expected the name of a [[client]] (alice)",
+        ),
+        (
+            HEAD + '[[step]]\nat = 1\naction = "heal"\na = {}\n',
+            "s.toml:17: step[0].a: expected a pool FQDN, dns, or a client name",
+        ),
+        (
+            HEAD + '[[expect]]\nclient = ["alice"]\nby = 5\nstate = "registered"\n',
+            "s.toml:15: expect[0].client: expected the name of a [[client]] (alice)",
+        ),
+        (
+            HEAD + "[[expect]]\ninvariant = {}\n",
+            "s.toml:15: expect[0].invariant: expected one of served-by-primary-or-backup",
+        ),
+        (
+            HEAD + '[[expect]]\nclient = "alice"\nby = 5\nregistrar = "fe9.contoso.test"\n',
+            "s.toml:17: expect[0].registrar: expected a pool FQDN of the topology "
+            "(fe1.contoso.test), not 'fe9.contoso.test'",
+        ),
         (
             HEAD.replace('uri = "sip:alice@contoso.test"', 'uri = "not a uri"'),
             "s.toml:9: topology.user[0].uri: expected a SIP URI such as sip:alice@contoso.test",
@@ -171,6 +199,14 @@ def test_times_at_the_end_of_the_run_are_accepted() -> None:
         + '[[expect]]\nclient = "alice"\nnever = true\nstate = "registered"\n'
     )
     assert scenario.duration == 100 and scenario.steps[0].at == 100
+
+
+def test_a_nul_in_the_topology_path_is_a_sentence(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text('topology = "lab\\u0000.toml"\n')
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(scenario)
+    assert "not a file name (it holds a NUL character)" in str(info.value)
 
 
 def test_a_device_and_an_oversized_topology_path_are_refused(tmp_path: Path) -> None:
@@ -224,3 +260,60 @@ def test_the_sipemu_process_prints_no_traceback(tmp_path: Path, kind: str) -> No
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith(f"sipemu: {path}: "), done.stderr
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+# -- any value in any key: a scenario or a sentence ---------------------------------------------
+
+HOSTILE = st.sampled_from(
+    [
+        "nan",
+        "inf",
+        "-inf",
+        "-1",
+        "0",
+        "1e309",
+        "1e-300",
+        "99999999999999999999999999",
+        '""',
+        '"not a uri"',
+        f'"{"a" * 300}"',
+        '"\\u0000"',
+        "[]",
+        "[0, 1e300]",
+        "{}",
+        "true",
+        "1979-05-27T07:32:00Z",
+        "[" * 200 + "]" * 200,
+    ]
+)
+WORDS = st.from_regex(r"[-0-9.e+a-z]{1,12}", fullmatch=True)
+FULL = (
+    HEAD
+    + "options = { keepalive_interval = 30, backoff = { ratio = 0.5 } }\n"
+    + SIGN_IN
+    + '[[step]]\nat = 5\naction = "link"\na = "alice"\nb = "dns"\nloss = 0.5\nlatency = 1\n'
+    + '[[step]]\nat = 6\naction = "dns-add"\ntype = "SRV"\nname = "_sip._tcp.contoso.test"\n'
+    + 'target = "fe1.contoso.test"\nport = 5061\nttl = 30\n'
+    + '[[step]]\nat = 7\naction = "heal"\na = "alice"\n'
+    + '[[step]]\nat = 8\naction = "add-contact"\nclient = "alice"\ncontact = "sip:b@x.test"\n'
+    + 'expect = "ok"\n'
+    + '[[expect]]\ninvariant = "single-registrar"\n'
+    + '[[expect]]\nclient = "alice"\nby = 30\nstate = "registered"\n'
+    + '[[expect]]\nclient = "alice"\nalways = [40, 90]\nregistrar = "fe1.contoso.test"\n'
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_value_in_any_key_gives_a_scenario_or_a_sentence(data: st.DataObject) -> None:
+    lines = FULL.splitlines()
+    keyed = [i for i, line in enumerate(lines) if "=" in line]
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.sampled_from(keyed))
+        key = lines[i].split("=", 1)[0]
+        lines[i] = f"{key}= {data.draw(HOSTILE | WORDS)}"
+    try:
+        parse_scenario("\n".join(lines), "s.toml")
+    except ScenarioError as exc:
+        assert str(exc).startswith("s.toml"), exc
+        assert "\n" not in str(exc)
