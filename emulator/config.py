@@ -30,6 +30,7 @@ __all__ = [
     "MAX_SECONDS",
     "ConfigError",
     "TomlContext",
+    "check_values",
     "dns_name_problem",
     "number_text",
     "parse_toml",
@@ -37,7 +38,8 @@ __all__ = [
 ]
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
-"""The largest file read (16 MiB; a scenario of 20,000 clients is about 2 MB)."""
+"""The largest file read (16 MiB; a scenario of 20,000 clients, each with a step and two
+expectations, is 4.7 MB)."""
 MAX_DEPTH = 32
 """The deepest nesting of tables and arrays (the files of docs/ use 4)."""
 MAX_INTEGER = 2**63 - 1
@@ -106,6 +108,9 @@ def parse_toml(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise error(f"{source}: not valid TOML: {exc}") from None
+    except ValueError as exc:  # tomllib's int() of 4,300 digits and more; impossible dates
+        what = "an integer of more than 4300 digits" if "digits" in str(exc) else str(exc)
+        raise error(f"{source}: not valid TOML: a value cannot be read ({what})") from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise error(
             f"{source}: arrays or inline tables nested too deeply to read (at most {MAX_DEPTH} "
@@ -139,10 +144,17 @@ def check_values(
             if math.isnan(value) or (
                 math.isinf(value) and (infinite is None or not infinite(path))
             ):
-                ctx.fail_path(path, f"a finite number, not {value} (nan and inf mean nothing here)")
+                ctx.fail_path(
+                    path,
+                    f"a finite number, not {value} (nan and inf mean nothing here; numbers "
+                    "beyond 1.8e308 read as inf)",
+                )
         elif isinstance(value, int) and not isinstance(value, bool):
             if abs(value) > MAX_INTEGER:
-                ctx.fail_path(path, f"an integer of at most {MAX_INTEGER}, not {value:.3e}")
+                digits = int(value.bit_length() * math.log10(2)) + 1  # str() may refuse it
+                ctx.fail_path(
+                    path, f"an integer of at most {MAX_INTEGER}, not one of about {digits} digits"
+                )
 
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")

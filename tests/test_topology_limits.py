@@ -63,6 +63,21 @@ def error(text: str) -> str:
             MINIMAL + "description = [1.0, nan]\n",
             "lab.toml:5: pool[0].description: expected a finite number, not nan",
         ),
+        (
+            MINIMAL + "[resiliency]\nheartbeat_timeout = 1e99999\n",
+            "lab.toml:6: resiliency.heartbeat_timeout: expected a finite number, not inf (nan "
+            "and inf mean nothing here; numbers beyond 1.8e308 read as inf)",
+        ),
+        (
+            MINIMAL + "[dns]\nttl = 1" + "0" * 400 + "\n",
+            "lab.toml:6: dns.ttl: expected an integer of at most 9223372036854775807, not one "
+            "of about 401 digits",
+        ),
+        (
+            MINIMAL + "[dns]\nttl = 1" + "0" * 5000 + "\n",
+            "lab.toml: not valid TOML: a value cannot be read (an integer of more than 4300 "
+            "digits)",
+        ),
         # numbers out of range
         (
             MINIMAL + "[resiliency]\nheartbeat_interval = 1e-300\n",
