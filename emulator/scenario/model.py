@@ -510,7 +510,7 @@ def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]
                 "step",
                 index,
                 "client",
-                f"the name of a [[client]] ({', '.join(sorted(clients)) or 'none defined'})",
+                f"the name of a [[client]] ({_some(clients)})",
             )
     elif needs == "target":
         _string(ctx, table, "target", "step", index)
@@ -582,6 +582,15 @@ def _record(ctx: TomlContext, index: int, table: dict[str, Any]) -> DnsRecord:
         ctx.fail("step", index, "type", f"a valid record ({exc})")
     ctx.fail("step", index, "type", '"SRV", "A" or "AAAA"')
     raise AssertionError("unreachable")
+
+
+def _some(names: set[str], shown: int = 10) -> str:
+    """A few of ``names`` for a message (a scenario may have 100,000 clients)."""
+    if not names:
+        return "none defined"
+    first = sorted(names)[:shown]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(first) + more
 
 
 def _check_targets(
@@ -666,7 +675,7 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
             "expect",
             index,
             "client",
-            f"the name of a [[client]] ({', '.join(sorted(clients)) or 'none defined'})",
+            f"the name of a [[client]] ({_some(clients)})",
         )
     kinds = [k for k in ("at", "by", "always", "never") if k in table]
     if len(kinds) != 1:
