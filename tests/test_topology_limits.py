@@ -278,7 +278,7 @@ def test_a_pipe_is_read(tmp_path: Path) -> None:
         with fifo.open("w") as f:
             f.write(MINIMAL)
 
-    writer = threading.Thread(target=write)
+    writer = threading.Thread(target=write, daemon=True)  # never holds the run if we fail
     writer.start()
     try:
         topology = load_topology(fifo)
