@@ -156,7 +156,8 @@ def error(text: str) -> str:
         ),
         (
             MINIMAL + "[resiliency]\nfailover_detection_interval = -1\n",
-            "lab.toml:8: resiliency.failover_detection_interval: expected a number > 0, not -1",
+            "lab.toml:8: resiliency.failover_detection_interval: expected a number from 0.001 "
+            "to 86400, not -1",
         ),
         (
             MINIMAL + '[registrar]\nfailback = "teleport"\n',

@@ -7,12 +7,20 @@ tomllib reports positions only for syntax errors), the key and what was expected
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from emulator.config import ConfigError, TomlContext
+from emulator.config import (
+    MAX_SECONDS,
+    ConfigError,
+    TomlContext,
+    check_values,
+    dns_name_problem,
+    number_text,
+    parse_toml,
+    read_text,
+)
 from emulator.operations import ADMIN_ACTIONS, Operations
 from emulator.sim.deployment import ClientSpec
 from emulator.topology import Topology, TopologyError, default_topology, load_topology
@@ -32,6 +40,11 @@ __all__ = [
 
 class ScenarioError(ConfigError):
     """A bad scenario file: the message is a sentence naming file, line, key and expectation."""
+
+
+MAX_CLIENTS = 100_000
+"""The most ``[[client]]`` tables a scenario may hold (the simulator gives each a host address
+of its own in 127.2.0.0/15)."""
 
 
 ACTIONS: dict[str, str] = {
@@ -197,38 +210,44 @@ class Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: cannot read it ({exc})") from None
+    text = read_text(path, "scenario", ScenarioError)  # bounded; regular files and pipes
     return parse_scenario(text, str(path), base=path.parent)
 
 
 def parse_scenario(text: str, source: str = "<string>", *, base: Path | None = None) -> Scenario:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
-    return scenario_from_dict(data, source, text=text, base=base)
+    # No nan, inf (but in client options), deep nesting (emulator/config.py).
+    data = parse_toml(text, source, ScenarioError, _infinite)
+    return scenario_from_dict(data, source, text=text, base=base, checked=True)
 
 
 def scenario_from_dict(
-    data: dict[str, Any], source: str, *, text: str = "", base: Path | None = None
+    data: dict[str, Any],
+    source: str,
+    *,
+    text: str = "",
+    base: Path | None = None,
+    checked: bool = False,
 ) -> Scenario:
-    """Validate an already-parsed scenario (e.g. one the fuzzer built)."""
+    """Validate an already-parsed scenario (e.g. one the fuzzer built).  ``checked``: the
+    whole document went through :func:`emulator.config.check_values` already."""
     ctx = TomlContext(source, text, error=ScenarioError)
+    if not checked:
+        check_values(data, ctx, _infinite)
     ctx.unknown(data, _TOP_KEYS, None, None)
     topology = _topology(ctx, data, base)
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         ctx.fail(None, None, "seed", "an integer")
-    clients = tuple(_client(ctx, i, c) for i, c in enumerate(_tables(ctx, data, "client")))
-    names = [c.name for c in clients]
-    for i, name in enumerate(names):
-        if name in names[:i]:
-            ctx.fail("client", i, "name", f"a unique client name ({name!r} is used twice)")
+    client_tables = _tables(ctx, data, "client")
+    if len(client_tables) > MAX_CLIENTS:
+        ctx.fail("client", MAX_CLIENTS, None, f"at most {MAX_CLIENTS} [[client]] tables")
+    clients = tuple(_client(ctx, i, c) for i, c in enumerate(client_tables))
+    names: dict[str, int] = {}
+    for i, spec in enumerate(clients):
+        if spec.name in names:
+            ctx.fail("client", i, "name", f"a unique client name ({spec.name!r} is used twice)")
+        names[spec.name] = i
+    pool_names = {p.fqdn for p in topology.pools}
     for i, spec in enumerate(clients):
         if topology.home_pool(spec.user) is None:
             ctx.fail(
@@ -237,16 +256,24 @@ def scenario_from_dict(
                 "user",
                 f"a user of the topology ({spec.user!r} is not in {topology.source})",
             )
-        if spec.cache is not None and spec.cache not in {p.fqdn for p in topology.pools}:
+        if spec.cache is not None and spec.cache not in pool_names:
             ctx.fail("client", i, "cache", "the FQDN of a pool of the topology")
-    steps = tuple(_step(ctx, i, s, set(names)) for i, s in enumerate(_tables(ctx, data, "step")))
-    _check_targets(ctx, steps, topology, set(names))
+    known = set(names)  # once: a set per step made loading quadratic in the clients
+    steps = tuple(_step(ctx, i, s, known) for i, s in enumerate(_tables(ctx, data, "step")))
+    _check_targets(ctx, steps, topology, known)
     _check_admin(ctx, steps, topology)
     order = sorted(range(len(steps)), key=lambda i: steps[i].at)
     steps = tuple(steps[i].with_index(n) for n, i in enumerate(order))
-    expects = tuple(
-        _expect(ctx, i, e, set(names)) for i, e in enumerate(_tables(ctx, data, "expect"))
-    )
+    expects = tuple(_expect(ctx, i, e, known) for i, e in enumerate(_tables(ctx, data, "expect")))
+    for i, e in enumerate(expects):
+        if e.registrar is not None and e.registrar not in pool_names:
+            ctx.fail(
+                "expect",
+                i,
+                "registrar",
+                f"a pool FQDN of the topology ({', '.join(sorted(pool_names))}), not "
+                f"{e.registrar[:80]!r}",
+            )
     if any(e.chat for e in expects) and topology.persistent_chat is None:
         index = next(i for i, e in enumerate(expects) if e.chat)
         ctx.fail("expect", index, "chat", "a topology with a [persistent_chat] pool")
@@ -264,10 +291,21 @@ def scenario_from_dict(
         for s in steps
         if s.get("expect") is not None
     )
-    horizon = max([s.at for s in steps] + [e.end for e in expects] + [0.0])
+    ends = [e.end for e in expects if not math.isinf(e.end)]
+    horizon = max([s.at for s in steps] + ends + [0.0])
     duration = data.get("duration", horizon + 60.0)
-    if not isinstance(duration, int | float) or isinstance(duration, bool) or duration <= 0:
-        ctx.fail(None, None, "duration", "a positive number of seconds")
+    if (
+        not isinstance(duration, int | float)
+        or isinstance(duration, bool)
+        or not 0 < duration <= MAX_SECONDS
+    ):
+        ctx.fail(
+            None,
+            None,
+            "duration",
+            f"a number of seconds > 0 and <= {number_text(MAX_SECONDS)} (366 days)",
+        )
+    _check_within(ctx, duration, steps, expects)
     description = data.get("description", "")
     if not isinstance(description, str):
         ctx.fail(None, None, "description", "a string")
@@ -293,10 +331,40 @@ def with_expectations(scenario: Scenario, expect: list[dict[str, Any]]) -> Scena
     own = [e for e in scenario.expectations if e.kind != "step"]
     steps = [e for e in scenario.expectations if e.kind == "step"]
     added = tuple(_expect(ctx, len(own) + i, e, names) for i, e in enumerate(expect))
+    _check_within(ctx, scenario.duration, (), added, first=len(own))
     if any(e.chat for e in added) and scenario.topology.persistent_chat is None:
         index = len(own) + next(i for i, e in enumerate(added) if e.chat)
         ctx.fail("expect", index, "chat", "a topology with a [persistent_chat] pool")
     return replace(scenario, expectations=(*own, *added, *steps))
+
+
+def _check_within(
+    ctx: TomlContext,
+    duration: float,
+    steps: tuple[Step, ...],
+    expects: tuple[Expectation, ...],
+    *,
+    first: int = 0,
+) -> None:
+    """Steps and expectations inside the run: a step after the end never happens, and an
+    expectation past it would be judged on a state the run never reached."""
+    for step in steps:
+        if step.at > duration:
+            where = f"{ctx.source}:{step.line}" if step.line else ctx.source
+            raise ScenarioError(
+                f"{where}: step[{step.index}].at: expected a time within the duration "
+                f"({duration:g} s), not {step.at:g}; raise duration or move the step"
+            )
+    for i, e in enumerate(expects):
+        if e.kind in ("at", "by", "always", "never") and not math.isinf(e.end):
+            if e.end > duration:
+                ctx.fail(
+                    "expect",
+                    first + i,
+                    e.kind,
+                    f"a time within the duration ({duration:g} s), not {e.end:g}; raise "
+                    "duration or move the expectation",
+                )
 
 
 def _tables(ctx: TomlContext, data: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -346,10 +414,19 @@ def _string(
     return value
 
 
-def _number(ctx: TomlContext, table: dict[str, Any], key: str, name: str, index: int) -> float:
+def _number(
+    ctx: TomlContext,
+    table: dict[str, Any],
+    key: str,
+    name: str,
+    index: int,
+    high: float = MAX_SECONDS,
+    what: str = "a number of seconds",
+) -> float:
+    """A number from 0 to ``high``: ``nan`` and ``inf`` are refused (``not 0 <= nan``)."""
     value = table.get(key)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        ctx.fail(name, index, key, "a number of seconds >= 0")
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= high:
+        ctx.fail(name, index, key, f"{what} from 0 to {number_text(high)}")
     return float(value)
 
 
@@ -371,6 +448,7 @@ def _client(ctx: TomlContext, index: int, table: dict[str, Any]) -> ClientSpec:
             "options",
             "a table of profile fields, e.g. { keepalive_interval = 60 }",
         )
+    _check_options(ctx, index, options)
     try:
         customized(PROFILES[profile], options)
     except (ValueError, TypeError) as exc:
@@ -385,21 +463,54 @@ def _client(ctx: TomlContext, index: int, table: dict[str, Any]) -> ClientSpec:
     )
 
 
+_INFINITE_OPTIONS = frozenset({"failback_probe_interval", "failback_detection_timeout"})
+"""Client options whose ``inf`` switches a timer off (docs/clients.md): the only place a
+scenario may write ``inf``."""
+
+
+def _infinite(path: tuple[str | int, ...]) -> bool:
+    return (
+        len(path) == 4
+        and path[0] == "client"
+        and path[2] == "options"
+        and (path[3] in _INFINITE_OPTIONS)
+    )
+
+
+def _check_options(ctx: TomlContext, index: int, options: dict[str, Any]) -> None:
+    """Every number of a client's options is a time, a count or a ratio: from 0 to
+    MAX_SECONDS, or ``inf`` for the timers it switches off (clients.profile.customized checks
+    the types, the profile the rest)."""
+    for key, value in options.items():
+        values = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, number in values:
+            if not isinstance(number, int | float) or isinstance(number, bool):
+                continue
+            if sub is None and key in _INFINITE_OPTIONS and number == math.inf:
+                continue
+            if not 0 <= number <= MAX_SECONDS:
+                name = f"options.{key}" + (f".{sub}" if sub else "")
+                off = " or inf (off)" if sub is None and key in _INFINITE_OPTIONS else ""
+                ctx.fail(
+                    "client", index, name, f"a number from 0 to {number_text(MAX_SECONDS)}{off}"
+                )
+
+
 def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]) -> Step:
     ctx.unknown(table, _STEP_KEYS, "step", index)
     at = _number(ctx, table, "at", "step", index)
     action = table.get("action")
-    if action not in ACTIONS:
+    if not isinstance(action, str) or action not in ACTIONS:  # a dict is unhashable
         ctx.fail("step", index, "action", f"one of {', '.join(ACTIONS)}")
     needs = ACTIONS[action]
     if needs == "client":
         client = table.get("client", table.get("target"))
-        if client not in clients:
+        if not isinstance(client, str) or client not in clients:
             ctx.fail(
                 "step",
                 index,
                 "client",
-                f"the name of a [[client]] ({', '.join(sorted(clients)) or 'none defined'})",
+                f"the name of a [[client]] ({_some(clients)})",
             )
     elif needs == "target":
         _string(ctx, table, "target", "step", index)
@@ -425,12 +536,12 @@ def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]
             )
         if table["expect"] not in OUTCOMES:
             ctx.fail("step", index, "expect", '"ok" or "refused"')
-    for key in ("latency", "loss", "jitter", "duplicate"):
-        if key in table and (not isinstance(table[key], int | float) or table[key] < 0):
-            ctx.fail("step", index, key, "a number >= 0")
+    for key in ("latency", "jitter"):
+        if key in table:
+            _number(ctx, table, key, "step", index, high=3600.0)
     for key in ("loss", "duplicate"):
-        if key in table and table[key] > 1:
-            ctx.fail("step", index, key, "a probability between 0 and 1")
+        if key in table:
+            _number(ctx, table, key, "step", index, high=1.0, what="a probability")
     params = tuple((k, v) for k, v in table.items() if k not in ("at", "action"))
     if needs == "client" and "client" not in table:
         params = (("client", table["target"]), *params)
@@ -441,27 +552,45 @@ def _record(ctx: TomlContext, index: int, table: dict[str, Any]) -> DnsRecord:
     rtype = str(table.get("type", "")).upper()
     name = _string(ctx, table, "name", "step", index)
     assert name is not None
+    problem = dns_name_problem(name.lower().rstrip("."), service=rtype == "SRV")
+    if problem is not None:
+        ctx.fail("step", index, "name", f"a DNS name, not {name[:80]!r} ({problem})")
+    ttl = ctx.integer(table, "ttl", "step", index, default=300, low=0, high=2**31 - 1)
     try:
         if rtype == "SRV":
-            target = table.get("record_target", table.get("target"))
+            key = "record_target" if "record_target" in table else "target"
+            target = table.get(key)
             if not isinstance(target, str):
                 ctx.fail("step", index, "target", "the SRV target host name")
+            bare = target.lower().rstrip(".")
+            problem = dns_name_problem(bare) if bare else None
+            if problem is not None:
+                ctx.fail("step", index, key, f"a DNS name, not {target[:80]!r} ({problem})")
             return SrvRecord(
                 name,
-                int(table.get("priority", 0)),
-                int(table.get("weight", 0)),
-                int(table.get("port", 5061)),
+                ctx.integer(table, "priority", "step", index, default=0, low=0, high=65535),
+                ctx.integer(table, "weight", "step", index, default=0, low=0, high=65535),
+                ctx.integer(table, "port", "step", index, default=5061, low=0, high=65535),
                 str(target),
-                int(table.get("ttl", 300)),
+                ttl,
             )
         if rtype in ("A", "AAAA"):
             address = _string(ctx, table, "address", "step", index)
             assert address is not None
-            return AddressRecord(name, address, int(table.get("ttl", 300)))
+            return AddressRecord(name, address, ttl)
     except (TypeError, ValueError) as exc:
         ctx.fail("step", index, "type", f"a valid record ({exc})")
     ctx.fail("step", index, "type", '"SRV", "A" or "AAAA"')
     raise AssertionError("unreachable")
+
+
+def _some(names: set[str], shown: int = 10) -> str:
+    """A few of ``names`` for a message (a scenario may have 100,000 clients)."""
+    if not names:
+        return "none defined"
+    first = sorted(names)[:shown]
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(first) + more
 
 
 def _check_targets(
@@ -475,7 +604,9 @@ def _check_targets(
             host = step.get(key)
             if not applies or host is None:
                 continue
-            name = str(host).lower().rstrip(".")
+            if not isinstance(host, str):
+                ctx.fail("step", index, key, "a pool FQDN, dns, or a client name")
+            name = host.lower().rstrip(".")
             if step.action in ("stop-pool", "start-pool"):
                 if name not in pools:
                     ctx.fail("step", index, key, f"a pool FQDN ({', '.join(sorted(pools))})")
@@ -512,7 +643,7 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
         from emulator.sim.invariants import INVARIANTS
 
         invariant = table["invariant"]
-        if invariant not in INVARIANTS:
+        if not isinstance(invariant, str) or invariant not in INVARIANTS:
             ctx.fail("expect", index, "invariant", f"one of {', '.join(INVARIANTS)}")
         others = sorted(set(table) - {"invariant", "note"})
         if others:
@@ -539,12 +670,12 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
         if others:
             ctx.fail("expect", index, others[0], "nothing else beside chat (it is not a client's)")
     client = table.get("client", "" if chat is not None else None)
-    if chat is None and client not in clients:
+    if chat is None and (not isinstance(client, str) or client not in clients):
         ctx.fail(
             "expect",
             index,
             "client",
-            f"the name of a [[client]] ({', '.join(sorted(clients)) or 'none defined'})",
+            f"the name of a [[client]] ({_some(clients)})",
         )
     kinds = [k for k in ("at", "by", "always", "never") if k in table]
     if len(kinds) != 1:
@@ -561,11 +692,13 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
             isinstance(value, list)
             and len(value) == 2
             and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-            and 0 <= value[0] <= value[1]
+            and 0 <= value[0] <= value[1] <= MAX_SECONDS
         ):
             start, end = float(value[0]), float(value[1])
         else:
-            shape = "[start, end] with 0 <= start <= end" + (" or true" if kind == "never" else "")
+            shape = f"[start, end] with 0 <= start <= end <= {number_text(MAX_SECONDS)}" + (
+                " or true" if kind == "never" else ""
+            )
             ctx.fail("expect", index, kind, shape)
     state = table.get("state")
     if state is not None and state not in STATES:
@@ -578,9 +711,9 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
         ctx.fail("expect", index, "registrar", "a pool FQDN")
     contacts = table.get("contacts")
     if contacts is not None and (
-        not isinstance(contacts, int) or isinstance(contacts, bool) or contacts < 0
+        not isinstance(contacts, int) or isinstance(contacts, bool) or not 0 <= contacts <= 2**31
     ):
-        ctx.fail("expect", index, "contacts", "a number of contacts >= 0")
+        ctx.fail("expect", index, "contacts", "a number of contacts from 0 to 2147483648")
     if state is None and mode is None and registrar is None and contacts is None and chat is None:
         ctx.fail("expect", index, "state", "at least one of state, registrar, mode, contacts")
     note = table.get("note", "")

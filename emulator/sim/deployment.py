@@ -210,8 +210,7 @@ class SimulatedDeployment:
             spec.client_profile()
         except ValueError as exc:
             raise SimulationError(f"client {spec.name}: {exc}") from None
-        n = len(self.specs)
-        address = f"127.2.{n // 250}.{n % 250 + 1}"
+        address = client_address(len(self.specs))
         self._client_address[spec.name] = address
         cache = MemoryCacheStore()
         self.caches[spec.name] = cache
@@ -537,6 +536,13 @@ class SimulatedDeployment:
 
     def run_until(self, until: float) -> None:
         self.world.run_until(until)
+
+
+def client_address(n: int) -> str:
+    """The host address of the ``n``-th client (from 0): 127.2.0.1 to 127.2.249.250, then on
+    into 127.3.0.0/16 (a scenario may have 100,000 clients; emulator.scenario.model)."""
+    block, rest = divmod(n, 62_500)
+    return f"127.{2 + block}.{rest // 250}.{rest % 250 + 1}"
 
 
 def _default_port(transport: str) -> int:

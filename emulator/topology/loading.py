@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -19,10 +18,17 @@ from typing import Any
 
 from emulator.admin import PersistentChatSpec
 from emulator.backend import BackEndSpec
-from emulator.config import ConfigError, TomlContext
+from emulator.config import (
+    ConfigError,
+    TomlContext,
+    check_values,
+    dns_name_problem,
+    parse_toml,
+    read_text,
+)
 from emulator.net import TRANSPORTS, TransportName
 from emulator.sip.errors import SipError
-from emulator.sip.uri import normalize_aor
+from emulator.sip.uri import SipUri, normalize_aor
 from emulator.topology.dns import srv_transport
 from emulator.topology.model import (
     DEFAULT_PORTS,
@@ -44,6 +50,14 @@ __all__ = [
 ]
 
 MAX_GENERATED_USERS = 1_000_000
+"""The most users a topology may home, generated or not."""
+MIN_INTERVAL = 0.001
+"""The shortest resiliency interval or timeout: one simulated millisecond (shorter ones would
+make the simulator spin on heartbeats without virtual time moving)."""
+MAX_INTERVAL = 86_400.0
+"""The longest resiliency interval, timeout or back-end delay: a day."""
+MAX_EXPIRES = 2**32 - 1
+"""RFC 3261 §20.19: Expires values are delta-seconds below 2**32."""
 
 
 class TopologyError(ConfigError):
@@ -53,16 +67,7 @@ class TopologyError(ConfigError):
 def load_topology(path: str | Path) -> Topology:
     """Read and validate a topology file.  Raises :class:`TopologyError` (a sentence)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TopologyError(f"{path}: no such topology file") from None
-    except IsADirectoryError:
-        raise TopologyError(f"{path}: is a directory, not a topology file") from None
-    except UnicodeDecodeError:
-        raise TopologyError(f"{path}: not a text file (UTF-8 TOML expected)") from None
-    except OSError as exc:
-        raise TopologyError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    text = read_text(path, "topology", TopologyError)  # bounded; regular files and pipes
     return parse_topology(text, str(path))
 
 
@@ -80,10 +85,7 @@ def default_topology() -> Topology:
 
 def parse_topology(text: str, source: str = "<string>") -> Topology:
     """Validate topology TOML text; ``source`` names it in error messages."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise TopologyError(f"{source}: not valid TOML: {exc}") from None
+    data = parse_toml(text, source, TopologyError)  # no nan, inf, deep nesting (config.py)
     return topology_from_dict(data, source, text=text)
 
 
@@ -92,6 +94,8 @@ def topology_from_dict(
 ) -> Topology:
     """Validate an already-parsed topology table (e.g. a scenario's inline ``[topology]``)."""
     ctx = TomlContext(source, text, prefix=prefix, error=TopologyError)
+    if not prefix:  # a scenario checked its whole file, [topology] included
+        check_values(data, ctx)
     return _Builder(ctx, data).build()
 
 
@@ -115,13 +119,13 @@ _DNS_KEYS = {"address", "port", "zones", "pool_records", "additional", "ttl", "s
 _SRV_KEYS = {"name", "priority", "weight", "port", "target", "ttl"}
 _A_KEYS = {"name", "address", "ttl"}
 _NAPTR_KEYS = {"name", "order", "preference", "flags", "service", "regexp", "replacement", "ttl"}
-_HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*$"
-)
+_USER_PART = re.compile(r"^(?:[A-Za-z0-9\-_.!~*'()&=+$,/]|%[0-9A-Fa-f]{2})+$")
+"""RFC 3261 §25.1 ``user`` (unreserved, escaped, user-unreserved), less ``;`` and ``?``,
+which the URI parser reads as the start of parameters and headers."""
 
 
-def _is_hostname(name: str) -> bool:
-    return bool(_HOSTNAME.match(name))
+def _is_hostname(name: str, *, service: bool = False) -> bool:
+    return dns_name_problem(name, service=service) is None
 
 
 class _Builder:
@@ -133,9 +137,13 @@ class _Builder:
         ctx, data = self.ctx, self.data
         ctx.unknown(data, _TOP_KEYS, None, None)
         domain = normalize_name(ctx.string(data, "domain", None, None, required=True))
-        if not _is_hostname(domain):
+        problem = dns_name_problem(domain)
+        if problem is not None:
             ctx.fail(
-                None, None, "domain", f"a DNS domain name such as contoso.test, not {domain!r}"
+                None,
+                None,
+                "domain",
+                f"a DNS domain name such as contoso.test, not {domain[:80]!r} ({problem})",
             )
         profile = ctx.string(
             data, "profile", None, None, default="lync2010", choices=PRODUCT_PROFILES
@@ -217,8 +225,19 @@ class _Builder:
             names["principal"] or d.principal,
             names["mirror"],
             names["witness"],
-            ctx.number(raw, "rto", "pool", i, default=d.rto, positive=True),
-            ctx.number(raw, "grace", "pool", i, default=d.grace, positive=True),
+            *(
+                ctx.number(
+                    # keyed backend.rto, so that errors name the key as the file writes it
+                    {f"backend.{k}": raw[k]} if k in raw else {},
+                    f"backend.{k}",
+                    "pool",
+                    i,
+                    default=getattr(d, k),
+                    low=MIN_INTERVAL,
+                    high=MAX_INTERVAL,
+                )
+                for k in ("rto", "grace")
+            ),
         )
 
     # -- sections ----------------------------------------------------------------------------
@@ -230,7 +249,13 @@ class _Builder:
         ctx.unknown(table, ResiliencySettings.__dataclass_fields__, "resiliency", None)
         values = {
             name: ctx.number(
-                table, name, "resiliency", None, default=getattr(defaults, name), positive=True
+                table,
+                name,
+                "resiliency",
+                None,
+                default=getattr(defaults, name),
+                low=MIN_INTERVAL,
+                high=MAX_INTERVAL,
             )
             for name in ResiliencySettings.__dataclass_fields__
         }
@@ -247,8 +272,12 @@ class _Builder:
         )
         primary_q = ctx.number(t, "primary_q", name, None, default=d.primary_q, low=0, high=1)
         backup_q = ctx.number(t, "backup_q", name, None, default=d.backup_q, low=0, high=1)
-        min_expires = ctx.integer(t, "min_expires", name, None, default=d.min_expires, low=1)
-        max_expires = ctx.integer(t, "max_expires", name, None, default=d.max_expires, low=1)
+        min_expires = ctx.integer(
+            t, "min_expires", name, None, default=d.min_expires, low=1, high=MAX_EXPIRES
+        )
+        max_expires = ctx.integer(
+            t, "max_expires", name, None, default=d.max_expires, low=1, high=MAX_EXPIRES
+        )
         if max_expires < min_expires:
             ctx.fail(name, None, "max_expires", f"at least min_expires ({min_expires})")
         default_expires = ctx.integer(
@@ -279,10 +308,22 @@ class _Builder:
                 choices=("fqdn", "address"),
             ),
             redirect_expires=ctx.integer(
-                t, "redirect_expires", name, None, default=d.redirect_expires, low=0
+                t,
+                "redirect_expires",
+                name,
+                None,
+                default=d.redirect_expires,
+                low=0,
+                high=MAX_EXPIRES,
             ),
             keep_alive_timeout=ctx.integer(
-                t, "keep_alive_timeout", name, None, default=d.keep_alive_timeout, low=1
+                t,
+                "keep_alive_timeout",
+                name,
+                None,
+                default=d.keep_alive_timeout,
+                low=1,
+                high=86_400,
             ),
             min_expires=min_expires,
             max_expires=max_expires,
@@ -298,7 +339,9 @@ class _Builder:
                 default=d.before_failover,
                 choices=("redirect", "service-unavailable", "temporarily-unavailable"),
             ),
-            retry_after=ctx.integer(t, "retry_after", name, None, default=d.retry_after, low=0),
+            retry_after=ctx.integer(
+                t, "retry_after", name, None, default=d.retry_after, low=0, high=MAX_EXPIRES
+            ),
             failback=ctx.string(
                 t,
                 "failback",
@@ -349,8 +392,10 @@ class _Builder:
         for i, t in enumerate(tables):
             ctx.unknown(t, _POOL_KEYS, "pool", i)
             fqdn = normalize_name(ctx.string(t, "fqdn", "pool", i, required=True))
-            if not _is_hostname(fqdn) or "." not in fqdn:
-                ctx.fail("pool", i, "fqdn", f"a fully qualified host name, not {fqdn!r}")
+            problem = dns_name_problem(fqdn)
+            if problem is not None or "." not in fqdn:
+                why = f" ({problem})" if problem else ""
+                ctx.fail("pool", i, "fqdn", f"a fully qualified host name, not {fqdn[:80]!r}{why}")
             if fqdn in seen:
                 ctx.fail("pool", i, "fqdn", f"a unique FQDN ({fqdn} is also pool[{seen[fqdn]}])")
             seen[fqdn] = i
@@ -379,7 +424,7 @@ class _Builder:
                 sockets[key] = fqdn
             backup = t.get("backup")
             if backup is not None:
-                if not isinstance(backup, str) or not backup:
+                if not isinstance(backup, str) or not backup.strip():
                     ctx.fail("pool", i, "backup", "the FQDN of another pool")
                 backup = normalize_name(backup)
             pools.append(
@@ -468,8 +513,13 @@ class _Builder:
                         "template",
                         'a template with {n} in it, e.g. "user{n:05d}@contoso.test"',
                     )
-                count = ctx.integer(t, "count", "user", i, low=1, high=MAX_GENERATED_USERS)
-                start = ctx.integer(t, "start", "user", i, default=1, low=0)
+                room = MAX_GENERATED_USERS - len(users)
+                if room < 1:
+                    ctx.fail("user", i, "count", f"at most {MAX_GENERATED_USERS} users in all")
+                count = ctx.integer(t, "count", "user", i, low=1, high=room)
+                start = ctx.integer(
+                    t, "start", "user", i, default=1, low=0, high=MAX_GENERATED_USERS
+                )
                 try:
                     uris = [
                         self.user_uri(template.format(n=n), domain, "template", i)
@@ -502,19 +552,50 @@ class _Builder:
                         "a list of SIP URIs, for a single user "
                         '(uri = ...), e.g. ["sip:bob@contoso.test"]',
                     )
-                contacts[uris[0]] = tuple(self.user_uri(c, domain, "contacts", i) for c in raw)
+                # A contact list may name users of other domains (federation).
+                contacts[uris[0]] = tuple(
+                    self.user_uri(c, domain, "contacts", i, in_domain=False) for c in raw
+                )
+            if len(users) > MAX_GENERATED_USERS:
+                ctx.fail("user", i, "uri", f"at most {MAX_GENERATED_USERS} users in all")
         return users, contacts
 
-    def user_uri(self, value: str, domain: str, key: str, i: int) -> str:
+    def user_uri(self, value: str, domain: str, key: str, i: int, *, in_domain: bool = True) -> str:
+        """The address of record of a user's URI (``alice`` and ``alice@contoso.test`` are
+        ``sip:alice@contoso.test``), refused unless it is a SIP URI whose user part is one
+        (RFC 3261 §25.1), whose host is a DNS name, and (``in_domain``) that host the
+        deployment's SIP domain: its pools home no one else."""
         uri = value if value.startswith(("sip:", "sips:")) else f"sip:{value}"
         if "@" not in uri:
             uri = f"{uri}@{domain}"
+        example = f"a SIP URI such as sip:alice@{domain}"
+        shown = repr(value[:80])
         try:
+            parsed = SipUri.parse(uri)
             aor = normalize_aor(uri)
         except SipError:
-            self.ctx.fail("user", i, key, f"a SIP URI such as sip:alice@{domain}, not {value!r}")
-        if "@" not in aor:
-            self.ctx.fail("user", i, key, f"a SIP URI with a user part, not {value!r}")
+            self.ctx.fail("user", i, key, f"{example}, not {shown}")
+        if parsed.user is None or parsed.scheme not in ("sip", "sips"):
+            self.ctx.fail("user", i, key, f"{example} (with a user part), not {shown}")
+        if not _USER_PART.match(parsed.user):
+            self.ctx.fail(
+                "user",
+                i,
+                key,
+                f"{example}, not {shown}: a user part holds letters, digits and -_.!~*'()&=+$,/ "
+                "(others escaped as %XX; RFC 3261 §25.1)",
+            )
+        problem = dns_name_problem(parsed.host)
+        if problem is not None:
+            self.ctx.fail("user", i, key, f"{example}, not {shown}: its host has {problem}")
+        if in_domain and parsed.host != domain:
+            self.ctx.fail(
+                "user",
+                i,
+                key,
+                f"a user of the deployment's SIP domain (sip:...@{domain}), not {shown}: its "
+                "pools home no other domain's users",
+            )
         return aor
 
     def dns(self, domain: str, pools: tuple[PoolSpec, ...]) -> DnsSpec:
@@ -527,9 +608,13 @@ class _Builder:
         if (
             not isinstance(zones_raw, list)
             or not zones_raw
-            or not all(isinstance(z, str) and _is_hostname(normalize_name(z)) for z in zones_raw)
+            or not all(isinstance(z, str) for z in zones_raw)
         ):
             ctx.fail("dns", None, "zones", 'a list of zone names, e.g. ["contoso.test"]')
+        for zone in zones_raw:
+            problem = dns_name_problem(normalize_name(zone))
+            if problem is not None:
+                ctx.fail("dns", None, "zones", f"DNS names, not {zone[:80]!r} ({problem})")
         zones = tuple(dict.fromkeys(normalize_name(z) for z in zones_raw))
         ttl = ctx.integer(t, "ttl", "dns", None, default=300, low=0, high=2**31 - 1)
         pool_records = ctx.boolean(t, "pool_records", "dns", None, True)
@@ -555,6 +640,9 @@ class _Builder:
             dns_ctx.unknown(srv, _SRV_KEYS, "srv", i)
             name = normalize_name(dns_ctx.string(srv, "name", "srv", i, required=True))
             target = normalize_name(dns_ctx.string(srv, "target", "srv", i, required=True))
+            _check_name(dns_ctx, "srv", i, "name", name, service=True)
+            if target != ".":  # "." means "no service here" (RFC 2782)
+                _check_name(dns_ctx, "srv", i, "target", target)
             if not in_zone(name):
                 dns_ctx.fail("srv", i, "name", f"a name inside a zone ({', '.join(zones)})")
             if srv_transport(name) is None:
@@ -600,12 +688,15 @@ class _Builder:
         for i, a in enumerate(dns_ctx.tables(t, "a")):
             dns_ctx.unknown(a, _A_KEYS, "a", i)
             name = normalize_name(dns_ctx.string(a, "name", "a", i, required=True))
+            _check_name(dns_ctx, "a", i, "name", name)
             if not in_zone(name):
                 dns_ctx.fail("a", i, "name", f"a name inside a zone ({', '.join(zones)})")
             value = dns_ctx.string(a, "address", "a", i, required=True)
             try:
                 record = AddressRecord(
-                    name, value, dns_ctx.integer(a, "ttl", "a", i, default=ttl, low=0)
+                    name,
+                    value,
+                    dns_ctx.integer(a, "ttl", "a", i, default=ttl, low=0, high=2**31 - 1),
                 )
             except ValueError:
                 dns_ctx.fail("a", i, "address", f"an IPv4 or IPv6 address, not {value!r}")
@@ -617,6 +708,14 @@ class _Builder:
         return DnsSpec(
             address, port, zones, tuple(records), tuple(pinned), pool_records, additional, ttl
         )
+
+
+def _check_name(
+    ctx: TomlContext, table: str, i: int, key: str, name: str, *, service: bool = False
+) -> None:
+    problem = dns_name_problem(name, service=service)
+    if problem is not None:
+        ctx.fail(table, i, key, f"a DNS name, not {name[:80]!r} ({problem})")
 
 
 def _naptr(
@@ -634,6 +733,10 @@ def _naptr(
 
     ctx.unknown(n, _NAPTR_KEYS, "naptr", i)
     name = normalize_name(ctx.string(n, "name", "naptr", i, default=domain))
+    _check_name(ctx, "naptr", i, "name", name)
+    replacement = normalize_name(ctx.string(n, "replacement", "naptr", i, default="."))
+    if replacement not in ("", "."):
+        _check_name(ctx, "naptr", i, "replacement", replacement, service=True)
     if not in_zone(name):
         ctx.fail("naptr", i, "name", "a name inside a zone of the fake DNS")
     regexp = n.get("regexp", "")

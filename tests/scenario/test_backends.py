@@ -359,7 +359,7 @@ def test_bad_admin_steps_name_the_line_key_and_expectation(
 @pytest.mark.parametrize(
     ("expect", "fragment"),
     [
-        ('client = "alice"\nby = 5\ncontacts = -1', "a number of contacts >= 0"),
+        ('client = "alice"\nby = 5\ncontacts = -1', "a number of contacts from 0 to 2147483648"),
         ('chat = "available"\nby = 5', "a [persistent_chat] pool"),
         ('chat = "up"\nby = 5', "available or unavailable"),
     ],

@@ -175,7 +175,7 @@ def error(text: str) -> str:
         ),
         (
             '[[step]]\nat = -1\naction = "sign-out"\nclient = "ClientUser1"\n',
-            "s.toml:12: step[1].at: expected a number of seconds >= 0",
+            "s.toml:12: step[1].at: expected a number of seconds from 0 to 31622400",
         ),
         (
             '[[step]]\nat = 5\naction = "disable-nic"\ntarget = "fe9.contoso.test"\n',
