@@ -14,7 +14,6 @@ import asyncio
 import json
 import signal
 import sys
-import tomllib
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from clients.cache import CacheEntry, CacheError, FileCacheStore, MemoryCacheStore
 from clients.events import AgentEvent, ClientActionDone, ClientNote, ClientStateChanged
 from clients.profile import PROFILES
-from emulator.config import ConfigError, TomlContext
+from emulator.config import ConfigError, TomlContext, parse_toml, read_text
 from emulator.net import TRANSPORTS, Address
 
 if TYPE_CHECKING:
@@ -290,16 +289,9 @@ def load_clients_file(path: Path) -> tuple[list[ClientConfig], Address | None, P
     """Read a clients file (docs/clients.md, "Clients files"); errors are sentences."""
     from clients.driver import ClientConfig
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ClientsFileError(f"{path}: no such clients file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ClientsFileError(f"{path}: cannot read it ({exc})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ClientsFileError(f"{path}: not valid TOML: {exc}") from None
+    # Size, kind of file, nesting, nan/inf and huge numbers: the checks of every user file.
+    text = read_text(path, "clients", ClientsFileError)
+    data = parse_toml(text, str(path), ClientsFileError)
     ctx = TomlContext(str(path), text, error=ClientsFileError)
     ctx.unknown(data, _FILE_KEYS, None, None)
     dns: Address | None = None

@@ -121,3 +121,28 @@ def test_bad_clients_file_and_arguments_are_sentences(
         main(["client", "signin", "sip:a@contoso.test", "--dns", "nowhere"])
     assert exit_info.value.code == 2
     assert "expected HOST:PORT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ('[[client]]\nuser = "sip:a@contoso.test"\ncount = nan\n', "expected a finite number"),
+        ("a = " + "[" * 5000 + "\n", "nested too deeply"),
+        ("a = 1" + "0" * 5000 + "\n", "sipemu: "),
+    ],
+    ids=["nan", "deep", "huge-integer"],
+)
+def test_a_hostile_clients_file_is_one_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, said: str
+) -> None:
+    # Issue 21: the clients file goes through the same checks as every user file.
+    bad = tmp_path / "clients.toml"
+    bad.write_text(content)
+    assert main(["clients", "run", str(bad), "--dns", "127.0.0.1:53"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_device_is_not_read_as_a_clients_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["clients", "run", "/dev/zero", "--dns", "127.0.0.1:53"]) == 2
+    assert "not a regular file" in capsys.readouterr().err
