@@ -439,6 +439,18 @@ def _ladder_style(args: argparse.Namespace, out: TextIO) -> Charset:
     return "unicode"
 
 
+def _on_scenario_clock(packets: PacketLog, wall_origin: float, scale: float) -> PacketLog:
+    """A live run's packets (wall-clock times) on its scenario's clock, as a simulation's are."""
+    import dataclasses
+
+    from emulator.wire import PacketLog
+
+    moved = PacketLog()
+    for p in packets.packets:
+        moved.packet(dataclasses.replace(p, time=max(0.0, (p.time - wall_origin) * scale)))
+    return moved
+
+
 def _draw_wire(result: RunResult, packets: PacketLog, args: argparse.Namespace, out: TextIO) -> str:
     """Write --mermaid and return the --ladder text (empty when not asked)."""
     import shutil
@@ -486,12 +498,6 @@ def _run(args: argparse.Namespace) -> int:
     scenario = load_scenario(args.scenario)
     packets: PacketLog | None = None
     if args.realtime:
-        views = _wire_views(args)
-        if views:
-            raise UserError(
-                f"{', '.join(views)}: not yet for --realtime runs (--pcap, --hep and --report "
-                "are); run the scenario in virtual time"
-            )
         if not args.time_scale > 0:
             raise UserError(f"--time-scale must be > 0, not {args.time_scale:g}")
         if args.no_coast:
@@ -510,19 +516,23 @@ def _run(args: argparse.Namespace) -> int:
                 raise UserError(
                     f"{option} applies to --realtime runs only (the simulator has no sockets)"
                 )
-        _ladder_filters(args)  # a bad filter is reported before the run, not after
-        if args.ladder or args.mermaid:
-            packets = PacketLog()
-        else:
-            unused = [v for v in _wire_views(args) if v.startswith("--ladder-")]
-            unused += ["--ladder-style"] if args.ladder_style != "auto" else []
-            if unused:
-                raise UserError(f"{', '.join(unused)}: applies to --ladder and --mermaid only")
+    _ladder_filters(args)  # a bad filter is reported before the run, not after
+    if args.ladder or args.mermaid or (args.report and args.realtime):
+        packets = PacketLog()
+    if not (args.ladder or args.mermaid):
+        unused = [v for v in _wire_views(args) if v.startswith("--ladder-")]
+        unused += ["--ladder-style"] if args.ladder_style != "auto" else []
+        if unused:
+            raise UserError(f"{', '.join(unused)}: applies to --ladder and --mermaid only")
+    # A realtime run's messages come from its live drivers' recorder, which needs a tap.
+    messages = args.messages or args.verbose
     name = f"sipemu run {args.scenario}" + (" --realtime" if args.realtime else "")
     taps = open_sinks(args, Capture(virtual=not args.realtime, name=name))
     if packets is not None:
         taps = taps if taps is not None else Taps()
         taps.add(packets)
+    if args.realtime and messages and taps is None:
+        taps = Taps()
     out = sys.stdout
     if isinstance(out, io.TextIOWrapper):
         # The timeline must reach a pipe (tee, a test) line by line as it happens.
@@ -546,6 +556,7 @@ def _run(args: argparse.Namespace) -> int:
                     output=output,
                     recorder=WireRecorder(taps) if taps is not None else None,
                     keylog=args.keylog,
+                    messages=messages,
                 )
             else:
                 # The JSON trace is the full one: record detail whenever it is asked for.  A
@@ -557,7 +568,7 @@ def _run(args: argparse.Namespace) -> int:
                     seed=args.seed,
                     verbose=args.verbose or bool(args.json),
                     coast=not args.no_coast,
-                    messages=args.messages or args.verbose,
+                    messages=messages,
                     taps=taps,
                     output=output,
                 )
@@ -572,7 +583,10 @@ def _run(args: argparse.Namespace) -> int:
         status = EXIT_SIGNALLED[result.interrupted]
     else:
         status = 0 if result.passed else EXIT_INVALID
-    ladder = "" if packets is None else _draw_wire(result, packets, args, out)
+    if packets is not None and result.wall_origin is not None:  # live: on the scenario clock
+        packets = _on_scenario_clock(packets, result.wall_origin, args.time_scale)
+    wants_drawing = args.ladder or args.mermaid
+    ladder = "" if packets is None or not wants_drawing else _draw_wire(result, packets, args, out)
     if args.realtime:
         output.finish(result, status, extra=ladder)  # the rest went out as it happened
     else:
@@ -582,9 +596,17 @@ def _run(args: argparse.Namespace) -> int:
     if args.report:
         from emulator.report import realtime_record, write_report
 
-        # An interrupted run's report holds what happened up to the stop.  A realtime run's
-        # report has no packets yet (its timeline and verdicts only: docs/report.md).
-        record = run.record(result) if not args.realtime else realtime_record(result)
+        # An interrupted run's report holds what happened up to the stop.
+        if args.realtime:
+            from emulator.scenario.realtime import client_addresses
+
+            record = realtime_record(
+                result,
+                [] if packets is None else packets.packets,
+                clients=client_addresses(scenario),
+            )
+        else:
+            record = run.record(result)
         size = write_report(args.report, record)
         out.write(f"report written to {args.report} ({size:,} bytes)\n")
     for line in summary(taps) if taps is not None else ():

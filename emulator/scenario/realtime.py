@@ -36,6 +36,7 @@ import asyncio
 import io
 import random
 import signal
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
@@ -51,7 +52,11 @@ from emulator.scenario.model import Scenario, ScenarioError, Step, record_of
 from emulator.scenario.output import RunOutput
 from emulator.scenario.runner import RunResult, chat_timeline, check, check_step, settle
 from emulator.sim.deployment import agent_trace, pool_trace
+from emulator.sim.trace import MESSAGE
 from emulator.sim.world import TraceEntry
+from emulator.wire import Packet, Taps
+from emulator.wire.messages import Reader, full_text, summary
+from emulator.wire.names import participants
 
 if TYPE_CHECKING:
     from emulator.control.launch import ControlOptions
@@ -92,13 +97,16 @@ def run_realtime(
     recorder: WireRecorder | None = None,
     keylog: str | None = None,
     output: RunOutput | None = None,
+    messages: bool = False,
 ) -> RunResult:
     """Run ``scenario`` on loopback sockets; blocks for ``duration / time_scale`` seconds, or
     until SIGINT or SIGTERM (the result is then ``interrupted``; the handlers are installed
     only when this runs in the main thread).
 
     ``recorder``: told of every SIP and DNS message (emulator/wire/live.py; the caller closes
-    it); ``keylog``: the SSLKEYLOGFILE of every TLS session (pools and agents).
+    it); ``keylog``: the SSLKEYLOGFILE of every TLS session (pools and agents).  ``messages``
+    (with a ``recorder``): each message is also a ``message`` entry of the trace, on the
+    scenario's clock, written as it happens (as ``sipemu run --messages`` in virtual time).
 
     ``control``: serve the control API for the run (its address is written to ``out``).
     DeploymentError (a sentence) when it cannot be served there.  ``output``: told of the run's
@@ -121,6 +129,8 @@ def run_realtime(
         scenario, scenario.seed if seed is None else seed, verbose, time_scale, output
     )
     run.recorder, run.keylog = recorder, keylog
+    if messages and recorder is not None:
+        recorder.tap = Taps([recorder.tap, _MessageEntries(run)])
     return asyncio.run(run.run(control, out))
 
 
@@ -152,6 +162,8 @@ class _RealtimeRun:
         self.hosts: dict[str, AgentHost] = {}
         self.caches: dict[str, MemoryCacheStore] = {}
         self.origin = 0.0  # the cores' clock (scaled loop time) at scenario time 0
+        self.wall_origin: float | None = None  # time.time() at scenario time 0 (live packets)
+        self.participants = participants(scenario.topology, client_addresses(scenario))
         self.deployment: Deployment | None = None
         self.step_outcomes: dict[int, tuple[bool, str]] = {}
         """Scenario step index -> (done, detail) for steps that have an outcome."""
@@ -275,6 +287,7 @@ class _RealtimeRun:
                     out.flush()
             start = loop.time()
             self.origin = start * self.scale
+            self.wall_origin = time.time()
             self.note(
                 "scenario",
                 "start",
@@ -326,8 +339,10 @@ class _RealtimeRun:
             timeline,
             results,
             0,
+            participants=self.participants,
             interrupted=self.interrupted,
             stopped_at=self.stopped_at,
+            wall_origin=self.wall_origin,
         )
 
     # -- events ------------------------------------------------------------------------------
@@ -517,6 +532,34 @@ class _RealtimeRun:
 
 class _Stopped(Exception):
     """A signal came before the run's timeline began: skip to the clean-up."""
+
+
+class _MessageEntries:
+    """A tap that makes each live packet a ``message`` entry of the run's trace, on the
+    scenario's clock, named by its sender (emulator/wire/names.py)."""
+
+    def __init__(self, run: _RealtimeRun) -> None:
+        self.run = run
+        self._reader = Reader()
+
+    def packet(self, packet: Packet) -> None:
+        run = self.run
+        message = self._reader.read(packet)
+        origin = run.wall_origin if run.wall_origin is not None else packet.time
+        now = max(0.0, (packet.time - origin) * run.scale)
+        names = run.participants
+        text = summary(message, names)
+        run._record(
+            TraceEntry(now, names.name(packet.src), MESSAGE, text, full_text(packet), packet)
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def client_addresses(scenario: Scenario) -> dict[str, str]:
+    """Each client of a realtime run of ``scenario`` and the address it runs on."""
+    return {c.name: _client_address(n) for n, c in enumerate(scenario.clients)}
 
 
 def _client_address(n: int) -> str:

@@ -65,6 +65,9 @@ class RunResult:
     """The signal that stopped the run before its end (``SIGINT``, ``SIGTERM``), if one did."""
     stopped_at: float | None = None
     """When an interrupted run stopped (scenario time)."""
+    wall_origin: float | None = None
+    """A realtime run's wall-clock time (``time.time()``) at scenario time 0: its live taps'
+    packets are stamped on that clock (scenario time = (time - wall_origin) * time_scale)."""
 
     @property
     def passed(self) -> bool:

@@ -113,13 +113,28 @@ def test_ladder_and_mermaid_from_the_command_line(
     assert len(requests) == 6  # SRV, A, REGISTER, A, REGISTER, SUBSCRIBE
 
 
-def test_wire_options_are_refused_for_realtime_runs_and_bad_filters_before_the_run(
+@pytest.mark.live
+def test_a_realtime_run_shows_its_live_packets_on_the_scenario_clock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    path, trace = write(tmp_path), tmp_path / "live.jsonl"
+    argv = ["run", str(path), "--realtime", "--time-scale", "20", "--control", "off"]
+    argv += ["--ladder", "--messages", "--json", str(trace)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    # The ladder is drawn from the live drivers' packets, before the expectations.
+    assert "REGISTER" in out and out.index("packets shown") < out.index("expectations:")
+    messages = [r for r in read_json_lines(trace) if r.get("kind") == "message"]
+    registers = [r for r in messages if r["message"].startswith("REGISTER sip:")]
+    assert registers and all(0 <= r["t"] < 1000 for r in messages)  # scenario clock, not epoch
+    assert any(r["message"].startswith("SIP/2.0 200 OK") for r in messages)
+
+
+def test_bad_ladder_filters_are_refused_before_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path)
-    assert main(["run", str(path), "--realtime", "--ladder", "--messages"]) == 2
-    err = capsys.readouterr().err
-    assert "--messages, --ladder: not yet for --realtime runs" in err
     assert main(["run", str(path), "--ladder", "--ladder-filter", "colour=red"]) == 2
     captured = capsys.readouterr()
     assert "ladder filter 'colour=red' is not KEY=VALUE" in captured.err
