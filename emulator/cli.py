@@ -73,6 +73,12 @@ def register_up(subparsers: SubParsers) -> None:
         "--verbose", action="store_true", help="also log the heartbeats between pools"
     )
     parser.add_argument(
+        "--messages",
+        action="store_true",
+        help="log every SIP message in full and every DNS message decoded, as it goes by "
+        "(docs/seeing-the-wire.md)",
+    )
+    parser.add_argument(
         "--allow-non-loopback",
         action="store_true",
         help="allow addresses outside 127.0.0.0/8 and ::1",
@@ -156,6 +162,13 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
         out.write(line + "\n")
 
     taps = open_sinks(args, Capture(virtual=False, name=f"sipemu up {topology.source}"))
+    if args.messages:
+        from emulator.wire import Taps
+        from emulator.wire.messages import MessageLog
+        from emulator.wire.names import participants
+
+        taps = taps if taps is not None else Taps()
+        taps.add(MessageLog(log, participants(topology)))
     try:
         recorder = WireRecorder(taps) if taps is not None else None
         deployment = Deployment(

@@ -180,3 +180,24 @@ def test_up_default_topology_in_a_private_network_namespace(process: list[Proces
         up.wait_for(row)
     up.wait_for("sipemu: up")
     assert up.stop() == 0
+
+
+@pytest.mark.live
+def test_up_messages_logs_every_message_in_full(tmp_path: Path, process: list[Process]) -> None:
+    topology = tmp_path / "lab.toml"
+    topology.write_text(EPHEMERAL)
+    up = Process(["up", str(topology), "--messages", "--control", "off"])
+    process.append(up)
+    fe1_udp = up.wait_for("fe1.contoso.test  frontend  UDP").split()[-1].rsplit(":", 1)
+    up.wait_for("sipemu: up")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(WAIT)
+        register = register_request("clientuser1", "contoso.test", client.getsockname())
+        client.sendto(register, (fe1_udp[0], int(fe1_udp[1])))
+        assert client.recv(65536).startswith(b"SIP/2.0 200 OK")
+    # The request as received, then the answer as sent, each whole and indented.
+    up.wait_for("UDP 127.0.0.1:")
+    up.wait_for("    | REGISTER sip:contoso.test SIP/2.0")
+    up.wait_for("    | SIP/2.0 200 OK")
+    assert up.stop() == 0

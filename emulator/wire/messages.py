@@ -20,8 +20,9 @@ Rules of this file:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 import dns.exception
@@ -254,3 +255,24 @@ def summary(message: WireMessage, names: Participants) -> str:
         f"{packet.transport.upper()} {src[0]}:{src[1]} -> {names.name(dst)} "
         f"{dst[0]}:{dst[1]} {what}{again}"
     )
+
+
+class MessageLog:
+    """A tap that writes each message as it goes by: a stamped summary line, then the whole
+    message indented (``sipemu up --messages``; a live run's packets carry wall-clock
+    times, shown as the log's ``HH:MM:SS.mmm``)."""
+
+    def __init__(self, write: Callable[[str], None], names: Participants) -> None:
+        self.write = write
+        self.names = names
+        self._reader = Reader()
+
+    def packet(self, packet: Packet) -> None:
+        message = self._reader.read(packet)
+        stamp = datetime.fromtimestamp(packet.time).strftime("%H:%M:%S.%f")[:-3]
+        lines = [f"{stamp} {self.names.name(packet.src)} {summary(message, self.names)}"]
+        lines += [f"    | {line}" for line in full_text(packet).split("\n")]
+        self.write("\n".join(lines))
+
+    def close(self) -> None:
+        pass
