@@ -11,24 +11,26 @@ how wall-clock packet times map to the scenario's clock).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from emulator.net import Address
 from emulator.scenario.runner import RunResult
 from emulator.topology import Topology
 from emulator.wire import Packet
+from emulator.wire.names import Participant as WireParticipant
+from emulator.wire.names import ParticipantRole, participants
+from emulator.wire.names import Participants as WireParticipants
 
 __all__ = ["PacketClock", "Participant", "ParticipantKind", "Participants", "RunRecord"]
 
-ParticipantKind = Literal["client", "dns", "director", "frontend", "pool", "other"]
-_POOL_KINDS: dict[str, ParticipantKind] = {"director": "director", "frontend": "frontend"}
+ParticipantKind = ParticipantRole
 
 
 @dataclass(frozen=True, slots=True)
 class Participant:
-    """One column of the ladder: a client, a pool, the fake DNS, or an address nobody named."""
+    """One column of the report's ladder: a client, a pool, the fake DNS, or an address
+    nobody named."""
 
     name: str
     kind: ParticipantKind
@@ -36,46 +38,34 @@ class Participant:
 
 
 class Participants:
-    """Which participant an address belongs to (by IP address: a host is one participant,
-    whatever its port).
+    """The report's columns, in the order and with the names every drawing of a run uses
+    (emulator/wire/names.py: clients, the DNS, Directors, Front Ends, then unknown addresses
+    as first seen), each with its index; an address nobody named gets a column the first
+    time it is looked up."""
 
-    Emulator choice: the report has its own small mapping until the participants helper of
-    the text ladder (emulator/wire/names.py) lands; both name a host the same way, a pool by
-    its FQDN, the fake DNS ``dns``, a client by its scenario name.
-    """
-
-    def __init__(self, known: Iterable[Participant] = ()) -> None:
+    def __init__(self, names: WireParticipants) -> None:
+        self.names = names
         self.columns: list[Participant] = []
-        self._by_address: dict[str, int] = {}
-        for participant in known:
-            self.add(participant)
+        self._by_name: dict[str, int] = {}
+        for participant in names.ordered():
+            self._add(participant)
 
-    def add(self, participant: Participant) -> int:
-        found = self._by_address.get(participant.address)
-        if found is not None:
-            return found
-        self._by_address[participant.address] = len(self.columns)
-        self.columns.append(participant)
+    def _add(self, participant: WireParticipant) -> int:
+        self._by_name[participant.name] = len(self.columns)
+        self.columns.append(Participant(participant.name, participant.role, participant.host))
         return len(self.columns) - 1
 
     def index(self, address: Address) -> int:
-        """The column of ``address``; an unknown host gets a column of its own."""
-        found = self._by_address.get(address[0])
-        if found is None:
-            found = self.add(Participant(address[0], "other", address[0]))
-        return found
+        """The column of ``address``."""
+        participant = self.names.of(address)
+        found = self._by_name.get(participant.name)
+        return found if found is not None else self._add(participant)
 
     @classmethod
     def of(cls, topology: Topology, clients: Mapping[str, str] | None = None) -> Participants:
-        """Clients (name -> IP address, in the run's order), the fake DNS, Directors, then
-        the other pools in topology order: the ladder's columns, left to right."""
-        known = [Participant(name, "client", address) for name, address in (clients or {}).items()]
-        known.append(Participant("dns", "dns", topology.dns.address))
-        pools = sorted(topology.pools, key=lambda pool: not pool.is_director)  # stable
-        for pool in pools:
-            kind = _POOL_KINDS.get(pool.role, "pool")
-            known.append(Participant(pool.fqdn, kind, pool.address))
-        return cls(known)
+        """The columns of a run of ``topology`` whose clients (name -> IP address, in the
+        run's order) are these."""
+        return cls(participants(topology, clients or {}))
 
 
 @dataclass(frozen=True, slots=True)

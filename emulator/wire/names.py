@@ -59,6 +59,8 @@ class Participant:
     """A shorter name for narrow columns (a pool's FQDN without the topology's domain)."""
     rank: int
     """Position in the fixed order of the columns (smaller: further left)."""
+    host: str = ""
+    """The first host it was named for (what a column header shows)."""
 
 
 class Participants:
@@ -83,7 +85,7 @@ class Participants:
         found = self._by_name.get(name)
         if found is None:
             rank = len(self._by_name) + 1_000_000 * _ROLE_ORDER[role]
-            found = Participant(name, role, short or name, rank)
+            found = Participant(name, role, short or name, rank, host)
             self._by_name[name] = found
         if port is None:
             self._by_host.setdefault(host, found)

@@ -16,6 +16,7 @@ from emulator.report.packets import (
     messages,
 )
 from emulator.wire import Packet
+from emulator.wire.names import Participants as WireParticipants
 
 CLIENT = ("127.2.0.1", 5060)
 POOL = ("127.0.0.11", 5060)
@@ -23,13 +24,11 @@ DNS = ("127.0.0.10", 53)
 
 
 def participants() -> Participants:
-    return Participants(
-        [
-            Participant("alice", "client", CLIENT[0]),
-            Participant("dns", "dns", DNS[0]),
-            Participant("fe1.contoso.test", "frontend", POOL[0]),
-        ]
-    )
+    names = WireParticipants()
+    names.add("alice", "client", CLIENT[0])
+    names.add("dns", "dns", DNS[0])
+    names.add("fe1.contoso.test", "frontend", POOL[0])
+    return Participants(names)
 
 
 def request(branch: str = "z9hG4bK1", cseq: int = 1, call_id: str = "c1@x") -> bytes:
@@ -172,7 +171,7 @@ def test_unknown_hosts_get_a_column_each() -> None:
     names = participants()
     packets = [Packet(0.0, "udp", ("127.9.9.9", 5060), POOL, request())]
     [row], _ = analyse(packets, names)
-    assert names.columns[row.src] == Participant("127.9.9.9", "other", "127.9.9.9")
+    assert names.columns[row.src] == Participant("127.9.9.9:5060", "other", "127.9.9.9")
 
 
 def test_a_dns_message_that_does_not_decode_is_shown_in_hex() -> None:
