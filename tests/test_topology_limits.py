@@ -23,6 +23,7 @@ from emulator.config import (
     read_text,
 )
 from emulator.topology import TopologyError, load_topology, parse_topology
+from tests.hostile import HOSTILE, WORDS
 
 MINIMAL = """domain = "contoso.test"
 [[pool]]
@@ -333,29 +334,6 @@ def test_topology_check_refuses_with_a_sentence(
 
 # -- any value in any key: a topology or a sentence ---------------------------------------------
 
-HOSTILE = st.sampled_from(
-    [
-        "nan",
-        "inf",
-        "-inf",
-        "-1",
-        "0",
-        "1e309",
-        "1e-300",
-        "99999999999999999999999999",
-        '""',
-        '"not a uri"',
-        f'"{"a" * 300}"',
-        '"\\u0000"',
-        "[]",
-        "[[[[1]]]]",
-        "{}",
-        "true",
-        "1979-05-27T07:32:00Z",
-        "[" * 200 + "]" * 200,
-    ]
-)
-WORDS = st.from_regex(r"[-0-9.e+a-z]{1,12}", fullmatch=True)
 DEFAULT_TEXT = resources.files("emulator").joinpath("data/default.toml").read_text("utf-8")
 
 

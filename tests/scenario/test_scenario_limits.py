@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from emulator.cli import main
 from emulator.scenario.model import ScenarioError, load_scenario, parse_scenario
+from tests.hostile import HOSTILE, WORDS
 
 HEAD = """seed = 1
 duration = 100
@@ -264,29 +265,6 @@ def test_the_sipemu_process_prints_no_traceback(tmp_path: Path, kind: str) -> No
 
 # -- any value in any key: a scenario or a sentence ---------------------------------------------
 
-HOSTILE = st.sampled_from(
-    [
-        "nan",
-        "inf",
-        "-inf",
-        "-1",
-        "0",
-        "1e309",
-        "1e-300",
-        "99999999999999999999999999",
-        '""',
-        '"not a uri"',
-        f'"{"a" * 300}"',
-        '"\\u0000"',
-        "[]",
-        "[0, 1e300]",
-        "{}",
-        "true",
-        "1979-05-27T07:32:00Z",
-        "[" * 200 + "]" * 200,
-    ]
-)
-WORDS = st.from_regex(r"[-0-9.e+a-z]{1,12}", fullmatch=True)
 FULL = (
     HEAD
     + "options = { keepalive_interval = 30, backoff = { ratio = 0.5 } }\n"
