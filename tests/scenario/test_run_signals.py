@@ -13,13 +13,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import dpkt
 import pytest
 
 from emulator.cli import main
-from emulator.live.deployment import remove_stale_ca_dirs
+from emulator.live.certs import remove_stale_ca_dirs
 from emulator.scenario.model import Step, load_scenario, parse_scenario
 from emulator.scenario.output import RunOutput, read_json_lines
 from emulator.scenario.realtime import _RealtimeRun, run_realtime
@@ -109,11 +110,12 @@ def runs() -> Iterator[list[Run]]:
             run.proc.wait(WAIT)
 
 
-def _start(tmp_path: Path, runs: list[Run]) -> tuple[Run, Path, Path]:
+def _start(tmp_path: Path, runs: list[Run], extra: Sequence[str] = ()) -> tuple[Run, Path, Path]:
     scenario, trace, temporary = tmp_path / "long.toml", tmp_path / "run.jsonl", tmp_path / "tmp"
     scenario.write_text(LONG)
     temporary.mkdir()
-    run = Run(["--realtime", "--control", "off", "--json", str(trace), str(scenario)], temporary)
+    argv = ["--realtime", "--control", "off", "--json", str(trace), *extra, str(scenario)]
+    run = Run(argv, temporary)
     runs.append(run)
     # The text line is written after the JSON line of the same entry: once it is seen, the
     # file holds it too.
@@ -149,7 +151,10 @@ def test_a_run_killed_with_sigkill_leaves_its_json_lines_readable(
 def test_sigterm_stops_a_run_with_its_summary_and_status_143(
     tmp_path: Path, runs: list[Run]
 ) -> None:
-    run, trace, temporary = _start(tmp_path, runs)
+    report, capture = tmp_path / "partial.html", tmp_path / "partial.pcapng"
+    run, trace, temporary = _start(
+        tmp_path, runs, ["--report", str(report), "--pcap", str(capture)]
+    )
     run.proc.send_signal(signal.SIGTERM)
     assert run.proc.wait(WAIT) == 143
     lines = run.rest()
@@ -169,6 +174,12 @@ def test_sigterm_stops_a_run_with_its_summary_and_status_143(
     assert summary["expectations"] == {"pass": 1, "fail": 0, "undecided": 1}
     assert summary["passed"] is False and summary["error"] is None
     assert list(temporary.iterdir()) == []  # the CA directory went with the deployment
+    # Issue 17: the partial report and a cleanly closed capture of what happened so far.
+    assert any(line.startswith(f"report written to {report}") for line in lines)
+    assert 'id="sipemu-data"' in report.read_text(encoding="utf-8")
+    with capture.open("rb") as f:
+        packets = list(dpkt.pcapng.Reader(f))
+    assert packets  # the sign-in's DNS and REGISTERs, every block whole
 
 
 BUSY = """
