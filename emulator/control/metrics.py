@@ -14,6 +14,10 @@ clients by state) are read from the deployment when Prometheus scrapes, by a cus
 | ``sipemu_heartbeats_lost_total`` | counter | pool, peer | ``PeerHeartbeatLost`` |
 | ``sipemu_failovers_total`` | counter | pool, peer | ``FailedOver`` |
 | ``sipemu_failbacks_total`` | counter | pool, peer | ``FailedBack`` |
+| ``sipemu_sheddings_total`` | counter | pool | ``LoadShed`` |
+| ``sipemu_binding_limit_total`` | counter | pool, action | ``BindingLimitReached`` (2) |
+| ``sipemu_bindings_replaced_total`` | counter | pool | ``BindingReplaced`` |
+| ``sipemu_answers_trimmed_total`` | counter | pool | ``AnswerTrimmed`` |
 | ``sipemu_dns_queries_total`` | counter | transport, qtype, rcode | ``DnsQueried`` (1) |
 | ``sipemu_dns_updates_total`` | counter | rcode | RFC 2136 updates |
 | ``sipemu_bindings`` | gauge | pool | the pool cores |
@@ -24,6 +28,8 @@ clients by state) are read from the deployment when Prometheus scrapes, by a cus
 
 (1) Counted whatever the log settings (``--quiet`` only stops the printing): a deployment
 with a listener makes the per-exchange events (:meth:`Deployment.subscribe`).
+(2) The event is reported once a minute per user at most, with the count of those in
+between: the counter adds them all.
 """
 
 from __future__ import annotations
@@ -85,6 +91,31 @@ class DeploymentMetrics:
             ["pool", "peer"],
             registry=registry,
         )
+        self.sheddings = Counter(
+            "sipemu_sheddings",
+            "Times a pool began shedding a source's requests (503 with Retry-After)",
+            ["pool"],
+            registry=registry,
+        )
+        self.binding_limit = Counter(
+            "sipemu_binding_limit",
+            "Bindings evicted (action=evicted) or REGISTERs refused (action=refused) at the "
+            "per-user binding limit",
+            ["pool", "action"],
+            registry=registry,
+        )
+        self.bindings_replaced = Counter(
+            "sipemu_bindings_replaced",
+            "Bindings taken over by a REGISTER from another source",
+            ["pool"],
+            registry=registry,
+        )
+        self.answers_trimmed = Counter(
+            "sipemu_answers_trimmed",
+            "200s to a REGISTER too big for a UDP datagram, trimmed to the request's bindings",
+            ["pool"],
+            registry=registry,
+        )
         self.dns_queries = Counter(
             "sipemu_dns_queries",
             "DNS queries answered by the fake DNS; rcode DROPPED: swallowed by a timeout fault",
@@ -121,6 +152,15 @@ class DeploymentMetrics:
             self.failovers.labels(source, event.peer).inc()
         elif isinstance(event, ev.FailedBack):
             self.failbacks.labels(source, event.peer).inc()
+        elif isinstance(event, ev.LoadShed):
+            self.sheddings.labels(source).inc()
+        elif isinstance(event, ev.BindingLimitReached):
+            # Reported once a minute per user at most, with the count of those in between.
+            self.binding_limit.labels(source, event.action).inc(1 + event.unreported)
+        elif isinstance(event, ev.BindingReplaced):
+            self.bindings_replaced.labels(source).inc()
+        elif isinstance(event, ev.AnswerTrimmed):
+            self.answers_trimmed.labels(source).inc()
 
     def observe_client(self, client: str, state: str) -> None:
         """A client agent running in this process changed state (``ClientStateChanged``):

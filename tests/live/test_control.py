@@ -28,6 +28,7 @@ from emulator.control.ctl import EXIT_PROBLEM, EXIT_UNAUTHORIZED, EXIT_UNREACHAB
 from emulator.control.openapi import openapi_document
 from emulator.live.deployment import Deployment, DeploymentError
 from emulator.operations import Operations
+from emulator.registrar import events as ev
 from emulator.registrar.events import FailedOver
 from emulator.sip.message import Response, parse_message
 from emulator.testing.sip_client import UdpClient, register_request
@@ -354,6 +355,22 @@ async def test_metrics_count_requests_failovers_and_dns_queries(api: Api) -> Non
     assert await metric(api, state) == 1
     assert await metric(api, f'sipemu_failovers_total{{peer="{FE2}",{label}}}') == 1
     assert await metric(api, f'sipemu_pool_up{{pool="{FE2}"}}') == 0
+
+
+async def test_metrics_count_the_defences_of_issue_21(api: Api) -> None:
+    # The registrar's limits as the pools report them (their own tests make them happen:
+    # tests/registrar/test_limits.py); here, what the metrics make of the events.
+    observe = api.server.metrics.observe
+    observe(FE1, ev.LoadShed(1.0, FE1, "127.0.0.41", 6.0, 0, 0))
+    observe(FE1, ev.BindingLimitReached(2.0, FE1, "sip:u@contoso.test", 8, "evicted", "<x>", 4))
+    observe(FE1, ev.BindingReplaced(3.0, FE1, "sip:u@contoso.test", "<y>", 9.0, "a", "b", "<z>"))
+    observe(FE1, ev.AnswerTrimmed(4.0, FE1, "sip:u@contoso.test", 70_000, 1, 900))
+    label = f'pool="{FE1}"'
+    assert await metric(api, f"sipemu_sheddings_total{{{label}}}") == 1
+    limit = f'sipemu_binding_limit_total{{action="evicted",{label}}}'
+    assert await metric(api, limit) == 5  # the one reported and the four in between
+    assert await metric(api, f"sipemu_bindings_replaced_total{{{label}}}") == 1
+    assert await metric(api, f"sipemu_answers_trimmed_total{{{label}}}") == 1
 
 
 # -- security ------------------------------------------------------------------------------------
