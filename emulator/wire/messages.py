@@ -178,7 +178,7 @@ def _dns_label(message: dns.message.Message) -> str:
     if not message.flags & dns.flags.QR:
         qtype, _, name = _question(message).partition(" ")
         return f"{qtype}? {name}"
-    rcode = dns.rcode.to_text(message.rcode())
+    rcode = str(dns.rcode.to_text(message.rcode()))  # str: dnspython may be untyped here
     values = [rdata.to_text() for rrset in message.answer for rdata in rrset]
     if not values:
         return rcode
