@@ -55,6 +55,23 @@ class Flow:
         """True for TCP and TLS (RFC 3261 §17: timers E and K differ for reliable transports)."""
         return self.transport != "udp"
 
+    # Written out rather than left to the dataclass: the compiled build (mypyc) does not see
+    # @static_frozen as a dataclass, and compiled code compared flows by identity (two equal
+    # flows from two deliveries were "different": a refresh from the same source was logged as
+    # a binding replaced from another, found by the compiled suite in issue 21).  Defined here,
+    # both builds compare by fields; the dataclass still makes the hash from the same fields.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Flow):
+            return NotImplemented
+        return (
+            self.remote == other.remote
+            and self.local == other.local
+            and self.transport == other.transport
+        )
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
 
 @static_frozen
 class Send:

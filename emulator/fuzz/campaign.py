@@ -14,6 +14,7 @@ examples.  Shards send what they find to the parent process, which alone writes 
 
 from __future__ import annotations
 
+import copyreg
 import importlib
 import multiprocessing
 import signal
@@ -21,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from queue import Empty
 from typing import Any, TextIO
@@ -30,7 +31,15 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 
 from emulator.fuzz.analysis import Finding, classify
-from emulator.fuzz.case import FuzzCase, frozen_heap, run_case
+from emulator.fuzz.case import (
+    ClientDraw,
+    FaultDraw,
+    FuzzCase,
+    PoolDraw,
+    SrvDraw,
+    frozen_heap,
+    run_case,
+)
 from emulator.fuzz.database import CampaignDatabase
 from emulator.fuzz.strategies import cases
 from emulator.scenario.model import load_scenario
@@ -273,6 +282,18 @@ def _seed_alone() -> Iterator[None]:
         providers._get_local_constants = original
         cache.cache.clear()
 
+
+def _by_fields(record: Any) -> tuple[type, tuple[object, ...]]:
+    """How a fuzz case's records cross to another process: rebuilt by their constructor."""
+    return type(record), tuple(getattr(record, f.name) for f in fields(record))
+
+
+# Shards send their findings (a Finding and its FuzzCase) to the parent through a queue.  The
+# compiled build's frozen, slotted records cannot be unpickled the default way (their
+# __setstate__ may not assign a field), so pickle rebuilds them through their constructors,
+# which works for both builds.
+for _record in (Finding, FuzzCase, PoolDraw, SrvDraw, ClientDraw, FaultDraw):
+    copyreg.pickle(_record, _by_fields)
 
 _shared: tuple[Any, Any] | None = None
 """In a shard process: the campaign's example counter and its queue of findings, handed over
