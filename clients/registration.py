@@ -39,6 +39,7 @@ from emulator.net import Flow
 from emulator.sip.errors import SipError
 from emulator.sip.headers import KeepAlive, PresenceState, parse_contacts
 from emulator.sip.message import Response
+from emulator.sip.numbers import MAX_DELTA_SECONDS, parse_number
 
 if TYPE_CHECKING:
     from clients.agent import Agent
@@ -70,7 +71,8 @@ def answered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
         registered(agent, now, entry, response)
     elif status == 423 and entry.expires:
         minimum = response.headers.get("min-expires") or ""
-        wanted = int(minimum) if minimum.isdigit() else entry.expires * 2
+        asked = _delta_seconds(minimum)
+        wanted = asked if asked is not None else entry.expires * 2
         if wanted <= entry.expires:
             # RFC 3261 §10.2.8 allows a retry with at least Min-Expires; one that asks for
             # no more than was refused would loop.
@@ -206,10 +208,19 @@ def refresh(agent: Agent, now: float) -> None:
     )
 
 
+def _delta_seconds(value: str) -> int | None:
+    """A header's delta-seconds (RFC 3261 §25.1: ASCII digits, at most 2**32-1), or None."""
+    try:
+        return parse_number(value, "delta-seconds", MAX_DELTA_SECONDS)
+    except SipError:
+        return None
+
+
 def granted_expires(response: Response, asked: int) -> int:
     value = response.headers.get("expires")
-    if value and value.strip().isdigit():
-        return int(value)
+    granted = _delta_seconds(value or "")
+    if granted is not None:
+        return granted
     try:
         contacts = parse_contacts(response.headers)
     except SipError:

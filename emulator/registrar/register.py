@@ -47,6 +47,7 @@ from emulator.sip.headers import (
     parse_contacts,
 )
 from emulator.sip.message import Headers, Request, Response
+from emulator.sip.numbers import MAX_DELTA_SECONDS, parse_number
 from emulator.sip.uri import normalize_aor
 from emulator.topology import PoolSpec, Topology
 from emulator.values import static_frozen
@@ -208,9 +209,11 @@ class RegisterRules:
                 )
                 return response
         header_expires = headers.get("expires")
-        if header_expires is not None and not header_expires.strip().isdigit():
-            raise SipError(f"bad Expires {header_expires!r}")
-        default = int(header_expires) if header_expires is not None else settings.default_expires
+        default = (
+            parse_number(header_expires, "Expires", MAX_DELTA_SECONDS)
+            if header_expires is not None
+            else settings.default_expires
+        )
         call_id = request.call_id
         survivable = _survivable(headers)
         services = mode == "full" if resiliency_for is None else False
