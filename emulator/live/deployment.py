@@ -580,8 +580,13 @@ class Deployment:
             line = _event_line(event, self.quiet, self.verbose)
             if line is None:
                 continue
-            if isinstance(event, ev.BadMessage) and self._bad_input_log is not None:
-                self._bad_input_log(f"{fqdn} {line}")  # rate-limited: a flood is not a log
+            if (
+                isinstance(event, ev.BadMessage | ev.BindingReplaced)
+                and self._bad_input_log is not None
+            ):
+                # Rate-limited: a flood of bad messages, or of REGISTERs taking over bindings
+                # from spoofed sources, is not a flood of log lines.
+                self._bad_input_log(f"{fqdn} {line}")
             else:
                 log(f"{_stamp()} {fqdn} {line}")
 

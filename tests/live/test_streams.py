@@ -398,3 +398,35 @@ def test_sipemu_up_takes_the_limits_and_refuses_nonsense(
         with pytest.raises(SystemExit):
             build_parser().parse_args(["up", "--idle-timeout", bad])
         assert "is not a number of seconds" in capsys.readouterr().err
+
+
+def test_bindings_taken_over_from_many_sources_are_a_bounded_number_of_lines(
+    sipemu_factory: object,
+) -> None:
+    # Issue 21: one endpoint (one epid) registered from ever new sources, as a spoofed flood
+    # would: each is "binding replaced from another source", through the same rate limit.
+    import re
+
+    from emulator.live.ratelimit import BURST
+    from emulator.testing import DeploymentFactory
+    from emulator.testing.sip_client import register_request
+
+    assert isinstance(sipemu_factory, DeploymentFactory)
+    running = sipemu_factory()
+    try:
+        target = running.pool_address(FE1, "udp")
+        for _ in range(BURST * 3):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                sock.settimeout(10)
+                request = register_request("clientuser1", "contoso.test", sock.getsockname())
+                sock.sendto(re.sub(rb";epid=\w+", b";epid=same", request), target)
+                assert sock.recv(65536).startswith(b"SIP/2.0 200 OK")
+        running.wait_until(
+            lambda: any("more bad-input lines suppressed" in x for x in running.log_lines()),
+            what="the summary of suppressed lines",
+        )
+        replaced = [x for x in running.log_lines() if "binding replaced from another" in x]
+        assert BURST <= len(replaced) < BURST * 3 - 1
+    finally:
+        running.stop()
