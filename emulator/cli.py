@@ -452,6 +452,23 @@ def _ladder_style(args: argparse.Namespace, out: TextIO) -> Charset:
     return "unicode"
 
 
+def _crash_report(path: str, scenario: Scenario, run: _SimulatedRun, out: TextIO) -> None:
+    """After a crash (a bug) in a run in virtual time: the report of what happened up to it,
+    best effort (a report that cannot be made is said in one line; the crash goes on up)."""
+    from emulator.report import write_report
+    from emulator.scenario.runner import finish
+
+    if run.deployment is None or run.packets is None:
+        return
+    try:
+        record = run.record(finish(scenario, run.deployment))
+        size = write_report(path, record)
+    except Exception as problem:  # the run's state may be what crashed: say so, go on up
+        out.write(f"sipemu: no report of the crashed run ({type(problem).__name__})\n")
+        return
+    out.write(f"report of the run up to its crash written to {path} ({size:,} bytes)\n")
+
+
 def _on_scenario_clock(packets: PacketLog, wall_origin: float, scale: float) -> PacketLog:
     """A live run's packets (wall-clock times) on its scenario's clock, as a simulation's are."""
     import dataclasses
@@ -591,6 +608,8 @@ def _run(args: argparse.Namespace) -> int:
     except BaseException as exc:  # what was written stays; the JSON's summary says why it ends
         signalled = _signal_name(exc) if isinstance(exc, KeyboardInterrupt) else None
         output.abort(exc, _exit_status(exc), signalled)
+        if args.report and isinstance(exc, Exception) and not isinstance(exc, UserError):
+            _crash_report(args.report, scenario, run, out)
         raise
     if result.interrupted is not None:
         status = EXIT_SIGNALLED[result.interrupted]

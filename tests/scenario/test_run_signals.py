@@ -324,12 +324,21 @@ def test_a_crash_in_a_simulated_run_leaves_the_trace_up_to_it(
 
     monkeypatch.setattr(runner, "apply_step", broken_at_the_fault)
     scenario, trace = tmp_path / "long.toml", tmp_path / "sim.jsonl"
+    report, capture = tmp_path / "crash.html", tmp_path / "crash.pcapng"
     scenario.write_text(LONG)
     with pytest.raises(RuntimeError, match="a bug in a step"):
-        main(["run", str(scenario), "--json", str(trace)])
+        main(["run", str(scenario), "--json", str(trace), "--report", str(report)])
+    out = capsys.readouterr().out
     assert "   1800.000  scenario               disable-nic target=fe1.contoso.test" in (
-        capsys.readouterr().out.splitlines()
+        out.splitlines()
     )
+    # Issue 17: the report of the run up to the crash.
+    assert f"report of the run up to its crash written to {report}" in out
+    assert 'id="sipemu-data"' in report.read_text(encoding="utf-8")
+    with pytest.raises(RuntimeError, match="a bug in a step"):
+        main(["run", str(scenario), "--quiet", "--pcap", str(capture)])
+    with capture.open("rb") as f:
+        assert list(dpkt.pcapng.Reader(f))  # closed cleanly: every block whole
     records = read_json_lines(trace)
     assert records[0]["type"] == "run"
     assert records[-2]["text"] == "disable-nic target=fe1.contoso.test"
