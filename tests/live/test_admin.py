@@ -333,22 +333,33 @@ def _told(fqdn: str, event: object) -> tuple[str, str] | None:
     return (fqdn, entry[1])
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Wait (bounded: WAIT seconds) until ``condition`` holds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + WAIT
-    while not condition():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
+class _Heard:
+    """A live deployment's pool events as they come (its ``on_event``), and a wait on them
+    woken by each event (bounded: WAIT seconds), not by polling."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        self._more = asyncio.Event()
+
+    def __call__(self, fqdn: str, event: object) -> None:
+        self.events.append((fqdn, event))
+        self._more.set()
+
+    async def until(self, condition: Callable[[list[tuple[str, object]]], bool]) -> None:
+        async with asyncio.timeout(WAIT):
+            while not condition(self.events):
+                self._more.clear()
+                await self._more.wait()
 
 
 async def test_a_stopped_pool_hears_no_outcome_and_says_nothing_until_started() -> None:
-    events: list[tuple[str, object]] = []
+    heard = _Heard()
+    events = heard.events
     deployment = Deployment(
         parse_topology(MUTUAL, "<mutual>"),
         seed=1,
         time_scale=100,  # fe1's failover detection (120 s) passes in 1.2 s of wall clock
-        on_event=lambda fqdn, event: events.append((fqdn, event)),
+        on_event=heard,
     )
     async with deployment:
         await deployment.stop_pool(FE1)
@@ -356,12 +367,11 @@ async def test_a_stopped_pool_hears_no_outcome_and_says_nothing_until_started() 
         assert outcome.ok and deployment.plan(outcome) == Effects()
         assert deployment.pool(FE1) is None
         # fe2 fails fe1 over (120 s); fe1 would have lost fe2's answers and failed it over too.
-        await _until(lambda: any(isinstance(e, ev.FailedOver) for _, e in events))
+        await heard.until(lambda seen: any(isinstance(e, ev.FailedOver) for _, e in seen))
         assert [e for fqdn, e in events if fqdn == FE1] == []  # fe1 is silent
 
         await deployment.start_pool(FE1)
-        await _until(lambda: any(fqdn == FE1 for fqdn, _ in events))
-        await _until(lambda: any(_told(fqdn, e) for fqdn, e in events if fqdn == FE1))
+        await heard.until(lambda seen: any(_told(fqdn, e) for fqdn, e in seen if fqdn == FE1))
         # What it says first, heartbeats left out (fe2's heartbeats may reach fe1 as soon as
         # its socket is open, before the start's own lines are collected).
         said = [told for fqdn, e in events if fqdn == FE1 and (told := _told(fqdn, e))]

@@ -91,6 +91,15 @@ def test_descriptor_exhaustion_is_logged_once_paused_and_recovered(loop: str) ->
                 notices.append(line)
                 loop.call_soon(after_notice)  # runs once the listener has reacted
 
+            retried = asyncio.Event()
+            exhausted = stream._Acceptor._exhausted
+
+            def counting(self, exc):  # told of each refused retry, not polled
+                exhausted(self, exc)
+                if self._refused >= 3:
+                    retried.set()
+
+            stream._Acceptor._exhausted = counting
             driver = CoreDriver("fe1.test", "127.0.0.11", {{"tcp": 0}}, notice=notice)
             await driver.open()
             core = EchoCore()
@@ -109,10 +118,7 @@ def test_descriptor_exhaustion_is_logged_once_paused_and_recovered(loop: str) ->
                 pass
             await asyncio.wait_for(logged.wait(), 10)
             acceptor = driver._streams._acceptors[0]
-            for _ in range(200):  # a bounded wait for a few more refused retries
-                if acceptor._refused >= 3:
-                    break
-                await asyncio.sleep(0.05)
+            await asyncio.wait_for(retried.wait(), 10)  # a few more refused retries
             refused = acceptor._refused
             for fd in hogs:
                 os.close(fd)
