@@ -473,11 +473,12 @@ def _on_scenario_clock(packets: PacketLog, wall_origin: float, scale: float) -> 
     """A live run's packets (wall-clock times) on its scenario's clock, as a simulation's are."""
     import dataclasses
 
+    from emulator.scenario.realtime import scenario_time
     from emulator.wire import PacketLog
 
     moved = PacketLog()
     for p in packets.packets:
-        moved.packet(dataclasses.replace(p, time=max(0.0, (p.time - wall_origin) * scale)))
+        moved.packet(dataclasses.replace(p, time=scenario_time(p.time, wall_origin, scale)))
     return moved
 
 

@@ -52,10 +52,9 @@ from emulator.scenario.model import Scenario, ScenarioError, Step, record_of
 from emulator.scenario.output import RunOutput
 from emulator.scenario.runner import RunResult, chat_timeline, check, check_step, settle
 from emulator.sim.deployment import agent_trace, pool_trace
-from emulator.sim.trace import MESSAGE
+from emulator.sim.trace import MessageTrace
 from emulator.sim.world import TraceEntry
-from emulator.wire import Packet, Taps
-from emulator.wire.messages import Reader, full_text, summary
+from emulator.wire import Taps
 from emulator.wire.names import participants
 
 if TYPE_CHECKING:
@@ -130,7 +129,9 @@ def run_realtime(
     )
     run.recorder, run.keylog = recorder, keylog
     if messages and recorder is not None:
-        recorder.tap = Taps([recorder.tap, _MessageEntries(run)])
+        recorder.tap = Taps(
+            [recorder.tap, MessageTrace(run._record, run.participants, run.on_clock)]
+        )
     return asyncio.run(run.run(control, out))
 
 
@@ -181,6 +182,11 @@ class _RealtimeRun:
 
     def clock(self) -> float:
         return asyncio.get_running_loop().time() * self.scale
+
+    def on_clock(self, wall: float) -> float:
+        """A live packet's wall-clock time (``time.time()``) on the scenario's clock."""
+        origin = self.wall_origin if self.wall_origin is not None else wall
+        return scenario_time(wall, origin, self.scale)
 
     def note(self, source: str, kind: str, text: str, at: float | None = None) -> None:
         now = (self.clock() if at is None else at) - self.origin
@@ -534,27 +540,10 @@ class _Stopped(Exception):
     """A signal came before the run's timeline began: skip to the clean-up."""
 
 
-class _MessageEntries:
-    """A tap that makes each live packet a ``message`` entry of the run's trace, on the
-    scenario's clock, named by its sender (emulator/wire/names.py)."""
-
-    def __init__(self, run: _RealtimeRun) -> None:
-        self.run = run
-        self._reader = Reader()
-
-    def packet(self, packet: Packet) -> None:
-        run = self.run
-        message = self._reader.read(packet)
-        origin = run.wall_origin if run.wall_origin is not None else packet.time
-        now = max(0.0, (packet.time - origin) * run.scale)
-        names = run.participants
-        text = summary(message, names)
-        run._record(
-            TraceEntry(now, names.name(packet.src), MESSAGE, text, full_text(packet), packet)
-        )
-
-    def close(self) -> None:
-        pass
+def scenario_time(wall: float, wall_origin: float, scale: float) -> float:
+    """A wall-clock time (``time.time()``, what live taps stamp) on the scenario's clock of a
+    realtime run that began at ``wall_origin`` with ``time_scale`` ``scale`` (0 before)."""
+    return max(0.0, (wall - wall_origin) * scale)
 
 
 def client_addresses(scenario: Scenario) -> dict[str, str]:

@@ -316,7 +316,7 @@ def prepare(
     if wire:
         taps = Taps([] if tap is None else [tap])
         if messages:
-            taps.add(MessageTrace(world.trace, simulated_participants(deployment)))
+            taps.add(MessageTrace(world.trace.append, simulated_participants(deployment)))
         world.tap = taps.taps[0] if len(taps.taps) == 1 else taps
     world.note(
         "scenario",

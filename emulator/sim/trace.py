@@ -13,6 +13,8 @@ are the same either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from emulator.values import static_frozen
 from emulator.wire import Packet
 from emulator.wire.messages import Reader, full_text, summary
@@ -65,19 +67,30 @@ class TraceEntry:
 
 
 class MessageTrace:
-    """A tap (emulator/wire) that adds each packet to a trace as a ``message`` entry, named
-    by its sender (emulator/wire/names.py), retransmissions marked."""
+    """A tap (emulator/wire) that makes each packet a ``message`` entry of a trace, named by
+    its sender (emulator/wire/names.py), retransmissions marked.
 
-    def __init__(self, trace: list[TraceEntry], names: Participants) -> None:
-        self.trace = trace
+    ``record`` takes each entry (a simulation's ``trace.append``; a realtime run's writer,
+    which streams it); ``clock`` puts a packet's time on the trace's timeline (a simulation's
+    packets are on it already; a live tap's carry the wall clock)."""
+
+    def __init__(
+        self,
+        record: Callable[[TraceEntry], None],
+        names: Participants,
+        clock: Callable[[float], float] | None = None,
+    ) -> None:
+        self.record = record
         self.names = names
+        self.clock = clock
         self._reader = Reader()
 
     def packet(self, packet: Packet) -> None:
         message = self._reader.read(packet)
-        self.trace.append(
+        now = packet.time if self.clock is None else self.clock(packet.time)
+        self.record(
             TraceEntry(
-                packet.time,
+                now,
                 self.names.name(packet.src),
                 MESSAGE,
                 summary(message, self.names),
