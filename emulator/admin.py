@@ -1,7 +1,8 @@
 """The deployment's administrative state and disaster-recovery actions, sans-IO.
 
 * :class:`Directory`: which pool is each user's home (changed by ``force-move``), shared by
-  every pool core; starts from the topology.
+  every pool core; starts from the topology.  It carries the deployment's
+  :class:`~emulator.pairing.Pairings` (backup pairings, timers, pool failovers).
 * :class:`ContactStore`: the contact lists, kept in each pool's back end (a list lives on the
   user's home pool; a force-move does not carry it: field report R4).
 * :class:`Administration`: the Central Management Store (its pool, ``move-cms``), the nightly
@@ -17,6 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from emulator.pairing import Pairings
 
 __all__ = [
     "CHAT_STEPS",
@@ -29,10 +34,14 @@ __all__ = [
 
 
 class Directory:
-    """User (normalised AOR) -> home pool FQDN; mutable at run time."""
+    """User (normalised AOR) -> home pool FQDN; mutable at run time.  With it, what the CMS
+    replicates about the pools themselves (:attr:`pairings`: backup pairings, resiliency
+    timers, pool failovers), so that every pool core built on this directory sees them."""
 
-    def __init__(self, homes: Mapping[str, str]) -> None:
+    def __init__(self, homes: Mapping[str, str], pairings: Pairings | None = None) -> None:
         self._homes = dict(homes)
+        self.pairings = pairings
+        """Set by the deployment's Operations (or by the first pool core built without one)."""
 
     def get(self, aor: str) -> str | None:
         return self._homes.get(aor)

@@ -25,6 +25,12 @@ Rules of this file:
    to every running pool whose host is reachable (not ``silent``), in topology order, moved
    users first.  A silent pool is not told (CHOICE, as both drivers did before this file:
    the administrator's change reaches a Front End over the network).
+5. When the pools' own configuration changed (``Outcome.reconfigured``: a pool failover or
+   failback, a backup pairing, the resiliency timers), every running pool is told
+   (``configuration_changed``), silent or not, in topology order, after rule 3 and before
+   rule 4.  The change is in the shared state the cores read (emulator/pairing.py), which a
+   silent pool would read at once on its next input anyway: telling it too keeps its timers
+   and heartbeats in step with what it reads (CHOICE; a silent pool's NOTIFYs vanish).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ __all__ = [
     "Tell",
     "TellBackendChanged",
     "TellContactsChanged",
+    "TellReconfigured",
     "TellUsersMoved",
     "plan",
 ]
@@ -62,6 +69,8 @@ class PoolCore(Protocol):
     def users_moved(self, aors: Iterable[str], now: float) -> None: ...
 
     def contacts_changed(self, aors: Iterable[str], now: float) -> None: ...
+
+    def configuration_changed(self, now: float) -> None: ...
 
 
 @static_frozen
@@ -97,7 +106,18 @@ class TellContactsChanged:
         core.contacts_changed(self.users, now)
 
 
-Tell = TellBackendChanged | TellUsersMoved | TellContactsChanged
+@static_frozen
+class TellReconfigured:
+    """Tell the pool's core that the pools' configuration changed (pairings, timers, pool
+    failovers: ``Pool.configuration_changed``)."""
+
+    pool: str
+
+    def to(self, core: PoolCore, now: float) -> None:
+        core.configuration_changed(now)
+
+
+Tell = TellBackendChanged | TellUsersMoved | TellContactsChanged | TellReconfigured
 """One call on one running pool's core."""
 
 
@@ -120,6 +140,8 @@ def plan(outcome: Outcome, pools: Mapping[str, PoolState]) -> Effects:
         for fqdn in outcome.backends_changed
         if pools[fqdn] != "stopped"  # rules 1 and 3
     ]
+    if outcome.reconfigured:  # rule 5
+        tell.extend(TellReconfigured(fqdn) for fqdn, state in pools.items() if state != "stopped")
     if outcome.moved or outcome.contacts_changed:
         for fqdn in _reachable(pools):  # rule 4
             if outcome.moved:

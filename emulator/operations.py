@@ -28,11 +28,14 @@ from emulator.admin import (
     PersistentChat,
 )
 from emulator.backend import BackEnd, ServerRole
+from emulator.pairing import TIMER_KEYS, Pairings
 from emulator.topology import Topology
 
 __all__ = [
     "ADMIN_ACTIONS",
     "BACKEND_ROLES",
+    "OPTIONAL_KEYS",
+    "POOL_FAILOVER_TAKES",
     "OperationError",
     "Operations",
     "Outcome",
@@ -54,15 +57,51 @@ ADMIN_ACTIONS: dict[str, tuple[str, ...]] = {
     "chat-db-up": (),
     "chat-site-down": (),
     "chat-site-up": (),
+    "pool-failover": ("target",),
+    "pool-failback": ("target",),
+    "set-backup": ("target", "backup"),
+    "set-timers": (),
 }
 """Administrative / DR action -> its required keys (docs/scenarios.md, docs/backends.md).
-``export-contacts`` takes an optional ``target`` (default: every Front End pool)."""
+``export-contacts`` takes an optional ``target`` (default: every Front End pool);
+``pool-failover`` and ``pool-failback`` an optional ``takes`` (seconds, default
+:data:`POOL_FAILOVER_TAKES`); ``set-timers`` one or more of :data:`TIMER_KEYS`."""
+
+POOL_FAILOVER_TAKES = 900.0
+"""How long ``Invoke-CsPoolFailOver`` and ``-FailBack`` take by default: 15 minutes, the lower
+end of Microsoft's engineering target for their recovery time objective ("15-20 minutes",
+Front End pool disaster recovery in Skype for Business Server).  A CHOICE within a DOC range;
+a step's ``takes`` key changes it."""
+
+OPTIONAL_KEYS: dict[str, tuple[str, ...]] = {
+    "export-contacts": ("target",),
+    "pool-failover": ("takes",),
+    "pool-failback": ("takes",),
+    "set-timers": tuple(TIMER_KEYS),
+}
+"""Administrative action -> the keys it may take besides its required ones."""
 
 BACKEND_ROLES: tuple[ServerRole, ...] = ("principal", "mirror", "witness")
 
 _REFUSED = re.compile(r"^[\w-]+ refused: ")
 
 CHAT_ACTIONS = frozenset(a for a in ADMIN_ACTIONS if a.startswith("chat-"))
+
+
+def _seconds(
+    params: Mapping[str, Any], key: str, *, required: bool, positive: bool = False
+) -> str | None:
+    """Why ``params[key]`` is not a number of seconds (None: it is, or it may be absent)."""
+    if key not in params:
+        return f"{key}: a number of seconds" if required else None
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{key}: a number of seconds, not {value!r}"
+    low = 0.0
+    if not (value > low if positive else value >= low) or value > 86_400 * 365:
+        bound = "more than 0" if positive else "0 or more"
+        return f"{key}: a number of seconds, {bound} (up to a year), not {value!r}"
+    return None
 
 
 class OperationError(ValueError):
@@ -87,6 +126,10 @@ class Outcome:
     restart: tuple[str, ...] = ()
     """Pools whose Front End service restarts (a fresh core, same back end).  Which cores
     hear of all this, and in which order: :func:`emulator.effects.plan`."""
+    reconfigured: bool = False
+    """The pools' own configuration changed (:class:`~emulator.pairing.Pairings`: a pool
+    failover or failback, a backup pairing, the resiliency timers): every running pool's core
+    reconciles (``Pool.configuration_changed``)."""
 
     def __post_init__(self) -> None:
         if self.refused is not None:  # "force-move refused: why" -> "why" (line() adds it)
@@ -124,7 +167,9 @@ class Operations:
         pool_up: Callable[[str], bool] = lambda fqdn: True,
     ) -> None:
         self.topology = topology
-        self.directory = Directory(topology.users)
+        self.pairings = Pairings(topology)
+        """Backup pairings, resiliency timers, pool failovers: shared by every pool core."""
+        self.directory = Directory(topology.users, self.pairings)
         self.contacts = contact_store(topology)
         self.backends: dict[str, BackEnd] = {
             p.fqdn: BackEnd(p.backend, topology.profile, now=now)
@@ -195,6 +240,28 @@ class Operations:
             return pool_key("target")
         if action == "force-move":
             return pool_key("from") or pool_key("to")
+        if action in ("pool-failover", "pool-failback"):
+            return pool_key("target") or _seconds(params, "takes", required=False)
+        if action == "set-backup":
+            problem = pool_key("target")
+            if problem:
+                return problem
+            backup = params.get("backup")
+            name = str(backup).lower().rstrip(".") if isinstance(backup, str) else None
+            target = str(params["target"]).lower().rstrip(".")
+            others = sorted(f for f in fronts if f != target)
+            if name != "none" and (name not in fronts or name == target):
+                return f"backup: the FQDN of another Front End pool ({', '.join(others)}), or none"
+            return None
+        if action == "set-timers":
+            given = [key for key in TIMER_KEYS if key in params]
+            if not given:
+                return f"set-timers: one or more of {', '.join(TIMER_KEYS)} (seconds)"
+            for key in given:
+                problem = _seconds(params, key, required=True, positive=True)
+                if problem:
+                    return problem
+            return None
         if action in CHAT_ACTIONS and topology.persistent_chat is None:
             return "action: the topology has no [persistent_chat] pool"
         if action == "chat-step" and params.get("step") not in CHAT_STEPS:
@@ -275,7 +342,144 @@ class Operations:
         if action == "lose-contacts":
             self.contacts.lose(target)
             return Outcome(action, text=f"{target}: its back end's contact lists are lost")
+        if action == "pool-failover":
+            return self._pool_failover(target, params, now)
+        if action == "pool-failback":
+            return self._pool_failback(target, params, now)
+        if action == "set-backup":
+            return self._set_backup(target, str(params["backup"]).lower().rstrip("."), now)
+        if action == "set-timers":
+            refused = admin.allowed(action)
+            if refused:
+                return Outcome(action, refused)
+            changes = {key: float(params[key]) for key in TIMER_KEYS if key in params}
+            self.pairings.set_timers(changes, now)
+            text = "resiliency timers set: " + ", ".join(
+                f"{key} {value:g} s" for key, value in changes.items()
+            )
+            admin.log.append(text)
+            return Outcome(action, text=text, reconfigured=True)
         return self._chat(action, params)
+
+    # -- pool failover and failback (docs/backends.md) -------------------------------------
+
+    def _pool_failover(self, pool: str, params: Mapping[str, Any], now: float) -> Outcome:
+        """``Invoke-CsPoolFailOver -PoolFqdn pool``: the users homed on ``pool`` are served by
+        its backup pool, in resiliency mode until the failover completes (``takes``), then
+        with full function; they stay homed on ``pool``."""
+        action = "pool-failover"
+        pairings = self.pairings
+        backup = pairings.backup_of(pool)
+        if backup is None:
+            # DOC: "Pool failover can only be invoked if you have assigned a backup pool to
+            # the failed pool" (Invoke-CsPoolFailOver).
+            return Outcome(
+                action,
+                f"{pool} has no backup pool: pool failover can only be invoked for a pool with "
+                "a backup pool assigned (set-backup)",
+            )
+        refused = self._failover_state(pool, now, failback=False)
+        if refused:
+            return Outcome(action, refused)
+        if self.admin.cms == pool:
+            # DOC: a pool failover that involves the pool hosting the CMS needs the CMS failed
+            # over first.
+            return Outcome(
+                action,
+                f"the Central Management Store is on {pool}: fail it over to another pool "
+                "first (move-cms)",
+            )
+        refused = self.admin.allowed(action)
+        if refused:
+            return Outcome(action, refused)
+        if not self.admin.pool_up(backup):
+            return Outcome(action, f"the backup pool {backup} is down")
+        own = pairings.phase(backup, now)
+        if own in ("failing-over", "failed-over", "failing-back"):
+            # DOC: failing over P2's users to P1 while P1's are failed over to P2 fails; fail
+            # P1 back first.  A failback under way counts too (CHOICE).
+            return Outcome(
+                action,
+                f"the users of the backup pool {backup} are failed over ({own}): fail them "
+                f"back first (pool-failback target = {backup})",
+            )
+        served = pairings.failed_over_to(pool, now)
+        if served:
+            return Outcome(
+                action,
+                f"{pool} serves the users of {', '.join(served)}, failed over to it: fail "
+                "them back first",
+            )
+        takes = float(params.get("takes", POOL_FAILOVER_TAKES))
+        pairings.fail_over(pool, now, takes)
+        users = len(self.directory.users_of(pool))
+        text = (
+            f"{pool}: pool failover to {backup} invoked: its {users} user(s) sign in there "
+            f"(resiliency mode until the failover completes in {takes:g} s)"
+        )
+        self.admin.log.append(text)
+        return Outcome(action, text=text, reconfigured=True)
+
+    def _pool_failback(self, pool: str, params: Mapping[str, Any], now: float) -> Outcome:
+        """``Invoke-CsPoolFailBack -PoolFqdn pool``: the users failed over to the backup are
+        sent home, where they are in resiliency mode until the failback completes."""
+        action = "pool-failback"
+        refused = self._failover_state(pool, now, failback=True)
+        if refused:
+            return Outcome(action, refused)
+        refused = self.admin.allowed(action)
+        if refused:
+            return Outcome(action, refused)
+        if not self.admin.pool_up(pool):
+            # DOC: failback is for "after the pool that experienced the disaster is back
+            # online".
+            return Outcome(action, f"{pool} is down: fail it back once it is back online")
+        takes = float(params.get("takes", POOL_FAILOVER_TAKES))
+        found = self.pairings.fail_back(pool, now, takes)
+        text = (
+            f"{pool}: pool failback from {found.backup} invoked: its users go home "
+            f"(resiliency mode until the failback completes in {takes:g} s)"
+        )
+        self.admin.log.append(text)
+        return Outcome(action, text=text, reconfigured=True)
+
+    def _failover_state(self, pool: str, now: float, *, failback: bool) -> str | None:
+        """Why ``pool``'s failover state forbids a failover (or a failback), or None."""
+        found = self.pairings.failover(pool)
+        phase = None if found is None else found.phase(now)
+        if found is None or phase is None:
+            return f"{pool} is not failed over" if failback else None
+        if phase == "failing-back":
+            until = found.failback_completes
+            return f"a failback of {pool} is under way (it completes at {until:g} s)"
+        if failback:
+            if phase == "failed-back":
+                return f"{pool} is not failed over (it was failed back)"
+            if phase == "failing-over":
+                return (
+                    f"the failover of {pool} has not completed (it completes at "
+                    f"{found.completes:g} s)"
+                )
+            return None
+        if phase in ("failing-over", "failed-over"):
+            return f"{pool} is failed over already (to {found.backup})"
+        return None
+
+    def _set_backup(self, pool: str, backup: str, now: float) -> Outcome:
+        """Pair ``pool`` with a backup registrar pool (or none): a topology change."""
+        action = "set-backup"
+        refused = self.admin.allowed(action)
+        if refused:
+            return Outcome(action, refused)
+        phase = self.pairings.phase(pool, now)
+        if phase in ("failing-over", "failed-over", "failing-back"):
+            return Outcome(action, f"{pool} is failed over ({phase}): fail it back first")
+        new = None if backup == "none" else backup
+        old = self.pairings.backup_of(pool)
+        self.pairings.set_backup(pool, new, now)
+        text = f"{pool}: backup pool {old or 'none'} -> {new or 'none'}"
+        self.admin.log.append(text)
+        return Outcome(action, text=text, reconfigured=True)
 
     def _chat(self, action: str, params: Mapping[str, Any]) -> Outcome:
         chat = self.chat

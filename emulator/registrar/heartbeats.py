@@ -92,6 +92,34 @@ class Heartbeater:
 
     # -- the pool's inputs ------------------------------------------------------------------
 
+    def reconfigure(
+        self,
+        monitors: Mapping[str, PeerMonitor],
+        me: PoolEndpoints,
+        endpoints: Mapping[str, PoolEndpoints],
+        settings: ResiliencySettings,
+        now: float,
+    ) -> None:
+        """The administrator changed the pairings or the timers (emulator/pairing.py): go on
+        with these monitors (a new one's first heartbeat goes out now, a dropped one's pending
+        heartbeat is forgotten) and these timers (from the next round).  Not while coasting:
+        the simulator ends every coast first (it settles the world)."""
+        assert self._coast is None, "reconfigured while coasting"
+        self.settings = settings
+        added = [peer for peer in monitors if peer not in self.monitors]
+        for peer in [peer for peer in self.monitors if peer not in monitors]:
+            beat = self._beats.pop(peer, None)
+            if beat is not None:
+                self._outgoing.forget(beat.transaction)
+            del self._flows[peer]
+        self.monitors = dict(monitors)
+        for peer in added:
+            self._flows[peer] = flow_between(me, endpoints[peer])
+        if not self.monitors:
+            self._next_at = None
+        elif added or self._next_at is None:
+            self._next_at = now
+
     def start(self, now: float) -> None:
         """Begin: every monitored primary counts as heard now; the first round goes out now."""
         for monitor in self.monitors.values():

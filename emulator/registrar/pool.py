@@ -29,6 +29,7 @@ from emulator.backend import BackEnd
 from emulator.coasting import Cycle
 from emulator.net import CloseFlow, Flow, Send
 from emulator.operations import contact_store
+from emulator.pairing import FailoverPhase, Pairings
 from emulator.registrar.admission import Admission, Decision
 from emulator.registrar.bindings import Binding, BindingStore
 from emulator.registrar.contacts import CONTACTS_EVENT, CONTACTS_TYPE, RoamingContacts
@@ -144,7 +145,6 @@ class Pool:
         self.fqdn = spec.fqdn
         self.topology = topology
         self.settings = topology.registrar
-        self.resiliency = topology.resiliency
         self.endpoints = endpoints
         self.rng = rng
         self.trace = trace
@@ -152,11 +152,19 @@ class Pool:
         # where (force-move changes it) and the contact lists; this pool's back end survives
         # a restart of the pool, so the deployment owns it.
         self.directory = directory if directory is not None else Directory(topology.users)
+        if self.directory.pairings is None:
+            self.directory.pairings = Pairings(topology)
+        self.pairings: Pairings = self.directory.pairings
+        """Backup pairings, resiliency timers, pool failovers (emulator/pairing.py), shared."""
+        self.resiliency = self.pairings.resiliency
         self.backend = (
             backend if backend is not None else BackEnd(spec.backend, topology.profile, now=now)
         )
         self.contacts = contacts if contacts is not None else contact_store(topology)
-        self._services = self.backend.mode(now)
+        self._seen_version = self.pairings.version
+        self._seen_phases = self._phases(now)
+        self._phase_deadline = self.pairings.deadline(spec.fqdn, now)
+        self._services = self._mode(now)
         self._peer_addresses = frozenset(
             ep.address for name, ep in endpoints.items() if name != spec.fqdn
         )
@@ -178,14 +186,8 @@ class Pool:
         self._now = now
         monitors: dict[str, PeerMonitor] = {}
         if not spec.is_director:
-            for primary in topology.backed_up_by(spec.fqdn):
-                monitors[primary.fqdn] = PeerMonitor(
-                    primary.fqdn,
-                    failover_interval=self.resiliency.failover_detection_interval,
-                    failback_interval=self.resiliency.failback_detection_interval,
-                    now=now,
-                    pool=spec.fqdn,
-                )
+            for primary in self.pairings.backed_up_by(spec.fqdn):
+                monitors[primary] = self._new_monitor(primary, now)
         self._monitors = monitors
         self._outgoing = Outgoing(spec.fqdn, rng, self._box)
         self._rules = RegisterRules(
@@ -262,6 +264,9 @@ class Pool:
             if expiry is not None and (best is None or expiry < best):
                 best = expiry
         backend = self.backend
+        at = self._phase_deadline  # a pool failover or failback completes
+        if at is not None and (best is None or at < best):
+            best = at
         for at in (backend.next_deadline(), backend.mode_changes_at()):
             # The end of the grace period is a deadline only until it has passed (and
             # handle_timer has told the endpoints).
@@ -278,6 +283,8 @@ class Pool:
         self._now = now
         self._server_tx.handle_timer(now)
         self.backend.handle_timer(now)
+        if self._phase_deadline is not None and now >= self._phase_deadline:
+            self._reconcile(now)
         self.backend_changed(now)
         for binding in self._bindings.expire(now):
             self._box.events.append(BindingExpired(now, self.fqdn, binding.aor, binding.contact))
@@ -431,6 +438,19 @@ class Pool:
 
     def _send_home(self, home: str, now: float) -> None:
         """Failback: every binding this pool holds for ``home``'s users goes home (§6 choice)."""
+        if self.pairings.phase(home, now) in ("failing-over", "failed-over"):
+            # The administrator failed the pool over: only Invoke-CsPoolFailBack sends its
+            # users home (DOC: "disaster recovery procedures, both failover and failback, are
+            # manual"), not the heartbeats' automatic failback.
+            self._box.events.append(
+                AdminEvent(
+                    now,
+                    self.fqdn,
+                    f"automatic failback of {home} held: the pool is failed over by the "
+                    "administrator (pool-failback sends its users home)",
+                )
+            )
+            return
         how = self.settings.failback
         events = self._box.events
         for binding in [b for b in self._bindings if b.home == home]:
@@ -463,17 +483,18 @@ class Pool:
         events = self._box.events
         for transition in self.backend.transitions():
             events.append(AdminEvent(transition.now, self.fqdn, transition.text))
-        mode = self.backend.mode(now)
+        mode = self._mode(now)
         if mode == self._services or self.spec.is_director:
             self._services = mode
             return
         self._services = mode
         available = mode == "full"
-        detail = (
-            "back end available again"
-            if available
-            else "back end unavailable: no contact list, no presence, no changes"
-        )
+        if self.backend.mode(now) != "full":
+            detail = "back end unavailable: no contact list, no presence, no changes"
+        elif available:
+            detail = "user services available again"
+        else:
+            detail = "pool failback under way: resiliency mode until it completes"
         events.append(UserServicesChanged(now, self.fqdn, mode, detail))
         if not self.settings.user_services_notify:
             return
@@ -502,6 +523,138 @@ class Pool:
                     "User services unavailable",
                     now,
                 )
+
+    # -- the pools' configuration: pairings, timers, pool failovers (emulator/pairing.py) ----
+
+    def _new_monitor(self, primary: str, now: float) -> PeerMonitor:
+        resiliency = self.pairings.resiliency
+        return PeerMonitor(
+            primary,
+            failover_interval=resiliency.failover_detection_interval,
+            failback_interval=resiliency.failback_detection_interval,
+            now=now,
+            pool=self.fqdn,
+        )
+
+    def _mode(self, now: float) -> str:
+        """What this pool's own users get: its back end's mode, or resiliency mode while an
+        administrator's failback of this pool is under way (DOC: users sign in to the home
+        pool in resiliency mode until the failback completes)."""
+        mode = self.backend.mode(now)
+        if mode == "full" and self.pairings.failovers:
+            if self.pairings.phase(self.fqdn, now) == "failing-back":
+                return "resiliency"
+        return mode
+
+    def _phases(self, now: float) -> dict[str, FailoverPhase]:
+        """The phase of every failover that concerns this pool (as failed pool or backup)."""
+        return {
+            pool: found.phase(now)
+            for pool, found in self.pairings.failovers.items()
+            if self.fqdn in (found.pool, found.backup)
+        }
+
+    def configuration_changed(self, now: float) -> None:
+        """Call after the pools' configuration changed (a pool failover or failback, a backup
+        pairing, the resiliency timers; emulator/pairing.py): the pool follows it."""
+        self._now = now
+        self._reconcile(now)
+        self.backend_changed(now)
+
+    def _reconcile(self, now: float) -> None:
+        """Act on what changed in :attr:`pairings` since last time: the monitors and timers
+        (new pairings, new timers), and each failover's new phase."""
+        pairings = self.pairings
+        if pairings.version != self._seen_version:
+            self._seen_version = pairings.version
+            self.resiliency = pairings.resiliency
+            wanted = [] if self.spec.is_director else pairings.backed_up_by(self.fqdn)
+            monitors = self._monitors  # shared with the REGISTER rules: changed in place
+            for peer in [peer for peer in monitors if peer not in wanted]:
+                del monitors[peer]
+            for peer in wanted:
+                if peer not in monitors:
+                    monitors[peer] = self._new_monitor(peer, now)
+            for monitor in monitors.values():
+                monitor.failover_interval = pairings.resiliency.failover_detection_interval
+                monitor.failback_interval = pairings.resiliency.failback_detection_interval
+            self.heartbeater.reconfigure(
+                monitors, self.endpoints[self.fqdn], self.endpoints, pairings.resiliency, now
+            )
+            self._cycles = (self.heartbeater,) if monitors else ()
+        phases = self._phases(now)
+        for pool, phase in phases.items():
+            before = self._seen_phases.get(pool)
+            if phase != before:
+                self._failover_moved(pairings.failovers[pool].backup, pool, before, phase, now)
+        self._seen_phases = phases
+        self._phase_deadline = pairings.deadline(self.fqdn, now)
+
+    def _failover_moved(
+        self,
+        backup: str,
+        pool: str,
+        before: FailoverPhase | None,
+        phase: FailoverPhase,
+        now: float,
+    ) -> None:
+        """Failover of ``pool`` to ``backup`` went from ``before`` to ``phase``: what this pool
+        (one of the two) does about it."""
+        events = self._box.events
+        fresh = before is None or before == "failed-back"
+        if pool == self.fqdn:
+            if fresh and phase in ("failing-over", "failed-over"):
+                self._sign_out_own_users(backup, now)
+            elif phase == "failing-back":
+                events.append(AdminEvent(now, self.fqdn, f"pool failback from {backup} started"))
+            elif phase == "failed-back":
+                events.append(AdminEvent(now, self.fqdn, f"pool failback from {backup} complete"))
+            return
+        if fresh and phase in ("failing-over", "failed-over"):
+            events.append(
+                AdminEvent(
+                    now, self.fqdn, f"pool failover of {pool}: serving its users (resiliency)"
+                )
+            )
+        if phase == "failed-over" and before != "failed-over":
+            events.append(
+                AdminEvent(
+                    now, self.fqdn, f"pool failover of {pool} complete: full function for its users"
+                )
+            )
+            if self.settings.user_services_notify:
+                for binding in [b for b in self._bindings if b.home == pool]:
+                    # CHOICE, as for a back end available again (docs/backends.md): the users
+                    # leave resiliency mode without signing in again.
+                    self._outgoing.registration_notify(
+                        binding, "registered;event=userservices-available", None, "", now
+                    )
+        elif phase == "failing-back" and before in ("failing-over", "failed-over"):
+            events.append(AdminEvent(now, self.fqdn, f"pool failback of {pool}: users sent home"))
+            self._send_home(pool, now)
+
+    def _sign_out_own_users(self, backup: str, now: float) -> None:
+        """This pool was failed over while it runs (a planned failover, or a silent host whose
+        NOTIFYs vanish): DOC, "all users in the affected pool are forced to sign out and then
+        sign into the backup pool".  How: a ``deregistered;event=preferred-registrar-change``
+        NOTIFY naming the backup (CHOICE, as the failback's; ``registrar.failback_error_id``)."""
+        self._box.events.append(
+            AdminEvent(now, self.fqdn, f"pool failed over to {backup}: signing its users out")
+        )
+        for binding in [b for b in self._bindings if b.home is None]:
+            self._bindings.remove(binding.aor, binding.instance)
+            self._box.events.append(
+                BindingRemoved(now, self.fqdn, binding.aor, binding.contact, "pool failover")
+            )
+            uri = self._rules.registrar_uri(backup, binding.flow.transport)
+            self._outgoing.registration_notify(
+                binding,
+                "deregistered;event=preferred-registrar-change",
+                self.settings.failback_error_id,
+                "Pool failed over",
+                now,
+                f"<{uri}>",
+            )
 
     def users_moved(self, aors: Iterable[str], now: float) -> None:
         """Call after ``force-move`` rehomed ``aors``: the endpoints this pool holds for them are

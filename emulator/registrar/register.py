@@ -10,6 +10,10 @@ REGISTER handling, in order (protocol-notes §5):
    ``registrar.before_failover`` answer (emulator choice; default 301 home);
 5. any other pool -> the same 301 as a Director.
 
+An administrator's pool failover (emulator/pairing.py, docs/backends.md) comes before 3 and 4:
+the failed pool, if it answers, sends its users to its backup (301); the backup serves them,
+in resiliency mode until the failover completes and with full function after.
+
 The 200 itself is written by :func:`.reply.ok_bytes`.  The parse caches below are the speed
 of this path: a client refreshes with the same To, Contact and, but for the tag, From as
 before, so each is parsed once per client, not per request (benchmarks/sip_bench.py,
@@ -169,6 +173,19 @@ class RegisterRules:
         home = self.directory.get(aor)
         if home is None:
             return make_response(request, settings.unknown_user, to_tag=self.tag())
+        pairings = self.directory.pairings
+        if pairings is not None and pairings.failovers:
+            found = pairings.failovers.get(home)
+            phase = None if found is None else found.phase(now)
+            if found is not None and phase in ("failing-over", "failed-over"):
+                if home == self.fqdn and not self.is_director:
+                    # CHOICE: the failed-over pool, if it still answers, sends its users to
+                    # the backup (only the backup: they are served there now).
+                    return self._redirect_to(request, (found.backup,))
+                if found.backup == self.fqdn:
+                    return self._accept(
+                        request, flow, now, aor, home, services, full=phase == "failed-over"
+                    )
         if home == self.fqdn and not self.is_director:
             return self._accept(request, flow, now, aor, None, services)
         monitor = self._monitors.get(home)
@@ -195,8 +212,12 @@ class RegisterRules:
         aor: str,
         resiliency_for: str | None,
         mode: str,
+        *,
+        full: bool = False,
     ) -> Response | bytes:
-        """RFC 3261 §10.3 steps 6-8 for a user this pool serves (home, or failed over here)."""
+        """RFC 3261 §10.3 steps 6-8 for a user this pool serves (home, or failed over here).
+        ``full``: a user of ``resiliency_for`` whose pool failover has completed: served as at
+        home (DOC: full function at the backup; ``is-connected-to-primary="yes"``, a CHOICE)."""
         settings = self.settings
         headers = request.headers
         contacts = self._contacts(headers)
@@ -216,7 +237,8 @@ class RegisterRules:
         )
         call_id = request.call_id
         survivable = _survivable(headers)
-        services = mode == "full" if resiliency_for is None else False
+        at_home = resiliency_for is None or full
+        services = mode == "full" if at_home else False
         if resiliency_for is None and not services and not survivable:
             # MS-SIPREGE §2.2.1.13 (4165): user services are down and this endpoint cannot
             # register without them.  Answering 480 is an emulator choice (docs/backends.md).
@@ -300,7 +322,7 @@ class RegisterRules:
                 cseq,
                 expires_at,
                 existing.registered_at if existing else now,
-                resiliency_for is not None,
+                not at_home,
                 resiliency_for,
                 survivable,
             )
@@ -308,9 +330,7 @@ class RegisterRules:
             if existing is None:
                 action = "added"
                 events.append(
-                    BindingAdded(
-                        now, self.fqdn, aor, binding.contact, expires_at, resiliency_for is not None
-                    )
+                    BindingAdded(now, self.fqdn, aor, binding.contact, expires_at, not at_home)
                 )
             else:
                 action = action or "refreshed"
@@ -335,7 +355,7 @@ class RegisterRules:
                     )
         if action is None:  # a query (§10.3 step 6 with no Contact) or only removals
             return self._ok(request, flow, aor, to_tag, None, call_id, now, own)
-        presence = self._presence(action, resiliency_for is None, services)
+        presence = self._presence(action, at_home, services)
         return self._ok(request, flow, aor, to_tag, presence, call_id, now, own)
 
     def _over_limit(
@@ -499,18 +519,21 @@ class RegisterRules:
         return epid
 
     def redirect(self, request: Request, home: str) -> Response:
-        """``301 Redirect request to Home Server``: home q=0.7, its backup q=0.3 [DD-BLOG]."""
+        """``301 Redirect request to Home Server``: home q=0.7, its backup q=0.3 [DD-BLOG]
+        (the backup as paired now: emulator/pairing.py)."""
+        pairings = self.directory.pairings
+        backup = (
+            pairings.backup_of(home) if pairings is not None else self.topology.pool(home).backup
+        )
+        return self._redirect_to(request, (home,) if backup is None else (home, backup))
+
+    def _redirect_to(self, request: Request, pools: Sequence[str]) -> Response:
+        """A 301 naming ``pools``: the first with q=0.7, the second (if any) with q=0.3."""
         settings = self.settings
         response = make_response(request, 301, settings.redirect_reason, to_tag=self.tag())
         came_over = _transport_of(request)
-        response.headers.add(
-            "Contact", f"<{self.registrar_uri(home, came_over)}>;q={settings.primary_q}"
-        )
-        backup = self.topology.pool(home).backup
-        if backup is not None:
-            response.headers.add(
-                "Contact", f"<{self.registrar_uri(backup, came_over)}>;q={settings.backup_q}"
-            )
+        for pool, q in zip(pools, (settings.primary_q, settings.backup_q), strict=False):
+            response.headers.add("Contact", f"<{self.registrar_uri(pool, came_over)}>;q={q}")
         if settings.redirect_expires:
             response.headers.add("Expires", str(settings.redirect_expires))
         return response

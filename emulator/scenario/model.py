@@ -99,6 +99,16 @@ _STEP_KEYS = {
     "step",
     "contact",
     "expect",
+    # pool-failover/-failback, set-backup, set-timers (emulator/operations.py)
+    "takes",
+    "backup",
+    "failover_interval",
+    "failback_interval",
+    "heartbeat_interval",
+    "heartbeat_timeout",
+    # disable-nic / enable-nic of one transport; a silent host's TCP (docs/scenarios.md)
+    "transport",
+    "tcp",
 }
 _EXPECT_KEYS = {
     "client",

@@ -15,7 +15,7 @@ from clients.agent import Agent
 from clients.cache import CacheEntry, CacheUnreadable, MemoryCacheStore, SaveCache, read_entry
 from clients.events import ClientActionDone, ClientNote, ClientStateChanged
 from clients.profile import Profile, customized, get_profile
-from emulator.effects import Effects, PoolState, plan
+from emulator.effects import Effects, PoolState, TellReconfigured, plan
 from emulator.net import CloseFlow, Effect, Flow, Send
 from emulator.operations import Operations, Outcome
 from emulator.registrar import events as pool_events
@@ -521,6 +521,10 @@ class SimulatedDeployment:
             self.stop_pool(fqdn)
             self.start_pool(fqdn)
         for tell in effects.tell:
+            if isinstance(tell, TellReconfigured):
+                # New pairings or timers change what the pool's heartbeat cycle does: it
+                # stops coasting first (it may coast again at the poke below).
+                self.world.end_coast(self._pool_index[tell.pool])
             tell.to(self.pool(tell.pool), self.world.now)  # pool(): brought up to date first
             self.world.poke(self._pool_index[tell.pool])
 

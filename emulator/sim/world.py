@@ -173,6 +173,14 @@ class World:
         elif index in self._coasting_pools:  # a pool catches up and goes on coasting
             self._coaster.catch_up(index, inclusive=not self._in_call)
 
+    def end_coast(self, index: int) -> None:
+        """End the coasting of core ``index``, if any: what it skipped is applied up to
+        :attr:`now` and what is still on its way is sent for real.  Call it before changing
+        what a core's cycles do (a pool's pairings or timers); the core may coast again at
+        its next :meth:`poke`, under what it does then."""
+        if index in self._coasting or index in self._coasting_pools:
+            self._coaster.uncoast(index)
+
     def name(self, index: int) -> str:
         return self._names[index]
 
