@@ -126,6 +126,7 @@ _EXPECT_KEYS = {
 }
 _CLIENT_KEYS = {"name", "user", "cache", "profile", "options"}
 _TOP_KEYS = {"topology", "seed", "duration", "description", "client", "step", "expect"}
+TRANSPORTS = ("udp", "tcp", "tls")
 STATES = ("signed-out", "discovering", "registering", "registered")
 MODES = ("full", "limited")
 OUTCOMES = ("ok", "refused")
@@ -536,6 +537,12 @@ def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]
         _record(ctx, index, table)
     if action == "add-contact":
         _string(ctx, table, "contact", "step", index)
+    if "transport" in table and (
+        action not in ("disable-nic", "enable-nic") or table["transport"] not in TRANSPORTS
+    ):
+        ctx.fail("step", index, "transport", "udp, tcp or tls, on a disable-nic or enable-nic step")
+    if "tcp" in table and (action != "disable-nic" or table["tcp"] not in ("timeout", "reset")):
+        ctx.fail("step", index, "tcp", '"timeout" or "reset", on a disable-nic step')
     if "expect" in table:
         if action not in OUTCOME_ACTIONS:
             ctx.fail(

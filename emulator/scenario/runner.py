@@ -208,13 +208,15 @@ def apply_step(deployment: SimulatedDeployment, step: Step) -> None:
         "sign-in": deployment.sign_in,
         "sign-out": deployment.sign_out,
         "clear-cache": deployment.clear_cache,
-        "disable-nic": deployment.disable_nic,
-        "enable-nic": deployment.enable_nic,
         "stop-pool": deployment.stop_pool,
         "start-pool": deployment.start_pool,
     }
     if action in simple:
         simple[action](get("client") or get("target"))
+    elif action == "disable-nic":
+        deployment.disable_nic(get("target"), transport=get("transport"), tcp=get("tcp"))
+    elif action == "enable-nic":
+        deployment.enable_nic(get("target"), transport=get("transport"))
     elif action == "restart":
         deployment.restart(get("client"), keep_cache=bool(get("keep_cache", True)))
     elif action == "partition":

@@ -21,6 +21,7 @@ from emulator.operations import Operations, Outcome
 from emulator.registrar import events as pool_events
 from emulator.registrar.pool import Pool, PoolEndpoints
 from emulator.sim.invariants import InvariantMonitor
+from emulator.sim.network import TcpSilence
 from emulator.sim.world import World
 from emulator.topology import Topology
 from fakedns.authority import Authority
@@ -347,13 +348,34 @@ class SimulatedDeployment:
             raise SimulationError(f"pool {ep.fqdn} is stopped")
         return core
 
-    def disable_nic(self, target: str) -> None:
-        self.world.network.set_nic(self._host(target), False)
-        self._fault(target, "network interface disabled (silent)")
+    def disable_nic(
+        self, target: str, *, transport: str | None = None, tcp: TcpSilence | None = None
+    ) -> None:
+        """Make the host silent: all of it, or one transport alone (``transport``: ``udp``,
+        ``tcp`` or ``tls``); ``tcp``: what a TCP/TLS connection attempt to it gets while it is
+        silent, ``"timeout"`` (nothing: the default) or ``"reset"`` (docs/scenarios.md)."""
+        if transport is not None and transport not in ("udp", "tcp", "tls"):
+            raise SimulationError(f"transport: udp, tcp or tls, not {transport!r}")
+        if tcp is not None and tcp not in ("timeout", "reset"):
+            raise SimulationError(f'tcp: "timeout" or "reset", not {tcp!r}')
+        if tcp == "reset" and transport is None and self.world.coast:
+            # Coasting takes a silent host's connection attempts to vanish (a SYN unanswered);
+            # with resets they do not: the rest of the run simulates every packet (CHOICE:
+            # speed only, the behaviour is the same; docs/simulation.md).
+            self.world.coast = False
+            self.world.settle()
+        self.world.network.set_nic(self._host(target), False, transport=transport, tcp=tcp)
+        what = f"{transport.upper()} " if transport else "network interface "
+        how = ", TCP connection attempts reset" if tcp == "reset" else ""
+        self._fault(target, f"{what}disabled (silent{how})")
 
-    def enable_nic(self, target: str) -> None:
-        self.world.network.set_nic(self._host(target), True)
-        self._fault(target, "network interface enabled")
+    def enable_nic(self, target: str, *, transport: str | None = None) -> None:
+        """Bring the host back: all of it (every transport), or one transport."""
+        if transport is not None and transport not in ("udp", "tcp", "tls"):
+            raise SimulationError(f"transport: udp, tcp or tls, not {transport!r}")
+        self.world.network.set_nic(self._host(target), True, transport=transport)
+        what = f"{transport.upper()} " if transport else "network interface "
+        self._fault(target, f"{what}enabled")
 
     def stop_pool(self, fqdn: str) -> None:
         """Stop the pool's process: peers are refused, and the pool's core is gone (no timer,

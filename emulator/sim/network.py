@@ -4,7 +4,11 @@ Synchronous and deterministic: every random draw comes from the generator the wo
 Datagrams are delivered after the link latency (plus jitter); streams (TCP/TLS) are modelled as
 connections that deliver in order.  Semantics of the faults (see docs/simulation.md):
 
-* a host whose NIC is disabled is *silent*: nothing reaches it and nothing leaves it;
+* a host whose NIC is disabled is *silent*: nothing reaches it and nothing leaves it; a
+  silent host's TCP either gives no answer to a connection attempt (``tcp = "timeout"``, the
+  default) or resets it, as a firewall's REJECT rule would (``tcp = "reset"``);
+* one transport of a host may be silent alone (TLS down while UDP is up): only its packets
+  vanish (``set_nic(address, False, transport="tls")``);
 * a stopped host (or a closed port) *refuses*: UDP gets an ICMP port-unreachable and TCP a
   reset, both reported to the sender as ``flow_failed`` one round trip later;
 * a partition between two hosts makes traffic vanish in one or both directions.
@@ -14,8 +18,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Literal
 
-__all__ = ["Link", "Network"]
+TcpSilence = Literal["timeout", "reset"]
+"""What a TCP (or TLS) connection attempt to a silent host gets: nothing (the sender times
+out) or a reset (the sender hears of it one round trip later)."""
+
+__all__ = ["Link", "Network", "TcpSilence"]
 
 
 @dataclass(slots=True)
@@ -34,6 +43,10 @@ class _Host:
     address: str
     nic_enabled: bool = True
     running: bool = True
+    off: frozenset[str] = frozenset()
+    """Transports silent on this host while its NIC is up (``udp``, ``tcp``, ``tls``)."""
+    tcp: TcpSilence = "timeout"
+    """What a connection attempt gets while the host (or its TCP/TLS transport) is silent."""
 
 
 @dataclass
@@ -45,6 +58,8 @@ class Network:
     default_latency: float = 0.001
     hosts: dict[str, _Host] = field(default_factory=dict)
     links: dict[tuple[str, str], Link] = field(default_factory=dict)
+    partial: int = 0
+    """How many hosts have a transport silent alone (none: no per-transport checks, speed)."""
     version: int = 0
     """Grows with every change of hosts, NICs, running state or links.  While no Link exists,
     :meth:`transit` draws nothing and depends only on these, so a caller may keep its answer
@@ -62,9 +77,56 @@ class Network:
             self.version += 1
         return link
 
-    def set_nic(self, address: str, enabled: bool) -> None:
-        self.hosts[address].nic_enabled = enabled
+    def set_nic(
+        self,
+        address: str,
+        enabled: bool,
+        *,
+        transport: str | None = None,
+        tcp: TcpSilence | None = None,
+    ) -> None:
+        """Silence a host or bring it back: its whole NIC (``transport`` None; enabling it
+        enables every transport), or one transport alone.  ``tcp``: what connection attempts
+        get while it is silent (unchanged when None)."""
+        host = self.hosts[address]
+        before = bool(host.off)
+        if transport is None:
+            host.nic_enabled = enabled
+            if enabled:
+                host.off = frozenset()
+        elif enabled:
+            host.off = host.off - {transport}
+        else:
+            host.off = host.off | {transport}
+        if tcp is not None:
+            host.tcp = tcp
+        self.partial += bool(host.off) - before
         self.version += 1
+
+    def silent(self, address: str, transport: str) -> bool:
+        """Whether ``transport`` on the host is silent (its NIC, or that transport alone)."""
+        host = self.hosts.get(address)
+        return host is not None and (not host.nic_enabled or transport in host.off)
+
+    def rejects(self, address: str, transport: str, src: str | None = None) -> bool:
+        """Whether a connection attempt (or a segment) over ``transport`` from ``src`` to the
+        host gets a reset because the host is silent with ``tcp = "reset"`` (as from a
+        firewall's REJECT rule in front of it: the sender's NIC must be up and the path from
+        it not cut)."""
+        host = self.hosts.get(address)
+        if (
+            transport == "udp"
+            or host is None
+            or host.tcp != "reset"
+            or (host.nic_enabled and transport not in host.off)
+        ):
+            return False
+        if src is not None:
+            s = self.hosts.get(src)
+            link = self.links.get((src, address))
+            if (s is not None and not s.nic_enabled) or (link is not None and link.cut):
+                return False
+        return True
 
     def set_running(self, address: str, running: bool) -> None:
         self.hosts[address].running = running
@@ -92,6 +154,8 @@ class Network:
         the way (then :meth:`transit` answers ``[delay]`` and draws nothing).  None if not."""
         if not self.reachable(src, dst):
             return None
+        if self.partial and (self.hosts[dst].off or (src in self.hosts and self.hosts[src].off)):
+            return None  # some of its transports are silent: not the same for every packet
         link = self.links.get((src, dst))
         if link is None:
             return self.default_latency
@@ -99,12 +163,16 @@ class Network:
             return None
         return link.latency + 0.0  # what _link_delays computes
 
-    def reachable(self, src: str, dst: str) -> bool:
-        """Whether a packet from ``src`` can reach ``dst``'s NIC (not whether anyone listens)."""
+    def reachable(self, src: str, dst: str, transport: str | None = None) -> bool:
+        """Whether a packet from ``src`` can reach ``dst``'s NIC (not whether anyone listens);
+        over ``transport``, if given (a transport may be silent alone)."""
         s = self.hosts.get(src)
         d = self.hosts.get(dst)
         if d is None or (s is not None and not s.nic_enabled) or not d.nic_enabled:
             return False
+        if transport is not None and self.partial:
+            if transport in d.off or (s is not None and transport in s.off):
+                return False
         link = self.links.get((src, dst))
         return link is None or not link.cut
 
@@ -119,8 +187,9 @@ class Network:
             return [self.default_latency]
         return self._link_delays(link)
 
-    def transit(self, src: str, dst: str) -> list[float] | None:
-        """``delays(src, dst)`` if ``reachable(src, dst)``, else None: the two in one call.
+    def transit(self, src: str, dst: str, transport: str | None = None) -> list[float] | None:
+        """``delays(src, dst)`` if ``reachable(src, dst, transport)``, else None: the two in
+        one call.
 
         Same answers and the same random draws as calling both (speed: the simulator asks for
         every packet, and most paths have no link properties, hence no draws at all).
@@ -132,6 +201,9 @@ class Network:
         s = hosts.get(src)
         if s is not None and not s.nic_enabled:
             return None
+        if self.partial and transport is not None:
+            if transport in d.off or (s is not None and transport in s.off):
+                return None
         link = self.links.get((src, dst)) if self.links else None
         if link is None:
             return [self.default_latency]

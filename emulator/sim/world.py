@@ -384,7 +384,7 @@ class World:
     def _send_datagram(self, index: int, flow: Flow, data: bytes) -> None:
         if self.tap is not None:
             self._tap("udp", flow.local, flow.remote, data)
-        delays = self.network.transit(flow.local[0], flow.remote[0])
+        delays = self.network.transit(flow.local[0], flow.remote[0], "udp")
         if delays is None:
             return  # silent: the packet vanishes
         for delay in delays:
@@ -395,7 +395,7 @@ class World:
         target = self._listeners.get((dst[0], "udp", dst[1]))
         if target is None or not self.network.running(dst[0]):
             # ICMP port unreachable travels back to the sender (RFC 1122 §3.2.2.1).
-            if self.network.reachable(dst[0], flow.local[0]):
+            if self.network.reachable(dst[0], flow.local[0], "udp"):
                 self._push(self.now + self.network.default_latency, (FAIL, index, self._hold(flow)))
             return
         self._deliver(target, data, Flow("udp", dst, flow.local))
@@ -434,6 +434,10 @@ class World:
         else:
             delays = self._paths(conn, from_a, flow.local[0], peer_flow.local[0])
         if delays is None:
+            if network.rejects(peer_flow.local[0], flow.transport, flow.local[0]):
+                # A silent host with tcp = "reset": the segment is answered with a reset.
+                self._close(index, flow)
+                self._push(self.now + 2 * network.default_latency, (FAIL, index, self._hold(flow)))
             return  # a silent host: bytes vanish, the connection itself stays up
         # TCP retransmits what a lossy link drops: streams lose no data, only time.
         if not delays:
@@ -451,7 +455,7 @@ class World:
             if conn.paths_version == network.version:
                 back = conn.b_to_a if from_a else conn.a_to_b
             else:
-                back = network.transit(peer_flow.local[0], flow.local[0])
+                back = network.transit(peer_flow.local[0], flow.local[0], flow.transport)
             if back:
                 if self.tap is not None:  # the pong, sent by the peer's transport on arrival
                     server = conn.b_flow
@@ -475,9 +479,11 @@ class World:
     def _paths(self, conn: _Conn, from_a: bool, src: str, dst: str) -> list[float] | None:
         """network.transit(src, dst) for a connection; kept both ways when that draws nothing."""
         network = self.network
+        transport = conn.a_flow.transport
         if network.links:  # a Link may draw from the network's generator: ask every time
-            return network.transit(src, dst)
-        forward, backward = network.transit(src, dst), network.transit(dst, src)
+            return network.transit(src, dst, transport)
+        forward = network.transit(src, dst, transport)
+        backward = network.transit(dst, src, transport)
         conn.a_to_b, conn.b_to_a = (forward, backward) if from_a else (backward, forward)
         conn.paths_version = network.version
         return forward
@@ -485,7 +491,11 @@ class World:
     def _connect(self, index: int, flow: Flow) -> _Conn | None:
         src, (dst, port) = flow.local[0], flow.remote
         network = self.network
-        if not network.reachable(src, dst):
+        if not network.reachable(src, dst, flow.transport):
+            if network.rejects(dst, flow.transport, src):
+                conn = _Conn(index, flow, -1, flow, "dead")  # RST (silent, tcp = "reset")
+                self._conns[(index, flow)] = conn
+                return conn
             return self._lost_connection(index, flow)
         target = self._listeners.get((dst, flow.transport, port))
         if target is None or not network.running(dst):
