@@ -181,3 +181,21 @@ def test_each_example_in_the_docs_runs_and_holds(name: str, text: str) -> None:
     result = run_scenario(parse_scenario(text, name, base=BASE))
     assert result.passed, result.report()
     assert result.results, "an example without expectations shows nothing"
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new"),
+    [
+        ("scenarios.md:transport-fault", 'transport = "tls"', ""),
+        ("scenarios.md:tcp-reset", 'tcp = "reset"', 'tcp = "timeout"'),
+        ("scenarios.md:set-timers", "failover_interval = 10", "failover_interval = 30"),
+        ("backends.md:pool-failover", 'action = "pool-failover"', 'action = "dns-restore"'),
+    ],
+)
+def test_each_example_shows_what_its_key_does(name: str, old: str, new: str) -> None:
+    """Without the key it demonstrates, the example's expectations do not hold."""
+    (text,) = [text for found, text in examples() if found == name]
+    assert old in text
+    changed = text.replace(old, new).replace('expect = "ok"\n', "")
+    result = run_scenario(parse_scenario(changed, name, base=BASE))
+    assert not result.passed, result.report()
