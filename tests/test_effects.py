@@ -9,6 +9,7 @@ from emulator.effects import (
     PoolState,
     TellBackendChanged,
     TellContactsChanged,
+    TellReconfigured,
     TellUsersMoved,
     plan,
 )
@@ -99,6 +100,9 @@ class _Recorder:
     def contacts_changed(self, aors: Iterable[str], now: float) -> None:
         self.calls.append(("contacts_changed", tuple(aors), now))
 
+    def configuration_changed(self, now: float) -> None:
+        self.calls.append(("configuration_changed", now))
+
 
 def test_each_tell_is_one_call_on_the_pool_core() -> None:
     core = _Recorder()
@@ -106,10 +110,12 @@ def test_each_tell_is_one_call_on_the_pool_core() -> None:
         TellBackendChanged(FE1),
         TellUsersMoved(FE1, (ALICE,)),
         TellContactsChanged(FE1, (BOB,)),
+        TellReconfigured(FE1),
     ):
         tell.to(core, 7.0)
     assert core.calls == [
         ("backend_changed", 7.0),
         ("users_moved", (ALICE,), 7.0),
         ("contacts_changed", (BOB,), 7.0),
+        ("configuration_changed", 7.0),
     ]
