@@ -3,14 +3,20 @@ plans and pool lines as the simulator's for the same actions (emulator.effects),
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from emulator.effects import PoolState, TellReconfigured, plan
 from emulator.live.deployment import Deployment
 from emulator.operations import Operations
+from emulator.scenario.model import parse_scenario
+from emulator.scenario.realtime import run_realtime
 from emulator.sim.deployment import SimulatedDeployment
 from emulator.topology import parse_topology
 from tests.live.test_admin import FE1, FE2, MUTUAL, _told
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.live
 
@@ -122,3 +128,76 @@ async def test_a_failed_pool_is_failed_over_alike_in_every_state(fe1: PoolState)
         ) in said
         signed_out = (FE1, "pool failed over to fe2.contoso.test: signing its users out")
         assert (signed_out in said) == (fe1 != "stopped")  # a silent pool is told too
+
+
+# The shipped scenario's story on real sockets with the fast lab's timers (failover detection
+# 2 s): resiliency mode at fe1 until the failover completes, full function there, home in
+# resiliency mode until the failback completes, then full function.
+REALTIME = """
+description = "pool failover and failback on real sockets, compressed"
+topology = "../topologies/fast.toml"
+seed = 7
+duration = 24
+
+[[client]]
+name = "ClientUser2"
+user = "sip:clientuser2@contoso.test"
+profile = "lync2013"
+options = { keepalive_interval = 1, pong_timeout = 1, failover_detection_timeout = 1 }
+
+[[step]]
+at = 0
+action = "sign-in"
+client = "ClientUser2"
+
+[[step]]
+at = 3
+action = "stop-pool"
+target = "fe2.contoso.test"
+
+[[step]]
+at = 4
+action = "pool-failover"
+target = "fe2.contoso.test"
+takes = 5
+expect = "ok"
+
+[[step]]
+at = 14
+action = "start-pool"
+target = "fe2.contoso.test"
+
+[[step]]
+at = 16
+action = "pool-failback"
+target = "fe2.contoso.test"
+takes = 3
+expect = "ok"
+
+[[expect]]
+client = "ClientUser2"
+by = 8.5
+state = "registered"
+registrar = "fe1.contoso.test"
+mode = "limited"
+
+[[expect]]
+client = "ClientUser2"
+always = [10, 16]
+registrar = "fe1.contoso.test"
+mode = "full"
+
+[[expect]]
+client = "ClientUser2"
+always = [20, 24]
+registrar = "fe2.contoso.test"
+mode = "full"
+"""
+
+
+def test_a_pool_failover_and_failback_in_realtime() -> None:
+    scenario = parse_scenario(REALTIME, "<pool-failover-live>", base=ROOT / "scenarios")
+    result = run_realtime(scenario, time_scale=4)
+    assert result.passed, result.report()
+    admin = [e.text for e in result.trace if e.source == "fe2.contoso.test"]
+    assert "pool failback from fe1.contoso.test complete" in admin
