@@ -540,9 +540,18 @@ def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]
     if "transport" in table and (
         action not in ("disable-nic", "enable-nic") or table["transport"] not in TRANSPORTS
     ):
-        ctx.fail("step", index, "transport", "udp, tcp or tls, on a disable-nic or enable-nic step")
+        value = str(table["transport"])[:40]
+        ctx.fail(
+            "step",
+            index,
+            "transport",
+            f"udp, tcp or tls, on a disable-nic or enable-nic step (not {value!r} on {action})",
+        )
     if "tcp" in table and (action != "disable-nic" or table["tcp"] not in ("timeout", "reset")):
-        ctx.fail("step", index, "tcp", '"timeout" or "reset", on a disable-nic step')
+        value = str(table["tcp"])[:40]
+        ctx.fail(
+            "step", index, "tcp", f'"timeout" or "reset", on a disable-nic step (not {value!r})'
+        )
     if "expect" in table:
         if action not in OUTCOME_ACTIONS:
             ctx.fail(
