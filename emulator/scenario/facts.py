@@ -566,7 +566,7 @@ def judge(
     assert fact is not None
     if fact.what == "message":
         times = [m.time for m in recorder.messages if _matches(fact, m)]
-        return _occurrences(e, times, "such a message")
+        return _occurrences(e, times, "such message")
     if fact.what == "pool-event":
         kind = POOL_EVENTS[fact.value or ""]
         times = [

@@ -61,8 +61,8 @@ from emulator.scenario.runner import (
     settle,
 )
 from emulator.scenario.watch import LiveInvariants
-from emulator.sim.invariants import Violation
 from emulator.sim.deployment import agent_trace, pool_trace
+from emulator.sim.invariants import Violation
 from emulator.sim.trace import MessageTrace
 from emulator.sim.world import TraceEntry
 from emulator.wire import Taps
