@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FACT_KEYS",
     "MONITOR_STATES",
+    "OCCURRENCES",
     "POOL_EVENTS",
     "Fact",
     "FactRecorder",
@@ -71,6 +72,9 @@ POOL_EVENTS: dict[str, type] = {
     "failed-back": ev.FailedBack,
 }
 """``pool_event`` names and the pool events they match."""
+
+OCCURRENCES = frozenset({"message", "pool-event", "first-target"})
+"""Facts that are things happening (``by``: it happened; ``never``: it did not), not states."""
 
 FACT_KEYS = frozenset(
     {

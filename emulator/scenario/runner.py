@@ -191,6 +191,8 @@ def settle(
     elif e.invariant is not None:
         # a violation seen is final; none seen yet is not, unless its window is over
         decided = not result.passed or e.end <= stopped_at
+    elif e.fact is not None and e.fact.what in facts.OCCURRENCES and e.kind == "by":
+        decided = result.passed or e.end <= stopped_at  # it happened: final
     elif e.kind == "at":
         decided = e.start <= stopped_at
     elif e.kind == "by":

@@ -374,3 +374,18 @@ def test_client_addresses_agree_between_simulator_and_realtime() -> None:
 
     scenario = parse_scenario(FAILOVER, "<a>")
     assert client_addresses(scenario) == {"ClientUser2": client_address(0)}
+
+
+def test_an_interrupted_run_keeps_the_facts_already_decided() -> None:
+    from emulator.scenario.runner import settle
+
+    text = FAILOVER + HOLDING + '[[expect]]\ninvariant = "single-registrar"\nuntil = 90\n'
+    result = run_scenario(parse_scenario(text, "<stopped>"), until=100.0)
+    settled = {r.expectation.describe(): settle(r, 100.0, {}) for r in result.results}
+    assert settled["fe1.contoso.test failed-over fe2.contoso.test by 60"].passed
+    notify = next(v for k, v in settled.items() if k.startswith("request NOTIFY"))
+    assert notify.mark == "UNDECIDED"  # failback comes at 160
+    assert settled["invariant single-registrar holds in [0, 90]"].mark == "PASS"
+    assert settled["invariant single-registrar holds"].mark == "UNDECIDED"
+    never = next(v for k, v in settled.items() if k.startswith("request REGISTER"))
+    assert never.mark == "UNDECIDED"  # its window [60, 120] is not over at 100
