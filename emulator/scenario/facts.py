@@ -402,8 +402,8 @@ def check_facts(
         if fact.peer is not None:
             checks.append(("peer", fact.peer, pools, f"a pool FQDN of the topology ({listed})"))
         if fact.what == "message":
-            hosts = pools | names | {"dns"}
-            expected = f"a pool FQDN ({listed}), dns, or a client name"
+            hosts = pools | names  # DNS messages are not SIP: no fact names the DNS server
+            expected = f"a pool FQDN ({listed}) or a client name"
             checks.append(("sender", fact.sender, hosts, expected))
             checks.append(("receiver", fact.receiver, hosts, expected))
         if fact.what == "knows":

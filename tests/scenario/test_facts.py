@@ -247,6 +247,7 @@ BAD = [
     ('message = "request"\ncontains = "x"\nby = 5', "expect[0].contains: expected a header"),
     ('message = "request"\nat = 5', "expect[0].at: expected exactly one of by, never"),
     ('message = "request"\nsender = "fe9.contoso.test"\nby = 5', "not 'fe9.contoso.test'"),
+    ('message = "request"\nreceiver = "dns"\nby = 5', "or a client name, not 'dns'"),
     ('message = "request"\nsendr = "ClientUser2"\nby = 5', "did you mean 'sender'"),
     ('pool = "fe9.contoso.test"\nbindings = 1\nat = 5', "expect[0].pool: expected a pool FQDN"),
     ('pool = "fe1.contoso.test"\nbindings = -1\nat = 5', "not -1"),
