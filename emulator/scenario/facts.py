@@ -483,6 +483,8 @@ class FactRecorder:
         """(time, pool, event) in order."""
         self.restarts: list[tuple[float, str]] = []
         """(time, pool) a pool lost its in-memory bindings (stopped)."""
+        self._senders: dict[str, list[_Message]] = {}
+        self._indexed = 0
         self.samples: dict[int, str] = {}
         """Expectation id -> what was read at its moment (cached)."""
         self.wants_packets = any(
@@ -528,6 +530,17 @@ class FactRecorder:
     def close(self) -> None:
         pass
 
+    def sent_by(self, sender: str | None) -> list[_Message]:
+        """The messages ``sender`` sent (every message for None), in order: facts about one
+        client's messages each read its own (a scenario may have one per client)."""
+        if sender is None:
+            return self.messages
+        if self._indexed < len(self.messages):
+            for m in self.messages[self._indexed :]:
+                self._senders.setdefault(m.src, []).append(m)
+            self._indexed = len(self.messages)
+        return self._senders.get(sender, [])
+
     def pool_event(self, now: float, pool: str, event: object) -> None:
         if isinstance(event, _RECORDED):
             self.pool_events.append((now, pool, event))
@@ -569,7 +582,7 @@ def judge(
     fact = e.fact
     assert fact is not None
     if fact.what == "message":
-        times = [m.time for m in recorder.messages if _matches(fact, m)]
+        times = [m.time for m in recorder.sent_by(fact.sender) if _matches(fact, m)]
         return _occurrences(e, times, "such message")
     if fact.what == "pool-event":
         kind = POOL_EVENTS[fact.value or ""]
@@ -585,12 +598,8 @@ def judge(
         first = next(
             (
                 m
-                for m in recorder.messages
-                if m.request
-                and m.method == "REGISTER"
-                and m.src == fact.subject
-                and m.time >= fact.since
-                and m.time <= e.end
+                for m in recorder.sent_by(fact.subject)
+                if m.request and m.method == "REGISTER" and m.time >= fact.since and m.time <= e.end
             ),
             None,
         )
