@@ -30,7 +30,7 @@ Rules of this file:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -182,8 +182,12 @@ def _text(ctx: TomlContext, index: int, table: Mapping[str, Any], key: str) -> s
     return str(value)
 
 
-def _host(value: str | None) -> str | None:
-    return value.lower().rstrip(".") if value is not None and "." in value else value
+def _host(value: str | None, clients: Collection[str] = ()) -> str | None:
+    """A pool FQDN as the topology writes it (lower case, no final dot); a client's name, or
+    a word such as ``none``, as given."""
+    if value is None or value in clients or "." not in value:
+        return value
+    return value.lower().rstrip(".")
 
 
 def _time_form(
@@ -232,7 +236,7 @@ def parse_fact(
     note = str(table.get("note", ""))
     if "message" in table:
         ctx.unknown(table, {*_MESSAGE_KEYS, "note", *_TIME_KEYS}, "expect", index)
-        fact = _message(ctx, index, table)
+        fact = _message(ctx, index, table, clients)
         kind, start, end = _time_form(ctx, index, table, ("by", "never"), "a message")
         line = ctx.line_of("expect", index, "message")
     elif "pool" in table:
@@ -258,7 +262,7 @@ def parse_fact(
     return Expectation(fact.subject, kind, start, end, line=line, note=note, fact=fact)
 
 
-def _message(ctx: TomlContext, index: int, table: Mapping[str, Any]) -> Fact:
+def _message(ctx: TomlContext, index: int, table: Mapping[str, Any], clients: set[str]) -> Fact:
     message = table["message"]
     if message not in ("request", "response"):
         _bad(ctx, index, "message", '"request" or "response"', message)
@@ -282,8 +286,8 @@ def _message(ctx: TomlContext, index: int, table: Mapping[str, Any]) -> Fact:
     return Fact(
         "message",
         message=message,
-        sender=_host(_text(ctx, index, table, "sender")),
-        receiver=_host(_text(ctx, index, table, "receiver")),
+        sender=_host(_text(ctx, index, table, "sender"), clients),
+        receiver=_host(_text(ctx, index, table, "receiver"), clients),
         method=method,
         status=status,
         header=header,

@@ -390,3 +390,13 @@ def test_an_interrupted_run_keeps_the_facts_already_decided() -> None:
     assert settled["invariant single-registrar holds"].mark == "UNDECIDED"
     never = next(v for k, v in settled.items() if k.startswith("request REGISTER"))
     assert never.mark == "UNDECIDED"  # its window [60, 120] is not over at 100
+
+
+def test_a_client_name_with_dots_and_capitals_is_a_sender() -> None:
+    text = FAILOVER.replace('"ClientUser2"', '"Client.User2"')
+    text += (
+        '[[expect]]\nmessage = "request"\nmethod = "REGISTER"\nsender = "Client.User2"\n'
+        'receiver = "FE1.contoso.test."\nby = 10\n'
+    )
+    result = run_scenario(parse_scenario(text, "<dots>"))
+    assert not _failed(result), result.report()
