@@ -22,6 +22,7 @@ from emulator.config import (
     read_text,
 )
 from emulator.operations import ADMIN_ACTIONS, Operations
+from emulator.scenario.facts import Fact, check_facts, invariant_window, is_fact, parse_fact
 from emulator.sim.deployment import ClientSpec
 from emulator.topology import Topology, TopologyError, default_topology, load_topology
 from fakedns.records import AddressRecord, DnsRecord, SrvRecord
@@ -180,10 +181,15 @@ class Expectation:
     outcome: str | None = None
     """``ok`` / ``refused``: a step's ``expect`` (kind ``step``; ``step`` is its index)."""
     step: Step | None = None
+    fact: Fact | None = None
+    """A message, registrar or client-knowledge expectation (emulator/scenario/facts.py)."""
 
     def describe(self) -> str:
         if self.invariant is not None:
-            return f"invariant {self.invariant} holds"
+            window = "" if self.start == 0 and math.isinf(self.end) else f" in [{self.start:g}, "
+            if window:
+                window += "the end]" if math.isinf(self.end) else f"{self.end:g}]"
+            return f"invariant {self.invariant} holds{window}"
         if self.step is not None:
             return f"step {self.step.describe()} at {self.step.at:g} is {self.outcome}"
         what = ", ".join(
@@ -197,12 +203,16 @@ class Expectation:
             )
             if v is not None
         )
+        if self.fact is not None:
+            what = self.fact.describe()
         when = {
             "at": f"at {self.start:g}",
             "by": f"by {self.end:g}",
             "always": f"always in [{self.start:g}, {self.end:g}]",
             "never": f"never in [{self.start:g}, {self.end:g}]",
         }[self.kind]
+        if self.fact is not None:
+            return f"{what} {when}"
         return f"{self.client or 'deployment'} {what} {when}"
 
 
@@ -288,6 +298,7 @@ def scenario_from_dict(
     if any(e.chat for e in expects) and topology.persistent_chat is None:
         index = next(i for i, e in enumerate(expects) if e.chat)
         ctx.fail("expect", index, "chat", "a topology with a [persistent_chat] pool")
+    check_facts(ctx, expects, topology, clients)
     expects += tuple(
         Expectation(
             "",
@@ -346,6 +357,7 @@ def with_expectations(scenario: Scenario, expect: list[dict[str, Any]]) -> Scena
     if any(e.chat for e in added) and scenario.topology.persistent_chat is None:
         index = len(own) + next(i for i, e in enumerate(added) if e.chat)
         ctx.fail("expect", index, "chat", "a topology with a [persistent_chat] pool")
+    check_facts(ctx, added, scenario.topology, scenario.clients, first=len(own))
     return replace(scenario, expectations=(*own, *added, *steps))
 
 
@@ -367,12 +379,12 @@ def _check_within(
                 f"({duration:g} s), not {step.at:g}; raise duration or move the step"
             )
     for i, e in enumerate(expects):
-        if e.kind in ("at", "by", "always", "never") and not math.isinf(e.end):
+        if e.kind in ("at", "by", "always", "never", "invariant") and not math.isinf(e.end):
             if e.end > duration:
                 ctx.fail(
                     "expect",
                     first + i,
-                    e.kind,
+                    "until" if e.kind == "invariant" else e.kind,
                     f"a time within the duration ({duration:g} s), not {e.end:g}; raise "
                     "duration or move the expectation",
                 )
@@ -664,26 +676,31 @@ def record_of(step: Step) -> DnsRecord:
 
 
 def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]) -> Expectation:
-    ctx.unknown(table, _EXPECT_KEYS, "expect", index)
+    if is_fact(table):
+        return parse_fact(ctx, index, table, clients)
+    window = {"from", "until"} if "invariant" in table else set()
+    ctx.unknown(table, _EXPECT_KEYS | window, "expect", index)
     if "invariant" in table:
         from emulator.sim.invariants import INVARIANTS
 
         invariant = table["invariant"]
         if not isinstance(invariant, str) or invariant not in INVARIANTS:
             ctx.fail("expect", index, "invariant", f"one of {', '.join(INVARIANTS)}")
-        others = sorted(set(table) - {"invariant", "note"})
+        others = sorted(set(table) - {"invariant", "note", "from", "until"})
         if others:
             ctx.fail(
                 "expect",
                 index,
                 others[0],
-                "nothing else beside invariant (it holds for the whole run)",
+                "nothing else beside invariant but from and until (it holds for the whole "
+                "run, or from until)",
             )
+        start, end = invariant_window(ctx, index, table)
         return Expectation(
             "",
             "invariant",
-            0.0,
-            math.inf,
+            start,
+            end,
             line=ctx.line_of("expect", index, "invariant"),
             note=str(table.get("note", "")),
             invariant=invariant,

@@ -7,8 +7,9 @@ that many times faster than the wall clock (the cores only see ``now``, so this 
 fast-forward); scenario times are in the scenario's clock either way.
 
 Not every fault exists on real sockets: partitions and link properties (latency, loss) between
-hosts are simulator-only and are refused up front with a sentence, as are invariant
-expectations (the invariant monitor watches the simulated network).  ``dns-down`` is emulated
+hosts are simulator-only and are refused up front with a sentence.  Invariant expectations are
+checked over the live pools' events as they come (emulator/scenario/watch.py), and facts
+(emulator/scenario/facts.py) over the run's packets and pool events.  ``dns-down`` is emulated
 by a whole-server "timeout" fault (the server stays silent), and ``disable-nic`` of a client
 silences that client's driver.  Administrative and DR actions (``emulator.operations``) act on
 the live deployment's :class:`~emulator.operations.Operations` and its pool cores, and their
@@ -48,10 +49,20 @@ from clients.events import AgentEvent, ClientActionDone, ClientStateChanged
 from emulator.live.deployment import Deployment
 from emulator.net import TransportName
 from emulator.operations import ADMIN_ACTIONS
+from emulator.scenario import facts
 from emulator.scenario.model import Scenario, ScenarioError, Step, record_of
 from emulator.scenario.output import RunOutput
-from emulator.scenario.runner import RunResult, chat_timeline, check, check_step, settle
+from emulator.scenario.runner import (
+    RunResult,
+    chat_timeline,
+    check,
+    check_invariant,
+    check_step,
+    settle,
+)
+from emulator.scenario.watch import LiveInvariants
 from emulator.sim.deployment import agent_trace, pool_trace
+from emulator.sim.invariants import Violation
 from emulator.sim.trace import MessageTrace
 from emulator.sim.world import TraceEntry
 from emulator.wire import Taps
@@ -117,17 +128,21 @@ def run_realtime(
             f"{scenario.source}: {', '.join(unsupported)} cannot run on real sockets "
             "(simulator only); run it without --realtime"
         )
-    if any(e.invariant for e in scenario.expectations):
-        raise ScenarioError(
-            f"{scenario.source}: invariant expectations need the simulator (its monitor "
-            "watches the simulated network); run it without --realtime"
-        )
     if not time_scale > 0:
         raise ScenarioError(f"time scale must be > 0, not {time_scale:g}")
     run = _RealtimeRun(
         scenario, scenario.seed if seed is None else seed, verbose, time_scale, output
     )
     run.recorder, run.keylog = recorder, keylog
+    if any(e.fact is not None for e in scenario.expectations):
+        run.facts = facts.FactRecorder(scenario, client_addresses(scenario), time_of=run.on_clock)
+        if run.facts.wants_packets:  # the facts read the run's packets
+            if recorder is None:
+                from emulator.wire.live import WireRecorder
+
+                run.recorder = WireRecorder(run.facts)
+            else:
+                recorder.tap = Taps([recorder.tap, run.facts])
     if messages and recorder is not None:
         recorder.tap = Taps(
             [recorder.tap, MessageTrace(run._record, run.participants, run.on_clock)]
@@ -177,6 +192,9 @@ class _RealtimeRun:
         self.control: ControlServer | None = None
         self.recorder: WireRecorder | None = None
         self.keylog: str | None = None
+        self.facts: facts.FactRecorder | None = None
+        self.invariants: LiveInvariants | None = None
+        """The invariant monitor, when an expectation names an invariant (from time 0)."""
 
     # -- time --------------------------------------------------------------------------------
 
@@ -302,6 +320,13 @@ class _RealtimeRun:
             )
             for step in scenario.steps:
                 steps.append(loop.call_at(start + step.at / self.scale, self._act, step))
+            if any(e.invariant for e in scenario.expectations):
+                self.invariants = LiveInvariants(
+                    topology, client_addresses(scenario), clock=self._scenario_now
+                )
+            for e in scenario.expectations:
+                if e.fact is not None and e.fact.what == "cached":
+                    steps.append(loop.call_at(start + e.start / self.scale, self._read_cache, e))
             try:  # bounded: the scenario's length, or a signal, or a step's error
                 await asyncio.wait_for(self._stop.wait(), scenario.duration / self.scale)
             except TimeoutError:
@@ -327,8 +352,17 @@ class _RealtimeRun:
         chat = chat_timeline(
             [(max(0.0, t - self.origin), up) for t, up in deployment.ops.chat_history]
         )
+        violations: tuple[Violation, ...] = ()
+        if self.invariants is not None:
+            violations = self.invariants.finish(self._scenario_now())
+            self._violations()
+        fact_recorder = self.facts
         results = tuple(
-            check_step(e, self.step_outcomes)
+            facts.judge(e, fact_recorder, timeline.get(e.client, []))
+            if e.fact is not None and fact_recorder is not None
+            else check_invariant(e, violations)
+            if e.invariant
+            else check_step(e, self.step_outcomes)
             if e.step is not None
             else check(e, chat)
             if e.chat
@@ -345,6 +379,7 @@ class _RealtimeRun:
             timeline,
             results,
             0,
+            violations,
             participants=self.participants,
             interrupted=self.interrupted,
             stopped_at=self.stopped_at,
@@ -357,6 +392,41 @@ class _RealtimeRun:
         entry = pool_trace(event, self.verbose)
         if entry is not None:
             self.note(fqdn, *entry)
+        if self.facts is not None:
+            self.facts.pool_event(self._scenario_now(), fqdn, event)
+        if self.invariants is not None:
+            self.invariants.pool_event(fqdn, event)
+            self._violations()
+
+    def _scenario_now(self) -> float:
+        return max(0.0, self.clock() - self.origin)
+
+    def _violations(self) -> None:
+        """Each violation the live monitor recorded, into the trace and the output now."""
+        assert self.invariants is not None
+        for violation in self.invariants.new_violations():
+            self._record(
+                TraceEntry(violation.now, "invariant", "violation", violation.line().strip())
+            )
+            if self.output is not None:
+                try:
+                    self.output.violation(violation)
+                except Exception as exc:
+                    self._fail(exc)
+
+    def _read_cache(self, e: Any) -> None:
+        """A ``cached`` fact: the client's endpoint cache entry now."""
+        assert self.facts is not None
+        spec = next(c for c in self.scenario.clients if c.name == e.client)
+        self.facts.sample(e, facts.cached_value(self.caches[e.client].load(spec.user)))
+
+    def _pools_running(self, fqdn: str, running: bool) -> None:
+        """A pool stopped or started (a step, or an administrative restart)."""
+        if not running and self.facts is not None:
+            self.facts.pool_stopped(self._scenario_now(), fqdn)
+        if self.invariants is not None:
+            self.invariants.running(fqdn, running)
+            self._violations()
 
     def _log(self, line: str) -> None:
         # With --verbose the deployment logs DNS queries; pool events come via _pool_event.
@@ -449,9 +519,11 @@ class _RealtimeRun:
         elif action == "stop-pool":
             self._later(lambda: deployment.stop_pool(get("target")))
             self.note(get("target"), "fault", "pool stopped (connections refused)")
+            self._pools_running(str(get("target")), False)
         elif action == "start-pool":
             self._later(lambda: deployment.start_pool(get("target")))
             self.note(get("target"), "fault", "pool started")
+            self._pools_running(str(get("target")), True)
         elif action == "dns-add":
             record = self.scenario.topology.bind_record(record_of(step), deployment.bound_ports())
             deployment.dns.add(record)
@@ -470,9 +542,13 @@ class _RealtimeRun:
         elif action == "dns-down":
             deployment.dns.set_fault("timeout")
             self.note("dns", "fault", "DNS server silent")
+            if self.invariants is not None:
+                self.invariants.nic("dns", False)
         elif action == "dns-up":
             deployment.dns.clear_fault(None)
             self.note("dns", "fault", "DNS server answers again")
+            if self.invariants is not None:
+                self.invariants.nic("dns", True)
         elif action == "add-contact":
             # Registered before the call: a refusal (not signed in) comes at once.
             self._awaiting.setdefault(client, []).append(step.index)
@@ -498,7 +574,9 @@ class _RealtimeRun:
         effects = deployment.plan(outcome)  # for the pools' states at the step's time
         for fqdn in effects.restart:
             self.note(fqdn, "fault", "pool stopped (connections refused)")
+            self._pools_running(fqdn, False)
             self.note(fqdn, "fault", "pool started")
+            self._pools_running(fqdn, True)
         if effects.restart or effects.tell:
             self._later(partial(deployment.apply, effects))
 
@@ -522,6 +600,9 @@ class _RealtimeRun:
             self._later(lambda: deployment.disable_nic(target))
         state = "enabled" if enabled else "disabled (silent)"
         self.note(target, "fault", f"network interface {state}")
+        if self.invariants is not None:
+            self.invariants.nic(target, enabled)
+            self._violations()
 
     def _seed_cache(self, name: str, user: str, pool: str) -> None:
         deployment = self.deployment

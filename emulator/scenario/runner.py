@@ -10,6 +10,7 @@ from pathlib import Path
 
 from clients.events import ClientStateChanged
 from emulator.operations import ADMIN_ACTIONS
+from emulator.scenario import facts
 from emulator.scenario.model import Expectation, Scenario, Step, record_of
 from emulator.sim.deployment import SimulatedDeployment
 from emulator.sim.invariants import Violation
@@ -188,7 +189,10 @@ def settle(
     if e.step is not None:
         decided = e.step.index in outcomes
     elif e.invariant is not None:
-        decided = not result.passed  # a violation seen is final; none seen yet is not
+        # a violation seen is final; none seen yet is not, unless its window is over
+        decided = not result.passed or e.end <= stopped_at
+    elif e.fact is not None and e.fact.what in facts.OCCURRENCES and e.kind == "by":
+        decided = result.passed or e.end <= stopped_at  # it happened: final
     elif e.kind == "at":
         decided = e.start <= stopped_at
     elif e.kind == "by":
@@ -304,7 +308,8 @@ def prepare(
     records its packets either way simulates every one of them (no coasting: a skipped
     keep-alive would be missing from the wire)."""
     seed = scenario.seed if seed is None else seed
-    wire = messages or tap is not None
+    recorder = _fact_recorder(scenario)
+    wire = messages or tap is not None or (recorder is not None and recorder.wants_packets)
     deployment = SimulatedDeployment(
         scenario.topology,
         scenario.clients,
@@ -317,6 +322,8 @@ def prepare(
     world = deployment.world
     if wire:
         taps = Taps([] if tap is None else [tap])
+        if recorder is not None and recorder.wants_packets:
+            taps.add(recorder)
         if messages:
             taps.add(MessageTrace(world.trace.append, simulated_participants(deployment)))
         world.tap = taps.taps[0] if len(taps.taps) == 1 else taps
@@ -332,7 +339,38 @@ def prepare(
             apply_step(deployment, step)
 
         world.call_at(step.at, act)
+    if recorder is not None:
+        _watch_facts(scenario, deployment, recorder)
     return deployment
+
+
+def _fact_recorder(scenario: Scenario) -> facts.FactRecorder | None:
+    if not any(e.fact is not None for e in scenario.expectations):
+        return None
+    from emulator.sim.deployment import client_address
+
+    addresses = {c.name: client_address(n) for n, c in enumerate(scenario.clients)}
+    return facts.FactRecorder(scenario, addresses)
+
+
+def _watch_facts(
+    scenario: Scenario, deployment: SimulatedDeployment, recorder: facts.FactRecorder
+) -> None:
+    """Feed ``recorder`` the pools' events and stops, and read caches when facts ask."""
+    world = deployment.world
+    deployment.facts = recorder
+    deployment.pool_listeners.append(
+        lambda pool, event: recorder.pool_event(world.now, pool, event)
+    )
+    deployment.stop_listeners.append(lambda pool: recorder.pool_stopped(world.now, pool))
+    for e in scenario.expectations:
+        if e.fact is not None and e.fact.what == "cached":
+
+            def read(e: Expectation = e) -> None:
+                spec = deployment.specs[e.client]
+                recorder.sample(e, facts.cached_value(deployment.caches[e.client].load(spec.user)))
+
+            world.call_at(e.start, read)
 
 
 def finish(scenario: Scenario, deployment: SimulatedDeployment) -> RunResult:
@@ -347,7 +385,9 @@ def finish(scenario: Scenario, deployment: SimulatedDeployment) -> RunResult:
             )
     chat = chat_timeline(deployment.ops.chat_history)
     results = tuple(
-        check_invariant(e, violations)
+        facts.judge(e, deployment.facts, deployment.timeline.get(e.client, []))
+        if e.fact is not None
+        else check_invariant(e, violations)
         if e.invariant
         else check_step(e, deployment.step_outcomes)
         if e.step is not None
@@ -433,9 +473,11 @@ def _state_at(timeline: Sequence[Event], t: float) -> Event | None:
 
 def check_invariant(e: Expectation, violations: Sequence[Violation]) -> ExpectationResult:
     """An invariant expectation holds when the run recorded no violation of it."""
-    broken = [v for v in violations if v.invariant == e.invariant]
+    broken = [v for v in violations if v.invariant == e.invariant and e.start <= v.now <= e.end]
     if not broken:
-        return ExpectationResult(e, True, "no violation")
+        outside = sum(v.invariant == e.invariant for v in violations)
+        others = f" ({outside} outside the window)" if outside else ""
+        return ExpectationResult(e, True, f"no violation{others}")
     first = broken[0]
     more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
     return ExpectationResult(

@@ -7,7 +7,7 @@ its FQDN, the DNS server as ``dns``, a client by its name.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,6 +174,12 @@ class SimulatedDeployment:
             protocol="dns",
         )
         self.monitor: InvariantMonitor | None = None
+        self.pool_listeners: list[Callable[[str, object], None]] = []
+        """Told of every pool event (pool FQDN, event), as the invariant monitor is."""
+        self.stop_listeners: list[Callable[[str], None]] = []
+        """Told when a pool stops (its core, bindings and monitors are gone)."""
+        self.facts: Any = None
+        """The run's fact recorder (emulator/scenario/facts.py), when its scenario has facts."""
         self.timeline: dict[str, list[ClientStateChanged]] = {}
         self.agents: dict[str, Agent] = {}
         self.caches: dict[str, MemoryCacheStore] = {}
@@ -267,6 +273,8 @@ class SimulatedDeployment:
         for event in events:
             if monitor is not None:
                 monitor.pool_event(name, event)
+            for listen in self.pool_listeners:
+                listen(name, event)
             entry = pool_trace(event, self.verbose)
             if entry is not None:
                 self.world.note(name, *entry)
@@ -384,6 +392,8 @@ class SimulatedDeployment:
         self.world.network.set_running(ep.address, False)
         self.world.reset_connections(ep.address)  # what coasted until now is caught up first
         self.world.replace_core(self._pool_index[ep.fqdn], _StoppedPool())
+        for listen in self.stop_listeners:
+            listen(ep.fqdn)
         self._fault(fqdn, "pool stopped (connections refused)")
 
     def start_pool(self, fqdn: str) -> None:

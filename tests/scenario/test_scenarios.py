@@ -34,7 +34,23 @@ client = "ClientUser1"
 """
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+EXPECTED_TO_FAIL = {
+    "503-retry-after": "clients do not honour Retry-After yet (being built on branch "
+    "profiles): ClientUser2 registers at fe1 again 32 s after its 503 + Retry-After: 60",
+}
+"""Shipped scenarios that fail until a feature lands, and why (strict: flip when it does)."""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=EXPECTED_TO_FAIL[p.stem]))
+        if p.stem in EXPECTED_TO_FAIL
+        else p
+        for p in SHIPPED
+    ],
+    ids=[p.stem for p in SHIPPED],
+)
 def test_shipped_scenario_holds(path: Path) -> None:
     result = run_scenario(load_scenario(path))
     failed = [f"{r.expectation.describe()}: {r.detail}" for r in result.results if not r.passed]
