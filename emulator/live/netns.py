@@ -38,6 +38,8 @@ Nothing here is imported by the sans-IO cores.
 
 from __future__ import annotations
 
+import argparse
+import atexit
 import ctypes
 import ctypes.util
 import errno
@@ -51,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TextIO, TypeVar
 
 __all__ = [
     "FaultMode",
@@ -59,6 +61,9 @@ __all__ = [
     "LinkShape",
     "NamespaceError",
     "PacketFaults",
+    "add_netns_options",
+    "current_isolation",
+    "enter_netns",
     "in_private_namespace",
     "isolate",
     "isolate_thread",
@@ -202,6 +207,7 @@ def isolate(name: str | None = None) -> Isolation:
     _loopback_up()
     if name is not None:
         isolation.name, isolation.path = name, _bind_name(name, "/proc/self/ns/net")
+        atexit.register(isolation.close)  # the name must not outlive the process
     _current = isolation
     return isolation
 
@@ -711,3 +717,38 @@ def _key(host: str, transport: str | None, port: int | None) -> HostKey:
     if port is not None and protocol is None:
         raise NamespaceError("a port needs a transport (udp, tcp or tls)")
     return (_address(host), protocol, port)
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def add_netns_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """``--netns [NAME]`` and ``--faults MODE`` (``sipemu up``, ``sipemu run --realtime``)."""
+    parser.add_argument(
+        "--netns",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="NAME",
+        help=f"{prefix}run in a private network namespace of its own (root, or where user "
+        "namespaces are allowed), so faults are packet-level; with NAME, also reachable as "
+        "`ip netns exec NAME program` (root) (docs/live.md, Packet-level faults)",
+    )
+    parser.add_argument(
+        "--faults",
+        choices=("auto", "packet", "in-process"),
+        default="auto",
+        help=f"{prefix}how faults are made: packet (nftables/netem, needs a private "
+        "namespace), in-process (the pool drivers), auto (default: packet in a private "
+        "namespace, else in-process)",
+    )
+
+
+def enter_netns(value: str | None, out: TextIO) -> Isolation | None:
+    """Carry out ``--netns`` (``value``: None not given, ``""`` anonymous, else the name):
+    :func:`isolate`, and a line on ``out`` saying where the run is.  NamespaceError."""
+    if value is None:
+        return None
+    isolation = isolate(value or None)
+    out.write(f"network namespace: {isolation.describe()}\n")
+    return isolation

@@ -6,9 +6,13 @@ topology's loopback addresses), driven by asyncio.  ``time_scale`` makes every c
 that many times faster than the wall clock (the cores only see ``now``, so this is a faithful
 fast-forward); scenario times are in the scenario's clock either way.
 
-Not every fault exists on real sockets: partitions and link properties (latency, loss) between
-hosts are simulator-only and are refused up front with a sentence, as are invariant
-expectations (the invariant monitor watches the simulated network).  ``dns-down`` is emulated
+Faults are packet-level (emulator/live/netns.py: nftables rules and netem in a private network
+namespace, ``sipemu run --realtime --netns``) or in-process (the pool drivers); the run's first
+trace entries say which (``faults`` kind, also in its JSON).  Partitions and link properties
+(latency, loss, jitter) between hosts exist only at packet level: in-process they are refused
+up front with a sentence, as are invariant expectations everywhere (the invariant monitor
+watches the simulated network).  At packet level ``disable-nic`` of a pool or a client drops
+its packets in the kernel (TCP sees real retransmission timeouts).  ``dns-down`` is emulated
 by a whole-server "timeout" fault (the server stays silent), and ``disable-nic`` of a client
 silences that client's driver.  Administrative and DR actions (``emulator.operations``) act on
 the live deployment's :class:`~emulator.operations.Operations` and its pool cores, and their
@@ -82,7 +86,10 @@ DEPLOYMENT_ACTIONS = (
 """Actions on a live deployment's pools and fake DNS (besides the admin actions)."""
 
 REALTIME_ACTIONS = frozenset({*CLIENT_ACTIONS, *DEPLOYMENT_ACTIONS, "add-contact", *ADMIN_ACTIONS})
-"""Scenario actions a live deployment can carry out (the others are simulator-only)."""
+"""Scenario actions a live deployment can carry out whatever its fault mode."""
+
+PACKET_ACTIONS = frozenset({"partition", "heal", "link"})
+"""Scenario actions a live deployment carries out only with packet-level faults."""
 
 
 def run_realtime(
@@ -97,6 +104,7 @@ def run_realtime(
     keylog: str | None = None,
     output: RunOutput | None = None,
     messages: bool = False,
+    faults: str = "auto",
 ) -> RunResult:
     """Run ``scenario`` on loopback sockets; blocks for ``duration / time_scale`` seconds, or
     until SIGINT or SIGTERM (the result is then ``interrupted``; the handlers are installed
@@ -110,13 +118,38 @@ def run_realtime(
     ``control``: serve the control API for the run (its address is written to ``out``).
     DeploymentError (a sentence) when it cannot be served there.  ``output``: told of the run's
     start, of each trace entry and of each client state change as they happen (the caller
-    finishes it with the result)."""
-    unsupported = sorted({s.action for s in scenario.steps} - REALTIME_ACTIONS)
+    finishes it with the result).
+
+    ``faults``: the deployment's fault mode (``auto``, ``packet``, ``in-process``:
+    :class:`~emulator.live.deployment.Deployment`).  A scenario with partitions or links needs
+    packet-level faults: with ``auto`` they are asked for when the process runs in a private
+    network namespace (``--netns``), and refused up front otherwise."""
+    actions = {s.action for s in scenario.steps}
+    unsupported = sorted(actions - REALTIME_ACTIONS - PACKET_ACTIONS)
     if unsupported:
         raise ScenarioError(
             f"{scenario.source}: {', '.join(unsupported)} cannot run on real sockets "
             "(simulator only); run it without --realtime"
         )
+    packet_only = sorted(actions & PACKET_ACTIONS)
+    if packet_only:
+        from emulator.live.netns import in_private_namespace
+
+        if faults == "in-process" or (faults == "auto" and not in_private_namespace()):
+            raise ScenarioError(
+                f"{scenario.source}: {', '.join(packet_only)} need packet-level faults, which "
+                "a realtime run has only in a private network namespace; run it with "
+                "--realtime --netns (root, or where user namespaces are allowed), or without "
+                "--realtime"
+            )
+        faults = "packet"
+    for step in scenario.steps:
+        if step.action == "link" and step.get("duplicate"):
+            raise ScenarioError(
+                f"{scenario.source}: step {step.index + 1}: a link's duplicate is simulator "
+                "only (netem's duplication is not wired up); remove it or run without "
+                "--realtime"
+            )
     if any(e.invariant for e in scenario.expectations):
         raise ScenarioError(
             f"{scenario.source}: invariant expectations need the simulator (its monitor "
@@ -127,6 +160,7 @@ def run_realtime(
     run = _RealtimeRun(
         scenario, scenario.seed if seed is None else seed, verbose, time_scale, output
     )
+    run.faults = faults
     run.recorder, run.keylog = recorder, keylog
     if messages and recorder is not None:
         recorder.tap = Taps(
@@ -177,6 +211,9 @@ class _RealtimeRun:
         self.control: ControlServer | None = None
         self.recorder: WireRecorder | None = None
         self.keylog: str | None = None
+        self.faults = "auto"
+        """The deployment's fault mode, as asked (``auto``, ``packet``, ``in-process``)."""
+        self.addresses = client_addresses(scenario)
 
     # -- time --------------------------------------------------------------------------------
 
@@ -246,6 +283,7 @@ class _RealtimeRun:
             log=self._log if self.verbose else None,
             recorder=self.recorder,
             keylog=self.keylog,
+            faults=self.faults,
         )
         self.deployment = deployment
         if control is not None:  # subscribed before the pools start: every exchange counted
@@ -300,6 +338,7 @@ class _RealtimeRun:
                 f"seed {self.seed}, {len(scenario.clients)} "
                 f"client(s), topology {topology.source}, realtime x{self.scale:g}",
             )
+            self.note("scenario", "faults", _fault_line(deployment))
             for step in scenario.steps:
                 steps.append(loop.call_at(start + step.at / self.scale, self._act, step))
             try:  # bounded: the scenario's length, or a signal, or a step's error
@@ -477,6 +516,18 @@ class _RealtimeRun:
             # Registered before the call: a refusal (not signed in) comes at once.
             self._awaiting.setdefault(client, []).append(step.index)
             self.hosts[client].add_contact(str(get("contact")))
+        elif action == "partition":
+            oneway = bool(get("oneway", False))
+            deployment.partition(self._host(get("a")), self._host(get("b")), oneway=oneway)
+            self.note(
+                get("a"), "fault", f"partition {get('a')} {'->' if oneway else '<->'} {get('b')}"
+            )
+        elif action == "heal":
+            a, b = get("a"), get("b")
+            deployment.heal(self._host(a) if a else None, self._host(b) if b else None)
+            self.note(a or "network", "fault", f"healed {a or 'all'}{' <-> ' + b if b else ''}")
+        elif action == "link":
+            self._link(step)
         elif action in ADMIN_ACTIONS:
             self._admin(step)
         else:  # run_realtime refused the others up front
@@ -502,10 +553,42 @@ class _RealtimeRun:
         if effects.restart or effects.tell:
             self._later(partial(deployment.apply, effects))
 
+    def _host(self, name: str) -> str:
+        """A scenario host name (a client, a pool FQDN, ``dns``) as the deployment takes it."""
+        return self.addresses.get(name, name)
+
+    def _link(self, step: Step) -> None:
+        deployment = self.deployment
+        assert deployment is not None
+        get = step.get
+        a, b, oneway = get("a"), get("b"), bool(get("oneway", False))
+        latency, loss, jitter = (float(get(key) or 0.0) for key in ("latency", "loss", "jitter"))
+        deployment.link(
+            self._host(a),
+            self._host(b),
+            latency=latency,
+            loss=loss,
+            jitter=jitter,
+            oneway=oneway,
+        )
+        self.note(
+            a,
+            "fault",
+            f"link {a} {'->' if oneway else '<->'} {b}: latency={latency:g} loss={loss:g} "
+            f"jitter={jitter:g} (netem)",
+        )
+
     def _nic(self, target: str, enabled: bool) -> None:
         deployment = self.deployment
         assert deployment is not None
-        if target == "dns":
+        packet = deployment.packet_faults
+        if target in self.hosts and packet is not None:
+            address = self.addresses[target]
+            if enabled:
+                packet.restore(address)
+            else:
+                packet.silence(address)
+        elif target == "dns":
             if enabled:
                 deployment.dns.clear_fault(None)
             else:
@@ -534,6 +617,12 @@ class _RealtimeRun:
         self.caches[name].save(
             CacheEntry(user, pool, bound[(pool, transport)], transport, 0.0, address)
         )
+
+
+def _fault_line(deployment: Deployment) -> str:
+    if deployment.fault_mode == "packet":
+        return "fault mode: packet (nftables rules and netem in a private network namespace)"
+    return "fault mode: in-process (the pool drivers hold a silent pool's sockets)"
 
 
 class _Stopped(Exception):
