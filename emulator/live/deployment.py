@@ -194,7 +194,13 @@ class Deployment:
     def _choose_faults(self) -> None:
         mode: FaultMode = "in-process"
         reason = "not in a private network namespace"
-        if self.faults == "packet" or (self.faults == "auto" and in_private_namespace()):
+        private = in_private_namespace()
+        if self.faults == "packet" and not private:
+            raise DeploymentError(
+                "packet-level faults apply to a whole network namespace, so sipemu makes them "
+                "only in a private one: run with --netns (or under unshare -n / ip netns exec)"
+            )
+        if self.faults == "packet" or (self.faults == "auto" and private):
             try:
                 self._packet = PacketFaults()
                 self._packet.clear()  # a table left by an earlier run in this namespace

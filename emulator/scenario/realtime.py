@@ -137,10 +137,10 @@ def run_realtime(
 
         if faults == "in-process" or (faults == "auto" and not in_private_namespace()):
             raise ScenarioError(
-                f"{scenario.source}: {', '.join(packet_only)} need packet-level faults, which "
-                "a realtime run has only in a private network namespace; run it with "
-                "--realtime --netns (root, or where user namespaces are allowed), or without "
-                "--realtime"
+                f"{scenario.source}: {', '.join(packet_only)} cannot run on real sockets "
+                "without packet-level faults, which a realtime run has only in a private "
+                "network namespace; run it with --realtime --netns (root, or where user "
+                "namespaces are allowed), or without --realtime"
             )
         faults = "packet"
     for step in scenario.steps:
