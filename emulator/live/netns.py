@@ -204,6 +204,7 @@ def isolate(name: str | None = None) -> Isolation:
         Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
         Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
     isolation = Isolation("root" if root else "user")
+    _remember()
     _loopback_up()
     if name is not None:
         isolation.name, isolation.path = name, _bind_name(name, "/proc/self/ns/net")
@@ -227,6 +228,7 @@ def isolate_thread(name: str | None = None) -> Isolation:
     except OSError as exc:
         raise NamespaceError(f"cannot create a network namespace: {exc.strerror}") from None
     isolation = Isolation("root")
+    _remember()
     _loopback_up()
     if name is not None:
         isolation.name, isolation.path = name, _bind_name(name, "/proc/thread-self/ns/net")
@@ -242,14 +244,27 @@ def in_private_namespace() -> bool:
     """Whether the calling thread is in a network namespace other than the machine's (its
     init process's): made by :func:`isolate`, :func:`isolate_thread`, ``unshare -n`` or
     ``ip netns exec``.  False when that cannot be told (no permission to read init's)."""
-    if _current is not None:
-        return True
     try:
         mine = os.readlink("/proc/thread-self/ns/net")
-        init = os.readlink("/proc/1/ns/net")
+    except OSError:
+        return _current is not None
+    if mine in _made:
+        return True
+    try:
+        return mine != os.readlink("/proc/1/ns/net")
     except OSError:
         return False
-    return mine != init
+
+
+_made: set[str] = set()
+"""The namespaces :func:`isolate` and :func:`isolate_thread` made (``net:[inode]``)."""
+
+
+def _remember() -> None:
+    try:
+        _made.add(os.readlink("/proc/thread-self/ns/net"))
+    except OSError:
+        pass
 
 
 def _check_name(name: str | None) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from emulator.live.deployment import Deployment, DeploymentError
 from emulator.live.netns import in_private_namespace, netem_support, packet_fault_support
 from emulator.scenario.model import ScenarioError, parse_scenario
 from emulator.scenario.realtime import run_realtime
+from emulator.testing import RunningDeployment
 from emulator.topology import default_topology
 
 pytestmark = pytest.mark.live
@@ -218,3 +220,39 @@ def test_a_realtime_run_with_netns_carries_out_partitions_and_records_the_mode(
     faults = [r["text"] for r in records if r.get("type") == "trace" and r.get("kind") == "fault"]
     assert any("partition ClientUser2 <-> fe2.contoso.test" in text for text in faults)
     assert any("healed all" in text for text in faults)
+
+
+# -- the pytest fixture ------------------------------------------------------------------------
+
+
+def _connect_from(sock: socket.socket, address: tuple[str, int]) -> str:
+    sock.settimeout(0.5)
+    try:
+        sock.connect(address)
+    except TimeoutError:
+        return "timeout"
+    except ConnectionRefusedError:
+        return "refused"
+    finally:
+        sock.close()
+    return "ok"
+
+
+def test_the_netns_fixture_runs_the_pools_in_a_namespace_of_their_own(
+    sipemu_netns: RunningDeployment,
+) -> None:
+    mine = os.readlink("/proc/thread-self/ns/net")
+    running = sipemu_netns
+    assert running.fault_mode == "packet"
+    assert running.isolation is not None
+    fe1 = running.pool_address("fe1.contoso.test", "tcp")
+    assert _connect_from(running.socket(), fe1) == "ok"
+    running.disable_nic("fe1.contoso.test")
+    assert _connect_from(running.socket(), fe1) == "timeout"
+    running.enable_nic("fe1.contoso.test")
+    running.partition("127.0.0.1", "fe1.contoso.test", oneway=True)
+    assert _connect_from(running.socket(), fe1) == "timeout"
+    running.heal()
+    running.refuse("fe1.contoso.test", "tcp")
+    assert _connect_from(running.socket(), fe1) == "refused"
+    assert os.readlink("/proc/thread-self/ns/net") == mine  # this process did not move
