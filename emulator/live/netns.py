@@ -573,12 +573,17 @@ class PacketFaults:
         shape = LinkShape(latency, loss, jitter)
         src, dst = _address(a), _address(b)
         pairs = [(src, dst)] if oneway else [(src, dst), (dst, src)]
+        before = dict(self._links)
         for pair in pairs:
             if shape.neutral:
                 self._links.pop(pair, None)
             else:
                 self._links[pair] = shape
-        self._apply()
+        try:
+            self._apply()
+        except NamespaceError:
+            self._links = before  # the other faults must not fail with it from now on
+            raise
 
     @property
     def links(self) -> dict[tuple[str, str], LinkShape]:
@@ -676,7 +681,8 @@ _TABLE = {"family": "inet", "name": TABLE}
 
 def _set_qdiscs(shapes: list[LinkShape]) -> None:
     """Replace lo's root qdisc: none when no link is shaped, else HTB 1: with a default class
-    1:1 and class 1:(16+n) holding netem for the n-th shape."""
+    1:1 and class 1:(16+n) holding netem for the n-th shape.  The classes' rate (10 Gbit/s,
+    a 1 MiB burst) only has to stay out of the way: netem does the shaping."""
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
@@ -690,10 +696,28 @@ def _set_qdiscs(shapes: list[LinkShape]) -> None:
         if not shapes:
             return
         ipr.tc("add", "htb", index, 0x10000, default=0x1)
-        ipr.tc("add-class", "htb", index, 0x10001, parent=0x10000, rate="100gbit")
+        ipr.tc(
+            "add-class",
+            "htb",
+            index,
+            0x10001,
+            parent=0x10000,
+            rate="10gbit",
+            burst=1 << 20,
+            cburst=1 << 20,
+        )
         for n, shape in enumerate(shapes):
             classid = 0x10000 + 16 + n
-            ipr.tc("add-class", "htb", index, classid, parent=0x10000, rate="100gbit")
+            ipr.tc(
+                "add-class",
+                "htb",
+                index,
+                classid,
+                parent=0x10000,
+                rate="10gbit",
+                burst=1 << 20,
+                cburst=1 << 20,
+            )
             try:
                 ipr.tc(
                     "add",

@@ -171,6 +171,28 @@ def netem() -> dict[str, Any]:
     return out
 
 
+def no_netem() -> dict[str, Any]:
+    from pyroute2 import IPRoute
+
+    from emulator.live.netns import NamespaceError
+
+    faults = PacketFaults()
+    faults.partition(A, B)
+    out: dict[str, Any] = {}
+    try:
+        faults.link(A, B, latency=0.05)
+        out["error"] = None
+    except NamespaceError as exc:
+        out["error"] = str(exc)
+    with IPRoute() as ipr:
+        lo = ipr.link_lookup(ifname="lo")[0]
+        out["kinds_after"] = sorted({q.get_attr("TCA_KIND") for q in ipr.get_qdiscs(index=lo)})
+    out["partition_kept"] = not _delivered(*_udp_pair(A, B), b"still cut")
+    faults.heal()  # the failed link is forgotten: other changes still work
+    out["healed"] = _delivered(*_udp_pair(A, B), b"healed")
+    return out
+
+
 def deployment() -> dict[str, Any]:
     from emulator.live.deployment import Deployment, DeploymentError
     from emulator.topology import default_topology
@@ -210,7 +232,7 @@ def deployment() -> dict[str, Any]:
     return asyncio.run(run())
 
 
-CASES = {f.__name__: f for f in (silence, refuse, partition, netem, deployment)}
+CASES = {f.__name__: f for f in (silence, refuse, partition, netem, no_netem, deployment)}
 
 
 if __name__ == "__main__":

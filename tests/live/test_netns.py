@@ -88,6 +88,17 @@ def test_a_link_installs_netem_with_its_parameters_and_packets_still_flow() -> N
     assert "netem" not in seen["kinds_after"]
 
 
+def test_without_netem_a_link_is_a_sentence_and_leaves_no_qdisc_behind() -> None:
+    _require_packet_faults()
+    if netem_support() is None:
+        pytest.skip("this kernel has netem: the link test above covers it")
+    seen = _case("no_netem")
+    assert seen["error"] is not None and "sch_netem" in seen["error"]
+    assert "htb" not in seen["kinds_after"]
+    assert seen["partition_kept"] is True
+    assert seen["healed"] is True
+
+
 def test_a_deployment_in_a_namespace_silences_refuses_and_restores_in_the_kernel() -> None:
     seen = _case("deployment")
     assert seen["mode"] == "packet"
