@@ -771,7 +771,8 @@ def add_netns_options(parser: argparse.ArgumentParser, prefix: str = "") -> None
         metavar="NAME",
         help=f"{prefix}run in a private network namespace of its own (root, or where user "
         "namespaces are allowed), so faults are packet-level; with NAME, also reachable as "
-        "`ip netns exec NAME program` (root) (docs/live.md, Packet-level faults)",
+        "`ip netns exec NAME program` (root); put it after the file, or write --netns=NAME "
+        "(docs/live.md, Packet-level faults)",
     )
     parser.add_argument(
         "--faults",
