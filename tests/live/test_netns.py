@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from emulator.scenario.model import ScenarioError, parse_scenario
 from emulator.scenario.realtime import run_realtime
 from emulator.testing import RunningDeployment
 from emulator.topology import default_topology
+from tests.peers import require_program
 
 pytestmark = pytest.mark.live
 
@@ -267,3 +271,48 @@ def test_the_netns_fixture_runs_the_pools_in_a_namespace_of_their_own(
     running.refuse("fe1.contoso.test", "tcp")
     assert _connect_from(running.socket(), fe1) == "refused"
     assert os.readlink("/proc/thread-self/ns/net") == mine  # this process did not move
+
+
+# -- sipemu up --netns NAME ----------------------------------------------------------------------
+
+
+def test_sipemu_up_in_a_named_namespace_is_reachable_by_ip_netns_exec(tmp_path: Path) -> None:
+    _require_packet_faults()
+    if os.geteuid() != 0:
+        pytest.skip("naming a namespace (/run/netns) needs root")
+    ip = require_program("ip")
+    name = f"sipemu-test-{os.getpid()}"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "emulator.cli", "up", f"--netns={name}", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in up.stdout or []])
+    reader.start()
+    seen: list[str] = []
+    try:
+        while not any(line.startswith("CA certificate") for line in seen):
+            seen.append(lines.get(timeout=30))
+        assert any("fault mode: packet" in line for line in seen), seen
+        assert any(f"named {name}" in line for line in seen), seen
+        probe = subprocess.run(
+            [ip, "netns", "exec", name, sys.executable, "-c", _PROBE_FE1],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert probe.stdout.strip() == "ok", probe.stderr
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=30)
+        reader.join(timeout=30)
+    assert not Path("/run/netns", name).exists()  # the name goes with the process
+
+
+_PROBE_FE1 = """
+import socket
+with socket.create_connection(("127.0.0.11", 5060), timeout=5):
+    print("ok")
+"""
