@@ -129,6 +129,10 @@ def namespace_support() -> str | None:
     why = (probe.stderr.strip().splitlines() or ["unknown error"])[-1]
     if os.geteuid() == 0:
         return f"cannot create a network namespace even as root ({why})"
+    return _unprivileged_advice(why)
+
+
+def _unprivileged_advice(why: str) -> str:
     return (
         f"cannot create an unprivileged user + network namespace ({why}); run as root, or "
         "allow user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
@@ -184,9 +188,8 @@ def isolate(name: str | None = None) -> Isolation:
             "a network namespace must be entered before any thread starts "
             f"({threading.active_count()} threads run); call isolate() first"
         )
-    reason = namespace_support()
-    if reason is not None:
-        raise NamespaceError(reason)
+    if not sys.platform.startswith("linux"):
+        raise NamespaceError(f"network namespaces are a Linux feature (this is {sys.platform})")
     root = os.geteuid() == 0
     if name is not None and not root:
         raise NamespaceError(
@@ -197,7 +200,11 @@ def isolate(name: str | None = None) -> Isolation:
     try:
         _unshare(CLONE_NEWNET if root else CLONE_NEWUSER | CLONE_NEWNET)
     except OSError as exc:
-        raise NamespaceError(f"cannot create a network namespace: {exc.strerror}") from None
+        if root:
+            raise NamespaceError(
+                f"cannot create a network namespace even as root ({exc.strerror})"
+            ) from None
+        raise NamespaceError(_unprivileged_advice(str(exc.strerror))) from None
     if not root:
         # Map this user to root inside, so that the namespace's owner may configure it.
         Path("/proc/self/setgroups").write_text("deny")
