@@ -96,6 +96,9 @@ def register_up(subparsers: SubParsers) -> None:
     from emulator.wire.options import add_capture_options
 
     add_capture_options(parser)  # --pcap, --hep, --keylog
+    from emulator.live.netns import add_netns_options
+
+    add_netns_options(parser)  # --netns [NAME], --faults
     parser.set_defaults(handler=_up)
 
 
@@ -147,8 +150,15 @@ def _up(args: argparse.Namespace) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         # One line per exchange must reach a pipe (tee, a test) as it happens.
         sys.stdout.reconfigure(line_buffering=True)
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_serve(topology, args, sys.stdout))
+    from emulator.live.netns import enter_netns
+
+    isolation = enter_netns(args.netns, sys.stdout)  # before the loop and any thread
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(_serve(topology, args, sys.stdout))
+    finally:
+        if isolation is not None:
+            isolation.close()
 
 
 async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> int:
@@ -182,6 +192,7 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
             stream_limits=StreamLimits(args.idle_timeout, args.message_timeout),
             recorder=recorder,
             keylog=args.keylog,
+            faults=args.faults,
         )
         return await _serve_deployment(deployment, args, out)
     finally:
@@ -383,6 +394,9 @@ def register_run(subparsers: SubParsers) -> None:
     from emulator.wire.options import add_capture_options
 
     add_capture_options(parser)  # --pcap, --hep, --keylog (--realtime)
+    from emulator.live.netns import add_netns_options
+
+    add_netns_options(parser, prefix="with --realtime: ")  # --netns [NAME], --faults
     parser.set_defaults(handler=_run)
 
 
@@ -539,6 +553,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.time_scale != 1.0:
             raise UserError("--time-scale applies to --realtime runs only")
         for given, option in (
+            (args.netns, "--netns"),
+            (None if args.faults == "auto" else args.faults, "--faults"),
             (args.control, "--control"),
             (args.control_token, "--control-token"),
             (args.allow_non_loopback or None, "--allow-non-loopback"),
@@ -574,9 +590,11 @@ def _run(args: argparse.Namespace) -> int:
         try:
             if args.realtime:
                 from emulator.control.launch import control_options
+                from emulator.live.netns import enter_netns
                 from emulator.scenario.realtime import run_realtime
                 from emulator.wire.live import WireRecorder
 
+                isolation = enter_netns(args.netns, out)  # before the loop and any thread
                 result = run_realtime(
                     scenario,
                     seed=args.seed,
@@ -588,7 +606,10 @@ def _run(args: argparse.Namespace) -> int:
                     recorder=WireRecorder(taps) if taps is not None else None,
                     keylog=args.keylog,
                     messages=messages,
+                    faults=args.faults,
                 )
+                if isolation is not None:
+                    isolation.close()
             else:
                 # The JSON trace is the full one: record detail whenever it is asked for.  A
                 # run that records its packets does not coast (prepare: coasting skips idle
@@ -919,9 +940,10 @@ def _sentence(exc: BaseException) -> str:
 def _user_errors() -> tuple[type[BaseException], ...]:
     from emulator.config import ConfigError
     from emulator.live.deployment import DeploymentError
+    from emulator.live.netns import NamespaceError
     from emulator.live.sockets import BindError
 
-    return (UserError, ConfigError, DeploymentError, BindError, OSError)
+    return (UserError, ConfigError, DeploymentError, NamespaceError, BindError, OSError)
 
 
 def _exit_status(exc: BaseException) -> int | None:

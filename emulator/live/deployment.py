@@ -25,6 +25,13 @@ deployment's own, ``sipemu-ca-PID-*`` in the system's temporary directory
 killed outright (SIGKILL) cannot remove it: the next deployment to start removes such
 directories of processes that no longer run (:func:`remove_stale_ca_dirs`).
 
+Faults (docs/live.md, "Packet-level faults"): ``faults="packet"`` makes them with the kernel
+(:class:`~emulator.live.netns.PacketFaults`: nftables rules and netem in the deployment's own
+network namespace); ``faults="in-process"`` with the pool drivers (a silent pool holds its
+sockets); ``faults="auto"`` (the default) chooses packet when the deployment runs in a private
+network namespace (:func:`~emulator.live.netns.in_private_namespace`) and nftables works there,
+else in-process.  :attr:`Deployment.fault_mode` says which, and the start is logged.
+
 Randomness: one run seed (printed by ``sipemu up``); pool ``fqdn`` gets
 ``random.Random(f"{seed}:{fqdn}:{generation}")`` where ``generation`` counts restarts, so a run
 is reproducible and does not depend on the order pools are listed or restarted in.
@@ -45,6 +52,7 @@ from typing import TYPE_CHECKING
 from emulator.effects import Effects, PoolState, plan
 from emulator.live.certs import TlsMaterial, remove_stale_ca_dirs
 from emulator.live.driver import CoreDriver
+from emulator.live.netns import FaultMode, NamespaceError, PacketFaults, in_private_namespace
 from emulator.live.ratelimit import RateLimitedLog
 from emulator.live.sockets import BindError, describe_os_error
 from emulator.live.stream import StreamLimits
@@ -59,7 +67,16 @@ if TYPE_CHECKING:
     from fakedns.authority import Authority
     from fakedns.server import DnsServer
 
-__all__ = ["Deployment", "DeploymentError", "EndpointRow", "remove_stale_ca_dirs"]
+__all__ = [
+    "FAULT_MODES",
+    "Deployment",
+    "DeploymentError",
+    "EndpointRow",
+    "remove_stale_ca_dirs",
+]
+
+FAULT_MODES = ("auto", "packet", "in-process")
+"""``Deployment(faults=...)``: see the module docstring."""
 
 Log = Callable[[str], None]
 Listener = Callable[[str, object], None]
@@ -117,8 +134,18 @@ class Deployment:
         stream_limits: StreamLimits | None = None,
         recorder: WireRecorder | None = None,
         keylog: str | Path | None = None,
+        faults: str = "auto",
     ) -> None:
+        if faults not in FAULT_MODES:
+            raise DeploymentError(f"faults must be one of {', '.join(FAULT_MODES)}, not {faults!r}")
         self.topology = topology
+        self.faults = faults
+        """What was asked for (``auto``, ``packet``, ``in-process``); :attr:`fault_mode`
+        is what the running deployment uses."""
+        self._packet: PacketFaults | None = None
+        self._fault_mode: FaultMode | None = None
+        self._silent: set[str] = set()
+        """Pools silenced by packet-level faults (whole host)."""
         self.stream_limits = stream_limits if stream_limits is not None else StreamLimits()
         """The pools' TCP/TLS timeouts (``sipemu up --idle-timeout``, ``--message-timeout``)."""
         # One line per bad input (a pool's BadMessage, a connection closed by a limit), at a
@@ -157,11 +184,52 @@ class Deployment:
         self._check_addresses()
         self._state = "starting"
         try:
+            self._choose_faults()
             await self._start()
         except BaseException:
             await self.stop()
             raise
         self._state = "running"
+
+    def _choose_faults(self) -> None:
+        mode: FaultMode = "in-process"
+        reason = "not in a private network namespace"
+        private = in_private_namespace()
+        if self.faults == "packet" and not private:
+            raise DeploymentError(
+                "packet-level faults apply to a whole network namespace, so sipemu makes them "
+                "only in a private one: run with --netns (or under unshare -n / ip netns exec)"
+            )
+        if self.faults == "packet" or (self.faults == "auto" and private):
+            try:
+                self._packet = PacketFaults()
+                self._packet.clear()  # a table left by an earlier run in this namespace
+                mode = "packet"
+            except NamespaceError as exc:
+                if self.faults == "packet":
+                    raise DeploymentError(
+                        f"packet-level faults were asked for but cannot be had: {exc}"
+                    ) from None
+                self._packet = None
+                reason = str(exc)
+        self._fault_mode = mode
+        if mode == "packet":
+            line = "fault mode: packet (nftables and netem in this network namespace)"
+        else:
+            line = f"fault mode: in-process (the pool drivers; {reason})"
+        self._notice("faults", line)
+
+    @property
+    def fault_mode(self) -> FaultMode:
+        """``packet`` or ``in-process`` (what ``auto`` chose), once started."""
+        if self._fault_mode is None:
+            raise DeploymentError("the deployment is not started")
+        return self._fault_mode
+
+    @property
+    def packet_faults(self) -> PacketFaults | None:
+        """The kernel-level faults (packet mode), or None."""
+        return self._packet
 
     async def _start(self) -> None:
         from fakedns.server import DnsServer
@@ -295,6 +363,12 @@ class Deployment:
         for driver in drivers:
             await driver.close()
         self._pools.clear()
+        if self._packet is not None:
+            packet, self._packet = self._packet, None
+            try:
+                packet.close()  # the namespace may outlive this deployment (a named one)
+            except NamespaceError as exc:
+                self._notice("faults", f"could not remove the packet-level faults: {exc}")
         if self._bad_input_log is not None:
             self._bad_input_log.flush()
         if self._tls is not None:
@@ -352,16 +426,131 @@ class Deployment:
         self._start_core(self.topology.pool(name))
         self._notice(name, "pool started (fresh process: no bindings)")
 
-    async def disable_nic(self, fqdn: str) -> None:
-        """Make the pool's host silent (see docs/live.md for what that means per transport)."""
+    async def disable_nic(self, fqdn: str, transport: TransportName | None = None) -> None:
+        """Make the pool's host silent (see docs/live.md for what that means per transport
+        and fault mode).  ``transport``: only that one (packet mode only)."""
         name = self._name(fqdn)
-        self._drivers[name].disable_nic()
-        self._notice(name, "network interface disabled (silent)")
+        packet = self._packet
+        if packet is None:
+            if transport is not None:
+                raise DeploymentError(
+                    f"silencing only {transport} of {name} needs packet-level faults "
+                    "(a private network namespace: sipemu up --netns)"
+                )
+            self._drivers[name].disable_nic()
+        elif transport is None:
+            packet.silence(self._address(name))
+            self._silent.add(name)
+        else:
+            packet.silence(self._address(name), transport, self._port(name, transport))
+        what = "" if transport is None else f" for {transport}"
+        self._notice(name, f"network interface disabled{what} (silent)")
 
-    async def enable_nic(self, fqdn: str) -> None:
+    async def enable_nic(self, fqdn: str, transport: TransportName | None = None) -> None:
+        """Undo :meth:`disable_nic` (``transport``: that one only, packet mode)."""
         name = self._name(fqdn)
-        self._drivers[name].enable_nic()
-        self._notice(name, "network interface enabled")
+        packet = self._packet
+        if packet is None:
+            if transport is not None:
+                raise DeploymentError(
+                    f"enabling only {transport} of {name} needs packet-level faults "
+                    "(a private network namespace: sipemu up --netns)"
+                )
+            self._drivers[name].enable_nic()
+        elif transport is None:
+            packet.restore(self._address(name))
+            self._silent.discard(name)
+        else:
+            packet.restore(self._address(name), transport, self._port(name, transport))
+        what = "" if transport is None else f" for {transport}"
+        self._notice(name, f"network interface enabled{what}")
+
+    async def refuse(self, fqdn: str, transport: TransportName | None = None) -> None:
+        """The pool's host refuses (ICMP port unreachable, TCP RST) while its process goes on
+        running (packet mode only; in-process, :meth:`stop_pool` is the refusal)."""
+        name = self._name(fqdn)
+        port = None if transport is None else self._port(name, transport)
+        self._require_packet(f"refusing {name}").refuse(self._address(name), transport, port)
+        what = "" if transport is None else f" {transport}"
+        self._notice(name, f"host refuses{what} (ICMP port unreachable / TCP RST)")
+
+    def partition(self, a: str, b: str, *, oneway: bool = False) -> None:
+        """Drop packets between hosts ``a`` and ``b`` (pool FQDNs, ``dns`` or IP addresses);
+        one direction only if ``oneway``.  Packet mode only."""
+        packet = self._require_packet("a partition")
+        packet.partition(self._address(a), self._address(b), oneway=oneway)
+        self._notice(a, f"partition {a} {'->' if oneway else '<->'} {b}")
+
+    def heal(self, a: str | None = None, b: str | None = None) -> None:
+        """Undo partitions (all, those of ``a``, or those between ``a`` and ``b``)."""
+        packet = self._require_packet("healing a partition")
+        packet.heal(
+            self._address(a) if a is not None else None,
+            self._address(b) if b is not None else None,
+        )
+        self._notice(a or "network", f"healed {a or 'all'}{' <-> ' + b if b else ''}")
+
+    def link(
+        self,
+        a: str,
+        b: str,
+        *,
+        latency: float = 0.0,
+        loss: float = 0.0,
+        jitter: float = 0.0,
+        oneway: bool = False,
+    ) -> None:
+        """Shape the link between ``a`` and ``b`` with netem (seconds; loss a fraction).
+        Packet mode only; DeploymentError when the kernel has no netem."""
+        packet = self._require_packet("a link fault")
+        try:
+            packet.link(
+                self._address(a),
+                self._address(b),
+                latency=latency,
+                loss=loss,
+                jitter=jitter,
+                oneway=oneway,
+            )
+        except NamespaceError as exc:
+            raise DeploymentError(str(exc)) from None
+        self._notice(
+            a,
+            f"link {a} {'->' if oneway else '<->'} {b}: latency={latency:g} loss={loss:g} "
+            f"jitter={jitter:g}",
+        )
+
+    def _require_packet(self, what: str) -> PacketFaults:
+        if self._packet is None:
+            raise DeploymentError(
+                f"{what} needs packet-level faults, and this deployment makes its faults "
+                "in-process; run it in a private network namespace (sipemu up --netns, "
+                "sipemu run --realtime --netns) where nftables works"
+            )
+        return self._packet
+
+    def _address(self, host: str) -> str:
+        """A pool FQDN, ``dns`` or an IP address -> an IP address."""
+        if host == "dns":
+            return self.topology.dns.address
+        try:
+            return self.topology.pool(self._name(host)).address
+        except ValueError:
+            import ipaddress
+
+            try:
+                return str(ipaddress.ip_address(host))
+            except ValueError:
+                known = ", ".join(spec.fqdn for spec in self.topology.pools)
+                raise DeploymentError(
+                    f"{host!r} is neither a pool ({known}), dns, nor an IP address"
+                ) from None
+
+    def _port(self, name: str, transport: TransportName) -> int:
+        port = self._endpoints[name].port(transport) if name in self._endpoints else None
+        if port is None:
+            raise DeploymentError(f"pool {name} does not serve {transport}")
+        return port
 
     # -- administration and disaster recovery (emulator.operations) -------------------------
 
@@ -377,7 +566,7 @@ class Deployment:
         driver = self._drivers[fqdn]
         if not driver.is_open:
             return "stopped"
-        return "running" if driver.nic_enabled else "silent"
+        return "running" if driver.nic_enabled and fqdn not in self._silent else "silent"
 
     def pool_states(self) -> dict[str, PoolState]:
         """Every pool's state (emulator.effects.PoolState), in topology order."""
@@ -474,7 +663,8 @@ class Deployment:
         return self._drivers[self._name(fqdn)].is_open
 
     def nic_enabled(self, fqdn: str) -> bool:
-        return self._drivers[self._name(fqdn)].nic_enabled
+        name = self._name(fqdn)
+        return self._drivers[name].nic_enabled and name not in self._silent
 
     def bindings(self, fqdn: str | None = None) -> list[Binding]:
         """Current bindings of one pool, or of every running pool (copies)."""

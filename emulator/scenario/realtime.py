@@ -6,12 +6,16 @@ topology's loopback addresses), driven by asyncio.  ``time_scale`` makes every c
 that many times faster than the wall clock (the cores only see ``now``, so this is a faithful
 fast-forward); scenario times are in the scenario's clock either way.
 
-Not every fault exists on real sockets: partitions and link properties (latency, loss) between
-hosts are simulator-only and are refused up front with a sentence.  Invariant expectations are
+Faults are packet-level (emulator/live/netns.py: nftables rules and netem in a private network
+namespace, ``sipemu run --realtime --netns``) or in-process (the pool drivers); the run's first
+trace entries say which (``faults`` kind, also in its JSON). Partitions and link properties
+(latency, loss, jitter) between hosts exist only at packet level: in-process they are refused
+up front with a sentence. At packet level ``disable-nic`` of a pool or a client drops its
+packets in the kernel (TCP sees real retransmission timeouts). Invariant expectations are
 checked over the live pools' events as they come (emulator/scenario/watch.py), and facts
-(emulator/scenario/facts.py) over the run's packets and pool events.  ``dns-down`` is emulated
+(emulator/scenario/facts.py) over the run's packets and pool events. ``dns-down`` is emulated
 by a whole-server "timeout" fault (the server stays silent), and ``disable-nic`` of a client
-silences that client's driver.  Administrative and DR actions (``emulator.operations``) act on
+silences that client's driver. Administrative and DR actions (``emulator.operations``) act on
 the live deployment's :class:`~emulator.operations.Operations` and its pool cores, and their
 step outcomes (``expect = "ok"``/``"refused"``) are checked as in the simulator.
 
@@ -41,7 +45,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from clients.cache import CacheEntry, MemoryCacheStore
 from clients.driver import AgentHost, ClientConfig, client_ssl_context, raise_file_limit
@@ -93,7 +97,10 @@ DEPLOYMENT_ACTIONS = (
 """Actions on a live deployment's pools and fake DNS (besides the admin actions)."""
 
 REALTIME_ACTIONS = frozenset({*CLIENT_ACTIONS, *DEPLOYMENT_ACTIONS, "add-contact", *ADMIN_ACTIONS})
-"""Scenario actions a live deployment can carry out (the others are simulator-only)."""
+"""Scenario actions a live deployment can carry out whatever its fault mode."""
+
+PACKET_ACTIONS = frozenset({"partition", "heal", "link"})
+"""Scenario actions a live deployment carries out only with packet-level faults."""
 
 
 def run_realtime(
@@ -108,6 +115,7 @@ def run_realtime(
     keylog: str | None = None,
     output: RunOutput | None = None,
     messages: bool = False,
+    faults: str = "auto",
 ) -> RunResult:
     """Run ``scenario`` on loopback sockets; blocks for ``duration / time_scale`` seconds, or
     until SIGINT or SIGTERM (the result is then ``interrupted``; the handlers are installed
@@ -121,18 +129,50 @@ def run_realtime(
     ``control``: serve the control API for the run (its address is written to ``out``).
     DeploymentError (a sentence) when it cannot be served there.  ``output``: told of the run's
     start, of each trace entry and of each client state change as they happen (the caller
-    finishes it with the result)."""
-    unsupported = sorted({s.action for s in scenario.steps} - REALTIME_ACTIONS)
+    finishes it with the result).
+
+    ``faults``: the deployment's fault mode (``auto``, ``packet``, ``in-process``:
+    :class:`~emulator.live.deployment.Deployment`).  A scenario with partitions or links needs
+    packet-level faults: with ``auto`` they are asked for when the process runs in a private
+    network namespace (``--netns``), and refused up front otherwise."""
+    actions = {s.action for s in scenario.steps}
+    unsupported = sorted(actions - REALTIME_ACTIONS - PACKET_ACTIONS)
     if unsupported:
         raise ScenarioError(
             f"{scenario.source}: {', '.join(unsupported)} cannot run on real sockets "
             "(simulator only); run it without --realtime"
         )
+    packet_only = sorted(actions & PACKET_ACTIONS)
+    if any(
+        s.action in ("disable-nic", "enable-nic")
+        and (s.get("transport") is not None or s.get("tcp") == "reset")
+        for s in scenario.steps
+    ):
+        packet_only.append("a per-transport or TCP-reset disable-nic")
+    if packet_only:
+        from emulator.live.netns import in_private_namespace
+
+        if faults == "in-process" or (faults == "auto" and not in_private_namespace()):
+            raise ScenarioError(
+                f"{scenario.source}: {', '.join(packet_only)} cannot run on real sockets "
+                "without packet-level faults, which a realtime run has only in a private "
+                "network namespace; run it with --realtime --netns (root, or where user "
+                "namespaces are allowed), or without --realtime"
+            )
+        faults = "packet"
+    for step in scenario.steps:
+        if step.action == "link" and step.get("duplicate"):
+            raise ScenarioError(
+                f"{scenario.source}: step {step.index + 1}: a link's duplicate is simulator "
+                "only (netem's duplication is not wired up); remove it or run without "
+                "--realtime"
+            )
     if not time_scale > 0:
         raise ScenarioError(f"time scale must be > 0, not {time_scale:g}")
     run = _RealtimeRun(
         scenario, scenario.seed if seed is None else seed, verbose, time_scale, output
     )
+    run.faults = faults
     run.recorder, run.keylog = recorder, keylog
     if any(e.fact is not None for e in scenario.expectations):
         run.facts = facts.FactRecorder(scenario, client_addresses(scenario), time_of=run.on_clock)
@@ -195,6 +235,9 @@ class _RealtimeRun:
         self.facts: facts.FactRecorder | None = None
         self.invariants: LiveInvariants | None = None
         """The invariant monitor, when an expectation names an invariant (from time 0)."""
+        self.faults = "auto"
+        """The deployment's fault mode, as asked (``auto``, ``packet``, ``in-process``)."""
+        self.addresses = client_addresses(scenario)
 
     # -- time --------------------------------------------------------------------------------
 
@@ -264,6 +307,7 @@ class _RealtimeRun:
             log=self._log if self.verbose else None,
             recorder=self.recorder,
             keylog=self.keylog,
+            faults=self.faults,
         )
         self.deployment = deployment
         if control is not None:  # subscribed before the pools start: every exchange counted
@@ -318,6 +362,7 @@ class _RealtimeRun:
                 f"seed {self.seed}, {len(scenario.clients)} "
                 f"client(s), topology {topology.source}, realtime x{self.scale:g}",
             )
+            self.note("scenario", "faults", _fault_line(deployment))
             for step in scenario.steps:
                 steps.append(loop.call_at(start + step.at / self.scale, self._act, step))
             if any(e.invariant for e in scenario.expectations):
@@ -481,10 +526,15 @@ class _RealtimeRun:
 
     def _act(self, step: Step) -> None:
         self.note("scenario", "step", step.describe())
+        if self.invariants is not None:
+            self.invariants.step_time = step.at
         try:
             self._apply(step)
         except Exception as exc:  # a bug or a refused action: end the run with it, now
             self._fail(exc)
+        finally:
+            if self.invariants is not None:
+                self.invariants.step_time = None
 
     def _later(self, make: Callable[[], object]) -> None:
         async def run() -> None:
@@ -515,7 +565,7 @@ class _RealtimeRun:
             self.hosts[client].clear_cache()
             self.note(client, "action", "endpoint cache cleared")
         elif action in ("disable-nic", "enable-nic"):
-            self._nic(str(get("target")), action == "enable-nic")
+            self._nic(str(get("target")), action == "enable-nic", get("transport"), get("tcp"))
         elif action == "stop-pool":
             self._later(lambda: deployment.stop_pool(get("target")))
             self.note(get("target"), "fault", "pool stopped (connections refused)")
@@ -553,6 +603,22 @@ class _RealtimeRun:
             # Registered before the call: a refusal (not signed in) comes at once.
             self._awaiting.setdefault(client, []).append(step.index)
             self.hosts[client].add_contact(str(get("contact")))
+        elif action == "partition":
+            oneway = bool(get("oneway", False))
+            deployment.partition(self._host(get("a")), self._host(get("b")), oneway=oneway)
+            if self.invariants is not None:
+                self.invariants.partition(str(get("a")), str(get("b")), oneway=oneway)
+            self.note(
+                get("a"), "fault", f"partition {get('a')} {'->' if oneway else '<->'} {get('b')}"
+            )
+        elif action == "heal":
+            a, b = get("a"), get("b")
+            deployment.heal(self._host(a) if a else None, self._host(b) if b else None)
+            if self.invariants is not None:
+                self.invariants.heal(a or None, b or None)
+            self.note(a or "network", "fault", f"healed {a or 'all'}{' <-> ' + b if b else ''}")
+        elif action == "link":
+            self._link(step)
         elif action in ADMIN_ACTIONS:
             self._admin(step)
         else:  # run_realtime refused the others up front
@@ -580,10 +646,47 @@ class _RealtimeRun:
         if effects.restart or effects.tell:
             self._later(partial(deployment.apply, effects))
 
-    def _nic(self, target: str, enabled: bool) -> None:
+    def _host(self, name: str) -> str:
+        """A scenario host name (a client, a pool FQDN, ``dns``) as the deployment takes it."""
+        return self.addresses.get(name, name)
+
+    def _link(self, step: Step) -> None:
         deployment = self.deployment
         assert deployment is not None
-        if target == "dns":
+        get = step.get
+        a, b, oneway = get("a"), get("b"), bool(get("oneway", False))
+        latency, loss, jitter = (float(get(key) or 0.0) for key in ("latency", "loss", "jitter"))
+        deployment.link(
+            self._host(a),
+            self._host(b),
+            latency=latency,
+            loss=loss,
+            jitter=jitter,
+            oneway=oneway,
+        )
+        self.note(
+            a,
+            "fault",
+            f"link {a} {'->' if oneway else '<->'} {b}: latency={latency:g} loss={loss:g} "
+            f"jitter={jitter:g} (netem)",
+        )
+
+    def _nic(
+        self, target: str, enabled: bool, transport: object = None, tcp: object = None
+    ) -> None:
+        deployment = self.deployment
+        assert deployment is not None
+        packet = deployment.packet_faults
+        if (transport is not None or tcp == "reset") and target not in self.hosts:
+            self._pool_nic(target, enabled, transport, tcp)
+            return
+        if target in self.hosts and packet is not None:
+            address = self.addresses[target]
+            if enabled:
+                packet.restore(address)
+            else:
+                packet.silence(address)
+        elif target == "dns":
             if enabled:
                 deployment.dns.clear_fault(None)
             else:
@@ -604,6 +707,35 @@ class _RealtimeRun:
             self.invariants.nic(target, enabled)
             self._violations()
 
+    def _pool_nic(self, target: str, enabled: bool, transport: object, tcp: object) -> None:
+        """``disable-nic`` / ``enable-nic`` of one transport of a pool, or a silent host that
+        resets TCP (``tcp = "reset"``): packet mode only (run_realtime checked it)."""
+        deployment = self.deployment
+        assert deployment is not None
+        one: TransportName | None = None
+        if transport in ("udp", "tcp", "tls"):
+            one = cast(TransportName, transport)
+        if enabled:
+            self._later(lambda: deployment.enable_nic(target, one))
+        elif tcp == "reset" and one is None:  # UDP silent, TCP and TLS answered with a RST
+
+            async def reset() -> None:
+                await deployment.disable_nic(target, "udp")
+                await deployment.refuse(target, "tcp")
+                await deployment.refuse(target, "tls")
+
+            self._later(reset)
+        else:
+            self._later(lambda: deployment.disable_nic(target, one))
+        what = f" {transport}" if one else ""
+        state = "enabled" if enabled else "disabled (silent)"
+        if tcp == "reset" and not enabled:
+            state = "disabled (silent, TCP reset)"
+        self.note(target, "fault", f"network interface{what} {state}")
+        if self.invariants is not None and one is None:
+            self.invariants.nic(target, enabled)
+            self._violations()
+
     def _seed_cache(self, name: str, user: str, pool: str) -> None:
         deployment = self.deployment
         assert deployment is not None
@@ -615,6 +747,12 @@ class _RealtimeRun:
         self.caches[name].save(
             CacheEntry(user, pool, bound[(pool, transport)], transport, 0.0, address)
         )
+
+
+def _fault_line(deployment: Deployment) -> str:
+    if deployment.fault_mode == "packet":
+        return "fault mode: packet (nftables rules and netem in a private network namespace)"
+    return "fault mode: in-process (the pool drivers hold a silent pool's sockets)"
 
 
 class _Stopped(Exception):

@@ -9,11 +9,13 @@ clock, and each violation is handed out as soon as the monitor records it.
 
 Rules of this file:
 
-* The ground truth is the steps' intent, recorded when the step is carried out (the live
-  fault takes effect a moment later, in a task): a backup then looks cut off slightly *before*
-  it really is and connected slightly *before* it really is, so a correct failover or
-  failback is never reported early.  Loopback has no partitions or link faults (refused up
-  front), so a step is the only way connectivity changes.
+* The ground truth is the steps' intent, dated at the step's scheduled time (the live fault
+  takes effect a moment later, in a task or a netlink call): a backup then looks cut off
+  slightly *before* it really is and connected slightly *before* it really is, so a correct
+  failover or
+  failback is never reported early.  Partitions exist only at packet level (``--netns``):
+  ``partition`` / ``heal`` steps cut and heal links here too; link properties (latency, loss)
+  are not modelled, so a step is the only way connectivity changes.
 * Nothing here touches sockets or clocks: the run hands in ``clock``.
 """
 
@@ -46,8 +48,18 @@ class LiveInvariants:
         self.address["dns"] = topology.dns.address
         for address in self.address.values():
             self.network.add_host(address)
-        self.monitor = InvariantMonitor(topology, self.network, clock=clock, grace=grace)
+        self._clock = clock
+        self.step_time: float | None = None
+        """While a step is carried out, its scheduled time: the network changes the step makes
+        are dated then, not a moment later when the loop got round to it (at a high time
+        scale the loop's lateness is a sizeable fraction of a second in scenario time, and a
+        cut dated late made a correct failover look early)."""
+        self.monitor = InvariantMonitor(topology, self.network, clock=self._now, grace=grace)
         self._told = 0
+
+    def _now(self) -> float:
+        now = self._clock()
+        return now if self.step_time is None else min(now, self.step_time)
 
     def nic(self, target: str, enabled: bool) -> None:
         """``disable-nic`` / ``enable-nic`` of a pool, a client or ``dns``."""
@@ -55,6 +67,21 @@ class LiveInvariants:
         if address is not None:
             self.network.set_nic(address, enabled)
             self.monitor.network_changed()
+
+    def partition(self, a: str, b: str, *, oneway: bool = False) -> None:
+        """A ``partition`` step between two named hosts."""
+        self.network.partition(self._address(a), self._address(b), oneway=oneway)
+        self.monitor.network_changed()
+
+    def heal(self, a: str | None = None, b: str | None = None) -> None:
+        """A ``heal`` step (all links, a host's or one pair's)."""
+        self.network.heal(
+            None if a is None else self._address(a), None if b is None else self._address(b)
+        )
+        self.monitor.network_changed()
+
+    def _address(self, name: str) -> str:
+        return self.address.get(name.lower().rstrip("."), self.address.get(name, name))
 
     def running(self, pool: str, running: bool) -> None:
         """``stop-pool`` / ``start-pool`` (and the two halves of an administrative restart)."""

@@ -7,7 +7,12 @@ server thread needs, at most ``timeout`` seconds each).  An exception raised ins
 thread (a bug in a core, say) is re-raised in the test at the next call or at :meth:`stop`
 (pytest-httpserver style).
 
-The pytest fixtures built on it (``sipemu``, ``sipemu_factory``) live in
+``netns=True`` (or a name) runs the deployment's thread in a private network namespace of its
+own (root only: :func:`emulator.live.netns.isolate_thread`), so its faults are packet-level;
+the test process stays where it is, and reaches the pools through sockets made in that
+namespace (:meth:`RunningDeployment.socket`) or, with a name, ``ip netns exec NAME program``.
+
+The pytest fixtures built on it (``sipemu``, ``sipemu_factory``, ``sipemu_netns``) live in
 :mod:`emulator.testing.plugin`, registered through the ``pytest11`` entry point.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import socket
 import threading
 import time
 from collections import deque
@@ -24,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from emulator.live.deployment import Deployment, EndpointRow
+    from emulator.live.netns import FaultMode, Isolation
     from emulator.net import Address, TransportName
     from emulator.operations import Outcome
     from emulator.registrar.pool import Binding, PoolStatus
@@ -58,14 +65,24 @@ class RunningDeployment:
     ``kwargs`` go to :class:`Deployment` (``seed``, ``quiet``, ``ca_dir``,
     ``allow_non_loopback``, ``log``...).  Without a ``log``, lines are kept in memory and read
     with :meth:`log_lines`.  Use as a context manager or call :meth:`start` / :meth:`stop`.
+    ``netns``: True (or a name under /run/netns) runs the deployment in a private network
+    namespace (see the module docstring); its faults are then packet-level.
     """
 
     def __init__(
-        self, topology: Topology, *, timeout: float = DEFAULT_TIMEOUT, **kwargs: Any
+        self,
+        topology: Topology,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        netns: bool | str = False,
+        **kwargs: Any,
     ) -> None:
         from emulator.live.deployment import Deployment
 
         self.topology = topology
+        self.netns = netns
+        self.isolation: Isolation | None = None
+        """The deployment thread's namespace (with ``netns``), once started."""
         self.timeout = timeout
         self._lines: deque[str] = deque(maxlen=LOG_LINES_KEPT)
         self._user_log: Callable[[str], None] | None = kwargs.pop("log", None)
@@ -97,6 +114,22 @@ class RunningDeployment:
         return self
 
     def _run(self) -> None:
+        if self.netns is not False:
+            from emulator.live.netns import isolate_thread
+
+            try:  # before the loop: its executor threads are made from this one
+                self.isolation = isolate_thread(self.netns if isinstance(self.netns, str) else None)
+            except BaseException as exc:
+                self._start_error = exc
+                self._ready.set()
+                return
+        try:
+            self._serve()
+        finally:
+            if self.isolation is not None:
+                self.isolation.close()
+
+    def _serve(self) -> None:
         loop = asyncio.new_event_loop()
         loop.set_exception_handler(self._on_loop_error)
         asyncio.set_event_loop(loop)
@@ -195,11 +228,55 @@ class RunningDeployment:
     def start_pool(self, fqdn: str) -> None:
         self._run_coroutine(self.deployment.start_pool(fqdn), f"start pool {fqdn}")
 
-    def disable_nic(self, fqdn: str) -> None:
-        self._run_coroutine(self.deployment.disable_nic(fqdn), f"disable the NIC of {fqdn}")
+    def disable_nic(self, fqdn: str, transport: TransportName | None = None) -> None:
+        """Silence the pool's host (``transport``: that one only, packet mode)."""
+        self._run_coroutine(
+            self.deployment.disable_nic(fqdn, transport), f"disable the NIC of {fqdn}"
+        )
 
-    def enable_nic(self, fqdn: str) -> None:
-        self._run_coroutine(self.deployment.enable_nic(fqdn), f"enable the NIC of {fqdn}")
+    def enable_nic(self, fqdn: str, transport: TransportName | None = None) -> None:
+        self._run_coroutine(
+            self.deployment.enable_nic(fqdn, transport), f"enable the NIC of {fqdn}"
+        )
+
+    # -- packet-level faults (a deployment in a private namespace: netns=True) ---------------
+
+    @property
+    def fault_mode(self) -> FaultMode:
+        """``packet`` or ``in-process``."""
+        return self.call(lambda d: d.fault_mode, "read the fault mode")
+
+    def refuse(self, fqdn: str, transport: TransportName | None = None) -> None:
+        """The pool's host refuses (ICMP port unreachable, TCP RST); packet mode."""
+        self._run_coroutine(self.deployment.refuse(fqdn, transport), f"make {fqdn} refuse")
+
+    def partition(self, a: str, b: str, *, oneway: bool = False) -> None:
+        """Drop packets between ``a`` and ``b`` (pools, ``dns`` or addresses); packet mode."""
+        self.call(lambda d: d.partition(a, b, oneway=oneway), "make a partition")
+
+    def heal(self, a: str | None = None, b: str | None = None) -> None:
+        self.call(lambda d: d.heal(a, b), "heal partitions")
+
+    def link(
+        self,
+        a: str,
+        b: str,
+        *,
+        latency: float = 0.0,
+        loss: float = 0.0,
+        jitter: float = 0.0,
+        oneway: bool = False,
+    ) -> None:
+        """Shape the link between ``a`` and ``b`` with netem; packet mode."""
+        self.call(
+            lambda d: d.link(a, b, latency=latency, loss=loss, jitter=jitter, oneway=oneway),
+            "shape a link",
+        )
+
+    def socket(self, family: int = socket.AF_INET, kind: int = socket.SOCK_STREAM) -> socket.socket:
+        """A new socket in the deployment's network namespace (made on its thread; a socket
+        stays in the namespace it was made in), for the test's own client side."""
+        return self.call(lambda d: socket.socket(family, kind), "make a socket")
 
     def admin(self, action: str, **params: object) -> Outcome:
         """An administrative or DR action (``emulator.operations.ADMIN_ACTIONS``), applied to

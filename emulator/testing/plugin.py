@@ -6,6 +6,11 @@
   made is stopped at the end of the session.
 * ``sipemu`` (function): a fresh default-topology deployment, stopped after the test.  Its seed
   is recorded in the test's ``user_properties`` (``sipemu_seed``), e.g. for the JUnit XML.
+* ``sipemu_netns`` (function): a fresh default-topology deployment in a private network
+  namespace of its own, with packet-level faults (``running.partition(...)``,
+  ``running.disable_nic(fqdn, "tls")``...); the test reaches it with ``running.socket()``.
+  Root only: skipped with the reason otherwise, failed if ``SIPEMU_REQUIRE_PEERS=1``.
+  ``sipemu_factory(netns=True)`` (or a name, for ``ip netns exec NAME``) does the same.
 * ``--sipemu-pcap DIR``: the ``sipemu`` fixture writes every SIP and DNS message of each test's
   deployment to ``DIR/<test>.pcapng`` (docs/capture.md); the file is kept when the test fails
   and removed when it passes, unless ``--sipemu-pcap-keep`` (then always kept).  Its path is
@@ -27,7 +32,13 @@ import pytest
 if TYPE_CHECKING:
     from emulator.testing import DeploymentFactory, RunningDeployment
 
-__all__ = ["pytest_addoption", "pytest_runtest_makereport", "sipemu", "sipemu_factory"]
+__all__ = [
+    "pytest_addoption",
+    "pytest_runtest_makereport",
+    "sipemu",
+    "sipemu_factory",
+    "sipemu_netns",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -104,3 +115,32 @@ def sipemu(
         keep = request.config.getoption("--sipemu-pcap-keep")
         if not keep and not request.node.stash.get(_FAILED, False):
             path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def sipemu_netns(
+    sipemu_factory: DeploymentFactory, request: pytest.FixtureRequest
+) -> Iterator[RunningDeployment]:
+    """A fresh default-topology deployment in a private network namespace (packet-level
+    faults), stopped after the test; skipped with the reason where that cannot be had."""
+    import os
+
+    from emulator.live.netns import packet_fault_support
+
+    reason = (
+        "a deployment thread gets a namespace of its own only as root"
+        if os.geteuid() != 0
+        else packet_fault_support()
+    )
+    if reason is not None:
+        if os.environ.get("SIPEMU_REQUIRE_PEERS") == "1":
+            pytest.fail(
+                f"packet-level faults are unavailable ({reason}) and SIPEMU_REQUIRE_PEERS=1"
+            )
+        pytest.skip(f"packet-level faults are unavailable: {reason}")
+    running = sipemu_factory(netns=True)
+    request.node.user_properties.append(("sipemu_seed", running.seed))
+    try:
+        yield running
+    finally:
+        running.stop()
