@@ -65,8 +65,14 @@ class TopologyError(ConfigError):
 
 
 def load_topology(path: str | Path) -> Topology:
-    """Read and validate a topology file.  Raises :class:`TopologyError` (a sentence)."""
-    path = Path(path)
+    """Read and validate a topology file, or the shipped example of that name (``"fast"``,
+    emulator/examples).  Raises :class:`TopologyError` (a sentence)."""
+    from emulator.examples import ExampleNotFound, resolve
+
+    try:
+        path = resolve("topology", path)
+    except ExampleNotFound as exc:
+        raise TopologyError(str(exc)) from None
     text = read_text(path, "topology", TopologyError)  # bounded; regular files and pipes
     return parse_topology(text, str(path))
 
