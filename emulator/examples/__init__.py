@@ -65,6 +65,13 @@ def resolve(kind: Kind, value: str | Path) -> Path:
         return candidate
     import difflib
 
+    commands = {"topology": "sipemu up", "scenario": "sipemu run", "clients": "sipemu clients run"}
+    for other in KINDS:
+        if other != kind and name in example_names(other):
+            raise ExampleNotFound(
+                f"{value}: a shipped {other} example, not a {kind}: run it with "
+                f"`{commands[other]} {name}`"
+            )
     names = example_names(kind)
     close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}? " if close else ""
