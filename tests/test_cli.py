@@ -388,3 +388,45 @@ def test_usage_errors_are_status_2_and_failed_verdicts_status_1(
     )
     assert main(["run", str(failing), "--quiet"]) == 1  # never signed in: the verdict fails
     assert "0 passed, 1 failed" in capsys.readouterr().out
+
+
+# -- the README's tour shows what the commands print (issue 19) ------------------------------
+
+
+def _readme_block(command: str) -> list[str]:
+    """The lines a README console block shows after ``command`` (up to the next ``$`` or the end
+    of the block)."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"$ {command}"))
+    shown = []
+    for line in lines[start + 1 :]:
+        if line.startswith(("$ ", "```")):
+            break
+        shown.append(line)
+    while shown and shown[0].startswith("      --"):  # the command's continuation lines
+        shown.pop(0)
+    return shown
+
+
+def test_the_readme_ladder_is_what_the_command_prints(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("COLUMNS", "100")  # the README's width
+    args = ["run", "scenarios/r1-test2-clientuser2-fails-over-and-back.toml", "--quiet"]
+    args += ["--ladder", "--ladder-filter", "client=ClientUser2", "--ladder-filter", "until=1"]
+    args += ["--ladder-filter", "method!=DNS", "--ladder-style", "unicode"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out.splitlines()
+    shown = _readme_block(".venv/bin/sipemu run scenarios/r1-test2-clientuser2-fails-over-and")
+    assert printed == shown
+
+
+def test_the_readme_unknown_name_line_is_what_the_command_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["topology", "show", "fats"]) == 2
+    assert capsys.readouterr().err.splitlines() == _readme_block(
+        ".venv/bin/sipemu topology show fats"
+    )
