@@ -1,4 +1,4 @@
-"""The example files that ship with sipemu, found by name (docs/testing.md, "Example files").
+"""The example files that ship with sipemu, found by name (README.md, "Example files, by name").
 
 The repository keeps them where people look for them: ``topologies/`` and ``scenarios/`` at the
 top of the checkout (tests, docs and CI name those paths).  The package ships the same
