@@ -302,23 +302,24 @@ def test_the_plugin_outside_the_checkout_starts_an_example_by_name_without_warni
 # -- the reader of stdout leaves (issue 19) --------------------------------------------------
 
 
-def _leaves_after_one_line(args: list[str]) -> tuple[int, str]:
-    """Run ``sipemu ARGS``, read one line of stdout, close it (``| head -1``): the exit status
+def _reader_gone_from_the_start(args: list[str]) -> tuple[int, str]:
+    """Run ``sipemu ARGS`` with its stdout's reader gone before the first line (``| head -0``;
+    the agents' first event is the first line, written from their callbacks): the exit status
     and stderr."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "emulator.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    read, write = os.pipe()
+    os.close(read)
     try:
-        assert proc.stdout is not None and proc.stderr is not None
-        assert proc.stdout.readline()
-        proc.stdout.close()
-        status = proc.wait(WAIT)
-        return status, proc.stderr.read()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "emulator.cli", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write)
+    try:
+        _, err = proc.communicate(timeout=WAIT)
+        return proc.returncode, err
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -328,24 +329,53 @@ def _leaves_after_one_line(args: list[str]) -> tuple[int, str]:
 @pytest.mark.live
 @pytest.mark.parametrize("command", ["signin", "clients"])
 def test_client_commands_whose_reader_leaves_exit_141_without_a_traceback(
-    sipemu_factory: DeploymentFactory, tmp_path: Path, command: str
+    sipemu_factory: DeploymentFactory, command: str
 ) -> None:
     host, port = sipemu_factory().dns_address
     dns = ["--dns", f"{host}:{port}"]
-    if command == "signin":
+    if command == "signin":  # without --until it would run until Ctrl-C
         args = ["client", "signin", "sip:clientuser2@contoso.test", *dns, "--json"]
     else:
         args = ["clients", "run", "r1-lab", *dns, "--until", "registered"]
-    status, err = _leaves_after_one_line(args)
+    status, err = _reader_gone_from_the_start(args)
     assert (status, err) == (141, "")
 
 
 @pytest.mark.live
 def test_up_whose_reader_leaves_stops_cleanly_with_141(tmp_path: Path) -> None:
+    """`sipemu up | head`: the next line after the reader left (here, a DNS query's) stops the
+    deployment cleanly."""
     topology = tmp_path / "lab.toml"
     topology.write_text(EPHEMERAL)
-    status, err = _leaves_after_one_line(["up", str(topology), "--control", "off"])
-    assert (status, err) == (141, "")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TMPDIR=str(temporary))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emulator.cli", "up", str(topology), "--control", "off"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        dns_address = None
+        for line in proc.stdout:  # bounded: the endpoints, then "sipemu: up"
+            if line.startswith("dns ") and " UDP " in line:
+                dns_address = line.split()[-1].rsplit(":", 1)
+            if line.startswith("sipemu: up"):
+                break
+        assert dns_address is not None
+        proc.stdout.close()  # the reader leaves; nothing is written until the next exchange
+        query = dns.message.make_query("_sipinternaltls._tcp.contoso.test", "SRV")
+        dns.query.udp(query, dns_address[0], port=int(dns_address[1]), timeout=WAIT)
+        assert proc.wait(WAIT) == 141
+        assert proc.stderr.read() == ""  # no traceback
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT)
+    assert list(temporary.iterdir()) == []  # stopped cleanly: no CA directory left
 
 
 # -- exit statuses (issue 19; README.md, "Exit statuses") ------------------------------------
