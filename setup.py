@@ -13,7 +13,7 @@ import os
 from fnmatch import fnmatch
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # The sans-IO cores, the simulator and what a fuzz case runs: every module of the three packages
 # except those below, so that a new or split core module is compiled without a line here.
@@ -72,7 +72,12 @@ def _ext_modules() -> list[object]:
     return list(mypycify(_compiled_modules(), opt_level="3"))
 
 
+# The example topologies and scenarios: top-level directories, mapped onto these packages by
+# pyproject.toml's package-dir (emulator/examples/__init__.py). No search finds them there.
+_EXAMPLE_PACKAGES = ["emulator.examples.topologies", "emulator.examples.scenarios"]
+
 setup(
+    packages=[*find_packages(include=["emulator*", "fakedns*", "clients*"]), *_EXAMPLE_PACKAGES],
     ext_modules=_ext_modules(),
     setup_requires=["mypy>=1.10"] if _compile() else [],
 )

@@ -14,7 +14,7 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["register_client", "register_clients"]
 
 STATES = ("discovering", "registering", "registered", "signed-out")
+EXIT_BROKEN_PIPE = 141
+"""The reader of stdout left (as emulator.cli.EXIT_BROKEN_PIPE)."""
 
 
 class ClientsFileError(ConfigError):
@@ -109,7 +111,9 @@ def register_clients(subparsers: SubParsers) -> None:
     parser = subparsers.add_parser("clients", help="run many emulated clients from a file")
     commands = parser.add_subparsers(dest="clients_command", metavar="ACTION", required=True)
     run = commands.add_parser("run", help="sign in every client of a clients file")
-    run.add_argument("file", help="clients file (TOML, docs/clients.md)")
+    run.add_argument(
+        "file", help="clients file (TOML, docs/clients.md), or a shipped example's name (r1-lab)"
+    )
     run.add_argument("--dns", type=_address, help="DNS server HOST:PORT (overrides the file)")
     _common(run)
     run.set_defaults(handler=_clients_run)
@@ -121,13 +125,37 @@ def register_clients(subparsers: SubParsers) -> None:
 class Printer:
     """Events as lines (wall-clock time) or JSON lines; the agents' ``now`` is loop time."""
 
-    def __init__(self, out: TextIO, *, as_json: bool, quiet: bool, loop_time: float) -> None:
+    def __init__(
+        self,
+        out: TextIO,
+        *,
+        as_json: bool,
+        quiet: bool,
+        loop_time: float,
+        on_gone: Callable[[], None] | None = None,
+    ) -> None:
         self.out = out
         self.as_json = as_json
         self.quiet = quiet
         self._offset = datetime.now().timestamp() - loop_time
+        self.on_gone = on_gone
+        self.gone = False
+        """The reader of ``out`` left (``| head``): nothing more is written."""
 
     def __call__(self, event: AgentEvent) -> None:
+        if self.gone:
+            return
+        try:
+            self._write(event)
+        except BrokenPipeError:  # called from the agents' callbacks: stop the run, no traceback
+            from emulator.cli import stdout_reader_gone
+
+            stdout_reader_gone()
+            self.gone = True
+            if self.on_gone is not None:
+                self.on_gone()
+
+    def _write(self, event: AgentEvent) -> None:
         if self.quiet and isinstance(event, ClientNote):
             return
         wall = datetime.fromtimestamp(event.now + self._offset)
@@ -198,7 +226,10 @@ async def _run_fleet_captured(
     from emulator.wire.live import WireRecorder
 
     loop = asyncio.get_running_loop()
-    printer = Printer(out, as_json=args.json, quiet=args.quiet, loop_time=loop.time())
+    stop = asyncio.Event()
+    printer = Printer(
+        out, as_json=args.json, quiet=args.quiet, loop_time=loop.time(), on_gone=stop.set
+    )
 
     def caches(config: ClientConfig) -> FileCacheStore | MemoryCacheStore:
         return FileCacheStore(cache_dir) if cache_dir is not None else MemoryCacheStore()
@@ -215,9 +246,14 @@ async def _run_fleet_captured(
         on_event=printer,
         recorder=WireRecorder(taps) if taps is not None else None,
     )
-    stop = asyncio.Event()
+    signalled: list[int] = []
+
+    def stopping(signum: int) -> None:
+        signalled.append(signum)
+        stop.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, stopping, signum)
     status = 0
     try:
         try:
@@ -234,6 +270,8 @@ async def _run_fleet_captured(
             stopper.cancel()
             if waiter in done and waiter.result():
                 status = 0
+            elif printer.gone or signalled:
+                waiter.cancel()
             else:
                 waiter.cancel()
                 missing = [
@@ -251,6 +289,10 @@ async def _run_fleet_captured(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await fleet.stop(unregister=True)
+    if printer.gone:
+        return EXIT_BROKEN_PIPE
+    if signalled:  # Ctrl-C or SIGTERM: 128 + the signal's number, as a shell reports it
+        return 128 + signalled[0]
     return status
 
 
@@ -272,7 +314,9 @@ def _signin(args: argparse.Namespace) -> int:
 
 
 def _clients_run(args: argparse.Namespace) -> int:
-    configs, dns, cache_dir = load_clients_file(Path(args.file))
+    from emulator.examples import resolve
+
+    configs, dns, cache_dir = load_clients_file(resolve("clients", args.file))
     dns = args.dns or dns
     if dns is None:
         raise ConfigError(

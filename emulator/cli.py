@@ -5,8 +5,18 @@ Each command group is a ``register(subparsers)`` function that adds its parser(s
 function and one line in :data:`COMMANDS`.
 
 User mistakes (a bad topology file, a port in use, an address this machine does not have) are
-printed as one sentence on stderr with exit status 2 (1 for ``topology check``, whose whole job
-is to judge the file); a traceback means a bug.
+printed as one sentence on stderr; a traceback means a bug.  Every command exits with the same
+statuses (README.md, "Exit statuses"):
+
+* 0: done, and everything judged holds;
+* 1: the run went fine but its verdict is "no": an expectation failed (``run``), the fuzzer
+  found an emulator bug (``fuzz``), ``--until`` timed out (``client``, ``clients``), a cache
+  entry asked for is absent, the deployment refused (``ctl``);
+* 2: usage or input error: a bad option (argparse), a bad or missing file (``topology check``
+  too), a port in use;
+* 3 and 4: ``ctl`` only: the control API is unreachable, or refused the token;
+* 130, 143: stopped by SIGINT (Ctrl-C) or SIGTERM, cleanly (128 + the signal's number);
+* 141: the reader of stdout left (``| head``), stopped cleanly (128 + SIGPIPE).
 """
 
 from __future__ import annotations
@@ -52,6 +62,19 @@ class UserError(Exception):
     """A mistake of the user's, reported as one sentence (no traceback)."""
 
 
+def stdout_reader_gone() -> None:
+    """The reader of stdout left (``sipemu ... | head``): what is still written, and Python's
+    flush at exit, go to /dev/null instead of raising BrokenPipeError again.  The command then
+    stops cleanly and exits :data:`EXIT_BROKEN_PIPE`.  (Restoring SIGPIPE's default action
+    instead would also kill the process on a write to a closed TCP socket, and leave the
+    temporary CA directory and captures half-written.)"""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 # -- sipemu up -------------------------------------------------------------------------------
 
 
@@ -66,7 +89,10 @@ def register_up(subparsers: SubParsers) -> None:
         ),
     )
     parser.add_argument(
-        "topology", nargs="?", help="topology file (TOML); default: the embedded topology"
+        "topology",
+        nargs="?",
+        help="topology file (TOML) or the name of a shipped example (fast, r1-lab...); "
+        "default: the embedded topology",
     )
     parser.add_argument("--quiet", action="store_true", help="no line per exchange")
     parser.add_argument(
@@ -169,7 +195,16 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
     from emulator.wire.options import open_sinks, summary
 
     def log(line: str) -> None:
-        out.write(line + "\n")
+        if gone:
+            return
+        try:
+            out.write(line + "\n")
+        except BrokenPipeError:  # `sipemu up | head`: stop cleanly, exit 141
+            stdout_reader_gone()
+            gone.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)  # the deployment's own clean stop
+
+    gone: list[bool] = []
 
     taps = open_sinks(args, Capture(virtual=False, name=f"sipemu up {topology.source}"))
     if args.messages:
@@ -194,7 +229,8 @@ async def _serve(topology: Topology, args: argparse.Namespace, out: TextIO) -> i
             keylog=args.keylog,
             faults=args.faults,
         )
-        return await _serve_deployment(deployment, args, out)
+        status = await _serve_deployment(deployment, args, out)
+        return EXIT_BROKEN_PIPE if gone else status
     finally:
         if taps is not None:
             taps.close()
@@ -274,10 +310,10 @@ def register_topology(subparsers: SubParsers) -> None:
     show = commands.add_parser(
         "show", help="print the default topology (TOML), or a summary of FILE"
     )
-    show.add_argument("file", nargs="?", help="topology file to summarise")
+    show.add_argument("file", nargs="?", help="topology file (or example name) to summarise")
     show.set_defaults(handler=_topology_show)
-    check = commands.add_parser("check", help="validate FILE (exit 1 with the reason if bad)")
-    check.add_argument("file", help="topology file")
+    check = commands.add_parser("check", help="validate FILE (exit 2 with the reason if bad)")
+    check.add_argument("file", help="topology file (or example name)")
     check.set_defaults(handler=_topology_check)
 
 
@@ -296,7 +332,7 @@ def _topology_check(args: argparse.Namespace) -> int:
         topology = load_topology(args.file)
     except (TopologyError, OSError) as exc:
         print(f"sipemu: {_sentence(exc)}", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_USER_ERROR  # a bad file is bad input, as for every other command
     print(
         f"{args.file}: ok ({len(topology.pools)} pools, {len(topology.users)} users, "
         f"domain {topology.domain})"
@@ -312,6 +348,8 @@ def _default_topology_text() -> str:
 
 def _summarise(topology: Topology, out: TextIO) -> None:
     out.write(f"topology {topology.source}\n")
+    if topology.description:
+        out.write(f"description: {topology.description}\n")
     out.write(f"domain: {topology.domain}\n")
     resiliency = topology.resiliency
     out.write(
@@ -334,6 +372,17 @@ def _summarise(topology: Topology, out: TextIO) -> None:
     out.write(f"users: {len(topology.users)} ({per_pool or 'none'})\n")
     dns = topology.dns
     out.write(f"dns: {dns.address}:{dns.port}, zones {', '.join(dns.zones) or '-'}\n")
+    # What the fake DNS serves, with the ports of the file (0: the port bound at `sipemu up`).
+    bound = {(p.fqdn, t): p.ports[t] for p in topology.pools for t in p.transports}
+    records = topology.dns_records(bound)
+    srv = [r for r in records if r.rtype == "SRV"]
+    out.write(f"dns records: {len(records)} ({len(srv)} SRV)\n")
+    for record in sorted(records, key=lambda r: (r.rtype != "SRV", r.name)):
+        out.write(f"  {record}\n")
+    if any(p.port(t) == 0 for p in topology.pools for t in p.transports):
+        out.write(
+            "  (port 0: ephemeral; `sipemu up` prints the ports bound, the SRV records name them)\n"
+        )
 
 
 # -- sipemu run ------------------------------------------------------------------------------
@@ -349,7 +398,9 @@ def register_run(subparsers: SubParsers) -> None:
             "the same seed gives the same trace."
         ),
     )
-    parser.add_argument("scenario", help="scenario file (TOML)")
+    parser.add_argument(
+        "scenario", help="scenario file (TOML), or the name of a shipped example scenario"
+    )
     parser.add_argument("--seed", type=int, help="override the scenario's seed")
     parser.add_argument("--json", metavar="FILE", help="write the whole trace and results here")
     parser.add_argument(
@@ -535,12 +586,13 @@ EXIT_SIGNALLED = {"SIGINT": 130, "SIGTERM": 143}
 
 
 def _run(args: argparse.Namespace) -> int:
+    from emulator.examples import resolve
     from emulator.scenario.model import load_scenario
     from emulator.scenario.output import RunOutput
     from emulator.wire import Capture, PacketLog, Taps
     from emulator.wire.options import open_sinks, summary
 
-    scenario = load_scenario(args.scenario)
+    scenario = load_scenario(resolve("scenario", args.scenario))
     packets: PacketLog | None = None
     if args.realtime:
         if not args.time_scale > 0:
@@ -809,7 +861,9 @@ def register_fuzz(subparsers: SubParsers) -> None:
             "signed out, in limited mode, or fine, with advice."
         ),
     )
-    check.add_argument("topology", nargs="?", help="topology file (default: the embedded one)")
+    check.add_argument(
+        "topology", nargs="?", help="topology file or example name (default: the embedded one)"
+    )
     check.add_argument("--json", action="store_true", help="JSON instead of a table")
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(handler=_check)
@@ -965,8 +1019,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as stop:  # Ctrl-C (or SIGTERM) before a run's own handling
         return EXIT_SIGNALLED[_signal_name(stop)]
     except BrokenPipeError:  # `sipemu run ... | head`: the reader left; not an error of ours
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        stdout_reader_gone()
         return EXIT_BROKEN_PIPE
     except Exception as exc:
         if isinstance(exc, _user_errors()):

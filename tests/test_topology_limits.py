@@ -325,7 +325,7 @@ def test_topology_check_refuses_with_a_sentence(
 ) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(text)
-    assert main(["topology", "check", str(bad)]) == 1
+    assert main(["topology", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"sipemu: {bad}"), err
     assert fragment in err

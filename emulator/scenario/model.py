@@ -21,7 +21,7 @@ from emulator.config import (
     parse_toml,
     read_text,
 )
-from emulator.operations import ADMIN_ACTIONS, Operations
+from emulator.operations import ADMIN_ACTIONS, OPTIONAL_KEYS, Operations
 from emulator.scenario.facts import Fact, check_facts, invariant_window, is_fact, parse_fact
 from emulator.sim.deployment import ClientSpec
 from emulator.topology import Topology, TopologyError, default_topology, load_topology
@@ -71,46 +71,42 @@ ACTIONS: dict[str, str] = {
 }
 """Action name -> what it acts on (documented in docs/scenarios.md)."""
 
-_STEP_KEYS = {
-    "at",
-    "action",
-    "client",
-    "target",
-    "a",
-    "b",
-    "oneway",
-    "keep_cache",
-    "latency",
-    "loss",
-    "jitter",
-    "duplicate",
-    "type",
-    "name",
-    "priority",
-    "weight",
-    "port",
-    "address",
-    "ttl",
-    "kind",
-    "record_target",
-    "note",
-    "server",
-    "from",
-    "to",
-    "step",
-    "contact",
-    "expect",
-    # pool-failover/-failback, set-backup, set-timers (emulator/operations.py)
-    "takes",
-    "backup",
-    "failover_interval",
-    "failback_interval",
-    "heartbeat_interval",
-    "heartbeat_timeout",
-    # disable-nic / enable-nic of one transport; a silent host's TCP (docs/scenarios.md)
-    "transport",
-    "tcp",
+_CLIENT_STEP_KEYS = frozenset({"client", "target"})  # target: an older name of client
+STEP_COMMON_KEYS = frozenset({"at", "action", "note"})
+"""Keys every step may have, whatever its action."""
+ACTION_KEYS: dict[str, frozenset[str]] = {
+    "sign-in": _CLIENT_STEP_KEYS,
+    "sign-out": _CLIENT_STEP_KEYS,
+    "restart": _CLIENT_STEP_KEYS | {"keep_cache"},
+    "clear-cache": _CLIENT_STEP_KEYS,
+    # one transport only; a silent host's TCP (docs/scenarios.md)
+    "disable-nic": frozenset({"target", "transport", "tcp"}),
+    "enable-nic": frozenset({"target", "transport"}),
+    "stop-pool": frozenset({"target"}),
+    "start-pool": frozenset({"target"}),
+    "partition": frozenset({"a", "b", "oneway"}),
+    "heal": frozenset({"a", "b"}),
+    "link": frozenset({"a", "b", "oneway", "latency", "loss", "jitter", "duplicate"}),
+    "dns-add": frozenset(
+        {"type", "name", "priority", "weight", "port", "target", "record_target", "address", "ttl"}
+    ),
+    "dns-remove": frozenset({"name", "type"}),
+    "dns-fail": frozenset({"kind", "name"}),
+    "dns-restore": frozenset({"name"}),
+    "dns-down": frozenset(),
+    "dns-up": frozenset(),
+    "add-contact": _CLIENT_STEP_KEYS | {"contact", "expect"},
+    **{
+        name: frozenset({*keys, *OPTIONAL_KEYS.get(name, ()), "expect"})
+        for name, keys in ADMIN_ACTIONS.items()
+    },
 }
+"""Action -> the keys its step may have besides :data:`STEP_COMMON_KEYS` (docs/scenarios.md).
+A key another action takes is refused on this one (``client`` on a ``disable-nic`` step): add
+an action's new key here, in the one table."""
+_STEP_KEYS = STEP_COMMON_KEYS.union(*ACTION_KEYS.values())
+_TOPOLOGY_KEYS = frozenset({"pool", "user", "dns", "domain", "resiliency", "registrar"})
+"""Top-level keys of a topology file that no scenario has: a topology given as a scenario."""
 _EXPECT_KEYS = {
     "client",
     "at",
@@ -254,6 +250,7 @@ def scenario_from_dict(
     ctx = TomlContext(source, text, error=ScenarioError)
     if not checked:
         check_values(data, ctx, _infinite)
+    _not_a_topology(ctx, data)
     ctx.unknown(data, _TOP_KEYS, None, None)
     topology = _topology(ctx, data, base)
     seed = data.get("seed", 0)
@@ -342,6 +339,18 @@ def scenario_from_dict(
         description,
         "seed" in data,
     )
+
+
+def _not_a_topology(ctx: TomlContext, data: dict[str, Any]) -> None:
+    """A topology file where a scenario was expected: say so, and how to use it."""
+    found = sorted(k for k in data if k in _TOPOLOGY_KEYS)
+    if found and not any(k in data for k in ("step", "expect", "client", "topology")):
+        shown = ", ".join(f"[[{k}]]" if k in ("pool", "user") else k for k in found)
+        raise ScenarioError(
+            f"{ctx.source}: this is a topology file ({shown}), not a scenario: run it with "
+            '`sipemu up FILE`, or name it in a scenario (topology = "FILE", relative to the '
+            "scenario; docs/scenarios.md)"
+        )
 
 
 def with_expectations(scenario: Scenario, expect: list[dict[str, Any]]) -> Scenario:
@@ -520,20 +529,21 @@ def _check_options(ctx: TomlContext, index: int, options: dict[str, Any]) -> Non
 
 
 def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]) -> Step:
-    ctx.unknown(table, _STEP_KEYS, "step", index)
     at = _number(ctx, table, "at", "step", index)
     action = table.get("action")
     if not isinstance(action, str) or action not in ACTIONS:  # a dict is unhashable
-        ctx.fail("step", index, "action", f"one of {', '.join(ACTIONS)}")
+        ctx.fail_text("step", index, "action", _bad_choice("one of", action, list(ACTIONS)))
+    _step_keys(ctx, index, table, action)
     needs = ACTIONS[action]
     if needs == "client":
         client = table.get("client", table.get("target"))
         if not isinstance(client, str) or client not in clients:
-            ctx.fail(
+            known = sorted(clients)
+            ctx.fail_text(
                 "step",
                 index,
                 "client",
-                f"the name of a [[client]] ({_some(clients)})",
+                _bad_choice("the name of a [[client]]", client, known, shown=_some(clients)),
             )
     elif needs == "target":
         _string(ctx, table, "target", "step", index)
@@ -541,8 +551,14 @@ def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]
         _string(ctx, table, "a", "step", index)
         _string(ctx, table, "b", "step", index)
     elif needs == "kind":
-        if table.get("kind") not in ("servfail", "timeout", "nxdomain"):
-            ctx.fail("step", index, "kind", "servfail, timeout or nxdomain")
+        kinds = ["servfail", "timeout", "nxdomain"]
+        if table.get("kind") not in kinds:
+            ctx.fail_text(
+                "step",
+                index,
+                "kind",
+                _bad_choice("one of", table.get("kind"), kinds),
+            )
     elif needs == "name":
         _string(ctx, table, "name", "step", index)
     elif needs == "record":
@@ -584,6 +600,50 @@ def _step(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]
     if needs == "client" and "client" not in table:
         params = (("client", table["target"]), *params)
     return Step(at, action, params, ctx.line_of("step", index, "action"))
+
+
+def _step_keys(ctx: TomlContext, index: int, table: dict[str, Any], action: str) -> None:
+    """Each key of a step must be one its action takes (:data:`ACTION_KEYS`)."""
+    allowed = STEP_COMMON_KEYS | ACTION_KEYS[action]
+    for key in table:
+        if key in allowed or key == "expect":  # expect: its own sentence, in _step
+            continue
+        import difflib
+
+        own = sorted(ACTION_KEYS[action])
+        close = difflib.get_close_matches(key, sorted(allowed), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        takes = f"{action} takes {', '.join(own)}" if own else f"{action} takes no key"
+        if key in _STEP_KEYS:
+            users = sorted(a for a, keys in ACTION_KEYS.items() if key in keys)
+            others = ", ".join(users[:6]) + (" ..." if len(users) > 6 else "")
+            verb = "takes" if len(users) == 1 else "take"
+            problem = f"not a key of this {action} step ({others} {verb} it); "
+        else:
+            problem = "unknown key; "
+        ctx.fail_text(
+            "step",
+            index,
+            key,
+            f"{problem}{hint}{takes}, and every step at, action, note",
+        )
+
+
+def _bad_choice(what: str, value: object, known: list[str], *, shown: str | None = None) -> str:
+    """``expected WHAT; got VALUE (did you mean ...?)``: the bad value echoed, the closest
+    known one suggested (difflib).  ``what`` "one of" lists ``known``; another ``what`` is
+    followed by ``shown`` (or ``known``) in parentheses."""
+    import difflib
+
+    if what == "one of":
+        expected = " or ".join(known) if len(known) <= 2 else "one of " + ", ".join(known)
+    else:
+        expected = f"{what} ({shown if shown is not None else ', '.join(known)})"
+    if value is None:
+        return f"expected {expected}; this key is required"
+    close = difflib.get_close_matches(value, known, n=1) if isinstance(value, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"expected {expected}; got {repr(value)[:80]}{hint}"
 
 
 def _record(ctx: TomlContext, index: int, table: dict[str, Any]) -> DnsRecord:
@@ -685,7 +745,9 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
 
         invariant = table["invariant"]
         if not isinstance(invariant, str) or invariant not in INVARIANTS:
-            ctx.fail("expect", index, "invariant", f"one of {', '.join(INVARIANTS)}")
+            ctx.fail_text(
+                "expect", index, "invariant", _bad_choice("one of", invariant, list(INVARIANTS))
+            )
         others = sorted(set(table) - {"invariant", "note", "from", "until"})
         if others:
             ctx.fail(
@@ -708,7 +770,7 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
     chat = table.get("chat")
     if chat is not None:
         if chat not in CHAT_STATES:
-            ctx.fail("expect", index, "chat", "available or unavailable")
+            ctx.fail_text("expect", index, "chat", _bad_choice("one of", chat, list(CHAT_STATES)))
         others = sorted(set(table) & {"client", "state", "registrar", "mode", "contacts"})
         if others:
             ctx.fail("expect", index, others[0], "nothing else beside chat (it is not a client's)")
@@ -745,10 +807,10 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
             ctx.fail("expect", index, kind, shape)
     state = table.get("state")
     if state is not None and state not in STATES:
-        ctx.fail("expect", index, "state", f"one of {', '.join(STATES)}")
+        ctx.fail_text("expect", index, "state", _bad_choice("one of", state, list(STATES)))
     mode = table.get("mode")
     if mode is not None and mode not in MODES:
-        ctx.fail("expect", index, "mode", "full or limited")
+        ctx.fail_text("expect", index, "mode", _bad_choice("one of", mode, list(MODES)))
     registrar = table.get("registrar")
     if registrar is not None and not isinstance(registrar, str):
         ctx.fail("expect", index, "registrar", "a pool FQDN")

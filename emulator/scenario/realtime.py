@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO
 
 from clients.cache import CacheEntry, MemoryCacheStore
 from clients.driver import AgentHost, ClientConfig, client_ssl_context, raise_file_limit
@@ -713,8 +713,8 @@ class _RealtimeRun:
         deployment = self.deployment
         assert deployment is not None
         one: TransportName | None = None
-        if transport in ("udp", "tcp", "tls"):
-            one = cast(TransportName, transport)
+        if transport == "udp" or transport == "tcp" or transport == "tls":
+            one = transport
         if enabled:
             self._later(lambda: deployment.enable_nic(target, one))
         elif tcp == "reset" and one is None:  # UDP silent, TCP and TLS answered with a RST

@@ -1,9 +1,10 @@
 """pytest plugin (registered through the ``pytest11`` entry point ``sipemu``): live fixtures.
 
 * ``sipemu_factory`` (session): ``sipemu_factory(topology=None, **kwargs) -> RunningDeployment``
-  starts a deployment of ``topology`` (a path, a :class:`~emulator.topology.Topology`, or None
-  for the default one) on ephemeral ports (addresses as in the topology); every deployment it
-  made is stopped at the end of the session.
+  starts a deployment of ``topology`` (a path, the name of a shipped example such as
+  ``"fast"`` (emulator/examples), a :class:`~emulator.topology.Topology`, or None for the
+  default one) on ephemeral ports (addresses as in the topology); every deployment it made is
+  stopped at the end of the session.
 * ``sipemu`` (function): a fresh default-topology deployment, stopped after the test.  Its seed
   is recorded in the test's ``user_properties`` (``sipemu_seed``), e.g. for the JUnit XML.
 * ``sipemu_netns`` (function): a fresh default-topology deployment in a private network
@@ -15,6 +16,10 @@
   deployment to ``DIR/<test>.pcapng`` (docs/capture.md); the file is kept when the test fails
   and removed when it passes, unless ``--sipemu-pcap-keep`` (then always kept).  Its path is
   in the test's ``user_properties`` (``sipemu_pcap``).
+
+* pytest-asyncio (installed with sipemu's test extra) warns at every run of a project that does
+  not set its ``asyncio_default_fixture_loop_scope``; where it is unset, this plugin sets it to
+  ``function`` (pytest-asyncio's announced default; the fixtures here are not async).
 
 This module is imported by every pytest run in an environment where sipemu is installed, so it
 imports nothing heavy (and nothing that might be half-written) until a fixture is used.
@@ -34,11 +39,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "pytest_addoption",
+    "pytest_configure",
     "pytest_runtest_makereport",
     "sipemu",
     "sipemu_factory",
     "sipemu_netns",
 ]
+
+_LOOP_SCOPE = "asyncio_default_fixture_loop_scope"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +61,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="with --sipemu-pcap: keep the files of passing tests too",
     )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Before pytest-asyncio reads it: its fixture loop scope, where the project leaves it unset.
+
+    pytest has no public way for a plugin to give another plugin's ini option a value: this
+    fills pytest's cache of ini values (``Config._inicache``, there since pytest 3), and does
+    nothing should that ever change."""
+    try:
+        if config.getini(_LOOP_SCOPE):
+            return  # the project chose
+    except ValueError:  # pytest-asyncio is not installed (or not loaded)
+        return
+    cache = getattr(config, "_inicache", None)
+    if isinstance(cache, dict):
+        cache[_LOOP_SCOPE] = "function"
 
 
 @pytest.hookimpl(wrapper=True)

@@ -65,8 +65,14 @@ class TopologyError(ConfigError):
 
 
 def load_topology(path: str | Path) -> Topology:
-    """Read and validate a topology file.  Raises :class:`TopologyError` (a sentence)."""
-    path = Path(path)
+    """Read and validate a topology file, or the shipped example of that name (``"fast"``,
+    emulator/examples).  Raises :class:`TopologyError` (a sentence)."""
+    from emulator.examples import ExampleNotFound, resolve
+
+    try:
+        path = resolve("topology", path)
+    except ExampleNotFound as exc:
+        raise TopologyError(str(exc)) from None
     text = read_text(path, "topology", TopologyError)  # bounded; regular files and pipes
     return parse_topology(text, str(path))
 
@@ -111,6 +117,8 @@ _TOP_KEYS = {
     "cms",
     "persistent_chat",
 }
+_SCENARIO_KEYS = frozenset({"step", "expect", "client", "topology"})
+"""Top-level keys of a scenario file that no topology has: a scenario given as a topology."""
 _POOL_KEYS = {"fqdn", "role", "site", "address", "ports", "backup", "backend"}
 _USER_KEYS = {"uri", "pool", "template", "count", "start", "contacts"}
 _BACKEND_KEYS = {"principal", "mirror", "witness", "rto", "grace"}
@@ -135,6 +143,13 @@ class _Builder:
 
     def build(self) -> Topology:
         ctx, data = self.ctx, self.data
+        scenario = sorted(k for k in data if k in _SCENARIO_KEYS)
+        if scenario and not ctx.prefix:
+            shown = ", ".join(f"[[{k}]]" if k != "topology" else k for k in scenario)
+            raise TopologyError(
+                f"{ctx.source}: this is a scenario file ({shown}), not a topology: run it with "
+                "`sipemu run FILE`; its topology is the file its topology key names"
+            )
         ctx.unknown(data, _TOP_KEYS, None, None)
         domain = normalize_name(ctx.string(data, "domain", None, None, required=True))
         problem = dns_name_problem(domain)

@@ -138,7 +138,7 @@ def test_a_silent_host_that_resets_connections_is_noticed_sooner() -> None:
     [
         (step(5, "sign-out", client="ClientUser2", transport="tls"), "transport"),
         (step(5, "disable-nic", target="fe2.contoso.test", transport="sctp"), "udp, tcp or tls"),
-        (step(5, "enable-nic", target="fe2.contoso.test", tcp="reset"), "on a disable-nic step"),
+        (step(5, "enable-nic", target="fe2.contoso.test", tcp="reset"), "(disable-nic takes it)"),
         (step(5, "disable-nic", target="fe2.contoso.test", tcp="drop"), '"timeout" or "reset"'),
         (step(5, "set-timers"), "one or more of failover_interval"),
         (step(5, "set-timers", heartbeat_interval=0), "more than 0"),
@@ -189,7 +189,11 @@ def test_each_example_in_the_docs_runs_and_holds(name: str, text: str) -> None:
         ("scenarios.md:transport-fault", 'transport = "tls"', ""),
         ("scenarios.md:tcp-reset", 'tcp = "reset"', 'tcp = "timeout"'),
         ("scenarios.md:set-timers", "failover_interval = 10", "failover_interval = 30"),
-        ("backends.md:pool-failover", 'action = "pool-failover"', 'action = "dns-restore"'),
+        (
+            "backends.md:pool-failover",
+            'action = "pool-failover"\ntarget = "fe2.contoso.test"\ntakes = 120',
+            'action = "dns-restore"\n#',
+        ),
     ],
 )
 def test_each_example_shows_what_its_key_does(name: str, old: str, new: str) -> None:

@@ -1,0 +1,1 @@
+"""The example clients files (``sipemu clients run default``; emulator/examples)."""
