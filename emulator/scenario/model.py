@@ -22,6 +22,8 @@ from emulator.config import (
     read_text,
 )
 from emulator.operations import ADMIN_ACTIONS, Operations
+from emulator.scenario.forms import Share, Spread
+from emulator.scenario.groups import Group, expand, sign_in_steps
 from emulator.sim.deployment import ClientSpec
 from emulator.topology import Topology, TopologyError, default_topology, load_topology
 from fakedns.records import AddressRecord, DnsRecord, SrvRecord
@@ -41,6 +43,10 @@ __all__ = [
 class ScenarioError(ConfigError):
     """A bad scenario file: the message is a sentence naming file, line, key and expectation."""
 
+
+MAX_SEEDS = 10_000
+"""The most seeds ``seeds = N`` may ask for (CHOICE: more is a fuzzing campaign, ``sipemu
+fuzz``)."""
 
 MAX_CLIENTS = 100_000
 """The most ``[[client]]`` tables a scenario may hold (the simulator gives each a host address
@@ -99,6 +105,8 @@ _STEP_KEYS = {
     "step",
     "contact",
     "expect",
+    "id",
+    "reason",
 }
 _EXPECT_KEYS = {
     "client",
@@ -115,7 +123,17 @@ _EXPECT_KEYS = {
     "chat",
 }
 _CLIENT_KEYS = {"name", "user", "cache", "profile", "options"}
-_TOP_KEYS = {"topology", "seed", "duration", "description", "client", "step", "expect"}
+_TOP_KEYS = {
+    "topology",
+    "seed",
+    "seeds",
+    "duration",
+    "description",
+    "client",
+    "clients",
+    "step",
+    "expect",
+}
 STATES = ("signed-out", "discovering", "registering", "registered")
 MODES = ("full", "limited")
 OUTCOMES = ("ok", "refused")
@@ -145,7 +163,8 @@ class Step:
         return default
 
     def describe(self) -> str:
-        shown = " ".join(f"{k}={v}" for k, v in self.params if k not in ("note", "expect"))
+        hidden = ("note", "expect", "id", "reason", "group")
+        shown = " ".join(f"{k}={v}" for k, v in self.params if k not in hidden)
         return f"{self.action} {shown}".strip()
 
 
@@ -169,8 +188,23 @@ class Expectation:
     outcome: str | None = None
     """``ok`` / ``refused``: a step's ``expect`` (kind ``step``; ``step`` is its index)."""
     step: Step | None = None
+    # The forms of emulator/scenario/aggregate.py (groups, relative times, reasons):
+    group: str | None = None
+    """A ``[[clients]]`` group instead of a client (``client`` is empty)."""
+    share: Share | None = None
+    spread: Spread | None = None
+    id: str | None = None
+    """The expectation's name, for another's ``after = "expect:ID"``."""
+    after: str | None = None
+    """``expect:ID``: the times are relative to that expectation's moment."""
+    reason: str | None = None
+    """A step's ``reason`` (emulator/scenario/reasons.py) when ``outcome`` is refused."""
 
     def describe(self) -> str:
+        if self.group is not None or self.after is not None or self.kind in ("within", "first"):
+            from emulator.scenario.aggregate import describe
+
+            return describe(self)
         if self.invariant is not None:
             return f"invariant {self.invariant} holds"
         if self.step is not None:
@@ -206,6 +240,10 @@ class Scenario:
     expectations: tuple[Expectation, ...]
     description: str = ""
     seed_given: bool = field(default=True)
+    groups: tuple[Group, ...] = ()
+    """The ``[[clients]]`` groups (their clients are in ``clients``)."""
+    seeds: int = 1
+    """How many seeds the scenario must hold over (``seed`` onwards; emulator/scenario/seeds.py)."""
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -258,13 +296,27 @@ def scenario_from_dict(
             )
         if spec.cache is not None and spec.cache not in pool_names:
             ctx.fail("client", i, "cache", "the FQDN of a pool of the topology")
+    grouped = expand(ctx, _tables(ctx, data, "clients"), topology, seed, names, MAX_CLIENTS)
+    clients += grouped.clients
+    names.update((spec.name, -1) for spec in grouped.clients)
     known = set(names)  # once: a set per step made loading quadratic in the clients
     steps = tuple(_step(ctx, i, s, known) for i, s in enumerate(_tables(ctx, data, "step")))
     _check_targets(ctx, steps, topology, known)
     _check_admin(ctx, steps, topology)
+    from emulator.scenario import aggregate, reasons
+
+    reasons.check_steps(ctx, steps)
+    step_times = aggregate.step_times(ctx, steps)
+    steps += tuple(sign_in_steps(grouped.groups, seed, Step))
     order = sorted(range(len(steps)), key=lambda i: steps[i].at)
     steps = tuple(steps[i].with_index(n) for n, i in enumerate(order))
-    expects = tuple(_expect(ctx, i, e, known) for i, e in enumerate(_tables(ctx, data, "expect")))
+    groups = {g.name: g for g in grouped.groups}
+    expects = tuple(
+        aggregate.parse(ctx, i, e, known, groups, step_times)
+        if aggregate.wants(e)
+        else _expect(ctx, i, e, known)
+        for i, e in enumerate(_tables(ctx, data, "expect"))
+    )
     for i, e in enumerate(expects):
         if e.registrar is not None and e.registrar not in pool_names:
             ctx.fail(
@@ -287,6 +339,7 @@ def scenario_from_dict(
             note=str(s.get("note", "")),
             outcome=s.get("expect"),
             step=s,
+            reason=s.get("reason"),
         )
         for s in steps
         if s.get("expect") is not None
@@ -305,7 +358,18 @@ def scenario_from_dict(
             "duration",
             f"a number of seconds > 0 and <= {number_text(MAX_SECONDS)} (366 days)",
         )
+    for group in grouped.groups:
+        if group.sign_in is not None and group.sign_in[1] > duration:
+            ctx.fail(
+                "clients",
+                group.index,
+                "sign_in",
+                f"a window within the duration ({duration:g} s), not ending at "
+                f"{group.sign_in[1]:g}; raise duration or move the window",
+            )
     _check_within(ctx, duration, steps, expects)
+    aggregate.check_expectations(ctx, duration, expects, pool_names)
+    seeds = ctx.integer(data, "seeds", None, None, default=1, low=1, high=MAX_SEEDS)
     description = data.get("description", "")
     if not isinstance(description, str):
         ctx.fail(None, None, "description", "a string")
@@ -319,6 +383,8 @@ def scenario_from_dict(
         expects,
         description,
         "seed" in data,
+        grouped.groups,
+        seeds,
     )
 
 

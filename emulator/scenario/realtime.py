@@ -48,9 +48,16 @@ from clients.events import AgentEvent, ClientActionDone, ClientStateChanged
 from emulator.live.deployment import Deployment
 from emulator.net import TransportName
 from emulator.operations import ADMIN_ACTIONS
-from emulator.scenario.model import Scenario, ScenarioError, Step, record_of
+from emulator.scenario.model import Expectation, Scenario, ScenarioError, Step, record_of
 from emulator.scenario.output import RunOutput
-from emulator.scenario.runner import RunResult, chat_timeline, check, check_step, settle
+from emulator.scenario.runner import (
+    ExpectationResult,
+    RunResult,
+    chat_timeline,
+    check,
+    check_step,
+    settle,
+)
 from emulator.sim.deployment import agent_trace, pool_trace
 from emulator.sim.trace import MessageTrace
 from emulator.sim.world import TraceEntry
@@ -327,14 +334,19 @@ class _RealtimeRun:
         chat = chat_timeline(
             [(max(0.0, t - self.origin), up) for t, up in deployment.ops.chat_history]
         )
-        results = tuple(
-            check_step(e, self.step_outcomes)
-            if e.step is not None
-            else check(e, chat)
-            if e.chat
-            else check(e, timeline.get(e.client, []))
-            for e in scenario.expectations
-        )
+
+        def one(e: Expectation) -> ExpectationResult:
+            return (
+                check_step(e, self.step_outcomes)
+                if e.step is not None
+                else check(e, chat)
+                if e.chat
+                else check(e, timeline.get(e.client, []))
+            )
+
+        from emulator.scenario.aggregate import judge  # groups, relative times, reasons
+
+        results = judge(scenario, timeline, one)
         if self.interrupted is not None:
             stopped_at = self.stopped_at or 0.0
             results = tuple(settle(r, stopped_at, self.step_outcomes) for r in results)
