@@ -210,6 +210,7 @@ def parse(
         spread=spread,
         id=name,
         after=after,
+        origin=shift,
     )
 
 
@@ -396,7 +397,7 @@ def describe(e: Expectation) -> str:
         if not relative:
             when += f" (in [{e.start:g}, {e.end:g}])"
     elif e.kind == "first":
-        origin = f" from {e.after}" if relative else ""
+        origin = f" s after {e.after}" if relative else f" (after {e.after})" if e.after else ""
         when = f"first in [{e.start:g}, {e.end:g}]{origin}"
     else:
         when = {
@@ -406,7 +407,7 @@ def describe(e: Expectation) -> str:
             "never": f"never in [{e.start:g}, {e.end:g}]",
         }[e.kind]
         if relative:
-            when += f" (s){after}"
+            when += f" s{after}"
     return " ".join(p for p in (who, what, when) if p)
 
 
@@ -606,6 +607,7 @@ def read(
     """Judge ``e``'s time form over ``truth``; the result and the expectation's moment.
     ``origin``: the referenced expectation's moment (0 when the times are absolute)."""
     start, end = origin + e.start, origin + e.end
+    origin += e.origin  # a step's time, for within and first_between after a step
     if e.kind in ("at", "by"):
         i = _index_at(truth, end)
         t, holds, info = truth[i]

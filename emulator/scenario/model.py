@@ -197,6 +197,9 @@ class Expectation:
     """The expectation's name, for another's ``after = "expect:ID"``."""
     after: str | None = None
     """``expect:ID``: the times are relative to that expectation's moment."""
+    origin: float = 0.0
+    """Where ``within`` and ``first_between`` start looking: the step's time with
+    ``after = "step:..."`` (their ``start`` and ``end`` are then absolute too)."""
     reason: str | None = None
     """A step's ``reason`` (emulator/scenario/reasons.py) when ``outcome`` is refused."""
 
@@ -208,7 +211,8 @@ class Expectation:
         if self.invariant is not None:
             return f"invariant {self.invariant} holds"
         if self.step is not None:
-            return f"step {self.step.describe()} at {self.step.at:g} is {self.outcome}"
+            why = f" ({self.reason})" if self.reason else ""
+            return f"step {self.step.describe()} at {self.step.at:g} is {self.outcome}{why}"
         what = ", ".join(
             f"{k}={v}"
             for k, v in (
