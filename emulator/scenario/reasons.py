@@ -10,6 +10,7 @@ rather than a scenario.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
@@ -86,9 +87,11 @@ def check_steps(ctx: TomlContext, steps: tuple[Any, ...]) -> None:
                 'expect = "refused" beside it (a reason says why a step is refused)',
             )
         if not isinstance(reason, str) or reason not in REASONS:
+            close = difflib.get_close_matches(str(reason), list(REASONS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             ctx.fail(
                 "step",
                 index,
                 "reason",
-                f"one of {', '.join(REASONS)}, not {str(reason)[:80]!r}",
+                f"one of {', '.join(REASONS)}, not {str(reason)[:80]!r}{hint}",
             )

@@ -389,7 +389,8 @@ def test_shipped_scenarios_hold_over_all_their_seeds() -> None:
         (
             group(3) + '[[step]]\nat = 1\naction = "move-cms"\ntarget = "fe2.contoso.test"\n'
             'expect = "refused"\nreason = "cms-dwn"\n',
-            r"step\[0\]\.reason: expected one of cms-down.*not 'cms-dwn'",
+            r"step\[0\]\.reason: expected one of cms-down.*not 'cms-dwn' \(did you mean "
+            r"'cms-down'\?\)",
         ),
         (
             group(3) + '[[step]]\nat = 1\naction = "move-cms"\ntarget = "fe2.contoso.test"\n'
@@ -412,3 +413,13 @@ def test_seeds_out_of_range() -> None:
         ScenarioError, match=r"g\.toml:1: seeds: expected an integer from 1 to 10000, not 0"
     ):
         scenario("", "seeds = 0\n")
+
+
+def test_an_interrupted_run_keeps_a_first_occurrence_found_and_leaves_the_rest_undecided() -> None:
+    from emulator.scenario.runner import settle
+
+    results = run_scenario(scenario(RELATIVE)).results
+    over, fast = results[0], results[1]
+    assert settle(over, 300.0, {}).decided and settle(over, 300.0, {}).passed
+    kept = settle(fast, 300.0, {})
+    assert not kept.decided and kept.mark == "UNDECIDED"
