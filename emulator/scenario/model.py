@@ -22,6 +22,7 @@ from emulator.config import (
     read_text,
 )
 from emulator.operations import ADMIN_ACTIONS, Operations
+from emulator.scenario.aggregate import NEW_KEYS
 from emulator.scenario.forms import Share, Spread
 from emulator.scenario.groups import Group, expand, sign_in_steps
 from emulator.sim.deployment import ClientSpec
@@ -708,7 +709,9 @@ def record_of(step: Step) -> DnsRecord:
 
 
 def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[str]) -> Expectation:
-    ctx.unknown(table, _EXPECT_KEYS, "expect", index)
+    # With the keys of emulator/scenario/aggregate.py, for the did-you-mean (a table that
+    # uses one of them is parsed there).
+    ctx.unknown(table, _EXPECT_KEYS | NEW_KEYS, "expect", index)
     if "invariant" in table:
         from emulator.sim.invariants import INVARIANTS
 

@@ -351,6 +351,10 @@ def test_shipped_scenarios_hold_over_all_their_seeds() -> None:
             r"clients\[0\]\.profiles\.lync2011: expected one of",
         ),
         (group(3, "sing_in = 3"), r"unknown key \(did you mean 'sign_in'\?"),
+        (
+            group(3) + '[[expect]]\ngrup = "c"\nstate = "registered"\nat = 1\n',
+            r"expect\[0\]\.grup: unknown key \(did you mean 'group'\?",
+        ),
         (group(3) + group(3), r"clients\[1\].*unique"),
         (
             group(3) + '[[expect]]\ngroup = "cc"\nstate = "registered"\nat_least = 1\nat = 1\n',
