@@ -402,6 +402,13 @@ def register_run(subparsers: SubParsers) -> None:
         "scenario", help="scenario file (TOML), or the name of a shipped example scenario"
     )
     parser.add_argument("--seed", type=int, help="override the scenario's seed")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="require the scenario to hold over N seeds from its seed (default: its `seeds`, "
+        "1); the report shown is the first failing seed's",
+    )
     parser.add_argument("--json", metavar="FILE", help="write the whole trace and results here")
     parser.add_argument(
         "--report",
@@ -593,6 +600,7 @@ def _run(args: argparse.Namespace) -> int:
     from emulator.wire.options import open_sinks, summary
 
     scenario = load_scenario(resolve("scenario", args.scenario))
+    scenario, args.seed, seeds_line = _over_seeds(scenario, args)
     packets: PacketLog | None = None
     if args.realtime:
         if not args.time_scale > 0:
@@ -717,7 +725,35 @@ def _run(args: argparse.Namespace) -> int:
         out.write(f"report written to {args.report} ({size:,} bytes)\n")
     for line in summary(taps) if taps is not None else ():
         out.write(line + "\n")
+    if seeds_line:
+        out.write(seeds_line + "\n")
     return status
+
+
+def _over_seeds(scenario: Scenario, args: argparse.Namespace) -> tuple[Scenario, int | None, str]:
+    """``seeds = N`` / ``--seeds N``: run the seeds quietly until one fails; the run shown
+    is that seed's (or the first's).  The scenario as that seed sees it, the seed, and the
+    line that says how the seeds went (docs/scenarios.md, "Over several seeds")."""
+    from emulator.scenario.groups import reseeded
+    from emulator.scenario.model import MAX_SEEDS
+    from emulator.scenario.seeds import run_seeds, seeds_of
+
+    count = args.seeds if args.seeds is not None else scenario.seeds
+    if not 1 <= count <= MAX_SEEDS:
+        raise UserError(f"--seeds must be from 1 to {MAX_SEEDS}, not {count}")
+    seed = args.seed
+    if count > 1 and args.realtime:
+        if args.seeds is not None:
+            raise UserError("--seeds applies to virtual-time runs only (a realtime run is one)")
+        first = seeds_of(scenario, 1, seed)[0]
+        line = f"seeds: the scenario asks for {count} seeds; a realtime run runs one ({first})"
+        return reseeded(scenario, first), seed, line
+    if count > 1:
+        outcome = run_seeds(scenario, count, seed, coast=not args.no_coast)
+        seed, line = outcome.seed, outcome.line()
+    else:
+        line = ""
+    return (scenario if seed is None else reseeded(scenario, seed)), seed, line
 
 
 class Terminated(KeyboardInterrupt):

@@ -22,7 +22,10 @@ from emulator.config import (
     read_text,
 )
 from emulator.operations import ADMIN_ACTIONS, OPTIONAL_KEYS, Operations
+from emulator.scenario.aggregate import NEW_KEYS
 from emulator.scenario.facts import Fact, check_facts, invariant_window, is_fact, parse_fact
+from emulator.scenario.forms import Share, Spread
+from emulator.scenario.groups import Group, expand, sign_in_steps
 from emulator.sim.deployment import ClientSpec
 from emulator.topology import Topology, TopologyError, default_topology, load_topology
 from fakedns.records import AddressRecord, DnsRecord, SrvRecord
@@ -42,6 +45,10 @@ __all__ = [
 class ScenarioError(ConfigError):
     """A bad scenario file: the message is a sentence naming file, line, key and expectation."""
 
+
+MAX_SEEDS = 10_000
+"""The most seeds ``seeds = N`` may ask for (CHOICE: more is a fuzzing campaign, ``sipemu
+fuzz``)."""
 
 MAX_CLIENTS = 100_000
 """The most ``[[client]]`` tables a scenario may hold (the simulator gives each a host address
@@ -72,7 +79,7 @@ ACTIONS: dict[str, str] = {
 """Action name -> what it acts on (documented in docs/scenarios.md)."""
 
 _CLIENT_STEP_KEYS = frozenset({"client", "target"})  # target: an older name of client
-STEP_COMMON_KEYS = frozenset({"at", "action", "note"})
+STEP_COMMON_KEYS = frozenset({"at", "action", "note", "id"})
 """Keys every step may have, whatever its action."""
 ACTION_KEYS: dict[str, frozenset[str]] = {
     "sign-in": _CLIENT_STEP_KEYS,
@@ -95,9 +102,9 @@ ACTION_KEYS: dict[str, frozenset[str]] = {
     "dns-restore": frozenset({"name"}),
     "dns-down": frozenset(),
     "dns-up": frozenset(),
-    "add-contact": _CLIENT_STEP_KEYS | {"contact", "expect"},
+    "add-contact": _CLIENT_STEP_KEYS | {"contact", "expect", "reason"},
     **{
-        name: frozenset({*keys, *OPTIONAL_KEYS.get(name, ()), "expect"})
+        name: frozenset({*keys, *OPTIONAL_KEYS.get(name, ()), "expect", "reason"})
         for name, keys in ADMIN_ACTIONS.items()
     },
 }
@@ -122,7 +129,17 @@ _EXPECT_KEYS = {
     "chat",
 }
 _CLIENT_KEYS = {"name", "user", "cache", "profile", "options"}
-_TOP_KEYS = {"topology", "seed", "duration", "description", "client", "step", "expect"}
+_TOP_KEYS = {
+    "topology",
+    "seed",
+    "seeds",
+    "duration",
+    "description",
+    "client",
+    "clients",
+    "step",
+    "expect",
+}
 TRANSPORTS = ("udp", "tcp", "tls")
 STATES = ("signed-out", "discovering", "registering", "registered")
 MODES = ("full", "limited")
@@ -153,7 +170,8 @@ class Step:
         return default
 
     def describe(self) -> str:
-        shown = " ".join(f"{k}={v}" for k, v in self.params if k not in ("note", "expect"))
+        hidden = ("note", "expect", "id", "reason", "group")
+        shown = " ".join(f"{k}={v}" for k, v in self.params if k not in hidden)
         return f"{self.action} {shown}".strip()
 
 
@@ -179,15 +197,34 @@ class Expectation:
     step: Step | None = None
     fact: Fact | None = None
     """A message, registrar or client-knowledge expectation (emulator/scenario/facts.py)."""
+    # The forms of emulator/scenario/aggregate.py (groups, relative times, reasons):
+    group: str | None = None
+    """A ``[[clients]]`` group instead of a client (``client`` is empty)."""
+    share: Share | None = None
+    spread: Spread | None = None
+    id: str | None = None
+    """The expectation's name, for another's ``after = "expect:ID"``."""
+    after: str | None = None
+    """``expect:ID``: the times are relative to that expectation's moment."""
+    origin: float = 0.0
+    """Where ``within`` and ``first_between`` start looking: the step's time with
+    ``after = "step:..."`` (their ``start`` and ``end`` are then absolute too)."""
+    reason: str | None = None
+    """A step's ``reason`` (emulator/scenario/reasons.py) when ``outcome`` is refused."""
 
     def describe(self) -> str:
+        if self.group is not None or self.after is not None or self.kind in ("within", "first"):
+            from emulator.scenario.aggregate import describe
+
+            return describe(self)
         if self.invariant is not None:
             window = "" if self.start == 0 and math.isinf(self.end) else f" in [{self.start:g}, "
             if window:
                 window += "the end]" if math.isinf(self.end) else f"{self.end:g}]"
             return f"invariant {self.invariant} holds{window}"
         if self.step is not None:
-            return f"step {self.step.describe()} at {self.step.at:g} is {self.outcome}"
+            why = f" ({self.reason})" if self.reason else ""
+            return f"step {self.step.describe()} at {self.step.at:g} is {self.outcome}{why}"
         what = ", ".join(
             f"{k}={v}"
             for k, v in (
@@ -223,6 +260,10 @@ class Scenario:
     expectations: tuple[Expectation, ...]
     description: str = ""
     seed_given: bool = field(default=True)
+    groups: tuple[Group, ...] = ()
+    """The ``[[clients]]`` groups (their clients are in ``clients``)."""
+    seeds: int = 1
+    """How many seeds the scenario must hold over (``seed`` onwards; emulator/scenario/seeds.py)."""
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -276,13 +317,27 @@ def scenario_from_dict(
             )
         if spec.cache is not None and spec.cache not in pool_names:
             ctx.fail("client", i, "cache", "the FQDN of a pool of the topology")
+    grouped = expand(ctx, _tables(ctx, data, "clients"), topology, seed, names, MAX_CLIENTS)
+    clients += grouped.clients
+    names.update((spec.name, -1) for spec in grouped.clients)
     known = set(names)  # once: a set per step made loading quadratic in the clients
     steps = tuple(_step(ctx, i, s, known) for i, s in enumerate(_tables(ctx, data, "step")))
     _check_targets(ctx, steps, topology, known)
     _check_admin(ctx, steps, topology)
+    from emulator.scenario import aggregate, reasons
+
+    reasons.check_steps(ctx, steps)
+    step_times = aggregate.step_times(ctx, steps)
+    steps += tuple(sign_in_steps(grouped.groups, seed, Step))
     order = sorted(range(len(steps)), key=lambda i: steps[i].at)
     steps = tuple(steps[i].with_index(n) for n, i in enumerate(order))
-    expects = tuple(_expect(ctx, i, e, known) for i, e in enumerate(_tables(ctx, data, "expect")))
+    groups = {g.name: g for g in grouped.groups}
+    expects = tuple(
+        aggregate.parse(ctx, i, e, known, groups, step_times)
+        if aggregate.wants(e)
+        else _expect(ctx, i, e, known)
+        for i, e in enumerate(_tables(ctx, data, "expect"))
+    )
     for i, e in enumerate(expects):
         if e.registrar is not None and e.registrar not in pool_names:
             ctx.fail(
@@ -306,6 +361,7 @@ def scenario_from_dict(
             note=str(s.get("note", "")),
             outcome=s.get("expect"),
             step=s,
+            reason=s.get("reason"),
         )
         for s in steps
         if s.get("expect") is not None
@@ -324,7 +380,18 @@ def scenario_from_dict(
             "duration",
             f"a number of seconds > 0 and <= {number_text(MAX_SECONDS)} (366 days)",
         )
+    for group in grouped.groups:
+        if group.sign_in is not None and group.sign_in[1] > duration:
+            ctx.fail(
+                "clients",
+                group.index,
+                "sign_in",
+                f"a window within the duration ({duration:g} s), not ending at "
+                f"{group.sign_in[1]:g}; raise duration or move the window",
+            )
     _check_within(ctx, duration, steps, expects)
+    aggregate.check_expectations(ctx, duration, expects, pool_names)
+    seeds = ctx.integer(data, "seeds", None, None, default=1, low=1, high=MAX_SEEDS)
     description = data.get("description", "")
     if not isinstance(description, str):
         ctx.fail(None, None, "description", "a string")
@@ -338,6 +405,8 @@ def scenario_from_dict(
         expects,
         description,
         "seed" in data,
+        grouped.groups,
+        seeds,
     )
 
 
@@ -625,7 +694,7 @@ def _step_keys(ctx: TomlContext, index: int, table: dict[str, Any], action: str)
             "step",
             index,
             key,
-            f"{problem}{hint}{takes}, and every step at, action, note",
+            f"{problem}{hint}{takes}, and every step at, action, id, note",
         )
 
 
@@ -739,7 +808,9 @@ def _expect(ctx: TomlContext, index: int, table: dict[str, Any], clients: set[st
     if is_fact(table):
         return parse_fact(ctx, index, table, clients)
     window = {"from", "until"} if "invariant" in table else set()
-    ctx.unknown(table, _EXPECT_KEYS | window, "expect", index)
+    # With the keys of emulator/scenario/aggregate.py, for the did-you-mean (a table that
+    # uses one of them is parsed there).
+    ctx.unknown(table, _EXPECT_KEYS | NEW_KEYS | window, "expect", index)
     if "invariant" in table:
         from emulator.sim.invariants import INVARIANTS
 

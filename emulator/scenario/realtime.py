@@ -54,9 +54,10 @@ from emulator.live.deployment import Deployment
 from emulator.net import TransportName
 from emulator.operations import ADMIN_ACTIONS
 from emulator.scenario import facts
-from emulator.scenario.model import Scenario, ScenarioError, Step, record_of
+from emulator.scenario.model import Expectation, Scenario, ScenarioError, Step, record_of
 from emulator.scenario.output import RunOutput
 from emulator.scenario.runner import (
+    ExpectationResult,
     RunResult,
     chat_timeline,
     check,
@@ -402,18 +403,23 @@ class _RealtimeRun:
             violations = self.invariants.finish(self._scenario_now())
             self._violations()
         fact_recorder = self.facts
-        results = tuple(
-            facts.judge(e, fact_recorder, timeline.get(e.client, []))
-            if e.fact is not None and fact_recorder is not None
-            else check_invariant(e, violations)
-            if e.invariant
-            else check_step(e, self.step_outcomes)
-            if e.step is not None
-            else check(e, chat)
-            if e.chat
-            else check(e, timeline.get(e.client, []))
-            for e in scenario.expectations
-        )
+
+        def one(e: Expectation) -> ExpectationResult:
+            return (
+                facts.judge(e, fact_recorder, timeline.get(e.client, []))
+                if e.fact is not None and fact_recorder is not None
+                else check_invariant(e, violations)
+                if e.invariant
+                else check_step(e, self.step_outcomes)
+                if e.step is not None
+                else check(e, chat)
+                if e.chat
+                else check(e, timeline.get(e.client, []))
+            )
+
+        from emulator.scenario.aggregate import judge  # groups, relative times, reasons
+
+        results = judge(scenario, timeline, one)
         if self.interrupted is not None:
             stopped_at = self.stopped_at or 0.0
             results = tuple(settle(r, stopped_at, self.step_outcomes) for r in results)

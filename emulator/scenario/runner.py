@@ -188,6 +188,10 @@ def settle(
     e = result.expectation
     if e.step is not None:
         decided = e.step.index in outcomes
+    elif e.kind in ("within", "first"):
+        decided = result.passed  # a first moment found in its window is final
+    elif (e.after or "").startswith("expect:"):
+        decided = False  # timed from a moment the rest of the run might have moved
     elif e.invariant is not None:
         # a violation seen is final; none seen yet is not, unless its window is over
         decided = not result.passed or e.end <= stopped_at
@@ -273,8 +277,13 @@ def run_scenario(
 
     The invariant monitor watches the run when an expectation names an invariant, or when
     ``invariants`` asks for it (the result's ``violations`` then lists what it saw).
-    ``messages`` and ``tap``: see :func:`prepare`.
+    ``messages`` and ``tap``: see :func:`prepare`.  A ``seed`` other than the scenario's
+    also redraws its groups' sign-in times (emulator/scenario/groups.py).
     """
+    if seed is not None:
+        from emulator.scenario.groups import reseeded
+
+        scenario = reseeded(scenario, seed)
     deployment = prepare(
         scenario,
         seed=seed,
@@ -384,18 +393,23 @@ def finish(scenario: Scenario, deployment: SimulatedDeployment) -> RunResult:
                 TraceEntry(violation.now, "invariant", "violation", violation.line().strip())
             )
     chat = chat_timeline(deployment.ops.chat_history)
-    results = tuple(
-        facts.judge(e, deployment.facts, deployment.timeline.get(e.client, []))
-        if e.fact is not None
-        else check_invariant(e, violations)
-        if e.invariant
-        else check_step(e, deployment.step_outcomes)
-        if e.step is not None
-        else check(e, chat)
-        if e.chat
-        else check(e, deployment.timeline.get(e.client, []))
-        for e in scenario.expectations
-    )
+
+    def one(e: Expectation) -> ExpectationResult:
+        return (
+            facts.judge(e, deployment.facts, deployment.timeline.get(e.client, []))
+            if e.fact is not None
+            else check_invariant(e, violations)
+            if e.invariant
+            else check_step(e, deployment.step_outcomes)
+            if e.step is not None
+            else check(e, chat)
+            if e.chat
+            else check(e, deployment.timeline.get(e.client, []))
+        )
+
+    from emulator.scenario.aggregate import judge  # groups, relative times, reasons
+
+    results = judge(scenario, deployment.timeline, one)
     return RunResult(
         scenario,
         world.seed,

@@ -40,7 +40,8 @@ def test_every_action_lists_its_keys() -> None:
         ),
         (
             'action = "disable-nic"\ntarget = "fe1.contoso.test"\nclient = "Alice"',
-            "take it); disable-nic takes target, tcp, transport, and every step at, action, note",
+            "take it); disable-nic takes target, tcp, transport, and every step at, action, id, "
+            "note",
         ),
         # A misspelt key: did you mean.
         (
