@@ -103,8 +103,9 @@ class InvariantMonitor:
     """Feed it pool events (:meth:`pool_event`), and call :meth:`network_changed` after every
     fault; read :attr:`violations`.
 
-    ``host_of`` maps a client address (the host of its Contact) to the name of the client
-    (for messages); ``address_of_pool`` comes from the topology.
+    ``home_of`` gives a user's home pool *now* (default: the topology's static homes); a
+    deployment passes its directory's lookup, so a user force-moved to another pool (R4) is
+    judged against its new home.  Pool addresses come from the topology.
     """
 
     def __init__(
@@ -114,8 +115,12 @@ class InvariantMonitor:
         *,
         clock: Callable[[], float],
         grace: float = 10.0,
+        home_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self.topology = topology
+        self.home_of: Callable[[str], str | None] = (
+            home_of if home_of is not None else topology.users.get
+        )
         self.network = network
         self.clock = clock
         self.grace = grace
@@ -225,7 +230,7 @@ class InvariantMonitor:
         pair.failed_over = False
 
     def _served(self, pool: str, aor: str, resiliency: bool, now: float) -> None:
-        home = self.topology.users.get(aor)
+        home = self.home_of(aor)
         spec = self.topology.pool(pool)
         if spec.is_director:
             self._violate("served-by-primary-or-backup", now, aor, f"bound at director {pool}")
