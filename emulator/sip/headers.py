@@ -24,6 +24,7 @@ __all__ = [
     "parse_contacts",
     "parse_params",
     "split_commas",
+    "stamp_via",
 ]
 
 Params = tuple[tuple[str, str | None], ...]
@@ -435,14 +436,14 @@ def make_response(
     """A response skeleton copying Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
 
     ``to_tag`` is added to To when the request's To has none (not for 100, §8.2.6.2).
-    ``received``/``rport`` fill the top Via (RFC 3261 §18.2.1, RFC 3581 §4) when the request
-    asked for ``rport``.
+    ``received``/``rport``: the request's source address and port, to fill the top Via as a
+    server transport does (:func:`stamp_via`; the pools stamp the request itself on receipt).
     """
     headers = Headers()
     first = True
     for value in request.headers.get_all("via"):
-        if first and received is not None and ";rport" in value.partition(",")[0].lower():
-            value = _fill_rport(value, received, rport)
+        if first and received is not None:
+            value = stamp_via(value, received, rport) or value
         first = False
         headers.add("Via", value)
     for name in ("from", "to", "call-id", "cseq"):
@@ -455,16 +456,27 @@ def make_response(
     return Response(status, reason or reason_phrase(status), headers)
 
 
-def _fill_rport(via: str, received: str, rport: int | None) -> str:
-    # Only the top value of a possibly comma-joined Via line gets the parameters.
+def stamp_via(via: str, host: str, port: int | None) -> str | None:
+    """The top Via line ``via`` of a request that came from ``host``:``port``, with what the
+    server transport adds (None when it adds nothing).
+
+    RFC 3581 §4: when the top Via has an ``rport`` parameter without a value, ``received``
+    (the source address, even if it equals the sent-by host) and ``rport=<source port>``.
+    RFC 3261 §18.2.1: otherwise ``received`` only when the sent-by host differs from the
+    source address.  An older ``received`` is replaced.  Only the top value of a comma-joined
+    line changes.  ``port`` None (not known) leaves ``rport`` without a value.
+    """
     top, comma, rest = via.partition(",")
     parsed = Via.parse(top)
+    wants_rport = any(key == "rport" and value is None for key, value in parsed.params)
+    if not wants_rport and parsed.host.strip("[]").lower() == host.strip("[]").lower():
+        return None
     params: list[tuple[str, str | None]] = []
     for key, value in parsed.params:
-        if key == "rport" and value is None and rport is not None:
-            params.append(("rport", str(rport)))
+        if key == "rport" and value is None and port is not None:
+            params.append(("rport", str(port)))
         elif key != "received":
             params.append((key, value))
-    params.append(("received", received))
+    params.append(("received", host.strip("[]")))
     filled = str(Via(parsed.transport, parsed.host, parsed.port, tuple(params)))
     return f"{filled},{rest}" if comma else filled

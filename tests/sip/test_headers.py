@@ -410,10 +410,15 @@ def test_make_response_fills_received_and_rport_when_rport_was_asked() -> None:
     )
 
 
-def test_make_response_leaves_via_alone_without_rport() -> None:
+def test_make_response_without_rport_adds_received_only_when_the_source_differs() -> None:
+    # RFC 3261 §18.2.1: received when the sent-by host is not the source address; no rport.
     request = register()
     request.headers.set("via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1")
     response = make_response(request, 200, received="203.0.113.5", rport=40123)
+    assert response.headers.get("via") == (
+        "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1;received=203.0.113.5"
+    )
+    response = make_response(request, 200, received="192.0.2.10", rport=40123)
     assert response.headers.get("via") == "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1"
     # Nor does it when only the received address is unknown.
     assert make_response(register(), 200, rport=40123).headers.get("via") == (
@@ -426,7 +431,7 @@ def test_make_response_looks_for_rport_in_the_top_via_value_only() -> None:
     request.headers.set("via", "SIP/2.0/UDP a.example.com;branch=z9hG4bK-1, SIP/2.0/UDP b;rport")
     response = make_response(request, 200, received="203.0.113.5", rport=40123)
     assert response.headers.get("via") == (
-        "SIP/2.0/UDP a.example.com;branch=z9hG4bK-1, SIP/2.0/UDP b;rport"
+        "SIP/2.0/UDP a.example.com;branch=z9hG4bK-1;received=203.0.113.5, SIP/2.0/UDP b;rport"
     )
     request.headers.set("via", "SIP/2.0/UDP a;rport;branch=z9hG4bK-1,SIP/2.0/UDP b;rport")
     response = make_response(request, 200, received="203.0.113.5", rport=40123)
