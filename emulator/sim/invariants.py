@@ -330,7 +330,9 @@ def liveness_bound(topology: Topology, profile: Profile, *, targets: int, dns_st
     cost an A lookup (4 s) and a transaction timeout (Timer F), redirects add their Contacts;
     and the pool that will serve it may first have to fail over (failover interval plus a
     heartbeat period and timeout).  Loss of a registrar takes the keep-alive interval, the pong
-    timeout and the failover detection timeout to notice.
+    timeout and the failover detection timeout to notice.  The client's DNS cache may hold a
+    stale answer (positive or negative) for as long as the topology's TTLs and the profile's
+    caps allow (clients/dnscache.py): that time is added once.
     """
     resiliency = topology.resiliency
     dns_tries = 2 * 2.0
@@ -347,5 +349,10 @@ def liveness_bound(topology: Topology, profile: Profile, *, targets: int, dns_st
     backoff = profile.backoff.max_time
     retry = profile.redirect_as_failure_retry or 0.0
     round_time = dns_steps * dns_tries + (targets + 3) * per_target + retry
-    bound = noticing + failover + rounds * (backoff + round_time)
+    dns = topology.dns
+    ttls = [dns.default_ttl, *(record.ttl for record in dns.records)]
+    stale = min(profile.dns_cache_max_ttl, max(ttls)) + min(
+        profile.dns_negative_cache_max_ttl, dns.default_ttl
+    )
+    bound = noticing + failover + rounds * (backoff + round_time) + stale
     return math.ceil(bound)
