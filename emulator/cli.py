@@ -6,7 +6,8 @@ function and one line in :data:`COMMANDS`.
 
 User mistakes (a bad topology file, a port in use, an address this machine does not have) are
 printed as one sentence on stderr with exit status 2 (1 for ``topology check``, whose whole job
-is to judge the file); a traceback means a bug.
+is to judge the file); a traceback means a bug.  ``sipemu check`` exits 1 when users end up
+signed out (docs/invariants.md), like ``sipemu run`` when an expectation fails.
 """
 
 from __future__ import annotations
