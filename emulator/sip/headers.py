@@ -424,6 +424,41 @@ class Diagnostics:
         return f'{self.error_id};reason="{reason}"' + _format_params(self.params)
 
 
+_UNUSUAL = "\x00unusual"
+"""What :func:`_stamp_plain` returns for a Via it leaves to the full parser."""
+
+
+def _stamp_plain(top: str, host: str, port: int | None) -> str | None:
+    """:func:`stamp_via` for a plain Via value (``SIP/2.0/T host[:port];k[=v]...``: no quotes,
+    no IPv6 brackets, no spaces inside the sent-by) by string operations, keeping the text as
+    it came (speed: every request a pool answers goes through here); :data:`_UNUSUAL` for
+    anything else, which the full parser handles."""
+    if '"' in top or "[" in top:
+        return _UNUSUAL
+    head, _, params_text = top.partition(";")
+    words = head.split()
+    if len(words) != 2 or not words[0].upper().startswith("SIP/2.0/") or "/" in words[1]:
+        return _UNUSUAL
+    sent_host = words[1].partition(":")[0]
+    params = [p.strip() for p in params_text.split(";")] if params_text else []
+    if any(not p for p in params):
+        return _UNUSUAL
+    wants_rport = any(p.lower() == "rport" for p in params)
+    if not wants_rport and sent_host.lower() == host.lower():
+        return None
+    kept = []
+    for p in params:
+        key = p.partition("=")[0].strip().lower()
+        if key == "received":
+            continue
+        if key == "rport" and "=" not in p and port is not None:
+            kept.append(f"rport={port}")
+        else:
+            kept.append(p)
+    kept.append(f"received={host}")
+    return f"{words[0]} {words[1]};" + ";".join(kept)
+
+
 def make_response(
     request: Request,
     status: int,
@@ -467,6 +502,16 @@ def stamp_via(via: str, host: str, port: int | None) -> str | None:
     line changes.  ``port`` None (not known) leaves ``rport`` without a value.
     """
     top, comma, rest = via.partition(",")
+    filled = _stamp_plain(top, host, port)
+    if filled is _UNUSUAL:
+        filled = _stamp_parsed(top, host, port)
+    if filled is None:
+        return None
+    return f"{filled},{rest}" if comma else filled
+
+
+def _stamp_parsed(top: str, host: str, port: int | None) -> str | None:
+    """:func:`stamp_via` of one Via value through :meth:`Via.parse` (any valid Via)."""
     parsed = Via.parse(top)
     wants_rport = any(key == "rport" and value is None for key, value in parsed.params)
     if not wants_rport and parsed.host.strip("[]").lower() == host.strip("[]").lower():
@@ -478,5 +523,4 @@ def stamp_via(via: str, host: str, port: int | None) -> str | None:
         elif key != "received":
             params.append((key, value))
     params.append(("received", host.strip("[]")))
-    filled = str(Via(parsed.transport, parsed.host, parsed.port, tuple(params)))
-    return f"{filled},{rest}" if comma else filled
+    return str(Via(parsed.transport, parsed.host, parsed.port, tuple(params)))
