@@ -503,7 +503,7 @@ def stamp_via(via: str, host: str, port: int | None) -> str | None:
     """
     top, comma, rest = via.partition(",")
     filled = _stamp_plain(top, host, port)
-    if filled is _UNUSUAL:
+    if filled == _UNUSUAL:
         filled = _stamp_parsed(top, host, port)
     if filled is None:
         return None
