@@ -44,6 +44,7 @@ import random
 from clients import contacts, failover, notify, registration, rounds
 from clients.cache import CacheEntry, CacheUnreadable
 from clients.discovery import DNS_TIMEOUT, DNS_TRIES, Discovery
+from clients.dnscache import DnsCache
 from clients.events import (
     AgentEvent,
     ClientActionDone,
@@ -156,7 +157,12 @@ class Agent:
         self.notes = notes
         self._timers = TimerSettings(t1=profile.transaction_timeout / 64)
         self.requests = RequestBuilder(self.user, self.domain, profile, rng, local_ip, sip_port)
-        self.discovery = Discovery(local_ip, dns_port, dns_server)
+        self.discovery = Discovery(
+            local_ip,
+            dns_port,
+            dns_server,
+            DnsCache(profile.dns_cache_max_ttl, profile.dns_negative_cache_max_ttl),
+        )
         self.keepalive = KeepAliveCycle(profile.keepalive_interval, profile.pong_timeout)
         self.failback = FailbackCycle(self, profile.failback_probe_interval, self._timers.timer_f)
         self.cycles: tuple[Cycle, ...] = (self.failback, self.keepalive)

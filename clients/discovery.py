@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from clients.dns import DnsAnswer, QueryType, build_query, parse_answer
+from clients.dnscache import DnsCache
 from clients.plan import Target
 from clients.profile import Profile
 from clients.srv import order_srv, service_unavailable
@@ -101,10 +102,16 @@ class Query:
 class Discovery:
     """One agent's discovery state (see the module docstring)."""
 
-    __slots__ = ("first_srv_targets", "flow", "naptr_ports", "query", "steps")
+    __slots__ = ("cache", "cached", "first_srv_targets", "flow", "naptr_ports", "query", "steps")
 
-    def __init__(self, local_ip: str, dns_port: int, dns_server: Address) -> None:
+    def __init__(
+        self, local_ip: str, dns_port: int, dns_server: Address, cache: DnsCache | None = None
+    ) -> None:
         self.flow = Flow("udp", (local_ip, dns_port), dns_server)
+        self.cache = cache if cache is not None else DnsCache(0.0, 0.0)
+        """The client's DNS cache (clients/dnscache.py); off unless the agent gives one."""
+        self.cached: DnsAnswer | None = None
+        """The answer the cache gave to the query just started (:meth:`take_cached`)."""
         self.steps: list[Step] = []
         self.query: Query | None = None
         self.first_srv_targets: list[Target] = []
@@ -145,10 +152,25 @@ class Discovery:
         transport: TransportName,
         port: int,
         target: Target | None = None,
-    ) -> Send:
+    ) -> Send | None:
+        """Ask ``name``/``qtype``: the Send of the query, or None when the DNS cache answers
+        it (then :meth:`take_cached` gives the query and the answer, at once)."""
+        hit = self.cache.get(name, qtype, now) if self.cache.enabled else None
         query = Query(rng.getrandbits(16), name, qtype, purpose, transport, port, now, 0, target)
         self.query = query
+        if hit is not None:
+            self.cached = hit
+            return None
         return self.resend(now, query)
+
+    def take_cached(self) -> tuple[Query, DnsAnswer] | None:
+        """The query just started and the cache's answer to it, which ends it."""
+        query, answer = self.query, self.cached
+        self.cached = None
+        if query is None or answer is None:
+            return None
+        self.query = None
+        return query, answer
 
     def resend(self, now: float, query: Query) -> Send:
         """Send ``query`` (again): its next try, with a new deadline."""
@@ -156,9 +178,10 @@ class Discovery:
         query.deadline = now + DNS_TIMEOUT
         return Send(self.flow, build_query(query.query_id, query.name, query.qtype))
 
-    def answered(self, data: bytes) -> tuple[Query, DnsAnswer] | None:
+    def answered(self, data: bytes, now: float | None = None) -> tuple[Query, DnsAnswer] | None:
         """The query in flight and its answer, which ends it; None for a stray or late answer
-        (RFC 5452: match the ID and the question)."""
+        (RFC 5452: match the ID and the question).  With ``now``, the answer goes into the
+        DNS cache as its kind allows (clients/dnscache.py)."""
         answer = parse_answer(data)
         query = self.query
         if answer is None or query is None or answer.query_id != query.query_id:
@@ -166,6 +189,8 @@ class Discovery:
         if answer.name != query.name.lower().rstrip("."):
             return None
         self.query = None
+        if now is not None and self.cache.enabled and answer.qtype == query.qtype:
+            self.cache.store(answer, now)
         return query, answer
 
     def srv_targets(

@@ -33,6 +33,10 @@ class DnsAnswer:
     additional: tuple[AddressRecord, ...] = ()
     """A/AAAA records from the additional section (SRV targets' addresses, RFC 2782)."""
     truncated: bool = False
+    negative_ttl: int | None = None
+    """For a negative answer (NXDOMAIN, or NOERROR without records: NODATA), how long it may
+    be cached: min(SOA TTL, SOA MINIMUM) of the authority section's SOA (RFC 2308 §5); None
+    without an SOA (RFC 2308 §5: such an answer SHOULD NOT be cached) or for other answers."""
 
     @property
     def ok(self) -> bool:
@@ -77,6 +81,7 @@ def parse_answer(data: bytes) -> DnsAnswer | None:
             cached.records,
             cached.additional,
             cached.truncated,
+            cached.negative_ttl,
         )
     answer = _parse_answer(data)
     if answer is not None and len(data) >= _HEADER_SIZE:
@@ -97,15 +102,32 @@ def _parse_answer(data: bytes) -> DnsAnswer | None:
     qtype = dnslib.QTYPE.get(question.qtype)
     name = normalize_name(str(question.qname))
     rcode = dnslib.RCODE.get(message.header.rcode)
+    records = tuple(_records(message.rr, qtype, name))
+    negative = None
+    if rcode == "NXDOMAIN" or (rcode == "NOERROR" and not records):
+        negative = _negative_ttl(message.auth)
     return DnsAnswer(
         message.header.id,
         name,
         str(qtype),
         str(rcode) if rcode in _RCODES else "OTHER",
-        tuple(_records(message.rr, qtype, name)),
+        records,
         tuple(r for r in _records(message.ar, None, None) if isinstance(r, AddressRecord)),
         bool(message.header.tc),
+        negative,
     )
+
+
+def _negative_ttl(authority: list[dnslib.RR]) -> int | None:
+    """RFC 2308 §5: a negative answer is cached for min(SOA TTL, SOA MINIMUM) of the SOA in
+    its authority section; None when there is none."""
+    for rr in authority:
+        if rr.rtype == dnslib.QTYPE.SOA:
+            times = getattr(rr.rdata, "times", None)
+            if not times or len(times) < 5:
+                return None
+            return int(min(rr.ttl, times[4]))
+    return None
 
 
 _HEADER_SIZE = 12

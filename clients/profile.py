@@ -219,6 +219,15 @@ class Profile:
     [3P]); protocol-notes §6: the EndpointConfiguration.cache invalidation rules are unknown.
     A large value models a client that keeps trusting its cache, as field report R1 infers
     for its endpoint-cache variant."""
+    dns_cache_max_ttl: float = 86400.0
+    """Longest a positive DNS answer (SRV, A, NAPTR) is kept in the client's DNS cache; it is
+    kept for its records' TTL up to this (clients/dnscache.py); 0: no cache, every lookup
+    asks the server.  Lync: the Windows DNS Client service's ``MaxCacheTtl``, default 86400 s
+    (Microsoft KB 318803) [DOC]; the other profiles: CHOICE (docs/clients.md, "DNS cache")."""
+    dns_negative_cache_max_ttl: float = 900.0
+    """Longest a negative answer (NXDOMAIN, NODATA) is kept, for min(SOA TTL, SOA MINIMUM)
+    up to this (RFC 2308 §5); 0: no negative caching.  Lync: ``MaxNegativeCacheTtl``, default
+    900 s (KB 318803) [DOC]; the other profiles: CHOICE."""
     pong_timeout: float = 10.0
     """A CRLF ping unanswered this long means the flow failed (RFC 5626 §4.4.1) [DOC]."""
     failover_detection_timeout: float = 10.0
@@ -262,7 +271,13 @@ class Profile:
             problems.append("cache_only_rounds must be >= 0")
         if isinstance(self.register_expires, bool) or self.register_expires <= 0:
             problems.append("register_expires must be > 0")
-        for knob in ("refresh_margin", "failover_detection_timeout", "failback_detection_timeout"):
+        for knob in (
+            "refresh_margin",
+            "failover_detection_timeout",
+            "failback_detection_timeout",
+            "dns_cache_max_ttl",
+            "dns_negative_cache_max_ttl",
+        ):
             if not getattr(self, knob) >= 0:
                 problems.append(f"{knob} must be >= 0")
         for knob in (

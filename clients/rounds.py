@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from clients import registration
 from clients.cache import CacheUnreadable
 from clients.discovery import Query, first_address
+from clients.dns import DnsAnswer
 from clients.events import (
     CacheIgnored,
     DiscoveryStarted,
@@ -117,7 +118,10 @@ def next_step(agent: Agent, now: float) -> bool:
         "srv" if qtype == "SRV" else "naptr" if qtype == "NAPTR" else "a"
     )
     send = agent.discovery.start_query(now, agent.rng, name, qtype, purpose, transport, port)
-    agent._actions.append(send)
+    if send is None:
+        receive_cached(agent, now)  # the client's DNS cache answered
+    else:
+        agent._actions.append(send)
     return True
 
 
@@ -147,16 +151,28 @@ def try_target(agent: Agent, now: float, target: Target) -> None:
         send = agent.discovery.start_query(
             now, agent.rng, target.host, "A", "resolve", target.transport, target.port, target
         )
-        agent._actions.append(send)
+        if send is None:
+            receive_cached(agent, now)  # the client's DNS cache answered
+        else:
+            agent._actions.append(send)
         return
     registration.send_register(agent, now, target, Purpose.REGISTER, expires=agent._expires)
 
 
 def receive_dns(agent: Agent, data: bytes, now: float) -> None:
-    found = agent.discovery.answered(data)
-    if found is None:
-        return
-    query, answer = found
+    found = agent.discovery.answered(data, now)
+    if found is not None:
+        use_answer(agent, now, *found)
+
+
+def receive_cached(agent: Agent, now: float) -> None:
+    """The DNS cache answered the query just started: go on as with an answer from the wire."""
+    found = agent.discovery.take_cached()
+    if found is not None:
+        use_answer(agent, now, *found)
+
+
+def use_answer(agent: Agent, now: float, query: Query, answer: DnsAnswer) -> None:
     if agent.notes:
         records = tuple(r.rdata_text() for r in answer.records)
         agent._note(DnsAnswered(now, agent.name, query.qtype, query.name, answer.rcode, records))

@@ -10,7 +10,8 @@ statuses (README.md, "Exit statuses"):
 
 * 0: done, and everything judged holds;
 * 1: the run went fine but its verdict is "no": an expectation failed (``run``), the fuzzer
-  found an emulator bug (``fuzz``), ``--until`` timed out (``client``, ``clients``), a cache
+  found an emulator bug (``fuzz``), users end up signed out (``check``, unless
+  ``--exit-zero``), ``--until`` timed out (``client``, ``clients``), a cache
   entry asked for is absent, the deployment refused (``ctl``);
 * 2: usage or input error: a bad option (argparse), a bad or missing file (``topology check``
   too), a port in use;
@@ -893,14 +894,21 @@ def register_fuzz(subparsers: SubParsers) -> None:
         help="resilience report: who is stranded by each single failure",
         description=(
             "For each single pool failure and for the loss of DNS, simulate one user per home "
-            "pool with each client profile and endpoint-cache state, and report who ends up "
-            "signed out, in limited mode, or fine, with advice."
+            "pool with each client profile, running or signing in again during the failure, "
+            "with the endpoint-cache states the profile uses, and report who ends up signed "
+            "out, in limited mode, or fine, with advice. Exit status 1 when any user ends up "
+            "signed out or never signs in (0 with --exit-zero), 2 for a bad topology file."
         ),
     )
     check.add_argument(
         "topology", nargs="?", help="topology file or example name (default: the embedded one)"
     )
     check.add_argument("--json", action="store_true", help="JSON instead of a table")
+    check.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when users end up signed out (a report only)",
+    )
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(handler=_check)
 
@@ -961,11 +969,13 @@ def _fuzz(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from emulator.fuzz.check import check_topology, render_json, render_table
+    from emulator.fuzz.check import check_topology, render_json, render_table, stranded
 
     topology = _load(args.topology)
     rows = check_topology(topology, seed=args.seed)
     sys.stdout.write((render_json(rows) if args.json else render_table(topology, rows)) + "\n")
+    if stranded(rows) and not args.exit_zero:
+        return EXIT_INVALID  # 1: users end up signed out (docs/invariants.md)
     return 0
 
 

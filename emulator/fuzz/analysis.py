@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clients.profile import get_profile
+from clients.profile import Profile, get_profile
 from emulator.fuzz.case import DOMAIN, Outcome
 
 __all__ = ["Finding", "classify", "explain"]
@@ -85,15 +85,21 @@ def explain(
     down: set[str],
     unresolvable: set[str],
     detail: str,
-    dns_down: bool = False,
-    stuck_retrying: str | None = None,
+    dns_down: bool,
+    stuck_retrying: str | None,
+    signing_in: bool = False,
 ) -> Finding:
     """Why a client that a pool could serve stayed signed out, and what to change.
 
     ``known``: what it could find (``backup:``/``primary:`` learned from a 301, ``cache:``,
     ``srv:`` targets its discovery finds in DNS); ``down``: pools it cannot reach;
     ``unresolvable``: names without an A record; ``dns_down``: its DNS server was failing;
-    ``stuck_retrying``: the server it kept retrying instead of moving on, at the end.
+    ``stuck_retrying``: the server it kept retrying instead of moving on, at the end
+    (``Agent.stuck_retrying``).  ``dns_down`` and ``stuck_retrying`` have no defaults: the
+    fuzzer and ``sipemu check`` both label through this one function, and a caller that left
+    out the agent's loop would call linphone's documented retry an emulator bug (issue 19).
+    ``signing_in``: the client restarted during the failure (``sipemu check``'s "signs in
+    again"), so it remembers no 301 and needs DNS or its cache to find a registrar.
     The advice does not name the client, so identical advice for several clients reads as one.
     """
     settings = get_profile(profile)
@@ -129,8 +135,9 @@ def explain(
                 summary,
                 f"the {profile} client keeps sending REGISTERs to the first Contact of a 301 "
                 f"({stuck_retrying}) while it does not answer, and never tries the backup or "
-                "DNS again: sign it in again, or point its DNS at a pool that serves its user "
-                "directly (no 301 to follow)",
+                "DNS again: "
+                + ("" if signing_in else "sign it in again, or ")
+                + "point its DNS at a pool that serves its user directly (no 301 to follow)",
             )
     if direct & serving:
         return _bug(client, summary, known)
@@ -188,6 +195,20 @@ def explain(
             f"pool) and never tries the backup: publish an SRV record for {backup} "
             "at a lower priority",
         )
+    dead_srv = sorted({n for n in srv if n in down})
+    if signing_in and dead_srv and all(n in down for n in srv) and not (direct & serving):
+        # Every target its DNS names is down, and it has to find a registrar now: the SRV
+        # target is a single point of failure (a Director alone behind the SRV record).
+        return Finding(
+            "by-design",
+            "srv-single-point-of-failure",
+            summary,
+            f"a client signing in while {', '.join(dead_srv)} is down finds no "
+            "other registrar: DNS names no other and its endpoint cache (if any) holds none "
+            f"that answers; publish a second {_srv_service(settings)} SRV record with a "
+            "different priority, pointing at another Director or a pool (a single point of "
+            "failure today)",
+        )
     if backup in serving and backup not in learned:
         return Finding(
             "by-design",
@@ -195,7 +216,7 @@ def explain(
             summary,
             "a client that signed in straight to its home pool (or from its "
             "endpoint cache) got no 301, so it never learned its backup "
-            f"{backup}, and every registrar DNS names is down: publish a second "
+            f"{backup}, and every registrar named in DNS is down: publish a second "
             "_sipinternaltls._tcp SRV record with a different priority, pointing "
             f"at {backup} or a Director (field report R1)",
         )
@@ -223,6 +244,14 @@ def explain(
         f"({', '.join(sorted(set(srv))) or 'none'}): point the records at running "
         "pools and publish their A records",
     )
+
+
+def _srv_service(settings: Profile) -> str:
+    """The first SRV service name the profile looks up (``_sipinternaltls._tcp``)."""
+    for step in settings.discovery:
+        if step.kind == "srv":
+            return step.name_template.replace(".{domain}", "")
+    return "_sipinternaltls._tcp"
 
 
 def _ignores_redirect(profile: str, summary: str) -> Finding:

@@ -1,15 +1,31 @@
 """``sipemu check [TOPOLOGY]``: a resilience report for a topology.
 
-For each single failure (each pool going silent, and the loss of DNS) it simulates, per home
-pool, one of its users with each client profile and each endpoint-cache state, and reports who
-ends up signed out, in limited mode, or fine, with advice for the bad outcomes (the same
-analysis the fuzzer uses, emulator/fuzz/analysis.py).
+For each single failure (each pool or Director going silent, and the loss of DNS) it
+simulates, per home pool, one of its users with each client profile in each situation that
+profile can be in, and reports who ends up signed out, in limited mode, or fine, with advice
+for the bad outcomes (the same labelling the fuzzer uses: :func:`emulator.fuzz.analysis.explain`).
 
-Timeline of each simulation: every client signs in at 0 (an "empty" cache discovers through
-DNS; a "home" cache signs in straight to the home pool, so it never sees a 301); the failure
-happens at 300 s and is never undone; for the loss of DNS every client then restarts at 400 s
-(keeping its cache only in the "home" variant), since running clients do not need DNS.  The
-outcome is read once the liveness bound (docs/invariants.md) has passed.
+The situations (``client`` and ``cache`` columns):
+
+``running``, cache ``empty``
+    signed in at 0 through DNS, and still running when the failure comes;
+``running``, cache ``home``
+    signed in at 0 from an endpoint cache naming its home pool (so it never saw a 301);
+``signs in again``, cache ``empty``
+    signed in at 0 through DNS, then restarted at :data:`RESTART_AT`, during the failure, with
+    its endpoint cache cleared: it must discover a registrar while the failure lasts (a
+    Director that is the only SRV target is a single point of failure for it);
+``signs in again``, cache ``warm``
+    the same, restarted keeping the cache its first sign-in wrote.
+
+The ``home`` and ``warm`` variants exist only for profiles with an endpoint cache
+(``Profile.uses_endpoint_cache``); for the others they would repeat the ``empty`` rows.
+
+Timeline: every client signs in at 0; the failure happens at :data:`FAIL_AT` and is never
+undone; the ``signs in again`` clients restart at :data:`RESTART_AT`.  The outcome is read once
+the liveness bound (docs/invariants.md) has passed after :data:`RESTART_AT`.  A client not
+signed in at :data:`FAIL_AT` (before any failure: the topology does not work for it at all) is
+reported once, under failure ``none``, as ``never signed in``, and not under each failure.
 """
 
 from __future__ import annotations
@@ -25,19 +41,54 @@ from emulator.sim.deployment import ClientSpec, SimulatedDeployment
 from emulator.sim.invariants import liveness_bound
 from emulator.topology import Topology
 
-__all__ = ["CheckRow", "check_topology", "render_json", "render_table"]
+__all__ = [
+    "CheckRow",
+    "Variant",
+    "check_topology",
+    "render_json",
+    "render_table",
+    "stranded",
+    "variants",
+]
 
 FAIL_AT = 300.0
 RESTART_AT = 400.0
-CACHE_STATES = ("empty", "home")
+NO_FAILURE = "none"
+RUNNING = "running"
+AGAIN = "signs in again"
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """What a simulated client does around the failure."""
+
+    client: str
+    """``running`` or ``signs in again``."""
+    cache: str
+    """``empty``, ``home`` (running only) or ``warm`` (signs in again only)."""
+
+
+def variants(profile: str) -> list[Variant]:
+    """The situations worth a row for ``profile``: the cache states it actually uses."""
+    cached = get_profile(profile).uses_endpoint_cache
+    out = [Variant(RUNNING, "empty")]
+    if cached:
+        out.append(Variant(RUNNING, "home"))
+    out.append(Variant(AGAIN, "empty"))
+    if cached:
+        out.append(Variant(AGAIN, "warm"))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
 class CheckRow:
     failure: str
+    """A pool's or Director's FQDN, ``dns``, or ``none`` (for ``never signed in`` rows)."""
     user: str
     home: str
     profile: str
+    client: str
+    """``running`` or ``signs in again`` (restarted during the failure)."""
     cache: str
     outcome: str
     """``fine`` (registered, full), ``limited``, ``signed out``, or ``never signed in`` (not
@@ -46,18 +97,34 @@ class CheckRow:
     finding: Finding | None
 
 
+def stranded(rows: list[CheckRow]) -> list[CheckRow]:
+    """The rows whose user ends up not signed in (what makes ``sipemu check`` exit 1)."""
+    return [r for r in rows if r.outcome in ("signed out", "never signed in")]
+
+
 def check_topology(
     topology: Topology, *, profiles: tuple[str, ...] = tuple(PROFILES), seed: int = 0
 ) -> list[CheckRow]:
-    """Every (failure, home pool's user, profile, cache state) outcome."""
+    """Every (failure, home pool's user, profile, situation) outcome worth a row."""
     users: dict[str, str] = {}
     for aor, home in topology.users.items():
         users.setdefault(home, aor)  # one user per home pool stands for all of them
     failures = [p.fqdn for p in topology.pools] + ["dns"]
+    never: dict[str, CheckRow] = {}
     rows: list[CheckRow] = []
     for failure in failures:
-        rows.extend(_simulate(topology, failure, users, profiles, seed))
-    return rows
+        for row in _simulate(topology, failure, users, profiles, seed):
+            if row.outcome == "never signed in":
+                never.setdefault(f"{row.user} {row.profile} {row.cache}", row)  # once
+            else:
+                rows.append(row)
+    return list(never.values()) + rows
+
+
+def _name(aor: str, profile: str, variant: Variant) -> str:
+    user = aor.split(":", 1)[1].split("@", 1)[0]
+    again = "again" if variant.client == AGAIN else "running"
+    return f"{user}-{profile}-{again}-{variant.cache}"
 
 
 def _simulate(
@@ -67,24 +134,25 @@ def _simulate(
     profiles: tuple[str, ...],
     seed: int,
 ) -> list[CheckRow]:
-    specs: list[tuple[ClientSpec, str, str]] = []
+    specs: list[tuple[ClientSpec, str, Variant]] = []
     for home, aor in sorted(users.items()):
         for profile in profiles:
-            for cache in CACHE_STATES:
-                name = f"{aor.split(':', 1)[1].split('@', 1)[0]}-{profile}-{cache}"
+            for variant in variants(profile):
+                cache = home if variant.cache == "home" else None
                 specs.append(
-                    (ClientSpec(name, aor, profile, home if cache == "home" else None), home, cache)
+                    (ClientSpec(_name(aor, profile, variant), aor, profile, cache), home, variant)
                 )
     sim = SimulatedDeployment(topology, [s for s, _, _ in specs], seed=seed)
     for spec, _, _ in specs:
         sim.sign_in(spec.name)
     world = sim.world
-    if failure == "dns":
-        world.call_at(FAIL_AT, lambda: sim.disable_nic("dns"))
-        for spec, _, cache in specs:
-            world.call_at(RESTART_AT, partial(sim.restart, spec.name, keep_cache=cache == "home"))
-    else:
-        world.call_at(FAIL_AT, lambda: sim.disable_nic(failure))
+    target = "dns" if failure == "dns" else failure
+    world.call_at(FAIL_AT, lambda: sim.disable_nic(target))
+    for spec, _, variant in specs:
+        if variant.client == AGAIN:
+            world.call_at(
+                RESTART_AT, partial(sim.restart, spec.name, keep_cache=variant.cache == "warm")
+            )
     bound = max(
         liveness_bound(
             topology,
@@ -94,51 +162,72 @@ def _simulate(
         )
         for p in profiles
     )
-    start = RESTART_AT if failure == "dns" else FAIL_AT
     sim.run_until(FAIL_AT)
     before = {spec.name: sim.agents[spec.name].state == "registered" for spec, _, _ in specs}
-    sim.run_until(start)
+    sim.run_until(RESTART_AT)
     knowledge = {spec.name: what_it_knows(sim, spec.name) for spec, _, _ in specs}
-    sim.run_until(start + bound)
-    dead = {failure} if failure != "dns" else set()
+    sim.run_until(RESTART_AT + bound)
+    unresolvable = _unresolvable(topology)
     rows = []
-    for spec, home, cache in specs:
+    for spec, home, variant in specs:
         agent = sim.agents[spec.name]
-        if agent.state == "registered":
-            outcome = "limited" if agent.mode == "limited" else "fine"
-            finding = None
-        elif not before[spec.name] and failure != "dns":
+        backup = topology.pool(home).backup
+        if not before[spec.name]:
+            # Before the failure, a client that signs in again is the running one with the
+            # same first sign-in: report it as that one (once, under failure "none").
+            variant = Variant(RUNNING, "home" if variant.cache == "home" else "empty")
             outcome = "never signed in"
-            finding = explain(
+            finding: Finding | None = explain(
                 client=spec.user,
                 home=home,
-                backup=topology.pool(home).backup,
+                backup=backup,
                 profile=spec.profile,
-                cache_state=cache,
+                cache_state=variant.cache,
                 known=knowledge[spec.name],
                 down=set(),
-                unresolvable=_unresolvable(topology),
-                detail="not registered even before the failure",
+                unresolvable=unresolvable,
+                detail="not registered even before any failure",
+                dns_down=False,
+                stuck_retrying=agent.stuck_retrying,
             )
+            failure_name = NO_FAILURE
+        elif agent.state == "registered":
+            outcome = "limited" if agent.mode == "limited" else "fine"
+            finding = None
+            failure_name = failure
         else:
             outcome = "signed out"
+            when = "after signing in again" if variant.client == AGAIN else "after the failure"
             finding = explain(
                 client=spec.user,
                 home=home,
-                backup=topology.pool(home).backup,
+                backup=backup,
                 profile=spec.profile,
-                cache_state=cache,
+                cache_state=variant.cache,
                 known=knowledge[spec.name],
-                down=dead,
-                unresolvable=_unresolvable(topology),
-                detail=f"signed out {bound:g} s after the failure",
+                down=set() if failure == "dns" else {failure},
+                unresolvable=unresolvable,
+                detail=f"still signed out {bound:g} s {when}",
                 dns_down=failure == "dns",
+                stuck_retrying=agent.stuck_retrying,
+                signing_in=variant.client == AGAIN,
             )
+            failure_name = failure
         registrar = (
             agent.registrar.host if agent.registrar and agent.state == "registered" else None
         )
         rows.append(
-            CheckRow(failure, spec.user, home, spec.profile, cache, outcome, registrar, finding)
+            CheckRow(
+                failure_name,
+                spec.user,
+                home,
+                spec.profile,
+                variant.client,
+                variant.cache,
+                outcome,
+                registrar,
+                finding,
+            )
         )
     return rows
 
@@ -152,29 +241,39 @@ def _unresolvable(topology: Topology) -> set[str]:
 def render_table(topology: Topology, rows: list[CheckRow]) -> str:
     """A readable report: one line per case, then the advice, numbered."""
     advice: dict[str, int] = {}
-    table = [("FAILURE", "USER", "PROFILE", "CACHE", "OUTCOME", "REGISTRAR", "ADVICE")]
+    table = [("FAILURE", "USER", "PROFILE", "CLIENT", "CACHE", "OUTCOME", "REGISTRAR", "ADVICE")]
     for row in rows:
         note = "-"
         if row.finding is not None:
             number = advice.setdefault(row.finding.advice, len(advice) + 1)
             note = f"[{number}]"
         table.append(
-            (row.failure, row.user, row.profile, row.cache, row.outcome, row.registrar or "-", note)
+            (
+                row.failure,
+                row.user,
+                row.profile,
+                row.client,
+                row.cache,
+                row.outcome,
+                row.registrar or "-",
+                note,
+            )
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     lines = [
         f"resilience of {topology.source} ({topology.summary()})",
-        f"each failure starts at {FAIL_AT:g} s and lasts; outcomes read after the liveness bound",
+        f"each failure starts at {FAIL_AT:g} s and lasts; clients that sign in again restart at "
+        f"{RESTART_AT:g} s; outcomes read after the liveness bound",
         "",
     ]
     for r in table:
         lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
     bad = sum(1 for r in rows if r.outcome == "signed out")
     never = sum(1 for r in rows if r.outcome == "never signed in")
+    limited = sum(1 for r in rows if r.outcome == "limited")
     lines.append("")
     lines.append(
-        f"{bad} of {len(rows)} cases end signed out, "
-        f"{sum(1 for r in rows if r.outcome == 'limited')} in limited mode, "
+        f"{bad} of {len(rows)} cases end signed out, {limited} in limited mode, "
         f"{never} never signed in"
     )
     if advice:

@@ -51,7 +51,7 @@ from emulator.registrar.outgoing import Outbox, Outgoing
 from emulator.registrar.register import RegisterRules
 from emulator.registrar.reply import ALLOW, SERVER
 from emulator.sip.errors import SipError
-from emulator.sip.headers import Diagnostics, make_response, split_commas
+from emulator.sip.headers import Diagnostics, make_response, split_commas, stamp_via
 from emulator.sip.message import Request, Response, check_address, parse_message
 from emulator.sip.transaction import ServerTransactionTable
 from emulator.topology import PoolSpec, Topology
@@ -301,6 +301,11 @@ class Pool:
 
     def receive(self, data: bytes, flow: Flow, now: float) -> None:
         self._now = now
+        if data[:1] in b"\r" and not data.strip(b"\r\n"):  # empty, or starting with CR
+            # A keep-alive datagram (CRLFs only, linphone's; RFC 5626 §3.5.1): not a message,
+            # neither answered nor a bad input.  The live driver drops these before the core;
+            # this keeps the core right under any driver (the simulator's delivers them).
+            return
         if self._admission.enabled:
             decision = self._admission.admit(flow.remote[0], now)
             if decision is not Decision.ADMIT:
@@ -318,11 +323,13 @@ class Pool:
             return
         if message.method == "ACK":
             return  # ACK to a non-2xx final response is absorbed by the transaction (§17.2.1)
-        key = (message.headers.get("via") or "", message.method)
+        top = message.headers.get("via") or ""
+        key = (top, message.method)  # the Via as received: a retransmission matches it
         cached = self._server_tx.retransmitted(key)
         if cached is not None:  # retransmission: same final response again (§17.2.2)
             self._box.actions.append(Send(flow, cached))
             return
+        _stamp(message, top, flow)
         try:
             answer = self._dispatch(message, flow, now)
         except SipError as exc:
@@ -699,6 +706,7 @@ class Pool:
             message = parse_message(data, stream=flow.reliable)
             if isinstance(message, Response) or message.method == "ACK":
                 return
+            _stamp(message, message.headers.get("via") or "", flow)
             response = make_response(message, 503, to_tag=self._rules.tag())
             response.headers.add("Retry-After", str(admission.retry_after))
             response.headers.add("Server", SERVER)
@@ -725,6 +733,7 @@ class Pool:
             # Answer what can be answered (RFC 3261 §8.2: 400 to a malformed request).
             fake = Request("X", "sip:x", headers)
             try:
+                _stamp(fake, headers.get("via") or "", flow)
                 response = make_response(fake, exc.status, exc.reason, to_tag=self._rules.tag())
                 response.headers.add("ms-diagnostics", str(Diagnostics(1, str(exc)[:200])))
                 response.headers.add("Server", SERVER)
@@ -740,3 +749,18 @@ class Pool:
 def wire_status(answer: Response | bytes) -> int:
     """The status of an answer: a Response's, or 200 for the 200 to a REGISTER sent as bytes."""
     return answer.status if isinstance(answer, Response) else 200
+
+
+def _stamp(request: Request, top: str, flow: Flow) -> None:
+    """What the server transport adds to the top Via of a request on receipt, so that every
+    response copies it: ``received`` and ``rport`` (RFC 3261 §18.2.1, RFC 3581 §4;
+    :func:`emulator.sip.headers.stamp_via`).  A Via that does not parse is left as it is (the
+    request is answered 400 for it, or not at all)."""
+    if not top:
+        return
+    try:
+        stamped = stamp_via(top, flow.remote[0], flow.remote[1])
+    except SipError:
+        return
+    if stamped is not None:
+        request.headers.replace_first("via", stamped)

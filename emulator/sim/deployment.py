@@ -282,7 +282,11 @@ class SimulatedDeployment:
     def watch_invariants(self, *, grace: float = 10.0) -> InvariantMonitor:
         """Check the failover invariants (docs/invariants.md) from now on."""
         self.monitor = InvariantMonitor(
-            self.topology, self.world.network, clock=lambda: self.world.now, grace=grace
+            self.topology,
+            self.world.network,
+            clock=lambda: self.world.now,
+            grace=grace,
+            home_of=self.ops.directory.get,  # the current home: force-move changes it (R4)
         )
         return self.monitor
 

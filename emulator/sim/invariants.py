@@ -103,8 +103,9 @@ class InvariantMonitor:
     """Feed it pool events (:meth:`pool_event`), and call :meth:`network_changed` after every
     fault; read :attr:`violations`.
 
-    ``host_of`` maps a client address (the host of its Contact) to the name of the client
-    (for messages); ``address_of_pool`` comes from the topology.
+    ``home_of`` gives a user's home pool *now* (default: the topology's static homes); a
+    deployment passes its directory's lookup, so a user force-moved to another pool (R4) is
+    judged against its new home.  Pool addresses come from the topology.
     """
 
     def __init__(
@@ -114,8 +115,12 @@ class InvariantMonitor:
         *,
         clock: Callable[[], float],
         grace: float = 10.0,
+        home_of: Callable[[str], str | None] | None = None,
     ) -> None:
         self.topology = topology
+        self.home_of: Callable[[str], str | None] = (
+            home_of if home_of is not None else topology.users.get
+        )
         self.network = network
         self.clock = clock
         self.grace = grace
@@ -225,7 +230,7 @@ class InvariantMonitor:
         pair.failed_over = False
 
     def _served(self, pool: str, aor: str, resiliency: bool, now: float) -> None:
-        home = self.topology.users.get(aor)
+        home = self.home_of(aor)
         spec = self.topology.pool(pool)
         if spec.is_director:
             self._violate("served-by-primary-or-backup", now, aor, f"bound at director {pool}")
@@ -325,7 +330,9 @@ def liveness_bound(topology: Topology, profile: Profile, *, targets: int, dns_st
     cost an A lookup (4 s) and a transaction timeout (Timer F), redirects add their Contacts;
     and the pool that will serve it may first have to fail over (failover interval plus a
     heartbeat period and timeout).  Loss of a registrar takes the keep-alive interval, the pong
-    timeout and the failover detection timeout to notice.
+    timeout and the failover detection timeout to notice.  The client's DNS cache may hold a
+    stale answer (positive or negative) for as long as the topology's TTLs and the profile's
+    caps allow (clients/dnscache.py): that time is added once.
     """
     resiliency = topology.resiliency
     dns_tries = 2 * 2.0
@@ -342,5 +349,10 @@ def liveness_bound(topology: Topology, profile: Profile, *, targets: int, dns_st
     backoff = profile.backoff.max_time
     retry = profile.redirect_as_failure_retry or 0.0
     round_time = dns_steps * dns_tries + (targets + 3) * per_target + retry
-    bound = noticing + failover + rounds * (backoff + round_time)
+    dns = topology.dns
+    ttls = [dns.default_ttl, *(record.ttl for record in dns.records)]
+    stale = min(profile.dns_cache_max_ttl, max(ttls)) + min(
+        profile.dns_negative_cache_max_ttl, dns.default_ttl
+    )
+    bound = noticing + failover + rounds * (backoff + round_time) + stale
     return math.ceil(bound)

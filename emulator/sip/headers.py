@@ -24,6 +24,7 @@ __all__ = [
     "parse_contacts",
     "parse_params",
     "split_commas",
+    "stamp_via",
 ]
 
 Params = tuple[tuple[str, str | None], ...]
@@ -423,6 +424,41 @@ class Diagnostics:
         return f'{self.error_id};reason="{reason}"' + _format_params(self.params)
 
 
+_UNUSUAL = "\x00unusual"
+"""What :func:`_stamp_plain` returns for a Via it leaves to the full parser."""
+
+
+def _stamp_plain(top: str, host: str, port: int | None) -> str | None:
+    """:func:`stamp_via` for a plain Via value (``SIP/2.0/T host[:port];k[=v]...``: no quotes,
+    no IPv6 brackets, no spaces inside the sent-by) by string operations, keeping the text as
+    it came (speed: every request a pool answers goes through here); :data:`_UNUSUAL` for
+    anything else, which the full parser handles."""
+    if '"' in top or "[" in top:
+        return _UNUSUAL
+    head, _, params_text = top.partition(";")
+    words = head.split()
+    if len(words) != 2 or not words[0].upper().startswith("SIP/2.0/") or "/" in words[1]:
+        return _UNUSUAL
+    sent_host = words[1].partition(":")[0]
+    params = [p.strip() for p in params_text.split(";")] if params_text else []
+    if any(not p for p in params):
+        return _UNUSUAL
+    wants_rport = any(p.lower() == "rport" for p in params)
+    if not wants_rport and sent_host.lower() == host.lower():
+        return None
+    kept = []
+    for p in params:
+        key = p.partition("=")[0].strip().lower()
+        if key == "received":
+            continue
+        if key == "rport" and "=" not in p and port is not None:
+            kept.append(f"rport={port}")
+        else:
+            kept.append(p)
+    kept.append(f"received={host}")
+    return f"{words[0]} {words[1]};" + ";".join(kept)
+
+
 def make_response(
     request: Request,
     status: int,
@@ -435,14 +471,14 @@ def make_response(
     """A response skeleton copying Via, From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
 
     ``to_tag`` is added to To when the request's To has none (not for 100, §8.2.6.2).
-    ``received``/``rport`` fill the top Via (RFC 3261 §18.2.1, RFC 3581 §4) when the request
-    asked for ``rport``.
+    ``received``/``rport``: the request's source address and port, to fill the top Via as a
+    server transport does (:func:`stamp_via`; the pools stamp the request itself on receipt).
     """
     headers = Headers()
     first = True
     for value in request.headers.get_all("via"):
-        if first and received is not None and ";rport" in value.partition(",")[0].lower():
-            value = _fill_rport(value, received, rport)
+        if first and received is not None:
+            value = stamp_via(value, received, rport) or value
         first = False
         headers.add("Via", value)
     for name in ("from", "to", "call-id", "cseq"):
@@ -455,16 +491,36 @@ def make_response(
     return Response(status, reason or reason_phrase(status), headers)
 
 
-def _fill_rport(via: str, received: str, rport: int | None) -> str:
-    # Only the top value of a possibly comma-joined Via line gets the parameters.
+def stamp_via(via: str, host: str, port: int | None) -> str | None:
+    """The top Via line ``via`` of a request that came from ``host``:``port``, with what the
+    server transport adds (None when it adds nothing).
+
+    RFC 3581 §4: when the top Via has an ``rport`` parameter without a value, ``received``
+    (the source address, even if it equals the sent-by host) and ``rport=<source port>``.
+    RFC 3261 §18.2.1: otherwise ``received`` only when the sent-by host differs from the
+    source address.  An older ``received`` is replaced.  Only the top value of a comma-joined
+    line changes.  ``port`` None (not known) leaves ``rport`` without a value.
+    """
     top, comma, rest = via.partition(",")
+    filled = _stamp_plain(top, host, port)
+    if filled == _UNUSUAL:
+        filled = _stamp_parsed(top, host, port)
+    if filled is None:
+        return None
+    return f"{filled},{rest}" if comma else filled
+
+
+def _stamp_parsed(top: str, host: str, port: int | None) -> str | None:
+    """:func:`stamp_via` of one Via value through :meth:`Via.parse` (any valid Via)."""
     parsed = Via.parse(top)
+    wants_rport = any(key == "rport" and value is None for key, value in parsed.params)
+    if not wants_rport and parsed.host.strip("[]").lower() == host.strip("[]").lower():
+        return None
     params: list[tuple[str, str | None]] = []
     for key, value in parsed.params:
-        if key == "rport" and value is None and rport is not None:
-            params.append(("rport", str(rport)))
+        if key == "rport" and value is None and port is not None:
+            params.append(("rport", str(port)))
         elif key != "received":
             params.append((key, value))
-    params.append(("received", received))
-    filled = str(Via(parsed.transport, parsed.host, parsed.port, tuple(params)))
-    return f"{filled},{rest}" if comma else filled
+    params.append(("received", host.strip("[]")))
+    return str(Via(parsed.transport, parsed.host, parsed.port, tuple(params)))

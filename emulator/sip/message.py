@@ -148,6 +148,15 @@ class Headers:
             out.append((canonical, key, value))
         self._fields = out
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first field of that name (the others stay); add one if there is none."""
+        key = _key(name)
+        for i, field_ in enumerate(self._fields):
+            if field_[1] == key:
+                self._fields[i] = (field_[0], key, value)
+                return
+        self.add(name, value)
+
     def remove(self, name: str) -> int:
         key = _key(name)
         before = len(self._fields)

@@ -827,7 +827,20 @@ def test_failover_plan_is_backup_then_cache_then_discovery() -> None:
     cached = h.pop_request()  # then the cache (the primary, address known: no DNS)
     assert cached.remote == (FE2_IP, 5061)
     h.flow_failed(cached.flow)
-    query = h.pop_query()  # then discovery
+    # Then discovery: the SRV and A answers of the sign-in 40 s ago are fresh (TTL 300), so
+    # the client's DNS cache answers and the REGISTER goes to the Director at once.
+    director = h.pop_request()
+    assert director.remote == (DIRECTOR_IP, 5061)
+    assert not h.dns_queries()
+
+
+def test_failover_plan_without_a_dns_cache_asks_dns_again() -> None:
+    h = Harness(dataclasses.replace(LYNC2010, dns_cache_max_ttl=0.0))
+    on_primary_knowing_backup(h)
+    lose_registrar(h)
+    h.flow_failed(resolve(h, FE1, FE1_IP).flow)
+    h.flow_failed(h.pop_request().flow)
+    query = h.pop_query()  # discovery, from the DNS server
     assert (query.qtype, query.name) == ("SRV", SRV_TLS)
 
 
@@ -943,9 +956,10 @@ def test_retries_after_the_backoff_still_try_the_known_backup_first() -> None:
     backup = resolve(h, FE1, FE1_IP)
     h.reply(backup, 503, [("Retry-After", "60")])  # heartbeat lost, failover not yet due
     h.flow_failed(h.pop_request().flow)  # the cached primary: dead
-    query = h.pop_query()
-    h.answer_srv(query, (DIRECTOR, 0))
-    h.flow_failed(resolve(h, DIRECTOR, DIRECTOR_IP).flow)  # the Director went with the site
+    # Discovery, answered by the DNS cache (the sign-in's SRV and A answers are fresh).
+    director = h.pop_request()
+    assert director.remote == (DIRECTOR_IP, 5061)
+    h.flow_failed(director.flow)  # the Director went with the site
     assert h.agent.state == "signed-out"
     h.fire()  # the backoff is over
     assert not h.dns_queries()

@@ -410,10 +410,15 @@ def test_make_response_fills_received_and_rport_when_rport_was_asked() -> None:
     )
 
 
-def test_make_response_leaves_via_alone_without_rport() -> None:
+def test_make_response_without_rport_adds_received_only_when_the_source_differs() -> None:
+    # RFC 3261 §18.2.1: received when the sent-by host is not the source address; no rport.
     request = register()
     request.headers.set("via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1")
     response = make_response(request, 200, received="203.0.113.5", rport=40123)
+    assert response.headers.get("via") == (
+        "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1;received=203.0.113.5"
+    )
+    response = make_response(request, 200, received="192.0.2.10", rport=40123)
     assert response.headers.get("via") == "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1"
     # Nor does it when only the received address is unknown.
     assert make_response(register(), 200, rport=40123).headers.get("via") == (
@@ -426,7 +431,7 @@ def test_make_response_looks_for_rport_in_the_top_via_value_only() -> None:
     request.headers.set("via", "SIP/2.0/UDP a.example.com;branch=z9hG4bK-1, SIP/2.0/UDP b;rport")
     response = make_response(request, 200, received="203.0.113.5", rport=40123)
     assert response.headers.get("via") == (
-        "SIP/2.0/UDP a.example.com;branch=z9hG4bK-1, SIP/2.0/UDP b;rport"
+        "SIP/2.0/UDP a.example.com;branch=z9hG4bK-1;received=203.0.113.5, SIP/2.0/UDP b;rport"
     )
     request.headers.set("via", "SIP/2.0/UDP a;rport;branch=z9hG4bK-1,SIP/2.0/UDP b;rport")
     response = make_response(request, 200, received="203.0.113.5", rport=40123)
@@ -483,3 +488,33 @@ def test_contact_expires_parameter_is_strict(raw: str, value: int | None) -> Non
 def test_via_ports_are_ascii_and_in_range(port: str) -> None:
     with pytest.raises(SipSyntaxError):
         Via.parse(f"SIP/2.0/UDP host:{port};branch=z9hG4bK1")
+
+
+@pytest.mark.parametrize(
+    "via",
+    [
+        "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-1;rport",
+        "SIP/2.0/TLS 192.0.2.10:5060;rport;branch=z9hG4bK-1",
+        "SIP/2.0/TCP client.example.com;branch=z9hG4bK-1",
+        "SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bK-1",
+        "SIP/2.0/UDP 203.0.113.5;branch=z9hG4bK-1;received=10.0.0.1",
+        "SIP/2.0/UDP h;rport=5;branch=z9hG4bK-1",
+        "SIP/2.0/UDP h;RPORT;branch=z9hG4bK-1;ttl=16",
+        "SIP/2.0/UDP h",
+    ],
+)
+@pytest.mark.parametrize("port", [40123, None])
+def test_the_plain_via_fast_path_stamps_as_the_full_parser_does(via: str, port: int | None) -> None:
+    # stamp_via's string fast path (every request a pool answers) and the Via parser's path
+    # give the same value for plain Vias.
+    from emulator.sip.headers import _UNUSUAL, _stamp_parsed, _stamp_plain
+
+    plain = _stamp_plain(via, "203.0.113.5", port)
+    assert plain != _UNUSUAL
+    parsed = _stamp_parsed(via, "203.0.113.5", port)
+    if plain is None or parsed is None:
+        assert plain == parsed
+    else:
+        assert Via.parse(plain) == Via.parse(parsed)
+    assert _stamp_plain('SIP/2.0/UDP h;x="a;b"', "1.2.3.4", 5) == _UNUSUAL
+    assert _stamp_plain("SIP/2.0/UDP [2001:db8::1]:5060;rport", "1.2.3.4", 5) == _UNUSUAL
