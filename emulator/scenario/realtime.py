@@ -368,7 +368,11 @@ class _RealtimeRun:
                 steps.append(loop.call_at(start + step.at / self.scale, self._act, step))
             if any(e.invariant for e in scenario.expectations):
                 self.invariants = LiveInvariants(
-                    topology, client_addresses(scenario), clock=self._scenario_now
+                    topology,
+                    client_addresses(scenario),
+                    clock=self._scenario_now,
+                    home_of=deployment.ops.directory.get,  # force-move changes homes (R4)
+                    pairings=deployment.ops.pairings,  # set-backup, pool failovers
                 )
             for e in scenario.expectations:
                 if e.fact is not None and e.fact.what == "cached":

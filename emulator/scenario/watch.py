@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping
 
+from emulator.pairing import Pairings
 from emulator.sim.invariants import InvariantMonitor, Violation
 from emulator.sim.network import Network
 from emulator.topology import Topology
@@ -41,6 +42,8 @@ class LiveInvariants:
         *,
         clock: Callable[[], float],
         grace: float = 10.0,
+        home_of: Callable[[str], str | None] | None = None,
+        pairings: Pairings | None = None,
     ) -> None:
         self.network = Network(random.Random(0))
         self.address: dict[str, str] = {p.fqdn: p.address for p in topology.pools}
@@ -54,7 +57,14 @@ class LiveInvariants:
         are dated then, not a moment later when the loop got round to it (at a high time
         scale the loop's lateness is a sizeable fraction of a second in scenario time, and a
         cut dated late made a correct failover look early)."""
-        self.monitor = InvariantMonitor(topology, self.network, clock=self._now, grace=grace)
+        self.monitor = InvariantMonitor(
+            topology,
+            self.network,
+            clock=self._now,
+            grace=grace,
+            home_of=home_of,
+            pairings=pairings,
+        )
         self._told = 0
 
     def _now(self) -> float:

@@ -287,6 +287,7 @@ class SimulatedDeployment:
             clock=lambda: self.world.now,
             grace=grace,
             home_of=self.ops.directory.get,  # the current home: force-move changes it (R4)
+            pairings=self.ops.pairings,  # set-backup, set-timers, pool failovers
         )
         return self.monitor
 

@@ -37,10 +37,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from clients.profile import Profile
+from emulator.pairing import FailoverPhase, Pairings
 from emulator.registrar import events as ev
 from emulator.sim.network import Network
 from emulator.sip.uri import SipUri
-from emulator.topology import Topology
+from emulator.topology import ResiliencySettings, Topology
 
 __all__ = [
     "INVARIANTS",
@@ -105,7 +106,13 @@ class InvariantMonitor:
 
     ``home_of`` gives a user's home pool *now* (default: the topology's static homes); a
     deployment passes its directory's lookup, so a user force-moved to another pool (R4) is
-    judged against its new home.  Pool addresses come from the topology.
+    judged against its new home.  ``pairings`` (the deployment's
+    :class:`~emulator.pairing.Pairings`) gives the backup pairings and timers *now* and the
+    administrator's pool failovers: a pool's users served by its backup during
+    ``Invoke-CsPoolFailOver`` (resiliency mode, then full function once it completes) and by
+    their home in resiliency mode while a failback completes are not violations, nor is a
+    failover by a backup that ``set-backup`` paired during the run.  Pool addresses come from
+    the topology.
     """
 
     def __init__(
@@ -116,21 +123,26 @@ class InvariantMonitor:
         clock: Callable[[], float],
         grace: float = 10.0,
         home_of: Callable[[str], str | None] | None = None,
+        pairings: Pairings | None = None,
     ) -> None:
         self.topology = topology
         self.home_of: Callable[[str], str | None] = (
             home_of if home_of is not None else topology.users.get
         )
+        self.pairings = pairings
         self.network = network
         self.clock = clock
         self.grace = grace
         self.violations: list[Violation] = []
         self._address = {p.fqdn: p.address for p in topology.pools}
         self._pairs: dict[tuple[str, str], _Pair] = {}
-        for pool in topology.pools:
-            if pool.backup is not None:
-                key = (pool.backup, pool.fqdn)
-                self._pairs[key] = _Pair(self._connected(pool.backup, pool.fqdn), 0.0)
+        # Every ordered pair of Front End pools: ``set-backup`` may pair any two during a run,
+        # and a failover is judged on the connectivity history since time 0.
+        front_ends = [p.fqdn for p in topology.pools if not p.is_director]
+        for backup in front_ends:
+            for primary in front_ends:
+                if backup != primary and (pairings is not None or self._backup(primary) == backup):
+                    self._pairs[(backup, primary)] = _Pair(self._connected(backup, primary), 0.0)
         self._bindings: dict[str, dict[str, _Bound]] = {}  # client address -> pool -> binding
         self._last_pool: dict[str, str] = {}
         self._pending: list[tuple[float, str, str]] = []  # (deadline, client address, pool)
@@ -192,9 +204,26 @@ class InvariantMonitor:
     def _violate(self, invariant: str, now: float, subject: str, detail: str) -> None:
         self.violations.append(Violation(invariant, now, subject, detail))
 
+    def _backup(self, pool: str) -> str | None:
+        if self.pairings is not None:
+            return self.pairings.backup_of(pool)
+        return self.topology.pool(pool).backup
+
+    def _resiliency(self) -> ResiliencySettings:
+        if self.pairings is not None:
+            return self.pairings.resiliency
+        return self.topology.resiliency
+
+    def _admin_phase(self, home: str, now: float) -> tuple[str, FailoverPhase] | None:
+        """(backup, phase) of an administrator's failover of ``home`` (None: none)."""
+        if self.pairings is None:
+            return None
+        found = self.pairings.failover(home)
+        return None if found is None else (found.backup, found.phase(now))
+
     def _failed_over(self, backup: str, primary: str, now: float) -> None:
         pair = self._pairs.get((backup, primary))
-        if pair is None:
+        if pair is None or self._backup(primary) != backup:
             self._violate(
                 "served-by-primary-or-backup",
                 now,
@@ -202,7 +231,7 @@ class InvariantMonitor:
                 f"failed over {primary}, which it does not back up",
             )
             return
-        resiliency = self.topology.resiliency
+        resiliency = self._resiliency()
         needed = resiliency.failover_detection_interval - resiliency.heartbeat_interval
         if not pair.covered(now - needed, now, connected=False):
             cut = "still connected" if pair.connected else f"cut off since {pair.since:.3f}"
@@ -218,7 +247,7 @@ class InvariantMonitor:
         pair = self._pairs.get((backup, primary))
         if pair is None:
             return
-        needed = self.topology.resiliency.failback_detection_interval
+        needed = self._resiliency().failback_detection_interval
         if not pair.covered(now - needed, now, connected=True):
             state = "cut off" if not pair.connected else f"connected since {pair.since:.3f}"
             self._violate(
@@ -238,6 +267,13 @@ class InvariantMonitor:
         if home is None:
             self._violate("served-by-primary-or-backup", now, aor, f"unknown user bound at {pool}")
             return
+        admin = self._admin_phase(home, now)
+        if admin is not None:
+            admin_backup, phase = admin
+            if pool == admin_backup and phase in ("failing-over", "failed-over"):
+                return  # Invoke-CsPoolFailOver: the backup serves the pool's users
+            if pool == home and phase == "failing-back":
+                return  # Invoke-CsPoolFailBack: home again, resiliency mode until it completes
         if not resiliency:
             if pool != home:
                 self._violate(
@@ -247,7 +283,7 @@ class InvariantMonitor:
                     f"bound at {pool} in full mode; its home is {home}",
                 )
             return
-        backup = self.topology.pool(home).backup
+        backup = self._backup(home)
         if pool != backup:
             self._violate(
                 "served-by-primary-or-backup",
@@ -257,8 +293,8 @@ class InvariantMonitor:
                 f"{backup or 'no pool'}",
             )
             return
-        pair = self._pairs[(pool, home)]
-        if not pair.failed_over:
+        pair = self._pairs.get((pool, home))
+        if pair is None or not pair.failed_over:
             self._violate(
                 "failover-waits-detection-interval",
                 now,

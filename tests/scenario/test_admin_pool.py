@@ -4,6 +4,7 @@ and without coasting, file errors, and the examples of docs/scenarios.md and doc
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -203,3 +204,54 @@ def test_each_example_shows_what_its_key_does(name: str, old: str, new: str) -> 
     changed = text.replace(old, new).replace('expect = "ok"\n', "")
     result = run_scenario(parse_scenario(changed, name, base=BASE))
     assert not result.passed, result.report()
+
+
+INVARIANT_NAMES = (
+    "served-by-primary-or-backup",
+    "failover-waits-detection-interval",
+    "failback-waits-detection-interval",
+    "single-registrar",
+)
+
+
+@pytest.mark.parametrize("name", ["backends.md:pool-failover", "scenarios.md:set-timers"])
+def test_the_invariants_hold_across_administrators_changes(name: str) -> None:
+    """The invariant monitor reads the pairings as they are now: the users of a pool failed
+    over by the administrator served by its backup (resiliency, then full mode), and home in
+    resiliency mode while the failback completes, are no violations; nor is a failover after
+    new timers."""
+    (text,) = [text for found, text in examples() if found == name]
+    text += "".join(f'\n[[expect]]\ninvariant = "{i}"\n' for i in INVARIANT_NAMES)
+    result = run_scenario(parse_scenario(text, name, base=BASE))
+    assert result.passed, result.report()
+
+
+def test_an_invariant_still_catches_a_backup_serving_without_a_failover() -> None:
+    """The same example without the administrator's failover: had the backup served the pool's
+    users anyway, that would be a violation (the monitor is not blind to admin runs)."""
+    from emulator.pairing import Pairings
+    from emulator.registrar import events as ev
+    from emulator.sim.invariants import InvariantMonitor
+    from emulator.sim.network import Network
+    from emulator.topology import default_topology
+
+    topology = default_topology()
+    network = Network(random.Random(0))
+    for pool in topology.pools:
+        network.add_host(pool.address)
+    pairings = Pairings(topology)
+    now = [100.0]
+    monitor = InvariantMonitor(topology, network, clock=lambda: now[0], pairings=pairings)
+    user = "sip:clientuser2@contoso.test"  # homed on fe2, backed up by fe1
+    monitor.pool_event(
+        "fe1.contoso.test",
+        ev.BindingAdded(now[0], "fe1.contoso.test", user, "<sip:c@127.2.0.1>", 3700.0, False),
+    )
+    assert [v.invariant for v in monitor.violations] == ["served-by-primary-or-backup"]
+    pairings.fail_over("fe2.contoso.test", now[0], 60.0)
+    now[0] = 200.0  # failed over: full function at the backup
+    monitor.pool_event(
+        "fe1.contoso.test",
+        ev.BindingAdded(now[0], "fe1.contoso.test", user, "<sip:c@127.2.0.1>", 3700.0, False),
+    )
+    assert len(monitor.violations) == 1
