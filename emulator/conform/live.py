@@ -1,0 +1,167 @@
+"""One situation with the real program, inside the private namespace (namespace.py).
+
+A fresh live :class:`~emulator.live.deployment.Deployment` per situation (the pools, the fake
+DNS on port 53), the program started by its driver, the situation's steps at their times from
+the program's start, then the program, the capture and the deployment stopped.  What the
+program did is reduced with :func:`emulator.conform.trace.reduce`: UDP from the loopback
+capture (capture.py), TCP and TLS from the deployment's recorder (the TLS plaintext).
+
+Faults are packet-level (docs/conform.md):
+
+* ``silence``: an nftables rule drops every packet to and from the pool's address on input,
+  so UDP vanishes and TCP sees real retransmission timeouts (nothing is delivered late);
+* ``refuse``: the pool's process stops (its sockets close: ICMP port unreachable, TCP RST);
+* ``restore``: the rule removed, the pool started again.
+
+When emulator/live/netns.py's ``PacketFaults`` is there, it does the same through its own
+machinery (:func:`_packet_faults`); the nft shell-out is the stand-in until it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator.conform.capture import LoopbackCapture
+from emulator.conform.drivers import CLIENT_ADDRESS, Account, Driver
+from emulator.conform.sim import names
+from emulator.conform.situations import DOMAIN, Situation, Step
+from emulator.conform.trace import TraceEntry, reduce
+from emulator.live.deployment import Deployment
+from emulator.topology.loading import topology_from_dict
+from emulator.wire import PacketLog
+from emulator.wire.live import WireRecorder
+
+__all__ = ["LiveRun", "run_live"]
+
+_TABLE = "sipemu_conform"
+
+
+@dataclass
+class LiveRun:
+    trace: list[TraceEntry]
+    wall: float
+    workdir: Path
+    fault_at: float | None
+    """When the first fault step was actually applied (seconds from the start)."""
+
+
+class _NftFaults:
+    """Silence by nftables rules in this namespace (the stand-in for PacketFaults)."""
+
+    def __init__(self) -> None:
+        self._silenced: set[str] = set()
+        _nft(f"add table ip {_TABLE}")
+        _nft(
+            f"add chain ip {_TABLE} input "
+            "{ type filter hook input priority -300 ; policy accept ; }"
+        )
+
+    def silence(self, address: str) -> None:
+        _nft(f"add rule ip {_TABLE} input ip saddr {address} drop")
+        _nft(f"add rule ip {_TABLE} input ip daddr {address} drop")
+        self._silenced.add(address)
+
+    def restore(self, address: str) -> None:
+        if address in self._silenced:
+            self._silenced.discard(address)
+            _nft(f"flush chain ip {_TABLE} input")
+            for other in self._silenced:
+                self.silence(other)
+
+    def close(self) -> None:
+        _nft(f"delete table ip {_TABLE}", check=False)
+
+
+def _nft(command: str, *, check: bool = True) -> None:
+    subprocess.run(["nft", command], check=check, capture_output=True)
+
+
+def _packet_faults() -> Any:
+    """emulator.live.netns.PacketFaults when it exists (the lead's switch), else nft rules."""
+    try:
+        from emulator.live.netns import PacketFaults  # type: ignore[attr-defined]
+    except ImportError:
+        return _NftFaults()
+    return PacketFaults()  # pragma: no cover - until netns.py lands
+
+
+async def run_live(
+    situation: Situation, driver: Driver, *, long: bool = False, keep: Path | None = None
+) -> LiveRun:
+    """Run ``situation`` with the real program (inside the namespace)."""
+    topology = topology_from_dict(situation.topology(), f"situation {situation.name}")
+    log = PacketLog()
+    recorder = WireRecorder(log)
+    deployment = Deployment(topology, recorder=recorder, quiet=True, seed=0)
+    workdir = Path(tempfile.mkdtemp(prefix=f"sipemu-conform-{situation.name}-", dir=keep))
+    await deployment.start()
+    # Some programs (baresip) bind only to an address an interface lists: give lo one.
+    subprocess.run(
+        ["ip", "addr", "replace", f"{CLIENT_ADDRESS}/32", "dev", "lo"],
+        check=False,
+        capture_output=True,
+    )
+    faults = _packet_faults()
+    capture = LoopbackCapture()
+    capture.start()
+    account = Account(
+        user=situation.user,
+        domain=DOMAIN,
+        transport=situation.transport(),
+        dns_server=deployment.dns_address,
+        ca_file=deployment.ca_path,
+        expires=situation.account_expires,
+    )
+    loop = asyncio.get_running_loop()
+    program = None
+    fault_at: float | None = None
+    start = time.time()
+    began = loop.time()
+    applied: list[Step] = []
+    try:
+        program = await loop.run_in_executor(None, driver.start, account, workdir)
+        for step in sorted(situation.steps, key=lambda s: s.at):
+            await asyncio.sleep(max(0.0, began + step.at - loop.time()))
+            if fault_at is None and step.action != "restore":
+                fault_at = round(time.time() - start, 3)
+            await _apply(deployment, faults, step, applied)
+            applied.append(step)
+        await asyncio.sleep(max(0.0, began + situation.effective_duration(long) - loop.time()))
+    finally:
+        if program is not None:
+            await loop.run_in_executor(None, driver.stop, program)
+        udp = capture.stop()
+        recorder.close()
+        faults.close()
+        await deployment.stop()
+    wall = loop.time() - began
+    packets = sorted(
+        [p for p in log.packets if p.transport != "udp"] + udp, key=lambda p: p.time
+    )
+    end = situation.effective_duration(long)
+    trace = [e for e in reduce(packets, names(), start) if e.time <= end]  # not the sign-out
+    return LiveRun(trace, wall, workdir, fault_at)
+
+
+async def _apply(deployment: Deployment, faults: Any, step: Step, applied: list[Step]) -> None:
+    address = deployment.topology.pool(step.target).address
+    if step.action == "silence":
+        faults.silence(address)
+    elif step.action == "refuse":
+        await deployment.stop_pool(step.target)
+    elif step.action == "restore":
+        earlier = {s.action for s in applied if s.target == step.target}
+        if "silence" in earlier:
+            faults.restore(address)
+        if "refuse" in earlier:
+            await deployment.start_pool(step.target)
+    else:
+        params = dict(step.params)
+        action = params.pop("action")
+        await deployment.admin(action, target=step.target, **params)
