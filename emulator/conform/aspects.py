@@ -94,15 +94,26 @@ def _target(entry: TraceEntry) -> str:
     return f"{entry.peer}/{entry.transport}"
 
 
-def _dns(trace: Sequence[TraceEntry], facts: Facts) -> Value:
+def _questions(trace: Sequence[TraceEntry], facts: Facts, services: bool) -> Value:
+    """DNS questions before the first REGISTER, in order, each once: the service look-ups
+    (NAPTR, SRV) or the address look-ups (A, AAAA)."""
     registers = _registers(trace)
     until = registers[0].time if registers else facts.duration
     names: list[str] = []
     for entry in trace:
         if entry.kind == "dns" and entry.outgoing and entry.time <= until:
-            if entry.method not in names:
+            service = entry.method.split(" ", 1)[0] in ("naptr", "srv")
+            if service == services and entry.method not in names:
                 names.append(entry.method)
     return " > ".join(names) if names else None
+
+
+def _dns(trace: Sequence[TraceEntry], facts: Facts) -> Value:
+    return _questions(trace, facts, True)
+
+
+def _dns_hosts(trace: Sequence[TraceEntry], facts: Facts) -> Value:
+    return _questions(trace, facts, False)
 
 
 def _first_register(trace: Sequence[TraceEntry], facts: Facts) -> Value:
@@ -236,7 +247,8 @@ def _notify_answer(trace: Sequence[TraceEntry], facts: Facts) -> Value:
 ASPECTS: dict[str, AspectDef] = {
     a.name: a
     for a in (
-        AspectDef("dns", "exact", _dns, "DNS questions before the first REGISTER, in order"),
+        AspectDef("dns", "exact", _dns, "NAPTR/SRV questions before the first REGISTER"),
+        AspectDef("dns-hosts", "exact", _dns_hosts, "A/AAAA questions before the first REGISTER"),
         AspectDef("first-register", "exact", _first_register, "server/transport of the first REGISTER"),
         AspectDef("targets", "exact", _targets, "servers REGISTERed to, in order (repeats folded)"),
         AspectDef("expires-asked", "exact", _expires_asked, "Expires asked in REGISTERs (changes only)"),

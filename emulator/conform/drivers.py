@@ -27,6 +27,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -65,6 +66,8 @@ class Driver(Protocol):
     name: str
     profile: str
     settings: str
+    transports: tuple[str, ...]
+    """Transports the driver can make the program use; other situations are skipped."""
 
     def problem(self) -> str | None: ...
 
@@ -102,6 +105,7 @@ class Baresip:
 
     name = "baresip"
     profile = "baresip"
+    transports = ("udp", "tcp", "tls")
     settings = (
         "an account <sip:USER@DOMAIN> without outbound proxy (RFC 3263 discovery: NAPTR, then "
         "SRV for TLS, TCP, UDP), default regint 3600, no RFC 5626 outbound, dns_server set "
@@ -156,6 +160,15 @@ class Baresip:
         _stop(program)
 
 
+def _wait_for(log: Path, marker: bytes, *, timeout: float) -> None:
+    """Until the program's output holds ``marker`` (its prompt), at most ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker in log.read_bytes():
+            return
+        time.sleep(0.05)
+
+
 class Linphonec:
     """linphonec 5.x (Debian ``linphone-cli``): a linphonerc; it resolves with the system's
     resolver configuration, so /etc/resolv.conf is bind-mounted (inside the private mount
@@ -163,6 +176,8 @@ class Linphonec:
 
     name = "linphonec"
     profile = "linphone"
+    transports = ("udp",)
+    """Only UDP: linphonec's command line sets no TCP or TLS port (see :meth:`start`)."""
     settings = (
         "one proxy config sip:DOMAIN;transport=T with identity sip:USER@DOMAIN, default "
         "reg_expires 3600, no STUN/ICE, root_ca the pools' CA, the system resolver pointed at "
@@ -194,15 +209,10 @@ class Linphonec:
         rc = workdir / "linphonerc"
         expires = 3600 if account.expires is None else account.expires
         transport = account.transport
-        ports = {"udp": "sip_port=5060", "tcp": "sip_tcp_port=5060", "tls": "sip_tls_port=5061"}
         rc.write_text(
             "\n".join(
                 [
                     "[sip]",
-                    # 0 disables a transport in linphonerc (-1 would be a random port).
-                    *(line if key == transport else line.split("=")[0] + "=0"
-                      for key, line in ports.items()),
-                    f"bind_address={account.local_address}",
                     "default_proxy=0",
                     f"root_ca={account.ca_file}",
                     "verify_server_certs=1",
@@ -218,7 +228,7 @@ class Linphonec:
                     "capture=0",
                     "display=0",
                     "[proxy_0]",
-                    f"reg_proxy=<sip:{account.domain};transport={transport}>",
+                    f"reg_proxy=<sip:{account.domain}{'' if transport == 'udp' else ';transport=' + transport}>",
                     f"reg_identity=sip:{account.user}@{account.domain}",
                     f"reg_expires={expires}",
                     "reg_sendregister=1",
@@ -238,7 +248,15 @@ class Linphonec:
                 cwd=workdir,
                 env=env,
             )
-        return Program(process, workdir, log, [["umount", "/etc/resolv.conf"]])
+        program = Program(process, workdir, log, [["umount", "/etc/resolv.conf"]])
+        # linphonec 5.1 reads no SIP port from the linphonerc ("ports" says 0: no listening
+        # point, and the first REGISTER fails inside it, off the wire); its "ports sip N"
+        # command sets the UDP port, and it then listens and registers.  3P, linphonec 5.1.65.
+        _wait_for(log, b"linphonec>", timeout=15.0)
+        assert process.stdin is not None
+        process.stdin.write(b"ports sip 5070\n")
+        process.stdin.flush()
+        return program
 
     def stop(self, program: Program) -> None:
         process = program.process

@@ -101,12 +101,7 @@ async def run_live(
     deployment = Deployment(topology, recorder=recorder, quiet=True, seed=0)
     workdir = Path(tempfile.mkdtemp(prefix=f"sipemu-conform-{situation.name}-", dir=keep))
     await deployment.start()
-    # Some programs (baresip) bind only to an address an interface lists: give lo one.
-    subprocess.run(
-        ["ip", "addr", "replace", f"{CLIENT_ADDRESS}/32", "dev", "lo"],
-        check=False,
-        capture_output=True,
-    )
+    _prepare_network()
     faults = _packet_faults()
     capture = LoopbackCapture()
     capture.start()
@@ -126,6 +121,9 @@ async def run_live(
     applied: list[Step] = []
     try:
         program = await loop.run_in_executor(None, driver.start, account, workdir)
+        # The situation's clock starts when the driver has the program signing in.
+        start = time.time()
+        began = loop.time()
         for step in sorted(situation.steps, key=lambda s: s.at):
             await asyncio.sleep(max(0.0, began + step.at - loop.time()))
             if fault_at is None and step.action != "restore":
@@ -147,6 +145,21 @@ async def run_live(
     end = situation.effective_duration(long)
     trace = [e for e in reduce(packets, names(), start) if e.time <= end]  # not the sign-out
     return LiveRun(trace, wall, workdir, fault_at)
+
+
+def _prepare_network() -> None:
+    """What the programs need of the namespace's network (idempotent): baresip binds only to
+    an address an interface lists, so lo gets the client's address.  liblinphone thinks the
+    network is down, and never listens, while its route to the Internet has a loopback source
+    address: so lo also gets a documentation address (RFC 5737 TEST-NET-1) and the default
+    route goes through lo from it (what is routed there is dropped as martian).  Nothing can
+    leave the private namespace either way."""
+    for command in (
+        ["ip", "addr", "replace", f"{CLIENT_ADDRESS}/32", "dev", "lo"],
+        ["ip", "addr", "replace", "192.0.2.1/32", "dev", "lo"],
+        ["ip", "route", "replace", "default", "dev", "lo", "src", "192.0.2.1"],
+    ):
+        subprocess.run(command, check=False, capture_output=True)
 
 
 async def _apply(deployment: Deployment, faults: Any, step: Step, applied: list[Step]) -> None:

@@ -29,6 +29,8 @@ class Report:
     judgements: list[Judgement] = field(default_factory=list)
     wall: float = 0.0
     situations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Situation -> why it was not run with this program."""
 
     @property
     def passed(self) -> bool:
@@ -44,6 +46,7 @@ class Report:
             "wall_seconds": round(self.wall, 1),
             "judgements": [j.as_json() for j in self.judgements],
             "situations": self.situations,
+            "skipped": self.skipped,
         }
 
 
@@ -92,6 +95,14 @@ def run(
     report = Report(driver.name, driver.version(), driver.profile, driver.settings)
     started = time.monotonic()
     for situation in situations:
+        if situation.transport() not in driver.transports:
+            reason = (
+                f"the {driver.name} driver cannot make it use "
+                f"{situation.transport().upper()}"
+            )
+            report.skipped[situation.name] = reason
+            progress(f"{situation.name}: skipped ({reason})")
+            continue
         progress(
             f"{situation.name}: {situation.title} "
             f"({situation.effective_duration(long):g} s)"
@@ -130,6 +141,8 @@ def format_table(report: Report) -> str:
     widths = [min(60, max(len(r[i]) for r in rows)) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
+    for name, reason in report.skipped.items():
+        lines.append(f"{name}: skipped ({reason})")
     differs = sum(not j.match for j in report.judgements)
     lines.append(
         f"{len(report.judgements)} aspects, {differs} differ; wall time {report.wall:.0f} s"

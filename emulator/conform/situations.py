@@ -186,7 +186,7 @@ CATALOGUE: tuple[Situation, ...] = (
     Situation(
         "discovery",
         "discovery through DNS (SRV for UDP, TCP and TLS; no NAPTR)",
-        ("dns", "first-register", "expires-asked", "expires-granted", "outcome"),
+        ("dns", "dns-hosts", "first-register", "expires-asked", "expires-granted", "outcome"),
         duration=8,
     ),
     Situation(
