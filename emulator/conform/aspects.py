@@ -171,7 +171,11 @@ def _retry_after_failure(trace: Sequence[TraceEntry], facts: Facts) -> Value:
     )
     if failure is None:
         return None
-    later = [e for e in _registers(trace) if e.time >= failure.time and e.transaction != failure.transaction]
+    later = [
+        e
+        for e in _registers(trace)
+        if e.time >= failure.time and e.transaction != failure.transaction
+    ]
     return round(later[0].time - failure.time, 3) if later else None
 
 
@@ -249,19 +253,29 @@ ASPECTS: dict[str, AspectDef] = {
     for a in (
         AspectDef("dns", "exact", _dns, "NAPTR/SRV questions before the first REGISTER"),
         AspectDef("dns-hosts", "exact", _dns_hosts, "A/AAAA questions before the first REGISTER"),
-        AspectDef("first-register", "exact", _first_register, "server/transport of the first REGISTER"),
+        AspectDef(
+            "first-register", "exact", _first_register, "server/transport of the first REGISTER"
+        ),
         AspectDef("targets", "exact", _targets, "servers REGISTERed to, in order (repeats folded)"),
-        AspectDef("expires-asked", "exact", _expires_asked, "Expires asked in REGISTERs (changes only)"),
+        AspectDef(
+            "expires-asked", "exact", _expires_asked, "Expires asked in REGISTERs (changes only)"
+        ),
         AspectDef("expires-granted", "exact", _expires_granted, "Expires of the first 2xx"),
         AspectDef("statuses", "exact", _statuses, "final REGISTER statuses (repeats folded)"),
         AspectDef("outcome", "exact", _outcome, "the last final REGISTER response"),
-        AspectDef("retry-after-failure", "seconds", _retry_after_failure, "first failure to next REGISTER"),
-        AspectDef("refresh-fraction", "fraction", _refresh_fraction, "first refresh / granted Expires"),
+        AspectDef(
+            "retry-after-failure", "seconds", _retry_after_failure, "first failure to next REGISTER"
+        ),
+        AspectDef(
+            "refresh-fraction", "fraction", _refresh_fraction, "first refresh / granted Expires"
+        ),
         AspectDef("first-after-fault", "seconds", _first_after_fault, "fault to the next REGISTER"),
         AspectDef("failover", "seconds", _failover, "fault to the first REGISTER elsewhere"),
         AspectDef("keep-alive", "exact", _keep_alive, "keep-alive kinds sent"),
         AspectDef("after-notify", "seconds", _after_notify, "NOTIFY received to next REGISTER"),
-        AspectDef("notify-answer", "exact", _notify_answer, "status the client answered NOTIFY with"),
+        AspectDef(
+            "notify-answer", "exact", _notify_answer, "status the client answered NOTIFY with"
+        ),
     )
 }
 

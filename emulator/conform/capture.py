@@ -16,7 +16,7 @@ import struct
 import threading
 import time
 
-from emulator.wire import Packet
+from emulator.wire import Packet, WireProtocol
 
 __all__ = ["LoopbackCapture"]
 
@@ -79,5 +79,5 @@ def _udp(frame: bytes, when: float) -> Packet | None:
         return None
     sport, dport = struct.unpack("!HH", udp[:4])
     payload = bytes(udp[8:])
-    protocol = "dns" if _DNS_PORT in (sport, dport) else "sip"
+    protocol: WireProtocol = "dns" if _DNS_PORT in (sport, dport) else "sip"
     return Packet(when, "udp", (src, sport), (dst, dport), payload, protocol, True)

@@ -88,8 +88,14 @@ def _conform(args: argparse.Namespace) -> int:
     keep = Path(args.keep) if args.keep else None
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-    report = run(driver, situations, long=args.long, seeds=args.seeds, keep=keep,
-                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    report = run(
+        driver,
+        situations,
+        long=args.long,
+        seeds=args.seeds,
+        keep=keep,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     print(format_table(report))
     if args.json:
         write_json(report, Path(args.json))

@@ -105,7 +105,7 @@ class Baresip:
 
     name = "baresip"
     profile = "baresip"
-    transports = ("udp", "tcp", "tls")
+    transports: tuple[str, ...] = ("udp", "tcp", "tls")
     settings = (
         "an account <sip:USER@DOMAIN> without outbound proxy (RFC 3263 discovery: NAPTR, then "
         "SRV for TLS, TCP, UDP), default regint 3600, no RFC 5626 outbound, dns_server set "
@@ -176,7 +176,7 @@ class Linphonec:
 
     name = "linphonec"
     profile = "linphone"
-    transports = ("udp",)
+    transports: tuple[str, ...] = ("udp",)
     """Only UDP: linphonec's command line sets no TCP or TLS port (see :meth:`start`)."""
     settings = (
         "one proxy config sip:DOMAIN;transport=T with identity sip:USER@DOMAIN, default "
@@ -209,6 +209,7 @@ class Linphonec:
         rc = workdir / "linphonerc"
         expires = 3600 if account.expires is None else account.expires
         transport = account.transport
+        parameter = "" if transport == "udp" else f";transport={transport}"
         rc.write_text(
             "\n".join(
                 [
@@ -228,7 +229,7 @@ class Linphonec:
                     "capture=0",
                     "display=0",
                     "[proxy_0]",
-                    f"reg_proxy=<sip:{account.domain}{'' if transport == 'udp' else ';transport=' + transport}>",
+                    f"reg_proxy=<sip:{account.domain}{parameter}>",
                     f"reg_identity=sip:{account.user}@{account.domain}",
                     f"reg_expires={expires}",
                     "reg_sendregister=1",

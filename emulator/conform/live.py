@@ -20,6 +20,7 @@ machinery (:func:`_packet_faults`); the nft shell-out is the stand-in until it l
 from __future__ import annotations
 
 import asyncio
+import importlib
 import subprocess
 import tempfile
 import time
@@ -54,7 +55,8 @@ class LiveRun:
 class _NftFaults:
     """Silence by nftables rules in this namespace (the stand-in for PacketFaults)."""
 
-    def __init__(self) -> None:
+    def __init__(self, deployment: Deployment) -> None:
+        self._deployment = deployment
         self._silenced: set[str] = set()
         _nft(f"add table ip {_TABLE}")
         _nft(
@@ -62,16 +64,18 @@ class _NftFaults:
             "{ type filter hook input priority -300 ; policy accept ; }"
         )
 
-    def silence(self, address: str) -> None:
+    def silence(self, host: str) -> None:
+        address = self._deployment.topology.pool(host).address
         _nft(f"add rule ip {_TABLE} input ip saddr {address} drop")
         _nft(f"add rule ip {_TABLE} input ip daddr {address} drop")
-        self._silenced.add(address)
+        self._silenced.add(host)
 
-    def restore(self, address: str) -> None:
-        if address in self._silenced:
-            self._silenced.discard(address)
+    def restore(self, host: str) -> None:
+        if host in self._silenced:
+            self._silenced.discard(host)
             _nft(f"flush chain ip {_TABLE} input")
-            for other in self._silenced:
+            for other in list(self._silenced):
+                self._silenced.discard(other)
                 self.silence(other)
 
     def close(self) -> None:
@@ -82,13 +86,14 @@ def _nft(command: str, *, check: bool = True) -> None:
     subprocess.run(["nft", command], check=check, capture_output=True)
 
 
-def _packet_faults() -> Any:
-    """emulator.live.netns.PacketFaults when it exists (the lead's switch), else nft rules."""
+def _packet_faults(deployment: Deployment) -> Any:
+    """emulator.live.netns.PacketFaults when it exists (the lead's switch: its constructor's
+    arguments are to be checked at merge), else nft rules; both take pool FQDNs."""
     try:
-        from emulator.live.netns import PacketFaults  # type: ignore[attr-defined]
+        netns = importlib.import_module("emulator.live.netns")
     except ImportError:
-        return _NftFaults()
-    return PacketFaults()  # pragma: no cover - until netns.py lands
+        return _NftFaults(deployment)
+    return netns.PacketFaults(deployment)  # until netns.py lands, never taken
 
 
 async def run_live(
@@ -102,7 +107,7 @@ async def run_live(
     workdir = Path(tempfile.mkdtemp(prefix=f"sipemu-conform-{situation.name}-", dir=keep))
     await deployment.start()
     _prepare_network()
-    faults = _packet_faults()
+    faults = _packet_faults(deployment)
     capture = LoopbackCapture()
     capture.start()
     account = Account(
@@ -139,9 +144,7 @@ async def run_live(
         faults.close()
         await deployment.stop()
     wall = loop.time() - began
-    packets = sorted(
-        [p for p in log.packets if p.transport != "udp"] + udp, key=lambda p: p.time
-    )
+    packets = sorted([p for p in log.packets if p.transport != "udp"] + udp, key=lambda p: p.time)
     end = situation.effective_duration(long)
     trace = [e for e in reduce(packets, names(), start) if e.time <= end]  # not the sign-out
     return LiveRun(trace, wall, workdir, fault_at)
@@ -163,15 +166,14 @@ def _prepare_network() -> None:
 
 
 async def _apply(deployment: Deployment, faults: Any, step: Step, applied: list[Step]) -> None:
-    address = deployment.topology.pool(step.target).address
     if step.action == "silence":
-        faults.silence(address)
+        faults.silence(step.target)
     elif step.action == "refuse":
         await deployment.stop_pool(step.target)
     elif step.action == "restore":
         earlier = {s.action for s in applied if s.target == step.target}
         if "silence" in earlier:
-            faults.restore(address)
+            faults.restore(step.target)
         if "refuse" in earlier:
             await deployment.start_pool(step.target)
     else:

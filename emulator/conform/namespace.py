@@ -10,6 +10,7 @@ and a resolv.conf bind-mounted for the program is seen by it alone.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -28,13 +29,13 @@ def inside() -> bool:
 
 def namespace_problem() -> str | None:
     """Why a private network namespace cannot be made here (a sentence), or None."""
-    try:
-        from emulator.live import netns  # type: ignore[attr-defined]
-
-        problem: str | None = netns.namespace_support()
-        return problem
+    try:  # emulator/live/netns.py, once it lands, knows best
+        netns = importlib.import_module("emulator.live.netns")
     except ImportError:
         pass
+    else:
+        problem: str | None = netns.namespace_support()
+        return problem
     for tool in ("unshare", "ip", "nft"):
         if shutil.which(tool) is None:
             return (

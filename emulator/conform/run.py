@@ -96,17 +96,11 @@ def run(
     started = time.monotonic()
     for situation in situations:
         if situation.transport() not in driver.transports:
-            reason = (
-                f"the {driver.name} driver cannot make it use "
-                f"{situation.transport().upper()}"
-            )
+            reason = f"the {driver.name} driver cannot make it use {situation.transport().upper()}"
             report.skipped[situation.name] = reason
             progress(f"{situation.name}: skipped ({reason})")
             continue
-        progress(
-            f"{situation.name}: {situation.title} "
-            f"({situation.effective_duration(long):g} s)"
-        )
+        progress(f"{situation.name}: {situation.title} ({situation.effective_duration(long):g} s)")
         live = asyncio.run(run_live(situation, driver, long=long, keep=keep))
         traces = [
             simulate(situation, driver.profile, seed=seed, long=long) for seed in range(seeds)
@@ -132,15 +126,22 @@ def run(
 
 def format_table(report: Report) -> str:
     """The table: situation | aspect | real program | profile | match."""
-    header = ("SITUATION", "ASPECT", f"{report.program.upper()} {report.version}",
-              f"PROFILE {report.profile}", "MATCH")
+    header = (
+        "SITUATION",
+        "ASPECT",
+        f"{report.program.upper()} {report.version}",
+        f"PROFILE {report.profile}",
+        "MATCH",
+    )
     rows = [header] + [
         (j.situation, j.aspect, j.real_text(), j.profile_text(), "yes" if j.match else "NO")
         for j in report.judgements
     ]
     widths = [min(60, max(len(r[i]) for r in rows)) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     for name, reason in report.skipped.items():
         lines.append(f"{name}: skipped ({reason})")
     differs = sum(not j.match for j in report.judgements)

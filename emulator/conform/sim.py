@@ -39,7 +39,10 @@ def simulate(
     if situation.account_expires is not None:
         settings["register_expires"] = situation.account_expires
     client = ClientSpec(
-        "program", f"sip:{situation.user}@{DOMAIN}", profile=profile, options=tuple(settings.items())
+        "program",
+        f"sip:{situation.user}@{DOMAIN}",
+        profile=profile,
+        options=tuple(settings.items()),
     )
     sim = SimulatedDeployment(topology, [client], seed=seed, coast=False)
     log = PacketLog()

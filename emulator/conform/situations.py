@@ -303,5 +303,3 @@ def select(names: list[str] | None) -> list[Situation]:
         )
     wanted = set(names)
     return [s for s in CATALOGUE if s.name in wanted]
-
-

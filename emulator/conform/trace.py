@@ -66,9 +66,7 @@ class TraceEntry:
         return data
 
 
-def reduce(
-    packets: Iterable[Packet], names: Mapping[str, str], start: float
-) -> list[TraceEntry]:
+def reduce(packets: Iterable[Packet], names: Mapping[str, str], start: float) -> list[TraceEntry]:
     """The client's behaviour trace from a run's packets (see the rules above)."""
     seen: set[tuple[str, tuple[str, int], tuple[str, int], bytes]] = set()
     out: list[TraceEntry] = []
