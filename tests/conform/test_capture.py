@@ -41,8 +41,8 @@ def test_without_unshare_the_reason_is_a_sentence(monkeypatch: pytest.MonkeyPatc
     def no_netns(name: str) -> object:
         raise ImportError(name)  # the stand-in's own check, as before netns.py
 
-    monkeypatch.setattr(namespace.importlib, "import_module", no_netns)
-    monkeypatch.setattr(namespace.shutil, "which", lambda tool: None)
+    monkeypatch.setattr("emulator.conform.namespace.importlib.import_module", no_netns)
+    monkeypatch.setattr("emulator.conform.namespace.shutil.which", lambda tool: None)
     problem = namespace.namespace_problem()
     assert problem is not None
     assert problem.startswith("unshare is not installed: sipemu conform needs util-linux")

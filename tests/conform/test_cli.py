@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from emulator.cli import main
-from emulator.conform import drivers
 from emulator.conform.sim import simulate
 from emulator.conform.situations import CATALOGUE, select
 
@@ -29,7 +28,7 @@ def test_an_unknown_situation_is_a_usage_error(capsys: pytest.CaptureFixture[str
 def test_a_missing_program_is_one_sentence(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(drivers.shutil, "which", lambda name: None)
+    monkeypatch.setattr("emulator.conform.drivers.shutil.which", lambda name: None)
     assert main(["conform", "linphone", "--situations", "discovery"]) == 3
     err = capsys.readouterr().err.strip()
     assert err == (
