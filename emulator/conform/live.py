@@ -124,12 +124,20 @@ async def run_live(
     start = time.time()
     began = loop.time()
     applied: list[Step] = []
+    steps = sorted(situation.steps, key=lambda s: s.at)
     try:
+        for step in steps:
+            if step.at <= 0:  # there before the program starts
+                await _apply(deployment, faults, step, applied)
+                applied.append(step)
+                fault_at = 0.0
         program = await loop.run_in_executor(None, driver.start, account, workdir)
         # The situation's clock starts when the driver has the program signing in.
         start = time.time()
         began = loop.time()
-        for step in sorted(situation.steps, key=lambda s: s.at):
+        for step in steps:
+            if step.at <= 0:
+                continue
             await asyncio.sleep(max(0.0, began + step.at - loop.time()))
             if fault_at is None and step.action != "restore":
                 fault_at = round(time.time() - start, 3)

@@ -47,10 +47,15 @@ def simulate(
     sim = SimulatedDeployment(topology, [client], seed=seed, coast=False)
     log = PacketLog()
     sim.world.tap = log
+    steps = sorted(situation.steps, key=lambda s: s.at)
+    for step in steps:
+        if step.at <= 0:
+            _apply(sim, step, situation)  # there before the client signs in
     sim.sign_in("program")
-    for step in sorted(situation.steps, key=lambda s: s.at):
-        sim.run_until(step.at)
-        _apply(sim, step, situation)
+    for step in steps:
+        if step.at > 0:
+            sim.run_until(step.at)
+            _apply(sim, step, situation)
     sim.run_until(situation.effective_duration(long))
     return reduce(log.packets, names(), 0.0)
 

@@ -56,7 +56,8 @@ class TraceEntry:
     """A REGISTER's Expires (asked) or a 2xx's (granted: the Contact's ``expires`` or the
     Expires header)."""
     transaction: str = ""
-    """Call-ID and CSeq number: what tells a new transaction from a retransmission."""
+    """Call-ID, CSeq number and top Via branch: what tells a new transaction from a
+    retransmission, and a response from which request it answers."""
     contacts: tuple[str, ...] = ()
     """A 3xx's Contact hosts, in the order written."""
 
@@ -104,7 +105,9 @@ def _entry(packet: Packet, time: float, outgoing: bool, peer: str) -> TraceEntry
         number, method = message.cseq
     except (SipError, ValueError):
         return None
-    transaction = f"{message.call_id} {number}"
+    # RFC 3261 §17.1.3: the branch names the transaction.  baresip sends the same Call-ID and
+    # CSeq to the next SRV target (a new branch): that is a new transaction, to another server.
+    transaction = f"{message.call_id} {number} {message.branch or ''}".rstrip()
     if isinstance(message, Request):
         return TraceEntry(
             time,

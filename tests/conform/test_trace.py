@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dns.message
 
+from emulator.conform.aspects import Facts, measure
 from emulator.conform.trace import reduce
 from emulator.wire import Packet
 
@@ -86,9 +87,31 @@ def test_retransmissions_and_packets_between_pools_are_left_out() -> None:
     ]
     trace = reduce(packets, NAMES, start=0.0)
     assert [(e.time, e.peer, e.transaction) for e in trace] == [
-        (0.0, "fe1.contoso.test", "c1 1"),
-        (32.0, "fe2.contoso.test", "c1 2"),
+        (0.0, "fe1.contoso.test", "c1 1 z9hG4bK1"),
+        (32.0, "fe2.contoso.test", "c1 2 z9hG4bK2"),
     ]
+
+
+def test_the_same_cseq_to_the_next_server_is_a_new_transaction() -> None:
+    # baresip 1.0 moves on to the next SRV target with the same Call-ID and CSeq, and a new
+    # Via branch (RFC 3261 §17.1.3: the branch names the transaction).
+    again = register(1).replace(b"branch=z9hG4bK1", b"branch=z9hG4bK9")
+    packets = [
+        Packet(0.0, "udp", CLIENT, FE1, register(1)),
+        Packet(32.0, "udp", CLIENT, FE2, again),
+        Packet(
+            32.1,
+            "udp",
+            FE2,
+            CLIENT,
+            response("200 OK", 1, ["Expires: 30"]).replace(b"branch=z9hG4bK1", b"branch=z9hG4bK9"),
+        ),
+    ]
+    trace = reduce(packets, NAMES, start=0.0)
+    facts = Facts(0.0, "fe1.contoso.test", 60.0)
+    assert measure("targets", trace, facts) == "fe1.contoso.test/udp > fe2.contoso.test/udp"
+    assert measure("failover", trace, facts) == 32.0
+    assert measure("outcome", trace, facts) == "200 from fe2.contoso.test"
 
 
 def test_a_redirect_keeps_its_contacts_in_written_order() -> None:
