@@ -38,8 +38,9 @@ def register_conform(subparsers: SubParsers) -> None:
     parser.add_argument("--json", metavar="FILE", help="write the judgements and traces as JSON")
     parser.add_argument(
         "--situations",
-        metavar="NAME[,NAME...]",
-        help="only these situations (comma-separated; default: all; --list-situations)",
+        nargs="+",
+        metavar="NAME",
+        help="only these situations (names, or comma-separated; default: all; --list-situations)",
     )
     parser.add_argument(
         "--long", action="store_true", help="wait for the first refresh at 600 s and 3600 s too"
@@ -67,7 +68,7 @@ def _conform(args: argparse.Namespace) -> int:
         return 0
     try:
         driver = get_driver(args.program)
-        names = [n.strip() for n in args.situations.split(",")] if args.situations else None
+        names = _names(args.situations)
         situations = select(names)
     except ValueError as exc:
         print(f"sipemu conform: {exc}", file=sys.stderr)
@@ -107,10 +108,18 @@ def _argv(args: argparse.Namespace) -> list[str]:
     argv = ["conform", args.program, "--seeds", str(args.seeds)]
     if args.json:
         argv += ["--json", str(Path(args.json).resolve())]
-    if args.situations:
-        argv += ["--situations", args.situations]
+    names = _names(args.situations)
+    if names:
+        argv += ["--situations", ",".join(names)]
     if args.long:
         argv.append("--long")
     if args.keep:
         argv += ["--keep", str(Path(args.keep).resolve())]
     return argv
+
+
+def _names(given: list[str] | None) -> list[str] | None:
+    """``--situations a b,c`` -> ``[a, b, c]`` (None: all)."""
+    if not given:
+        return None
+    return [name.strip() for part in given for name in part.split(",") if name.strip()]

@@ -67,9 +67,15 @@ def test_the_namespace_child_gets_the_same_run(tmp_path: Path) -> None:
     from emulator.conform.cli import _argv
 
     args = argparse.Namespace(
-        program="baresip", seeds=3, json="out.json", situations="discovery", long=True, keep=None
+        program="baresip",
+        seeds=3,
+        json="out.json",
+        situations=["discovery", "refused,redirect"],
+        long=True,
+        keep=None,
     )
     argv = _argv(args)
     assert argv[:4] == ["conform", "baresip", "--seeds", "3"]
     assert argv[argv.index("--json") + 1] == str(Path("out.json").resolve())
-    assert "--long" in argv and argv[argv.index("--situations") + 1] == "discovery"
+    assert "--long" in argv
+    assert argv[argv.index("--situations") + 1] == "discovery,refused,redirect"
