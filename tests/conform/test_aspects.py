@@ -110,3 +110,16 @@ def test_compare_and_the_table() -> None:
     assert table.splitlines()[-1].startswith("3 aspects, 1 differ")
     assert not report.passed
     assert report.as_json()["judgements"][2]["match"] is False
+
+
+def test_address_questions_are_a_set_and_service_questions_a_sequence() -> None:
+    def dns(time: float, question: str) -> TraceEntry:
+        return TraceEntry(time, "dns", True, "dns", "udp", question)
+
+    one = [dns(0.0, "srv _sip._udp.x"), dns(0.1, "aaaa fe1"), dns(0.1, "a fe1"), req(0.2, FE1, 1)]
+    other = [dns(0.0, "srv _sip._udp.x"), dns(0.1, "a fe1"), dns(0.1, "aaaa fe1"), req(0.2, FE1, 1)]
+    assert measure("dns-hosts", one, NO_FAULT) == measure("dns-hosts", other, NO_FAULT)
+    assert measure("dns-hosts", one, NO_FAULT) == "a fe1, aaaa fe1"
+    assert measure("dns", one, NO_FAULT) == "srv _sip._udp.x"
+    late = [*one, dns(5.0, "srv _sips._tcp.x")]  # after the first REGISTER: not discovery
+    assert measure("dns", late, NO_FAULT) == "srv _sip._udp.x"
