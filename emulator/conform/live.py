@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import shutil
 import subprocess
 import tempfile
 import time
@@ -151,6 +152,8 @@ async def run_live(
         recorder.close()
         faults.close()
         await deployment.stop()
+        if keep is None:  # the program's configuration and logs are kept only when asked
+            shutil.rmtree(workdir, ignore_errors=True)
     wall = loop.time() - began
     packets = sorted([p for p in log.packets if p.transport != "udp"] + udp, key=lambda p: p.time)
     end = situation.effective_duration(long)

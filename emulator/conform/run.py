@@ -111,7 +111,7 @@ def run(
             "title": situation.title,
             "steps": [s.describe() for s in situation.steps],
             "wall_seconds": round(live.wall, 1),
-            "workdir": str(live.workdir),
+            "workdir": str(live.workdir) if keep is not None else None,
             "real_trace": [e.as_json() for e in live.trace],
             "profile_trace": [e.as_json() for e in traces[0]],
         }
