@@ -29,6 +29,7 @@ _NOT_COMPILED = (
     "clients/rng.py",
     "emulator/build.py",
     "emulator/cli.py",
+    "emulator/conform/*",
     "emulator/control/*",
     "emulator/fuzz/analysis.py",
     "emulator/fuzz/campaign.py",

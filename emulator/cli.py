@@ -1000,6 +1000,12 @@ def register_ctl(subparsers: SubParsers) -> None:
     register(subparsers)
 
 
+def register_conform(subparsers: SubParsers) -> None:
+    from emulator.conform.cli import register_conform as register
+
+    register(subparsers)
+
+
 COMMANDS: list[Callable[[SubParsers], None]] = [
     register_up,
     register_topology,
@@ -1008,6 +1014,7 @@ COMMANDS: list[Callable[[SubParsers], None]] = [
     register_client,
     register_clients,
     register_ctl,
+    register_conform,
 ]
 """One ``register(subparsers)`` per command group; append to add a command."""
 

@@ -17,6 +17,8 @@ _PACKAGES = {
     "kamailio": "kamailio",
     "tshark": "tshark",
     "sngrep": "sngrep",
+    "baresip": "baresip",
+    "linphonec": "linphone-cli",
 }
 
 

@@ -1,0 +1,193 @@
+"""One situation with the real program, inside the private namespace (namespace.py).
+
+A fresh live :class:`~emulator.live.deployment.Deployment` per situation (the pools, the fake
+DNS on port 53), the program started by its driver, the situation's steps at their times from
+the program's start, then the program, the capture and the deployment stopped.  What the
+program did is reduced with :func:`emulator.conform.trace.reduce`: UDP from the loopback
+capture (capture.py), TCP and TLS from the deployment's recorder (the TLS plaintext).
+
+Faults are packet-level (docs/conform.md):
+
+* ``silence``: an nftables rule drops every packet to and from the pool's address on input,
+  so UDP vanishes and TCP sees real retransmission timeouts (nothing is delivered late);
+* ``refuse``: the pool's process stops (its sockets close: ICMP port unreachable, TCP RST);
+* ``restore``: the rule removed, the pool started again.
+
+When emulator/live/netns.py's ``PacketFaults`` is there, it does the same through its own
+machinery (:func:`_packet_faults`); the nft shell-out is the stand-in until it lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emulator.conform.capture import LoopbackCapture
+from emulator.conform.drivers import CLIENT_ADDRESS, Account, Driver
+from emulator.conform.sim import names
+from emulator.conform.situations import DOMAIN, Situation, Step
+from emulator.conform.trace import TraceEntry, reduce
+from emulator.live.deployment import Deployment
+from emulator.topology.loading import topology_from_dict
+from emulator.wire import PacketLog
+from emulator.wire.live import WireRecorder
+
+__all__ = ["LiveRun", "run_live"]
+
+_TABLE = "sipemu_conform"
+
+
+@dataclass
+class LiveRun:
+    trace: list[TraceEntry]
+    wall: float
+    workdir: Path
+    fault_at: float | None
+    """When the first fault step was actually applied (seconds from the start)."""
+
+
+class _NftFaults:
+    """Silence by nftables rules in this namespace (the stand-in for PacketFaults)."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self._deployment = deployment
+        self._silenced: set[str] = set()
+        _nft(f"add table ip {_TABLE}")
+        _nft(
+            f"add chain ip {_TABLE} input "
+            "{ type filter hook input priority -300 ; policy accept ; }"
+        )
+
+    def silence(self, host: str) -> None:
+        address = self._deployment.topology.pool(host).address
+        _nft(f"add rule ip {_TABLE} input ip saddr {address} drop")
+        _nft(f"add rule ip {_TABLE} input ip daddr {address} drop")
+        self._silenced.add(host)
+
+    def restore(self, host: str) -> None:
+        if host in self._silenced:
+            self._silenced.discard(host)
+            _nft(f"flush chain ip {_TABLE} input")
+            for other in list(self._silenced):
+                self._silenced.discard(other)
+                self.silence(other)
+
+    def close(self) -> None:
+        _nft(f"delete table ip {_TABLE}", check=False)
+
+
+def _nft(command: str, *, check: bool = True) -> None:
+    subprocess.run(["nft", command], check=check, capture_output=True)
+
+
+def _packet_faults(deployment: Deployment) -> Any:
+    """emulator.live.netns.PacketFaults when it exists (the lead's switch: its constructor's
+    arguments are to be checked at merge), else nft rules; both take pool FQDNs."""
+    try:
+        netns = importlib.import_module("emulator.live.netns")
+    except ImportError:
+        return _NftFaults(deployment)
+    return netns.PacketFaults(deployment)  # until netns.py lands, never taken
+
+
+async def run_live(
+    situation: Situation, driver: Driver, *, long: bool = False, keep: Path | None = None
+) -> LiveRun:
+    """Run ``situation`` with the real program (inside the namespace)."""
+    topology = topology_from_dict(situation.topology(), f"situation {situation.name}")
+    log = PacketLog()
+    recorder = WireRecorder(log)
+    deployment = Deployment(topology, recorder=recorder, quiet=True, seed=0)
+    workdir = Path(tempfile.mkdtemp(prefix=f"sipemu-conform-{situation.name}-", dir=keep))
+    await deployment.start()
+    _prepare_network()
+    faults = _packet_faults(deployment)
+    capture = LoopbackCapture()
+    capture.start()
+    account = Account(
+        user=situation.user,
+        domain=DOMAIN,
+        transport=situation.transport(),
+        dns_server=deployment.dns_address,
+        ca_file=deployment.ca_path,
+        expires=situation.account_expires,
+    )
+    loop = asyncio.get_running_loop()
+    program = None
+    fault_at: float | None = None
+    start = time.time()
+    began = loop.time()
+    applied: list[Step] = []
+    steps = sorted(situation.steps, key=lambda s: s.at)
+    try:
+        for step in steps:
+            if step.at <= 0:  # there before the program starts
+                await _apply(deployment, faults, step, applied)
+                applied.append(step)
+                fault_at = 0.0
+        program = await loop.run_in_executor(None, driver.start, account, workdir)
+        # The situation's clock starts when the driver has the program signing in.
+        start = time.time()
+        began = loop.time()
+        for step in steps:
+            if step.at <= 0:
+                continue
+            await asyncio.sleep(max(0.0, began + step.at - loop.time()))
+            if fault_at is None and step.action != "restore":
+                fault_at = round(time.time() - start, 3)
+            await _apply(deployment, faults, step, applied)
+            applied.append(step)
+        await asyncio.sleep(max(0.0, began + situation.effective_duration(long) - loop.time()))
+    finally:
+        if program is not None:
+            await loop.run_in_executor(None, driver.stop, program)
+        udp = capture.stop()
+        recorder.close()
+        faults.close()
+        await deployment.stop()
+        if keep is None:  # the program's configuration and logs are kept only when asked
+            shutil.rmtree(workdir, ignore_errors=True)
+    wall = loop.time() - began
+    packets = sorted([p for p in log.packets if p.transport != "udp"] + udp, key=lambda p: p.time)
+    end = situation.effective_duration(long)
+    trace = [e for e in reduce(packets, names(), start) if e.time <= end]  # not the sign-out
+    return LiveRun(trace, wall, workdir, fault_at)
+
+
+def _prepare_network() -> None:
+    """What the programs need of the namespace's network (idempotent): baresip binds only to
+    an address an interface lists, so lo gets the client's address.  liblinphone thinks the
+    network is down, and never listens, while its route to the Internet has a loopback source
+    address: so lo also gets a documentation address (RFC 5737 TEST-NET-1) and the default
+    route goes through lo from it (what is routed there is dropped as martian).  Nothing can
+    leave the private namespace either way."""
+    for command in (
+        ["ip", "addr", "replace", f"{CLIENT_ADDRESS}/32", "dev", "lo"],
+        ["ip", "addr", "replace", "192.0.2.1/32", "dev", "lo"],
+        ["ip", "route", "replace", "default", "dev", "lo", "src", "192.0.2.1"],
+    ):
+        subprocess.run(command, check=False, capture_output=True)
+
+
+async def _apply(deployment: Deployment, faults: Any, step: Step, applied: list[Step]) -> None:
+    if step.action == "silence":
+        faults.silence(step.target)
+    elif step.action == "refuse":
+        await deployment.stop_pool(step.target)
+    elif step.action == "restore":
+        earlier = {s.action for s in applied if s.target == step.target}
+        if "silence" in earlier:
+            faults.restore(step.target)
+        if "refuse" in earlier:
+            await deployment.start_pool(step.target)
+    else:
+        params = dict(step.params)
+        action = params.pop("action")
+        await deployment.admin(action, target=step.target, **params)

@@ -1,0 +1,76 @@
+"""The private network (and mount) namespace ``sipemu conform`` runs in.
+
+One small function, :func:`enter`, is the only place that knows how: until sipemu creates its
+own namespaces (emulator/live/netns.py, ``isolate()``), the command re-runs itself under
+``unshare --net --mount`` with the loopback interface up, and waits for that child.  The
+child sees only its own ``lo``: the real program, the pools on 127.0.0.11/12, the fake DNS on
+127.0.0.10 port 53 and the packet faults (nftables rules) cannot touch the host's network,
+and a resolv.conf bind-mounted for the program is seen by it alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+
+__all__ = ["INSIDE", "enter", "inside", "namespace_problem"]
+
+INSIDE = "SIPEMU_CONFORM_NETNS"
+"""Set (to ``1``) in the child that runs inside the namespace."""
+
+
+def inside() -> bool:
+    return os.environ.get(INSIDE) == "1"
+
+
+def namespace_problem() -> str | None:
+    """Why a private network namespace cannot be made here (a sentence), or None."""
+    try:  # emulator/live/netns.py, once it lands, knows best
+        netns = importlib.import_module("emulator.live.netns")
+    except ImportError:
+        pass
+    else:
+        problem: str | None = netns.namespace_support()
+        return problem
+    for tool in ("unshare", "ip", "nft"):
+        if shutil.which(tool) is None:
+            return (
+                f"{tool} is not installed: sipemu conform needs util-linux (unshare), "
+                "iproute2 (ip) and nftables (nft) to run the program in a private network "
+                "namespace"
+            )
+    probe = subprocess.run(
+        ["unshare", "--net", "--mount", "true"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        detail = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "refused"
+        return (
+            f"cannot create a private network namespace ({detail}): run sipemu conform as "
+            "root, or where unprivileged user namespaces are allowed"
+        )
+    return None
+
+
+def enter(argv: Sequence[str]) -> int:
+    """Run ``sipemu`` with ``argv`` again inside a fresh network and mount namespace, with
+    ``lo`` up; return its exit status."""
+    env = dict(os.environ, **{INSIDE: "1"})
+    command = [
+        "unshare",
+        "--net",
+        "--mount",
+        "--",
+        "sh",
+        "-c",
+        'ip link set lo up && exec "$@"',
+        "sh",
+        sys.executable,
+        "-m",
+        "emulator.cli",
+        *argv,
+    ]
+    return subprocess.run(command, env=env, check=False).returncode

@@ -1,0 +1,155 @@
+"""The whole ``sipemu conform`` run: every chosen situation with the real program, then in
+the simulator with its profile over several seeds; the table and the JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulator.conform.aspects import Facts, Judgement, judge, measure
+from emulator.conform.drivers import Driver
+from emulator.conform.sim import SEEDS, simulate
+from emulator.conform.situations import Situation
+from emulator.conform.trace import TraceEntry
+
+__all__ = ["Report", "compare", "format_table", "run"]
+
+
+@dataclass
+class Report:
+    program: str
+    version: str
+    profile: str
+    settings: str
+    judgements: list[Judgement] = field(default_factory=list)
+    wall: float = 0.0
+    situations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Situation -> why it was not run with this program."""
+
+    @property
+    def passed(self) -> bool:
+        return all(j.match for j in self.judgements)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "program": self.program,
+            "version": self.version,
+            "profile": self.profile,
+            "settings": self.settings,
+            "passed": self.passed,
+            "wall_seconds": round(self.wall, 1),
+            "judgements": [j.as_json() for j in self.judgements],
+            "situations": self.situations,
+            "skipped": self.skipped,
+        }
+
+
+def _granted(trace: Sequence[TraceEntry]) -> float | None:
+    for entry in trace:
+        if entry.kind == "response" and entry.status is not None and 200 <= entry.status < 300:
+            if entry.method == "REGISTER" and entry.expires:
+                return float(entry.expires)
+    return None
+
+
+def compare(
+    situation: Situation,
+    real: Sequence[TraceEntry],
+    profile_traces: Sequence[Sequence[TraceEntry]],
+    *,
+    real_fault_at: float | None,
+    long: bool = False,
+) -> list[Judgement]:
+    """Judge every aspect of ``situation``: the real trace against the simulator's."""
+    fault = situation.fault
+    duration = situation.effective_duration(long)
+    target = fault.target if fault is not None else None
+    sim_facts = Facts(fault.at if fault is not None else None, target, duration)
+    real_facts = Facts(real_fault_at if fault is not None else None, target, duration)
+    out: list[Judgement] = []
+    for aspect in situation.judged(long):
+        real_value = measure(aspect, real, real_facts)
+        values = [measure(aspect, trace, sim_facts) for trace in profile_traces]
+        out.append(judge(situation.name, aspect, real_value, values, _granted(real)))
+    return out
+
+
+def run(
+    driver: Driver,
+    situations: Sequence[Situation],
+    *,
+    long: bool = False,
+    seeds: int = SEEDS,
+    keep: Path | None = None,
+    progress: Callable[[str], None] = print,
+) -> Report:
+    """Run every situation (inside the namespace) and judge it."""
+    from emulator.conform.live import run_live
+
+    report = Report(driver.name, driver.version(), driver.profile, driver.settings)
+    started = time.monotonic()
+    for situation in situations:
+        if situation.transport() not in driver.transports:
+            reason = f"the {driver.name} driver cannot make it use {situation.transport().upper()}"
+            report.skipped[situation.name] = reason
+            progress(f"{situation.name}: skipped ({reason})")
+            continue
+        progress(f"{situation.name}: {situation.title} ({situation.effective_duration(long):g} s)")
+        live = asyncio.run(run_live(situation, driver, long=long, keep=keep))
+        traces = [
+            simulate(situation, driver.profile, seed=seed, long=long) for seed in range(seeds)
+        ]
+        judgements = compare(situation, live.trace, traces, real_fault_at=live.fault_at, long=long)
+        report.judgements.extend(judgements)
+        report.situations[situation.name] = {
+            "title": situation.title,
+            "steps": [s.describe() for s in situation.steps],
+            "wall_seconds": round(live.wall, 1),
+            "workdir": str(live.workdir) if keep is not None else None,
+            "real_trace": [e.as_json() for e in live.trace],
+            "profile_trace": [e.as_json() for e in traces[0]],
+        }
+        for j in judgements:
+            progress(
+                f"  {j.aspect}: real {j.real_text()} | profile {j.profile_text()} | "
+                f"{'ok' if j.match else 'DIFFERS'}"
+            )
+    report.wall = time.monotonic() - started
+    return report
+
+
+def format_table(report: Report) -> str:
+    """The table: situation | aspect | real program | profile | match."""
+    header = (
+        "SITUATION",
+        "ASPECT",
+        f"{report.program.upper()} {report.version}",
+        f"PROFILE {report.profile}",
+        "MATCH",
+    )
+    rows = [header] + [
+        (j.situation, j.aspect, j.real_text(), j.profile_text(), "yes" if j.match else "NO")
+        for j in report.judgements
+    ]
+    widths = [min(60, max(len(r[i]) for r in rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    for name, reason in report.skipped.items():
+        lines.append(f"{name}: skipped ({reason})")
+    differs = sum(not j.match for j in report.judgements)
+    lines.append(
+        f"{len(report.judgements)} aspects, {differs} differ; wall time {report.wall:.0f} s"
+    )
+    return "\n".join(lines)
+
+
+def write_json(report: Report, path: Path) -> None:
+    path.write_text(json.dumps(report.as_json(), indent=2) + "\n")

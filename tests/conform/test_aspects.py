@@ -1,0 +1,125 @@
+"""Aspects of made-up behaviour traces, and the comparison within tolerances."""
+
+from __future__ import annotations
+
+from emulator.conform.aspects import ASPECTS, TIME_TOLERANCE, Facts, judge, measure
+from emulator.conform.run import Report, compare, format_table
+from emulator.conform.situations import select
+from emulator.conform.trace import TraceEntry
+
+NO_FAULT = Facts(None, None, 200.0)
+
+
+def req(time: float, peer: str, cseq: int, expires: int | None = 3600) -> TraceEntry:
+    return TraceEntry(time, "request", True, peer, "udp", "REGISTER", None, expires, f"c {cseq}")
+
+
+def res(time: float, peer: str, cseq: int, status: int, expires: int | None = None) -> TraceEntry:
+    return TraceEntry(
+        time, "response", False, peer, "udp", "REGISTER", status, expires, f"c {cseq}"
+    )
+
+
+FE1, FE2 = "fe1.contoso.test", "fe2.contoso.test"
+
+
+def refreshing_at(fraction: float, granted: int = 120) -> list[TraceEntry]:
+    return [
+        req(0.1, FE1, 1),
+        res(0.2, FE1, 1, 200, granted),
+        req(0.2 + fraction * granted, FE1, 2),
+        res(0.3 + fraction * granted, FE1, 2, 200, granted),
+    ]
+
+
+def test_refresh_fraction_is_measured_from_the_grant() -> None:
+    assert measure("refresh-fraction", refreshing_at(0.9), NO_FAULT) == 0.9
+    assert measure("refresh-fraction", refreshing_at(0.5), NO_FAULT) == 0.5
+    assert measure("refresh-fraction", [req(0.1, FE1, 1)], NO_FAULT) is None
+
+
+def test_refresh_at_ninety_percent_does_not_match_a_profile_refreshing_at_half() -> None:
+    real = measure("refresh-fraction", refreshing_at(0.9), NO_FAULT)
+    profile = [measure("refresh-fraction", refreshing_at(0.5), NO_FAULT)]
+    verdict = judge("refresh-120", "refresh-fraction", real, profile, granted=120)
+    assert not verdict.match
+    assert verdict.tolerance == round(TIME_TOLERANCE / 120, 4)
+    # Within a second of the grant it matches.
+    near = measure("refresh-fraction", refreshing_at(0.9 + 0.8 / 120), NO_FAULT)
+    assert judge("refresh-120", "refresh-fraction", near, [real], granted=120).match
+
+
+def test_a_random_backoff_matches_within_the_profiles_range() -> None:
+    def retry(after: float) -> list[TraceEntry]:
+        return [req(0.0, FE1, 1), res(0.1, FE1, 1, 301), req(0.1 + after, FE1, 2)]
+
+    seeds = [measure("retry-after-failure", retry(d), NO_FAULT) for d in (31.0, 44.0, 58.5)]
+    inside = measure("retry-after-failure", retry(50.0), NO_FAULT)
+    edge = measure("retry-after-failure", retry(59.4), NO_FAULT)
+    outside = measure("retry-after-failure", retry(62.0), NO_FAULT)
+    assert judge("redirect", "retry-after-failure", inside, seeds, None).match
+    assert judge("redirect", "retry-after-failure", edge, seeds, None).match  # tolerance
+    assert not judge("redirect", "retry-after-failure", outside, seeds, None).match
+    never = measure("retry-after-failure", retry(0)[:2], NO_FAULT)
+    assert never is None
+    assert not judge("redirect", "retry-after-failure", never, seeds, None).match
+    assert judge("redirect", "retry-after-failure", never, [*seeds, None], None).match
+
+
+def test_targets_fold_repeats_and_failover_counts_from_the_fault() -> None:
+    trace = [
+        req(0.0, FE1, 1),
+        res(0.1, FE1, 1, 200, 30),
+        req(27.0, FE1, 2),  # the refresh that times out
+        req(59.0, FE2, 3),
+        res(59.1, FE2, 3, 200, 30),
+        req(86.0, FE2, 4),
+    ]
+    facts = Facts(5.0, FE1, 100.0)
+    assert measure("targets", trace, facts) == f"{FE1}/udp > {FE2}/udp"
+    assert measure("failover", trace, facts) == 54.0
+    assert measure("first-after-fault", trace, facts) == 22.0
+    assert measure("outcome", trace, facts) == f"200 from {FE2}"
+    assert measure("keep-alive", trace, facts) == "none"
+
+
+def test_structural_aspects_match_only_a_value_the_simulator_gave() -> None:
+    verdict = judge("redirect", "targets", "a > b", ["a > b", "a > c"], None)
+    assert verdict.match
+    assert not judge("redirect", "targets", "a", ["a > b"], None).match
+
+
+def test_every_situation_judges_known_aspects() -> None:
+    for situation in select(None):
+        for aspect in situation.judged(long=True):
+            assert aspect in ASPECTS, (situation.name, aspect)
+
+
+def test_compare_and_the_table() -> None:
+    (situation,) = select(["refresh-120"])
+    real = refreshing_at(0.9)
+    profile = [refreshing_at(0.5)]
+    judgements = compare(situation, real, profile, real_fault_at=None)
+    by_aspect = {j.aspect: j for j in judgements}
+    assert by_aspect["expires-granted"].match
+    assert not by_aspect["refresh-fraction"].match
+    report = Report("baresip", "1.0.0", "baresip", "", judgements)
+    table = format_table(report)
+    assert "refresh-120  refresh-fraction" in table
+    assert "0.900" in table and "0.500" in table
+    assert table.splitlines()[-1].startswith("3 aspects, 1 differ")
+    assert not report.passed
+    assert report.as_json()["judgements"][2]["match"] is False
+
+
+def test_address_questions_are_a_set_and_service_questions_a_sequence() -> None:
+    def dns(time: float, question: str) -> TraceEntry:
+        return TraceEntry(time, "dns", True, "dns", "udp", question)
+
+    one = [dns(0.0, "srv _sip._udp.x"), dns(0.1, "aaaa fe1"), dns(0.1, "a fe1"), req(0.2, FE1, 1)]
+    other = [dns(0.0, "srv _sip._udp.x"), dns(0.1, "a fe1"), dns(0.1, "aaaa fe1"), req(0.2, FE1, 1)]
+    assert measure("dns-hosts", one, NO_FAULT) == measure("dns-hosts", other, NO_FAULT)
+    assert measure("dns-hosts", one, NO_FAULT) == "a fe1, aaaa fe1"
+    assert measure("dns", one, NO_FAULT) == "srv _sip._udp.x"
+    late = [*one, dns(5.0, "srv _sips._tcp.x")]  # after the first REGISTER: not discovery
+    assert measure("dns", late, NO_FAULT) == "srv _sip._udp.x"
