@@ -84,6 +84,9 @@ def _conform(args: argparse.Namespace) -> int:
         return EXIT_CANNOT_RUN
     if not namespace.inside():
         return namespace.enter(_argv(args))
+    from emulator.live.netns import mark_private
+
+    mark_private()  # the child of namespace.enter(): its namespace is its own
     from emulator.conform.run import format_table, run, write_json
 
     keep = Path(args.keep) if args.keep else None

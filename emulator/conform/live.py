@@ -8,26 +8,22 @@ capture (capture.py), TCP and TLS from the deployment's recorder (the TLS plaint
 
 Faults are packet-level (docs/conform.md):
 
-* ``silence``: an nftables rule drops every packet to and from the pool's address on input,
-  so UDP vanishes and TCP sees real retransmission timeouts (nothing is delivered late);
+* ``silence``: the deployment's packet-level ``disable_nic`` (emulator/live/netns.py): an
+  nftables rule drops every packet to and from the pool's address on input, so UDP vanishes
+  and TCP sees real retransmission timeouts (nothing is delivered late);
 * ``refuse``: the pool's process stops (its sockets close: ICMP port unreachable, TCP RST);
-* ``restore``: the rule removed, the pool started again.
-
-When emulator/live/netns.py's ``PacketFaults`` is there, it does the same through its own
-machinery (:func:`_packet_faults`); the nft shell-out is the stand-in until it lands.
+* ``restore``: the rule removed (``enable_nic``), the pool started again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import shutil
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from emulator.conform.capture import LoopbackCapture
 from emulator.conform.drivers import CLIENT_ADDRESS, Account, Driver
@@ -41,8 +37,6 @@ from emulator.wire.live import WireRecorder
 
 __all__ = ["LiveRun", "run_live"]
 
-_TABLE = "sipemu_conform"
-
 
 @dataclass
 class LiveRun:
@@ -53,50 +47,6 @@ class LiveRun:
     """When the first fault step was actually applied (seconds from the start)."""
 
 
-class _NftFaults:
-    """Silence by nftables rules in this namespace (the stand-in for PacketFaults)."""
-
-    def __init__(self, deployment: Deployment) -> None:
-        self._deployment = deployment
-        self._silenced: set[str] = set()
-        _nft(f"add table ip {_TABLE}")
-        _nft(
-            f"add chain ip {_TABLE} input "
-            "{ type filter hook input priority -300 ; policy accept ; }"
-        )
-
-    def silence(self, host: str) -> None:
-        address = self._deployment.topology.pool(host).address
-        _nft(f"add rule ip {_TABLE} input ip saddr {address} drop")
-        _nft(f"add rule ip {_TABLE} input ip daddr {address} drop")
-        self._silenced.add(host)
-
-    def restore(self, host: str) -> None:
-        if host in self._silenced:
-            self._silenced.discard(host)
-            _nft(f"flush chain ip {_TABLE} input")
-            for other in list(self._silenced):
-                self._silenced.discard(other)
-                self.silence(other)
-
-    def close(self) -> None:
-        _nft(f"delete table ip {_TABLE}", check=False)
-
-
-def _nft(command: str, *, check: bool = True) -> None:
-    subprocess.run(["nft", command], check=check, capture_output=True)
-
-
-def _packet_faults(deployment: Deployment) -> Any:
-    """emulator.live.netns.PacketFaults when it exists (the lead's switch: its constructor's
-    arguments are to be checked at merge), else nft rules; both take pool FQDNs."""
-    try:
-        netns = importlib.import_module("emulator.live.netns")
-    except ImportError:
-        return _NftFaults(deployment)
-    return netns.PacketFaults(deployment)  # until netns.py lands, never taken
-
-
 async def run_live(
     situation: Situation, driver: Driver, *, long: bool = False, keep: Path | None = None
 ) -> LiveRun:
@@ -104,11 +54,12 @@ async def run_live(
     topology = topology_from_dict(situation.topology(), f"situation {situation.name}")
     log = PacketLog()
     recorder = WireRecorder(log)
-    deployment = Deployment(topology, recorder=recorder, quiet=True, seed=0)
+    # Packet mode: we are in the private namespace namespace.py made (emulator/live/netns.py
+    # refuses packet mode anywhere else, so no rule ever lands in the host's namespace).
+    deployment = Deployment(topology, recorder=recorder, quiet=True, seed=0, faults="packet")
     workdir = Path(tempfile.mkdtemp(prefix=f"sipemu-conform-{situation.name}-", dir=keep))
     await deployment.start()
     _prepare_network()
-    faults = _packet_faults(deployment)
     capture = LoopbackCapture()
     capture.start()
     account = Account(
@@ -129,7 +80,7 @@ async def run_live(
     try:
         for step in steps:
             if step.at <= 0:  # there before the program starts
-                await _apply(deployment, faults, step, applied)
+                await _apply(deployment, step, applied)
                 applied.append(step)
                 fault_at = 0.0
         program = await loop.run_in_executor(None, driver.start, account, workdir)
@@ -142,7 +93,7 @@ async def run_live(
             await asyncio.sleep(max(0.0, began + step.at - loop.time()))
             if fault_at is None and step.action != "restore":
                 fault_at = round(time.time() - start, 3)
-            await _apply(deployment, faults, step, applied)
+            await _apply(deployment, step, applied)
             applied.append(step)
         await asyncio.sleep(max(0.0, began + situation.effective_duration(long) - loop.time()))
     finally:
@@ -150,7 +101,6 @@ async def run_live(
             await loop.run_in_executor(None, driver.stop, program)
         udp = capture.stop()
         recorder.close()
-        faults.close()
         await deployment.stop()
         if keep is None:  # the program's configuration and logs are kept only when asked
             shutil.rmtree(workdir, ignore_errors=True)
@@ -176,15 +126,15 @@ def _prepare_network() -> None:
         subprocess.run(command, check=False, capture_output=True)
 
 
-async def _apply(deployment: Deployment, faults: Any, step: Step, applied: list[Step]) -> None:
+async def _apply(deployment: Deployment, step: Step, applied: list[Step]) -> None:
     if step.action == "silence":
-        faults.silence(step.target)
+        await deployment.disable_nic(step.target)
     elif step.action == "refuse":
         await deployment.stop_pool(step.target)
     elif step.action == "restore":
         earlier = {s.action for s in applied if s.target == step.target}
         if "silence" in earlier:
-            faults.restore(step.target)
+            await deployment.enable_nic(step.target)
         if "refuse" in earlier:
             await deployment.start_pool(step.target)
     else:

@@ -1,8 +1,12 @@
 """The private network (and mount) namespace ``sipemu conform`` runs in.
 
-One small function, :func:`enter`, is the only place that knows how: until sipemu creates its
-own namespaces (emulator/live/netns.py, ``isolate()``), the command re-runs itself under
-``unshare --net --mount`` with the loopback interface up, and waits for that child.  The
+One small function, :func:`enter`, is the only place that knows how: the command re-runs
+itself under ``unshare --net --mount`` with the loopback interface up, and waits for that
+child.  (emulator/live/netns.py's ``isolate()`` makes a network namespace only; the programs
+also need a mount namespace of their own, for the resolv.conf bind-mounted for them, and a
+fresh process is the simplest way to have both before any thread starts.)  Whether a
+namespace can be made at all is netns.py's ``namespace_support()``; inside, the deployment
+runs in packet mode (its faults are netns.py's nftables rules).  The
 child sees only its own ``lo``: the real program, the pools on 127.0.0.11/12, the fake DNS on
 127.0.0.10 port 53 and the packet faults (nftables rules) cannot touch the host's network,
 and a resolv.conf bind-mounted for the program is seen by it alone.

@@ -67,6 +67,7 @@ __all__ = [
     "in_private_namespace",
     "isolate",
     "isolate_thread",
+    "mark_private",
     "namespace_support",
     "netem_support",
     "packet_fault_support",
@@ -265,6 +266,15 @@ def in_private_namespace() -> bool:
 
 _made: set[str] = set()
 """The namespaces :func:`isolate` and :func:`isolate_thread` made (``net:[inode]``)."""
+
+
+def mark_private() -> None:
+    """Say that the calling thread's network namespace is a private one its process made
+    itself (a child of ``unshare --net`` that sipemu started, as ``sipemu conform`` does),
+    for where :func:`in_private_namespace` cannot tell: once a process has left the
+    machine's namespace, the kernel may refuse it a look at init's (``/proc/1/ns/net``:
+    permission denied), and then packet mode would be refused."""
+    _remember()
 
 
 def _remember() -> None:
