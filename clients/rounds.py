@@ -126,6 +126,11 @@ def give_up(agent: Agent, now: float) -> None:
     # base-time * 2^1 * [0.5, 1], i.e. 30-60 s with the defaults.
     agent._failures += 1
     delay = agent.profile.backoff.delay(agent._failures, agent.rng)
+    free = agent.first_free(now)
+    if free is not None:
+        # A server that answered 503 with Retry-After: the next round comes no sooner than
+        # the first such server is free again (RFC 3261 §21.5.4).
+        delay = max(delay, free - now)
     agent._backoff = Backoff(now + delay)
     if agent._machine.state != "signed-out":
         agent._change(now, SignedOut, SignOutReason.NO_REGISTRAR, delay)
@@ -135,6 +140,10 @@ def give_up(agent: Agent, now: float) -> None:
 
 
 def try_target(agent: Agent, now: float, target: Target) -> None:
+    if agent.deferred_until(target, now) is not None:
+        # RFC 3261 §21.5.4: nothing to a server whose Retry-After has not passed.
+        advance(agent, now)
+        return
     if target.address is None:
         try:
             SipUri.parse(f"sip:{target.host}")
