@@ -183,6 +183,11 @@ class Profile:
     [3P DD-BLOG]."""
     follows_redirect: bool = True
     """Follow a 3xx to REGISTER (RFC 3261 §8.1.3.4, §21.3.2) [DOC]."""
+    follows_refresh_redirect: bool = True
+    """Follow a 3xx to a refresh (RFC 3261 §10.2.4; the ``redirect-on-refresh`` failback).
+    False: the client stops, signed out, and sends no REGISTER until the user signs in again
+    (linphone 5.1: a refresh answered 301 by the backup, then only keep-alives for the 244 s
+    left of the run) [3P]."""
     redirect_order: RedirectOrder = "q-descending"
     """"q-descending": every Contact, serially by decreasing q (MS-SIPREGE §2.2.1.5
     ``ms-cluster-failover``) [DOC]; "first": only the first Contact, q ignored."""
@@ -424,6 +429,7 @@ LINPHONE = replace(
     discovery=(_srv("_sip._udp.{domain}", "udp", 5060), _a("{domain}", "udp", 5060)),
     uses_endpoint_cache=False,
     redirect_order="first",  # belle-sip refresher.c: a 301/302 retries at the first Contact [3P]
+    follows_refresh_redirect=False,  # a 301 to its refresh: no REGISTER afterwards [3P]
     retries_dead_redirect_target=True,  # ...and keeps retrying it [3P]
     register_expires=3600,  # liblinphone's default reg_expires [3P]
     refresh_fraction=0.9,  # refreshed 108 s after a 200 granting 120 (observed) [3P]

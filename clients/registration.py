@@ -85,7 +85,10 @@ def answered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
     elif 300 <= status < 400 and purpose is Purpose.REGISTER:
         redirects.redirected(agent, now, entry, response)
     elif 300 <= status < 400 and agent.profile.follows_redirect:
-        redirects.refresh_redirected(agent, now, entry, response)
+        if agent.profile.follows_refresh_redirect:
+            redirects.refresh_redirected(agent, now, entry, response)
+        else:
+            stop(agent, now, entry, Failure(FailureKind.STATUS, status, response.reason))
     else:
         if status == 503 and agent.profile.honours_retry_after:
             _retry_after(agent, now, entry, response)
@@ -217,6 +220,29 @@ def refresh(agent: Agent, now: float) -> None:
     )
 
 
+def stop(agent: Agent, now: float, entry: Tx, failure: Failure, *, noted: bool = False) -> None:
+    """The profile gives up for good after ``failure``: signed out, no retry, nothing armed
+    (``Profile.final_statuses``, ``Profile.follows_refresh_redirect``).  ``noted``: the
+    failure's note was made and its flow closed already."""
+    if not noted:
+        if agent.notes:
+            agent._note(TargetFailed(now, agent.name, entry.target.host, failure))
+        agent._close(entry.flow)
+    # _close spares the registrar's flow: forget it first, or it is never closed.
+    flow, agent.keepalive.flow = agent.keepalive.flow, None
+    if flow is not None:
+        agent._close(flow)
+    agent.round.plan = []
+    agent.round.loud = False
+    agent._refresh = None
+    agent._backoff = None
+    agent.keepalive.stop()
+    agent.failback.stop()
+    agent.registrar = None
+    if agent._machine.state != "signed-out":
+        agent._change(now, SignedOut, SignOutReason.REFUSED, 0.0, failure, entry.target.host)
+
+
 def _delta_seconds(value: str) -> int | None:
     """A header's delta-seconds (RFC 3261 §25.1: ASCII digits, at most 2**32-1), or None."""
     try:
@@ -283,10 +309,7 @@ def failed(agent: Agent, entry: Tx, now: float, failure: Failure, redirect_refus
         return
     if failure.kind is FailureKind.STATUS and failure.status in profile.final_statuses:
         # linphone 5.1 never retries a 404: signed out until the user signs in again.
-        agent.round.plan = []
-        agent.round.loud = False
-        if agent._machine.state != "signed-out":
-            agent._change(now, SignedOut, SignOutReason.REFUSED, 0.0, failure, entry.target.host)
+        stop(agent, now, entry, failure, noted=True)
         return
     if not profile.srv_failover and entry.target.source == "srv":
         agent.round.plan = [

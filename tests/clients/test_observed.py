@@ -339,3 +339,21 @@ def test_a_profile_may_ignore_retry_after() -> None:
     h.reply(register, 503, [("Retry-After", "600")])
     deadline = h.agent.next_deadline()
     assert deadline is not None and deadline <= 60.0
+
+
+def test_linphone_stops_after_a_301_to_its_refresh() -> None:
+    # Observed: registered at fe2 after fe1 went silent, fe2 sent it home by NOTIFY (answered
+    # 200 Ok) and then answered its refresh 301 naming fe1; linphone sent no REGISTER in the
+    # 244 s left of the run.
+    h = Harness(LINPHONE)
+    udp_srv_signed_in(h, naptr=False)
+    refresh = refresh_sent(h)
+    h.reply(refresh, 301, [("Contact", f"<sip:{FE2}:5060>")])
+    last = h.last_state()
+    assert isinstance(last, SignedOut) and last.reason is SignOutReason.REFUSED
+    h.run_until(h.now + 600.0)
+    assert not h.sip_requests() and not h.dns_queries()
+
+
+def test_lync_follows_a_301_to_its_refresh() -> None:
+    assert LYNC2010.follows_refresh_redirect and BARESIP.follows_refresh_redirect
