@@ -95,11 +95,12 @@ def after_loss(agent: Agent, now: float, loss: Loss) -> None:
     if flow is not None:
         agent._close(flow)
     agent._change(now, RegistrarLost, loss)
-    delay = agent.profile.retry_after_loss
-    if delay > 0:
-        # linphone 5.1: the next REGISTER 2 s after the refresh's Timer F.
+    retry = agent.profile.retry_after_timeout
+    failure = loss.failure
+    if retry is not None and failure is not None and failure.kind is FailureKind.TIMEOUT:
+        # linphone 5.1: a REGISTER that got no answer is followed by a new round 2 s later.
         agent.round.loud = False
-        agent._backoff = Backoff(now + delay)
+        agent._backoff = Backoff(now + retry)
         return
     rounds.begin(agent, now, RoundReason.FAILOVER, after_loss=True)
 

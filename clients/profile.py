@@ -254,9 +254,10 @@ class Profile:
     """Seconds between losing the registrar (keep-alive unanswered, refresh failed, connection
     reset) and showing signed-out while starting failover.  CHOICE, no source gives Lync's
     value: 10 s, chosen with ``keepalive_interval`` to reproduce R1's "about 30 s"."""
-    retry_after_loss: float = 0.0
-    """Seconds between signing out after a loss and the round that follows (linphone 5.1: 2 s
-    after the refresh's Timer F) [3P]; 0: at once."""
+    retry_after_timeout: float | None = None
+    """Seconds before the next round when the round failed because its last REGISTER got no
+    answer (Timer F), instead of ``backoff`` (linphone 5.1: 2.0 s, with a new lookup; after
+    a DNS failure it waits its 60 s) [3P]; None: ``backoff`` always."""
     final_statuses: tuple[int, ...] = ()
     """Final answers to a sign-in REGISTER after which the client stops trying, signed out
     until the user signs in again (linphone 5.1: 404, never retried) [3P]."""
@@ -307,8 +308,9 @@ class Profile:
             problems.append("refresh_fraction must be None or between 0 and 1")
         if self.refresh_failure not in ("lost", "next-target"):
             problems.append("refresh_failure must be 'lost' or 'next-target'")
-        if not (self.retry_after_loss >= 0 and math.isfinite(self.retry_after_loss)):
-            problems.append("retry_after_loss must be >= 0 and finite")
+        timeout_retry = self.retry_after_timeout
+        if timeout_retry is not None and not (0 < timeout_retry and math.isfinite(timeout_retry)):
+            problems.append("retry_after_timeout must be None or > 0 and finite")
         if any(isinstance(s, bool) or not 300 <= s <= 699 for s in self.final_statuses):
             problems.append("final_statuses must be status codes 300-699")
         if isinstance(self.cache_only_rounds, bool) or self.cache_only_rounds < 0:
@@ -441,6 +443,7 @@ LINPHONE = replace(
     keepalive_detects_loss=False,  # no pong awaited: found lost at the refresh [3P]
     use_server_keepalive_timeout=False,
     failover_detection_timeout=0.0,
+    retry_after_timeout=2.0,  # Timer F of a REGISTER (one SRV target): again 2.0 s later [3P]
     final_statuses=(404,),  # a 404 is never retried (observed over 9 minutes) [3P]
     failback_probe_interval=math.inf,
     failback_detection_timeout=math.inf,

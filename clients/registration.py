@@ -311,6 +311,7 @@ def failed(agent: Agent, entry: Tx, now: float, failure: Failure, redirect_refus
         # linphone 5.1 never retries a 404: signed out until the user signs in again.
         stop(agent, now, entry, failure, noted=True)
         return
+    agent.round.timed_out = failure.kind is FailureKind.TIMEOUT
     if not profile.srv_failover and entry.target.source == "srv":
         agent.round.plan = [
             p for p in agent.round.plan if not (isinstance(p, Target) and p.source == "srv")

@@ -357,3 +357,39 @@ def test_linphone_stops_after_a_301_to_its_refresh() -> None:
 
 def test_lync_follows_a_301_to_its_refresh() -> None:
     assert LYNC2010.follows_refresh_redirect and BARESIP.follows_refresh_redirect
+
+
+def test_linphone_retries_2_s_after_a_register_timed_out() -> None:
+    # Observed (one SRV target, stopped: ICMP port unreachable ignored): Timer F of the
+    # REGISTER sent at 60.12 s, then a new lookup and REGISTER at 94.14 s, 2.0 s after it.
+    h = Harness(LINPHONE)
+    h.sign_in()
+    query = h.pop_query()
+    h.answer(query, [srv_rr(query.name, FE1, 10, port=5060)])
+    register = resolve(h, FE1, FE1_IP)
+    h.flow_failed(register.flow)  # ICMP port unreachable: ignored
+    h.run_until(TIMER_F)
+    assert h.agent.state == "signed-out"
+    h.clear()
+    h.run_until(TIMER_F + 2.0 - 0.001)
+    assert not h.sends()
+    h.run_until(TIMER_F + 2.0)
+    assert h.pop_query().name == UDP_SRV  # a new round, from the lookup
+
+
+def test_linphone_retries_2_s_after_a_refresh_to_its_only_server_timed_out() -> None:
+    h = Harness(LINPHONE)
+    h.sign_in()
+    query = h.pop_query()
+    h.answer(query, [srv_rr(query.name, FE1, 10, port=5060)])
+    h.ok(resolve(h, FE1, FE1_IP), expires=120, keep_alive=None)
+    refresh_sent(h)
+    sent_at = h.now
+    h.run_until(sent_at + TIMER_F)
+    assert h.agent.state == "signed-out"
+    h.clear()
+    h.run_until(sent_at + TIMER_F + 2.0 - 0.001)
+    answer_pings_none(h)
+    assert not h.sends()
+    h.run_until(sent_at + TIMER_F + 2.0)
+    assert h.pop_query().name == UDP_SRV
