@@ -35,6 +35,7 @@ __all__ = [
     "RedirectOrder",
     "customized",
     "get_profile",
+    "profiles_epilog",
 ]
 
 RedirectOrder = Literal["q-descending", "first"]
@@ -421,7 +422,7 @@ BARESIP = replace(
 LINPHONE = replace(
     LYNC2010,
     name="linphone",
-    checked_against="linphonec 5.1.65 (Debian linphone-cli 5.1.65-4, belle-sip 5.1)",
+    checked_against="linphonec 5.1.65 (Debian linphone-cli 5.1.65-4, belle-sip 5.1.64)",
     program_settings=(
         "[proxy_0] reg_proxy=<sip:DOMAIN> reg_identity=sip:USER@DOMAIN reg_expires=120"
         " reg_sendregister=1; [sip] UDP only; the system resolver pointing at the fake DNS"
@@ -456,6 +457,18 @@ LINPHONE = replace(
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (LYNC2010, LYNC2013, BARESIP, LINPHONE)}
 """Every known client profile by name; ``lync2010`` first (the default)."""
+
+
+def profiles_epilog() -> str:
+    """The known profiles, each with the program it was checked against and the settings it
+    assumes (``sipemu client signin --help``, ``sipemu clients --help``)."""
+    lines = ["client profiles (docs/clients.md):"]
+    for profile in PROFILES.values():
+        checked = profile.checked_against or "built from documents, not checked on the wire"
+        lines.append(f"  {profile.name}: {checked}")
+        if profile.program_settings:
+            lines.append(f"    assumes: {profile.program_settings}")
+    return "\n".join(lines)
 
 
 def get_profile(name: str) -> Profile:
