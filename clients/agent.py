@@ -170,10 +170,11 @@ class Agent:
         self._events: list[AgentEvent] = []
         self._machine = StateMachine()
         self._cached: CacheEntry | CacheUnreadable | None = None
-        self._deferred: dict[tuple[str, int, str], float] = {}
+        self._deferred: dict[tuple[str, int, str], float] | None = None
         """Servers that answered 503 with Retry-After -> when they may be asked again (RFC
         3261 §21.5.4; ``Profile.honours_retry_after``).  Kept across sessions: it is about
-        the server, not the sign-in."""
+        the server, not the sign-in.  None until the first (no dict per agent in a fleet of
+        thousands that never sees one)."""
         self._reset_session()
         self.mode: Mode | None = None
         self.contacts: int | None = None
@@ -589,30 +590,34 @@ class Agent:
 
     def defer(self, now: float, target: Target, until: float) -> None:
         """``target`` answered 503 with Retry-After: nothing goes to it before ``until``."""
+        if self._deferred is None:
+            self._deferred = {}
         self._deferred[endpoint(target)] = until
         if self.notes:
             self._note(TargetDeferred(now, self.name, target.host, until))
 
     def deferred_until(self, target: Target, now: float) -> float | None:
         """When ``target`` may be asked again, if its Retry-After has not passed; else None."""
-        if not self._deferred:
+        deferred = self._deferred
+        if not deferred:
             return None
         key = endpoint(target)
-        until = self._deferred.get(key)
+        until = deferred.get(key)
         if until is None:
             return None
         if until <= now:
-            del self._deferred[key]
+            del deferred[key]
             return None
         return until
 
     def first_free(self, now: float) -> float | None:
         """When the first server still under a Retry-After is free again (None: none is)."""
-        if not self._deferred:
+        deferred = self._deferred
+        if not deferred:
             return None
-        for key in [k for k, until in self._deferred.items() if until <= now]:
-            del self._deferred[key]
-        return min(self._deferred.values(), default=None)
+        for key in [k for k, until in deferred.items() if until <= now]:
+            del deferred[key]
+        return min(deferred.values(), default=None)
 
     # -- helpers ----------------------------------------------------------------------------
 
