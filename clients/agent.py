@@ -63,12 +63,11 @@ from clients.events import (
     SignedOut,
     SignOutReason,
     StepTaken,
+    TargetDeferred,
 )
 from clients.failback import FailbackCycle
 from clients.keepalive import KeepAliveCycle
-from clients.plan import (
-    Target,
-)
+from clients.plan import Target, endpoint
 from clients.profile import Profile
 from clients.requests import Purpose, RequestBuilder, Tx
 from clients.states import TRANSITIONS, Backoff, LossTimer, Refresh, Round, StateMachine
@@ -92,6 +91,7 @@ class Agent:
         "_actions",
         "_backoff",
         "_cached",
+        "_deferred",
         "_events",
         "_expires",
         "_failures",
@@ -163,7 +163,11 @@ class Agent:
             dns_server,
             DnsCache(profile.dns_cache_max_ttl, profile.dns_negative_cache_max_ttl),
         )
-        self.keepalive = KeepAliveCycle(profile.keepalive_interval, profile.pong_timeout)
+        self.keepalive = KeepAliveCycle(
+            profile.keepalive_interval,
+            profile.pong_timeout,
+            expects_pong=profile.keepalive_detects_loss,
+        )
         self.failback = FailbackCycle(self, profile.failback_probe_interval, self._timers.timer_f)
         self.cycles: tuple[Cycle, ...] = (self.failback, self.keepalive)
         """The periodic behaviours a simulator may coast (emulator/coasting.py); the probes
@@ -172,6 +176,11 @@ class Agent:
         self._events: list[AgentEvent] = []
         self._machine = StateMachine()
         self._cached: CacheEntry | CacheUnreadable | None = None
+        self._deferred: dict[tuple[str, int, str], float] | None = None
+        """Servers that answered 503 with Retry-After -> when they may be asked again (RFC
+        3261 §21.5.4; ``Profile.honours_retry_after``).  Kept across sessions: it is about
+        the server, not the sign-in.  None until the first (no dict per agent in a fleet of
+        thousands that never sees one)."""
         self._reset_session()
         self.mode: Mode | None = None
         self.contacts: int | None = None
@@ -408,7 +417,10 @@ class Agent:
             rounds.backoff_over(self, now, backoff)
 
     def flow_failed(self, flow: Flow, now: float) -> None:
-        """A connection could not be opened or broke (RFC 3261 §8.1.3.1: like a 503)."""
+        """A connection could not be opened or broke (RFC 3261 §8.1.3.1: like a 503).  On UDP
+        (ICMP port unreachable) a profile may ignore it: its requests wait for Timer F."""
+        if flow.transport == "udp" and self.profile.ignores_icmp:
+            return
         for key, entry in list(self._txs.items()):
             if entry.flow == flow:
                 entry.tx.transport_error(now)
@@ -520,7 +532,7 @@ class Agent:
         if purpose is Purpose.UNREGISTER:
             return
         if purpose is Purpose.KEEPALIVE:
-            if entry.flow == self.keepalive.flow:
+            if entry.flow == self.keepalive.flow and self.profile.keepalive_detects_loss:
                 failover.registrar_lost(self, now, Loss(LossKind.KEEPALIVE_FAILED, failure))
             return
         if purpose is Purpose.CONTACTS:
@@ -535,7 +547,7 @@ class Agent:
             self.failback.failed(now)
             return
         if purpose is Purpose.REFRESH:
-            failover.registrar_lost(self, now, Loss(LossKind.REFRESH_FAILED, failure))
+            failover.refresh_failed(self, now, entry, failure)
             return
         registration.failed(self, entry, now, failure, redirect_refused)
 
@@ -543,7 +555,7 @@ class Agent:
         flow = self.keepalive.flow
         if flow is None or self.registrar is None:
             return
-        if flow.reliable:  # RFC 5626 §3.5.1 CRLF ping
+        if flow.reliable or self.profile.keepalive_crlf_on_udp:  # RFC 5626 §3.5.1 CRLF ping
             self._actions.append(self.keepalive.ping(now, flow))
         else:
             request = self.requests.options(self.registrar, flow)
@@ -579,6 +591,39 @@ class Agent:
         # What the probe's OPTIONS draws and counts (requests.options takes its identifiers
         # from the same function), without building the message.
         self.requests.outside_identifiers()
+
+    # -- Retry-After (RFC 3261 §21.5.4) -------------------------------------------------------
+
+    def defer(self, now: float, target: Target, until: float) -> None:
+        """``target`` answered 503 with Retry-After: nothing goes to it before ``until``."""
+        if self._deferred is None:
+            self._deferred = {}
+        self._deferred[endpoint(target)] = until
+        if self.notes:
+            self._note(TargetDeferred(now, self.name, target.host, until))
+
+    def deferred_until(self, target: Target, now: float) -> float | None:
+        """When ``target`` may be asked again, if its Retry-After has not passed; else None."""
+        deferred = self._deferred
+        if not deferred:
+            return None
+        key = endpoint(target)
+        until = deferred.get(key)
+        if until is None:
+            return None
+        if until <= now:
+            del deferred[key]
+            return None
+        return until
+
+    def first_free(self, now: float) -> float | None:
+        """When the first server still under a Retry-After is free again (None: none is)."""
+        deferred = self._deferred
+        if not deferred:
+            return None
+        for key in [k for k, until in deferred.items() if until <= now]:
+            del deferred[key]
+        return min(deferred.values(), default=None)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from clients.cache import CacheEntry, CacheError, FileCacheStore, MemoryCacheStore
 from clients.events import AgentEvent, ClientActionDone, ClientNote, ClientStateChanged
-from clients.profile import PROFILES
+from clients.profile import PROFILES, profiles_epilog
 from emulator.config import ConfigError, TomlContext, parse_toml, read_text
 from emulator.net import TRANSPORTS, Address
 
@@ -77,6 +77,8 @@ def register_client(subparsers: SubParsers) -> None:
         help="sign one user in against a deployment (ours or a real one)",
         description="Run one client agent: discovery through the given DNS server, the endpoint "
         "cache, 301 handling, refresh and keep-alive, failover and failback.",
+        epilog=profiles_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     signin.add_argument("user", help="the user's SIP URI, e.g. sip:clientuser1@contoso.test")
     signin.add_argument("--dns", type=_address, required=True, help="DNS server HOST:PORT")
@@ -108,7 +110,12 @@ def register_client(subparsers: SubParsers) -> None:
 
 
 def register_clients(subparsers: SubParsers) -> None:
-    parser = subparsers.add_parser("clients", help="run many emulated clients from a file")
+    parser = subparsers.add_parser(
+        "clients",
+        help="run many emulated clients from a file",
+        epilog=profiles_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="clients_command", metavar="ACTION", required=True)
     run = commands.add_parser("run", help="sign in every client of a clients file")
     run.add_argument(

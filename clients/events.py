@@ -59,7 +59,9 @@ __all__ = [
     "SignInStarted",
     "SignOutReason",
     "SignedOut",
+    "StaleRefreshFailed",
     "StepTaken",
+    "TargetDeferred",
     "TargetFailed",
     "TargetRetried",
 ]
@@ -160,6 +162,9 @@ class SignOutReason(Enum):
     """A 3xx the profile does not follow; it retries that server (``failure``, ``host``)."""
     DEREGISTERED = "deregistered"
     """The registrar's NOTIFY said so (``detail``: its body)."""
+    REFUSED = "refused"
+    """A final answer the profile never retries (``failure``, ``host``): the client stays
+    signed out until the user signs in again (``Profile.final_statuses``)."""
 
 
 class ContactsReason(Enum):
@@ -335,7 +340,9 @@ class SignedOut(ClientStateChanged):
         if reason is SignOutReason.NO_REGISTRAR:
             return f"no registrar reachable; retry in {self.retry_in:.1f} s"
         if reason is SignOutReason.REFUSED_REDIRECT:
-            return f"{self.failure}; retrying {self.host}"
+            return f"{self.failure}; retrying {self.host} in {self.retry_in:.1f} s"
+        if reason is SignOutReason.REFUSED:
+            return f"{self.host} refused: {self.failure}; not retried"
         return f"deregistered by the registrar ({self.detail})"
 
 
@@ -454,6 +461,32 @@ class TargetFailed(ClientNote):
     @property
     def text(self) -> str:
         return f"{self.host} failed: {self.failure}"
+
+
+@static_frozen
+class StaleRefreshFailed(ClientNote):
+    """A refresh sent to ``host`` before the agent moved to another registrar failed
+    (``failure``): it is about the registrar left behind, and ignored."""
+
+    host: str
+    failure: Failure
+
+    @property
+    def text(self) -> str:
+        return f"stale refresh to {self.host} failed ({self.failure}): ignored"
+
+
+@static_frozen
+class TargetDeferred(ClientNote):
+    """``host`` answered 503 with Retry-After: it is skipped until ``until`` (RFC 3261
+    §21.5.4)."""
+
+    host: str
+    until: float
+
+    @property
+    def text(self) -> str:
+        return f"{self.host} skipped: Retry-After until t={self.until:.1f}"
 
 
 @static_frozen

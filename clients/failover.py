@@ -16,19 +16,64 @@ from clients import rounds
 from clients.events import (
     FailbackReason,
     FailbackStarted,
+    Failure,
+    FailureKind,
     Loss,
+    LossKind,
     LossNoticed,
     RegistrarLost,
     RoundReason,
+    StaleRefreshFailed,
+    TargetFailed,
 )
 from clients.plan import (
     DISCOVER,
     Target,
+    endpoint,
 )
-from clients.states import LossTimer
+from clients.requests import Tx
+from clients.states import Backoff, LossTimer
 
 if TYPE_CHECKING:
     from clients.agent import Agent
+
+
+def refresh_failed(agent: Agent, now: float, entry: Tx, failure: Failure) -> None:
+    """A refresh got no answer, a refusal or a broken connection.
+
+    Only a refresh of the registration the agent holds can lose it: one sent before the
+    agent moved on (a failback, a failover by NOTIFY) is about the registrar it left, and is
+    ignored (noted).  A profile whose refresh goes on to the next SRV target
+    (``refresh_failure`` "next-target", baresip) tries the targets after the failed one
+    without a new lookup; the others lose the registrar."""
+    if agent.registrar is not entry.target or entry.flow != agent.keepalive.flow:
+        if agent.notes:
+            agent._note(StaleRefreshFailed(now, agent.name, entry.target.host, failure))
+        return
+    if agent.profile.refresh_failure == "next-target" and failure.kind in (
+        FailureKind.TIMEOUT,
+        FailureKind.CONNECTION,
+    ):
+        rest = _after(agent.discovery.first_srv_targets, entry.target)
+        if rest:
+            if agent.notes:
+                agent._note(TargetFailed(now, agent.name, entry.target.host, failure))
+            agent._refresh = None
+            agent.keepalive.stop()
+            agent.round.plan = list(rest)
+            agent.round.redirect_depth = 0
+            rounds.advance(agent, now)
+            return
+    registrar_lost(agent, now, Loss(LossKind.REFRESH_FAILED, failure))
+
+
+def _after(targets: list[Target], failed: Target) -> list[Target]:
+    """The targets after ``failed`` in ``targets`` (none if it is not among them)."""
+    key = endpoint(failed)
+    for index, target in enumerate(targets):
+        if endpoint(target) == key:
+            return targets[index + 1 :]
+    return []
 
 
 def registrar_lost(agent: Agent, now: float, loss: Loss) -> None:
@@ -50,6 +95,13 @@ def after_loss(agent: Agent, now: float, loss: Loss) -> None:
     if flow is not None:
         agent._close(flow)
     agent._change(now, RegistrarLost, loss)
+    retry = agent.profile.retry_after_timeout
+    failure = loss.failure
+    if retry is not None and failure is not None and failure.kind is FailureKind.TIMEOUT:
+        # linphone 5.1: a REGISTER that got no answer is followed by a new round 2 s later.
+        agent.round.loud = False
+        agent._backoff = Backoff(now + retry)
+        return
     rounds.begin(agent, now, RoundReason.FAILOVER, after_loss=True)
 
 

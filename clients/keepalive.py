@@ -26,17 +26,20 @@ class KeepAliveCycle:
     """One registration's keep-alives (see the module docstring)."""
 
     __slots__ = (
-        "_back", "_out", "_ping", "at", "coasting", "flow", "interval", "pong_at",
-        "pong_timeout", "rounds_coasted",
+        "_back", "_out", "_ping", "at", "coasting", "expects_pong", "flow", "interval",
+        "pong_at", "pong_timeout", "rounds_coasted",
     )  # fmt: skip
 
-    def __init__(self, interval: float, pong_timeout: float) -> None:
+    def __init__(self, interval: float, pong_timeout: float, *, expects_pong: bool = True) -> None:
         self.at: float | None = None
         """When the next ping (or OPTIONS) goes out; None: not due (stopped, or waiting)."""
         self.pong_at: float | None = None
         """When an unanswered ping means the registrar is lost; None: no ping unanswered."""
         self.interval = interval
         self.pong_timeout = pong_timeout
+        self.expects_pong = expects_pong
+        """False: a ping keeps the flow open and nothing more (no pong awaited, no loss found
+        by it; linphone, ``Profile.keepalive_detects_loss``): the next one after ``interval``."""
         self.flow: Flow | None = None
         """The registrar's flow (the agent's ``registrar_flow``)."""
         self._ping: Send | None = None
@@ -67,7 +70,10 @@ class KeepAliveCycle:
             # One Send per registrar flow, reused (it is immutable): making a frozen
             # dataclass costs as much as the rest of a keep-alive.
             ping = self._ping = Send(flow, PING)
-        self.pong_at = now + self.pong_timeout
+        if self.expects_pong:
+            self.pong_at = now + self.pong_timeout
+        else:
+            self.at = now + self.interval
         return ping
 
     def answered(self, now: float) -> None:
@@ -93,6 +99,8 @@ class KeepAliveCycle:
         flow = self.flow
         if self.at is None or self.pong_at is not None or flow is None or not flow.reliable:
             return None
+        if not self.expects_pong:
+            return None  # unanswered pings: nothing to coast on (they run, one per interval)
         return (flow,)
 
     def begin_coast(self, paths: Mapping[Flow, Path], other: float | None) -> bool:

@@ -35,10 +35,12 @@ __all__ = [
     "RedirectOrder",
     "customized",
     "get_profile",
+    "profiles_epilog",
 ]
 
 RedirectOrder = Literal["q-descending", "first"]
 
+_NOT_OPTIONS = ("name", "discovery", "supported", "final_statuses", "checked_against")
 _NAME = re.compile(r"^[a-z][a-z0-9.-]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")  # RFC 3261 §25.1 token (option-tag)
 
@@ -182,6 +184,11 @@ class Profile:
     [3P DD-BLOG]."""
     follows_redirect: bool = True
     """Follow a 3xx to REGISTER (RFC 3261 §8.1.3.4, §21.3.2) [DOC]."""
+    follows_refresh_redirect: bool = True
+    """Follow a 3xx to a refresh (RFC 3261 §10.2.4; the ``redirect-on-refresh`` failback).
+    False: the client stops, signed out, and sends no REGISTER until the user signs in again
+    (linphone 5.1: a refresh answered 301 by the backup, then only keep-alives for the 244 s
+    left of the run) [3P]."""
     redirect_order: RedirectOrder = "q-descending"
     """"q-descending": every Contact, serially by decreasing q (MS-SIPREGE §2.2.1.5
     ``ms-cluster-failover``) [DOC]; "first": only the first Contact, q ignored."""
@@ -193,6 +200,10 @@ class Profile:
     (baresip 1.0: about 57 s) [3P]; None: not applicable."""
     srv_failover: bool = True
     """On a failure move to the next target of the SRV RRset (RFC 3263 §4.3) [DOC]."""
+    redirect_refused_backoff: bool = False
+    """After a 3xx it does not follow, retry the same server after ``backoff`` drawn with the
+    failures counted so far (growing, random), instead of ``redirect_as_failure_retry``
+    (baresip 1.0: 54.6 s then 71.3 s, within 30-60 s then 60-120 s) [3P]."""
     sticky_after_failover: bool = True
     """After failing over to a later SRV target, keep refreshing there; False: the next
     request goes back to the first target (baresip 1.0) [3P]."""
@@ -202,6 +213,18 @@ class Profile:
     refresh_margin: float = 30.0
     """Seconds before expiry the binding is refreshed (at most half the expiry) (MS-SIPREGE
     §3.1.1.5.1 says "before"; 30 s is SIPE's margin) [3P SIPE]."""
+    refresh_fraction: float | None = None
+    """Refresh at this fraction of the granted expiry (baresip 1.0 and linphone 5.1: 0.9,
+    108 s of 120 and 54 s of 60 observed) [3P]; None: ``refresh_margin`` before it."""
+    refresh_failure: Literal["lost", "next-target"] = "lost"
+    """What a refresh that fails (Timer F, connection) does: "lost", the registrar is lost
+    (``failover_detection_timeout``, then a failover round); "next-target", the same request
+    goes on to the next target of the SRV RRset it came from, without a new lookup, and the
+    client signs out only once they all failed (baresip 1.0) [3P]."""
+    ignores_icmp: bool = False
+    """A UDP request whose datagram comes back ICMP port unreachable is not failed: it is
+    retransmitted until Timer F (baresip 1.0, linphone 5.1) [3P].  False: failed at once, as a
+    connection failure (RFC 3261 §18.4 lets a transport error count as a 503)."""
     transaction_timeout: float = 32.0
     """REGISTER transaction timeout, Timer F = 64*T1 = 32 s (RFC 3261 §17.1.2.2) [DOC]."""
     keepalive_interval: float = 20.0
@@ -209,6 +232,13 @@ class Profile:
     UDP).  CHOICE: 20 s.  With the 10 s pong timeout and ``failover_detection_timeout`` 10 s a
     silent registrar signs the client out 20-40 s (30 s on average) after it went quiet: R1's
     "after about 30 s"."""
+    keepalive_crlf_on_udp: bool = False
+    """Send CRLFCRLF as the keep-alive on UDP flows too, not an OPTIONS (linphone 5.1: a 4-byte
+    datagram every 30 s on each flow) [3P]."""
+    keepalive_detects_loss: bool = True
+    """A keep-alive unanswered (no pong within ``pong_timeout``, an OPTIONS failed) means the
+    registrar is lost.  False: keep-alives only keep the flow open, a silent registrar is
+    noticed at the next refresh (linphone 5.1) [3P]."""
     use_server_keepalive_timeout: bool = True
     """Never stay idle longer than the ``timeout=`` of the 200's ``ms-keep-alive``
     (MS-SIPREGE §3.1.1.5.1, MS-CONMGMT §2.2.1) [DOC]."""
@@ -234,6 +264,18 @@ class Profile:
     """Seconds between losing the registrar (keep-alive unanswered, refresh failed, connection
     reset) and showing signed-out while starting failover.  CHOICE, no source gives Lync's
     value: 10 s, chosen with ``keepalive_interval`` to reproduce R1's "about 30 s"."""
+    retry_after_timeout: float | None = None
+    """Seconds before the next round when the round failed because its last REGISTER got no
+    answer (Timer F), instead of ``backoff`` (linphone 5.1: 2.0 s, with a new lookup; after
+    a DNS failure it waits its 60 s) [3P]; None: ``backoff`` always."""
+    final_statuses: tuple[int, ...] = ()
+    """Final answers to a sign-in REGISTER after which the client stops trying, signed out
+    until the user signs in again (linphone 5.1: 404, never retried) [3P]."""
+    honours_retry_after: bool = True
+    """After a 503 with ``Retry-After`` send nothing to that server for that long (RFC 3261
+    §21.5.4 "SHOULD NOT forward any other requests to that server") [DOC]; the round goes on
+    to the next target, and a round with only such servers left waits for the first to come
+    free."""
     failback_probe_interval: float = 60.0
     """While registered away from its primary, how often the client sends OPTIONS to the
     primary; ``math.inf``: never.  CHOICE: 60 s (R1 only shows the registrar-driven
@@ -252,6 +294,11 @@ class Profile:
     lync_headers: bool = True
     """Send the Lync REGISTER extensions: epid, +sip.instance, ``ms-keep-alive`` and
     ``Event: registration`` (MS-SIPREGE §4.1.1) [DOC]."""
+    checked_against: str = ""
+    """The program and version this profile was compared with on the wire (empty: none; the
+    Lync profiles are built from documents)."""
+    program_settings: str = ""
+    """The program settings the profile assumes (an account as a new user sets it up)."""
     contact_list: bool = True
     """After registering, fetch the contact list with a SUBSCRIBE ``Event:
     vnd-microsoft-roaming-contacts`` and follow its changes (Lync clients, MS-SIP contact
@@ -267,6 +314,15 @@ class Profile:
             problems.append("redirect_order must be 'q-descending' or 'first'")
         if self.redirect_as_failure_retry is not None and not self.redirect_as_failure_retry > 0:
             problems.append("redirect_as_failure_retry must be None or > 0")
+        if self.refresh_fraction is not None and not 0 < self.refresh_fraction < 1:
+            problems.append("refresh_fraction must be None or between 0 and 1")
+        if self.refresh_failure not in ("lost", "next-target"):
+            problems.append("refresh_failure must be 'lost' or 'next-target'")
+        timeout_retry = self.retry_after_timeout
+        if timeout_retry is not None and not (0 < timeout_retry and math.isfinite(timeout_retry)):
+            problems.append("retry_after_timeout must be None or > 0 and finite")
+        if any(isinstance(s, bool) or not 300 <= s <= 699 for s in self.final_statuses):
+            problems.append("final_statuses must be status codes 300-699")
         if isinstance(self.cache_only_rounds, bool) or self.cache_only_rounds < 0:
             problems.append("cache_only_rounds must be >= 0")
         if isinstance(self.register_expires, bool) or self.register_expires <= 0:
@@ -303,6 +359,19 @@ class Profile:
             raise ValueError(f"client profile {self.name!r}: {'; '.join(problems)}")
 
     @property
+    def retries_refused_redirect(self) -> bool:
+        """Whether a 3xx it does not follow is retried at the same server (baresip)."""
+        return not self.follows_redirect and (
+            self.redirect_refused_backoff or self.redirect_as_failure_retry is not None
+        )
+
+    def refresh_at(self, now: float, expires: int) -> float:
+        """When a registration granted ``expires`` seconds at ``now`` is refreshed."""
+        if self.refresh_fraction is not None:
+            return now + max(1.0, expires * self.refresh_fraction)
+        return now + max(1.0, expires - min(self.refresh_margin, expires / 2))
+
+    @property
     def probes_primary(self) -> bool:
         """Whether the client ever probes its primary on its own (``failback_probe_interval``)."""
         return math.isfinite(self.failback_probe_interval)
@@ -324,6 +393,11 @@ LYNC2013 = replace(
 BARESIP = replace(
     LYNC2010,
     name="baresip",
+    checked_against="baresip 1.0.0 (Debian 1.0.0-4, libre 1.1.0)",
+    program_settings=(
+        'an account line <sip:USER@DOMAIN>;regint=120 (or outbound="sip:ADDRESS;transport=udp")'
+        " and dns_server pointing at the fake DNS; no outbound (RFC 5626), no auth"
+    ),
     # libre (baresip's SIP stack) src/sip/request.c: a URI without port or transport parameter
     # makes it query NAPTR for the domain first (``naptr``); without a usable NAPTR record,
     # SRV for each enabled transport from the "highest" down: TLS (_sips._tcp), TCP
@@ -337,19 +411,27 @@ BARESIP = replace(
         _a("{domain}", "udp", 5060),
     ),
     uses_endpoint_cache=False,
-    follows_redirect=False,  # libre sipreg counts a 3xx to REGISTER as a failure [3P]
+    follows_redirect=False,  # a 3xx to REGISTER is a failure: 301 then retry (observed) [3P]
     redirect_order="first",  # not used: redirects are not followed
-    redirect_as_failure_retry=57.0,  # observed; libre: failwait(1), uniform in 30-60 s [3P]
+    redirect_refused_backoff=True,  # 301 retried after 54.6 s, then 71.3 s (observed) [3P]
     sticky_after_failover=False,  # each request resolves afresh and starts at the top [3P]
+    # No DNS cache: every refresh asked NAPTR, SRV and A again, 108 s apart with records of
+    # TTL 300 (observed, /tmp capture of the profiles check: docs/clients.md) [3P].
+    dns_cache_max_ttl=0.0,
+    dns_negative_cache_max_ttl=0.0,
     register_expires=3600,  # baresip's default regint [3P]
-    refresh_margin=360.0,  # libre sipreg refreshes at 90% of the granted expiry (rwait) [3P]
+    refresh_fraction=0.9,  # refreshed 108.0 s after a 200 granting 120, 54.0 s after 60 [3P]
+    refresh_failure="next-target",  # a dead target's refresh goes on to the next SRV target
+    ignores_icmp=True,  # a REGISTER answered by ICMP port unreachable is retransmitted [3P]
     keepalive_interval=3600.0,  # CRLF keep-alives only with RFC 5626 outbound (off by
     # default): longer than the refresh period, so the refresh always re-arms it first [3P]
     use_server_keepalive_timeout=False,  # ms-keep-alive is a Microsoft header
     failover_detection_timeout=0.0,  # a failed refresh goes straight to the next target [3P]
     failback_probe_interval=math.inf,  # never probes its primary [3P]
     failback_detection_timeout=math.inf,
-    backoff=Backoff(30.0, 1800.0, 0.5),  # libre failwait(): min(1800, 30*2^n) * [0.5, 1] [3P]
+    # A failed round (404 included: retried 56.8 s, then 119.5 s later) waits
+    # min(1800, 30 * 2**n) * [0.5, 1] (observed within these ranges) [3P].
+    backoff=Backoff(30.0, 1800.0, 0.5),
     supported=(),  # "Supported: gruu, outbound, path" only with outbound on [3P]
     lync_headers=False,
     contact_list=False,
@@ -359,17 +441,34 @@ BARESIP = replace(
 LINPHONE = replace(
     LYNC2010,
     name="linphone",
-    # CHOICE: an account with linphone's default transport (UDP): SRV for that transport only
-    # (RFC 3263 §4.1/§4.2), then the domain's A record.
+    checked_against="linphonec 5.1.65 (Debian linphone-cli 5.1.65-4, belle-sip 5.1.64)",
+    program_settings=(
+        "[proxy_0] reg_proxy=<sip:DOMAIN> reg_identity=sip:USER@DOMAIN reg_expires=120"
+        " reg_sendregister=1; [sip] UDP only; the system resolver pointing at the fake DNS"
+    ),
+    # UDP account: SRV for that transport only (RFC 3263 §4.1/§4.2), then the domain's A
+    # record (observed: SRV _sip._udp, A and AAAA of the domain asked together) [3P].
     discovery=(_srv("_sip._udp.{domain}", "udp", 5060), _a("{domain}", "udp", 5060)),
     uses_endpoint_cache=False,
     redirect_order="first",  # belle-sip refresher.c: a 301/302 retries at the first Contact [3P]
+    follows_refresh_redirect=False,  # a 301 to its refresh: no REGISTER afterwards [3P]
     retries_dead_redirect_target=True,  # ...and keeps retrying it [3P]
     register_expires=3600,  # liblinphone's default reg_expires [3P]
-    refresh_margin=360.0,  # belle-sip refresher: refresh at 90% of the obtained expiry [3P]
-    keepalive_interval=30.0,  # liblinphone sip.keepalive_period default 30000 ms [3P]
+    refresh_fraction=0.9,  # refreshed 108 s after a 200 granting 120 (observed) [3P]
+    refresh_failure="next-target",  # refresh to a silent fe1 (SRV 10): Timer F, then the
+    # same REGISTER to fe2 (SRV 20) 0.02 s later, without a new lookup (observed) [3P]
+    ignores_icmp=True,  # ICMP port unreachable: the REGISTER waits for Timer F [3P]
+    # No DNS cache of its own across rounds: each new round asked SRV, A and AAAA again, 34 s
+    # after the last lookup, with records of TTL 300 (observed) [3P].
+    dns_cache_max_ttl=0.0,
+    dns_negative_cache_max_ttl=0.0,
+    keepalive_interval=30.0,  # a CRLFCRLF datagram every 30 s (observed) [3P]
+    keepalive_crlf_on_udp=True,
+    keepalive_detects_loss=False,  # no pong awaited: found lost at the refresh [3P]
     use_server_keepalive_timeout=False,
     failover_detection_timeout=0.0,
+    retry_after_timeout=2.0,  # Timer F of a REGISTER (one SRV target): again 2.0 s later [3P]
+    final_statuses=(404,),  # a 404 is never retried (observed over 9 minutes) [3P]
     failback_probe_interval=math.inf,
     failback_detection_timeout=math.inf,
     backoff=Backoff(60.0, 60.0, 1.0),  # belle-sip refresher DEFAULT_RETRY_AFTER 60 s, fixed [3P]
@@ -381,6 +480,18 @@ LINPHONE = replace(
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (LYNC2010, LYNC2013, BARESIP, LINPHONE)}
 """Every known client profile by name; ``lync2010`` first (the default)."""
+
+
+def profiles_epilog() -> str:
+    """The known profiles, each with the program it was checked against and the settings it
+    assumes (``sipemu client signin --help``, ``sipemu clients --help``)."""
+    lines = ["client profiles (docs/clients.md):"]
+    for profile in PROFILES.values():
+        checked = profile.checked_against or "built from documents, not checked on the wire"
+        lines.append(f"  {profile.name}: {checked}")
+        if profile.program_settings:
+            lines.append(f"    assumes: {profile.program_settings}")
+    return "\n".join(lines)
 
 
 def get_profile(name: str) -> Profile:
@@ -405,8 +516,8 @@ def customized(profile: Profile, options: Mapping[str, object]) -> Profile:
     changes: dict[str, object] = {}
     fields = {f.name: f for f in dataclasses.fields(profile)}
     for key, value in options.items():
-        if key not in fields or key in ("name", "discovery", "supported"):
-            settable = sorted(k for k in fields if k not in ("name", "discovery", "supported"))
+        if key not in fields or key in _NOT_OPTIONS:
+            settable = sorted(k for k in fields if k not in _NOT_OPTIONS)
             raise ValueError(
                 f"{key!r} is not a profile field that options can set "
                 f"(fields: {', '.join(settable)})"

@@ -85,9 +85,23 @@ def answered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
     elif 300 <= status < 400 and purpose is Purpose.REGISTER:
         redirects.redirected(agent, now, entry, response)
     elif 300 <= status < 400 and agent.profile.follows_redirect:
-        redirects.refresh_redirected(agent, now, entry, response)
+        if agent.profile.follows_refresh_redirect:
+            redirects.refresh_redirected(agent, now, entry, response)
+        else:
+            stop(agent, now, entry, Failure(FailureKind.STATUS, status, response.reason))
     else:
+        if status == 503 and agent.profile.honours_retry_after:
+            _retry_after(agent, now, entry, response)
         agent._tx_failed(entry, now, Failure(FailureKind.STATUS, status, response.reason))
+
+
+def _retry_after(agent: Agent, now: float, entry: Tx, response: Response) -> None:
+    """A 503's ``Retry-After`` (RFC 3261 §20.33: delta-seconds, then an optional comment and
+    parameters): nothing more goes to that server until it has passed (§21.5.4)."""
+    value = response.headers.get("retry-after") or ""
+    seconds = _delta_seconds(value.split(";", 1)[0].split("(", 1)[0].strip())
+    if seconds:
+        agent.defer(now, entry.target, now + seconds)
 
 
 def registered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
@@ -137,9 +151,7 @@ def registered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
     if on_primary and agent.primary is None:
         agent.primary = target
     save_cache(agent, now, target, on_primary)
-    agent._refresh = Refresh(
-        now + max(1.0, expires - min(agent.profile.refresh_margin, expires / 2))
-    )
+    agent._refresh = Refresh(agent.profile.refresh_at(now, expires))
     keep_alive = response.headers.get("ms-keep-alive")
     interval = agent.profile.keepalive_interval
     if keep_alive and agent.profile.use_server_keepalive_timeout:
@@ -208,6 +220,29 @@ def refresh(agent: Agent, now: float) -> None:
     )
 
 
+def stop(agent: Agent, now: float, entry: Tx, failure: Failure, *, noted: bool = False) -> None:
+    """The profile gives up for good after ``failure``: signed out, no retry, nothing armed
+    (``Profile.final_statuses``, ``Profile.follows_refresh_redirect``).  ``noted``: the
+    failure's note was made and its flow closed already."""
+    if not noted:
+        if agent.notes:
+            agent._note(TargetFailed(now, agent.name, entry.target.host, failure))
+        agent._close(entry.flow)
+    # _close spares the registrar's flow: forget it first, or it is never closed.
+    flow, agent.keepalive.flow = agent.keepalive.flow, None
+    if flow is not None:
+        agent._close(flow)
+    agent.round.plan = []
+    agent.round.loud = False
+    agent._refresh = None
+    agent._backoff = None
+    agent.keepalive.stop()
+    agent.failback.stop()
+    agent.registrar = None
+    if agent._machine.state != "signed-out":
+        agent._change(now, SignedOut, SignOutReason.REFUSED, 0.0, failure, entry.target.host)
+
+
 def _delta_seconds(value: str) -> int | None:
     """A header's delta-seconds (RFC 3261 §25.1: ASCII digits, at most 2**32-1), or None."""
     try:
@@ -250,21 +285,33 @@ def failed(agent: Agent, entry: Tx, now: float, failure: Failure, redirect_refus
         agent.stuck_retrying = entry.target.host
         agent._progress(now, TargetRetried, failure, entry.target.host)
         return
-    if redirect_refused and profile.redirect_as_failure_retry is not None:
-        # baresip 1.0 retries the same server about 57 s after a 301 it does not follow.
-        agent._backoff = Backoff(now + profile.redirect_as_failure_retry, entry.target)
+    if redirect_refused and profile.retries_refused_redirect:
+        # baresip 1.0 retries the same server after a 301 it does not follow, after its
+        # growing random backoff (54.6 s, then 71.3 s observed).
+        if profile.redirect_refused_backoff:
+            agent._failures += 1
+            delay = profile.backoff.delay(agent._failures, agent.rng)
+        else:
+            assert profile.redirect_as_failure_retry is not None
+            delay = profile.redirect_as_failure_retry
+        agent._backoff = Backoff(now + delay, entry.target)
         agent.stuck_retrying = entry.target.host
         if agent._machine.state != "signed-out":
             agent._change(
                 now,
                 SignedOut,
                 SignOutReason.REFUSED_REDIRECT,
-                0.0,
+                delay,
                 failure,
                 entry.target.host,
             )
         agent.round.loud = False
         return
+    if failure.kind is FailureKind.STATUS and failure.status in profile.final_statuses:
+        # linphone 5.1 never retries a 404: signed out until the user signs in again.
+        stop(agent, now, entry, failure, noted=True)
+        return
+    agent.round.timed_out = failure.kind is FailureKind.TIMEOUT
     if not profile.srv_failover and entry.target.source == "srv":
         agent.round.plan = [
             p for p in agent.round.plan if not (isinstance(p, Target) and p.source == "srv")

@@ -72,6 +72,7 @@ def begin(agent: Agent, now: float, reason: RoundReason, *, after_loss: bool) ->
     agent.round.plan = plan
     agent.round.redirect_depth = 0
     agent.round.homeward = None
+    agent.round.timed_out = False
     agent.registrar = None
     agent.keepalive.flow = None
     agent.mode = None
@@ -129,7 +130,17 @@ def give_up(agent: Agent, now: float) -> None:
     # RFC 5626 §4.5 counts the failure that just happened: the first retry waits
     # base-time * 2^1 * [0.5, 1], i.e. 30-60 s with the defaults.
     agent._failures += 1
-    delay = agent.profile.backoff.delay(agent._failures, agent.rng)
+    timeout_retry = agent.profile.retry_after_timeout
+    if timeout_retry is not None and agent.round.timed_out:
+        delay = timeout_retry  # linphone 5.1: 2 s after a REGISTER's Timer F
+    else:
+        delay = agent.profile.backoff.delay(agent._failures, agent.rng)
+    agent.round.timed_out = False
+    free = agent.first_free(now)
+    if free is not None:
+        # A server that answered 503 with Retry-After: the next round comes no sooner than
+        # the first such server is free again (RFC 3261 §21.5.4).
+        delay = max(delay, free - now)
     agent._backoff = Backoff(now + delay)
     if agent._machine.state != "signed-out":
         agent._change(now, SignedOut, SignOutReason.NO_REGISTRAR, delay)
@@ -139,6 +150,10 @@ def give_up(agent: Agent, now: float) -> None:
 
 
 def try_target(agent: Agent, now: float, target: Target) -> None:
+    if agent.deferred_until(target, now) is not None:
+        # RFC 3261 §21.5.4: nothing to a server whose Retry-After has not passed.
+        advance(agent, now)
+        return
     if target.address is None:
         try:
             SipUri.parse(f"sip:{target.host}")

@@ -138,7 +138,7 @@ class Refresh:
 class Round:
     """The data of the agent's current round (clients/rounds.py), new with each session."""
 
-    __slots__ = ("homeward", "leaving", "loud", "plan", "redirect_depth")
+    __slots__ = ("homeward", "leaving", "loud", "plan", "redirect_depth", "timed_out")
 
     def __init__(self) -> None:
         self.plan: list[PlanItem] = []
@@ -150,6 +150,9 @@ class Round:
         """The user watches this round (a sign-in until it registers or gives up): its steps
         are state changes; later rounds' are notes (``Agent._progress``).  Set by
         ``Agent.sign_in``, cleared on registering or giving up."""
+        self.timed_out = False
+        """The round's last REGISTER got no answer (Timer F): set by registration.failed,
+        read by rounds.give_up (``Profile.retry_after_timeout``)."""
         self.homeward: Target | None = None
         """The registrar a failback heads for (its 200 is a FailedBack): set by
         failover.go_home, cleared by a new round and on registering."""

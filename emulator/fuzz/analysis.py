@@ -119,9 +119,7 @@ def explain(
     direct = {c for c in cache if c not in down}
     direct |= {n for n in learned + srv if n not in down and resolves(n)}
     # baresip: a 301 is a failure, and it retries the server that sent it.
-    retries_refused_redirect = (
-        not settings.follows_redirect and settings.redirect_as_failure_retry is not None
-    )
+    retries_refused_redirect = settings.retries_refused_redirect
     if stuck_retrying is not None and stuck_retrying not in serving:
         # It landed on a server that does not serve it and, as its profile does, retries that
         # server for ever, whatever else it could have reached.

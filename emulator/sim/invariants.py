@@ -366,7 +366,8 @@ def liveness_bound(topology: Topology, profile: Profile, *, targets: int, dns_st
     cost an A lookup (4 s) and a transaction timeout (Timer F), redirects add their Contacts;
     and the pool that will serve it may first have to fail over (failover interval plus a
     heartbeat period and timeout).  Loss of a registrar takes the keep-alive interval, the pong
-    timeout and the failover detection timeout to notice.  The client's DNS cache may hold a
+    timeout and the failover detection timeout to notice; for a profile whose keep-alives
+    detect nothing, a refresh period and a Timer F.  The client's DNS cache may hold a
     stale answer (positive or negative) for as long as the topology's TTLs and the profile's
     caps allow (clients/dnscache.py): that time is added once.
     """
@@ -374,9 +375,19 @@ def liveness_bound(topology: Topology, profile: Profile, *, targets: int, dns_st
     dns_tries = 2 * 2.0
     per_target = dns_tries + profile.transaction_timeout
     rounds = profile.cache_only_rounds + 1
-    noticing = (
-        profile.keepalive_interval + profile.pong_timeout + profile.failover_detection_timeout
-    )
+    if profile.keepalive_detects_loss:
+        noticing = (
+            profile.keepalive_interval + profile.pong_timeout + profile.failover_detection_timeout
+        )
+    else:
+        # Keep-alives that expect no answer (linphone): the loss shows at the next refresh,
+        # at the latest a refresh period after the outage, plus its Timer F.
+        noticing = (
+            profile.refresh_at(0.0, profile.register_expires)
+            + profile.transaction_timeout
+            + profile.failover_detection_timeout
+            + (profile.retry_after_timeout or 0.0)
+        )
     failover = (
         resiliency.failover_detection_interval
         + resiliency.heartbeat_interval

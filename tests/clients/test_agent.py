@@ -377,10 +377,10 @@ def test_baresip_refreshes_at_the_first_srv_target_again_after_failing_over() ->
     h.flow_failed(first.flow)
     second = resolve(h, FE2, FE2_IP)
     h.ok(second, expires=3600)
-    h.run_until(3600 - BARESIP.refresh_margin - 0.001)
+    h.run_until(0.9 * 3600 - 0.001)  # refresh at 90% of the granted expiry (observed)
     assert not h.sip_requests() and not h.dns_queries()
     h.fire()
-    assert h.now == 3600 - BARESIP.refresh_margin
+    assert h.now == pytest.approx(0.9 * 3600)
     assert resolve(h, FE1, FE1_IP).remote == (FE1_IP, 5061)
 
 
@@ -553,7 +553,7 @@ def test_linphone_takes_the_first_contact_and_keeps_retrying_it_when_dead() -> N
     assert h.agent.backup is None
 
 
-def test_baresip_does_not_follow_a_301_and_retries_the_same_server_57_s_later() -> None:
+def test_baresip_does_not_follow_a_301_and_retries_the_server_after_a_growing_backoff() -> None:
     h = Harness(BARESIP)
     h.sign_in()
     no_naptr(h)
@@ -565,10 +565,16 @@ def test_baresip_does_not_follow_a_301_and_retries_the_same_server_57_s_later() 
     h.reply(register, 301, REDIRECT_FE2_FE1)
     assert not h.sip_requests() and not h.dns_queries()
     assert h.agent.state == "signed-out"
-    assert h.agent.next_deadline() == pytest.approx(58.0)
-    h.fire()
-    retry = h.pop_request()
-    assert retry.remote == (DIRECTOR_IP, 5061)
+    # baresip 1.0 observed: 54.6 s, then 71.3 s: min(1800, 30 * 2**n) * [0.5, 1].
+    for low, high in ((30.0, 60.0), (60.0, 120.0), (120.0, 240.0)):
+        sent = h.now
+        deadline = h.agent.next_deadline()
+        assert deadline is not None and low <= deadline - sent <= high
+        h.fire()
+        retry = h.pop_request()
+        assert retry.remote == (DIRECTOR_IP, 5061)
+        h.reply(retry, 301, REDIRECT_FE2_FE1)
+        assert h.agent.state == "signed-out" and not h.sip_requests()
     assert all(name not in (FE1, FE2) for _, name in queried_names(h))
 
 
@@ -878,7 +884,11 @@ def test_a_reset_registrar_connection_loses_the_registrar() -> None:
 
 
 def test_udp_keep_alive_is_an_options_and_its_timeout_loses_the_registrar() -> None:
-    h = Harness(LINPHONE)
+    # A UDP client that keeps alive with OPTIONS (linphone as it was modelled before it was
+    # observed to send CRLF): the OPTIONS timing out loses the registrar.
+    h = Harness(
+        dataclasses.replace(LINPHONE, keepalive_crlf_on_udp=False, keepalive_detects_loss=True)
+    )
     h.sign_in()
     query = h.pop_query()
     h.answer(query, [srv_rr(query.name, FE1, port=5060)])

@@ -67,7 +67,7 @@ def test_profile_behaviours_from_the_brief() -> None:
     assert LYNC2010.lync_headers
     assert {"ms-cluster-failover", "ms-userservices-state-notification"} <= set(LYNC2010.supported)
     assert LYNC2010.transaction_timeout == 32.0
-    assert not BARESIP.follows_redirect and BARESIP.redirect_as_failure_retry == 57.0
+    assert not BARESIP.follows_redirect and BARESIP.retries_refused_redirect
     assert not BARESIP.sticky_after_failover and BARESIP.srv_failover
     assert not BARESIP.uses_endpoint_cache and not BARESIP.lync_headers
     assert LINPHONE.follows_redirect and LINPHONE.redirect_order == "first"

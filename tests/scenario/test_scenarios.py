@@ -34,10 +34,7 @@ client = "ClientUser1"
 """
 
 
-EXPECTED_TO_FAIL = {
-    "503-retry-after": "clients do not honour Retry-After yet (being built on branch "
-    "profiles): ClientUser2 registers at fe1 again 32 s after its 503 + Retry-After: 60",
-}
+EXPECTED_TO_FAIL: dict[str, str] = {}
 """Shipped scenarios that fail until a feature lands, and why (strict: flip when it does)."""
 
 
