@@ -429,41 +429,37 @@ class Deployment:
     async def disable_nic(self, fqdn: str, transport: TransportName | None = None) -> None:
         """Make the pool's host silent (see docs/live.md for what that means per transport
         and fault mode).  ``transport``: only that one (packet mode only)."""
-        name = self._name(fqdn)
-        packet = self._packet
-        if packet is None:
-            if transport is not None:
-                raise DeploymentError(
-                    f"silencing only {transport} of {name} needs packet-level faults "
-                    "(a private network namespace: sipemu up --netns)"
-                )
-            self._drivers[name].disable_nic()
-        elif transport is None:
-            packet.silence(self._address(name))
-            self._silent.add(name)
-        else:
-            packet.silence(self._address(name), transport, self._port(name, transport))
-        what = "" if transport is None else f" for {transport}"
-        self._notice(name, f"network interface disabled{what} (silent)")
+        self._set_nic(fqdn, transport, enabled=False)
 
     async def enable_nic(self, fqdn: str, transport: TransportName | None = None) -> None:
         """Undo :meth:`disable_nic` (``transport``: that one only, packet mode)."""
+        self._set_nic(fqdn, transport, enabled=True)
+
+    def _set_nic(self, fqdn: str, transport: TransportName | None, *, enabled: bool) -> None:
         name = self._name(fqdn)
         packet = self._packet
         if packet is None:
             if transport is not None:
+                doing = "enabling" if enabled else "silencing"
                 raise DeploymentError(
-                    f"enabling only {transport} of {name} needs packet-level faults "
+                    f"{doing} only {transport} of {name} needs packet-level faults "
                     "(a private network namespace: sipemu up --netns)"
                 )
-            self._drivers[name].enable_nic()
-        elif transport is None:
-            packet.restore(self._address(name))
-            self._silent.discard(name)
+            if enabled:
+                self._drivers[name].enable_nic()
+            else:
+                self._drivers[name].disable_nic()
         else:
-            packet.restore(self._address(name), transport, self._port(name, transport))
+            change = packet.restore if enabled else packet.silence
+            port = None if transport is None else self._port(name, transport)
+            change(self._address(name), transport, port)
+            if transport is None and enabled:
+                self._silent.discard(name)
+            elif transport is None:
+                self._silent.add(name)
         what = "" if transport is None else f" for {transport}"
-        self._notice(name, f"network interface enabled{what}")
+        state = "enabled" if enabled else "disabled"
+        self._notice(name, f"network interface {state}{what}{'' if enabled else ' (silent)'}")
 
     async def refuse(self, fqdn: str, transport: TransportName | None = None) -> None:
         """The pool's host refuses (ICMP port unreachable, TCP RST) while its process goes on
