@@ -88,6 +88,7 @@ class Agent:
     # Slots: a live fleet runs 10,000 agents in one process, and an instance dict of this
     # many attributes is about 1.6 KB (benchmarks/agents_bench.py, docs/benchmarks.md).
     __slots__ = (
+        "_account_expires",
         "_actions",
         "_backoff",
         "_cached",
@@ -181,6 +182,9 @@ class Agent:
         3261 §21.5.4; ``Profile.honours_retry_after``).  Kept across sessions: it is about
         the server, not the sign-in.  None until the first (no dict per agent in a fleet of
         thousands that never sees one)."""
+        self._account_expires = profile.account_expires(rng)
+        """The Expires this client's account asks for: the profile's, plus its
+        ``register_expires_jitter`` drawn once (baresip draws it when the account is made)."""
         self._reset_session()
         self.mode: Mode | None = None
         self.contacts: int | None = None
@@ -226,8 +230,8 @@ class Agent:
         cleared by registration.registered.  It outlives the rounds after the loss: they try
         the registrars remembered from a 301 first (``_lost``, rounds.from_memory), and the
         registration that ends them is a FailedOver."""
-        self._expires = self.profile.register_expires
-        """The Expires the REGISTERs ask for: the profile's, raised by a 423
+        self._expires = self._account_expires
+        """The Expires the REGISTERs ask for: the account's, raised by a 423
         (registration.answered)."""
         self._probe_flow: tuple[Target, Flow] | None = None
 

@@ -53,6 +53,7 @@ __all__ = [
     "RegisterSent",
     "Registered",
     "RegistrarLost",
+    "RoundEnded",
     "RoundFailed",
     "RoundReason",
     "ServicesChanged",
@@ -461,6 +462,19 @@ class TargetFailed(ClientNote):
     @property
     def text(self) -> str:
         return f"{self.host} failed: {self.failure}"
+
+
+@static_frozen
+class RoundEnded(ClientNote):
+    """A final answer from ``host`` (``failure``) ended the round: the targets left were not
+    tried (``Profile.next_target_statuses``, baresip); the backoff follows."""
+
+    host: str
+    failure: Failure
+
+    @property
+    def text(self) -> str:
+        return f"{self.host} answered {self.failure}: the round ends, the next targets untried"
 
 
 @static_frozen

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clients import rounds
+from clients import registration, rounds
 from clients.events import (
     FailbackReason,
     FailbackStarted,
@@ -22,6 +22,7 @@ from clients.events import (
     LossKind,
     LossNoticed,
     RegistrarLost,
+    RoundEnded,
     RoundReason,
     StaleRefreshFailed,
     TargetFailed,
@@ -50,10 +51,13 @@ def refresh_failed(agent: Agent, now: float, entry: Tx, failure: Failure) -> Non
         if agent.notes:
             agent._note(StaleRefreshFailed(now, agent.name, entry.target.host, failure))
         return
-    if agent.profile.refresh_failure == "next-target" and failure.kind in (
-        FailureKind.TIMEOUT,
-        FailureKind.CONNECTION,
-    ):
+    profile = agent.profile
+    moves_on = failure.kind in (FailureKind.TIMEOUT, FailureKind.CONNECTION) or (
+        failure.kind is FailureKind.STATUS
+        and profile.next_target_statuses is not None
+        and failure.status in profile.next_target_statuses
+    )
+    if profile.refresh_failure == "next-target" and moves_on:
         rest = _after(agent.discovery.first_srv_targets, entry.target)
         if rest:
             if agent.notes:
@@ -64,7 +68,28 @@ def refresh_failed(agent: Agent, now: float, entry: Tx, failure: Failure) -> Non
             agent.round.redirect_depth = 0
             rounds.advance(agent, now)
             return
+    if registration.ends_round(profile, failure):
+        refresh_refused(agent, now, entry, failure)
+        return
     registrar_lost(agent, now, Loss(LossKind.REFRESH_FAILED, failure))
+
+
+def refresh_refused(agent: Agent, now: float, entry: Tx, failure: Failure) -> None:
+    """A refresh answered with a final failure that ends the round (baresip 1.0: a 480 from
+    its registrar): signed out, the backoff, then a new round with a new lookup; the
+    registrars it remembers are not tried first (``Profile.next_target_statuses``)."""
+    if agent.notes:
+        agent._note(RoundEnded(now, agent.name, entry.target.host, failure))
+    # _close spares the registrar's flow: forget it first, or it is never closed.
+    flow, agent.keepalive.flow = agent.keepalive.flow, None
+    if flow is not None:
+        agent._close(flow)
+    agent._refresh = None
+    agent.keepalive.stop()
+    agent.failback.stop()
+    agent.registrar = None
+    agent.round.plan = []
+    rounds.give_up(agent, now)
 
 
 def _after(targets: list[Target], failed: Target) -> list[Target]:

@@ -1,7 +1,8 @@
 """Requests a registered client receives: OPTIONS (answered 200), and NOTIFY/BENOTIFY: a
 contact-list change, the user services going down or coming back (survivable mode,
 MS-SIPREGE), or a deregistration (with or without a ``P-Preferred-Registrar``).  Anything
-else is answered 501; a generic UA answers registration NOTIFYs 489 (RFC 6665 §4.1.3).
+else is answered 501; a generic UA answers registration NOTIFYs 489 (RFC 6665 §4.1.3), or
+its profile's ``notify_unknown_status``.
 
 Helpers of :class:`clients.agent.Agent`: plain functions taking the agent.
 """
@@ -39,8 +40,9 @@ def receive_request(agent: Agent, request: Request, flow: Flow, now: float) -> N
     if method == "OPTIONS" or (lync and method in ("NOTIFY", "BENOTIFY")):
         status = 200
     elif method in ("NOTIFY", "BENOTIFY"):
-        # A generic UA knows no registration-notify event package: RFC 6665 §4.1.3.
-        status = 489
+        # A generic UA knows no registration-notify event package: 489, RFC 6665 §4.1.3
+        # (baresip: 481, no such subscription; Profile.notify_unknown_status).
+        status = agent.profile.notify_unknown_status
     else:
         status = 501
     response = make_response(request, status, to_tag=agent.requests.tag)

@@ -40,7 +40,14 @@ __all__ = [
 
 RedirectOrder = Literal["q-descending", "first"]
 
-_NOT_OPTIONS = ("name", "discovery", "supported", "final_statuses", "checked_against")
+_NOT_OPTIONS = (
+    "name",
+    "discovery",
+    "supported",
+    "final_statuses",
+    "next_target_statuses",
+    "checked_against",
+)
 _NAME = re.compile(r"^[a-z][a-z0-9.-]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")  # RFC 3261 §25.1 token (option-tag)
 
@@ -200,6 +207,17 @@ class Profile:
     (baresip 1.0: about 57 s) [3P]; None: not applicable."""
     srv_failover: bool = True
     """On a failure move to the next target of the SRV RRset (RFC 3263 §4.3) [DOC]."""
+    next_target_statuses: tuple[int, ...] | None = None
+    """The final failure statuses to a REGISTER after which the request goes on to the next
+    target of its SRV RRset; any other final failure (a 4xx-6xx, a 423 that cannot be met)
+    ends the round there: a sign-in waits ``backoff`` and starts a new round with a new
+    lookup, and a refused refresh signs the client out to do the same (no failover to the
+    registrars it remembers).  No answer and a broken connection always move on.
+    [3P] baresip 1.0.0 (libre 1.1.0 ``src/sip/request.c``: only a transport error or a 503
+    tries the next address; ``src/sipreg/reg.c``: any other failure waits
+    ``min(1800, 30*2^n) * [0.5, 1]``): a 404 from fe1, fe2 never tried, the next REGISTER
+    56.3 s later; a refresh answered 480 by fe1, nothing to fe2.  None: every failure moves
+    on to the next target (Lync, linphone; unchanged)."""
     redirect_refused_backoff: bool = False
     """After a 3xx it does not follow, retry the same server after ``backoff`` drawn with the
     failures counted so far (growing, random), instead of ``redirect_as_failure_retry``
@@ -210,6 +228,15 @@ class Profile:
     register_expires: int = 7200
     """``Expires`` asked for in REGISTER.  CHOICE: the registrar's 7200 s of the MS-SIPREGE
     §4 example 200 OK (a Lync REGISTER carries none, so the server's default applies)."""
+    register_expires_jitter: int = 0
+    """A whole number of seconds drawn once per agent, uniformly from 0 to this (inclusive),
+    from the agent's injected random, and added to ``register_expires`` when the account does
+    not set its own Expires (setting ``register_expires`` in a scenario's options sets this to
+    0 unless the options set it too).  [3P] baresip 1.0.0: an account without ``regint``
+    asks 3600 + (a random number & 0xff), the same value on every REGISTER of the run
+    (observed 3651-3855 over 9 sign-ins, 3712, 3814, 3820, 3763 in the conform run; baresip
+    ``src/account.c``); an account with ``regint=600`` asked exactly 600.  0: no draw, the
+    agent's random stream is unchanged (Lync, linphone)."""
     refresh_margin: float = 30.0
     """Seconds before expiry the binding is refreshed (at most half the expiry) (MS-SIPREGE
     §3.1.1.5.1 says "before"; 30 s is SIPE's margin) [3P SIPE]."""
@@ -268,6 +295,12 @@ class Profile:
     """Seconds before the next round when the round failed because its last REGISTER got no
     answer (Timer F), instead of ``backoff`` (linphone 5.1: 2.0 s, with a new lookup; after
     a DNS failure it waits its 60 s) [3P]; None: ``backoff`` always."""
+    notify_unknown_status: int = 489
+    """The status a client without the Lync extensions (``lync_headers`` False) answers a
+    NOTIFY or BENOTIFY with: 489 Bad Event, it knows no registration event package (RFC 6665
+    §4.1.3) [DOC].  [3P] baresip 1.0.0: 481, the NOTIFY matches no subscription of its own
+    (libre's event handling answers "Subscription Does Not Exist"; seen in the conform run's
+    failback-notify)."""
     final_statuses: tuple[int, ...] = ()
     """Final answers to a sign-in REGISTER after which the client stops trying, signed out
     until the user signs in again (linphone 5.1: 404, never retried) [3P]."""
@@ -327,6 +360,17 @@ class Profile:
             problems.append("cache_only_rounds must be >= 0")
         if isinstance(self.register_expires, bool) or self.register_expires <= 0:
             problems.append("register_expires must be > 0")
+        jitter = self.register_expires_jitter
+        if isinstance(jitter, bool) or not isinstance(jitter, int) or jitter < 0:
+            problems.append("register_expires_jitter must be a whole number >= 0")
+        moves_on = self.next_target_statuses
+        if moves_on is not None and any(
+            isinstance(s, bool) or not 300 <= s <= 699 for s in moves_on
+        ):
+            problems.append("next_target_statuses must be None or status codes 300-699")
+        unknown_notify = self.notify_unknown_status
+        if isinstance(unknown_notify, bool) or not 400 <= unknown_notify <= 699:
+            problems.append("notify_unknown_status must be a failure status 400-699")
         for knob in (
             "refresh_margin",
             "failover_detection_timeout",
@@ -364,6 +408,18 @@ class Profile:
         return not self.follows_redirect and (
             self.redirect_refused_backoff or self.redirect_as_failure_retry is not None
         )
+
+    def account_expires(self, rng: random.Random) -> int:
+        """The Expires one client of this profile asks for: ``register_expires`` plus its
+        ``register_expires_jitter`` draw (no draw when that is 0)."""
+        if not self.register_expires_jitter:
+            return self.register_expires
+        return self.register_expires + rng.randint(0, self.register_expires_jitter)
+
+    def moves_on_after(self, status: int) -> bool:
+        """Whether a REGISTER answered ``status`` (a final failure) goes on to the next SRV
+        target (``next_target_statuses``)."""
+        return self.next_target_statuses is None or status in self.next_target_statuses
 
     def refresh_at(self, now: float, expires: int) -> float:
         """When a registration granted ``expires`` seconds at ``now`` is refreshed."""
@@ -419,7 +475,10 @@ BARESIP = replace(
     # TTL 300 (observed, /tmp capture of the profiles check: docs/clients.md) [3P].
     dns_cache_max_ttl=0.0,
     dns_negative_cache_max_ttl=0.0,
-    register_expires=3600,  # baresip's default regint [3P]
+    register_expires=3600,  # baresip's default regint [3P]...
+    register_expires_jitter=255,  # ...plus a random 0-255 per run (3651-3855 observed) [3P]
+    next_target_statuses=(503,),  # a 404 or 480 ends the round; only a 503 moves on [3P]
+    notify_unknown_status=481,  # a NOTIFY outside its subscriptions: 481 (observed) [3P]
     refresh_fraction=0.9,  # refreshed 108.0 s after a 200 granting 120, 54.0 s after 60 [3P]
     refresh_failure="next-target",  # a dead target's refresh goes on to the next SRV target
     ignores_icmp=True,  # a REGISTER answered by ICMP port unreachable is retransmitted [3P]
@@ -508,8 +567,10 @@ def customized(profile: Profile, options: Mapping[str, object]) -> Profile:
     """``profile`` with some fields overridden (a scenario's per-client ``options`` table).
 
     Scalar fields take a value of their type; ``backoff`` takes a table of ``base_time``,
-    ``max_time``, ``ratio``; ``discovery`` and ``supported`` cannot be overridden here (make a
-    new profile).  ValueError, as a sentence, for anything else.
+    ``max_time``, ``ratio``; ``discovery``, ``supported`` and the status lists cannot be
+    overridden here (make a new profile).  Setting ``register_expires`` without
+    ``register_expires_jitter`` sets the jitter to 0: the account's own Expires is asked as
+    it is.  ValueError, as a sentence, for anything else.
     """
     if not options:
         return profile
@@ -551,6 +612,9 @@ def customized(profile: Profile, options: Mapping[str, object]) -> Profile:
         if not ok:
             raise ValueError(f"{key}: expected {_kind(current)}, not {value!r}")
         changes[key] = value
+    if "register_expires" in changes and "register_expires_jitter" not in changes:
+        # An account that sets its Expires asks exactly that (baresip: regint=600 -> 600).
+        changes["register_expires_jitter"] = 0
     return replace(profile, **changes)  # type: ignore[arg-type]
 
 

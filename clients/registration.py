@@ -23,6 +23,7 @@ from clients.events import (
     RefreshFoundNew,
     Registered,
     RegisterSent,
+    RoundEnded,
     ServicesChanged,
     SignedOut,
     SignOutReason,
@@ -43,6 +44,7 @@ from emulator.sip.numbers import MAX_DELTA_SECONDS, parse_number
 
 if TYPE_CHECKING:
     from clients.agent import Agent
+    from clients.profile import Profile
 
 
 def send_register(
@@ -266,6 +268,16 @@ def granted_expires(response: Response, asked: int) -> int:
     return asked
 
 
+def ends_round(profile: Profile, failure: Failure) -> bool:
+    """Whether ``failure`` (a final answer) ends the round instead of moving on to the next
+    target (``Profile.next_target_statuses``)."""
+    if failure.kind is FailureKind.MIN_EXPIRES:
+        return profile.next_target_statuses is not None
+    if failure.kind is not FailureKind.STATUS or failure.status is None:
+        return False
+    return not profile.moves_on_after(failure.status)
+
+
 def failed(agent: Agent, entry: Tx, now: float, failure: Failure, redirect_refused: bool) -> None:
     """A sign-in REGISTER failed (no answer, a connection failure, a refusal): the next
     target, or a retry of the same one for the profiles that keep retrying one server."""
@@ -312,7 +324,13 @@ def failed(agent: Agent, entry: Tx, now: float, failure: Failure, redirect_refus
         stop(agent, now, entry, failure, noted=True)
         return
     agent.round.timed_out = failure.kind is FailureKind.TIMEOUT
-    if not profile.srv_failover and entry.target.source == "srv":
+    if ends_round(profile, failure):
+        # baresip 1.0 (libre): a final answer other than a 503 ends the request; the next
+        # comes after the backoff, with a new lookup (a 404 from fe1, fe2 never tried).
+        if agent.notes:
+            agent._note(RoundEnded(now, agent.name, entry.target.host, failure))
+        agent.round.plan = []
+    elif not profile.srv_failover and entry.target.source == "srv":
         agent.round.plan = [
             p for p in agent.round.plan if not (isinstance(p, Target) and p.source == "srv")
         ]

@@ -383,7 +383,7 @@ def liveness_bound(topology: Topology, profile: Profile, *, targets: int, dns_st
         # Keep-alives that expect no answer (linphone): the loss shows at the next refresh,
         # at the latest a refresh period after the outage, plus its Timer F.
         noticing = (
-            profile.refresh_at(0.0, profile.register_expires)
+            profile.refresh_at(0.0, profile.register_expires + profile.register_expires_jitter)
             + profile.transaction_timeout
             + profile.failover_detection_timeout
             + (profile.retry_after_timeout or 0.0)
