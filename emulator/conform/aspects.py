@@ -12,6 +12,11 @@ Rules of this file:
   the real value is one the simulator gave; a number matches when it lies within the
   simulator's range widened by the aspect's tolerance; "did not happen" matches only if it did
   not happen in some seed either.
+* A value the profile *draws* once per run rather than times (baresip's Expires: its regint
+  plus a random 0-255, ``register_expires_jitter``) is judged against the range of the draw
+  the profile states (``drawn``), when every seed's value is itself a draw from that range: a
+  few seeds cannot cover a 256-wide draw, and its range is a fact of the profile, not a
+  tolerance of the comparison.
 * Tolerances (docs/conform.md): delays to ``TIME_TOLERANCE`` (a second: scheduling, the
   program's own timer granularity and start-up); a refresh fraction to a second of the granted
   Expires.
@@ -307,6 +312,8 @@ class Judgement:
         return format_value(self.real, self.kind)
 
     def profile_text(self) -> str:
+        if self.note.startswith("drawn: the profile asks "):
+            return f"{self.note.removeprefix('drawn: the profile asks ')} (a draw)"
         return format_values(self.profile, self.kind)
 
     def as_json(self) -> dict[str, Any]:
@@ -332,18 +339,35 @@ def tolerance_for(kind: Kind, granted: float | None) -> float:
 
 
 def judge(
-    situation: str, aspect: str, real: Value, profile: Sequence[Value], granted: float | None
+    situation: str,
+    aspect: str,
+    real: Value,
+    profile: Sequence[Value],
+    granted: float | None,
+    *,
+    drawn: tuple[int, int] | None = None,
 ) -> Judgement:
     """Does the real program's value match the profile's (see the rules above)?"""
     kind = ASPECTS[aspect].kind
     tolerance = tolerance_for(kind, granted)
     values = tuple(profile)
+    if drawn is not None and _within(real, drawn) and all(_within(v, drawn) for v in values):
+        low, high = drawn
+        note = f"drawn: the profile asks {low}-{high}"
+        return Judgement(situation, aspect, real, values, True, kind, 0.0, note)
     if kind == "exact" or real is None or isinstance(real, str):
         match = real in values
     else:
         numbers = [v for v in values if isinstance(v, int | float)]
         match = bool(numbers) and min(numbers) - tolerance <= real <= max(numbers) + tolerance
     return Judgement(situation, aspect, real, values, match, kind, round(tolerance, 4))
+
+
+def _within(value: Value, support: tuple[int, int]) -> bool:
+    """``value`` is one whole number (a single Expires) inside ``support``."""
+    if not isinstance(value, str) or not value.isdigit() or not value.isascii():
+        return False
+    return support[0] <= int(value) <= support[1]
 
 
 def format_value(value: Value, kind: Kind) -> str:

@@ -58,6 +58,19 @@ def _granted(trace: Sequence[TraceEntry]) -> float | None:
     return None
 
 
+def drawn_expires(situation: Situation, profile: str) -> tuple[int, int] | None:
+    """The Expires the profile's account asks, when it is a random draw (baresip's regint
+    plus 0-255, ``register_expires_jitter``): the range of the draw, judged as a range (a
+    random value, like a backoff); None when the account asks one fixed value."""
+    from clients.profile import get_profile
+
+    known = get_profile(profile)
+    if situation.account_expires is not None or not known.register_expires_jitter:
+        return None
+    low = known.register_expires
+    return low, low + known.register_expires_jitter
+
+
 def compare(
     situation: Situation,
     real: Sequence[TraceEntry],
@@ -65,6 +78,7 @@ def compare(
     *,
     real_fault_at: float | None,
     long: bool = False,
+    drawn: tuple[int, int] | None = None,
 ) -> list[Judgement]:
     """Judge every aspect of ``situation``: the real trace against the simulator's."""
     fault = situation.fault
@@ -76,7 +90,8 @@ def compare(
     for aspect in situation.judged(long):
         real_value = measure(aspect, real, real_facts)
         values = [measure(aspect, trace, sim_facts) for trace in profile_traces]
-        out.append(judge(situation.name, aspect, real_value, values, _granted(real)))
+        support = drawn if aspect in ("expires-asked", "expires-granted") else None
+        out.append(judge(situation.name, aspect, real_value, values, _granted(real), drawn=support))
     return out
 
 
@@ -105,7 +120,14 @@ def run(
         traces = [
             simulate(situation, driver.profile, seed=seed, long=long) for seed in range(seeds)
         ]
-        judgements = compare(situation, live.trace, traces, real_fault_at=live.fault_at, long=long)
+        judgements = compare(
+            situation,
+            live.trace,
+            traces,
+            real_fault_at=live.fault_at,
+            long=long,
+            drawn=drawn_expires(situation, driver.profile),
+        )
         report.judgements.extend(judgements)
         report.situations[situation.name] = {
             "title": situation.title,

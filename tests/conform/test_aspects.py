@@ -123,3 +123,19 @@ def test_address_questions_are_a_set_and_service_questions_a_sequence() -> None:
     assert measure("dns", one, NO_FAULT) == "srv _sip._udp.x"
     late = [*one, dns(5.0, "srv _sips._tcp.x")]  # after the first REGISTER: not discovery
     assert measure("dns", late, NO_FAULT) == "srv _sip._udp.x"
+
+
+def test_an_expires_the_profile_draws_is_judged_against_the_range_of_the_draw() -> None:
+    # baresip asks regint + a random 0-255 once per run: five seeds cannot cover the draw,
+    # so the profile's stated range judges it (docs/conform.md, Aspects and tolerances).
+    seeds = ("3627", "3700", "3801", "3650", "3742")
+    inside = judge("discovery", "expires-asked", "3820", seeds, None, drawn=(3600, 3855))
+    assert inside.match and inside.profile_text() == "3600-3855 (a draw)"
+    outside = judge("discovery", "expires-asked", "3900", seeds, None, drawn=(3600, 3855))
+    assert not outside.match
+    # without the draw stated, only a value a seed gave matches
+    assert not judge("discovery", "expires-asked", "3820", seeds, None).match
+    # a fixed value the registrar imposes (refresh-120's 120) is not a draw: exact as ever
+    fixed = judge("refresh-120", "expires-granted", "120", ("120",) * 5, 120.0, drawn=(3600, 3855))
+    assert fixed.match and fixed.note == ""
+    assert not judge("x", "expires-granted", "3700", ("120",) * 5, 120.0, drawn=(3600, 3855)).match
