@@ -202,6 +202,8 @@ class Agent:
         self.discovery.steps = []
         self.discovery.query = None
         self.discovery.first_srv_targets = []
+        self.discovery.side = []
+        self.discovery.awaiting = None
         self._txs: dict[str, Tx] = {}
         self._failures = 0
         """Rounds failed in a row (the backoff's exponent): counted by rounds.give_up and
@@ -364,6 +366,9 @@ class Agent:
         query = self.discovery.query
         if query is not None and (best is None or query.deadline < best):
             best = query.deadline
+        for side in self.discovery.side:
+            if best is None or side.deadline < best:
+                best = side.deadline
         if self._txs:
             for entry in self._txs.values():
                 value = entry.tx.next_deadline()
@@ -392,6 +397,8 @@ class Agent:
                 if self.notes:
                     self._note(DnsTimedOut(now, self.name, query.qtype, query.name))
                 rounds.dns_failed(self, now, query)
+        if self.discovery.side:
+            self._side_timers(now)
         keepalive = self.keepalive
         if keepalive.pong_at is not None and now >= keepalive.pong_at:
             keepalive.pong_at = None
@@ -630,6 +637,20 @@ class Agent:
     def _close(self, flow: Flow) -> None:
         if flow.reliable and flow != self.keepalive.flow:
             self._actions.append(CloseFlow(flow))
+
+    def _side_timers(self, now: float) -> None:
+        """Resend or give up the A/AAAA queries asked beside the others
+        (``Profile.parallel_lookups``); a given-up one counts as no address."""
+        for side in list(self.discovery.side):
+            if now < side.deadline:
+                continue
+            if side.tries < DNS_TRIES:
+                self._actions.append(self.discovery.resend(now, side))
+                continue
+            self.discovery.side.remove(side)
+            if self.notes:
+                self._note(DnsTimedOut(now, self.name, side.qtype, side.name))
+            rounds.settle(self, now)
 
     def _progress(self, now: float, kind: type[ClientStateChanged], *detail: object) -> None:
         """A step of a round: a state change during a user's sign-in, else a note.

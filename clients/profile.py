@@ -179,6 +179,15 @@ class Profile:
     [3P] libre ``src/sip/request.c`` (``naptr_handler``, ``rr_naptr_handler``) for baresip;
     False for the Lync profiles (TN-DNS13 names no NAPTR step) [DOC] and linphone (CHOICE).
     Skipping records whose replacement is ``.`` is a CHOICE."""
+    parallel_lookups: bool = False
+    """Ask the A and AAAA of the A steps' names (the domain) together with the SRV query, and
+    on the SRV answer the A and AAAA of every target at once, ignoring the answer's additional
+    section; the round goes on once every query is back, with the targets that got an address
+    (the first A, else the first AAAA: CHOICE) in SRV order, or without SRV targets with the
+    domain's address.  [3P] linphonec 5.1.65 (belle-sip 5.1.64): SRV ``_sip._udp``, A and AAAA
+    of the domain sent within 0.2 ms, then A and AAAA of fe1 and of fe2 within 0.4 ms of the
+    answers, the REGISTER to fe1 after (/tmp/obs/lp capture).  False: one query at a time
+    (Lync, baresip)."""
     uses_endpoint_cache: bool = True
     """Sign in to the cached home server first, without DNS (EndpointConfiguration.cache)
     [3P DD-BLOG]."""
@@ -449,6 +458,7 @@ LINPHONE = replace(
     # UDP account: SRV for that transport only (RFC 3263 §4.1/§4.2), then the domain's A
     # record (observed: SRV _sip._udp, A and AAAA of the domain asked together) [3P].
     discovery=(_srv("_sip._udp.{domain}", "udp", 5060), _a("{domain}", "udp", 5060)),
+    parallel_lookups=True,  # SRV with the domain's A/AAAA, then every target's A/AAAA [3P]
     uses_endpoint_cache=False,
     redirect_order="first",  # belle-sip refresher.c: a 301/302 retries at the first Contact [3P]
     follows_refresh_redirect=False,  # a 301 to its refresh: no REGISTER afterwards [3P]

@@ -18,7 +18,15 @@ from clients.events import LossNoticed, SignedOut, SignOutReason, StaleRefreshFa
 from clients.profile import BARESIP, LINPHONE, LYNC2010, Profile
 from emulator.net import Flow
 from emulator.sip.framing import PING
-from tests.clients.agent_harness import CLIENT_IP, DNS_SERVER, Harness, SipSent, srv_rr
+from tests.clients.agent_harness import (
+    CLIENT_IP,
+    DNS_SERVER,
+    DOMAIN,
+    Harness,
+    SipSent,
+    a_rr,
+    srv_rr,
+)
 from tests.clients.test_agent import (
     FE1,
     FE1_IP,
@@ -39,6 +47,12 @@ def udp_srv_signed_in(h: Harness, *, naptr: bool, expires: int = 120) -> SipSent
     """Sign in through ``_sip._udp`` naming FE1 (priority 10) and FE2 (priority 20), as the
     observation's DNS did; FE1 answers 200 granting ``expires``.  Returns that REGISTER."""
     h.sign_in()
+    if h.agent.profile.parallel_lookups:
+        register = parallel_discovery(h, ((FE1, FE1_IP, 10), (FE2, FE2_IP, 20)))
+        assert register.remote == (FE1_IP, 5060)
+        h.ok(register, expires=expires, keep_alive=None)
+        assert h.agent.state == "registered"
+        return register
     if naptr:
         no_naptr(h)
         for _ in range(2):  # _sips._tcp and _sip._tcp: NODATA
@@ -54,6 +68,36 @@ def udp_srv_signed_in(h: Harness, *, naptr: bool, expires: int = 120) -> SipSent
     h.ok(register, expires=expires, keep_alive=None)
     assert h.agent.state == "registered"
     return register
+
+
+def parallel_discovery(
+    h: Harness, targets: tuple[tuple[str, str | None, int], ...], domain_ip: str | None = None
+) -> SipSent:
+    """linphone's discovery after sign-in (``parallel_lookups``): SRV ``_sip._udp`` with the
+    domain's A and AAAA, then A and AAAA of every ``(fqdn, ip or None, priority)`` target at
+    once; the A queries get ``ip`` (None: NODATA), the AAAA NODATA.  Returns the REGISTER that
+    follows (the outbox must hold only it)."""
+    queries = h.pop_queries()
+    assert [(q.qtype, q.name) for q in queries] == [
+        ("SRV", UDP_SRV),
+        ("A", DOMAIN),
+        ("AAAA", DOMAIN),
+    ]
+    srv, domain_a, domain_aaaa = queries
+    h.answer(srv, [srv_rr(srv.name, fqdn, prio, port=5060) for fqdn, _, prio in targets])
+    assert not h.sip_requests()  # the domain's answers are still awaited
+    h.answer(domain_aaaa)
+    h.answer(domain_a, [a_rr(DOMAIN, domain_ip)] if domain_ip else [])
+    queries = h.pop_queries()
+    assert [(q.qtype, q.name) for q in queries] == [
+        (qtype, fqdn) for fqdn, _, _ in targets for qtype in ("A", "AAAA")
+    ]
+    addresses = {fqdn: ip for fqdn, ip, _ in targets}
+    for query in reversed(queries):  # the order of the answers does not matter
+        assert not h.sip_requests()  # every query must be back first
+        ip = addresses[query.name]
+        h.answer(query, [a_rr(query.name, ip)] if query.qtype == "A" and ip else [])
+    return h.pop_request()
 
 
 def refresh_sent(h: Harness) -> SipSent:
@@ -108,6 +152,7 @@ def test_a_refresh_to_a_silent_registrar_goes_on_to_the_next_srv_target(
     # linphone: 0.02 s later), with no SRV lookup, and fe2's 200 kept the account registered.
     h = Harness(profile)
     udp_srv_signed_in(h, naptr=naptr)
+    signed_in_at = len(h.log)
     refresh_sent(h)
     sent_at = h.now
     states_before = len(h.states())
@@ -117,13 +162,29 @@ def test_a_refresh_to_a_silent_registrar_goes_on_to_the_next_srv_target(
     h.clear()
     h.fire()
     assert h.now == pytest.approx(sent_at + TIMER_F)
-    following = resolve(h, FE2, FE2_IP)  # the target's address, not the SRV RRset again
+    if profile.parallel_lookups:
+        # linphone looked fe2 up at sign-in: straight to it, no lookup at all (observed).
+        following = h.pop_request()
+    else:
+        following = resolve(h, FE2, FE2_IP)  # the target's address, not the SRV RRset again
     assert following.remote == (FE2_IP, 5060)
     h.ok(following, expires=120, keep_alive=None)
     assert h.agent.state == "registered" and h.agent.registrar is not None
     assert h.agent.registrar.host == FE2
     assert not any(isinstance(s, SignedOut) for s in h.states()[states_before:])
-    assert lookups_after_sign_in(h) == [("A", FE2)]  # no SRV lookup again
+    expected = [] if profile.parallel_lookups else [("A", FE2)]
+    assert lookups_since(h, signed_in_at) == expected  # no SRV lookup again
+
+
+def lookups_since(h: Harness, start: int) -> list[tuple[str, str]]:
+    """The DNS queries from ``h.log[start]`` on."""
+    out: list[tuple[str, str]] = []
+    for action in h.log[start:]:
+        flow = getattr(action, "flow", None)
+        if flow is not None and flow.remote == DNS_SERVER:
+            record = dnslib.DNSRecord.parse(getattr(action, "data", b""))
+            out.append((str(dnslib.QTYPE.get(record.q.qtype)), str(record.q.qname).rstrip(".")))
+    return out
 
 
 def lookups_after_sign_in(h: Harness) -> list[tuple[str, str]]:
@@ -208,9 +269,7 @@ def test_linphone_never_retries_a_404() -> None:
     # Observed: one REGISTER answered 404, then nothing but keep-alives for 9 minutes.
     h = Harness(LINPHONE)
     h.sign_in()
-    query = h.pop_query()
-    h.answer(query, [srv_rr(query.name, FE1, 10, port=5060)])
-    register = resolve(h, FE1, FE1_IP)
+    register = parallel_discovery(h, ((FE1, FE1_IP, 10),))
     h.reply(register, 404)
     last = h.last_state()
     assert isinstance(last, SignedOut) and last.reason is SignOutReason.REFUSED
@@ -361,9 +420,7 @@ def test_linphone_retries_2_s_after_a_register_timed_out() -> None:
     # REGISTER sent at 60.12 s, then a new lookup and REGISTER at 94.14 s, 2.0 s after it.
     h = Harness(LINPHONE)
     h.sign_in()
-    query = h.pop_query()
-    h.answer(query, [srv_rr(query.name, FE1, 10, port=5060)])
-    register = resolve(h, FE1, FE1_IP)
+    register = parallel_discovery(h, ((FE1, FE1_IP, 10),))
     h.flow_failed(register.flow)  # ICMP port unreachable: ignored
     h.run_until(TIMER_F)
     assert h.agent.state == "signed-out"
@@ -371,15 +428,13 @@ def test_linphone_retries_2_s_after_a_register_timed_out() -> None:
     h.run_until(TIMER_F + 2.0 - 0.001)
     assert not h.sends()
     h.run_until(TIMER_F + 2.0)
-    assert h.pop_query().name == UDP_SRV  # a new round, from the lookup
+    assert h.pop_queries()[0].name == UDP_SRV  # a new round, from the lookup
 
 
 def test_linphone_retries_2_s_after_a_refresh_to_its_only_server_timed_out() -> None:
     h = Harness(LINPHONE)
     h.sign_in()
-    query = h.pop_query()
-    h.answer(query, [srv_rr(query.name, FE1, 10, port=5060)])
-    h.ok(resolve(h, FE1, FE1_IP), expires=120, keep_alive=None)
+    h.ok(parallel_discovery(h, ((FE1, FE1_IP, 10),)), expires=120, keep_alive=None)
     refresh_sent(h)
     sent_at = h.now
     h.run_until(sent_at + TIMER_F)
@@ -389,4 +444,46 @@ def test_linphone_retries_2_s_after_a_refresh_to_its_only_server_timed_out() -> 
     answer_pings_none(h)
     assert not h.sends()
     h.run_until(sent_at + TIMER_F + 2.0)
-    assert h.pop_query().name == UDP_SRV
+    assert h.pop_queries()[0].name == UDP_SRV
+
+
+# -- linphone's parallel lookups ---------------------------------------------------------------
+
+
+def test_linphone_asks_every_address_at_once_and_skips_a_target_without_one() -> None:
+    # Observed: SRV _sip._udp with the domain's A and AAAA, then A and AAAA of fe1 and fe2
+    # together, the REGISTER after every answer.  fe1 without an address: fe2 is the first.
+    assert LINPHONE.parallel_lookups
+    assert not (LYNC2010.parallel_lookups or BARESIP.parallel_lookups)
+    h = Harness(LINPHONE)
+    h.sign_in()
+    register = parallel_discovery(h, ((FE1, None, 10), (FE2, FE2_IP, 20)))
+    assert register.remote == (FE2_IP, 5060)
+
+
+def test_linphone_without_srv_uses_the_domain_address_it_asked_alongside() -> None:
+    h = Harness(LINPHONE)
+    h.sign_in()
+    srv, domain_a, domain_aaaa = h.pop_queries()
+    h.answer(domain_a, [a_rr(DOMAIN, FE1_IP)])
+    assert not h.sends()  # the SRV answer is still awaited
+    h.answer(srv, rcode="NXDOMAIN")
+    assert not h.sends()  # ...and the AAAA
+    h.answer(domain_aaaa)
+    register = h.pop_request()  # no second A query of the domain
+    assert register.remote == (FE1_IP, 5060)
+
+
+def test_a_side_query_that_never_comes_back_counts_as_no_address() -> None:
+    h = Harness(LINPHONE)
+    h.sign_in()
+    srv, domain_a, domain_aaaa = h.pop_queries()
+    h.answer(srv, [srv_rr(srv.name, FE1, 10, port=5060)])
+    h.answer(domain_a)
+    h.answer(domain_aaaa)
+    fe1_a, _fe1_aaaa = h.pop_queries()
+    h.answer(fe1_a, [a_rr(FE1, FE1_IP)])
+    h.fire()  # the AAAA is sent again after 2 s...
+    assert [(q.qtype, q.name) for q in h.pop_queries()] == [("AAAA", FE1)]
+    h.fire()  # ...and given up 2 s later: fe1 has its A address
+    assert h.pop_request().remote == (FE1_IP, 5060)
