@@ -1,7 +1,8 @@
 """Requests a registered client receives: OPTIONS (answered 200), and NOTIFY/BENOTIFY: a
 contact-list change, the user services going down or coming back (survivable mode,
 MS-SIPREGE), or a deregistration (with or without a ``P-Preferred-Registrar``).  Anything
-else is answered 501; a generic UA answers registration NOTIFYs 489 (RFC 6665 §4.1.3).
+else is answered 501; a generic UA answers registration NOTIFYs 489 (RFC 6665 §4.1.3), or 200
+without acting on them (``Profile.answers_notify_ok``, linphone).
 
 Helpers of :class:`clients.agent.Agent`: plain functions taking the agent.
 """
@@ -38,6 +39,11 @@ def receive_request(agent: Agent, request: Request, flow: Flow, now: float) -> N
     lync = agent.profile.lync_headers
     if method == "OPTIONS" or (lync and method in ("NOTIFY", "BENOTIFY")):
         status = 200
+    elif method in ("NOTIFY", "BENOTIFY") and agent.profile.answers_notify_ok:
+        # linphone 5.1: "200 Ok" to the failback NOTIFY, and nothing else [3P].
+        response = make_response(request, 200, to_tag=agent.requests.tag)
+        agent._actions.append(Send(flow, response.to_bytes()))
+        return
     elif method in ("NOTIFY", "BENOTIFY"):
         # A generic UA knows no registration-notify event package: RFC 6665 §4.1.3.
         status = 489

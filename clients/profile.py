@@ -198,6 +198,21 @@ class Profile:
     False: the client stops, signed out, and sends no REGISTER until the user signs in again
     (linphone 5.1: a refresh answered 301 by the backup, then only keep-alives for the 244 s
     left of the run) [3P]."""
+    redirect_same_transport: bool = False
+    """Only a 3xx Contact on the transport of the request it answers is usable (one naming
+    another transport is skipped), and a 3xx to a refresh with no usable Contact stops the
+    client, signed out, with no REGISTER until the user signs in again.  [3P] linphonec 5.1.65
+    (UDP only): a 301 to its refresh naming ``<sip:127.0.0.11:5061;transport=TLS>``, then no
+    REGISTER in the 244 s left (/tmp/obs/lp capture); a 301 naming
+    ``<sip:fe1.contoso.test:5060;transport=UDP>`` followed 1 ms later, 200 from fe1 (conform
+    failback-notify, linphone-debug.log).  False: every Contact of a known transport (Lync,
+    baresip)."""
+    answers_notify_ok: bool = False
+    """Answer a NOTIFY or BENOTIFY 200 and do nothing else: the registration goes on until its
+    next refresh.  [3P] linphonec 5.1.65: fe2's deregistering NOTIFY (failback) answered
+    "200 Ok", the next REGISTER only at the refresh time, 8.8 s later (conform
+    failback-notify).  False: the Lync profiles act on it (``lync_headers``), other profiles
+    answer 489 Bad Event (RFC 6665 §4.1.3) [DOC]."""
     redirect_order: RedirectOrder = "q-descending"
     """"q-descending": every Contact, serially by decreasing q (MS-SIPREGE §2.2.1.5
     ``ms-cluster-failover``) [DOC]; "first": only the first Contact, q ignored."""
@@ -461,7 +476,8 @@ LINPHONE = replace(
     parallel_lookups=True,  # SRV with the domain's A/AAAA, then every target's A/AAAA [3P]
     uses_endpoint_cache=False,
     redirect_order="first",  # belle-sip refresher.c: a 301/302 retries at the first Contact [3P]
-    follows_refresh_redirect=False,  # a 301 to its refresh: no REGISTER afterwards [3P]
+    redirect_same_transport=True,  # a TLS Contact to its UDP refresh: stopped [3P]
+    answers_notify_ok=True,  # a failback NOTIFY answered 200 and ignored [3P]
     retries_dead_redirect_target=True,  # ...and keeps retrying it [3P]
     register_expires=3600,  # liblinphone's default reg_expires [3P]
     refresh_fraction=0.9,  # refreshed 108 s after a 200 granting 120 (observed) [3P]

@@ -1051,7 +1051,7 @@ def test_preferred_registrar_notify_sends_a_lync_agent_home_after_answering_200(
 
 
 def test_a_generic_profile_answers_the_deregistration_notify_489_and_stays() -> None:
-    h = Harness(LINPHONE_SERIAL)
+    h = Harness(dataclasses.replace(LINPHONE_SERIAL, answers_notify_ok=False))
     h.sign_in()
     query = h.pop_query()
     h.answer(query, [srv_rr(query.name, FE1, port=5060)])

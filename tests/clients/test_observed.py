@@ -397,18 +397,59 @@ def test_a_profile_may_ignore_retry_after() -> None:
     assert deadline is not None and deadline <= 60.0
 
 
-def test_linphone_stops_after_a_301_to_its_refresh() -> None:
+def test_linphone_stops_after_a_301_to_its_refresh_naming_only_tls() -> None:
     # Observed: registered at fe2 after fe1 went silent, fe2 sent it home by NOTIFY (answered
-    # 200 Ok) and then answered its refresh 301 naming fe1; linphone sent no REGISTER in the
-    # 244 s left of the run.
+    # 200 Ok) and then answered its refresh 301 naming fe1 over TLS; linphone (UDP only) sent
+    # no REGISTER in the 244 s left of the run.
     h = Harness(LINPHONE)
     udp_srv_signed_in(h, naptr=False)
     refresh = refresh_sent(h)
-    h.reply(refresh, 301, [("Contact", f"<sip:{FE2}:5060>")])
+    h.reply(refresh, 301, [("Contact", f"<sip:{FE1_IP}:5061;transport=TLS>;q=0.7")])
     last = h.last_state()
     assert isinstance(last, SignedOut) and last.reason is SignOutReason.REFUSED
     h.run_until(h.now + 600.0)
     assert not h.sip_requests() and not h.dns_queries()
+
+
+def test_linphone_follows_a_301_to_its_refresh_naming_its_own_transport() -> None:
+    # Observed (conform failback-notify): the refresh to fe2 answered 301 naming fe1 and fe2
+    # over UDP; a REGISTER to the first Contact, fe1, 1 ms later, answered 200.
+    h = Harness(LINPHONE)
+    udp_srv_signed_in(h, naptr=False)
+    refresh = refresh_sent(h)
+    h.reply(
+        refresh,
+        301,
+        [
+            ("Contact", f"<sip:{FE2}:5060;transport=UDP>;q=0.7"),
+            ("Contact", f"<sip:{FE1}:5060;transport=UDP>;q=0.3"),
+        ],
+    )
+    home = resolve(h, FE2, FE2_IP)  # the first Contact, whatever its q
+    assert home.remote == (FE2_IP, 5060)
+    h.ok(home, expires=120, keep_alive=None)
+    assert h.agent.state == "registered" and h.agent.registrar is not None
+    assert h.agent.registrar.host == FE2
+
+
+def test_linphone_answers_a_notify_200_and_stays_registered() -> None:
+    # Observed (conform failback-notify): fe2's deregistering NOTIFY answered "200 Ok"; the
+    # next REGISTER only at the refresh time.
+    h = Harness(LINPHONE)
+    register = udp_srv_signed_in(h, naptr=False)
+    refresh_due = h.agent.next_deadline()
+    h.receive(
+        deregister_notify(
+            register, "deregistered;event=preferred-registrar-change", f"<sip:{FE2}:5060>"
+        ),
+        register.flow,
+    )
+    [answer] = h.sends()
+    assert answer.data.startswith(b"SIP/2.0 200 ")
+    h.clear()
+    assert h.agent.state == "registered" and h.agent.registrar is not None
+    assert h.agent.registrar.host == FE1
+    assert h.agent.next_deadline() == refresh_due
 
 
 def test_lync_follows_a_301_to_its_refresh() -> None:
