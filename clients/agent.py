@@ -110,6 +110,7 @@ class Agent:
         "dns_server",
         "domain",
         "failback",
+        "heard",
         "keepalive",
         "local_ip",
         "mode",
@@ -216,6 +217,12 @@ class Agent:
         answer): set by registration.failed, None once registered (registration.registered).
         Read by the fuzzer (emulator/fuzz/case.py, analysis.py)."""
         self._refresh: Refresh | None = None
+        self.heard: dict[Flow, float] | None = (
+            {} if self.profile.flow_suspect_after is not None else None
+        )
+        """When something last came in on each flow (``Profile.flow_suspect_after``; None,
+        and nothing kept, for the profiles without it).  Written by receive, read by
+        failover.refresh_failed."""
         keepalive = self.keepalive
         keepalive.stop()
         keepalive.flow = None
@@ -449,6 +456,9 @@ class Agent:
         if flow.remote == self.dns_server and flow.transport == "udp":
             rounds.receive_dns(self, data, now)
             return
+        heard = self.heard
+        if heard is not None:
+            heard[flow] = now
         if data == PONG:
             keepalive = self.keepalive
             if flow == keepalive.flow and keepalive.pong_at is not None:

@@ -245,6 +245,19 @@ class Profile:
     (``failover_detection_timeout``, then a failover round); "next-target", the same request
     goes on to the next target of the SRV RRset it came from, without a new lookup, and the
     client signs out only once they all failed (baresip 1.0) [3P]."""
+    flow_suspect_after: float | None = None
+    """A refresh that got no answer (Timer F) moves on (``refresh_failure``) only if nothing
+    came in on its flow for this many seconds; a flow that heard from its server more
+    recently keeps the registrar: the REGISTER is sent there again after
+    ``retry_after_timeout`` (else ``backoff``), on the same flow, with no lookup (the agent
+    stays registered meanwhile; the program shows its account failed: a CHOICE, not judged).
+    [3P] belle-sip 5.1.64 ``belle_sip_channel_notify_timeout``: a transaction timeout on a
+    channel that received nothing for 60 s puts it in error, and the next address is tried.
+    linphonec 5.1.65, conform silent-udp and refused (fe1 silent or stopped at 5 s, 200
+    received at 0 s): the refresh at 27 s timed out at 59.0 s, "Register refresher [408]", the
+    REGISTER to fe1 again 2 s later, no failover within 75 s; /tmp/obs/lp capture: the refresh
+    timing out 140 s after the last 200 went on to fe2 at once.  None: no such check (every
+    other profile)."""
     ignores_icmp: bool = False
     """A UDP request whose datagram comes back ICMP port unreachable is not failed: it is
     retransmitted until Timer F (baresip 1.0, linphone 5.1) [3P].  False: failed at once, as a
@@ -345,6 +358,9 @@ class Profile:
         timeout_retry = self.retry_after_timeout
         if timeout_retry is not None and not (0 < timeout_retry and math.isfinite(timeout_retry)):
             problems.append("retry_after_timeout must be None or > 0 and finite")
+        suspect = self.flow_suspect_after
+        if suspect is not None and not (0 < suspect and math.isfinite(suspect)):
+            problems.append("flow_suspect_after must be None or > 0 and finite")
         if any(isinstance(s, bool) or not 300 <= s <= 699 for s in self.final_statuses):
             problems.append("final_statuses must be status codes 300-699")
         if isinstance(self.cache_only_rounds, bool) or self.cache_only_rounds < 0:
@@ -484,6 +500,8 @@ LINPHONE = replace(
     refresh_failure="next-target",  # refresh to a silent fe1 (SRV 10): Timer F, then the
     # same REGISTER to fe2 (SRV 20) 0.02 s later, without a new lookup (observed) [3P]
     ignores_icmp=True,  # ICMP port unreachable: the REGISTER waits for Timer F [3P]
+    flow_suspect_after=60.0,  # a refresh timing out on a flow heard from within 60 s:
+    # the same registrar again 2 s later (belle-sip's suspect channel, observed) [3P]
     # No DNS cache of its own across rounds: each new round asked SRV, A and AAAA again, 34 s
     # after the last lookup, with records of TTL 300 (observed) [3P].
     dns_cache_max_ttl=0.0,

@@ -528,3 +528,44 @@ def test_a_side_query_that_never_comes_back_counts_as_no_address() -> None:
     assert [(q.qtype, q.name) for q in h.pop_queries()] == [("AAAA", FE1)]
     h.fire()  # ...and given up 2 s later: fe1 has its A address
     assert h.pop_request().remote == (FE1_IP, 5060)
+
+
+# -- belle-sip's suspect flow ------------------------------------------------------------------
+
+
+def test_linphone_retries_a_timed_out_refresh_at_the_same_registrar_it_heard_lately() -> None:
+    # Observed (conform silent-udp, refused): 200 granting 30 s at 0 s, fe1 silent at 5 s; the
+    # refresh at 27 s timed out at 59.0 s (59 s after the last message: not suspect), the
+    # REGISTER to fe1 again 2 s later, no lookup; the next Timer F (93 s, 93 s after the last
+    # message) moves on to fe2 at once, as with the 120 s grant of the earlier capture.
+    assert LINPHONE.flow_suspect_after == 60.0 and BARESIP.flow_suspect_after is None
+    h = Harness(LINPHONE)
+    register = udp_srv_signed_in(h, naptr=False, expires=30)
+    signed_in_at = len(h.log)
+    refresh = refresh_sent(h)
+    assert h.now == pytest.approx(27.0)
+    h.run_until(27.0 + TIMER_F + 2.0 - 0.001)
+    answer_pings_none(h)
+    assert {r.remote for r in h.sip_requests()} == {(FE1_IP, 5060)}  # retransmissions only
+    assert all(r.cseq == refresh.cseq for r in h.sip_requests())
+    h.clear()
+    again = refresh_sent(h)
+    assert h.now == pytest.approx(27.0 + TIMER_F + 2.0)
+    assert again.remote == (FE1_IP, 5060) and again.flow == register.flow
+    assert again.cseq > refresh.cseq
+    h.run_until(h.now + TIMER_F - 0.001)
+    h.clear()
+    h.fire()
+    following = h.pop_request()
+    assert following.remote == (FE2_IP, 5060)
+    assert lookups_since(h, signed_in_at) == []
+
+
+def test_without_flow_suspect_after_a_timed_out_refresh_moves_on_at_once() -> None:
+    h = Harness(dataclasses.replace(LINPHONE, flow_suspect_after=None))
+    udp_srv_signed_in(h, naptr=False, expires=30)
+    refresh_sent(h)
+    h.run_until(27.0 + TIMER_F - 0.001)
+    h.clear()
+    h.fire()
+    assert h.pop_request().remote == (FE2_IP, 5060)
