@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clients import rounds
+from clients import registration, rounds
 from clients.events import (
     FailbackReason,
     FailbackStarted,
@@ -49,6 +49,13 @@ def refresh_failed(agent: Agent, now: float, entry: Tx, failure: Failure) -> Non
     if agent.registrar is not entry.target or entry.flow != agent.keepalive.flow:
         if agent.notes:
             agent._note(StaleRefreshFailed(now, agent.name, entry.target.host, failure))
+        return
+    if (
+        failure.kind is FailureKind.STATUS
+        and failure.status in agent.profile.refresh_final_statuses
+    ):
+        # linphone 5.1: a 480 to its refresh, and no REGISTER afterwards [3P].
+        registration.stop(agent, now, entry, failure)
         return
     if failure.kind is FailureKind.TIMEOUT and heard_lately(agent, now, entry):
         # linphone 5.1: the flow heard from its server within 60 s: not suspect, the

@@ -40,7 +40,14 @@ __all__ = [
 
 RedirectOrder = Literal["q-descending", "first"]
 
-_NOT_OPTIONS = ("name", "discovery", "supported", "final_statuses", "checked_against")
+_NOT_OPTIONS = (
+    "name",
+    "discovery",
+    "supported",
+    "final_statuses",
+    "refresh_final_statuses",
+    "checked_against",
+)
 _NAME = re.compile(r"^[a-z][a-z0-9.-]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")  # RFC 3261 §25.1 token (option-tag)
 
@@ -308,6 +315,12 @@ class Profile:
     final_statuses: tuple[int, ...] = ()
     """Final answers to a sign-in REGISTER after which the client stops trying, signed out
     until the user signs in again (linphone 5.1: 404, never retried) [3P]."""
+    refresh_final_statuses: tuple[int, ...] = ()
+    """Final answers to a refresh after which the client stops trying, signed out until the
+    user signs in again.  [3P] linphonec 5.1.65, conform backend-down: its refresh answered
+    480 (user services unavailable) by fe1, "Register refresher [480]" and no retry
+    scheduled (a 408 logs "scheduling next timer in 2000 ms for purpose [retry]"), no REGISTER
+    in the 18 s left.  Empty: a failed refresh loses the registrar (``refresh_failure``)."""
     honours_retry_after: bool = True
     """After a 503 with ``Retry-After`` send nothing to that server for that long (RFC 3261
     §21.5.4 "SHOULD NOT forward any other requests to that server") [DOC]; the round goes on
@@ -363,6 +376,8 @@ class Profile:
             problems.append("flow_suspect_after must be None or > 0 and finite")
         if any(isinstance(s, bool) or not 300 <= s <= 699 for s in self.final_statuses):
             problems.append("final_statuses must be status codes 300-699")
+        if any(isinstance(s, bool) or not 300 <= s <= 699 for s in self.refresh_final_statuses):
+            problems.append("refresh_final_statuses must be status codes 300-699")
         if isinstance(self.cache_only_rounds, bool) or self.cache_only_rounds < 0:
             problems.append("cache_only_rounds must be >= 0")
         if isinstance(self.register_expires, bool) or self.register_expires <= 0:
@@ -513,6 +528,7 @@ LINPHONE = replace(
     failover_detection_timeout=0.0,
     retry_after_timeout=2.0,  # Timer F of a REGISTER (one SRV target): again 2.0 s later [3P]
     final_statuses=(404,),  # a 404 is never retried (observed over 9 minutes) [3P]
+    refresh_final_statuses=(480,),  # a refresh answered 480: no retry scheduled [3P]
     failback_probe_interval=math.inf,
     failback_detection_timeout=math.inf,
     backoff=Backoff(60.0, 60.0, 1.0),  # belle-sip refresher DEFAULT_RETRY_AFTER 60 s, fixed [3P]

@@ -569,3 +569,27 @@ def test_without_flow_suspect_after_a_timed_out_refresh_moves_on_at_once() -> No
     h.clear()
     h.fire()
     assert h.pop_request().remote == (FE2_IP, 5060)
+
+
+def test_linphone_stops_after_a_480_to_its_refresh() -> None:
+    # Observed (conform backend-down): fe1's back end down, its refresh answered 480; no
+    # REGISTER afterwards (belle-sip's refresher scheduled no retry).
+    assert LINPHONE.refresh_final_statuses == (480,) and not BARESIP.refresh_final_statuses
+    h = Harness(LINPHONE)
+    udp_srv_signed_in(h, naptr=False, expires=30)
+    refresh = refresh_sent(h)
+    h.reply(refresh, 480)
+    last = h.last_state()
+    assert isinstance(last, SignedOut) and last.reason is SignOutReason.REFUSED
+    h.run_until(h.now + 600.0)
+    assert not h.sip_requests() and not h.dns_queries()
+
+
+def test_without_refresh_final_statuses_a_480_to_a_refresh_loses_the_registrar() -> None:
+    h = Harness(dataclasses.replace(LINPHONE, refresh_final_statuses=()))
+    udp_srv_signed_in(h, naptr=False, expires=30)
+    refresh = refresh_sent(h)
+    h.reply(refresh, 480)
+    assert any(isinstance(e, LossNoticed) for e in h.events)
+    h.run_until(h.now + 1.0)
+    assert h.dns_queries()  # a new round, from the lookup
