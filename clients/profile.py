@@ -206,9 +206,10 @@ class Profile:
     (linphone 5.1: a refresh answered 301 by the backup, then only keep-alives for the 244 s
     left of the run) [3P]."""
     redirect_same_transport: bool = False
-    """Only a 3xx Contact on the transport of the request it answers is usable (one naming
-    another transport is skipped), and a 3xx to a refresh with no usable Contact stops the
-    client, signed out, with no REGISTER until the user signs in again.  [3P] linphonec 5.1.65
+    """Of a 3xx to a refresh, only a Contact on the refresh's own transport is usable (one
+    naming another transport is skipped), and with none usable the client stops, signed out,
+    with no REGISTER until the user signs in again.  A sign-in's 3xx is not affected (not
+    observed with another transport: the agent follows it as before).  [3P] linphonec 5.1.65
     (UDP only): a 301 to its refresh naming ``<sip:127.0.0.11:5061;transport=TLS>``, then no
     REGISTER in the 244 s left (/tmp/obs/lp capture); a 301 naming
     ``<sip:fe1.contoso.test:5060;transport=UDP>`` followed 1 ms later, 200 from fe1 (conform

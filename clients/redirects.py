@@ -82,17 +82,16 @@ def targets_of(
     contacts: list[NameAddr] | None = None,
 ) -> list[Target]:
     q_descending = agent.profile.redirect_order == "q-descending"
-    targets = redirect_targets(response, transport, q_descending, contacts)
-    if agent.profile.redirect_same_transport:
-        # linphone 5.1 (UDP only) does nothing with a Contact naming TLS [3P].
-        targets = [t for t in targets if t.transport == transport]
-    return targets
+    return redirect_targets(response, transport, q_descending, contacts)
 
 
 def refresh_redirected(agent: Agent, now: float, entry: Tx, response: Response) -> None:
     # A refresh redirected (failback = redirect-on-refresh): the registrar dropped the
     # binding and names where to go; RFC 3261 §10.2.4: refreshes go where redirected.
     targets = targets_of(agent, response, entry.target.transport)
+    if agent.profile.redirect_same_transport:
+        # linphone 5.1 (UDP only) does nothing with a Contact naming TLS [3P].
+        targets = [t for t in targets if t.transport == entry.target.transport]
     if not targets and agent.profile.redirect_same_transport:
         # linphone 5.1: no REGISTER after a 301 naming only another transport [3P].
         registration.stop(
