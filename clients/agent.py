@@ -111,6 +111,7 @@ class Agent:
         "dns_server",
         "domain",
         "failback",
+        "heard",
         "keepalive",
         "local_ip",
         "mode",
@@ -206,6 +207,8 @@ class Agent:
         self.discovery.steps = []
         self.discovery.query = None
         self.discovery.first_srv_targets = []
+        self.discovery.side = []
+        self.discovery.awaiting = None
         self._txs: dict[str, Tx] = {}
         self._failures = 0
         """Rounds failed in a row (the backoff's exponent): counted by rounds.give_up and
@@ -218,6 +221,12 @@ class Agent:
         answer): set by registration.failed, None once registered (registration.registered).
         Read by the fuzzer (emulator/fuzz/case.py, analysis.py)."""
         self._refresh: Refresh | None = None
+        self.heard: dict[Flow, float] | None = (
+            {} if self.profile.flow_suspect_after is not None else None
+        )
+        """When something last came in on each flow (``Profile.flow_suspect_after``; None,
+        and nothing kept, for the profiles without it).  Written by receive, read by
+        failover.refresh_failed."""
         keepalive = self.keepalive
         keepalive.stop()
         keepalive.flow = None
@@ -368,6 +377,9 @@ class Agent:
         query = self.discovery.query
         if query is not None and (best is None or query.deadline < best):
             best = query.deadline
+        for side in self.discovery.side:
+            if best is None or side.deadline < best:
+                best = side.deadline
         if self._txs:
             for entry in self._txs.values():
                 value = entry.tx.next_deadline()
@@ -396,6 +408,8 @@ class Agent:
                 if self.notes:
                     self._note(DnsTimedOut(now, self.name, query.qtype, query.name))
                 rounds.dns_failed(self, now, query)
+        if self.discovery.side:
+            self._side_timers(now)
         keepalive = self.keepalive
         if keepalive.pong_at is not None and now >= keepalive.pong_at:
             keepalive.pong_at = None
@@ -446,6 +460,9 @@ class Agent:
         if flow.remote == self.dns_server and flow.transport == "udp":
             rounds.receive_dns(self, data, now)
             return
+        heard = self.heard
+        if heard is not None:
+            heard[flow] = now
         if data == PONG:
             keepalive = self.keepalive
             if flow == keepalive.flow and keepalive.pong_at is not None:
@@ -634,6 +651,20 @@ class Agent:
     def _close(self, flow: Flow) -> None:
         if flow.reliable and flow != self.keepalive.flow:
             self._actions.append(CloseFlow(flow))
+
+    def _side_timers(self, now: float) -> None:
+        """Resend or give up the A/AAAA queries asked beside the others
+        (``Profile.parallel_lookups``); a given-up one counts as no address."""
+        for side in list(self.discovery.side):
+            if now < side.deadline:
+                continue
+            if side.tries < DNS_TRIES:
+                self._actions.append(self.discovery.resend(now, side))
+                continue
+            self.discovery.side.remove(side)
+            if self.notes:
+                self._note(DnsTimedOut(now, self.name, side.qtype, side.name))
+            rounds.settle(self, now)
 
     def _progress(self, now: float, kind: type[ClientStateChanged], *detail: object) -> None:
         """A step of a round: a state change during a user's sign-in, else a note.

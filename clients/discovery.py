@@ -42,7 +42,9 @@ DNS_TRIES = 2
 Step = tuple[str, QueryType, TransportName, int]
 """A discovery name: (name, query type, transport and default port of what it finds)."""
 
-Purpose = Literal["naptr", "srv", "a", "resolve"]
+Purpose = Literal["naptr", "srv", "a", "resolve", "address"]
+"""Why a query was asked; "address": an A/AAAA asked beside the others, its answer only
+collected (``Profile.parallel_lookups``)."""
 
 NAPTR_TRANSPORTS: Mapping[str, TransportName] = {
     "SIPS+D2T": "tls",
@@ -102,7 +104,19 @@ class Query:
 class Discovery:
     """One agent's discovery state (see the module docstring)."""
 
-    __slots__ = ("cache", "cached", "first_srv_targets", "flow", "naptr_ports", "query", "steps")
+    __slots__ = (
+        "addresses",
+        "awaiting",
+        "cache",
+        "cached",
+        "first_srv_targets",
+        "flow",
+        "naptr_ports",
+        "prefetched",
+        "query",
+        "side",
+        "steps",
+    )
 
     def __init__(
         self, local_ip: str, dns_port: int, dns_server: Address, cache: DnsCache | None = None
@@ -118,6 +132,16 @@ class Discovery:
         """The targets of the round's SRV answer (baresip goes back to the first)."""
         self.naptr_ports: dict[TransportName, int] = {}
         """The transports (and default ports) a NAPTR answer may choose this round."""
+        self.side: list[Query] = []
+        """A/AAAA queries in flight beside ``query`` (``Profile.parallel_lookups``)."""
+        self.addresses: dict[str, list[str]] = {}
+        """Addresses the side queries found this round, by name: A records first, then
+        AAAA."""
+        self.prefetched: set[str] = set()
+        """Names whose A and AAAA were asked beside the SRV query this round."""
+        self.awaiting: list[Target] | Step | None = None
+        """What the round waits for the side queries to finish for: the SRV answer's targets
+        (their addresses), or an A step whose name was prefetched."""
 
     def begin(self, profile: Profile, domain: str) -> None:
         """A new discovery round: NAPTR of the domain if the profile asks it, then every name
@@ -138,6 +162,43 @@ class Discovery:
             for step in profile.discovery
         ]
         self.first_srv_targets = []
+        self.side = []
+        self.addresses = {}
+        self.prefetched = set()
+        self.awaiting = None
+
+    def start_side(
+        self, now: float, rng: random.Random, name: str, qtype: QueryType
+    ) -> Send | None:
+        """Ask ``name``/``qtype`` beside the query in flight, for its addresses only: the Send,
+        or None when the DNS cache answered it (the addresses are collected at once)."""
+        hit = self.cache.get(name, qtype, now) if self.cache.enabled else None
+        if hit is not None:
+            self.collect(name, hit)
+            return None
+        query = Query(rng.getrandbits(16), name, qtype, "address", "udp", 0, now, 0)
+        self.side.append(query)
+        return self.resend(now, query)
+
+    def collect(self, name: str, answer: DnsAnswer) -> None:
+        """Keep the addresses of a side query's answer (A before AAAA, as asked)."""
+        found = self.addresses.setdefault(name.lower().rstrip("."), [])
+        if answer.ok:
+            records = [r.address for r in answer.records if isinstance(r, AddressRecord)]
+            if answer.qtype == "A":
+                found[:0] = records
+            else:
+                found.extend(records)
+
+    @property
+    def busy(self) -> bool:
+        """A query is still in flight (the main one or a side one)."""
+        return self.query is not None or bool(self.side)
+
+    def address_of(self, name: str) -> str | None:
+        """The first address the side queries found for ``name``."""
+        found = self.addresses.get(name.lower().rstrip("."))
+        return found[0] if found else None
 
     def next_step(self) -> Step | None:
         return self.steps.pop(0) if self.steps else None
@@ -183,8 +244,19 @@ class Discovery:
         (RFC 5452: match the ID and the question).  With ``now``, the answer goes into the
         DNS cache as its kind allows (clients/dnscache.py)."""
         answer = parse_answer(data)
+        if answer is None:
+            return None
         query = self.query
-        if answer is None or query is None or answer.query_id != query.query_id:
+        if query is None or answer.query_id != query.query_id:
+            for side in self.side:
+                if answer.query_id == side.query_id and answer.name == side.name.lower().rstrip(
+                    "."
+                ):
+                    self.side.remove(side)
+                    if now is not None and self.cache.enabled and answer.qtype == side.qtype:
+                        self.cache.store(answer, now)
+                    self.collect(side.name, answer)
+                    return side, answer
             return None
         if answer.name != query.name.lower().rstrip("."):
             return None

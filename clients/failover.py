@@ -33,7 +33,7 @@ from clients.plan import (
     endpoint,
 )
 from clients.requests import Tx
-from clients.states import Backoff, LossTimer
+from clients.states import Backoff, LossTimer, Refresh
 
 if TYPE_CHECKING:
     from clients.agent import Agent
@@ -50,6 +50,24 @@ def refresh_failed(agent: Agent, now: float, entry: Tx, failure: Failure) -> Non
     if agent.registrar is not entry.target or entry.flow != agent.keepalive.flow:
         if agent.notes:
             agent._note(StaleRefreshFailed(now, agent.name, entry.target.host, failure))
+        return
+    if (
+        failure.kind is FailureKind.STATUS
+        and failure.status in agent.profile.refresh_final_statuses
+    ):
+        # linphone 5.1: a 480 to its refresh, and no REGISTER afterwards [3P].
+        registration.stop(agent, now, entry, failure)
+        return
+    if failure.kind is FailureKind.TIMEOUT and heard_lately(agent, now, entry):
+        # linphone 5.1: the flow heard from its server within 60 s: not suspect, the
+        # REGISTER goes to the same registrar again after its retry delay [3P].
+        if agent.notes:
+            agent._note(TargetFailed(now, agent.name, entry.target.host, failure))
+        retry = agent.profile.retry_after_timeout
+        if retry is None:
+            agent._failures += 1
+            retry = agent.profile.backoff.delay(agent._failures, agent.rng)
+        agent._refresh = Refresh(now + retry)
         return
     profile = agent.profile
     moves_on = failure.kind in (FailureKind.TIMEOUT, FailureKind.CONNECTION) or (
@@ -90,6 +108,17 @@ def refresh_refused(agent: Agent, now: float, entry: Tx, failure: Failure) -> No
     agent.registrar = None
     agent.round.plan = []
     rounds.give_up(agent, now)
+
+
+def heard_lately(agent: Agent, now: float, entry: Tx) -> bool:
+    """Whether something came in on ``entry``'s flow within the profile's
+    ``flow_suspect_after`` (always False without it)."""
+    limit = agent.profile.flow_suspect_after
+    heard = agent.heard
+    if limit is None or heard is None:
+        return False
+    last = heard.get(entry.flow)
+    return last is not None and now - last < limit
 
 
 def _after(targets: list[Target], failed: Target) -> list[Target]:

@@ -2,7 +2,8 @@
 contact-list change, the user services going down or coming back (survivable mode,
 MS-SIPREGE), or a deregistration (with or without a ``P-Preferred-Registrar``).  Anything
 else is answered 501; a generic UA answers registration NOTIFYs 489 (RFC 6665 §4.1.3), or
-its profile's ``notify_unknown_status``.
+its profile's ``notify_unknown_status`` (baresip: 481), or 200 without acting on them
+(``Profile.answers_notify_ok``, linphone).
 
 Helpers of :class:`clients.agent.Agent`: plain functions taking the agent.
 """
@@ -39,6 +40,11 @@ def receive_request(agent: Agent, request: Request, flow: Flow, now: float) -> N
     lync = agent.profile.lync_headers
     if method == "OPTIONS" or (lync and method in ("NOTIFY", "BENOTIFY")):
         status = 200
+    elif method in ("NOTIFY", "BENOTIFY") and agent.profile.answers_notify_ok:
+        # linphone 5.1: "200 Ok" to the failback NOTIFY, and nothing else [3P].
+        response = make_response(request, 200, to_tag=agent.requests.tag)
+        agent._actions.append(Send(flow, response.to_bytes()))
+        return
     elif method in ("NOTIFY", "BENOTIFY"):
         # A generic UA knows no registration-notify event package: 489, RFC 6665 §4.1.3
         # (baresip: 481, no such subscription; Profile.notify_unknown_status).

@@ -46,6 +46,7 @@ _NOT_OPTIONS = (
     "supported",
     "final_statuses",
     "next_target_statuses",
+    "refresh_final_statuses",
     "checked_against",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9.-]*$")
@@ -186,6 +187,15 @@ class Profile:
     [3P] libre ``src/sip/request.c`` (``naptr_handler``, ``rr_naptr_handler``) for baresip;
     False for the Lync profiles (TN-DNS13 names no NAPTR step) [DOC] and linphone (CHOICE).
     Skipping records whose replacement is ``.`` is a CHOICE."""
+    parallel_lookups: bool = False
+    """Ask the A and AAAA of the A steps' names (the domain) together with the SRV query, and
+    on the SRV answer the A and AAAA of every target at once, ignoring the answer's additional
+    section; the round goes on once every query is back, with the targets that got an address
+    (the first A, else the first AAAA: CHOICE) in SRV order, or without SRV targets with the
+    domain's address.  [3P] linphonec 5.1.65 (belle-sip 5.1.64): SRV ``_sip._udp``, A and AAAA
+    of the domain sent within 0.2 ms, then A and AAAA of fe1 and of fe2 within 0.4 ms of the
+    answers, the REGISTER to fe1 after (/tmp/obs/lp capture).  False: one query at a time
+    (Lync, baresip)."""
     uses_endpoint_cache: bool = True
     """Sign in to the cached home server first, without DNS (EndpointConfiguration.cache)
     [3P DD-BLOG]."""
@@ -196,6 +206,22 @@ class Profile:
     False: the client stops, signed out, and sends no REGISTER until the user signs in again
     (linphone 5.1: a refresh answered 301 by the backup, then only keep-alives for the 244 s
     left of the run) [3P]."""
+    redirect_same_transport: bool = False
+    """Of a 3xx to a refresh, only a Contact on the refresh's own transport is usable (one
+    naming another transport is skipped), and with none usable the client stops, signed out,
+    with no REGISTER until the user signs in again.  A sign-in's 3xx is not affected (not
+    observed with another transport: the agent follows it as before).  [3P] linphonec 5.1.65
+    (UDP only): a 301 to its refresh naming ``<sip:127.0.0.11:5061;transport=TLS>``, then no
+    REGISTER in the 244 s left (/tmp/obs/lp capture); a 301 naming
+    ``<sip:fe1.contoso.test:5060;transport=UDP>`` followed 1 ms later, 200 from fe1 (conform
+    failback-notify, linphone-debug.log).  False: every Contact of a known transport (Lync,
+    baresip)."""
+    answers_notify_ok: bool = False
+    """Answer a NOTIFY or BENOTIFY 200 and do nothing else: the registration goes on until its
+    next refresh.  [3P] linphonec 5.1.65: fe2's deregistering NOTIFY (failback) answered
+    "200 Ok", the next REGISTER only at the refresh time, 8.8 s later (conform
+    failback-notify).  False: the Lync profiles act on it (``lync_headers``), other profiles
+    answer 489 Bad Event (RFC 6665 §4.1.3) [DOC]."""
     redirect_order: RedirectOrder = "q-descending"
     """"q-descending": every Contact, serially by decreasing q (MS-SIPREGE §2.2.1.5
     ``ms-cluster-failover``) [DOC]; "first": only the first Contact, q ignored."""
@@ -248,6 +274,19 @@ class Profile:
     (``failover_detection_timeout``, then a failover round); "next-target", the same request
     goes on to the next target of the SRV RRset it came from, without a new lookup, and the
     client signs out only once they all failed (baresip 1.0) [3P]."""
+    flow_suspect_after: float | None = None
+    """A refresh that got no answer (Timer F) moves on (``refresh_failure``) only if nothing
+    came in on its flow for this many seconds; a flow that heard from its server more
+    recently keeps the registrar: the REGISTER is sent there again after
+    ``retry_after_timeout`` (else ``backoff``), on the same flow, with no lookup (the agent
+    stays registered meanwhile; the program shows its account failed: a CHOICE, not judged).
+    [3P] belle-sip 5.1.64 ``belle_sip_channel_notify_timeout``: a transaction timeout on a
+    channel that received nothing for 60 s puts it in error, and the next address is tried.
+    linphonec 5.1.65, conform silent-udp and refused (fe1 silent or stopped at 5 s, 200
+    received at 0 s): the refresh at 27 s timed out at 59.0 s, "Register refresher [408]", the
+    REGISTER to fe1 again 2 s later, no failover within 75 s; /tmp/obs/lp capture: the refresh
+    timing out 140 s after the last 200 went on to fe2 at once.  None: no such check (every
+    other profile)."""
     ignores_icmp: bool = False
     """A UDP request whose datagram comes back ICMP port unreachable is not failed: it is
     retransmitted until Timer F (baresip 1.0, linphone 5.1) [3P].  False: failed at once, as a
@@ -304,6 +343,12 @@ class Profile:
     final_statuses: tuple[int, ...] = ()
     """Final answers to a sign-in REGISTER after which the client stops trying, signed out
     until the user signs in again (linphone 5.1: 404, never retried) [3P]."""
+    refresh_final_statuses: tuple[int, ...] = ()
+    """Final answers to a refresh after which the client stops trying, signed out until the
+    user signs in again.  [3P] linphonec 5.1.65, conform backend-down: its refresh answered
+    480 (user services unavailable) by fe1, "Register refresher [480]" and no retry
+    scheduled (a 408 logs "scheduling next timer in 2000 ms for purpose [retry]"), no REGISTER
+    in the 18 s left.  Empty: a failed refresh loses the registrar (``refresh_failure``)."""
     honours_retry_after: bool = True
     """After a 503 with ``Retry-After`` send nothing to that server for that long (RFC 3261
     §21.5.4 "SHOULD NOT forward any other requests to that server") [DOC]; the round goes on
@@ -354,8 +399,13 @@ class Profile:
         timeout_retry = self.retry_after_timeout
         if timeout_retry is not None and not (0 < timeout_retry and math.isfinite(timeout_retry)):
             problems.append("retry_after_timeout must be None or > 0 and finite")
+        suspect = self.flow_suspect_after
+        if suspect is not None and not (0 < suspect and math.isfinite(suspect)):
+            problems.append("flow_suspect_after must be None or > 0 and finite")
         if any(isinstance(s, bool) or not 300 <= s <= 699 for s in self.final_statuses):
             problems.append("final_statuses must be status codes 300-699")
+        if any(isinstance(s, bool) or not 300 <= s <= 699 for s in self.refresh_final_statuses):
+            problems.append("refresh_final_statuses must be status codes 300-699")
         if isinstance(self.cache_only_rounds, bool) or self.cache_only_rounds < 0:
             problems.append("cache_only_rounds must be >= 0")
         if isinstance(self.register_expires, bool) or self.register_expires <= 0:
@@ -508,15 +558,19 @@ LINPHONE = replace(
     # UDP account: SRV for that transport only (RFC 3263 §4.1/§4.2), then the domain's A
     # record (observed: SRV _sip._udp, A and AAAA of the domain asked together) [3P].
     discovery=(_srv("_sip._udp.{domain}", "udp", 5060), _a("{domain}", "udp", 5060)),
+    parallel_lookups=True,  # SRV with the domain's A/AAAA, then every target's A/AAAA [3P]
     uses_endpoint_cache=False,
     redirect_order="first",  # belle-sip refresher.c: a 301/302 retries at the first Contact [3P]
-    follows_refresh_redirect=False,  # a 301 to its refresh: no REGISTER afterwards [3P]
+    redirect_same_transport=True,  # a TLS Contact to its UDP refresh: stopped [3P]
+    answers_notify_ok=True,  # a failback NOTIFY answered 200 and ignored [3P]
     retries_dead_redirect_target=True,  # ...and keeps retrying it [3P]
     register_expires=3600,  # liblinphone's default reg_expires [3P]
     refresh_fraction=0.9,  # refreshed 108 s after a 200 granting 120 (observed) [3P]
     refresh_failure="next-target",  # refresh to a silent fe1 (SRV 10): Timer F, then the
     # same REGISTER to fe2 (SRV 20) 0.02 s later, without a new lookup (observed) [3P]
     ignores_icmp=True,  # ICMP port unreachable: the REGISTER waits for Timer F [3P]
+    flow_suspect_after=60.0,  # a refresh timing out on a flow heard from within 60 s:
+    # the same registrar again 2 s later (belle-sip's suspect channel, observed) [3P]
     # No DNS cache of its own across rounds: each new round asked SRV, A and AAAA again, 34 s
     # after the last lookup, with records of TTL 300 (observed) [3P].
     dns_cache_max_ttl=0.0,
@@ -528,6 +582,7 @@ LINPHONE = replace(
     failover_detection_timeout=0.0,
     retry_after_timeout=2.0,  # Timer F of a REGISTER (one SRV target): again 2.0 s later [3P]
     final_statuses=(404,),  # a 404 is never retried (observed over 9 minutes) [3P]
+    refresh_final_statuses=(480,),  # a refresh answered 480: no retry scheduled [3P]
     failback_probe_interval=math.inf,
     failback_detection_timeout=math.inf,
     backoff=Backoff(60.0, 60.0, 1.0),  # belle-sip refresher DEFAULT_RETRY_AFTER 60 s, fixed [3P]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from clients import failover, rounds
+from clients import failover, registration, rounds
 from clients.events import (
     FailbackReason,
     Failure,
@@ -89,6 +89,15 @@ def refresh_redirected(agent: Agent, now: float, entry: Tx, response: Response) 
     # A refresh redirected (failback = redirect-on-refresh): the registrar dropped the
     # binding and names where to go; RFC 3261 §10.2.4: refreshes go where redirected.
     targets = targets_of(agent, response, entry.target.transport)
+    if agent.profile.redirect_same_transport:
+        # linphone 5.1 (UDP only) does nothing with a Contact naming TLS [3P].
+        targets = [t for t in targets if t.transport == entry.target.transport]
+    if not targets and agent.profile.redirect_same_transport:
+        # linphone 5.1: no REGISTER after a 301 naming only another transport [3P].
+        registration.stop(
+            agent, now, entry, Failure(FailureKind.NO_CONTACTS, response.status, response.reason)
+        )
+        return
     if not targets:
         agent._tx_failed(entry, now, Failure(FailureKind.NO_CONTACTS, response.status))
         return

@@ -118,12 +118,63 @@ def next_step(agent: Agent, now: float) -> bool:
     purpose: Literal["naptr", "srv", "a"] = (
         "srv" if qtype == "SRV" else "naptr" if qtype == "NAPTR" else "a"
     )
-    send = agent.discovery.start_query(now, agent.rng, name, qtype, purpose, transport, port)
+    discovery = agent.discovery
+    parallel = agent.profile.parallel_lookups
+    if parallel and qtype == "A" and name in discovery.prefetched:
+        # Asked beside the SRV query: its answers decide, once every query is back.
+        discovery.awaiting = step
+        settle(agent, now)
+        return True
+    send = discovery.start_query(now, agent.rng, name, qtype, purpose, transport, port)
+    if send is not None:
+        agent._actions.append(send)
+    if parallel and qtype == "SRV":
+        # linphone 5.1: the A and AAAA of the domain go out with the SRV query [3P].
+        for later, later_type, _, _ in discovery.steps:
+            if later_type == "A" and later not in discovery.prefetched:
+                discovery.prefetched.add(later)
+                ask_addresses(agent, now, later)
     if send is None:
         receive_cached(agent, now)  # the client's DNS cache answered
-    else:
-        agent._actions.append(send)
     return True
+
+
+def ask_addresses(agent: Agent, now: float, name: str) -> None:
+    """Ask ``name``'s A and AAAA beside the other queries (``Profile.parallel_lookups``)."""
+    for qtype in ("A", "AAAA"):
+        send = agent.discovery.start_side(now, agent.rng, name, qtype)
+        if send is not None:
+            agent._actions.append(send)
+
+
+def settle(agent: Agent, now: float) -> None:
+    """Every query of a parallel discovery is back: go on with what it waits for, the SRV
+    targets with the addresses found (targets without one are left out) or a prefetched A
+    step's name (``Profile.parallel_lookups``)."""
+    discovery = agent.discovery
+    awaiting = discovery.awaiting
+    if awaiting is None or discovery.busy:
+        return
+    discovery.awaiting = None
+    if isinstance(awaiting, list):
+        resolved: list[Target] = []
+        for target in awaiting:
+            address = discovery.address_of(target.host)
+            if address is not None:
+                resolved.append(target.with_address(address))
+        discovery.first_srv_targets = resolved
+        agent.round.plan = [*resolved, *agent.round.plan]
+        advance(agent, now)
+        return
+    name, _, transport, port = awaiting
+    address = discovery.address_of(name)
+    if address is None:
+        if not next_step(agent, now):
+            advance(agent, now)
+        return
+    discovery.steps = []
+    agent.round.plan = [Target(name, port, transport, address, "a"), *agent.round.plan]
+    advance(agent, now)
 
 
 def give_up(agent: Agent, now: float) -> None:
@@ -191,6 +242,9 @@ def use_answer(agent: Agent, now: float, query: Query, answer: DnsAnswer) -> Non
     if agent.notes:
         records = tuple(r.rdata_text() for r in answer.records)
         agent._note(DnsAnswered(now, agent.name, query.qtype, query.name, answer.rcode, records))
+    if query.purpose == "address":
+        settle(agent, now)  # Discovery.answered kept its addresses
+        return
     if not answer.ok:
         dns_failed(agent, now, query)
         return
@@ -205,6 +259,17 @@ def use_answer(agent: Agent, now: float, query: Query, answer: DnsAnswer) -> Non
         targets = agent.discovery.srv_targets(query, answer, agent.rng)
         if targets is None:
             dns_failed(agent, now, query)
+            return
+        if agent.profile.parallel_lookups:
+            # linphone 5.1: A and AAAA of every target, all at once; the targets wait for
+            # their answers (the additional section's addresses are not used) [3P].
+            agent.discovery.awaiting = targets
+            for host in dict.fromkeys(t.host for t in targets):
+                if not is_ip(host):
+                    ask_addresses(agent, now, host)
+                else:
+                    agent.discovery.addresses[host] = [host]
+            settle(agent, now)
             return
         agent.round.plan = [*targets, *agent.round.plan]
         advance(agent, now)

@@ -217,6 +217,14 @@ class Harness:
         self.clear()
         return queries[0]
 
+    def pop_queries(self) -> list[DnsQuery]:
+        """Every DNS query in the outbox, in the order sent (nothing else may be there); the
+        outbox is emptied.  For a profile that asks several at once (``parallel_lookups``)."""
+        queries = self.dns_queries()
+        assert queries and len(queries) == len(self.sends()), f"expected queries: {self.outbox}"
+        self.clear()
+        return queries
+
     def pop_request(self, method: str = "REGISTER") -> SipSent:
         """The only SIP request in the outbox, which must be a ``method``; the outbox is emptied."""
         requests = self.sip_requests()

@@ -18,7 +18,15 @@ from clients.events import LossNoticed, SignedOut, SignOutReason, StaleRefreshFa
 from clients.profile import BARESIP, LINPHONE, LYNC2010, Profile
 from emulator.net import Flow
 from emulator.sip.framing import PING
-from tests.clients.agent_harness import CLIENT_IP, DNS_SERVER, Harness, SipSent, srv_rr
+from tests.clients.agent_harness import (
+    CLIENT_IP,
+    DNS_SERVER,
+    DOMAIN,
+    Harness,
+    SipSent,
+    a_rr,
+    srv_rr,
+)
 from tests.clients.test_agent import (
     FE1,
     FE1_IP,
@@ -39,6 +47,12 @@ def udp_srv_signed_in(h: Harness, *, naptr: bool, expires: int = 120) -> SipSent
     """Sign in through ``_sip._udp`` naming FE1 (priority 10) and FE2 (priority 20), as the
     observation's DNS did; FE1 answers 200 granting ``expires``.  Returns that REGISTER."""
     h.sign_in()
+    if h.agent.profile.parallel_lookups:
+        register = parallel_discovery(h, ((FE1, FE1_IP, 10), (FE2, FE2_IP, 20)))
+        assert register.remote == (FE1_IP, 5060)
+        h.ok(register, expires=expires, keep_alive=None)
+        assert h.agent.state == "registered"
+        return register
     if naptr:
         no_naptr(h)
         for _ in range(2):  # _sips._tcp and _sip._tcp: NODATA
@@ -54,6 +68,36 @@ def udp_srv_signed_in(h: Harness, *, naptr: bool, expires: int = 120) -> SipSent
     h.ok(register, expires=expires, keep_alive=None)
     assert h.agent.state == "registered"
     return register
+
+
+def parallel_discovery(
+    h: Harness, targets: tuple[tuple[str, str | None, int], ...], domain_ip: str | None = None
+) -> SipSent:
+    """linphone's discovery after sign-in (``parallel_lookups``): SRV ``_sip._udp`` with the
+    domain's A and AAAA, then A and AAAA of every ``(fqdn, ip or None, priority)`` target at
+    once; the A queries get ``ip`` (None: NODATA), the AAAA NODATA.  Returns the REGISTER that
+    follows (the outbox must hold only it)."""
+    queries = h.pop_queries()
+    assert [(q.qtype, q.name) for q in queries] == [
+        ("SRV", UDP_SRV),
+        ("A", DOMAIN),
+        ("AAAA", DOMAIN),
+    ]
+    srv, domain_a, domain_aaaa = queries
+    h.answer(srv, [srv_rr(srv.name, fqdn, prio, port=5060) for fqdn, _, prio in targets])
+    assert not h.sip_requests()  # the domain's answers are still awaited
+    h.answer(domain_aaaa)
+    h.answer(domain_a, [a_rr(DOMAIN, domain_ip)] if domain_ip else [])
+    queries = h.pop_queries()
+    assert [(q.qtype, q.name) for q in queries] == [
+        (qtype, fqdn) for fqdn, _, _ in targets for qtype in ("A", "AAAA")
+    ]
+    addresses = {fqdn: ip for fqdn, ip, _ in targets}
+    for query in reversed(queries):  # the order of the answers does not matter
+        assert not h.sip_requests()  # every query must be back first
+        ip = addresses[query.name]
+        h.answer(query, [a_rr(query.name, ip)] if query.qtype == "A" and ip else [])
+    return h.pop_request()
 
 
 def refresh_sent(h: Harness) -> SipSent:
@@ -108,6 +152,7 @@ def test_a_refresh_to_a_silent_registrar_goes_on_to_the_next_srv_target(
     # linphone: 0.02 s later), with no SRV lookup, and fe2's 200 kept the account registered.
     h = Harness(profile)
     udp_srv_signed_in(h, naptr=naptr)
+    signed_in_at = len(h.log)
     refresh_sent(h)
     sent_at = h.now
     states_before = len(h.states())
@@ -117,13 +162,29 @@ def test_a_refresh_to_a_silent_registrar_goes_on_to_the_next_srv_target(
     h.clear()
     h.fire()
     assert h.now == pytest.approx(sent_at + TIMER_F)
-    following = resolve(h, FE2, FE2_IP)  # the target's address, not the SRV RRset again
+    if profile.parallel_lookups:
+        # linphone looked fe2 up at sign-in: straight to it, no lookup at all (observed).
+        following = h.pop_request()
+    else:
+        following = resolve(h, FE2, FE2_IP)  # the target's address, not the SRV RRset again
     assert following.remote == (FE2_IP, 5060)
     h.ok(following, expires=120, keep_alive=None)
     assert h.agent.state == "registered" and h.agent.registrar is not None
     assert h.agent.registrar.host == FE2
     assert not any(isinstance(s, SignedOut) for s in h.states()[states_before:])
-    assert lookups_after_sign_in(h) == [("A", FE2)]  # no SRV lookup again
+    expected = [] if profile.parallel_lookups else [("A", FE2)]
+    assert lookups_since(h, signed_in_at) == expected  # no SRV lookup again
+
+
+def lookups_since(h: Harness, start: int) -> list[tuple[str, str]]:
+    """The DNS queries from ``h.log[start]`` on."""
+    out: list[tuple[str, str]] = []
+    for action in h.log[start:]:
+        flow = getattr(action, "flow", None)
+        if flow is not None and flow.remote == DNS_SERVER:
+            record = dnslib.DNSRecord.parse(getattr(action, "data", b""))
+            out.append((str(dnslib.QTYPE.get(record.q.qtype)), str(record.q.qname).rstrip(".")))
+    return out
 
 
 def lookups_after_sign_in(h: Harness) -> list[tuple[str, str]]:
@@ -208,9 +269,7 @@ def test_linphone_never_retries_a_404() -> None:
     # Observed: one REGISTER answered 404, then nothing but keep-alives for 9 minutes.
     h = Harness(LINPHONE)
     h.sign_in()
-    query = h.pop_query()
-    h.answer(query, [srv_rr(query.name, FE1, 10, port=5060)])
-    register = resolve(h, FE1, FE1_IP)
+    register = parallel_discovery(h, ((FE1, FE1_IP, 10),))
     h.reply(register, 404)
     last = h.last_state()
     assert isinstance(last, SignedOut) and last.reason is SignOutReason.REFUSED
@@ -338,18 +397,59 @@ def test_a_profile_may_ignore_retry_after() -> None:
     assert deadline is not None and deadline <= 60.0
 
 
-def test_linphone_stops_after_a_301_to_its_refresh() -> None:
+def test_linphone_stops_after_a_301_to_its_refresh_naming_only_tls() -> None:
     # Observed: registered at fe2 after fe1 went silent, fe2 sent it home by NOTIFY (answered
-    # 200 Ok) and then answered its refresh 301 naming fe1; linphone sent no REGISTER in the
-    # 244 s left of the run.
+    # 200 Ok) and then answered its refresh 301 naming fe1 over TLS; linphone (UDP only) sent
+    # no REGISTER in the 244 s left of the run.
     h = Harness(LINPHONE)
     udp_srv_signed_in(h, naptr=False)
     refresh = refresh_sent(h)
-    h.reply(refresh, 301, [("Contact", f"<sip:{FE2}:5060>")])
+    h.reply(refresh, 301, [("Contact", f"<sip:{FE1_IP}:5061;transport=TLS>;q=0.7")])
     last = h.last_state()
     assert isinstance(last, SignedOut) and last.reason is SignOutReason.REFUSED
     h.run_until(h.now + 600.0)
     assert not h.sip_requests() and not h.dns_queries()
+
+
+def test_linphone_follows_a_301_to_its_refresh_naming_its_own_transport() -> None:
+    # Observed (conform failback-notify): the refresh to fe2 answered 301 naming fe1 and fe2
+    # over UDP; a REGISTER to the first Contact, fe1, 1 ms later, answered 200.
+    h = Harness(LINPHONE)
+    udp_srv_signed_in(h, naptr=False)
+    refresh = refresh_sent(h)
+    h.reply(
+        refresh,
+        301,
+        [
+            ("Contact", f"<sip:{FE2}:5060;transport=UDP>;q=0.7"),
+            ("Contact", f"<sip:{FE1}:5060;transport=UDP>;q=0.3"),
+        ],
+    )
+    home = resolve(h, FE2, FE2_IP)  # the first Contact, whatever its q
+    assert home.remote == (FE2_IP, 5060)
+    h.ok(home, expires=120, keep_alive=None)
+    assert h.agent.state == "registered" and h.agent.registrar is not None
+    assert h.agent.registrar.host == FE2
+
+
+def test_linphone_answers_a_notify_200_and_stays_registered() -> None:
+    # Observed (conform failback-notify): fe2's deregistering NOTIFY answered "200 Ok"; the
+    # next REGISTER only at the refresh time.
+    h = Harness(LINPHONE)
+    register = udp_srv_signed_in(h, naptr=False)
+    refresh_due = h.agent.next_deadline()
+    h.receive(
+        deregister_notify(
+            register, "deregistered;event=preferred-registrar-change", f"<sip:{FE2}:5060>"
+        ),
+        register.flow,
+    )
+    [answer] = h.sends()
+    assert answer.data.startswith(b"SIP/2.0 200 ")
+    h.clear()
+    assert h.agent.state == "registered" and h.agent.registrar is not None
+    assert h.agent.registrar.host == FE1
+    assert h.agent.next_deadline() == refresh_due
 
 
 def test_lync_follows_a_301_to_its_refresh() -> None:
@@ -361,9 +461,7 @@ def test_linphone_retries_2_s_after_a_register_timed_out() -> None:
     # REGISTER sent at 60.12 s, then a new lookup and REGISTER at 94.14 s, 2.0 s after it.
     h = Harness(LINPHONE)
     h.sign_in()
-    query = h.pop_query()
-    h.answer(query, [srv_rr(query.name, FE1, 10, port=5060)])
-    register = resolve(h, FE1, FE1_IP)
+    register = parallel_discovery(h, ((FE1, FE1_IP, 10),))
     h.flow_failed(register.flow)  # ICMP port unreachable: ignored
     h.run_until(TIMER_F)
     assert h.agent.state == "signed-out"
@@ -371,15 +469,13 @@ def test_linphone_retries_2_s_after_a_register_timed_out() -> None:
     h.run_until(TIMER_F + 2.0 - 0.001)
     assert not h.sends()
     h.run_until(TIMER_F + 2.0)
-    assert h.pop_query().name == UDP_SRV  # a new round, from the lookup
+    assert h.pop_queries()[0].name == UDP_SRV  # a new round, from the lookup
 
 
 def test_linphone_retries_2_s_after_a_refresh_to_its_only_server_timed_out() -> None:
     h = Harness(LINPHONE)
     h.sign_in()
-    query = h.pop_query()
-    h.answer(query, [srv_rr(query.name, FE1, 10, port=5060)])
-    h.ok(resolve(h, FE1, FE1_IP), expires=120, keep_alive=None)
+    h.ok(parallel_discovery(h, ((FE1, FE1_IP, 10),)), expires=120, keep_alive=None)
     refresh_sent(h)
     sent_at = h.now
     h.run_until(sent_at + TIMER_F)
@@ -389,4 +485,111 @@ def test_linphone_retries_2_s_after_a_refresh_to_its_only_server_timed_out() -> 
     answer_pings_none(h)
     assert not h.sends()
     h.run_until(sent_at + TIMER_F + 2.0)
-    assert h.pop_query().name == UDP_SRV
+    assert h.pop_queries()[0].name == UDP_SRV
+
+
+# -- linphone's parallel lookups ---------------------------------------------------------------
+
+
+def test_linphone_asks_every_address_at_once_and_skips_a_target_without_one() -> None:
+    # Observed: SRV _sip._udp with the domain's A and AAAA, then A and AAAA of fe1 and fe2
+    # together, the REGISTER after every answer.  fe1 without an address: fe2 is the first.
+    assert LINPHONE.parallel_lookups
+    assert not (LYNC2010.parallel_lookups or BARESIP.parallel_lookups)
+    h = Harness(LINPHONE)
+    h.sign_in()
+    register = parallel_discovery(h, ((FE1, None, 10), (FE2, FE2_IP, 20)))
+    assert register.remote == (FE2_IP, 5060)
+
+
+def test_linphone_without_srv_uses_the_domain_address_it_asked_alongside() -> None:
+    h = Harness(LINPHONE)
+    h.sign_in()
+    srv, domain_a, domain_aaaa = h.pop_queries()
+    h.answer(domain_a, [a_rr(DOMAIN, FE1_IP)])
+    assert not h.sends()  # the SRV answer is still awaited
+    h.answer(srv, rcode="NXDOMAIN")
+    assert not h.sends()  # ...and the AAAA
+    h.answer(domain_aaaa)
+    register = h.pop_request()  # no second A query of the domain
+    assert register.remote == (FE1_IP, 5060)
+
+
+def test_a_side_query_that_never_comes_back_counts_as_no_address() -> None:
+    h = Harness(LINPHONE)
+    h.sign_in()
+    srv, domain_a, domain_aaaa = h.pop_queries()
+    h.answer(srv, [srv_rr(srv.name, FE1, 10, port=5060)])
+    h.answer(domain_a)
+    h.answer(domain_aaaa)
+    fe1_a, _fe1_aaaa = h.pop_queries()
+    h.answer(fe1_a, [a_rr(FE1, FE1_IP)])
+    h.fire()  # the AAAA is sent again after 2 s...
+    assert [(q.qtype, q.name) for q in h.pop_queries()] == [("AAAA", FE1)]
+    h.fire()  # ...and given up 2 s later: fe1 has its A address
+    assert h.pop_request().remote == (FE1_IP, 5060)
+
+
+# -- belle-sip's suspect flow ------------------------------------------------------------------
+
+
+def test_linphone_retries_a_timed_out_refresh_at_the_same_registrar_it_heard_lately() -> None:
+    # Observed (conform silent-udp, refused): 200 granting 30 s at 0 s, fe1 silent at 5 s; the
+    # refresh at 27 s timed out at 59.0 s (59 s after the last message: not suspect), the
+    # REGISTER to fe1 again 2 s later, no lookup; the next Timer F (93 s, 93 s after the last
+    # message) moves on to fe2 at once, as with the 120 s grant of the earlier capture.
+    assert LINPHONE.flow_suspect_after == 60.0 and BARESIP.flow_suspect_after is None
+    h = Harness(LINPHONE)
+    register = udp_srv_signed_in(h, naptr=False, expires=30)
+    signed_in_at = len(h.log)
+    refresh = refresh_sent(h)
+    assert h.now == pytest.approx(27.0)
+    h.run_until(27.0 + TIMER_F + 2.0 - 0.001)
+    answer_pings_none(h)
+    assert {r.remote for r in h.sip_requests()} == {(FE1_IP, 5060)}  # retransmissions only
+    assert all(r.cseq == refresh.cseq for r in h.sip_requests())
+    h.clear()
+    again = refresh_sent(h)
+    assert h.now == pytest.approx(27.0 + TIMER_F + 2.0)
+    assert again.remote == (FE1_IP, 5060) and again.flow == register.flow
+    assert again.cseq > refresh.cseq
+    h.run_until(h.now + TIMER_F - 0.001)
+    h.clear()
+    h.fire()
+    following = h.pop_request()
+    assert following.remote == (FE2_IP, 5060)
+    assert lookups_since(h, signed_in_at) == []
+
+
+def test_without_flow_suspect_after_a_timed_out_refresh_moves_on_at_once() -> None:
+    h = Harness(dataclasses.replace(LINPHONE, flow_suspect_after=None))
+    udp_srv_signed_in(h, naptr=False, expires=30)
+    refresh_sent(h)
+    h.run_until(27.0 + TIMER_F - 0.001)
+    h.clear()
+    h.fire()
+    assert h.pop_request().remote == (FE2_IP, 5060)
+
+
+def test_linphone_stops_after_a_480_to_its_refresh() -> None:
+    # Observed (conform backend-down): fe1's back end down, its refresh answered 480; no
+    # REGISTER afterwards (belle-sip's refresher scheduled no retry).
+    assert LINPHONE.refresh_final_statuses == (480,) and not BARESIP.refresh_final_statuses
+    h = Harness(LINPHONE)
+    udp_srv_signed_in(h, naptr=False, expires=30)
+    refresh = refresh_sent(h)
+    h.reply(refresh, 480)
+    last = h.last_state()
+    assert isinstance(last, SignedOut) and last.reason is SignOutReason.REFUSED
+    h.run_until(h.now + 600.0)
+    assert not h.sip_requests() and not h.dns_queries()
+
+
+def test_without_refresh_final_statuses_a_480_to_a_refresh_loses_the_registrar() -> None:
+    h = Harness(dataclasses.replace(LINPHONE, refresh_final_statuses=()))
+    udp_srv_signed_in(h, naptr=False, expires=30)
+    refresh = refresh_sent(h)
+    h.reply(refresh, 480)
+    assert any(isinstance(e, LossNoticed) for e in h.events)
+    h.run_until(h.now + 1.0)
+    assert h.dns_queries()  # a new round, from the lookup
