@@ -14,7 +14,6 @@ and a resolv.conf bind-mounted for the program is seen by it alone.
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import subprocess
@@ -32,31 +31,17 @@ def inside() -> bool:
 
 
 def namespace_problem() -> str | None:
-    """Why a private network namespace cannot be made here (a sentence), or None."""
-    try:  # emulator/live/netns.py, once it lands, knows best
-        netns = importlib.import_module("emulator.live.netns")
-    except ImportError:
-        pass
-    else:
-        problem: str | None = netns.namespace_support()
-        return problem
-    for tool in ("unshare", "ip", "nft"):
-        if shutil.which(tool) is None:
-            return (
-                f"{tool} is not installed: sipemu conform needs util-linux (unshare), "
-                "iproute2 (ip) and nftables (nft) to run the program in a private network "
-                "namespace"
-            )
-    probe = subprocess.run(
-        ["unshare", "--net", "--mount", "true"], capture_output=True, text=True, check=False
-    )
-    if probe.returncode != 0:
-        detail = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "refused"
+    """Why a private network namespace cannot be made here (a sentence), or None: netns.py's
+    ``namespace_support()``, and util-linux's ``unshare``, which :func:`enter` runs."""
+    from emulator.live.netns import namespace_support
+
+    problem = namespace_support()
+    if problem is None and shutil.which("unshare") is None:
         return (
-            f"cannot create a private network namespace ({detail}): run sipemu conform as "
-            "root, or where unprivileged user namespaces are allowed"
+            "unshare is not installed: sipemu conform needs util-linux (unshare) to run the "
+            "program in a private network and mount namespace (apt-get install -y util-linux)"
         )
-    return None
+    return problem
 
 
 def enter(argv: Sequence[str]) -> int:

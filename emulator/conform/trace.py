@@ -7,7 +7,8 @@ Rules of this file:
 * The *client* is every address that is not one of the deployment's (``names``: pool and DNS
   addresses -> their names).  Packets between two deployment hosts (heartbeats) are left out.
 * A retransmission (the same bytes again from the same sender to the same receiver on the
-  same transport, RFC 3261 §17.1.2.2) is left out: the trace holds transactions, not copies.
+  same transport, RFC 3261 §17.1.2.2; emulator/wire/messages.py's ``Retransmissions``, which
+  the ladder and ``--messages`` use too) is left out: the trace holds transactions, not copies.
 * Times are seconds from ``start`` (the moment the program was started, or the simulated
   client signed in).
 * Nothing here raises on bad bytes: a packet that does not parse is left out.
@@ -30,6 +31,7 @@ from emulator.sip.headers import NameAddr
 from emulator.sip.message import Request, Response, parse_message
 from emulator.sip.numbers import MAX_DELTA_SECONDS, parse_number
 from emulator.wire import Packet
+from emulator.wire.messages import Retransmissions
 
 __all__ = ["EntryKind", "TraceEntry", "reduce"]
 
@@ -69,17 +71,15 @@ class TraceEntry:
 
 def reduce(packets: Iterable[Packet], names: Mapping[str, str], start: float) -> list[TraceEntry]:
     """The client's behaviour trace from a run's packets (see the rules above)."""
-    seen: set[tuple[str, tuple[str, int], tuple[str, int], bytes]] = set()
+    retransmissions = Retransmissions()
     out: list[TraceEntry] = []
     for packet in packets:
         src_known = packet.src[0] in names
         dst_known = packet.dst[0] in names
         if src_known == dst_known:
             continue  # between two deployment hosts, or between two strangers
-        key = (packet.transport, packet.src, packet.dst, packet.data)
-        if key in seen and packet.data not in (PING, PONG):
+        if retransmissions.repeated(packet):
             continue
-        seen.add(key)
         outgoing = dst_known
         peer_address = packet.dst[0] if outgoing else packet.src[0]
         peer = names[peer_address]

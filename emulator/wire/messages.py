@@ -43,6 +43,7 @@ __all__ = [
     "KEEP_ALIVE",
     "MessageKind",
     "Reader",
+    "Retransmissions",
     "WireMessage",
     "decode",
     "dns_summary",
@@ -80,20 +81,33 @@ class WireMessage:
         return self.kind in ("request", "dns-query") or self.packet.data == PING
 
 
+class Retransmissions:
+    """Which packets repeat one already seen, in order (see the rules above): the same
+    transport, sender, receiver and bytes; a keep-alive never does."""
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, object, object, bytes]] = set()
+
+    def repeated(self, packet: Packet) -> bool:
+        if packet.protocol != "dns" and packet.data in (PING, PONG):
+            return False
+        key = (packet.transport, packet.src, packet.dst, packet.data)
+        if key in self._seen:
+            return True
+        self._seen.add(key)
+        return False
+
+
 class Reader:
     """Reads packets one at a time, in order, remembering what was sent to mark
     retransmissions (:func:`decode` for a whole list)."""
 
     def __init__(self) -> None:
-        self._seen: set[tuple[str, object, object, bytes]] = set()
+        self._retransmissions = Retransmissions()
 
     def read(self, packet: Packet) -> WireMessage:
         message = _read(packet)
-        if message.kind == "keep-alive":
-            return message
-        key = (packet.transport, packet.src, packet.dst, packet.data)
-        if key not in self._seen:
-            self._seen.add(key)
+        if not self._retransmissions.repeated(packet):
             return message
         return WireMessage(
             packet,
