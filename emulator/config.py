@@ -31,6 +31,8 @@ __all__ = [
     "ConfigError",
     "TomlContext",
     "check_values",
+    "closest",
+    "did_you_mean",
     "dns_name_problem",
     "number_text",
     "parse_toml",
@@ -53,6 +55,19 @@ class ConfigError(Exception):
 
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+
+
+def closest(value: object, known: Iterable[str], *, cutoff: float = 0.6) -> str | None:
+    """The known name closest to a misspelt ``value`` (difflib), or None: the one matcher
+    behind every "did you mean" of the files and the command line."""
+    found = difflib.get_close_matches(str(value), list(known), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(value: object, known: Iterable[str], *, cutoff: float = 0.6) -> str:
+    """``"did you mean 'x'? "`` for the closest known name, or ``""``."""
+    close = closest(value, known, cutoff=cutoff)
+    return f"did you mean {close!r}? " if close is not None else ""
 
 
 def read_text(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> str:
@@ -326,8 +341,7 @@ class TomlContext:
         allowed = sorted(allowed)
         for key in data:
             if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
+                hint = did_you_mean(key, allowed)
                 self.fail_text(
                     table,
                     index,

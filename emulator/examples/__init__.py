@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from emulator.config import ConfigError
+from emulator.config import ConfigError, did_you_mean
 
 __all__ = ["KINDS", "ExampleNotFound", "example_names", "resolve"]
 
@@ -63,7 +63,6 @@ def resolve(kind: Kind, value: str | Path) -> Path:
     candidate = _directory(kind) / f"{name}.toml"
     if name and candidate.is_file():
         return candidate
-    import difflib
 
     commands = {"topology": "sipemu up", "scenario": "sipemu run", "clients": "sipemu clients run"}
     for other in KINDS:
@@ -73,8 +72,7 @@ def resolve(kind: Kind, value: str | Path) -> Path:
                 f"`{commands[other]} {name}`"
             )
     names = example_names(kind)
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]!r}? " if close else ""
+    hint = did_you_mean(name, names, cutoff=0.5)
     raise ExampleNotFound(
         f"{value}: no such {kind} file, nor a shipped example of that name ({hint}examples: "
         f"{', '.join(names) or 'none'}); give a path or one of these names"

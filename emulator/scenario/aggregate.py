@@ -12,14 +12,13 @@ truth is one sweep over its members' state changes, sorted: O(E log E) for E cha
 
 from __future__ import annotations
 
-import difflib
 import gc
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from emulator.config import MAX_SECONDS, TomlContext, number_text
+from emulator.config import MAX_SECONDS, TomlContext, closest, did_you_mean, number_text
 from emulator.scenario.forms import SPREAD_OF, Share, Spread
 
 if TYPE_CHECKING:
@@ -92,8 +91,7 @@ def _ref_problem(value: object, steps: Mapping[str, float]) -> str | None:
         return f'"step:ID", "step:N" or "expect:ID", not {value!r}'[:160]
     if value.startswith("step:") and value not in steps:
         known = sorted(k for k in steps if not k[5:].isdigit())
-        close = difflib.get_close_matches(value, known, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(value, known)
         count = sum(1 for k in steps if k[5:].isdigit())
         return (
             f"a step of this file ({hint}{value!r} is none: steps are step:0 to "
@@ -120,8 +118,7 @@ def parse(
         if "client" in table:
             ctx.fail("expect", index, "group", "either client or group, not both")
         if not isinstance(group, str) or group not in groups:
-            close = difflib.get_close_matches(str(group), list(groups), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(group, groups)
             ctx.fail(
                 "expect",
                 index,
@@ -329,8 +326,8 @@ def check_expectations(
         if e.after is not None and e.after.startswith("expect:"):
             target = e.after[len("expect:") :]
             if target not in ids:
-                close = difflib.get_close_matches(target, list(ids), n=1)
-                hint = f"did you mean 'expect:{close[0]}'? " if close else ""
+                close = closest(target, ids)
+                hint = f"did you mean 'expect:{close}'? " if close is not None else ""
                 ctx.fail(
                     "expect",
                     i,

@@ -16,6 +16,8 @@ from emulator.config import (
     ConfigError,
     TomlContext,
     check_values,
+    closest,
+    did_you_mean,
     dns_name_problem,
     number_text,
     parse_toml,
@@ -677,11 +679,8 @@ def _step_keys(ctx: TomlContext, index: int, table: dict[str, Any], action: str)
     for key in table:
         if key in allowed or key == "expect":  # expect: its own sentence, in _step
             continue
-        import difflib
-
         own = sorted(ACTION_KEYS[action])
-        close = difflib.get_close_matches(key, sorted(allowed), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(key, sorted(allowed))
         takes = f"{action} takes {', '.join(own)}" if own else f"{action} takes no key"
         if key in _STEP_KEYS:
             users = sorted(a for a, keys in ACTION_KEYS.items() if key in keys)
@@ -702,16 +701,14 @@ def _bad_choice(what: str, value: object, known: list[str], *, shown: str | None
     """``expected WHAT; got VALUE (did you mean ...?)``: the bad value echoed, the closest
     known one suggested (difflib).  ``what`` "one of" lists ``known``; another ``what`` is
     followed by ``shown`` (or ``known``) in parentheses."""
-    import difflib
-
     if what == "one of":
         expected = " or ".join(known) if len(known) <= 2 else "one of " + ", ".join(known)
     else:
         expected = f"{what} ({shown if shown is not None else ', '.join(known)})"
     if value is None:
         return f"expected {expected}; this key is required"
-    close = difflib.get_close_matches(value, known, n=1) if isinstance(value, str) else []
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(value, known) if isinstance(value, str) else None
+    hint = f" (did you mean {close!r}?)" if close is not None else ""
     return f"expected {expected}; got {repr(value)[:80]}{hint}"
 
 

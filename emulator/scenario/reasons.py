@@ -10,11 +10,10 @@ rather than a scenario.
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
-from emulator.config import TomlContext
+from emulator.config import TomlContext, closest
 
 __all__ = ["REASONS", "check_steps", "classify"]
 
@@ -87,8 +86,8 @@ def check_steps(ctx: TomlContext, steps: tuple[Any, ...]) -> None:
                 'expect = "refused" beside it (a reason says why a step is refused)',
             )
         if not isinstance(reason, str) or reason not in REASONS:
-            close = difflib.get_close_matches(str(reason), list(REASONS), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            close = closest(reason, REASONS)
+            hint = f" (did you mean {close!r}?)" if close is not None else ""
             ctx.fail(
                 "step",
                 index,
