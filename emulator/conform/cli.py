@@ -49,6 +49,16 @@ def register_conform(subparsers: SubParsers) -> None:
         "--seeds", type=int, default=5, help="simulator seeds per situation (default 5)"
     )
     parser.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        metavar="N",
+        help=(
+            "run a situation that differs again, up to N times; a difference counts only if "
+            "every try shows it (default 1; 0: the first try is final)"
+        ),
+    )
+    parser.add_argument(
         "--keep", metavar="DIR", help="keep each situation's program config and logs under DIR"
     )
     parser.add_argument(
@@ -76,6 +86,9 @@ def _conform(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         print("sipemu conform: --seeds must be at least 1", file=sys.stderr)
         return EXIT_USAGE
+    if args.retries < 0:
+        print(f"sipemu conform: --retries must be 0 or more, not {args.retries}", file=sys.stderr)
+        return EXIT_USAGE
     problem = driver.problem()
     if problem is None and not namespace.inside():
         problem = namespace.namespace_problem()
@@ -98,6 +111,7 @@ def _conform(args: argparse.Namespace) -> int:
         long=args.long,
         seeds=args.seeds,
         keep=keep,
+        retries=args.retries,
         progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     print(format_table(report))
@@ -109,6 +123,7 @@ def _conform(args: argparse.Namespace) -> int:
 def _argv(args: argparse.Namespace) -> list[str]:
     """The command line of this run, for the child inside the namespace."""
     argv = ["conform", args.program, "--seeds", str(args.seeds)]
+    argv += ["--retries", str(args.retries)]
     if args.json:
         argv += ["--json", str(Path(args.json).resolve())]
     names = _names(args.situations)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from emulator.conform.aspects import ASPECTS, TIME_TOLERANCE, Facts, judge, measure
 from emulator.conform.run import Report, compare, format_table
 from emulator.conform.situations import select
@@ -139,3 +141,68 @@ def test_an_expires_the_profile_draws_is_judged_against_the_range_of_the_draw() 
     fixed = judge("refresh-120", "expires-granted", "120", ("120",) * 5, 120.0, drawn=(3600, 3855))
     assert fixed.match and fixed.note == ""
     assert not judge("x", "expires-granted", "3700", ("120",) * 5, 120.0, drawn=(3600, 3855)).match
+
+
+class _FakeDriver:
+    name = "baresip"
+    profile = "baresip"
+    settings = ""
+    transports = ("udp", "tcp", "tls")
+
+    def version(self) -> str:
+        return "1.0.0"
+
+
+def _run_with_real_traces(
+    monkeypatch: pytest.MonkeyPatch, real: list[list[TraceEntry]], retries: int
+) -> tuple[Report, list[str]]:
+    from pathlib import Path
+
+    import emulator.conform.live as live
+    import emulator.conform.run as run_module
+
+    tries = iter(real)
+
+    async def fake_live(*args: object, **kwargs: object) -> live.LiveRun:
+        return live.LiveRun(next(tries), 1.0, Path("."), None)
+
+    monkeypatch.setattr(live, "run_live", fake_live)
+    monkeypatch.setattr(run_module, "simulate", lambda *a, **k: refreshing_at(0.9))
+    lines: list[str] = []
+    report = run_module.run(
+        _FakeDriver(),  # type: ignore[arg-type]
+        select(["refresh-120"]),
+        seeds=1,
+        retries=retries,
+        progress=lines.append,
+    )
+    return report, lines
+
+
+def test_a_difference_seen_once_is_run_again_and_the_retry_stays_visible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    report, lines = _run_with_real_traces(
+        monkeypatch, [refreshing_at(0.5), refreshing_at(0.9)], retries=1
+    )
+    assert report.passed
+    assert any("differs on try 1 (refresh-fraction)" in line for line in lines)
+    assert [j.aspect for j in report.matched_on_retry()] == ["refresh-fraction"]
+    table = format_table(report)
+    assert "yes, try 2" in table
+    assert table.splitlines()[-1].startswith("3 aspects, 0 differ (1 matched only on a retry)")
+    earlier = report.as_json()["retried"]["refresh-120"]
+    assert {e["aspect"]: e["match"] for e in earlier}["refresh-fraction"] is False
+
+
+def test_a_difference_on_every_try_counts_and_zero_retries_is_final(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    report, _ = _run_with_real_traces(
+        monkeypatch, [refreshing_at(0.5), refreshing_at(0.5)], retries=1
+    )
+    assert not report.passed
+    report, lines = _run_with_real_traces(
+        monkeypatch, [refreshing_at(0.5), refreshing_at(0.9)], retries=0
+    )
+    assert not report.passed and not any("running it again" in line for line in lines)

@@ -73,9 +73,16 @@ def test_the_namespace_child_gets_the_same_run(tmp_path: Path) -> None:
         situations=["discovery", "refused,redirect"],
         long=True,
         keep=None,
+        retries=2,
     )
     argv = _argv(args)
     assert argv[:4] == ["conform", "baresip", "--seeds", "3"]
+    assert argv[argv.index("--retries") + 1] == "2"
     assert argv[argv.index("--json") + 1] == str(Path("out.json").resolve())
     assert "--long" in argv
     assert argv[argv.index("--situations") + 1] == "discovery,refused,redirect"
+
+
+def test_negative_retries_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conform", "baresip", "--retries", "-1"]) == 2
+    assert "--retries must be 0 or more, not -1" in capsys.readouterr().err
