@@ -10,6 +10,9 @@ Rules of this file:
   is not a behaviour.  A row that matched only on a retry says so in the table ("yes, try 2")
   and in the JSON (``tries`` and the earlier real values), so flakiness stays visible.
 * ``--retries 0`` makes the first try final.
+* A number is judged against the seeds' values and the two *extreme* runs' (every draw at
+  one end of its range, emulator/conform/sim.py): a random delay's whole range, not the few
+  draws the seeds made.  Structure is judged against the seeds only.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.conform.aspects import Facts, Judgement, judge, measure
+from emulator.conform.aspects import ASPECTS, Facts, Judgement, judge, measure
 from emulator.conform.drivers import Driver
-from emulator.conform.sim import SEEDS, simulate
+from emulator.conform.sim import EXTREMES, SEEDS, simulate
 from emulator.conform.situations import Situation
 from emulator.conform.trace import TraceEntry
 
@@ -102,8 +105,10 @@ def compare(
     real_fault_at: float | None,
     long: bool = False,
     drawn: tuple[int, int] | None = None,
+    extremes: Sequence[Sequence[TraceEntry]] = (),
 ) -> list[Judgement]:
-    """Judge every aspect of ``situation``: the real trace against the simulator's."""
+    """Judge every aspect of ``situation``: the real trace against the simulator's (numbers
+    also against the ``extremes`` runs')."""
     fault = situation.fault
     duration = situation.effective_duration(long)
     target = fault.target if fault is not None else None
@@ -113,6 +118,8 @@ def compare(
     for aspect in situation.judged(long):
         real_value = measure(aspect, real, real_facts)
         values = [measure(aspect, trace, sim_facts) for trace in profile_traces]
+        if ASPECTS[aspect].kind in ("seconds", "fraction"):
+            values += [measure(aspect, trace, sim_facts) for trace in extremes]
         support = drawn if aspect in ("expires-asked", "expires-granted") else None
         out.append(judge(situation.name, aspect, real_value, values, _granted(real), drawn=support))
     return out
@@ -143,6 +150,10 @@ def run(
         traces = [
             simulate(situation, driver.profile, seed=seed, long=long) for seed in range(seeds)
         ]
+        extremes = [
+            simulate(situation, driver.profile, seed=0, long=long, extreme=value)
+            for value in EXTREMES
+        ]
         earlier: list[dict[str, Any]] = []
         for attempt in range(retries + 1):
             live = asyncio.run(run_live(situation, driver, long=long, keep=keep))
@@ -153,6 +164,7 @@ def run(
                 real_fault_at=live.fault_at,
                 long=long,
                 drawn=drawn_expires(situation, driver.profile),
+                extremes=extremes,
             )
             if all(j.match for j in judgements) or attempt == retries:
                 break

@@ -206,3 +206,49 @@ def test_a_difference_on_every_try_counts_and_zero_retries_is_final(
         monkeypatch, [refreshing_at(0.5), refreshing_at(0.9)], retries=0
     )
     assert not report.passed and not any("running it again" in line for line in lines)
+
+
+def test_a_random_delay_is_judged_against_its_whole_range_not_the_seeds_draws() -> None:
+    # baresip's retry after a 301 it does not follow: its backoff, 30-60 s (RFC 5626 §4.5,
+    # failures = 1). Five seeds drew 34-59 s; the extreme runs give the ends of the range.
+    from emulator.conform.aspects import Facts
+    from emulator.conform.sim import EXTREMES, simulate
+
+    (situation,) = select(["redirect"])
+    facts = Facts(None, None, situation.duration)
+    ends = [
+        measure("retry-after-failure", simulate(situation, "baresip", seed=0, extreme=v), facts)
+        for v in EXTREMES
+    ]
+    assert ends[0] is not None and ends[1] is not None
+    assert ends[0] == pytest.approx(30.0, abs=0.1) and ends[1] == pytest.approx(60.0, abs=0.1)
+    seeds = [simulate(situation, "baresip", seed=s) for s in range(5)]
+    real = list(seeds[0])
+    by_seeds = compare(situation, real, seeds, real_fault_at=None)
+    assert all(j.match for j in by_seeds)
+    late = _shift_retry(real, 59.9)
+    judged = {j.aspect: j for j in compare(situation, late, seeds, real_fault_at=None)}
+    widened = {
+        j.aspect: j
+        for j in compare(
+            situation,
+            late,
+            seeds,
+            real_fault_at=None,
+            extremes=[simulate(situation, "baresip", seed=0, extreme=v) for v in EXTREMES],
+        )
+    }
+    assert not judged["retry-after-failure"].match
+    assert widened["retry-after-failure"].match
+    assert widened["targets"].profile == judged["targets"].profile  # structure: seeds only
+
+
+def _shift_retry(trace: list[TraceEntry], delay: float) -> list[TraceEntry]:
+    """The trace with everything after the first failure moved so the retry comes ``delay``
+    seconds after it."""
+    from dataclasses import replace
+
+    failure = next(e for e in trace if e.kind == "response" and (e.status or 0) >= 300)
+    later = [e for e in trace if e.time > failure.time and e.kind == "request"]
+    shift = failure.time + delay - later[0].time
+    return [replace(e, time=e.time + shift) if e.time > failure.time else e for e in trace]
