@@ -525,7 +525,7 @@ def _presence_targets(request: Request, watcher: str) -> tuple[tuple[str, ...], 
         return (aor,), frozenset()
     root = _well_formed(request.body)
     resources: list[str] = []
-    for element in root.iter("{*}resource"):
+    for element in root.iterfind(".//{*}resource"):
         uri = element.get("uri")
         if uri:
             try:
@@ -534,7 +534,7 @@ def _presence_targets(request: Request, watcher: str) -> tuple[tuple[str, ...], 
                 continue
             if aor not in resources:
                 resources.append(aor)
-    names = frozenset(e.get("name") or "" for e in root.iter("{*}category")) - {""}
+    names = frozenset(e.get("name") or "" for e in root.iterfind(".//{*}category")) - {""}
     if not resources:
         raise SipError("batched SUBSCRIBE without a resource")
     return tuple(resources), names
