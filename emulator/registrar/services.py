@@ -2,8 +2,8 @@
 after its REGISTER's 200 (docs/protocol.md, "Sign-in").
 
 * SUBSCRIBE ``vnd-microsoft-provisioning-v2``: in-band provisioning, a one-off subscription
-  answered 200 with ``Expires: 0`` and the provisioning document (MS-SIPREGE §2.2.2.2,
-  §2.2.2.4; example §4.2.2);
+  answered 200 with ``Expires: 0``, the provisioning document in it or in a NOTIFY
+  (MS-SIPREGE §2.2.2.2, §2.2.2.4; example §4.2.2);
 * SUBSCRIBE ``vnd-microsoft-roaming-self``: the user's own categories, containers and
   subscribers (MS-PRES §3.7.5.x, example §4.4.1);
 * SUBSCRIBE ``presence``, batched (``Content-Type: application/msrtc-adrl-categorylist+xml``,
@@ -229,26 +229,55 @@ class FrontEndServices:
             return self._set_presence(request, now)
         event = _event(request.headers)
         if event == PROVISIONING_EVENT:
-            return self._provisioning(request, now)
+            return self._provisioning(request, flow, now)
         return self._subscribe(request, flow, event, now)
 
     # -- provisioning -----------------------------------------------------------------------
 
-    def _provisioning(self, request: Request, now: float) -> Response:
-        """MS-SIPREGE §2.2.2.2: a one-off subscription (no dialog, ``Expires: 0``); the body in
-        the 200 (piggy-backed, as §4.2.2) or, without ``ms-piggyback-first-notify``, still in
-        the 200 (CHOICE: no dialog to send a NOTIFY in)."""
+    def _provisioning(self, request: Request, flow: Flow, now: float) -> Response:
+        """MS-SIPREGE §2.2.2.2: a one-off subscription (no dialog, ``Expires: 0``): the
+        provisioning document in the 200 when the SUBSCRIBE says
+        ``Supported: ms-piggyback-first-notify`` (example §4.2.2), else in a NOTIFY.  An
+        ``Accept`` without the provisioning type gets 406 (§2.2.2.1: SHOULD; a SUBSCRIBE
+        without ``Accept`` is served, CHOICE)."""
         rules = self._rules
+        headers = request.headers
+        accept = headers.get("accept")
+        if accept is not None and PROVISIONING_TYPE not in accept.lower():
+            response = make_response(request, 406, to_tag=rules.tag())
+            response.headers.add("Accept", PROVISIONING_TYPE)
+            return response
         aor = rules.aor(request)
-        response = make_response(request, 200, to_tag=rules.tag())
-        headers = response.headers
-        headers.add("Event", PROVISIONING_EVENT)
-        headers.add("Expires", "0")
-        headers.add("Subscription-State", "terminated;expires=0")
-        if _piggyback(request.headers):
-            headers.add("ms-piggyback-cseq", _cseq_number(request.headers))
-        headers.add("Content-Type", PROVISIONING_TYPE)
-        response.body = provisioning_body(aor, self.fqdn).encode()
+        tag = rules.tag()
+        response = make_response(request, 200, to_tag=tag)
+        response.headers.add("Event", PROVISIONING_EVENT)
+        response.headers.add("Expires", "0")
+        body = provisioning_body(aor, self.fqdn)
+        if _piggyback(headers):
+            response.headers.add("ms-piggyback-cseq", _cseq_number(headers))
+            response.headers.add("Subscription-State", "terminated;expires=0")
+            response.headers.add("Content-Type", PROVISIONING_TYPE)
+            response.body = body.encode()
+            return response
+        contact = headers.get("contact")
+        if not contact:
+            raise SipError("SUBSCRIBE without a Contact (RFC 6665 §4.1.2)")
+        to_value = headers.get("to") or ""
+        once = Subscription(
+            PROVISIONING_EVENT,
+            aor,
+            (aor,),
+            frozenset(),
+            flow,
+            NameAddr.parse(contact).uri,
+            request.call_id,
+            tag,
+            to_value if ";tag=" in to_value.lower() else f"{to_value};tag={tag}",
+            headers.get("from") or "",
+            0,
+            now + 1.0,
+        )
+        self._notify(once, PROVISIONING_TYPE, body, now, state="terminated;expires=0")
         return response
 
     # -- subscriptions ----------------------------------------------------------------------
@@ -327,8 +356,17 @@ class FrontEndServices:
             )
         return response
 
-    def _notify(self, subscription: Subscription, content_type: str, body: str, now: float) -> None:
-        """A NOTIFY in the subscription's dialog (RFC 6665 §4.2.2; MS-PRES for the bodies)."""
+    def _notify(
+        self,
+        subscription: Subscription,
+        content_type: str,
+        body: str,
+        now: float,
+        *,
+        state: str | None = None,
+    ) -> None:
+        """A NOTIFY in the subscription's dialog (RFC 6665 §4.2.2; MS-PRES for the bodies);
+        ``state``: its ``Subscription-State`` (default: active, with the time left)."""
         if now >= subscription.expires_at:
             return
         branch, _, _ = self._outgoing.identifiers()
@@ -347,7 +385,7 @@ class FrontEndServices:
         headers.add("CSeq", f"{subscription.cseq} NOTIFY")
         headers.add("Event", subscription.event)
         remaining = max(1, int(subscription.expires_at - now))
-        headers.add("Subscription-State", f"active;expires={remaining}")
+        headers.add("Subscription-State", state or f"active;expires={remaining}")
         headers.add("Content-Type", content_type)
         request = Request("NOTIFY", subscription.remote_target, headers, body.encode())
         self._outgoing.start(request, flow, "notify", now)

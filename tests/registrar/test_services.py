@@ -408,6 +408,31 @@ def test_provisioning_is_a_one_off_subscription_answered_with_its_document() -> 
     assert notifies == []
 
 
+def test_provisioning_without_piggyback_comes_in_a_notify() -> None:
+    """MS-SIPREGE §2.2.2.2: without ms-piggyback-first-notify the document is NOTIFYed."""
+    w = world()
+    data = provisioning().replace(b"Supported: ms-piggyback-first-notify\r\n", b"")
+    ok, notifies = send(w, FE1, data)
+    assert ok.status == 200
+    assert ok.body == b""
+    assert ok.headers.get("ms-piggyback-cseq") is None
+    (notify,) = notifies
+    assert notify.headers.get("event") == "vnd-microsoft-provisioning-v2"
+    assert notify.headers.get("subscription-state") == "terminated;expires=0"
+    assert notify.call_id == "prov-1"
+    assert ET.fromstring(notify.body).tag.endswith("}provisionGroupList")
+
+
+def test_provisioning_that_accepts_another_type_is_406() -> None:
+    """MS-SIPREGE §2.2.2.1: SHOULD reject with 406 an Accept of another type."""
+    data = provisioning().replace(
+        b"Accept: application/vnd-microsoft-roaming-provisioning-v2+xml",
+        b"Accept: application/xml",
+    )
+    refused, _ = send(world(), FE1, data)
+    assert refused.status == 406
+
+
 def test_roaming_self_is_answered_with_the_users_own_categories() -> None:
     w = world()
     send(w, FE1, sip_register())
