@@ -5,13 +5,13 @@ after its REGISTER's 200 (docs/protocol.md, "Sign-in").
   answered 200 with ``Expires: 0``, the provisioning document in it or in a NOTIFY
   (MS-SIPREGE §2.2.2.2, §2.2.2.4; example §4.2.2);
 * SUBSCRIBE ``vnd-microsoft-roaming-self``: the user's own categories, containers and
-  subscribers (MS-PRES §3.7.5.x, example §4.4.1);
+  subscribers (MS-PRES, example §4.4.1);
 * SUBSCRIBE ``presence``, batched (``Content-Type: application/msrtc-adrl-categorylist+xml``,
-  ``Require: adhoclist, categoryList``; MS-PRES §3.7.5.1.x, MS-SIP §3.3.4.1) or for one
+  ``Require: adhoclist, categoryList``; MS-PRES §2.2.2.4.1, MS-SIP §3.3.4.1) or for one
   presentity: 200, then a NOTIFY per presentity with its categories
-  (``application/msrtc-event-categories+xml``, MS-PRES §2.2.2.x);
-* PUBLISH ``application/msrtc-category-publish+xml`` (MS-PRES §3.7.5.2 ff.) and SERVICE
-  ``setPresence`` (MS-SIP §3.6, the OCS 2005 method): accepted, stored per user in a
+  (``application/msrtc-event-categories+xml``, MS-PRES);
+* PUBLISH ``application/msrtc-category-publish+xml`` (MS-PRES) and SERVICE ``setPresence``
+  (MS-SIP §3.2.4.1, the OCS 2005 method): accepted, stored per user in a
   :class:`PresenceStore`, and NOTIFYed to the user's watchers and to the user's own
   roaming-self subscriptions.
 

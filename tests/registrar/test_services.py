@@ -3,8 +3,9 @@
 The requests are the protocol examples of the specifications, with their users and hosts
 renamed to the test deployment's (alice and bob of contoso.test, both homed on fe1): MS-SIPREGE
 §4.1.1 (REGISTER), §4.2.1 (provisioning SUBSCRIBE), MS-PRES §4.4.1 (roaming-self SUBSCRIBE),
-MS-SIP §3.7.4.1 (contact-list SUBSCRIBE); the batched SUBSCRIBE and the PUBLISH follow the
-MS-PRES document formats.  Each test drives the pool cores through the harness's fake network.
+MS-SIP §3.7.4.1 (contact-list SUBSCRIBE), MS-PRES §2.2.2.4.1 (batched category SUBSCRIBE);
+the PUBLISH follows the MS-PRES publication format.  Each test drives the pool cores through
+the harness's fake network.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def contacts(user: str = "alice") -> bytes:
 
 
 def batched(user: str, *resources: str, call_id: str = "batch-1") -> bytes:
-    """A batched presence SUBSCRIBE (MS-PRES: adhocList and categoryList)."""
+    """MS-PRES §2.2.2.4.1: a batched category SUBSCRIBE (adhocList and categoryList)."""
     items = "".join(f'<resource uri="{r}"/>' for r in resources)
     return subscribe(
         user,
