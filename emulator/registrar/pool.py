@@ -48,9 +48,10 @@ from emulator.registrar.events import (
 from emulator.registrar.heartbeats import Heartbeater
 from emulator.registrar.monitor import PeerMonitor, PeerState
 from emulator.registrar.outgoing import Outbox, Outgoing
+from emulator.registrar.presence import PresenceStore
 from emulator.registrar.register import RegisterRules
 from emulator.registrar.reply import ALLOW, SERVER
-from emulator.registrar.services import FrontEndServices, PresenceStore
+from emulator.registrar.services import FrontEndServices
 from emulator.sip.errors import SipError
 from emulator.sip.headers import Diagnostics, make_response, split_commas, stamp_via
 from emulator.sip.message import Request, Response, check_address, parse_message
@@ -212,7 +213,12 @@ class Pool:
             rules=self._rules,
             outgoing=self._outgoing,
         )
-        # Issue 16: a front end's sign-in services (SUBSCRIBE/PUBLISH/SERVICE, their NOTIFYs).
+        # Issue 16: a front end's sign-in services (SUBSCRIBE/PUBLISH/SERVICE, their NOTIFYs),
+        # on the users' presence the deployment's pools share through the directory.
+        if presence is None:
+            if self.directory.presence is None:
+                self.directory.presence = PresenceStore()
+            presence = self.directory.presence
         self._frontend = FrontEndServices(
             spec.fqdn,
             directory=self.directory,
@@ -220,6 +226,8 @@ class Pool:
             rules=self._rules,
             outgoing=self._outgoing,
             store=presence,
+            poll_interval=settings.presence_poll_interval,
+            now=now,
         )
         self._server = spec.server
         self.heartbeater = Heartbeater(
@@ -290,6 +298,9 @@ class Pool:
             at = outgoing.deadline(heartbeats=False)
             if at is not None and (best is None or at < best):
                 best = at
+        at = self._frontend.deadline()  # presence published on another pool
+        if at is not None and (best is None or at < best):
+            best = at
         return best
 
     def handle_timer(self, now: float) -> None:
@@ -302,6 +313,7 @@ class Pool:
         for binding in self._bindings.expire(now):
             self._box.events.append(BindingExpired(now, self.fqdn, binding.aor, binding.contact))
         self._outgoing.handle_timer(now)
+        self._frontend.handle_timer(now)
         if self._cycles:
             self.heartbeater.handle_timer(now)
 
@@ -409,8 +421,10 @@ class Pool:
             response = make_response(request, 200, to_tag=self._rules.tag())
             response.headers.add("Allow", ALLOW)
             return response
-        if self.settings.services and FrontEndServices.serves(request):
-            return self._frontend.answer(request, flow, now)
+        if self.settings.services:
+            self._frontend.catch_up(now)  # what other pools' users published meanwhile
+            if FrontEndServices.serves(request):
+                return self._frontend.answer(request, flow, now)
         if method == "SUBSCRIBE" and "roaming-contacts" in (request.headers.get("event") or ""):
             return self._roaming.subscribe(request, now)
         if method == "SERVICE" and b"<setContact" in request.body:

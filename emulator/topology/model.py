@@ -105,6 +105,11 @@ class RegistrarSettings:
     carries ``Allow-Events``, ``Supported`` and GRUUs (MS-SIPREGE §4.1.1), and SUBSCRIBE,
     PUBLISH and SERVICE are served (emulator/registrar/services.py).  False: a plain
     registrar (405 to them, no such headers), as before issue 16."""
+    presence_poll_interval: float = 1.0
+    """Seconds between two looks of a pool at the deployment's presence store while it serves
+    a watcher of a user homed on another pool: the longest a publication made there takes to
+    be NOTIFYed here (a CHOICE: sipemu's pools share the store instead of routing the
+    SUBSCRIBE to the home pool)."""
     deregister: Deregister = "accept"
     """What a REGISTER that only removes (every Contact with expiry 0, or ``*``) gets where the
     rules would redirect it (301) or refuse it (480, user services down): ``accept``: 200,

@@ -552,6 +552,43 @@ def test_a_publication_reaches_another_users_subscription() -> None:
     assert seen.find("{*}state/{*}availability") is not None
 
 
+def test_a_publication_on_another_pool_reaches_the_watcher_within_the_poll() -> None:
+    """carol (fe2) watches alice (fe1): alice's PUBLISH at fe1 reaches carol's subscription
+    on fe2 at fe2's next look at the shared store, at most presence_poll_interval later."""
+    w = world(registrar="presence_poll_interval = 2")
+    fe2 = w.pools[FE2]
+    assert fe2.frontend.deadline() is None
+    _, first = send(w, FE2, batched("carol", "sip:alice@contoso.test"))
+    assert presence_of_notify(first[0]) is None
+    assert fe2.frontend.deadline() == 2.0  # it watches a user homed elsewhere: it polls
+    ok, notifies = send(w, FE1, publish("alice", 3500))
+    assert ok.status == 200
+    assert notifies == []  # fe1 has no watcher of alice; fe2 has not looked yet
+    before = len(w.to_clients)
+    w.run_until(1.9)
+    assert len(w.to_clients) == before
+    w.run_until(2.0)
+    (notify,) = [m for _, m in w.to_clients[before:] if isinstance(m, Request)]
+    assert notify.call_id == "batch-1"
+    assert presence_of_notify(notify) == "3500"
+
+
+def test_a_watcher_on_the_presentitys_pool_sets_no_poll() -> None:
+    w = world()
+    send(w, FE1, batched("bob", "sip:alice@contoso.test"))
+    assert w.pools[FE1].frontend.subscriptions()
+    assert w.pools[FE1].frontend.deadline() is None
+
+
+def presence_of_notify(notify: Request) -> str | None:
+    _, published = categories(notify)
+    for category in published:
+        found = category.find("{*}state/{*}availability")
+        if found is not None:
+            return found.text
+    return None
+
+
 def test_a_change_is_notified_and_a_removal_too() -> None:
     w = world()
     send(w, FE1, sip_register("bob"))
