@@ -379,6 +379,30 @@ def test_a_deregister_under_the_rules_knob_is_redirected_as_before() -> None:
     assert gone.status == 301
 
 
+def test_a_deregister_while_user_services_are_down_gets_200_not_480() -> None:
+    """The home pool's back end is down: an endpoint without survivable mode gets 480 (4165)
+    to its registration, and 200 to its sign-out (registrar.deregister = "accept")."""
+    w = world()
+    pool = w.pools[FE1]
+    pool.backend.set_server("principal", False, w.now)
+    pool.backend_changed(w.now)
+    w.flush()
+    legacy = sip_register().replace(b"Supported: ms-userservices-state-notification\r\n", b"")
+    refused, _ = send(w, FE1, legacy)
+    assert refused.status == 480
+    legacy_out = sip_register(expires=0).replace(
+        b"Supported: ms-userservices-state-notification\r\n", b""
+    )
+    gone, _ = send(w, FE1, legacy_out)
+    assert gone.status == 200
+    rules = world(registrar='deregister = "rules"')
+    rules_pool = rules.pools[FE1]
+    rules_pool.backend.set_server("principal", False, rules.now)
+    rules_pool.backend_changed(rules.now)
+    rules.flush()
+    assert send(rules, FE1, legacy_out)[0].status == 480  # the knob's other value
+
+
 def test_a_star_deregister_at_a_non_home_pool_gets_200() -> None:
     data = sip_register("carol", expires=0)
     start = data.index(b"Contact: ")
