@@ -50,7 +50,7 @@ from emulator.registrar.monitor import PeerMonitor, PeerState
 from emulator.registrar.outgoing import Outbox, Outgoing
 from emulator.registrar.presence import PresenceStore
 from emulator.registrar.register import RegisterRules
-from emulator.registrar.reply import ALLOW, SERVER
+from emulator.registrar.reply import ALLOW, ALLOW_PLAIN, SERVER
 from emulator.registrar.services import FrontEndServices
 from emulator.sip.errors import SipError
 from emulator.sip.headers import Diagnostics, make_response, split_commas, stamp_via
@@ -230,6 +230,7 @@ class Pool:
             now=now,
         )
         self._server = spec.server
+        self._allow = ALLOW if settings.services else ALLOW_PLAIN
         self.heartbeater = Heartbeater(
             monitors,
             endpoints[spec.fqdn],
@@ -419,7 +420,7 @@ class Pool:
             return self._rules.register(request, flow, now, self._services)
         if method == "OPTIONS":
             response = make_response(request, 200, to_tag=self._rules.tag())
-            response.headers.add("Allow", ALLOW)
+            response.headers.add("Allow", self._allow)
             return response
         if self.settings.services:
             self._frontend.catch_up(now)  # what other pools' users published meanwhile
@@ -432,7 +433,7 @@ class Pool:
         status = 405 if method in _KNOWN_METHODS else 501
         response = make_response(request, status, to_tag=self._rules.tag())
         if status == 405:
-            response.headers.add("Allow", ALLOW)
+            response.headers.add("Allow", self._allow)
         return response
 
     def _inspect(self, request: Request) -> Response | None:

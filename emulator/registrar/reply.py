@@ -18,12 +18,23 @@ from collections.abc import Sequence
 from emulator.registrar.bindings import Binding
 from emulator.sip.message import Headers
 
-__all__ = ["ALLOW", "ALLOW_EVENTS", "SERVER", "UDP_MAX_PAYLOAD", "gruu_uri", "ok_bytes"]
+__all__ = [
+    "ALLOW",
+    "ALLOW_EVENTS",
+    "ALLOW_PLAIN",
+    "SERVER",
+    "UDP_MAX_PAYLOAD",
+    "gruu_uri",
+    "ok_bytes",
+]
 
 SERVER = "sipemu/0.1 (Lync registrar emulator)"
 """The ``User-Agent`` of the pool's own requests; a pool's responses carry its product's
 ``Server`` (:data:`emulator.topology.model.SERVER_VERSIONS`)."""
 ALLOW = "REGISTER, OPTIONS, NOTIFY, SUBSCRIBE, SERVICE, BENOTIFY, PUBLISH"
+"""The methods a front end serves (``Allow`` of OPTIONS and 405s); without its sign-in services
+(``registrar.services = false``) :data:`ALLOW_PLAIN`."""
+ALLOW_PLAIN = "REGISTER, OPTIONS, NOTIFY, SUBSCRIBE, SERVICE, BENOTIFY"
 
 ALLOW_EVENTS = (
     "presence,vnd-microsoft-roaming-contacts,vnd-microsoft-roaming-self,"

@@ -349,6 +349,7 @@ def test_services_off_is_a_plain_registrar() -> None:
     assert "gruu=" not in (ok.headers.get("contact") or "")
     refused, _ = send(w, FE1, provisioning())
     assert refused.status == 405
+    assert "PUBLISH" not in (refused.headers.get("allow") or "")
 
 
 # -- de-REGISTER ---------------------------------------------------------------------------
