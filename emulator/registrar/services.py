@@ -88,6 +88,7 @@ MAX_BODY = 65_536
 _PUBLICATION = re.compile(rb"<publication\b([^>]*?)(?:/>|>(.*?)</publication\s*>)", re.DOTALL)
 _ATTRIBUTE = re.compile(rb'([\w:.-]+)\s*=\s*"([^"]*)"')
 _SET_PRESENCE = re.compile(rb"<(?:\w+:)?setPresence\b")
+_ACL_SERVICE = re.compile(rb"<(?:\w+:)?(?:setContainerMembers|setSubscribers)\b")
 _AVAILABILITY = re.compile(rb'<(?:\w+:)?availability\b[^>]*\baggregate="(\d{1,5})"')
 
 
@@ -173,7 +174,8 @@ class FrontEndServices:
         if method == "PUBLISH":
             return True
         if method == "SERVICE":
-            return _SET_PRESENCE.search(request.body) is not None
+            body = request.body
+            return _SET_PRESENCE.search(body) is not None or _ACL_SERVICE.search(body) is not None
         return False
 
     def answer(self, request: Request, flow: Flow, now: float) -> Response:
@@ -185,6 +187,8 @@ class FrontEndServices:
         if method == "PUBLISH":
             return self._publish(request, now)
         if method == "SERVICE":
+            if _SET_PRESENCE.search(request.body) is None:
+                return self._acl(request)
             return self._set_presence(request, now)
         event = _event(request.headers)
         if event == PROVISIONING_EVENT:
@@ -430,6 +434,13 @@ class FrontEndServices:
             published[key] = Publication("state", 0, container, version, "user", data)
         self.published(aor, now)
         return make_response(request, 200, to_tag=rules.tag())
+
+    def _acl(self, request: Request) -> Response:
+        """SERVICE ``setContainerMembers`` / ``setSubscribers`` (MS-PRES container membership,
+        the subscribers' acknowledgement): 200 if well-formed, nothing stored (CHOICE:
+        containers' membership is not emulated, every user sees container 300)."""
+        _well_formed(request.body)
+        return make_response(request, 200, to_tag=self._rules.tag())
 
     def published(self, aor: str, now: float) -> None:
         """``aor``'s publications changed here: the store's version moves, and this pool's

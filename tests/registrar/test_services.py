@@ -652,6 +652,22 @@ def test_set_presence_is_accepted_and_seen_by_watchers() -> None:
     assert availability is not None and availability.text == "300"
 
 
+def test_container_membership_is_accepted_and_ignored() -> None:
+    """SERVICE setContainerMembers (what pidgin-sipe sends after its first roaming-self):
+    200, nothing changes (containers are not emulated)."""
+    body = (
+        '<setContainerMembers xmlns="http://schemas.microsoft.com/2006/09/sip/'
+        'container-management"><container id="200" version="0"><member action="add" '
+        'type="sameEnterprise"/></container></setContainerMembers>'
+    )
+    data = set_presence("alice", 300)
+    head, _, _ = data.partition(b"\r\n\r\n")
+    head = head.rsplit(b"\r\nContent-Length:", 1)[0]
+    ok, notifies = send(world(), FE1, message(head.decode().split("\r\n"), body))
+    assert ok.status == 200
+    assert notifies == []
+
+
 def test_a_presence_unsubscribe_stops_the_notifies() -> None:
     w = world()
     ok, _ = send(w, FE1, batched("bob", "sip:alice@contoso.test"))
