@@ -12,6 +12,7 @@ pins that with a property test against the general serializer.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -63,6 +64,7 @@ _COPIED = (("From", "from"), ("To", "to"), ("Call-ID", "call-id"), ("CSeq", "cse
 _SERVER_LINE = f"Server: {SERVER}"
 
 
+@functools.lru_cache(maxsize=65_536)  # a digest per 200 otherwise (speed; bounded)
 def gruu_uri(aor: str, instance: str) -> str:
     """The GRUU of an endpoint: ``sip:user@domain;opaque=user:epid:TOKEN;gruu``, the shape of
     MS-SIPREGE §4.1.1's example (MS-SIPREGE §3.1.2.5.1: a new endpoint gets a GRUU, as in
