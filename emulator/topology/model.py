@@ -46,9 +46,9 @@ SERVER_VERSIONS: Mapping[str, str] = {
     "sfb2015": "RTC/6.0",
 }
 """The ``Server`` header of a front end of each product (docs/protocol.md, sign-in): the
-``RTC/x.y`` form is MS-SIPREGE §4.1.1's example; the numbers are observed (3P: Lync Server
-2010 answers ``RTC/4.0``, 2013 ``RTC/5.0``, Skype for Business Server 2015 ``RTC/6.0``, which
-pidgin-sipe reads as "Skype for Business or later", sip-transport.c)."""
+``RTC/x.y`` form and 5.0 for Lync Server 2013 are MS-PRES §4.14.3.1's example; 6.0 is what
+pidgin-sipe reads as Skype for Business (3P, sip-transport.c); 4.0 for Lync Server 2010 is a
+CHOICE (its product version)."""
 
 Role = Literal["frontend", "director"]
 BeforeFailover = Literal["redirect", "service-unavailable", "temporarily-unavailable"]
