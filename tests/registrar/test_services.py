@@ -2,7 +2,8 @@
 
 The requests are the protocol examples of the specifications, with their users and hosts
 renamed to the test deployment's (alice and bob of contoso.test, both homed on fe1): MS-SIPREGE
-§4.1.1 (REGISTER), §4.2.1 (provisioning SUBSCRIBE), MS-PRES §4.4.1 (roaming-self SUBSCRIBE),
+§4.1.1 (REGISTER), §2.2.2.1's rules for the provisioning SUBSCRIBE (its body's element names
+are not checked against §4.2.1: the pool does not read it), MS-PRES §4.4.1 (roaming-self),
 MS-SIP §3.7.4.1 (contact-list SUBSCRIBE), MS-PRES §2.2.2.4.1 (batched category SUBSCRIBE);
 the PUBLISH follows the MS-PRES publication format.  Each test drives the pool cores through
 the harness's fake network.
@@ -140,7 +141,8 @@ def subscribe(
 
 
 def provisioning(user: str = "alice") -> bytes:
-    """MS-SIPREGE §4.2.1: the in-band provisioning SUBSCRIBE."""
+    """The in-band provisioning SUBSCRIBE by MS-SIPREGE §2.2.2.1's rules (Event, Accept,
+    Content-Type, Expires: 0)."""
     return subscribe(
         user,
         "vnd-microsoft-provisioning-v2",
