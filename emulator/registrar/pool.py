@@ -7,6 +7,8 @@ The pool is a facade over its parts, one job each:
 * :mod:`.heartbeats`: the heartbeats to the pools this one backs up (a
   :class:`emulator.coasting.Cycle`), and :mod:`.monitor`, the failover/failback machine;
 * :mod:`.contacts`: roaming contact lists;
+* :mod:`.services`: a front end's sign-in services (provisioning, roaming-self, presence
+  subscriptions, PUBLISH), on the users' presence in :mod:`.presence`, shared by the pools;
 * :mod:`.outgoing`: the requests the pool sends itself (NOTIFY, OPTIONS), their transactions
   and every identifier the pool draws.
 
