@@ -7,6 +7,8 @@ The pool is a facade over its parts, one job each:
 * :mod:`.heartbeats`: the heartbeats to the pools this one backs up (a
   :class:`emulator.coasting.Cycle`), and :mod:`.monitor`, the failover/failback machine;
 * :mod:`.contacts`: roaming contact lists;
+* :mod:`.services`: a front end's sign-in services (provisioning, roaming-self, presence
+  subscriptions, PUBLISH), on the users' presence in :mod:`.presence`, shared by the pools;
 * :mod:`.outgoing`: the requests the pool sends itself (NOTIFY, OPTIONS), their transactions
   and every identifier the pool draws.
 
@@ -48,8 +50,10 @@ from emulator.registrar.events import (
 from emulator.registrar.heartbeats import Heartbeater
 from emulator.registrar.monitor import PeerMonitor, PeerState
 from emulator.registrar.outgoing import Outbox, Outgoing
+from emulator.registrar.presence import PresenceStore
 from emulator.registrar.register import RegisterRules
-from emulator.registrar.reply import ALLOW, SERVER
+from emulator.registrar.reply import ALLOW, ALLOW_PLAIN, SERVER
+from emulator.registrar.services import FrontEndServices
 from emulator.sip.errors import SipError
 from emulator.sip.headers import Diagnostics, make_response, split_commas, stamp_via
 from emulator.sip.message import Request, Response, check_address, parse_message
@@ -89,14 +93,15 @@ _KNOWN_METHODS = frozenset(
 
 
 # Methods the pool serves: they go on to header inspection (RFC 3261 §8.2.2).
-_SERVED_METHODS = frozenset({"REGISTER", "OPTIONS", "SUBSCRIBE", "SERVICE"})
+_SERVED_METHODS = frozenset({"REGISTER", "OPTIONS", "SUBSCRIBE", "SERVICE", "PUBLISH"})
 
 # Request-URI (and REGISTER To) schemes served; any other gets 416 (§8.2.2.1).
 _URI_SCHEMES = frozenset({"sip", "sips", "tel"})
 
 # Require option tags the registrar understands (§8.2.2.3): the Lync survivable-mode option it
-# acts on (MS-SIPREGE §2.2.1.5).  Any other gets 420 Bad Extension.
-_SUPPORTED_OPTIONS = frozenset({"ms-userservices-state-notification"})
+# acts on (MS-SIPREGE §2.2.1.5), and those of a batched presence SUBSCRIBE (MS-PRES:
+# ``Require: adhoclist, categoryList``; emulator/registrar/services.py).  Any other gets 420.
+_SUPPORTED_OPTIONS = frozenset({"ms-userservices-state-notification", "adhoclist", "categorylist"})
 
 
 _DISPLAY_QUOTED = re.compile(r'[ \t]*"(?:[^"\\]|\\.)*"')
@@ -140,6 +145,7 @@ class Pool:
         directory: Directory | None = None,
         backend: BackEnd | None = None,
         contacts: ContactStore | None = None,
+        presence: PresenceStore | None = None,
     ) -> None:
         self.spec = spec
         self.fqdn = spec.fqdn
@@ -209,6 +215,24 @@ class Pool:
             rules=self._rules,
             outgoing=self._outgoing,
         )
+        # Issue 16: a front end's sign-in services (SUBSCRIBE/PUBLISH/SERVICE, their NOTIFYs),
+        # on the users' presence the deployment's pools share through the directory.
+        if presence is None:
+            if self.directory.presence is None:
+                self.directory.presence = PresenceStore()
+            presence = self.directory.presence
+        self._frontend = FrontEndServices(
+            spec.fqdn,
+            directory=self.directory,
+            backend=self.backend,
+            rules=self._rules,
+            outgoing=self._outgoing,
+            store=presence,
+            poll_interval=settings.presence_poll_interval,
+            now=now,
+        )
+        self._server = spec.server
+        self._allow = ALLOW if settings.services else ALLOW_PLAIN
         self.heartbeater = Heartbeater(
             monitors,
             endpoints[spec.fqdn],
@@ -277,6 +301,9 @@ class Pool:
             at = outgoing.deadline(heartbeats=False)
             if at is not None and (best is None or at < best):
                 best = at
+        at = self._frontend.deadline()  # presence published on another pool
+        if at is not None and (best is None or at < best):
+            best = at
         return best
 
     def handle_timer(self, now: float) -> None:
@@ -289,6 +316,7 @@ class Pool:
         for binding in self._bindings.expire(now):
             self._box.events.append(BindingExpired(now, self.fqdn, binding.aor, binding.contact))
         self._outgoing.handle_timer(now)
+        self._frontend.handle_timer(now)
         if self._cycles:
             self.heartbeater.handle_timer(now)
 
@@ -296,6 +324,7 @@ class Pool:
         """The driver could not deliver on ``flow`` (refused, reset, unreachable)."""
         self._now = now
         self._outgoing.flow_failed(flow, now)
+        self._frontend.flow_failed(flow)
         if self._cycles:
             self.heartbeater.flow_failed(flow, now)
 
@@ -340,7 +369,7 @@ class Pool:
         if isinstance(answer, bytes):
             wire = answer  # a 200 to REGISTER, serialized by reply.ok_bytes
         else:
-            answer.headers.add("Server", SERVER)
+            answer.headers.add("Server", self._server)
             wire = answer.to_bytes()
         self._server_tx.completed(key, wire, now, flow.reliable)
         self._box.actions.append(Send(flow, wire))
@@ -372,6 +401,11 @@ class Pool:
             {peer: m.state.value for peer, m in self._monitors.items()},
         )
 
+    @property
+    def frontend(self) -> FrontEndServices:
+        """The pool's sign-in services: subscriptions and the users' presence."""
+        return self._frontend
+
     def peer_state(self, peer: str) -> PeerState:
         return self._monitors[peer].state
 
@@ -388,8 +422,12 @@ class Pool:
             return self._rules.register(request, flow, now, self._services)
         if method == "OPTIONS":
             response = make_response(request, 200, to_tag=self._rules.tag())
-            response.headers.add("Allow", ALLOW)
+            response.headers.add("Allow", self._allow)
             return response
+        if self.settings.services:
+            self._frontend.catch_up(now)  # what other pools' users published meanwhile
+            if FrontEndServices.serves(request):
+                return self._frontend.answer(request, flow, now)
         if method == "SUBSCRIBE" and "roaming-contacts" in (request.headers.get("event") or ""):
             return self._roaming.subscribe(request, now)
         if method == "SERVICE" and b"<setContact" in request.body:
@@ -397,7 +435,7 @@ class Pool:
         status = 405 if method in _KNOWN_METHODS else 501
         response = make_response(request, status, to_tag=self._rules.tag())
         if status == 405:
-            response.headers.add("Allow", ALLOW)
+            response.headers.add("Allow", self._allow)
         return response
 
     def _inspect(self, request: Request) -> Response | None:
@@ -709,7 +747,7 @@ class Pool:
             _stamp(message, message.headers.get("via") or "", flow)
             response = make_response(message, 503, to_tag=self._rules.tag())
             response.headers.add("Retry-After", str(admission.retry_after))
-            response.headers.add("Server", SERVER)
+            response.headers.add("Server", self._server)
             wire = response.to_bytes()
         except SipError:
             return  # shed and unreadable: nothing to answer
@@ -736,7 +774,7 @@ class Pool:
                 _stamp(fake, headers.get("via") or "", flow)
                 response = make_response(fake, exc.status, exc.reason, to_tag=self._rules.tag())
                 response.headers.add("ms-diagnostics", str(Diagnostics(1, str(exc)[:200])))
-                response.headers.add("Server", SERVER)
+                response.headers.add("Server", self._server)
                 self._box.actions.append(Send(flow, response.to_bytes()))
                 status = exc.status
             except SipError:
