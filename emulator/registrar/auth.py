@@ -39,12 +39,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import hashlib
 import hmac
 import random
-import re
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from spnego._ntlm_raw.crypto import (
@@ -69,6 +67,7 @@ from spnego._ntlm_raw.messages import (
 )
 from spnego._ntlm_raw.security import sign as ntlm_mac
 
+from emulator.sip.digest import ALGORITHMS, digest_response, format_params, parse_challenge
 from emulator.sip.errors import SipError
 from emulator.sip.headers import NameAddr, make_response
 from emulator.sip.message import Request, Response, parse_message
@@ -78,12 +77,10 @@ from emulator.topology.model import AuthSettings
 __all__ = [
     "NTLM_REALM",
     "Authenticator",
+    "NtlmKeys",
     "Passed",
     "Refused",
     "Verdict",
-    "digest_response",
-    "format_params",
-    "parse_challenge",
     "signature_buffer",
 ]
 
@@ -121,74 +118,6 @@ _NTLM_FLAGS = (
 _FILETIME_EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 """The NTLM challenge's timestamp is this plus ``now`` (CHOICE: from the core's timeline, not
 the wall clock, so that a seed reproduces the challenge; NTLMv2 only compares it with itself)."""
-
-_ALGORITHMS = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
-
-
-# -- header values (RFC 3261 §25.1: challenge / credentials, auth-param) --------------------
-
-_PARAM = re.compile(r'\s*([A-Za-z0-9_.!%*+`\'~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(,|$)')
-
-
-def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
-    """``Scheme k=v, k="v"`` -> (scheme, {lower-case k: v unquoted}).  Raises SipError 400."""
-    scheme, _, rest = value.strip().partition(" ")
-    if not scheme:
-        raise SipError("empty authorization header", 400)
-    params: dict[str, str] = {}
-    pos = 0
-    rest = rest.strip()
-    while pos < len(rest):
-        m = _PARAM.match(rest, pos)
-        if m is None:
-            raise SipError(f"malformed {scheme} credentials near {rest[pos : pos + 30]!r}", 400)
-        raw = m.group(2)
-        if raw.startswith('"'):
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-        params[m.group(1).lower()] = raw
-        pos = m.end()
-    return scheme, params
-
-
-def format_params(scheme: str, params: Sequence[tuple[str, str | None]]) -> str:
-    """``Scheme k="v", k=v``: a value of None is written bare (``version=3``)."""
-    parts = []
-    for key, value in params:
-        if value is None:
-            continue
-        bare = key in ("version", "algorithm", "stale", "nc", "snum", "cnum") and value
-        parts.append(f"{key}={value}" if bare else f'{key}="{value}"')
-    return f"{scheme} " + ", ".join(parts)
-
-
-# -- Digest (RFC 2617 §3.2.2, RFC 7616 §3.4.1, RFC 8760 §2) ---------------------------------
-
-
-def digest_response(
-    algorithm: str,
-    username: str,
-    realm: str,
-    password: str,
-    method: str,
-    uri: str,
-    nonce: str,
-    *,
-    nc: str | None = None,
-    cnonce: str | None = None,
-    qop: str | None = None,
-) -> str:
-    """The ``response`` of Digest credentials: KD(H(A1), nonce:nc:cnonce:qop:H(A2)) with
-    qop=auth, or KD(H(A1), nonce:H(A2)) without (RFC 2069 compatibility, RFC 2617 §3.2.2.1)."""
-    h = _ALGORITHMS[algorithm.upper()]
-
-    def hexdigest(text: str) -> str:
-        return h(text.encode("utf-8")).hexdigest()
-
-    ha1 = hexdigest(f"{username}:{realm}:{password}")
-    ha2 = hexdigest(f"{method}:{uri}")
-    if qop:
-        return hexdigest(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-    return hexdigest(f"{ha1}:{nonce}:{ha2}")
 
 
 # -- MS-SIPAE signatures ----------------------------------------------------------------------
@@ -396,7 +325,7 @@ class Authenticator:
         username = params.get("username", "")
         nonce = params.get("nonce", "")
         algorithm = params.get("algorithm", "MD5").upper()
-        if algorithm not in _ALGORITHMS:
+        if algorithm not in ALGORITHMS:
             return self._challenge(request, now, aor, f"unsupported algorithm {algorithm}")
         user_aor = self._user_aor(username)
         password = self.password(user_aor) if user_aor else None

@@ -12,15 +12,9 @@ import pytest
 import spnego
 from spnego._ntlm_raw.messages import Authenticate
 
-from emulator.registrar.auth import (
-    NTLM_REALM,
-    NtlmKeys,
-    digest_response,
-    format_params,
-    parse_challenge,
-    signature_buffer,
-)
+from emulator.registrar.auth import NTLM_REALM, NtlmKeys, signature_buffer
 from emulator.registrar.events import AuthRefused, BindingAdded
+from emulator.sip.digest import digest_response, format_params, parse_challenge
 from emulator.sip.message import Request, Response, parse_message
 from emulator.topology import TopologyError, parse_topology
 
