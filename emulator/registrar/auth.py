@@ -4,13 +4,13 @@ Off by default (``[auth] scheme = "none"``, docs/topology.md).  When on, the poo
 :meth:`Authenticator.check` about every request it serves but OPTIONS (one place, the pool's
 dispatch) and :meth:`Authenticator.sign` about every answer to a request that passed.
 
-* **Digest** (RFC 3261 §22, RFC 2617 / RFC 7616 computation, RFC 8760 for SIP: SHA-256 offered
-  before MD5, ``qop=auth``).  Nonces are drawn from the injected ``rng``; each lives
+* **Digest** (RFC 3261 §22, RFC 2617 / RFC 7616 computation, RFC 8760 §2.3 for SIP: SHA-256
+  offered before MD5, ``qop=auth``).  Nonces are drawn from the injected ``rng``; each lives
   ``nonce_timeout`` seconds, after which a request with a digest that is right for its nonce gets
   ``401`` with ``stale=true`` (RFC 2617 §3.2.1).  A nonce this pool never issued (another pool's,
   or one from before a restart) is treated the same way: a backup registrar re-authenticates a
   failed-over user without asking for a new password.  The nonce-count of a nonce must grow
-  (RFC 7616 §3.4.4 / RFC 2617 §3.2.2): a repeated or smaller one is a replay.
+  (RFC 2617 §3.2.2): a repeated or smaller one is a replay.
 * **NTLM** (MS-SIPAE §3.3.5): the first 401 names realm, targetname and version
   (``WWW-Authenticate: NTLM realm="SIP Communications Service", targetname="<pool FQDN>",
   version=3``); a REGISTER with ``gssapi-data=""`` gets a second 401 whose ``gssapi-data`` is an
@@ -361,7 +361,7 @@ class Authenticator:
         except ValueError:
             return self._challenge(request, now, aor, f"bad nonce count {nc_text!r}")
         if nc <= state.nc:
-            # RFC 7616 §3.4.4 (RFC 2617 §3.2.2): a nonce count not above the last is a replay.
+            # RFC 2617 §3.2.2: a nonce count seen before (here: not above the last) is a replay.
             return self._forbid(request, aor, f"replayed nonce count {nc_text} (last {state.nc})")
         state.nc = nc
         return Passed(user_aor, "digest")
@@ -379,7 +379,7 @@ class Authenticator:
         while len(self._nonces) > _NONCE_LIMIT:
             self._nonces.popitem(last=False)
         out = []
-        # RFC 8760 §2.4: one challenge per algorithm, the preferred (SHA-256) first.
+        # RFC 8760 §2.3: one challenge per algorithm, the preferred (SHA-256) first.
         for algorithm in self.settings.digest_algorithms:
             out.append(
                 format_params(
@@ -546,7 +546,7 @@ class Authenticator:
         self, request: Request, now: float, aor: str | None, reason: str, *, stale: bool = False
     ) -> Refused:
         """401 with one WWW-Authenticate per scheme on (MS-SIPAE §3.3.5.1: one per protocol the
-        server supports; RFC 3261 §22.1 / RFC 8760 §2.4 for Digest)."""
+        server supports; RFC 3261 §22.1 / RFC 8760 §2.3 for Digest)."""
         response = self._response(request, 401)
         if self.ntlm:
             response.headers.add(

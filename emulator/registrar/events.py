@@ -327,8 +327,9 @@ def describe(event: PoolEvent) -> tuple[str, str]:
             f"{event.error}"
         )
     if isinstance(event, AuthRefused):
+        # "pool", not "sip": traced even when the exchanges are not (why a request was refused).
         remote = event.flow.remote
-        return "sip", (
+        return "pool", (
             f"{event.flow.transport.upper()} {remote[0]}:{remote[1]} {event.method} {event.aor} "
             f"-> {event.status} authentication: {event.reason}"
         )

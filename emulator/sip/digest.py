@@ -21,7 +21,7 @@ ALGORITHMS: dict[str, Callable[[bytes], Any]] = {
     "MD5": hashlib.md5,
     "SHA-256": hashlib.sha256,
 }
-"""Digest algorithms (RFC 8760 §2.3: SHA-256 and MD5 for SIP; SHA-512-256 is not offered)."""
+"""Digest algorithms (RFC 8760 §2.1: SHA-256 and MD5 for SIP; SHA-512/256 is not offered)."""
 
 
 # -- header values (RFC 3261 §25.1: challenge / credentials, auth-param) --------------------
@@ -49,14 +49,20 @@ def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
     return scheme, params
 
 
-def format_params(scheme: str, params: Sequence[tuple[str, str | None]]) -> str:
-    """``Scheme k="v", k=v``: a value of None is written bare (``version=3``)."""
+_BARE = frozenset({"version", "algorithm", "stale", "nc", "snum", "cnum"})
+
+
+def format_params(
+    scheme: str, params: Sequence[tuple[str, str | None]], *, bare: frozenset[str] = _BARE
+) -> str:
+    """``Scheme k="v", k=v``: a value of None is left out; the keys in ``bare`` are written
+    without quotes (``version=3``; RFC 2617 §3.2.2: ``qop`` and ``nc`` bare in credentials)."""
     parts = []
     for key, value in params:
         if value is None:
             continue
-        bare = key in ("version", "algorithm", "stale", "nc", "snum", "cnum") and value
-        parts.append(f"{key}={value}" if bare else f'{key}="{value}"')
+        bare_value = key in bare and value
+        parts.append(f"{key}={value}" if bare_value else f'{key}="{value}"')
     return f"{scheme} " + ", ".join(parts)
 
 

@@ -132,7 +132,7 @@ class AuthSettings:
     realm: str = ""
     """The Digest realm (default: the SIP domain).  NTLM's is fixed by MS-SIPAE."""
     digest_algorithms: tuple[str, ...] = DIGEST_ALGORITHMS
-    """Digest challenges offered, in order (RFC 8760 §2.4: the preferred first)."""
+    """Digest challenges offered, in order (RFC 8760 §2.3: the preferred first)."""
     nonce_timeout: float = 300.0
     """CHOICE: a Digest nonce is good this long; then ``401`` with ``stale=true``."""
     sa_timeout: float = 28_800.0

@@ -6,19 +6,16 @@ of RFC 8760).  NTLM is exercised against pyspnego's own initiator standing in fo
 
 from __future__ import annotations
 
-import base64
-
 import pytest
-import spnego
-from spnego._ntlm_raw.messages import Authenticate
 
-from emulator.registrar.auth import NTLM_REALM, NtlmKeys, signature_buffer
+from emulator.registrar.auth import NTLM_REALM
 from emulator.registrar.events import AuthRefused, BindingAdded
 from emulator.sip.digest import digest_response, format_params, parse_challenge
-from emulator.sip.message import Request, Response, parse_message
+from emulator.sip.message import Request, Response
 from emulator.topology import TopologyError, parse_topology
 
 from .harness import R1, World, make_world, register
+from .ntlm_client import NtlmClient
 
 FE1 = "fe1.contoso.test"
 FE2 = "fe2.contoso.test"
@@ -239,54 +236,6 @@ def test_auth_off_by_default_changes_nothing() -> None:
 
 
 # -- NTLM (MS-SIPAE) ----------------------------------------------------------------------------
-
-
-class NtlmClient:
-    """A Lync-like client's side of MS-SIPAE over pyspnego's NTLM initiator."""
-
-    def __init__(self, user: str = "clientuser1", password: str = "Pa$$w0rd") -> None:
-        self.ctx = spnego.client(user, password, protocol="ntlm")
-        self.ctx.step()  # the NEGOTIATE_MESSAGE: connectionless NTLM does not send it
-        self.keys: NtlmKeys | None = None
-        self.opaque = ""
-        self.cnum = 0
-
-    def authorization(self, extra: str) -> str:
-        return f'NTLM qop="auth", realm="{NTLM_REALM}", targetname="{FE1}", version=3' + extra
-
-    def answer(self, challenge: Response) -> str:
-        value = challenge.headers.get("www-authenticate") or ""
-        _, params = parse_challenge(value)
-        self.opaque = params["opaque"]
-        token = self.ctx.step(base64.b64decode(params["gssapi-data"]))
-        assert token is not None
-        flags = Authenticate.unpack(token).flags
-        self.keys = NtlmKeys(int(flags), self.ctx.session_key)
-        data = base64.b64encode(token).decode()
-        return self.authorization(f', opaque="{self.opaque}", gssapi-data="{data}"')
-
-    def signed(self, request: bytes, *, cnum: int | None = None) -> bytes:
-        assert self.keys is not None
-        self.cnum = self.cnum + 1 if cnum is None else cnum
-        parsed = parse_message(request)
-        assert isinstance(parsed, Request)
-        crand = "1234abcd"
-        buffer = signature_buffer("NTLM", crand, str(self.cnum), NTLM_REALM, FE1, parsed)
-        mac = self.keys.mac("initiate", buffer, 0).hex()
-        header = self.authorization(
-            f', opaque="{self.opaque}", crand="{crand}", cnum="{self.cnum}", response="{mac}"'
-        )
-        return request.replace(
-            b"Content-Length", f"Authorization: {header}\r\nContent-Length".encode()
-        )
-
-    def verify(self, response: Response) -> bool:
-        assert self.keys is not None
-        _, params = parse_challenge(response.headers.get("authentication-info") or "")
-        buffer = signature_buffer(
-            "NTLM", params["srand"], params["snum"], NTLM_REALM, FE1, response
-        )
-        return self.keys.mac("accept", buffer, 0).hex() == params["rspauth"]
 
 
 def ntlm_sign_in(w: World, client: NtlmClient) -> Response:
