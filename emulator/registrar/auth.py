@@ -67,6 +67,7 @@ from spnego._ntlm_raw.messages import (
 )
 from spnego._ntlm_raw.security import sign as ntlm_mac
 
+from emulator.net import Flow
 from emulator.sip.digest import ALGORITHMS, digest_response, format_params, parse_challenge
 from emulator.sip.errors import SipError
 from emulator.sip.headers import NameAddr, make_response
@@ -267,6 +268,8 @@ class Authenticator:
         self.realm = settings.realm or domain
         self._nonces: OrderedDict[str, _Nonce] = OrderedDict()
         self._sas: OrderedDict[str, _SecurityAssociation] = OrderedDict()
+        self._flows: OrderedDict[Flow, str] = OrderedDict()
+        """The NTLM SA last used on each flow: the pool's own requests on it are signed."""
 
     @property
     def enabled(self) -> bool:
@@ -274,8 +277,9 @@ class Authenticator:
 
     # -- the gate -------------------------------------------------------------------------
 
-    def check(self, request: Request, now: float) -> Verdict:
-        """Whether ``request`` may be served, and as whom."""
+    def check(self, request: Request, now: float, flow: Flow | None = None) -> Verdict:
+        """Whether ``request`` may be served, and as whom; ``flow``: where it came from (the
+        pool's own requests on that flow are then signed with the same SA, :meth:`sign_request`)."""
         if not self.enabled or request.method in _EXEMPT:
             return _OFF
         aor = _from_aor(request)
@@ -297,7 +301,13 @@ class Authenticator:
                 and params.get("realm") == NTLM_REALM
                 and params.get("targetname") == self.targetname
             ):
-                return self._ntlm(request, params, now, aor)
+                verdict = self._ntlm(request, params, now, aor)
+                if flow is not None and isinstance(verdict, Passed) and verdict.sa is not None:
+                    self._flows[flow] = verdict.sa
+                    self._flows.move_to_end(flow)
+                    while len(self._flows) > _SA_LIMIT:
+                        self._flows.popitem(last=False)
+                return verdict
         return self._challenge(request, now, aor, reason)
 
     def sign(self, verdict: Verdict, answer: Response | bytes) -> Response | bytes:
@@ -316,6 +326,16 @@ class Authenticator:
             return head + sep + f"Authentication-Info: {info}\r\n".encode() + rest
         answer.headers.add("Authentication-Info", self._server_info(sa, answer))
         return answer
+
+    def sign_request(self, request: Request, flow: Flow) -> None:
+        """Add ``Authentication-Info`` to a request the pool sends on ``flow`` (a NOTIFY) when
+        the flow carries a complete NTLM SA (MS-SIPAE §3.2.5.2: the client checks the
+        signature of every message from the server, requests too; SIPE drops those without)."""
+        opaque = self._flows.get(flow)
+        sa = self._sas.get(opaque) if opaque is not None else None
+        if sa is None or sa.keys is None:
+            return
+        request.headers.add("Authentication-Info", self._server_info(sa, request))
 
     # -- Digest ---------------------------------------------------------------------------
 
@@ -517,7 +537,7 @@ class Authenticator:
         sa.expires_at = now + self.settings.sa_timeout
         return Passed(user_aor, "ntlm", sa.opaque)
 
-    def _server_info(self, sa: _SecurityAssociation, answer: Response) -> str:
+    def _server_info(self, sa: _SecurityAssociation, answer: Request | Response) -> str:
         assert sa.keys is not None
         sa.snum += 1
         srand = f"{self.rng.getrandbits(32):08X}"

@@ -234,6 +234,8 @@ class Pool:
             if topology.auth.enabled
             else None
         )
+        if self._auth is not None and self._auth.ntlm:
+            self._outgoing.signer = self._auth.sign_request
 
     # -- driving contract -------------------------------------------------------------------
 
@@ -398,7 +400,7 @@ class Pool:
         # The authentication gate (issue 16): a request that does not pass is answered by it
         # (401 challenge or 403) and logged with why; one that passes is served and its
         # answer signed when it came through an NTLM security association.
-        verdict = self._auth.check(request, now)
+        verdict = self._auth.check(request, now, flow)
         if isinstance(verdict, Refused):
             self._box.events.append(
                 AuthRefused(

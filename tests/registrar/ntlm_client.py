@@ -65,7 +65,7 @@ class NtlmClient:
             b"Content-Length", f"Authorization: {header}\r\nContent-Length".encode()
         )
 
-    def verify(self, response: Response) -> bool:
+    def verify(self, response: Request | Response) -> bool:
         assert self.keys is not None
         _, params = parse_challenge(response.headers.get("authentication-info") or "")
         buffer = signature_buffer(

@@ -332,3 +332,30 @@ def test_bad_digest_algorithms_are_refused() -> None:
     text = R1.replace("{registrar}", "") + '\n[auth]\ndigest_algorithms = ["SHA-512"]\n'
     with pytest.raises(TopologyError, match=r"auth\.digest_algorithms: expected a list"):
         parse_topology(text, "t.toml")
+
+
+def test_ntlm_sa_signs_the_pools_own_notify_on_that_flow() -> None:
+    """MS-SIPAE §3.2.5.2: a client checks the signature of every message from the server; a
+    deregistering NOTIFY (here: the user moved) carries one from the flow's SA."""
+    w = world('scheme = "ntlm"')
+    client = NtlmClient()
+    assert ntlm_sign_in(w, client).status == 200
+    before = len(w.to_clients)
+    w.pools[FE1].users_moved(["sip:clientuser1@contoso.test"], w.now)
+    w.flush()
+    notifies = [m for _, m in w.to_clients[before:] if isinstance(m, Request)]
+    assert [n.method for n in notifies] == ["NOTIFY"]
+    assert client.verify(notifies[0])
+    info = parse_challenge(notifies[0].headers.get("authentication-info") or "")[1]
+    assert info["snum"] == "2"  # after the 200's 1
+
+
+def test_digest_pool_sends_unsigned_notifies() -> None:
+    w = world('scheme = "digest"')
+    challenge = one(w.send(FE1, register("clientuser1")))
+    assert one(w.send(FE1, digest_register(challenge))).status == 200
+    before = len(w.to_clients)
+    w.pools[FE1].users_moved(["sip:clientuser1@contoso.test"], w.now)
+    w.flush()
+    notifies = [m for _, m in w.to_clients[before:] if isinstance(m, Request)]
+    assert len(notifies) == 1 and notifies[0].headers.get("authentication-info") is None
