@@ -384,3 +384,10 @@ def test_a_user_password_must_be_a_string() -> None:
     users = '\n[[user]]\nuri = "sip:pat@contoso.test"\npool = "fe1.contoso.test"\npassword = 42\n'
     with pytest.raises(TopologyError, match=r"user\[3\]\.password: expected a password"):
         parse_topology(R1.replace("{registrar}", "") + users, "t.toml")
+
+
+def test_quoted_pairs_in_parameters_are_unescaped() -> None:
+    assert parse_challenge(r'Digest realm="a\"b\\c", nonce=n') == (
+        "Digest",
+        {"realm": 'a"b\\c', "nonce": "n"},
+    )
