@@ -391,3 +391,13 @@ def test_quoted_pairs_in_parameters_are_unescaped() -> None:
         "Digest",
         {"realm": 'a"b\\c', "nonce": "n"},
     )
+
+
+def test_digest_uri_other_than_the_request_uri_is_a_bad_request() -> None:
+    w = world('scheme = "digest"')
+    challenge = one(w.send(FE1, register("clientuser1")))
+    moved = digest_register(challenge).replace(
+        b"REGISTER sip:contoso.test SIP/2.0", b"REGISTER sip:fe1.contoso.test SIP/2.0"
+    )
+    assert one(w.send(FE1, moved)).status == 400
+    assert refusals(w)[-1] == "digest uri 'sip:contoso.test' is not the Request-URI"
