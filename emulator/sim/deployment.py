@@ -251,6 +251,7 @@ class SimulatedDeployment:
             dns_port=DNS_CLIENT_PORT,
             domain=self.topology.domain,
             notes=self.verbose,  # detail lines are recorded only when verbose (agent_trace)
+            password=self.topology.client_password(spec.user),
         )
 
     def seed_cache(self, client: str, pool_fqdn: str) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "PRODUCT_PROFILES",
     "SERVER_VERSIONS",
+    "AuthSettings",
     "DnsSpec",
     "PoolSpec",
     "RegistrarSettings",
@@ -142,6 +143,36 @@ class RegistrarSettings:
     sending too much stays shed."""
 
 
+AuthScheme = Literal["none", "ntlm", "digest", "ntlm+digest"]
+AUTH_SCHEMES: tuple[AuthScheme, ...] = ("none", "ntlm", "digest", "ntlm+digest")
+DIGEST_ALGORITHMS = ("SHA-256", "MD5")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """``[auth]``: authentication of users' requests (emulator/registrar/auth.py), off by
+    default.  docs/topology.md and docs/protocol.md ("Authentication") are the reference."""
+
+    scheme: AuthScheme = "none"
+    """``none`` | ``ntlm`` (MS-SIPAE) | ``digest`` (RFC 3261 §22, RFC 8760) | ``ntlm+digest``
+    (both offered in one 401)."""
+    realm: str = ""
+    """The Digest realm (default: the SIP domain).  NTLM's is fixed by MS-SIPAE."""
+    digest_algorithms: tuple[str, ...] = DIGEST_ALGORITHMS
+    """Digest challenges offered, in order (RFC 8760 §2.3: the preferred first)."""
+    nonce_timeout: float = 300.0
+    """CHOICE: a Digest nonce is good this long; then ``401`` with ``stale=true``."""
+    sa_timeout: float = 28_800.0
+    """CHOICE: an NTLM security association is good this long (8 h); then the client is
+    challenged again."""
+    default_password: str = "Pa$$w0rd"
+    """The password of every user without a ``password`` of its own."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.scheme != "none"
+
+
 @dataclass(frozen=True, slots=True)
 class PoolSpec:
     """One registrar pool: a Front End pool (homes users) or a Director (redirects everyone)."""
@@ -216,6 +247,26 @@ class Topology:
     cms: str | None = None
     """The pool hosting the Central Management Store (default: the first front end)."""
     persistent_chat: PersistentChatSpec | None = None
+    auth: AuthSettings = AuthSettings()
+    passwords: Mapping[str, str] = field(default_factory=dict)
+    """User -> its own password (``[[user]] password``); others have ``auth.default_password``."""
+
+    def password(self, aor: str) -> str:
+        """The password of a user (its own, or the deployment's default)."""
+        return self.passwords.get(aor, self.auth.default_password)
+
+    def client_password(self, user: str) -> str | None:
+        """The password a client of ``user`` (any URI form) signs in with when the pools
+        authenticate (``[auth]`` on; the user knows it); None when authentication is off or
+        the user is not the deployment's, so that such a client answers no challenge and
+        draws nothing for credentials."""
+        if not self.auth.enabled:
+            return None
+        try:
+            aor = normalize_aor(user if ":" in user else f"sip:{user}")
+        except SipError:
+            return None
+        return self.password(aor) if aor in self.users else None
 
     # -- look-ups ----------------------------------------------------------------------------
 
@@ -282,7 +333,8 @@ class Topology:
         return dns.dns_authority(self, bound, trace=trace)
 
     def summary(self) -> str:
+        auth = f", authentication {self.auth.scheme}" if self.auth.enabled else ""
         return (
             f"{len(self.pools)} pools, {len(self.users)} users, domain {self.domain}, "
-            f"profile {self.profile}"
+            f"profile {self.profile}{auth}"
         )
