@@ -29,6 +29,7 @@ __all__ = [
     "LYNC2010",
     "LYNC2013",
     "PROFILES",
+    "SIPE",
     "Backoff",
     "DiscoveryStep",
     "Profile",
@@ -592,7 +593,21 @@ LINPHONE = replace(
 )
 """linphone 5.1 (liblinphone / belle-sip), default account settings."""
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (LYNC2010, LYNC2013, BARESIP, LINPHONE)}
+SIPE = replace(
+    LYNC2010,
+    name="sipe",
+    checked_against="pidgin-sipe 1.25.0 (Debian 1.25.0-2.1, finch 2.14.12)",
+    program_settings=(
+        "a finch (libpurple) SIPE account USER@DOMAIN, server empty (auto-discovery), "
+        "transport auto, authentication NTLM; finch's own reconnection"
+    ),
+    redirect_order="first",
+)
+"""pidgin-sipe 1.25 (an open-source Lync-dialect client), loaded by finch."""
+
+PROFILES: dict[str, Profile] = {
+    p.name: p for p in (LYNC2010, LYNC2013, BARESIP, LINPHONE, SIPE)
+}
 """Every known client profile by name; ``lync2010`` first (the default)."""
 
 

@@ -109,12 +109,14 @@ def run(
 
     report = Report(driver.name, driver.version(), driver.profile, driver.settings)
     started = time.monotonic()
-    for situation in situations:
-        if situation.transport() not in driver.transports:
-            reason = f"the {driver.name} driver cannot make it use {situation.transport().upper()}"
-            report.skipped[situation.name] = reason
-            progress(f"{situation.name}: skipped ({reason})")
+    for chosen in situations:
+        moved = chosen.for_transports(driver.transports)
+        if moved is None:
+            reason = f"the {driver.name} driver cannot make it use {chosen.transport().upper()}"
+            report.skipped[chosen.name] = reason
+            progress(f"{chosen.name}: skipped ({reason})")
             continue
+        situation = moved
         progress(f"{situation.name}: {situation.title} ({situation.effective_duration(long):g} s)")
         live = asyncio.run(run_live(situation, driver, long=long, keep=keep))
         traces = [
