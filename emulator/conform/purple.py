@@ -198,11 +198,22 @@ class Purple:
             TERM="xterm",
             DBUS_SESSION_BUS_ADDRESS=self.bus,
             NCURSES_NO_UTF8_ACS="1",
+            PURPLE_VERBOSE_DEBUG="1",
         )
         command = f"exec finch -c {config} -d 2>{self.debug_log}"
         subprocess.run(
-            ["tmux", "-S", str(self.tmux_socket), "new-session", "-d", "-x", "160", "-y", "50"]
-            + [command],
+            [
+                "tmux",
+                "-S",
+                str(self.tmux_socket),
+                "new-session",
+                "-d",
+                "-x",
+                "160",
+                "-y",
+                "50",
+                command,
+            ],
             env=self.env,
             check=True,
             cwd=self.workdir,

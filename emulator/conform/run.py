@@ -110,6 +110,11 @@ def run(
     report = Report(driver.name, driver.version(), driver.profile, driver.settings)
     started = time.monotonic()
     for chosen in situations:
+        why = driver.not_judged.get(chosen.name)
+        if why is not None:
+            report.skipped[chosen.name] = why
+            progress(f"{chosen.name}: skipped ({why})")
+            continue
         moved = chosen.for_transports(driver.transports)
         if moved is None:
             reason = f"the {driver.name} driver cannot make it use {chosen.transport().upper()}"
