@@ -30,7 +30,16 @@ _SET_CONTACT = re.compile(rb'<setContact[^>]*\buri="([^"]+)"')
 class RoamingContacts:
     """The contact-list requests of one pool."""
 
-    __slots__ = ("_bindings", "_outgoing", "_rules", "backend", "contacts", "directory", "fqdn")
+    __slots__ = (
+        "_bindings",
+        "_delta",
+        "_outgoing",
+        "_rules",
+        "backend",
+        "contacts",
+        "directory",
+        "fqdn",
+    )
 
     def __init__(
         self,
@@ -50,6 +59,13 @@ class RoamingContacts:
         self._bindings = bindings
         self._rules = rules
         self._outgoing = outgoing
+        self._delta: dict[str, int] = {}
+        """AOR -> the delta number of its list (MS-SIP §3.7: one version number per user's
+        list, raised by every change; CHOICE: kept per pool from 1, not in the back end)."""
+
+    def delta(self, aor: str) -> int:
+        """The delta number of ``aor``'s list (``deltaNum``, MS-SIP §2.2.4.1: non-zero)."""
+        return self._delta.get(aor, 1)
 
     def changed(self, aors: Iterable[str], now: float) -> None:
         """The contact lists of ``aors`` changed (import, a contact added): their endpoints
@@ -57,6 +73,8 @@ class RoamingContacts:
         ``Event: vnd-microsoft-roaming-contacts`` (an emulator choice: a registered endpoint
         counts as subscribed; docs/backends.md)."""
         changed = set(aors)
+        for aor in changed:
+            self._delta[aor] = self.delta(aor) + 1
         for binding in [b for b in self._bindings if b.aor in changed and b.home is None]:
             if self.directory.get(binding.aor) != self.fqdn or not self.backend.available:
                 continue
@@ -65,13 +83,17 @@ class RoamingContacts:
             request.headers.add("Event", CONTACTS_EVENT)
             request.headers.add("Subscription-State", "active")
             request.headers.add("Content-Type", CONTACTS_TYPE)
-            request.body = contact_list_body(self.contacts.of(self.fqdn, binding.aor) or [])
+            request.body = contact_list_body(
+                self.contacts.of(self.fqdn, binding.aor) or [], self.delta(binding.aor)
+            )
             self._outgoing.start(request, binding.flow, "notify", now)
 
     def subscribe(self, request: Request, now: float) -> Response:
         """SUBSCRIBE ``Event: vnd-microsoft-roaming-contacts``: the user's contact list in the
-        200 (as Lync's piggy-backed first NOTIFY); refused while user services are down or
-        when this pool is not the user's home (a backup in resiliency mode has none)."""
+        200, Lync's piggy-backed first NOTIFY (MS-SIP §3.7.4.1, §3.7.5.2: ``Event``,
+        ``ms-piggyback-cseq`` when the SUBSCRIBE says ``Supported: ms-piggyback-first-notify``,
+        the subscription's ``Expires``); refused while user services are down or when this
+        pool is not the user's home (a backup in resiliency mode has none)."""
         rules = self._rules
         aor = rules.aor(request)
         home = self.directory.get(aor)
@@ -84,10 +106,21 @@ class RoamingContacts:
             )
             return response
         contacts = self.contacts.of(self.fqdn, aor) or []
-        asked = (request.headers.get("expires") or "").strip()
-        response.headers.add("Expires", asked if asked.isdigit() else "0")
+        headers = request.headers
+        asked = (headers.get("expires") or "").strip()
+        # CHOICE: the asked expiry (a Lync client asks for none; then an hour, as RFC 6665
+        # §4.2.1.1 lets the notifier choose), never 0, which would end the subscription.
+        expires = min(int(asked), 86_400) if asked.isdigit() and len(asked) < 10 else 3600
+        if expires == 0:
+            expires = 3600
+        response.headers.add("Event", CONTACTS_EVENT)
+        response.headers.add("Expires", str(expires))
+        if any("ms-piggyback-first-notify" in v.lower() for v in headers.get_all("supported")):
+            cseq = (headers.get("cseq") or "1").strip().partition(" ")[0]
+            response.headers.add("ms-piggyback-cseq", cseq)
+            response.headers.add("Subscription-State", f"active;expires={expires}")
         response.headers.add("Content-Type", CONTACTS_TYPE)
-        response.body = contact_list_body(contacts)
+        response.body = contact_list_body(contacts, self.delta(aor))
         return response
 
     def set_contact(self, request: Request, now: float) -> Response:
@@ -110,6 +143,16 @@ class RoamingContacts:
         return make_response(request, 200, to_tag=rules.tag())
 
 
-def contact_list_body(contacts: Iterable[str]) -> bytes:
-    items = "".join(f'<contact uri="{c}"/>' for c in contacts)
-    return f"<contactList>{items}</contactList>".encode()
+def contact_list_body(contacts: Iterable[str], delta: int = 1) -> bytes:
+    """A full contact list (MS-SIP §2.2.4.1, ``contactList``): ``deltaNum`` (required,
+    non-zero), one group (contacts are in at least one group, MS-SIP §3.7; CHOICE: id 1,
+    named "~", the name of Lync's default group as clients show it) and each contact in it,
+    subscribed to."""
+    items = "".join(
+        f'<contact uri="{_attr(c)}" name="" groups="1" subscribed="true"/>' for c in contacts
+    )
+    return f'<contactList deltaNum="{delta}"><group id="1" name="~"/>{items}</contactList>'.encode()
+
+
+def _attr(text: str) -> str:
+    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")

@@ -50,6 +50,7 @@ from emulator.registrar.monitor import PeerMonitor, PeerState
 from emulator.registrar.outgoing import Outbox, Outgoing
 from emulator.registrar.register import RegisterRules
 from emulator.registrar.reply import ALLOW, SERVER
+from emulator.registrar.services import FrontEndServices, PresenceStore
 from emulator.sip.errors import SipError
 from emulator.sip.headers import Diagnostics, make_response, split_commas, stamp_via
 from emulator.sip.message import Request, Response, check_address, parse_message
@@ -89,14 +90,15 @@ _KNOWN_METHODS = frozenset(
 
 
 # Methods the pool serves: they go on to header inspection (RFC 3261 §8.2.2).
-_SERVED_METHODS = frozenset({"REGISTER", "OPTIONS", "SUBSCRIBE", "SERVICE"})
+_SERVED_METHODS = frozenset({"REGISTER", "OPTIONS", "SUBSCRIBE", "SERVICE", "PUBLISH"})
 
 # Request-URI (and REGISTER To) schemes served; any other gets 416 (§8.2.2.1).
 _URI_SCHEMES = frozenset({"sip", "sips", "tel"})
 
 # Require option tags the registrar understands (§8.2.2.3): the Lync survivable-mode option it
-# acts on (MS-SIPREGE §2.2.1.5).  Any other gets 420 Bad Extension.
-_SUPPORTED_OPTIONS = frozenset({"ms-userservices-state-notification"})
+# acts on (MS-SIPREGE §2.2.1.5), and those of a batched presence SUBSCRIBE (MS-PRES:
+# ``Require: adhoclist, categoryList``; emulator/registrar/services.py).  Any other gets 420.
+_SUPPORTED_OPTIONS = frozenset({"ms-userservices-state-notification", "adhoclist", "categorylist"})
 
 
 _DISPLAY_QUOTED = re.compile(r'[ \t]*"(?:[^"\\]|\\.)*"')
@@ -140,6 +142,7 @@ class Pool:
         directory: Directory | None = None,
         backend: BackEnd | None = None,
         contacts: ContactStore | None = None,
+        presence: PresenceStore | None = None,
     ) -> None:
         self.spec = spec
         self.fqdn = spec.fqdn
@@ -209,6 +212,16 @@ class Pool:
             rules=self._rules,
             outgoing=self._outgoing,
         )
+        # Issue 16: a front end's sign-in services (SUBSCRIBE/PUBLISH/SERVICE, their NOTIFYs).
+        self._frontend = FrontEndServices(
+            spec.fqdn,
+            directory=self.directory,
+            backend=self.backend,
+            rules=self._rules,
+            outgoing=self._outgoing,
+            store=presence,
+        )
+        self._server = spec.server
         self.heartbeater = Heartbeater(
             monitors,
             endpoints[spec.fqdn],
@@ -296,6 +309,7 @@ class Pool:
         """The driver could not deliver on ``flow`` (refused, reset, unreachable)."""
         self._now = now
         self._outgoing.flow_failed(flow, now)
+        self._frontend.flow_failed(flow)
         if self._cycles:
             self.heartbeater.flow_failed(flow, now)
 
@@ -340,7 +354,7 @@ class Pool:
         if isinstance(answer, bytes):
             wire = answer  # a 200 to REGISTER, serialized by reply.ok_bytes
         else:
-            answer.headers.add("Server", SERVER)
+            answer.headers.add("Server", self._server)
             wire = answer.to_bytes()
         self._server_tx.completed(key, wire, now, flow.reliable)
         self._box.actions.append(Send(flow, wire))
@@ -372,6 +386,11 @@ class Pool:
             {peer: m.state.value for peer, m in self._monitors.items()},
         )
 
+    @property
+    def frontend(self) -> FrontEndServices:
+        """The pool's sign-in services: subscriptions and the users' presence."""
+        return self._frontend
+
     def peer_state(self, peer: str) -> PeerState:
         return self._monitors[peer].state
 
@@ -390,6 +409,8 @@ class Pool:
             response = make_response(request, 200, to_tag=self._rules.tag())
             response.headers.add("Allow", ALLOW)
             return response
+        if self.settings.services and FrontEndServices.serves(request):
+            return self._frontend.answer(request, flow, now)
         if method == "SUBSCRIBE" and "roaming-contacts" in (request.headers.get("event") or ""):
             return self._roaming.subscribe(request, now)
         if method == "SERVICE" and b"<setContact" in request.body:
@@ -709,7 +730,7 @@ class Pool:
             _stamp(message, message.headers.get("via") or "", flow)
             response = make_response(message, 503, to_tag=self._rules.tag())
             response.headers.add("Retry-After", str(admission.retry_after))
-            response.headers.add("Server", SERVER)
+            response.headers.add("Server", self._server)
             wire = response.to_bytes()
         except SipError:
             return  # shed and unreadable: nothing to answer
@@ -736,7 +757,7 @@ class Pool:
                 _stamp(fake, headers.get("via") or "", flow)
                 response = make_response(fake, exc.status, exc.reason, to_tag=self._rules.tag())
                 response.headers.add("ms-diagnostics", str(Diagnostics(1, str(exc)[:200])))
-                response.headers.add("Server", SERVER)
+                response.headers.add("Server", self._server)
                 self._box.actions.append(Send(flow, response.to_bytes()))
                 status = exc.status
             except SipError:

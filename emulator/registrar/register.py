@@ -97,6 +97,7 @@ class RegisterRules:
         "_limit_reports",
         "_monitors",
         "_presence_cache",
+        "_server_line",
         "directory",
         "endpoints",
         "fqdn",
@@ -135,6 +136,7 @@ class RegisterRules:
         # AOR -> (when its limit was last reported, how many times since): bounded by the
         # directory's users, the only AORs that have bindings.
         self._limit_reports: dict[str, tuple[float, int]] = {}
+        self._server_line = f"Server: {spec.server}"
         self._keep_alive_line = "ms-keep-alive: " + str(
             KeepAlive(
                 "UAS",
@@ -173,6 +175,10 @@ class RegisterRules:
         home = self.directory.get(aor)
         if home is None:
             return make_response(request, settings.unknown_user, to_tag=self.tag())
+        if settings.deregister == "accept" and not (home == self.fqdn and services == "full"):
+            removal = self._removal(request)
+            if removal is not None:
+                return self._deregister(request, flow, now, aor, removal)
         pairings = self.directory.pairings
         if pairings is not None and pairings.failovers:
             found = pairings.failovers.get(home)
@@ -358,6 +364,55 @@ class RegisterRules:
         presence = self._presence(action, at_home, services)
         return self._ok(request, flow, aor, to_tag, presence, call_id, now, own)
 
+    def _removal(self, request: Request) -> tuple[_Contact, ...] | None:
+        """The Contacts of a REGISTER that only removes bindings (each with expiry 0, or
+        ``*`` with ``Expires: 0``; RFC 3261 §10.2.2), else None (a registration or a query)."""
+        headers = request.headers
+        header_expires = headers.get("expires")
+        if header_expires is None and not headers.get("contact"):
+            return None
+        contacts = self._contacts(headers)
+        if not contacts:
+            return None
+        default = (
+            parse_number(header_expires, "Expires", MAX_DELTA_SECONDS)
+            if header_expires is not None
+            else self.settings.default_expires
+        )
+        for contact in contacts:
+            expires = contact.expires if contact.expires is not None else default
+            if expires != 0:
+                return None
+        return contacts
+
+    def _deregister(
+        self,
+        request: Request,
+        flow: Flow,
+        now: float,
+        aor: str,
+        contacts: tuple[_Contact, ...],
+    ) -> Response | bytes:
+        """``registrar.deregister = "accept"``: a de-REGISTER where the rules would redirect or
+        refuse it gets 200 (RFC 3261 §10.3 steps 6-8), after the pool removes the bindings it
+        holds for those Contacts (none, usually: the endpoint registered elsewhere)."""
+        events = self._box.events
+        bindings = self._bindings
+        if len(contacts) == 1 and contacts[0].uri == "*":
+            for binding in bindings.remove_all(aor):
+                events.append(BindingRemoved(now, self.fqdn, aor, binding.contact, "unregistered"))
+        else:
+            epid = self._epid(request.headers.get("from") or "") or ""
+            for contact in contacts:
+                instance = contact.instance or epid or contact.uri
+                existing = bindings.get(aor, instance)
+                if existing is not None:
+                    bindings.remove(aor, instance)
+                    events.append(
+                        BindingRemoved(now, self.fqdn, aor, existing.contact, "unregistered")
+                    )
+        return self._ok(request, flow, aor, self.tag(), None, request.call_id, now, ())
+
     def _over_limit(
         self,
         request: Request,
@@ -416,6 +471,8 @@ class RegisterRules:
         """The 200, serialized (:func:`.reply.ok_bytes`).  ``own``: the endpoints (instances)
         this request registered."""
         current = self._bindings.of(aor)
+        lync = self.settings.services
+        gruu = lync and _wants_gruu(request.headers)
         wire = ok_bytes(
             request.headers,
             to_tag,
@@ -424,6 +481,9 @@ class RegisterRules:
             keep_alive_line=self._keep_alive_line,
             presence=presence,
             call_id=call_id,
+            server_line=self._server_line,
+            lync=lync,
+            gruu=gruu,
         )
         if flow.reliable or len(wire) <= UDP_MAX_PAYLOAD:
             return wire
@@ -442,6 +502,9 @@ class RegisterRules:
                 keep_alive_line=self._keep_alive_line,
                 presence=presence,
                 call_id=call_id,
+                server_line=self._server_line,
+                lync=lync,
+                gruu=gruu,
             )
         fits = 0 < len(trimmed) <= UDP_MAX_PAYLOAD
         self._box.events.append(
@@ -564,6 +627,11 @@ def _survivable(headers: Headers) -> bool:
         "ms-userservices-state-notification" in value.lower()
         for value in headers.get_all("supported")
     )
+
+
+def _wants_gruu(headers: Headers) -> bool:
+    """``Supported: gruu-10`` (MS-SIPREGE §2.2.1.5: the UAC asks for a GRUU)."""
+    return any("gruu-10" in value.lower() for value in headers.get_all("supported"))
 
 
 def _source(flow: Flow) -> str:

@@ -11,15 +11,37 @@ pins that with a property test against the general serializer.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Sequence
 
 from emulator.registrar.bindings import Binding
 from emulator.sip.message import Headers
 
-__all__ = ["ALLOW", "SERVER", "UDP_MAX_PAYLOAD", "ok_bytes"]
+__all__ = ["ALLOW", "ALLOW_EVENTS", "SERVER", "UDP_MAX_PAYLOAD", "gruu_uri", "ok_bytes"]
 
 SERVER = "sipemu/0.1 (Lync registrar emulator)"
-ALLOW = "REGISTER, OPTIONS, NOTIFY, SUBSCRIBE, SERVICE, BENOTIFY"
+"""The ``User-Agent`` of the pool's own requests; a pool's responses carry its product's
+``Server`` (:data:`emulator.topology.model.SERVER_VERSIONS`)."""
+ALLOW = "REGISTER, OPTIONS, NOTIFY, SUBSCRIBE, SERVICE, BENOTIFY, PUBLISH"
+
+ALLOW_EVENTS = (
+    "presence,vnd-microsoft-roaming-contacts,vnd-microsoft-roaming-self,"
+    "vnd-microsoft-provisioning-v2"
+)
+"""The event packages a front end serves (RFC 3265 §3.3.7 ``Allow-Events``), in the 200 to a
+registration: MS-SIPREGE §4.1.1's example lists these and three that only pre-2007 clients
+use (``vnd-microsoft-provisioning``, ``vnd-microsoft-roaming-ACL``, ``presence.wpending``),
+which sipemu does not serve, so does not list (CHOICE).  Comma-separated without spaces, as in
+the example (pidgin-sipe splits the value on "," and compares the parts as they are)."""
+
+_LYNC_LINES = (
+    f"Allow-Events: {ALLOW_EVENTS}",
+    # MS-SIPREGE §4.1.1's 200: one option tag per Supported header (pidgin-sipe compares each
+    # whole value with "msrtc-event-categories", its sign of an OCS 2007+ server).
+    "Supported: adhoclist",
+    "Supported: msrtc-event-categories",
+)
 
 UDP_MAX_PAYLOAD = 65_507
 """The largest SIP message one UDP datagram carries over IPv4: 65,535 bytes with the IP and
@@ -28,6 +50,17 @@ UDP headers (RFC 3261 §18.1.1), less 20 and 8 (IPv6 allows 20 more; the smaller
 # make_response's copied headers after the Vias, as (spelling on the wire, look-up key).
 _COPIED = (("From", "from"), ("To", "to"), ("Call-ID", "call-id"), ("CSeq", "cseq"))
 _SERVER_LINE = f"Server: {SERVER}"
+
+
+def gruu_uri(aor: str, instance: str) -> str:
+    """The GRUU of an endpoint: ``sip:user@domain;opaque=user:epid:TOKEN;gruu``, the shape of
+    MS-SIPREGE §4.1.1's example (MS-SIPREGE §3.1.2.5.1: a new endpoint gets a GRUU, as in
+    MS-SIPRE §2.2.3).  TOKEN is 16 bytes of SHA-1 of the AOR and ``+sip.instance``, base64url
+    (a CHOICE: stable across pools and restarts, so a refresh keeps its GRUU)."""
+    digest = hashlib.sha1(f"{aor}\x00{instance}".encode(), usedforsecurity=False).digest()
+    token = base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+    user = aor.partition(":")[2] or aor
+    return f"sip:{user};opaque=user:epid:{token};gruu"
 
 
 def ok_bytes(
@@ -39,13 +72,20 @@ def ok_bytes(
     keep_alive_line: str,
     presence: str | None,
     call_id: str,
+    server_line: str = _SERVER_LINE,
+    lync: bool = False,
+    gruu: bool = False,
 ) -> bytes:
     """The 200 to a REGISTER with ``headers``, serialized.
 
     ``current``: the AOR's bindings after the request (RFC 3261 §10.3 step 8: all of them, with
     their remaining expiry at ``now``); ``presence``: the ``presence-state`` value (None: a
     query or only removals, which get no ``ms-keep-alive``, ``Expires`` or presence); the
-    ``Expires`` is that of the binding made by ``call_id``.
+    ``Expires`` is that of the binding made by ``call_id``; ``server_line``: the whole
+    ``Server`` line; ``lync``: a registration's 200 also carries ``Allow-Events`` and the
+    ``Supported`` option tags of a front end (MS-SIPREGE §4.1.1); ``gruu``: the REGISTER said
+    ``Supported: gruu-10``, so each Contact with ``+sip.instance`` gets its ``gruu`` parameter
+    (draft-ietf-sip-gruu-10, as MS-SIPREGE §2.2.1.5 cites it).
     """
     lines = ["SIP/2.0 200 OK"]
     for via in headers.get_all("via"):
@@ -59,7 +99,11 @@ def ok_bytes(
         lines.append(f"{name}: {value}")
     for binding in current:  # §10.3 step 8: all current bindings, with their expiry
         remaining = max(0, int(binding.expires_at - now + 0.5))
-        lines.append(f"Contact: {binding.contact};expires={remaining}")
+        if gruu and "+sip.instance" in binding.contact:
+            uri = gruu_uri(binding.aor, binding.instance)
+            lines.append(f'Contact: {binding.contact};expires={remaining};gruu="{uri}"')
+        else:
+            lines.append(f"Contact: {binding.contact};expires={remaining}")
     if presence is not None:
         lines.append(keep_alive_line)
         for binding in current:
@@ -67,6 +111,8 @@ def ok_bytes(
                 lines.append(f"Expires: {max(0, int(binding.expires_at - now + 0.5))}")
                 break
         lines.append(f"presence-state: {presence}")
-    lines.append(_SERVER_LINE)
+        if lync:
+            lines.extend(_LYNC_LINES)
+    lines.append(server_line)
     lines.append("Content-Length: 0\r\n\r\n")
     return "\r\n".join(lines).encode("utf-8")

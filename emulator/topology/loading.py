@@ -22,6 +22,7 @@ from emulator.config import (
     ConfigError,
     TomlContext,
     check_values,
+    did_you_mean,
     dns_name_problem,
     parse_toml,
     read_text,
@@ -119,7 +120,7 @@ _TOP_KEYS = {
 }
 _SCENARIO_KEYS = frozenset({"step", "expect", "client", "topology"})
 """Top-level keys of a scenario file that no topology has: a scenario given as a topology."""
-_POOL_KEYS = {"fqdn", "role", "site", "address", "ports", "backup", "backend"}
+_POOL_KEYS = {"fqdn", "role", "site", "address", "ports", "backup", "backend", "product"}
 _USER_KEYS = {"uri", "pool", "template", "count", "start", "contacts"}
 _BACKEND_KEYS = {"principal", "mirror", "witness", "rto", "grace"}
 _CHAT_KEYS = {"pool", "primary_db", "backup_db", "primary_site", "backup_site"}
@@ -168,7 +169,7 @@ class _Builder:
             ctx.fail(None, None, "description", "a string")
         resiliency = self.resiliency()
         registrar = self.registrar()
-        pools = self.pools()
+        pools = self.pools(profile)
         users, contacts = self.users(pools, domain)
         dns = self.dns(domain, pools)
         return Topology(
@@ -185,6 +186,21 @@ class _Builder:
             self.cms(pools),
             self.persistent_chat(),
         )
+
+    def product(self, t: Mapping[str, Any], i: int, profile: str) -> str:
+        """A pool's ``product`` (its ``Server`` header, docs/topology.md): one of
+        PRODUCT_PROFILES, by default the topology's ``profile``."""
+        value = t.get("product", profile)
+        if value not in PRODUCT_PROFILES:
+            hint = did_you_mean(value, PRODUCT_PROFILES)
+            self.ctx.fail_text(
+                "pool",
+                i,
+                "product",
+                f"unknown product {str(value)[:40]!r} ({hint}known products: "
+                f"{', '.join(PRODUCT_PROFILES)})",
+            )
+        return str(value)
 
     def cms(self, pools: tuple[PoolSpec, ...]) -> str | None:
         ctx = self.ctx
@@ -369,6 +385,15 @@ class _Builder:
             user_services_notify=ctx.boolean(
                 t, "user_services_notify", name, None, d.user_services_notify
             ),
+            services=ctx.boolean(t, "services", name, None, d.services),
+            deregister=ctx.string(
+                t,
+                "deregister",
+                name,
+                None,
+                default=d.deregister,  # type: ignore[arg-type]
+                choices=("accept", "rules"),
+            ),
             **self._registrar_limits(t, d),
         )
 
@@ -396,7 +421,7 @@ class _Builder:
         )
         return limits
 
-    def pools(self) -> tuple[PoolSpec, ...]:
+    def pools(self, profile: str = "lync2010") -> tuple[PoolSpec, ...]:
         ctx = self.ctx
         tables = ctx.tables(self.data, "pool")
         if not tables:
@@ -443,7 +468,16 @@ class _Builder:
                     ctx.fail("pool", i, "backup", "the FQDN of another pool")
                 backup = normalize_name(backup)
             pools.append(
-                PoolSpec(fqdn, role, address, ports, site, backup, self.backend(t, i))  # type: ignore[arg-type]
+                PoolSpec(
+                    fqdn,
+                    role,  # type: ignore[arg-type]
+                    address,
+                    ports,
+                    site,
+                    backup,
+                    self.backend(t, i),
+                    self.product(t, i, profile),
+                )
             )
         names = {p.fqdn: p for p in pools}
         for i, pool in enumerate(pools):

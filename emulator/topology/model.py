@@ -28,6 +28,7 @@ from fakedns.records import DnsRecord, normalize_name
 __all__ = [
     "DEFAULT_PORTS",
     "PRODUCT_PROFILES",
+    "SERVER_VERSIONS",
     "DnsSpec",
     "PoolSpec",
     "RegistrarSettings",
@@ -39,12 +40,23 @@ PRODUCT_PROFILES = ("lync2010", "lync2013", "sfb2015")
 """Server product profiles. ``lync2010`` is the default; the others differ in back-end
 behaviour (docs/backends.md)."""
 
+SERVER_VERSIONS: Mapping[str, str] = {
+    "lync2010": "RTC/4.0",
+    "lync2013": "RTC/5.0",
+    "sfb2015": "RTC/6.0",
+}
+"""The ``Server`` header of a front end of each product (docs/protocol.md, sign-in): the
+``RTC/x.y`` form is MS-SIPREGE §4.1.1's example; the numbers are observed (3P: Lync Server
+2010 answers ``RTC/4.0``, 2013 ``RTC/5.0``, Skype for Business Server 2015 ``RTC/6.0``, which
+pidgin-sipe reads as "Skype for Business or later", sip-transport.c)."""
+
 Role = Literal["frontend", "director"]
 BeforeFailover = Literal["redirect", "service-unavailable", "temporarily-unavailable"]
 Failback = Literal["notify", "redirect-on-refresh", "drop"]
 RedirectTransport = Literal["tls", "tcp", "udp", "same"]
 RedirectHost = Literal["fqdn", "address"]
 BindingLimit = Literal["evict-oldest", "refuse"]
+Deregister = Literal["accept", "rules"]
 
 DEFAULT_PORTS: dict[TransportName, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
 
@@ -88,6 +100,16 @@ class RegistrarSettings:
     failback_error_id: int = 4166
     user_services_notify: bool = True
     """NOTIFY registered endpoints when user services go down or come back (docs/backends.md)."""
+    services: bool = True
+    """A front end's sign-in services (docs/protocol.md, "Sign-in"): the 200 to a registration
+    carries ``Allow-Events``, ``Supported`` and GRUUs (MS-SIPREGE §4.1.1), and SUBSCRIBE,
+    PUBLISH and SERVICE are served (emulator/registrar/services.py).  False: a plain
+    registrar (405 to them, no such headers), as before issue 16."""
+    deregister: Deregister = "accept"
+    """What a REGISTER that only removes (every Contact with expiry 0, or ``*``) gets where the
+    rules would redirect it (301) or refuse it (480, user services down): ``accept``: 200,
+    after removing what the pool holds (a CHOICE: RFC 3261 §10.3 lets a registrar redirect,
+    but an endpoint signing out has nothing to move); ``rules``: the usual answer."""
     # -- limits and defences (docs/live.md "Limits and defences") ------------------------------
     max_bindings_per_user: int = 8
     """Endpoints one user may have registered on a pool at once: Lync's ``MaxEndpointsPerUser``
@@ -129,6 +151,14 @@ class PoolSpec:
     """The backup registrar pool (TN-CSVR: exactly one per primary, in another site)."""
     backend: BackEndSpec = field(default_factory=BackEndSpec)
     """The pool's back end: SQL principal, optional mirror and witness (docs/backends.md)."""
+    product: str = "lync2010"
+    """The server product the pool runs (one of :data:`PRODUCT_PROFILES`; the file's key
+    ``product``, by default the topology's ``profile``): its ``Server`` header."""
+
+    @property
+    def server(self) -> str:
+        """The ``Server`` header value of the pool's responses (:data:`SERVER_VERSIONS`)."""
+        return SERVER_VERSIONS[self.product]
 
     @property
     def is_director(self) -> bool:

@@ -93,8 +93,10 @@ def test_full_mode_serves_the_contact_list_and_adds_contacts() -> None:
     listed = contact_list(world, "alice", "s1")
     assert listed.status == 200
     assert listed.body == (
-        b'<contactList><contact uri="sip:bob@contoso.test"/>'
-        b'<contact uri="sip:carol@contoso.test"/></contactList>'
+        b'<contactList deltaNum="1"><group id="1" name="~"/>'
+        b'<contact uri="sip:bob@contoso.test" name="" groups="1" subscribed="true"/>'
+        b'<contact uri="sip:carol@contoso.test" name="" groups="1" subscribed="true"/>'
+        b"</contactList>"
     )
     added = only(
         world.send(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from emulator.net import Flow, Send
 from emulator.registrar.bindings import Binding
-from emulator.registrar.reply import SERVER, ok_bytes
+from emulator.registrar.reply import ALLOW_EVENTS, SERVER, gruu_uri, ok_bytes
 from emulator.sip.headers import make_response
 from emulator.sip.message import Headers, Request, Response, parse_message
 from tests.registrar.harness import make_world, register
@@ -29,13 +29,19 @@ def general(
     keep_alive_line: str,
     presence: str | None,
     call_id: str,
+    server: str = SERVER,
+    lync: bool = False,
+    gruu: bool = False,
 ) -> bytes:
     """The same 200 through the general path (what reply.ok_bytes's docstring promises)."""
     response = make_response(request, 200, to_tag=to_tag)
     headers = response.headers
     for binding in current:
         remaining = max(0, int(binding.expires_at - now + 0.5))
-        headers.add("Contact", f"{binding.contact};expires={remaining}")
+        contact = f"{binding.contact};expires={remaining}"
+        if gruu and "+sip.instance" in binding.contact:
+            contact += f';gruu="{gruu_uri(binding.aor, binding.instance)}"'
+        headers.add("Contact", contact)
     if presence is not None:
         name, _, value = keep_alive_line.partition(": ")
         headers.add(name, value)
@@ -44,7 +50,11 @@ def general(
                 headers.add("Expires", str(max(0, int(binding.expires_at - now + 0.5))))
                 break
         headers.add("presence-state", presence)
-    headers.add("Server", SERVER)
+        if lync:  # MS-SIPREGE §4.1.1
+            headers.add("Allow-Events", ALLOW_EVENTS)
+            headers.add("Supported", "adhoclist")
+            headers.add("Supported", "msrtc-event-categories")
+    headers.add("Server", server)
     return bytes(response.to_bytes())
 
 
@@ -100,6 +110,8 @@ def test_the_fast_200_is_the_general_serializers_bytes(data: st.DataObject) -> N
     to_tag = data.draw(tokens)
     keep_alive_line = f"ms-keep-alive: {data.draw(keep_alives)}"
     presence = data.draw(st.none() | presence_states.map(str))
+    lync, gruu = data.draw(st.booleans()), data.draw(st.booleans())
+    server = data.draw(st.sampled_from(["RTC/4.0", "RTC/6.0", SERVER]))
     fast = ok_bytes(
         request.headers,
         to_tag,
@@ -108,8 +120,13 @@ def test_the_fast_200_is_the_general_serializers_bytes(data: st.DataObject) -> N
         keep_alive_line=keep_alive_line,
         presence=presence,
         call_id=call_id,
+        server_line=f"Server: {server}",
+        lync=lync,
+        gruu=gruu,
     )
-    assert fast == general(request, to_tag, current, now, keep_alive_line, presence, call_id)
+    assert fast == general(
+        request, to_tag, current, now, keep_alive_line, presence, call_id, server, lync, gruu
+    )
 
 
 @settings(max_examples=50, deadline=None)
@@ -146,5 +163,8 @@ def test_a_pools_200_is_the_general_paths_response(
         f"ms-keep-alive: {response.headers.get('ms-keep-alive')}",
         response.headers.get("presence-state"),
         request.call_id,
+        "RTC/4.0",  # the default product, lync2010
+        lync=True,
+        gruu="gruu-10" in (request.headers.get("supported") or ""),
     )
     assert bytes(send.data) == rebuilt
