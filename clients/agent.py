@@ -43,6 +43,7 @@ import random
 
 from clients import contacts, failover, notify, registration, rounds
 from clients.cache import CacheEntry, CacheUnreadable
+from clients.credentials import Credentials
 from clients.discovery import DNS_TIMEOUT, DNS_TRIES, Discovery
 from clients.dnscache import DnsCache
 from clients.events import (
@@ -105,6 +106,7 @@ class Agent:
         "_txs",
         "backup",
         "contacts",
+        "credentials",
         "cycles",
         "discovery",
         "dns_port",
@@ -143,6 +145,7 @@ class Agent:
         dns_port: int,
         domain: str | None = None,
         notes: bool = True,
+        password: str | None = None,
     ) -> None:
         """``notes=False``: emit only :class:`ClientStateChanged`, no :class:`ClientNote` detail
         lines (a driver that records no detail, such as a simulation that is not verbose,
@@ -183,6 +186,15 @@ class Agent:
         3261 §21.5.4; ``Profile.honours_retry_after``).  Kept across sessions: it is about
         the server, not the sign-in.  None until the first (no dict per agent in a fleet of
         thousands that never sees one)."""
+        self.credentials = (
+            Credentials(
+                SipUri.parse(self.user).user or "", password, rng, profile.digest_algorithms
+            )
+            if password is not None and "digest" in profile.auth_schemes
+            else None
+        )
+        """The user's password and the registrar's last Digest challenge (clients/credentials.py;
+        None: the client answers no challenge, a 401 fails the target)."""
         self._account_expires = profile.account_expires(rng)
         """The Expires this client's account asks for: the profile's, plus its
         ``register_expires_jitter`` drawn once (baresip draws it when the account is made)."""
@@ -506,6 +518,8 @@ class Agent:
     def _start_tx(
         self, now: float, request: Request, flow: Flow, purpose: Purpose, target: Target
     ) -> Tx:
+        if self.credentials is not None:
+            self.credentials.authorize(request)  # RFC 3261 §22.4: the last challenge's realm
         branch = request.branch or ""
         tx = ClientTransaction(
             branch, request.to_bytes(), reliable=flow.reliable, timers=self._timers

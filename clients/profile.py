@@ -49,6 +49,8 @@ _NOT_OPTIONS = (
     "next_target_statuses",
     "refresh_final_statuses",
     "checked_against",
+    "auth_schemes",
+    "digest_algorithms",
 )
 _NAME = re.compile(r"^[a-z][a-z0-9.-]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")  # RFC 3261 §25.1 token (option-tag)
@@ -416,6 +418,15 @@ class Profile:
     """After registering, fetch the contact list with a SUBSCRIBE ``Event:
     vnd-microsoft-roaming-contacts`` and follow its changes (Lync clients, MS-SIP contact
     management) [DOC]; refused in limited functionality and resiliency mode (R2-R4)."""
+    auth_schemes: tuple[str, ...] = ("digest",)
+    """The authentication schemes the simulated client answers when a registrar challenges it
+    (emulator/registrar/auth.py), given a password: ``digest`` (RFC 3261 §22).  CHOICE: every
+    profile answers Digest only; Lync clients answer NTLM, Kerberos and TLS-DSK (MS-SIPAE)
+    [DOC], which the simulated agent does not (the pools' NTLM is tested with pyspnego's
+    initiator, tests/registrar/test_auth.py); baresip and linphone answer Digest [3P]."""
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    """Digest algorithms the client answers, preferred first (RFC 8760 §2.4: it picks the first
+    challenge whose algorithm it supports).  CHOICE for every profile."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []

@@ -39,7 +39,7 @@ from clients.states import Backoff, Refresh
 from emulator.net import Flow
 from emulator.sip.errors import SipError
 from emulator.sip.headers import KeepAlive, PresenceState, parse_contacts
-from emulator.sip.message import Response
+from emulator.sip.message import Request, Response, parse_message
 from emulator.sip.numbers import MAX_DELTA_SECONDS, parse_number
 
 if TYPE_CHECKING:
@@ -84,6 +84,9 @@ def answered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
         if agent.notes:
             agent._note(ExpiresRaised(now, agent.name, entry.target.host, agent._expires))
         send_register(agent, now, entry.target, purpose, expires=agent._expires, flow=entry.flow)
+    elif status == 401 and _answers_challenge(agent, entry, response):
+        # RFC 3261 §22.2: the same REGISTER again, with credentials (clients/credentials.py).
+        send_register(agent, now, entry.target, purpose, expires=entry.expires, flow=entry.flow)
     elif 300 <= status < 400 and purpose is Purpose.REGISTER:
         redirects.redirected(agent, now, entry, response)
     elif 300 <= status < 400 and agent.profile.follows_redirect:
@@ -95,6 +98,19 @@ def answered(agent: Agent, now: float, entry: Tx, response: Response) -> None:
         if status == 503 and agent.profile.honours_retry_after:
             _retry_after(agent, now, entry, response)
         agent._tx_failed(entry, now, Failure(FailureKind.STATUS, status, response.reason))
+
+
+def _answers_challenge(agent: Agent, entry: Tx, response: Response) -> bool:
+    """Whether the client answers this 401 (it has credentials, the challenge is one it knows,
+    and either it sent none or the nonce was stale)."""
+    credentials = agent.credentials
+    if credentials is None:
+        return False
+    try:
+        sent = parse_message(entry.tx.data)
+    except SipError:
+        return False
+    return credentials.challenged(response, sent if isinstance(sent, Request) else None)
 
 
 def _retry_after(agent: Agent, now: float, entry: Tx, response: Response) -> None:

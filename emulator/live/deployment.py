@@ -767,11 +767,12 @@ class Deployment:
             if line is None:
                 continue
             if (
-                isinstance(event, ev.BadMessage | ev.BindingReplaced)
+                isinstance(event, ev.BadMessage | ev.BindingReplaced | ev.AuthRefused)
                 and self._bad_input_log is not None
             ):
-                # Rate-limited: a flood of bad messages, or of REGISTERs taking over bindings
-                # from spoofed sources, is not a flood of log lines.
+                # Rate-limited: a flood of bad messages, of REGISTERs taking over bindings
+                # from spoofed sources, or of requests refused by authentication, is not a
+                # flood of log lines.
                 self._bad_input_log(f"{fqdn} {line}")
             else:
                 log(f"{_stamp()} {fqdn} {line}")

@@ -11,6 +11,7 @@ from emulator.values import static_frozen
 __all__ = [
     "AdminEvent",
     "AnswerTrimmed",
+    "AuthRefused",
     "BadMessage",
     "BindingAdded",
     "BindingExpired",
@@ -76,6 +77,20 @@ class Exchanged:
                 mode = "limited" if state.limited else "full"
                 line += f" [{state.register_action}, {mode}]"
         return line
+
+
+@static_frozen
+class AuthRefused:
+    """A request did not pass authentication (emulator/registrar/auth.py): answered ``status``
+    (401 with a challenge, or 403) because of ``reason``."""
+
+    now: float
+    pool: str
+    flow: Flow
+    method: str
+    aor: str
+    status: int
+    reason: str
 
 
 @static_frozen
@@ -272,6 +287,7 @@ class AdminEvent:
 
 PoolEvent = (
     Exchanged
+    | AuthRefused
     | BadMessage
     | BindingAdded
     | BindingRefreshed
@@ -309,6 +325,13 @@ def describe(event: PoolEvent) -> tuple[str, str]:
         return "bad-message", (
             f"{event.flow.transport.upper()} {remote[0]}:{remote[1]} bad message ({answer}): "
             f"{event.error}"
+        )
+    if isinstance(event, AuthRefused):
+        # "pool", not "sip": traced even when the exchanges are not (why a request was refused).
+        remote = event.flow.remote
+        return "pool", (
+            f"{event.flow.transport.upper()} {remote[0]}:{remote[1]} {event.method} {event.aor} "
+            f"-> {event.status} authentication: {event.reason}"
         )
     if isinstance(event, PeerHeartbeatLost):
         ago = event.now - event.last_seen

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 
 from emulator.net import CloseFlow, Flow, Send
 from emulator.registrar.bindings import Binding
@@ -45,7 +46,7 @@ class Outbox:
 class Outgoing:
     """The pool's own requests: built here, sent in client transactions (RFC 3261 §17.1.2)."""
 
-    __slots__ = ("_beat_heap", "_box", "_client_tx", "_tx_heap", "fqdn", "rng")
+    __slots__ = ("_beat_heap", "_box", "_client_tx", "_tx_heap", "fqdn", "rng", "signer")
 
     def __init__(self, fqdn: str, rng: random.Random, box: Outbox) -> None:
         self.fqdn = fqdn
@@ -59,6 +60,9 @@ class Outgoing:
         # The heartbeats' transactions apart (their deadlines are the heartbeater's, which a
         # simulator may skip: emulator/coasting.py); handle_timer takes both heaps in one order.
         self._beat_heap: list[tuple[float, str]] = []
+        self.signer: Callable[[Request, Flow], None] | None = None
+        """Signs a request the pool sends before it is written (issue 16: the NTLM SA of the
+        flow, emulator/registrar/auth.py); None: authentication off."""
 
     # -- building ---------------------------------------------------------------------------
 
@@ -135,6 +139,8 @@ class Outgoing:
         vanished)."""
         branch = request.branch or ""
         tx = ClientTransaction(branch, b"", reliable=flow.reliable)
+        if self.signer is not None and purpose != "heartbeat":
+            self.signer(request, flow)  # MS-SIPAE: signed when the flow has an NTLM SA
         tx.data = request.to_bytes()
         tx.start(now)
         for data in tx.take_outgoing():

@@ -31,11 +31,13 @@ from emulator.net import CloseFlow, Flow, Send
 from emulator.operations import contact_store
 from emulator.pairing import FailoverPhase, Pairings
 from emulator.registrar.admission import Admission, Decision
+from emulator.registrar.auth import Authenticator, Refused
 from emulator.registrar.bindings import Binding, BindingStore
 from emulator.registrar.contacts import CONTACTS_EVENT, CONTACTS_TYPE, RoamingContacts
 from emulator.registrar.endpoints import PoolEndpoints
 from emulator.registrar.events import (
     AdminEvent,
+    AuthRefused,
     BadMessage,
     BindingExpired,
     BindingRemoved,
@@ -233,6 +235,20 @@ class Pool:
             trace=trace,
         )
         self._cycles: tuple[Cycle, ...] = (self.heartbeater,) if monitors else ()
+        # Issue 16: optional authentication (emulator/registrar/auth.py), off by default.
+        self._auth = (
+            Authenticator(
+                topology.auth,
+                lambda aor: topology.password(aor) if aor in topology.users else None,
+                domain=topology.domain,
+                targetname=spec.fqdn,
+                rng=rng,
+            )
+            if topology.auth.enabled
+            else None
+        )
+        if self._auth is not None and self._auth.ntlm:
+            self._outgoing.signer = self._auth.sign_request
 
     # -- driving contract -------------------------------------------------------------------
 
@@ -398,6 +414,28 @@ class Pool:
 
     def _dispatch(self, request: Request, flow: Flow, now: float) -> Response | bytes:
         """The answer: a Response to finish (Server header) and serialize, or wire bytes."""
+        if self._auth is None:
+            return self._serve(request, flow, now)
+        # The authentication gate (issue 16): a request that does not pass is answered by it
+        # (401 challenge or 403) and logged with why; one that passes is served and its
+        # answer signed when it came through an NTLM security association.
+        verdict = self._auth.check(request, now, flow)
+        if isinstance(verdict, Refused):
+            self._box.events.append(
+                AuthRefused(
+                    now,
+                    self.fqdn,
+                    flow,
+                    request.method,
+                    verdict.aor or "?",
+                    verdict.response.status,
+                    verdict.reason,
+                )
+            )
+            return verdict.response
+        return self._auth.sign(verdict, self._serve(request, flow, now))
+
+    def _serve(self, request: Request, flow: Flow, now: float) -> Response | bytes:
         method = request.method
         if method in _SERVED_METHODS:
             refusal = self._inspect(request)

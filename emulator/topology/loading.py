@@ -32,8 +32,11 @@ from emulator.sip.errors import SipError
 from emulator.sip.uri import SipUri, normalize_aor
 from emulator.topology.dns import srv_transport
 from emulator.topology.model import (
+    AUTH_SCHEMES,
     DEFAULT_PORTS,
+    DIGEST_ALGORITHMS,
     PRODUCT_PROFILES,
+    AuthSettings,
     DnsSpec,
     PoolSpec,
     RegistrarSettings,
@@ -117,11 +120,20 @@ _TOP_KEYS = {
     "dns",
     "cms",
     "persistent_chat",
+    "auth",
 }
 _SCENARIO_KEYS = frozenset({"step", "expect", "client", "topology"})
 """Top-level keys of a scenario file that no topology has: a scenario given as a topology."""
 _POOL_KEYS = {"fqdn", "role", "site", "address", "ports", "backup", "backend", "product"}
-_USER_KEYS = {"uri", "pool", "template", "count", "start", "contacts"}
+_USER_KEYS = {"uri", "pool", "template", "count", "start", "contacts", "password"}
+_AUTH_KEYS = {
+    "scheme",
+    "realm",
+    "digest_algorithms",
+    "nonce_timeout",
+    "sa_timeout",
+    "default_password",
+}
 _BACKEND_KEYS = {"principal", "mirror", "witness", "rto", "grace"}
 _CHAT_KEYS = {"pool", "primary_db", "backup_db", "primary_site", "backup_site"}
 _DNS_KEYS = {"address", "port", "zones", "pool_records", "additional", "ttl", "srv", "a", "naptr"}
@@ -170,8 +182,9 @@ class _Builder:
         resiliency = self.resiliency()
         registrar = self.registrar()
         pools = self.pools(profile)
-        users, contacts = self.users(pools, domain)
+        users, contacts, passwords = self.users(pools, domain)
         dns = self.dns(domain, pools)
+        auth = self.auth()
         return Topology(
             domain,
             pools,
@@ -185,6 +198,8 @@ class _Builder:
             contacts,
             self.cms(pools),
             self.persistent_chat(),
+            auth,
+            passwords,
         )
 
     def product(self, t: Mapping[str, Any], i: int, profile: str) -> str:
@@ -201,6 +216,59 @@ class _Builder:
                 f"{', '.join(PRODUCT_PROFILES)})",
             )
         return str(value)
+
+    def auth(self) -> AuthSettings:
+        """``[auth]``: authentication of users' requests (emulator/registrar/auth.py)."""
+        ctx = self.ctx
+        t = ctx.table(self.data, "auth")
+        ctx.unknown(t, _AUTH_KEYS, "auth", None)
+        d = AuthSettings()
+        scheme = t.get("scheme", d.scheme)
+        if scheme not in AUTH_SCHEMES:
+            hint = did_you_mean(str(scheme), AUTH_SCHEMES) if isinstance(scheme, str) else ""
+            ctx.fail_text(
+                "auth",
+                None,
+                "scheme",
+                f"{hint}expected one of {', '.join(repr(s) for s in AUTH_SCHEMES)}, not {scheme!r}",
+            )
+        algorithms = t.get("digest_algorithms", list(d.digest_algorithms))
+        if (
+            not isinstance(algorithms, list)
+            or not algorithms
+            or any(a not in DIGEST_ALGORITHMS for a in algorithms)
+            or len(set(algorithms)) != len(algorithms)
+        ):
+            ctx.fail(
+                "auth",
+                None,
+                "digest_algorithms",
+                'a list of Digest algorithms, preferred first, from "SHA-256" and "MD5" '
+                '(RFC 8760), e.g. ["SHA-256", "MD5"]',
+            )
+        realm = t.get("realm", "")
+        if not isinstance(realm, str) or '"' in realm or "\\" in realm:
+            ctx.fail("auth", None, "realm", "a string without quotes or backslashes")
+        return AuthSettings(
+            scheme,
+            realm,
+            tuple(algorithms),
+            ctx.number(
+                t, "nonce_timeout", "auth", None, default=d.nonce_timeout, low=1, high=MAX_INTERVAL
+            ),
+            ctx.number(
+                t, "sa_timeout", "auth", None, default=d.sa_timeout, low=1, high=MAX_INTERVAL
+            ),
+            self.password(t, "default_password", "auth", None, d.default_password),
+        )
+
+    def password(
+        self, t: Mapping[str, Any], key: str, table: str, i: int | None, default: str
+    ) -> str:
+        value = t.get(key, default)
+        if not isinstance(value, str) or not value or len(value) > 256:
+            self.ctx.fail(table, i, key, "a password: a non-empty string of at most 256 characters")
+        return value
 
     def cms(self, pools: tuple[PoolSpec, ...]) -> str | None:
         ctx = self.ctx
@@ -526,11 +594,12 @@ class _Builder:
 
     def users(
         self, pools: tuple[PoolSpec, ...], domain: str
-    ) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    ) -> tuple[dict[str, str], dict[str, tuple[str, ...]], dict[str, str]]:
         ctx = self.ctx
         names = {p.fqdn: p for p in pools}
         users: dict[str, str] = {}
         contacts: dict[str, tuple[str, ...]] = {}
+        passwords: dict[str, str] = {}
         for i, t in enumerate(ctx.tables(self.data, "user")):
             ctx.unknown(t, _USER_KEYS, "user", i)
             home = normalize_name(ctx.string(t, "pool", "user", i, required=True))
@@ -587,6 +656,10 @@ class _Builder:
                         f"users homed once ({aor} is already homed on {users[aor]})",
                     )
                 users[aor] = home
+            if "password" in t:
+                # One password for a user, or for every user of a template.
+                own = self.password(t, "password", "user", i, "")
+                passwords.update(dict.fromkeys(uris, own))
             if "contacts" in t:
                 raw = t["contacts"]
                 if (
@@ -607,7 +680,7 @@ class _Builder:
                 )
             if len(users) > MAX_GENERATED_USERS:
                 ctx.fail("user", i, "uri", f"at most {MAX_GENERATED_USERS} users in all")
-        return users, contacts
+        return users, contacts, passwords
 
     def user_uri(self, value: str, domain: str, key: str, i: int, *, in_domain: bool = True) -> str:
         """The address of record of a user's URI (``alice`` and ``alice@contoso.test`` are

@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_PORTS",
     "PRODUCT_PROFILES",
     "SERVER_VERSIONS",
+    "AuthSettings",
     "DnsSpec",
     "PoolSpec",
     "RegistrarSettings",
@@ -137,6 +138,36 @@ class RegistrarSettings:
     sending too much stays shed."""
 
 
+AuthScheme = Literal["none", "ntlm", "digest", "ntlm+digest"]
+AUTH_SCHEMES: tuple[AuthScheme, ...] = ("none", "ntlm", "digest", "ntlm+digest")
+DIGEST_ALGORITHMS = ("SHA-256", "MD5")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """``[auth]``: authentication of users' requests (emulator/registrar/auth.py), off by
+    default.  docs/topology.md and docs/protocol.md ("Authentication") are the reference."""
+
+    scheme: AuthScheme = "none"
+    """``none`` | ``ntlm`` (MS-SIPAE) | ``digest`` (RFC 3261 §22, RFC 8760) | ``ntlm+digest``
+    (both offered in one 401)."""
+    realm: str = ""
+    """The Digest realm (default: the SIP domain).  NTLM's is fixed by MS-SIPAE."""
+    digest_algorithms: tuple[str, ...] = DIGEST_ALGORITHMS
+    """Digest challenges offered, in order (RFC 8760 §2.3: the preferred first)."""
+    nonce_timeout: float = 300.0
+    """CHOICE: a Digest nonce is good this long; then ``401`` with ``stale=true``."""
+    sa_timeout: float = 28_800.0
+    """CHOICE: an NTLM security association is good this long (8 h); then the client is
+    challenged again."""
+    default_password: str = "Pa$$w0rd"
+    """The password of every user without a ``password`` of its own."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.scheme != "none"
+
+
 @dataclass(frozen=True, slots=True)
 class PoolSpec:
     """One registrar pool: a Front End pool (homes users) or a Director (redirects everyone)."""
@@ -211,6 +242,13 @@ class Topology:
     cms: str | None = None
     """The pool hosting the Central Management Store (default: the first front end)."""
     persistent_chat: PersistentChatSpec | None = None
+    auth: AuthSettings = AuthSettings()
+    passwords: Mapping[str, str] = field(default_factory=dict)
+    """User -> its own password (``[[user]] password``); others have ``auth.default_password``."""
+
+    def password(self, aor: str) -> str:
+        """The password of a user (its own, or the deployment's default)."""
+        return self.passwords.get(aor, self.auth.default_password)
 
     # -- look-ups ----------------------------------------------------------------------------
 
