@@ -43,6 +43,7 @@ from emulator.topology.loading import topology_from_dict
 from emulator.wire import PacketLog
 from emulator.wire.live import WireRecorder
 
+PASSWORD = "Passw0rd!"
 DEFAULT = Path(__file__).resolve().parents[2] / "emulator" / "data" / "default.toml"
 NAMES = {"127.0.0.11": "fe1.contoso.test", "127.0.0.12": "fe2.contoso.test", "127.0.0.10": "dns"}
 
@@ -61,10 +62,14 @@ def topology(auth: str) -> dict[str, Any]:
     registrar["failback"] = "redirect-on-refresh"
     registrar["max_expires"] = 60  # SIPE refreshes 30 s before expiry: every 30 s
     registrar["default_expires"] = 60
+    # Each user has the other in its contact list (the roaming-contacts SUBSCRIBE of the
+    # sign-in serves it), so clientuser1 sees clientuser2's presence.
+    for user, other in zip(data["user"], reversed(data["user"]), strict=True):
+        user["contacts"] = [other["uri"]]
     if auth != "none":
-        data.setdefault("auth", {})["mode"] = auth
+        data["auth"] = {"scheme": auth}
         for user in data["user"]:
-            user["password"] = "Passw0rd!"
+            user["password"] = PASSWORD
     return data
 
 
@@ -115,7 +120,7 @@ async def run(out: Path, auth: str) -> None:
     deployment = Deployment(topo, recorder=recorder, quiet=True, seed=0, faults="packet")
     await deployment.start()
     cleanup = _resolver(work, deployment.dns_address) + _trust(work, deployment.ca_path)
-    password = "Passw0rd!" if auth != "none" else "sipemu"
+    password = PASSWORD if auth != "none" else "unused"
     two = Purple(
         work / "clientuser2",
         PurpleAccount("clientuser2@contoso.test", password=password, authentication="ntlm"),
@@ -126,7 +131,6 @@ async def run(out: Path, auth: str) -> None:
             "clientuser1@contoso.test",
             password=password,
             authentication="ntlm",
-            buddies=("clientuser2@contoso.test",),
         ),
     )
     result: dict[str, Any] = {"auth": auth, "states": {}}
