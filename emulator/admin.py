@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from emulator.pairing import Pairings
+    from emulator.registrar.presence import PresenceStore
 
 __all__ = [
     "CHAT_STEPS",
@@ -42,6 +43,9 @@ class Directory:
         self._homes = dict(homes)
         self.pairings = pairings
         """Set by the deployment's Operations (or by the first pool core built without one)."""
+        self.presence: PresenceStore | None = None
+        """The users' published presence (emulator/registrar/presence.py), shared by the pool
+        cores built on this directory; made by the first of them."""
 
     def get(self, aor: str) -> str | None:
         return self._homes.get(aor)

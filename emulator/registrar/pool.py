@@ -7,6 +7,8 @@ The pool is a facade over its parts, one job each:
 * :mod:`.heartbeats`: the heartbeats to the pools this one backs up (a
   :class:`emulator.coasting.Cycle`), and :mod:`.monitor`, the failover/failback machine;
 * :mod:`.contacts`: roaming contact lists;
+* :mod:`.services`: a front end's sign-in services (provisioning, roaming-self, presence
+  subscriptions, PUBLISH), on the users' presence in :mod:`.presence`, shared by the pools;
 * :mod:`.outgoing`: the requests the pool sends itself (NOTIFY, OPTIONS), their transactions
   and every identifier the pool draws.
 
@@ -50,9 +52,10 @@ from emulator.registrar.events import (
 from emulator.registrar.heartbeats import Heartbeater
 from emulator.registrar.monitor import PeerMonitor, PeerState
 from emulator.registrar.outgoing import Outbox, Outgoing
+from emulator.registrar.presence import PresenceStore
 from emulator.registrar.register import RegisterRules
-from emulator.registrar.reply import ALLOW, SERVER
-from emulator.registrar.services import FrontEndServices, PresenceStore
+from emulator.registrar.reply import ALLOW, ALLOW_PLAIN, SERVER
+from emulator.registrar.services import FrontEndServices
 from emulator.sip.errors import SipError
 from emulator.sip.headers import Diagnostics, make_response, split_commas, stamp_via
 from emulator.sip.message import Request, Response, check_address, parse_message
@@ -214,7 +217,12 @@ class Pool:
             rules=self._rules,
             outgoing=self._outgoing,
         )
-        # Issue 16: a front end's sign-in services (SUBSCRIBE/PUBLISH/SERVICE, their NOTIFYs).
+        # Issue 16: a front end's sign-in services (SUBSCRIBE/PUBLISH/SERVICE, their NOTIFYs),
+        # on the users' presence the deployment's pools share through the directory.
+        if presence is None:
+            if self.directory.presence is None:
+                self.directory.presence = PresenceStore()
+            presence = self.directory.presence
         self._frontend = FrontEndServices(
             spec.fqdn,
             directory=self.directory,
@@ -222,8 +230,11 @@ class Pool:
             rules=self._rules,
             outgoing=self._outgoing,
             store=presence,
+            poll_interval=settings.presence_poll_interval,
+            now=now,
         )
         self._server = spec.server
+        self._allow = ALLOW if settings.services else ALLOW_PLAIN
         self.heartbeater = Heartbeater(
             monitors,
             endpoints[spec.fqdn],
@@ -306,6 +317,9 @@ class Pool:
             at = outgoing.deadline(heartbeats=False)
             if at is not None and (best is None or at < best):
                 best = at
+        at = self._frontend.deadline()  # presence published on another pool
+        if at is not None and (best is None or at < best):
+            best = at
         return best
 
     def handle_timer(self, now: float) -> None:
@@ -318,6 +332,7 @@ class Pool:
         for binding in self._bindings.expire(now):
             self._box.events.append(BindingExpired(now, self.fqdn, binding.aor, binding.contact))
         self._outgoing.handle_timer(now)
+        self._frontend.handle_timer(now)
         if self._cycles:
             self.heartbeater.handle_timer(now)
 
@@ -445,10 +460,12 @@ class Pool:
             return self._rules.register(request, flow, now, self._services)
         if method == "OPTIONS":
             response = make_response(request, 200, to_tag=self._rules.tag())
-            response.headers.add("Allow", ALLOW)
+            response.headers.add("Allow", self._allow)
             return response
-        if self.settings.services and FrontEndServices.serves(request):
-            return self._frontend.answer(request, flow, now)
+        if self.settings.services:
+            self._frontend.catch_up(now)  # what other pools' users published meanwhile
+            if FrontEndServices.serves(request):
+                return self._frontend.answer(request, flow, now)
         if method == "SUBSCRIBE" and "roaming-contacts" in (request.headers.get("event") or ""):
             return self._roaming.subscribe(request, now)
         if method == "SERVICE" and b"<setContact" in request.body:
@@ -456,7 +473,7 @@ class Pool:
         status = 405 if method in _KNOWN_METHODS else 501
         response = make_response(request, status, to_tag=self._rules.tag())
         if status == 405:
-            response.headers.add("Allow", ALLOW)
+            response.headers.add("Allow", self._allow)
         return response
 
     def _inspect(self, request: Request) -> Response | None:

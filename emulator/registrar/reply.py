@@ -12,18 +12,30 @@ pins that with a property test against the general serializer.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Sequence
 
 from emulator.registrar.bindings import Binding
 from emulator.sip.message import Headers
 
-__all__ = ["ALLOW", "ALLOW_EVENTS", "SERVER", "UDP_MAX_PAYLOAD", "gruu_uri", "ok_bytes"]
+__all__ = [
+    "ALLOW",
+    "ALLOW_EVENTS",
+    "ALLOW_PLAIN",
+    "SERVER",
+    "UDP_MAX_PAYLOAD",
+    "gruu_uri",
+    "ok_bytes",
+]
 
 SERVER = "sipemu/0.1 (Lync registrar emulator)"
 """The ``User-Agent`` of the pool's own requests; a pool's responses carry its product's
 ``Server`` (:data:`emulator.topology.model.SERVER_VERSIONS`)."""
 ALLOW = "REGISTER, OPTIONS, NOTIFY, SUBSCRIBE, SERVICE, BENOTIFY, PUBLISH"
+"""The methods a front end serves (``Allow`` of OPTIONS and 405s); without its sign-in services
+(``registrar.services = false``) :data:`ALLOW_PLAIN`."""
+ALLOW_PLAIN = "REGISTER, OPTIONS, NOTIFY, SUBSCRIBE, SERVICE, BENOTIFY"
 
 ALLOW_EVENTS = (
     "presence,vnd-microsoft-roaming-contacts,vnd-microsoft-roaming-self,"
@@ -52,6 +64,7 @@ _COPIED = (("From", "from"), ("To", "to"), ("Call-ID", "call-id"), ("CSeq", "cse
 _SERVER_LINE = f"Server: {SERVER}"
 
 
+@functools.lru_cache(maxsize=65_536)  # a digest per 200 otherwise (speed; bounded)
 def gruu_uri(aor: str, instance: str) -> str:
     """The GRUU of an endpoint: ``sip:user@domain;opaque=user:epid:TOKEN;gruu``, the shape of
     MS-SIPREGE §4.1.1's example (MS-SIPREGE §3.1.2.5.1: a new endpoint gets a GRUU, as in

@@ -11,9 +11,10 @@ after its REGISTER's 200 (docs/protocol.md, "Sign-in").
   presentity: 200, then a NOTIFY per presentity with its categories
   (``application/msrtc-event-categories+xml``, MS-PRES);
 * PUBLISH ``application/msrtc-category-publish+xml`` (MS-PRES) and SERVICE ``setPresence``
-  (MS-SIP §3.2.4.1, the OCS 2005 method): accepted, stored per user in a
-  :class:`PresenceStore`, and NOTIFYed to the user's watchers and to the user's own
-  roaming-self subscriptions.
+  (MS-SIP §3.2.4.1, the OCS 2005 method): accepted, stored per user in the deployment's
+  :class:`~emulator.registrar.presence.PresenceStore`, and NOTIFYed to the user's watchers and
+  to the user's own roaming-self subscriptions, on this pool at once and on the others at
+  their next input or within ``registrar.presence_poll_interval``.
 
 The roaming contact list (``vnd-microsoft-roaming-contacts``) stays in :mod:`.contacts`.
 The first NOTIFY of a subscription rides in its 200 (``ms-piggyback-cseq``, MS-SIP §3.4.4.1)
@@ -21,10 +22,11 @@ when the SUBSCRIBE says ``Supported: ms-piggyback-first-notify``; otherwise it i
 
 Emulator choices (docs/protocol.md): every user of the deployment is a colleague of every
 other (a watcher sees what a user published in container 300, else in the lowest container
-that is neither self (2, 3) nor blocked (32000)); the store is the pool's own (a watcher on
-another pool than the presentity's home sees nothing of it); subscriptions are not refreshed
-by the pool and are forgotten at their expiry, when un-SUBSCRIBEd (``Expires: 0``) or when
-their flow fails.
+that is neither self (2, 3) nor blocked (32000)); a watcher is served by the pool it
+subscribed on, which learns of publications made on other pools from the shared store (a
+front end would route the SUBSCRIBE to the presentity's home pool); subscriptions are not
+refreshed by the pool and are forgotten at their expiry, when un-SUBSCRIBEd (``Expires: 0``)
+or when their flow fails.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from emulator.admin import Directory
 from emulator.backend import BackEnd
 from emulator.net import Flow
 from emulator.registrar.outgoing import Outgoing
+from emulator.registrar.presence import WATCHER_CONTAINER, PresenceStore, Publication
 from emulator.registrar.register import RegisterRules
 from emulator.sip.errors import SipError
 from emulator.sip.headers import Diagnostics, NameAddr, make_response
@@ -52,8 +55,6 @@ __all__ = [
     "ROAMING_SELF_EVENT",
     "ROAMING_SELF_TYPE",
     "FrontEndServices",
-    "PresenceStore",
-    "Publication",
 ]
 
 PROVISIONING_EVENT = "vnd-microsoft-provisioning-v2"
@@ -83,67 +84,12 @@ MAX_PUBLICATIONS = 64
 MAX_BODY = 65_536
 """The largest XML body read (past it: 413)."""
 
-SELF_CONTAINERS = frozenset({2, 3})
-"""Containers a user publishes for its own endpoints (MS-PRES container ids)."""
-BLOCKED_CONTAINER = 32_000
-WATCHER_CONTAINER = 300
-"""The container a watcher is a member of: "colleagues" (CHOICE, see the module text)."""
 
 _PUBLICATION = re.compile(rb"<publication\b([^>]*?)(?:/>|>(.*?)</publication\s*>)", re.DOTALL)
 _ATTRIBUTE = re.compile(rb'([\w:.-]+)\s*=\s*"([^"]*)"')
 _SET_PRESENCE = re.compile(rb"<(?:\w+:)?setPresence\b")
+_ACL_SERVICE = re.compile(rb"<(?:\w+:)?(?:setContainerMembers|setSubscribers)\b")
 _AVAILABILITY = re.compile(rb'<(?:\w+:)?availability\b[^>]*\baggregate="(\d{1,5})"')
-
-
-@dataclass(slots=True)
-class Publication:
-    """One category instance a user published (MS-PRES: name, instance, container)."""
-
-    name: str
-    instance: int
-    container: int
-    version: int
-    expire_type: str
-    data: str
-    """The category's XML as published (the element inside ``<publication>``)."""
-
-    def xml(self, uri: str) -> str:
-        return (
-            f'<category name="{_attr(self.name)}" instance="{self.instance}" '
-            f'container="{self.container}" version="{self.version}" '
-            f'expireType="{_attr(self.expire_type)}">{self.data}</category>'
-        )
-
-
-@dataclass(slots=True)
-class PresenceStore:
-    """Every user's publications: AOR -> (category, instance, container) -> publication."""
-
-    users: dict[str, dict[tuple[str, int, int], Publication]] = field(default_factory=dict)
-
-    def of(self, aor: str) -> list[Publication]:
-        return sorted(
-            self.users.get(aor, {}).values(), key=lambda p: (p.name, p.container, p.instance)
-        )
-
-    def seen_by_watchers(self, aor: str) -> list[Publication]:
-        """What a watcher (a colleague) sees of ``aor``: per category name and instance, the
-        publication in container 300, else in the lowest container that is not a self
-        container or the blocked one (CHOICE)."""
-        best: dict[tuple[str, int], Publication] = {}
-        for publication in self.of(aor):
-            container = publication.container
-            if container in SELF_CONTAINERS or container == BLOCKED_CONTAINER:
-                continue
-            key = (publication.name, publication.instance)
-            found = best.get(key)
-            if found is None or _rank(publication) < _rank(found):
-                best[key] = publication
-        return sorted(best.values(), key=lambda p: (p.name, p.instance))
-
-
-def _rank(publication: Publication) -> tuple[int, int]:
-    return (0 if publication.container == WATCHER_CONTAINER else 1, publication.container)
 
 
 @dataclass(slots=True)
@@ -176,11 +122,15 @@ class FrontEndServices:
 
     __slots__ = (
         "_outgoing",
+        "_polled_at",
+        "_remote",
         "_rules",
+        "_seen",
         "_subscriptions",
         "backend",
         "directory",
         "fqdn",
+        "poll_interval",
         "store",
     )
 
@@ -193,14 +143,24 @@ class FrontEndServices:
         rules: RegisterRules,
         outgoing: Outgoing,
         store: PresenceStore | None = None,
+        poll_interval: float = 1.0,
+        now: float = 0.0,
     ) -> None:
         self.fqdn = fqdn
         self.directory = directory
         self.backend = backend
         self.store = store if store is not None else PresenceStore()
+        self.poll_interval = poll_interval
+        """How often the pool looks at the shared store while it serves a watcher of a user
+        homed on another pool (``registrar.presence_poll_interval``)."""
         self._rules = rules
         self._outgoing = outgoing
         self._subscriptions: dict[tuple[str, str], Subscription] = {}
+        self._seen = self.store.version
+        self._polled_at = now
+        self._remote = False
+        """Whether a subscription here watches a user homed on another pool (kept by
+        :meth:`_recount`: the driver asks for the deadline after every message)."""
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -214,7 +174,8 @@ class FrontEndServices:
         if method == "PUBLISH":
             return True
         if method == "SERVICE":
-            return _SET_PRESENCE.search(request.body) is not None
+            body = request.body
+            return _SET_PRESENCE.search(body) is not None or _ACL_SERVICE.search(body) is not None
         return False
 
     def answer(self, request: Request, flow: Flow, now: float) -> Response:
@@ -226,6 +187,8 @@ class FrontEndServices:
         if method == "PUBLISH":
             return self._publish(request, now)
         if method == "SERVICE":
+            if _SET_PRESENCE.search(request.body) is None:
+                return self._acl(request)
             return self._set_presence(request, now)
         event = _event(request.headers)
         if event == PROVISIONING_EVENT:
@@ -300,6 +263,7 @@ class FrontEndServices:
         if asked == 0:
             if existing is not None:
                 del self._subscriptions[(call_id, existing.local_tag)]
+                self._recount()
             response = make_response(request, 200, to_tag=rules.tag())
             response.headers.add("Event", event)
             response.headers.add("Expires", "0")
@@ -334,6 +298,7 @@ class FrontEndServices:
             now + expires,
         )
         self._subscriptions[(call_id, local_tag)] = subscription
+        self._recount()
         response = make_response(request, 200, to_tag=local_tag)
         response.headers.add("Event", event)
         response.headers.add("Expires", str(expires))
@@ -394,6 +359,7 @@ class FrontEndServices:
         """The subscriptions on a flow that failed are gone (their NOTIFYs cannot reach)."""
         for key in [k for k, s in self._subscriptions.items() if s.flow == flow]:
             del self._subscriptions[key]
+        self._recount()
 
     def subscriptions(self) -> list[Subscription]:
         return list(self._subscriptions.values())
@@ -469,9 +435,56 @@ class FrontEndServices:
         self.published(aor, now)
         return make_response(request, 200, to_tag=rules.tag())
 
+    def _acl(self, request: Request) -> Response:
+        """SERVICE ``setContainerMembers`` / ``setSubscribers`` (MS-PRES container membership,
+        the subscribers' acknowledgement): 200 if well-formed, nothing stored (CHOICE:
+        containers' membership is not emulated, every user sees container 300)."""
+        _well_formed(request.body)
+        return make_response(request, 200, to_tag=self._rules.tag())
+
     def published(self, aor: str, now: float) -> None:
-        """``aor``'s publications changed: NOTIFY its watchers and its roaming-self
-        subscriptions (MS-PRES: the server notifies subscribers when a category changes)."""
+        """``aor``'s publications changed here: the store's version moves, and this pool's
+        subscriptions hear of it at once (:meth:`catch_up`)."""
+        self.store.changed(aor)
+        self.catch_up(now)
+
+    def catch_up(self, now: float) -> None:
+        """NOTIFY this pool's subscriptions of every user whose publications changed since
+        the pool last looked (here or on another pool: the store is shared)."""
+        store = self.store
+        if store.version == self._seen:
+            return
+        changed = store.changed_since(self._seen)
+        self._seen = store.version
+        for aor in changed:
+            self._tell(aor, now)
+
+    def deadline(self) -> float | None:
+        """When to look at the shared store again: only while a subscription here watches a
+        user homed on another pool (whose publications arrive there)."""
+        return self._polled_at + self.poll_interval if self._remote else None
+
+    def _recount(self) -> None:
+        directory, fqdn = self.directory, self.fqdn
+        self._remote = any(
+            directory.get(target) != fqdn
+            for subscription in self._subscriptions.values()
+            for target in subscription.targets
+        )
+
+    def handle_timer(self, now: float) -> None:
+        """The poll: subscriptions past their expiry are forgotten; changes are NOTIFYed."""
+        if now < self._polled_at + self.poll_interval:
+            return
+        self._polled_at = now
+        for key in [k for k, s in self._subscriptions.items() if now >= s.expires_at]:
+            del self._subscriptions[key]
+        self._recount()
+        self.catch_up(now)
+
+    def _tell(self, aor: str, now: float) -> None:
+        """NOTIFY ``aor``'s watchers and roaming-self subscriptions here (MS-PRES: the server
+        notifies subscribers when a category changes)."""
         for key, subscription in list(self._subscriptions.items()):
             if now >= subscription.expires_at:
                 del self._subscriptions[key]
@@ -490,7 +503,7 @@ class FrontEndServices:
         """``application/msrtc-event-categories+xml``: what a watcher sees of ``aor``."""
         wanted = frozenset(names)
         items = "".join(
-            p.xml(aor) for p in self.store.seen_by_watchers(aor) if not wanted or p.name in wanted
+            p.xml() for p in self.store.seen_by_watchers(aor) if not wanted or p.name in wanted
         )
         return f'<categories xmlns="{_NS_CATEGORIES}" uri="{_attr(aor)}">{items}</categories>'
 
@@ -498,7 +511,7 @@ class FrontEndServices:
         """``application/vnd-microsoft-roaming-self+xml`` (MS-PRES, roamingData): the user's
         own publications in every container, the containers, no subscribers."""
         publications = self.store.of(aor)
-        items = "".join(p.xml(aor) for p in publications)
+        items = "".join(p.xml() for p in publications)
         containers = sorted({p.container for p in publications} | {WATCHER_CONTAINER})
         listed = "".join(f'<container id="{c}" version="0"/>' for c in containers)
         return (

@@ -454,6 +454,15 @@ class _Builder:
                 t, "user_services_notify", name, None, d.user_services_notify
             ),
             services=ctx.boolean(t, "services", name, None, d.services),
+            presence_poll_interval=ctx.number(
+                t,
+                "presence_poll_interval",
+                name,
+                None,
+                default=d.presence_poll_interval,
+                low=0.05,
+                high=3600,
+            ),
             deregister=ctx.string(
                 t,
                 "deregister",

@@ -47,9 +47,9 @@ SERVER_VERSIONS: Mapping[str, str] = {
     "sfb2015": "RTC/6.0",
 }
 """The ``Server`` header of a front end of each product (docs/protocol.md, sign-in): the
-``RTC/x.y`` form is MS-SIPREGE §4.1.1's example; the numbers are observed (3P: Lync Server
-2010 answers ``RTC/4.0``, 2013 ``RTC/5.0``, Skype for Business Server 2015 ``RTC/6.0``, which
-pidgin-sipe reads as "Skype for Business or later", sip-transport.c)."""
+``RTC/x.y`` form and 5.0 for Lync Server 2013 are MS-PRES §4.14.3.1's example; 6.0 is what
+pidgin-sipe reads as Skype for Business (3P, sip-transport.c); 4.0 for Lync Server 2010 is a
+CHOICE (its product version)."""
 
 Role = Literal["frontend", "director"]
 BeforeFailover = Literal["redirect", "service-unavailable", "temporarily-unavailable"]
@@ -106,6 +106,11 @@ class RegistrarSettings:
     carries ``Allow-Events``, ``Supported`` and GRUUs (MS-SIPREGE §4.1.1), and SUBSCRIBE,
     PUBLISH and SERVICE are served (emulator/registrar/services.py).  False: a plain
     registrar (405 to them, no such headers), as before issue 16."""
+    presence_poll_interval: float = 1.0
+    """Seconds between two looks of a pool at the deployment's presence store while it serves
+    a watcher of a user homed on another pool: the longest a publication made there takes to
+    be NOTIFYed here (a CHOICE: sipemu's pools share the store instead of routing the
+    SUBSCRIBE to the home pool)."""
     deregister: Deregister = "accept"
     """What a REGISTER that only removes (every Contact with expiry 0, or ``*``) gets where the
     rules would redirect it (301) or refuse it (480, user services down): ``accept``: 200,

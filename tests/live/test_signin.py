@@ -32,6 +32,7 @@ from tests.registrar.test_services import (
 pytestmark = pytest.mark.live
 
 FE1 = "fe1.contoso.test"
+FE2 = "fe2.contoso.test"
 
 
 class RawClient:
@@ -180,3 +181,27 @@ def test_one_users_publication_reaches_another_users_client(
         alice.send(publish("alice", 6500, cseq=2))
         assert alice.response().status == 200
         assert presence_of(bob.request(is_presence)) == "6500"
+
+
+def test_a_publication_reaches_a_watcher_signed_in_on_another_pool(
+    sipemu_factory: Callable[..., RunningDeployment],
+) -> None:
+    """carol is homed on fe2 and watches alice (fe1) from there: alice's PUBLISH at fe1
+    reaches carol's connection through the shared store (registrar.presence_poll_interval)."""
+    text = TOPOLOGY.format(registrar="presence_poll_interval = 0.2", product="", top="")
+    running = sipemu_factory(parse_topology(text, "<two pools>"))
+    with (
+        RawClient(running.pool_address(FE1, "tcp")) as alice,
+        RawClient(running.pool_address(FE2, "tcp")) as carol,
+    ):
+        alice.send(sip_register("alice"))
+        assert alice.response().status == 200
+        carol.send(sip_register("carol", call_id="reg-carol"))
+        assert carol.response().status == 200
+        carol.send(batched("carol", "sip:alice@contoso.test"))
+        assert carol.response().status == 200
+        assert presence_of(carol.request(is_presence)) is None
+
+        alice.send(publish("alice", 3500))
+        assert alice.response().status == 200
+        assert presence_of(carol.request(is_presence)) == "3500"

@@ -2,7 +2,8 @@
 
 The requests are the protocol examples of the specifications, with their users and hosts
 renamed to the test deployment's (alice and bob of contoso.test, both homed on fe1): MS-SIPREGE
-§4.1.1 (REGISTER), §4.2.1 (provisioning SUBSCRIBE), MS-PRES §4.4.1 (roaming-self SUBSCRIBE),
+§4.1.1 (REGISTER), §2.2.2.1's rules for the provisioning SUBSCRIBE (its body's element names
+are not checked against §4.2.1: the pool does not read it), MS-PRES §4.4.1 (roaming-self),
 MS-SIP §3.7.4.1 (contact-list SUBSCRIBE), MS-PRES §2.2.2.4.1 (batched category SUBSCRIBE);
 the PUBLISH follows the MS-PRES publication format.  Each test drives the pool cores through
 the harness's fake network.
@@ -140,7 +141,8 @@ def subscribe(
 
 
 def provisioning(user: str = "alice") -> bytes:
-    """MS-SIPREGE §4.2.1: the in-band provisioning SUBSCRIBE."""
+    """The in-band provisioning SUBSCRIBE by MS-SIPREGE §2.2.2.1's rules (Event, Accept,
+    Content-Type, Expires: 0)."""
     return subscribe(
         user,
         "vnd-microsoft-provisioning-v2",
@@ -349,6 +351,7 @@ def test_services_off_is_a_plain_registrar() -> None:
     assert "gruu=" not in (ok.headers.get("contact") or "")
     refused, _ = send(w, FE1, provisioning())
     assert refused.status == 405
+    assert "PUBLISH" not in (refused.headers.get("allow") or "")
 
 
 # -- de-REGISTER ---------------------------------------------------------------------------
@@ -377,6 +380,30 @@ def test_a_deregister_under_the_rules_knob_is_redirected_as_before() -> None:
     w = world(registrar='deregister = "rules"')
     gone, _ = send(w, FE1, sip_register("carol", expires=0))
     assert gone.status == 301
+
+
+def test_a_deregister_while_user_services_are_down_gets_200_not_480() -> None:
+    """The home pool's back end is down: an endpoint without survivable mode gets 480 (4165)
+    to its registration, and 200 to its sign-out (registrar.deregister = "accept")."""
+    w = world()
+    pool = w.pools[FE1]
+    pool.backend.set_server("principal", False, w.now)
+    pool.backend_changed(w.now)
+    w.flush()
+    legacy = sip_register().replace(b"Supported: ms-userservices-state-notification\r\n", b"")
+    refused, _ = send(w, FE1, legacy)
+    assert refused.status == 480
+    legacy_out = sip_register(expires=0).replace(
+        b"Supported: ms-userservices-state-notification\r\n", b""
+    )
+    gone, _ = send(w, FE1, legacy_out)
+    assert gone.status == 200
+    rules = world(registrar='deregister = "rules"')
+    rules_pool = rules.pools[FE1]
+    rules_pool.backend.set_server("principal", False, rules.now)
+    rules_pool.backend_changed(rules.now)
+    rules.flush()
+    assert send(rules, FE1, legacy_out)[0].status == 480  # the knob's other value
 
 
 def test_a_star_deregister_at_a_non_home_pool_gets_200() -> None:
@@ -552,6 +579,43 @@ def test_a_publication_reaches_another_users_subscription() -> None:
     assert seen.find("{*}state/{*}availability") is not None
 
 
+def test_a_publication_on_another_pool_reaches_the_watcher_within_the_poll() -> None:
+    """carol (fe2) watches alice (fe1): alice's PUBLISH at fe1 reaches carol's subscription
+    on fe2 at fe2's next look at the shared store, at most presence_poll_interval later."""
+    w = world(registrar="presence_poll_interval = 2")
+    fe2 = w.pools[FE2]
+    assert fe2.frontend.deadline() is None
+    _, first = send(w, FE2, batched("carol", "sip:alice@contoso.test"))
+    assert presence_of_notify(first[0]) is None
+    assert fe2.frontend.deadline() == 2.0  # it watches a user homed elsewhere: it polls
+    ok, notifies = send(w, FE1, publish("alice", 3500))
+    assert ok.status == 200
+    assert notifies == []  # fe1 has no watcher of alice; fe2 has not looked yet
+    before = len(w.to_clients)
+    w.run_until(1.9)
+    assert len(w.to_clients) == before
+    w.run_until(2.0)
+    (notify,) = [m for _, m in w.to_clients[before:] if isinstance(m, Request)]
+    assert notify.call_id == "batch-1"
+    assert presence_of_notify(notify) == "3500"
+
+
+def test_a_watcher_on_the_presentitys_pool_sets_no_poll() -> None:
+    w = world()
+    send(w, FE1, batched("bob", "sip:alice@contoso.test"))
+    assert w.pools[FE1].frontend.subscriptions()
+    assert w.pools[FE1].frontend.deadline() is None
+
+
+def presence_of_notify(notify: Request) -> str | None:
+    _, published = categories(notify)
+    for category in published:
+        found = category.find("{*}state/{*}availability")
+        if found is not None:
+            return found.text
+    return None
+
+
 def test_a_change_is_notified_and_a_removal_too() -> None:
     w = world()
     send(w, FE1, sip_register("bob"))
@@ -588,6 +652,22 @@ def test_set_presence_is_accepted_and_seen_by_watchers() -> None:
     (state,) = categories(notifies[0])[1]
     availability = state.find("{*}state/{*}availability")
     assert availability is not None and availability.text == "300"
+
+
+def test_container_membership_is_accepted_and_ignored() -> None:
+    """SERVICE setContainerMembers (what pidgin-sipe sends after its first roaming-self):
+    200, nothing changes (containers are not emulated)."""
+    body = (
+        '<setContainerMembers xmlns="http://schemas.microsoft.com/2006/09/sip/'
+        'container-management"><container id="200" version="0"><member action="add" '
+        'type="sameEnterprise"/></container></setContainerMembers>'
+    )
+    data = set_presence("alice", 300)
+    head, _, _ = data.partition(b"\r\n\r\n")
+    head = head.rsplit(b"\r\nContent-Length:", 1)[0]
+    ok, notifies = send(world(), FE1, message(head.decode().split("\r\n"), body))
+    assert ok.status == 200
+    assert notifies == []
 
 
 def test_a_presence_unsubscribe_stops_the_notifies() -> None:
