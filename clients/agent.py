@@ -188,13 +188,18 @@ class Agent:
         thousands that never sees one)."""
         self.credentials = (
             Credentials(
-                SipUri.parse(self.user).user or "", password, rng, profile.digest_algorithms
+                SipUri.parse(self.user).user or "",
+                password,
+                rng,
+                profile.digest_algorithms,
+                profile.auth_schemes,
             )
-            if password is not None and "digest" in profile.auth_schemes
+            if password is not None and profile.auth_schemes
             else None
         )
-        """The user's password and the registrar's last Digest challenge (clients/credentials.py;
-        None: the client answers no challenge, a 401 fails the target)."""
+        """The user's password and the registrar's last challenge or NTLM security association
+        (clients/credentials.py; None: the client answers no challenge, a 401 fails the
+        target)."""
         self._account_expires = profile.account_expires(rng)
         """The Expires this client's account asks for: the profile's, plus its
         ``register_expires_jitter`` drawn once (baresip draws it when the account is made)."""

@@ -418,12 +418,13 @@ class Profile:
     """After registering, fetch the contact list with a SUBSCRIBE ``Event:
     vnd-microsoft-roaming-contacts`` and follow its changes (Lync clients, MS-SIP contact
     management) [DOC]; refused in limited functionality and resiliency mode (R2-R4)."""
-    auth_schemes: tuple[str, ...] = ("digest",)
+    auth_schemes: tuple[str, ...] = ("ntlm", "digest")
     """The authentication schemes the simulated client answers when a registrar challenges it
-    (emulator/registrar/auth.py), given a password: ``digest`` (RFC 3261 §22).  CHOICE: every
-    profile answers Digest only; Lync clients answer NTLM, Kerberos and TLS-DSK (MS-SIPAE)
-    [DOC], which the simulated agent does not (the pools' NTLM is tested with pyspnego's
-    initiator, tests/registrar/test_auth.py); baresip and linphone answer Digest [3P]."""
+    (emulator/registrar/auth.py), given a password, preferred first: ``ntlm`` (MS-SIPAE) and
+    ``digest`` (RFC 3261 §22); clients/credentials.py.  Lync clients answer NTLM (and
+    Kerberos and TLS-DSK, which the simulated agent does not) [DOC MS-SIPAE]; Digest for them
+    is a CHOICE (a Lync client does not do Digest), so that a Digest-only deployment can
+    simulate them.  baresip and linphone answer Digest only [3P]."""
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     """Digest algorithms the client answers, preferred first (RFC 8760 §2.4: it picks the first
     challenge whose algorithm it supports).  CHOICE for every profile."""
@@ -448,6 +449,8 @@ class Profile:
         suspect = self.flow_suspect_after
         if suspect is not None and not (0 < suspect and math.isfinite(suspect)):
             problems.append("flow_suspect_after must be None or > 0 and finite")
+        if any(s not in ("ntlm", "digest") for s in self.auth_schemes):
+            problems.append("auth_schemes must name 'ntlm' or 'digest'")
         if any(isinstance(s, bool) or not 300 <= s <= 699 for s in self.final_statuses):
             problems.append("final_statuses must be status codes 300-699")
         if any(isinstance(s, bool) or not 300 <= s <= 699 for s in self.refresh_final_statuses):
@@ -550,6 +553,7 @@ LYNC2013 = replace(
 BARESIP = replace(
     LYNC2010,
     name="baresip",
+    auth_schemes=("digest",),
     checked_against="baresip 1.0.0 (Debian 1.0.0-4, libre 1.1.0)",
     program_settings=(
         'an account line <sip:USER@DOMAIN>;regint=120 (or outbound="sip:ADDRESS;transport=udp")'
@@ -601,6 +605,7 @@ BARESIP = replace(
 LINPHONE = replace(
     LYNC2010,
     name="linphone",
+    auth_schemes=("digest",),
     checked_against="linphonec 5.1.65 (Debian linphone-cli 5.1.65-4, belle-sip 5.1.64)",
     program_settings=(
         "[proxy_0] reg_proxy=<sip:DOMAIN> reg_identity=sip:USER@DOMAIN reg_expires=120"

@@ -49,10 +49,7 @@ from spnego._ntlm_raw.crypto import (
     compute_response_v2,
     ntowfv1,
     ntowfv2,
-    rc4init,
     rc4k,
-    sealkey,
-    signkey,
 )
 from spnego._ntlm_raw.messages import (
     Authenticate as NtlmAuthenticate,
@@ -65,13 +62,18 @@ from spnego._ntlm_raw.messages import (
     NTClientChallengeV2,
     TargetInfo,
 )
-from spnego._ntlm_raw.security import sign as ntlm_mac
 
 from emulator.net import Flow
 from emulator.sip.digest import ALGORITHMS, digest_response, format_params, parse_challenge
 from emulator.sip.errors import SipError
 from emulator.sip.headers import NameAddr, make_response
 from emulator.sip.message import Request, Response, parse_message
+from emulator.sip.sipae import (
+    MSSIPAE_VERSION,
+    NTLM_REALM,
+    NtlmKeys,
+    signature_buffer,
+)
 from emulator.sip.uri import normalize_aor
 from emulator.topology.model import AuthSettings
 
@@ -84,12 +86,6 @@ __all__ = [
     "Verdict",
     "signature_buffer",
 ]
-
-NTLM_REALM = "SIP Communications Service"
-"""MS-SIPAE §4.1: the realm of a Lync/OCS server's NTLM and Kerberos challenges."""
-
-MSSIPAE_VERSION = 3
-"""MS-SIPAE §3.3.5.1: ``version`` 3 (or 4 with TLS-DSK); 3 is what §4.1 shows."""
 
 _EXEMPT = frozenset({"OPTIONS", "ACK", "CANCEL"})
 """Never challenged: ACK and CANCEL (MS-SIPAE §3.3.5.1: discarded, not challenged, when they
@@ -119,82 +115,6 @@ _NTLM_FLAGS = (
 _FILETIME_EPOCH = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
 """The NTLM challenge's timestamp is this plus ``now`` (CHOICE: from the core's timeline, not
 the wall clock, so that a seed reproduces the challenge; NTLMv2 only compares it with itself)."""
-
-
-# -- MS-SIPAE signatures ----------------------------------------------------------------------
-
-
-def _uri_and_tag(value: str | None) -> tuple[str, str]:
-    if not value:
-        return "", ""
-    try:
-        addr = NameAddr.parse(value)
-    except SipError:
-        return "", ""
-    return addr.uri, addr.param("tag") or ""
-
-
-def signature_buffer(
-    protocol: str,
-    rand: str,
-    num: str,
-    realm: str,
-    targetname: str,
-    message: Request | Response,
-    version: int = MSSIPAE_VERSION,
-) -> bytes:
-    """The signed buffer of a message (MS-SIPAE §3.2.5.2 for the server's, §3.3.5.x for the
-    client's; MS-SIP §3.1.4.2 for version 2): each value between angle brackets, as it appears
-    in the message.  Version 3: protocol, rand, num, realm, targetname, Call-ID, CSeq number,
-    CSeq method, From URI, From tag, To URI, To tag, P-Asserted-Identity SIP URI and tel URI,
-    Expires, and for a response its status code."""
-    headers = message.headers
-    cseq = (headers.get("cseq") or "").split()
-    number, method = (cseq[0], cseq[1]) if len(cseq) == 2 else ("", "")
-    from_uri, from_tag = _uri_and_tag(headers.get("from"))
-    to_uri, to_tag = _uri_and_tag(headers.get("to"))
-    fields = [
-        protocol,
-        rand,
-        num,
-        realm,
-        targetname,
-        headers.get("call-id") or "",
-        number,
-        method,
-        from_uri,
-        from_tag,
-    ]
-    if version >= 3:
-        sip_id = tel_id = ""
-        asserted = headers.get("p-asserted-identity") or headers.get("p-preferred-identity")
-        for part in (asserted or "").split(","):
-            uri, _ = _uri_and_tag(part.strip())
-            if uri.startswith("tel:"):
-                tel_id = uri
-            elif uri:
-                sip_id = uri
-        fields += [to_uri, to_tag, sip_id, tel_id]
-    else:
-        fields.append(to_tag)
-    fields.append(headers.get("expires") or "")
-    text = "".join(f"<{f}>" for f in fields)
-    if isinstance(message, Response):
-        text += f"<{message.status}>"
-    return text.encode("utf-8")
-
-
-@dataclass(slots=True)
-class NtlmKeys:
-    """The signing state of one side of an NTLM SA (MS-NLMP §3.4.4, connectionless: the RC4
-    handle is set up anew for each message and the sequence number is the application's)."""
-
-    flags: int
-    session_key: bytes
-
-    def mac(self, usage: str, data: bytes, seq: int) -> bytes:
-        handle = rc4init(sealkey(self.flags, self.session_key, usage))
-        return ntlm_mac(self.flags, handle, signkey(self.flags, self.session_key, usage), seq, data)
 
 
 # -- verdicts ---------------------------------------------------------------------------------

@@ -1,19 +1,22 @@
-"""Authentication in the simulator (issue 16): the shipped scenario where ClientUser2
-re-authenticates at its backup registrar, and what a run without a password looks like."""
+"""Authentication in the simulator (issue 16): the shipped scenarios where ClientUser2
+re-authenticates at its backup registrar (Digest and NTLM), and their reproducibility."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from emulator.scenario.model import load_scenario, parse_scenario
 from emulator.scenario.runner import run_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "r1-auth-digest-reauth-at-backup.toml"
+NTLM = ROOT / "scenarios" / "r1-auth-ntlm-reauth-at-backup.toml"
 
 
-def auth_lines(text: str) -> list[tuple[float, str, str]]:
-    scenario = load_scenario(SCENARIO) if not text else parse_scenario(text, str(SCENARIO))
+def auth_lines(text: str, path: Path = SCENARIO) -> list[tuple[float, str, str]]:
+    scenario = load_scenario(path) if not text else parse_scenario(text, str(path))
     result = run_scenario(scenario, verbose=True)
     failed = [r.detail for r in result.results if not r.passed]
     assert not failed, result.report()
@@ -39,9 +42,35 @@ def test_reauthentication_at_the_backup_registrar_and_back_home() -> None:
     assert home == [("fe2.contoso.test", "nonce not issued here (stale=true)")]
 
 
-def test_same_seed_same_trace_with_authentication() -> None:
-    scenario = load_scenario(SCENARIO)
-    assert (
-        run_scenario(scenario, verbose=True).to_json()
-        == run_scenario(scenario, verbose=True).to_json()
-    )
+def test_ntlm_reauthentication_at_the_backup_registrar_and_back_home() -> None:
+    lines = auth_lines("", NTLM)
+    exchange = ["no credentials", "NTLM challenge (security association started)"]
+    new_target = ["credentials for another realm or scheme", exchange[1]]
+    by_phase = [
+        [(src, why) for at, src, why in lines if lo <= at < hi]
+        for lo, hi in ((0, 300), (300, 600), (600, 900))
+    ]
+    # Sign-in: an SA with FE1 (which then redirects), then one with FE2.
+    assert by_phase[0] == [("fe1.contoso.test", r) for r in exchange] + [
+        ("fe2.contoso.test", r) for r in new_target
+    ]
+    # Failover: the REGISTER signed for FE2 is challenged by FE1; a new SA with FE1.
+    assert by_phase[1] == [("fe1.contoso.test", r) for r in new_target]
+    # Failback: the same at FE2.
+    assert by_phase[2] == [("fe2.contoso.test", r) for r in new_target]
+
+
+def test_ntlm_run_signs_answers_and_the_failback_notify() -> None:
+    result = run_scenario(load_scenario(NTLM), messages=True)
+    messages = [e.message for e in result.trace if e.kind == "message" and e.message]
+    signed_200s = [m for m in messages if m.startswith("SIP/2.0 200") and "rspauth=" in m]
+    assert len(signed_200s) >= 3
+    notifies = [m for m in messages if m.startswith("NOTIFY ") and "preferred-registrar" in m]
+    assert notifies and all("Authentication-Info: NTLM" in m for m in notifies)
+
+
+@pytest.mark.parametrize("path", [SCENARIO, NTLM], ids=["digest", "ntlm"])
+def test_same_seed_same_trace_with_authentication(path: Path) -> None:
+    scenario = load_scenario(path)
+    first = run_scenario(scenario, verbose=True).to_json()
+    assert first == run_scenario(scenario, verbose=True).to_json()
