@@ -58,17 +58,20 @@ def purple_problem() -> str | None:
 
 
 def sipe_version() -> str:
-    """``1.25.0 (finch 2.14.12)``: the packaged SIPE and the libpurple UI that loads it."""
-    sipe = subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Version}", "pidgin-sipe"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    finch = subprocess.run(["finch", "--version"], capture_output=True, text=True, check=False)
-    found = re.search(r"Finch (\S+)", finch.stdout)
+    """``1.25.0 (finch 2.14.12)``: the packaged SIPE and the libpurple UI that loads it
+    (``unknown`` for what cannot be asked)."""
+    sipe = _output(["dpkg-query", "-W", "-f", "${Version}", "pidgin-sipe"]).strip()
+    found = re.search(r"Finch (\S+)", _output(["finch", "--version"]))
     sipe = sipe.split("-")[0] if sipe else "unknown"
     return f"{sipe} (finch {found.group(1) if found else 'unknown'})"
+
+
+def _output(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout
 
 
 @dataclass(frozen=True, slots=True)

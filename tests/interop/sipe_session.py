@@ -27,7 +27,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable
@@ -111,9 +110,63 @@ class Session:
         )
 
 
+async def steps(session: Session, two: Purple, one: Purple, result: dict[str, Any]) -> None:
+    """The steps of the module docstring; the first that does not happen ends the run (what
+    happened so far is in ``result`` and the marks)."""
+    loop = asyncio.get_running_loop()
+    deployment = session.deployment
+    for purple in (two, one):
+        purple.workdir.mkdir(parents=True)
+    two.start()
+    await loop.run_in_executor(None, two.wait_for_bus)
+    await loop.run_in_executor(None, two.sign_in)
+    signed_in = await session.until("signed-in", lambda: two.state() == "connected", 40)
+    result["states"]["signed-in"] = two.state()
+    if not signed_in or not await session.until(
+        "home", lambda: session.registered_at("fe2.contoso.test"), 5
+    ):
+        return
+
+    one.start()
+    await loop.run_in_executor(None, one.wait_for_bus)
+    await loop.run_in_executor(None, one.sign_in)
+    await session.until("second-signed-in", lambda: one.state() == "connected", 40)
+    result["states"]["second"] = one.state()
+    # Full mode: clientuser2 in clientuser1's contact list (from roaming-contacts), with
+    # the presence clientuser2 published.
+    await session.until(
+        "contact-shown", lambda: one.buddy_status("clientuser2@contoso.test") is not None, 15
+    )
+    await session.until(
+        "presence-seen",
+        lambda: one.buddy_status("clientuser2@contoso.test") not in (None, "offline"),
+        10,
+    )
+    result["presence_seen"] = one.buddy_status("clientuser2@contoso.test")
+    one.stop()
+
+    fault = session.now()
+    session.marks["fe2-stopped"] = fault
+    await deployment.stop_pool("fe2.contoso.test")
+    if not await session.until(
+        "failed-over", lambda: session.registered_at("fe1.contoso.test", fault), 180
+    ):
+        return
+    result["states"]["failed-over"] = two.wait_state({"connected"}, 10)
+
+    restored = session.now()
+    session.marks["fe2-started"] = restored
+    await deployment.start_pool("fe2.contoso.test")
+    if await session.until(
+        "failed-back", lambda: session.registered_at("fe2.contoso.test", restored), 120
+    ):
+        result["states"]["failed-back"] = two.wait_state({"connected"}, 10)
+
+
 async def run(out: Path, auth: str) -> None:
     mark_private()
-    work = Path(tempfile.mkdtemp(prefix="sipemu-sipe-"))
+    work = out.parent / f"sipe-{auth}"
+    work.mkdir(parents=True, exist_ok=True)
     topo = topology_from_dict(topology(auth), "the default topology (sipe interop)")
     log = PacketLog()
     recorder = WireRecorder(log)
@@ -137,43 +190,7 @@ async def run(out: Path, auth: str) -> None:
     session = Session(deployment, log, time.time())
     loop = asyncio.get_running_loop()
     try:
-        for purple in (two, one):
-            purple.workdir.mkdir(parents=True)
-        two.start()
-        await loop.run_in_executor(None, two.wait_for_bus)
-        await loop.run_in_executor(None, two.sign_in)
-        await session.until("signed-in", lambda: two.state() == "connected", 40)
-        await session.until("home", lambda: session.registered_at("fe2.contoso.test"), 5)
-        result["states"]["signed-in"] = two.state()
-
-        one.start()
-        await loop.run_in_executor(None, one.wait_for_bus)
-        await loop.run_in_executor(None, one.sign_in)
-        await session.until("second-signed-in", lambda: one.state() == "connected", 40)
-        await session.until(
-            "presence-seen",
-            lambda: one.buddy_status("clientuser2@contoso.test") not in (None, "offline"),
-            20,
-        )
-        result["presence_seen"] = one.buddy_status("clientuser2@contoso.test")
-        result["states"]["second"] = one.state()
-        one.stop()
-
-        fault = session.now()
-        session.marks["fe2-stopped"] = fault
-        await deployment.stop_pool("fe2.contoso.test")
-        await session.until(
-            "failed-over", lambda: session.registered_at("fe1.contoso.test", fault), 180
-        )
-        result["states"]["failed-over"] = two.state()
-
-        restored = session.now()
-        session.marks["fe2-started"] = restored
-        await deployment.start_pool("fe2.contoso.test")
-        await session.until(
-            "failed-back", lambda: session.registered_at("fe2.contoso.test", restored), 120
-        )
-        result["states"]["failed-back"] = two.state()
+        await steps(session, two, one, result)
     finally:
         for purple in (one, two):
             await loop.run_in_executor(None, purple.stop)
