@@ -324,8 +324,8 @@ class Sipe:
     }
     settings = (
         "a finch (libpurple) SIPE account USER@DOMAIN, server empty (auto-discovery), "
-        "transport auto, authentication NTLM (used only when challenged), the pools' CA in "
-        "libpurple's CA store, the system resolver pointed at the fake DNS"
+        "transport auto, authentication NTLM (used only when challenged), the pools' CA the "
+        "only one trusted, the system resolver pointed at the fake DNS"
     )
 
     def problem(self) -> str | None:

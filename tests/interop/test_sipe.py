@@ -117,7 +117,19 @@ def test_sipe_fails_over_to_the_backup_registrar_and_comes_home(session: dict[st
     after = [e for e in trace if e["time"] >= marks["fe2-started"] and not e["outgoing"]]
     back = [(e["peer"], e["status"]) for e in after if e["method"] == "REGISTER"]
     assert ("fe1.contoso.test", 301) in back and ("fe2.contoso.test", 200) in back, back
-    assert session["states"]["failed-back"] == "connected"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "finch 2.14.12 dies (a general protection fault in libglib) while SIPE subscribes "
+        "again after following its refresh's 301 home: its debug log stops there and D-Bus "
+        "no longer answers (both runs, 2026-12-03; docs/clients.md)"
+    ),
+)
+def test_sipe_stays_signed_in_after_coming_home(session: dict[str, Any]) -> None:
+    _ntlm_blocker(session)
+    assert session["states"].get("failed-back") == "connected"
 
 
 @pytest.mark.xfail(
