@@ -124,7 +124,7 @@ def test_sipe_fails_over_to_the_backup_registrar_and_comes_home(session: dict[st
     reason=(
         "finch 2.14.12 dies (a general protection fault in libglib) while SIPE subscribes "
         "again after following its refresh's 301 home: its debug log stops there and D-Bus "
-        "no longer answers (both runs, 2026-12-03; docs/clients.md)"
+        "no longer answers (every run, three, 2026-12-03; docs/clients.md)"
     ),
 )
 def test_sipe_stays_signed_in_after_coming_home(session: dict[str, Any]) -> None:
