@@ -86,6 +86,11 @@ def register_client(subparsers: SubParsers) -> None:
     signin.add_argument("--profile", default="lync2010", choices=sorted(PROFILES))
     signin.add_argument("--local-ip", default="127.0.0.1", help="address to send from")
     signin.add_argument("--domain", help="SIP domain for discovery (default: the user's)")
+    signin.add_argument(
+        "--password",
+        help="the user's password, for a registrar that authenticates (Digest or NTLM, as the "
+        "profile answers; default: none, a 401 fails)",
+    )
     _common(signin)
     signin.set_defaults(handler=_signin)
 
@@ -313,7 +318,7 @@ def _signin(args: argparse.Namespace) -> int:
             "e.g. sip:clientuser1@contoso.test (or give --domain)"
         )
     name = user.split(":", 1)[1].split("@", 1)[0]
-    config = ClientConfig(name, user, args.profile, args.local_ip, args.domain)
+    config = ClientConfig(name, user, args.profile, args.local_ip, args.domain, args.password)
     cache_dir = Path(args.cache_dir) if args.cache_dir else None
     return asyncio.run(
         _run_fleet([config], dns=args.dns, cache_dir=cache_dir, args=args, out=sys.stdout)
@@ -333,7 +338,17 @@ def _clients_run(args: argparse.Namespace) -> int:
 
 
 _FILE_KEYS = {"dns", "cache_dir", "client"}
-_CLIENT_KEYS = {"name", "user", "template", "count", "start", "profile", "local_ip", "domain"}
+_CLIENT_KEYS = {
+    "name",
+    "user",
+    "template",
+    "count",
+    "start",
+    "profile",
+    "local_ip",
+    "domain",
+    "password",
+}
 
 
 def load_clients_file(path: Path) -> tuple[list[ClientConfig], Address | None, Path | None]:
@@ -363,6 +378,9 @@ def load_clients_file(path: Path) -> tuple[list[ClientConfig], Address | None, P
         )
         local_ip = ctx.string(table, "local_ip", "client", i, default="127.0.0.1")
         domain = table.get("domain")
+        password = (
+            ctx.string(table, "password", "client", i) if "password" in table else None
+        )  # one password for the client (or every client of a template)
         if "template" in table:
             template = ctx.string(table, "template", "client", i)
             count = ctx.integer(table, "count", "client", i, low=1, high=100_000)
@@ -382,7 +400,7 @@ def load_clients_file(path: Path) -> tuple[list[ClientConfig], Address | None, P
             if name in names:
                 ctx.fail("client", i, "name", f"unique client names ({name!r} is used twice)")
             names.add(name)
-            configs.append(ClientConfig(name, uri, profile, local_ip, domain))
+            configs.append(ClientConfig(name, uri, profile, local_ip, domain, password))
     if not configs:
         ctx.fail(None, None, "client", "at least one [[client]] table")
     return configs, dns, cache_dir

@@ -77,6 +77,9 @@ class ClientConfig:
     """A profile name (``clients.profile.PROFILES``) or a Profile (e.g. with short timers)."""
     local_ip: str = "127.0.0.1"
     domain: str | None = None
+    password: str | None = None
+    """The user's password, answered to a registrar's challenge (clients/credentials.py);
+    None: the client answers none (a 401 fails the target)."""
 
 
 class AgentHost:
@@ -138,6 +141,7 @@ class AgentHost:
             sip_port=port,
             dns_port=port,
             domain=self.config.domain,
+            password=self.config.password,
         )
         self.driver.attach(self.agent)
 

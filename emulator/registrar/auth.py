@@ -273,6 +273,14 @@ class Authenticator:
             return self._challenge(request, now, aor, f"unknown user {username!r}")
         if aor is not None and user_aor != aor:
             return self._forbid(request, aor, f"{username!r} may not act for {aor}")
+        if params.get("uri", "") != request.uri:
+            # RFC 7616 §3.4.6 (RFC 2617 §3.2.2.5): the uri must name the Request-URI's
+            # resource, else 400 (compared as written: CHOICE).
+            return Refused(
+                self._response(request, 400),
+                f"digest uri {params.get('uri', '')!r} is not the Request-URI",
+                aor,
+            )
         qop = params.get("qop")
         nc_text = params.get("nc")
         if qop is not None and (qop != "auth" or nc_text is None or "cnonce" not in params):

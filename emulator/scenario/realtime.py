@@ -333,6 +333,7 @@ class _RealtimeRun:
                         spec.client_profile(),
                         _client_address(n),
                         topology.domain,
+                        topology.client_password(spec.user),
                     ),
                     dns_server=deployment.dns_address,
                     cache=cache,

@@ -23,8 +23,6 @@ from emulator.registrar.pool import Pool, PoolEndpoints
 from emulator.sim.invariants import InvariantMonitor
 from emulator.sim.network import TcpSilence
 from emulator.sim.world import World
-from emulator.sip.errors import SipError
-from emulator.sip.uri import normalize_aor
 from emulator.topology import Topology
 from fakedns.authority import Authority
 from fakedns.records import DnsRecord
@@ -253,21 +251,8 @@ class SimulatedDeployment:
             dns_port=DNS_CLIENT_PORT,
             domain=self.topology.domain,
             notes=self.verbose,  # detail lines are recorded only when verbose (agent_trace)
-            password=self._password(spec.user),
+            password=self.topology.client_password(spec.user),
         )
-
-    def _password(self, user: str) -> str | None:
-        """The user's password from the topology when the pools authenticate (``[auth]``):
-        the simulated user knows it; None when authentication is off (the agent then draws
-        nothing for credentials, so runs without it are unchanged)."""
-        topology = self.topology
-        if not topology.auth.enabled:
-            return None
-        try:
-            aor = normalize_aor(user if ":" in user else f"sip:{user}")
-        except SipError:
-            return None
-        return topology.password(aor)
 
     def seed_cache(self, client: str, pool_fqdn: str) -> None:
         """Pre-seed a client's endpoint cache with a pool, as if it had signed in there."""

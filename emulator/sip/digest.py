@@ -29,6 +29,9 @@ ALGORITHMS: dict[str, Callable[[bytes], Any]] = {
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.!%*+`\'~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]*)\s*(,|$)')
 
 
+_QUOTED_PAIR = re.compile(r"\\(.)")
+
+
 def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
     """``Scheme k=v, k="v"`` -> (scheme, {lower-case k: v unquoted}).  Raises SipError 400."""
     scheme, _, rest = value.strip().partition(" ")
@@ -43,7 +46,9 @@ def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
             raise SipError(f"malformed {scheme} credentials near {rest[pos : pos + 30]!r}", 400)
         raw = m.group(2)
         if raw.startswith('"'):
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+            raw = raw[1:-1]
+            if "\\" in raw:  # quoted-pair (RFC 3261 §25.1)
+                raw = _QUOTED_PAIR.sub(r"\1", raw)
         params[m.group(1).lower()] = raw
         pos = m.end()
     return scheme, params

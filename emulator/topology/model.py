@@ -255,6 +255,19 @@ class Topology:
         """The password of a user (its own, or the deployment's default)."""
         return self.passwords.get(aor, self.auth.default_password)
 
+    def client_password(self, user: str) -> str | None:
+        """The password a client of ``user`` (any URI form) signs in with when the pools
+        authenticate (``[auth]`` on; the user knows it); None when authentication is off or
+        the user is not the deployment's, so that such a client answers no challenge and
+        draws nothing for credentials."""
+        if not self.auth.enabled:
+            return None
+        try:
+            aor = normalize_aor(user if ":" in user else f"sip:{user}")
+        except SipError:
+            return None
+        return self.password(aor) if aor in self.users else None
+
     # -- look-ups ----------------------------------------------------------------------------
 
     @cached_property

@@ -8,9 +8,13 @@ import asyncio
 import socket
 import subprocess
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
+from clients.cache import FileCacheStore
+from clients.driver import ClientConfig, Fleet, client_ssl_context
+from clients.events import AgentEvent
 from emulator.sip.digest import digest_response, format_params, parse_challenge
 from emulator.sip.message import Response, parse_message
 from emulator.testing import DeploymentFactory, RunningDeployment
@@ -187,3 +191,59 @@ async def test_sipsak_wrong_password_is_refused(sipemu_factory: DeploymentFactor
     assert result.returncode != 0
     assert running.bindings("fe1.localhost") == []
     assert any("wrong password for 'alice'" in line for line in running.log_lines())
+
+
+@pytest.mark.parametrize("scheme", ["ntlm", "digest"])
+async def test_live_agents_sign_in_over_tls_with_authentication(
+    sipemu_factory: DeploymentFactory, tmp_path: Path, scheme: str
+) -> None:
+    """Client agents on real sockets (DNS SRV, TLS, the 301 from fe1): each REGISTER is
+    challenged and answered; ClientUser2 authenticates at fe1, then at fe2 after the 301."""
+    running = with_auth(sipemu_factory, f'scheme = "{scheme}"')
+    events: list[AgentEvent] = []
+    configs = [
+        ClientConfig(n, f"sip:{n.lower()}@contoso.test", password="Pa$$w0rd")
+        for n in ("ClientUser1", "ClientUser2")
+    ]
+    fleet = Fleet(
+        configs,
+        dns_server=running.dns_address,
+        seed=running.seed,
+        caches=lambda config: FileCacheStore(tmp_path),
+        client_ssl=client_ssl_context(running.ca_path),
+        on_event=events.append,
+    )
+    await fleet.start()
+    try:
+        fleet.sign_in()
+        assert await fleet.wait_for_state("registered", timeout=15.0), fleet.states()
+        assert {b.aor for b in running.bindings()} == {
+            "sip:clientuser1@contoso.test",
+            "sip:clientuser2@contoso.test",
+        }
+    finally:
+        await fleet.stop()  # unregisters: the de-REGISTERs are authenticated too
+    refused = [line for line in running.log_lines() if "authentication: " in line]
+    assert any("fe2.contoso.test TLS" in line and "clientuser2" in line for line in refused)
+    assert any("fe1.contoso.test TLS" in line and "clientuser1" in line for line in refused)
+
+
+async def test_live_agent_without_password_stays_signed_out(
+    sipemu_factory: DeploymentFactory, tmp_path: Path
+) -> None:
+    running = with_auth(sipemu_factory, 'scheme = "digest"')
+    fleet = Fleet(
+        [ClientConfig("ClientUser1", "sip:clientuser1@contoso.test")],
+        dns_server=running.dns_address,
+        seed=running.seed,
+        caches=lambda config: FileCacheStore(tmp_path),
+        client_ssl=client_ssl_context(running.ca_path),
+    )
+    await fleet.start()
+    try:
+        fleet.sign_in()
+        assert not await fleet.wait_for_state("registered", timeout=2.0)
+    finally:
+        await fleet.stop()
+    assert running.bindings() == []
+    assert any("authentication: no credentials" in line for line in running.log_lines())

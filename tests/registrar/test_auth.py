@@ -251,7 +251,10 @@ def ntlm_sign_in(w: World, client: NtlmClient) -> Response:
     return one(w.send(FE1, register("clientuser1", cseq=3, extra=f"Authorization: {auth}")))
 
 
-def test_ntlm_exchange_builds_an_sa_and_signs_the_200() -> None:
+def test_ntlm_exchange_in_the_shape_of_ms_sipae_4_1_builds_an_sa_and_signs_the_200() -> None:
+    """MS-SIPAE §4.1's exchange: the first 401 names realm, targetname and version (as the
+    example's ``NTLM realm=\"SIP Communications Service\", targetname=..., version=3``), the
+    second carries the CHALLENGE_MESSAGE and opaque, the 200 Authentication-Info."""
     w = world('scheme = "ntlm"')
     client = NtlmClient()
     ok = ntlm_sign_in(w, client)
@@ -359,3 +362,42 @@ def test_digest_pool_sends_unsigned_notifies() -> None:
     w.flush()
     notifies = [m for _, m in w.to_clients[before:] if isinstance(m, Request)]
     assert len(notifies) == 1 and notifies[0].headers.get("authentication-info") is None
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('[auth]\ndefault_password = ""', "auth.default_password: expected a password"),
+        ("[auth]\nnonce_timeout = 0", "auth.nonce_timeout: expected"),
+        ("[auth]\nrealm = 3", "auth.realm: expected a string"),
+        ('[auth]\ncolour = "red"', "auth.colour: unknown key"),
+    ],
+)
+def test_auth_settings_errors_are_sentences(toml: str, expected: str) -> None:
+    with pytest.raises(TopologyError) as caught:
+        parse_topology(R1.replace("{registrar}", "") + "\n" + toml + "\n", "t.toml")
+    assert expected in str(caught.value)
+    assert str(caught.value).startswith("t.toml:")
+
+
+def test_a_user_password_must_be_a_string() -> None:
+    users = '\n[[user]]\nuri = "sip:pat@contoso.test"\npool = "fe1.contoso.test"\npassword = 42\n'
+    with pytest.raises(TopologyError, match=r"user\[3\]\.password: expected a password"):
+        parse_topology(R1.replace("{registrar}", "") + users, "t.toml")
+
+
+def test_quoted_pairs_in_parameters_are_unescaped() -> None:
+    assert parse_challenge(r'Digest realm="a\"b\\c", nonce=n') == (
+        "Digest",
+        {"realm": 'a"b\\c', "nonce": "n"},
+    )
+
+
+def test_digest_uri_other_than_the_request_uri_is_a_bad_request() -> None:
+    w = world('scheme = "digest"')
+    challenge = one(w.send(FE1, register("clientuser1")))
+    moved = digest_register(challenge).replace(
+        b"REGISTER sip:contoso.test SIP/2.0", b"REGISTER sip:fe1.contoso.test SIP/2.0"
+    )
+    assert one(w.send(FE1, moved)).status == 400
+    assert refusals(w)[-1] == "digest uri 'sip:contoso.test' is not the Request-URI"
