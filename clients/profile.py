@@ -231,8 +231,8 @@ class Profile:
     0``) and the client stops, signed out until the user signs in again.  [3P] pidgin-sipe
     1.25.0, conform backend-down: NOTIFY answered 200, a de-REGISTER 0.02 s later, "You have
     been rejected by the server: User services unavailable", no sign-in afterwards (finch
-    does not reconnect that error); issue 16: the failback NOTIFY ends it the same way
-    ("Preferred registrar changed").  False: MS-SIPREGE §3.2 (the Lync profiles: home to the
+    does not reconnect that error); the failback NOTIFY ends it the same way ("Preferred
+    registrar changed", tests/interop/sipe_session.py ``--failback notify``).  False: MS-SIPREGE §3.2 (the Lync profiles: home to the
     ``P-Preferred-Registrar``, or a new round) [DOC]."""
     redirect_order: RedirectOrder = "q-descending"
     """"q-descending": every Contact, serially by decreasing q (MS-SIPREGE §2.2.1.5

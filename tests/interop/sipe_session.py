@@ -47,7 +47,7 @@ DEFAULT = Path(__file__).resolve().parents[2] / "emulator" / "data" / "default.t
 NAMES = {"127.0.0.11": "fe1.contoso.test", "127.0.0.12": "fe2.contoso.test", "127.0.0.10": "dns"}
 
 
-def topology(auth: str) -> dict[str, Any]:
+def topology(auth: str, failback: str = "redirect-on-refresh") -> dict[str, Any]:
     """The default topology, with the DNS on port 53 and timers short enough for CI."""
     data = tomllib.loads(DEFAULT.read_text())
     data["dns"]["port"] = 53
@@ -58,7 +58,7 @@ def topology(auth: str) -> dict[str, Any]:
         "heartbeat_timeout": 1,
     }
     registrar = data.setdefault("registrar", {})
-    registrar["failback"] = "redirect-on-refresh"
+    registrar["failback"] = failback  # SIPE ends its sign-in on "notify" (docs/clients.md)
     registrar["max_expires"] = 60  # SIPE refreshes 30 s before expiry: every 30 s
     registrar["default_expires"] = 60
     # Each user has the other in its contact list (the roaming-contacts SUBSCRIBE of the
@@ -163,11 +163,11 @@ async def steps(session: Session, two: Purple, one: Purple, result: dict[str, An
         result["states"]["failed-back"] = two.wait_state({"connected"}, 10)
 
 
-async def run(out: Path, auth: str) -> None:
+async def run(out: Path, auth: str, failback: str = "redirect-on-refresh") -> None:
     mark_private()
     work = out.parent / f"sipe-{auth}"
     work.mkdir(parents=True, exist_ok=True)
-    topo = topology_from_dict(topology(auth), "the default topology (sipe interop)")
+    topo = topology_from_dict(topology(auth, failback), "the default topology (sipe interop)")
     log = PacketLog()
     recorder = WireRecorder(log)
     deployment = Deployment(topo, recorder=recorder, quiet=True, seed=0, faults="packet")
@@ -208,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("--auth", default="none")
+    parser.add_argument("--failback", default="redirect-on-refresh")
     args = parser.parse_args(argv)
-    asyncio.run(run(args.out, args.auth))
+    asyncio.run(run(args.out, args.auth, args.failback))
     return 0
 
 
