@@ -232,8 +232,9 @@ class Profile:
     1.25.0, conform backend-down: NOTIFY answered 200, a de-REGISTER 0.02 s later, "You have
     been rejected by the server: User services unavailable", no sign-in afterwards (finch
     does not reconnect that error); the failback NOTIFY ends it the same way ("Preferred
-    registrar changed", tests/interop/sipe_session.py ``--failback notify``).  False: MS-SIPREGE §3.2 (the Lync profiles: home to the
-    ``P-Preferred-Registrar``, or a new round) [DOC]."""
+    registrar changed", tests/interop/sipe_session.py ``--failback notify``).  False:
+    MS-SIPREGE §3.2 (the Lync profiles: home to the ``P-Preferred-Registrar``, or a new
+    round) [DOC]."""
     redirect_order: RedirectOrder = "q-descending"
     """"q-descending": every Contact, serially by decreasing q (MS-SIPREGE §2.2.1.5
     ``ms-cluster-failover``) [DOC]; "first": only the first Contact, q ignored."""
