@@ -360,6 +360,9 @@ def _summarise(topology: Topology, out: TextIO) -> None:
         f"{resiliency.failback_detection_interval:g} s, heartbeat every "
         f"{resiliency.heartbeat_interval:g} s\n"
     )
+    auth = topology.auth
+    if auth.enabled:  # issue 16 (docs/topology.md, [auth]); nothing printed when off
+        out.write(f"authentication: {auth.scheme}\n")
     rows = []
     for pool in topology.pools:
         ports = ", ".join(f"{t.upper()} {pool.port(t)}" for t in pool.transports)

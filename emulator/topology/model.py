@@ -333,7 +333,8 @@ class Topology:
         return dns.dns_authority(self, bound, trace=trace)
 
     def summary(self) -> str:
+        auth = f", authentication {self.auth.scheme}" if self.auth.enabled else ""
         return (
             f"{len(self.pools)} pools, {len(self.users)} users, domain {self.domain}, "
-            f"profile {self.profile}"
+            f"profile {self.profile}{auth}"
         )

@@ -6,6 +6,8 @@ of RFC 8760).  NTLM is exercised against pyspnego's own initiator standing in fo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from emulator.registrar.auth import NTLM_REALM
@@ -401,3 +403,16 @@ def test_digest_uri_other_than_the_request_uri_is_a_bad_request() -> None:
     )
     assert one(w.send(FE1, moved)).status == 400
     assert refusals(w)[-1] == "digest uri 'sip:contoso.test' is not the Request-URI"
+
+
+def test_topology_show_names_the_scheme_when_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from emulator.cli import main
+
+    path = tmp_path / "t.toml"
+    path.write_text(R1.replace("{registrar}", "") + '\n[auth]\nscheme = "ntlm+digest"\n')
+    assert main(["topology", "show", str(path)]) == 0
+    assert "authentication: ntlm+digest\n" in capsys.readouterr().out
+    assert main(["topology", "show"]) == 0  # the default: off, no line
+    assert "authentication" not in capsys.readouterr().out
