@@ -140,7 +140,10 @@ def registrar_lost(agent: Agent, now: float, loss: Loss) -> None:
     agent._refresh = None
     agent.keepalive.stop()
     agent.failback.stop()
-    agent._loss = LossTimer(now + agent.profile.failover_detection_timeout, loss)
+    wait = agent.profile.failover_detection_timeout
+    if agent.profile.loss_backoff:
+        wait = agent.profile.backoff.delay(0, agent.rng)  # finch's reconnection (SIPE) [3P]
+    agent._loss = LossTimer(now + wait, loss)
 
 
 def after_loss(agent: Agent, now: float, loss: Loss) -> None:

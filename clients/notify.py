@@ -72,6 +72,12 @@ def receive_request(agent: Agent, request: Request, flow: Flow, now: float) -> N
         agent._note(DeregistrationNotified(now, agent.name, body, preferred or ""))
     if agent.registrar is None:
         return
+    if agent.profile.deregistered_stops:
+        # SIPE 1.25: "You have been rejected by the server: User services unavailable" (or
+        # "Preferred registrar changed"): the 200, a de-REGISTER, and the account stays
+        # signed out, a fatal error finch never reconnects [3P].
+        agent.sign_out(now)
+        return
     agent._refresh = None
     agent.keepalive.stop()
     agent.failback.stop()

@@ -29,6 +29,7 @@ __all__ = [
     "LYNC2010",
     "LYNC2013",
     "PROFILES",
+    "SIPE",
     "Backoff",
     "DiscoveryStep",
     "Profile",
@@ -224,6 +225,16 @@ class Profile:
     "200 Ok", the next REGISTER only at the refresh time, 8.8 s later (conform
     failback-notify).  False: the Lync profiles act on it (``lync_headers``), other profiles
     answer 489 Bad Event (RFC 6665 §4.1.3) [DOC]."""
+    deregistered_stops: bool = False
+    """A deregistering NOTIFY (``deregistered;...``, with or without
+    ``P-Preferred-Registrar``) is answered 200, the binding removed (REGISTER ``Expires:
+    0``) and the client stops, signed out until the user signs in again.  [3P] pidgin-sipe
+    1.25.0, conform backend-down: NOTIFY answered 200, a de-REGISTER 0.02 s later, "You have
+    been rejected by the server: User services unavailable", no sign-in afterwards (finch
+    does not reconnect that error); the failback NOTIFY ends it the same way ("Preferred
+    registrar changed", tests/interop/sipe_session.py ``--failback notify``).  False:
+    MS-SIPREGE §3.2 (the Lync profiles: home to the ``P-Preferred-Registrar``, or a new
+    round) [DOC]."""
     redirect_order: RedirectOrder = "q-descending"
     """"q-descending": every Contact, serially by decreasing q (MS-SIPREGE §2.2.1.5
     ``ms-cluster-failover``) [DOC]; "first": only the first Contact, q ignored."""
@@ -233,6 +244,20 @@ class Profile:
     redirect_as_failure_retry: float | None = None
     """Seconds after a 301 it does not follow before the client retries the same server
     (baresip 1.0: about 57 s) [3P]; None: not applicable."""
+    srv_first_target_only: bool = False
+    """Of an SRV answer only the first target (RFC 2782 order) is tried; when it fails, the
+    round goes on with the next discovery name (the next SRV service, then the A names), not
+    with the next target.  [3P] pidgin-sipe 1.25.0, conform refused: "sipe_core_dns_resolved
+    - SRV hostname: fe1.contoso.test" of 2 SRV entries, "Connection refused", then SRV
+    ``_sip._tls``, ``_sip._tcp`` (fe1 again), A ``sipinternal``, ``sipexternal``, ``sip``,
+    then the domain on 5061; fe2 never tried.  False: every target (RFC 3263 §4.3) [DOC]."""
+    loss_backoff: bool = False
+    """After losing the registrar (connection reset, refresh unanswered) the new round waits
+    a draw of ``backoff`` with no failure counted (uniform in ``[ratio * base_time,
+    base_time]``) instead of ``failover_detection_timeout``.  [3P] SIPE 1.25 does not fail
+    over by itself: the account is disconnected ("Server has disconnected", then "Write
+    error") and finch 2.14 signs it in again after a random delay, with a new discovery:
+    51 s and 102 s observed.  False: ``failover_detection_timeout``."""
     srv_failover: bool = True
     """On a failure move to the next target of the SRV RRset (RFC 3263 §4.3) [DOC]."""
     next_target_statuses: tuple[int, ...] | None = None
@@ -256,6 +281,11 @@ class Profile:
     register_expires: int = 7200
     """``Expires`` asked for in REGISTER.  CHOICE: the registrar's 7200 s of the MS-SIPREGE
     §4 example 200 OK (a Lync REGISTER carries none, so the server's default applies)."""
+    register_asks_expires: bool = True
+    """A REGISTER carries an ``Expires`` header asking ``register_expires``.  False: none
+    (a de-REGISTER still says ``Expires: 0``), the registrar's default applies; the agent
+    still counts with ``register_expires`` until a 2xx grants its own.  [3P] pidgin-sipe
+    1.25.0: no Expires in its REGISTER, 7200 granted (conform discovery)."""
     register_expires_jitter: int = 0
     """A whole number of seconds drawn once per agent, uniformly from 0 to this (inclusive),
     from the agent's injected random, and added to ``register_expires`` when the account does
@@ -268,6 +298,12 @@ class Profile:
     refresh_margin: float = 30.0
     """Seconds before expiry the binding is refreshed (at most half the expiry) (MS-SIPREGE
     §3.1.1.5.1 says "before"; 30 s is SIPE's margin) [3P SIPE]."""
+    refresh_at_expiry_upto: int = 0
+    """A binding granted this many seconds or fewer is refreshed when it expires, not
+    ``refresh_margin`` before.  [3P] pidgin-sipe 1.25.0: "scheduling action <registration>
+    timeout 30 seconds" after a 200 granting 30 s, and 30 s after one granting 60 s (7170 of
+    7200, 90 of 120): its margin is taken only from a longer binding.  0: never (the margin
+    is at most half the expiry)."""
     refresh_fraction: float | None = None
     """Refresh at this fraction of the granted expiry (baresip 1.0 and linphone 5.1: 0.9,
     108 s of 120 and 54 s of 60 observed) [3P]; None: ``refresh_margin`` before it."""
@@ -422,6 +458,9 @@ class Profile:
             problems.append("refresh_final_statuses must be status codes 300-699")
         if isinstance(self.cache_only_rounds, bool) or self.cache_only_rounds < 0:
             problems.append("cache_only_rounds must be >= 0")
+        upto = self.refresh_at_expiry_upto
+        if isinstance(upto, bool) or not isinstance(upto, int) or upto < 0:
+            problems.append("refresh_at_expiry_upto must be a whole number >= 0")
         if isinstance(self.register_expires, bool) or self.register_expires <= 0:
             problems.append("register_expires must be > 0")
         jitter = self.register_expires_jitter
@@ -489,6 +528,8 @@ class Profile:
         """When a registration granted ``expires`` seconds at ``now`` is refreshed."""
         if self.refresh_fraction is not None:
             return now + max(1.0, expires * self.refresh_fraction)
+        if expires <= self.refresh_at_expiry_upto:
+            return now + max(1.0, float(expires))
         return now + max(1.0, expires - min(self.refresh_margin, expires / 2))
 
     @property
@@ -608,7 +649,57 @@ LINPHONE = replace(
 )
 """linphone 5.1 (liblinphone / belle-sip), default account settings."""
 
-PROFILES: dict[str, Profile] = {p.name: p for p in (LYNC2010, LYNC2013, BARESIP, LINPHONE)}
+SIPE = replace(
+    LYNC2010,
+    name="sipe",
+    checked_against="pidgin-sipe 1.25.0 (Debian 1.25.0-2.1, finch 2.14.12, libpurple 2.14.12)",
+    program_settings=(
+        "a finch (libpurple) SIPE account USER@DOMAIN, server empty (auto-discovery), "
+        "transport auto, authentication NTLM; finch's own reconnection"
+    ),
+    # Lync Autodiscover first: an HTTP and an HTTPS GET to LyncDiscoverInternal.DOMAIN, then
+    # to LyncDiscover.DOMAIN (their A records asked; "no Lync Autodiscover servers found;
+    # trying SRV records next"), then SRV for TLS and TCP: observed [3P].  CHOICE, as for
+    # lync2013: a name that resolves is taken as the registrar on TLS/5061 (the emulator
+    # runs no Autodiscover web service).
+    discovery=(
+        _a("lyncdiscoverinternal.{domain}"),
+        _a("lyncdiscover.{domain}"),
+        _srv("_sipinternaltls._tcp.{domain}", "tls", 5061),
+        _srv("_sipinternal._tcp.{domain}", "tcp", 5060),
+        _srv("_sip._tls.{domain}", "tls", 5061),
+        _srv("_sip._tcp.{domain}", "tcp", 5060),
+        _a("sipinternal.{domain}"),
+        _a("sipexternal.{domain}"),
+        _a("sip.{domain}"),
+        _a("{domain}"),
+    ),
+    uses_endpoint_cache=False,  # every sign-in discovers afresh (observed) [3P]
+    srv_first_target_only=True,  # fe1 refused: the next SRV name, never fe2 (observed) [3P]
+    redirect_order="first",  # the first Contact of a 301, q ignored, no backup kept [3P]
+    deregistered_stops=True,  # any deregistering NOTIFY ends its sign-in for good [3P]
+    # Its REGISTER's option tags (libsipe.so 1.25.0): no ms-userservices-state-notification,
+    # so a front end whose back end goes down deregisters it (MS-SIPREGE §2.2.1.13) [3P].
+    supported=("gruu-10", "adhoclist", "msrtc-event-categories", "com.microsoft.msrtc.presence"),
+    register_asks_expires=False,  # no Expires in its REGISTER (observed) [3P]
+    refresh_margin=30.0,  # "scheduling action <registration> timeout 7170 seconds" of 7200
+    refresh_at_expiry_upto=30,  # ...and "timeout 30 seconds" of 30 [3P]
+    transaction_timeout=60.0,  # "<transaction timeout>...<1 REGISTER> timeout 60 seconds"
+    final_statuses=(404,),  # "invalid username": finch never signs it in again [3P]
+    # CRLF keep-alive only after the ms-keep-alive timeout (300 s) of silence: "keep alive
+    # timeout is 300 seconds", first check at 60 s, then every 270 s (observed) [3P].
+    keepalive_interval=300.0,
+    failback_probe_interval=math.inf,  # never probes its primary [3P]
+    failback_detection_timeout=math.inf,
+    # finch's reconnection: a lost registrar waits 16-120 s (51 s, 102 s observed), each
+    # failed sign-in after it doubles the range, up to 600 s [3P finch 2.14.12, INF range].
+    loss_backoff=True,
+    backoff=Backoff(120.0, 600.0, 16.0 / 120.0),
+    contact_list=False,  # CHOICE until the front end's sign-in sequence is judged
+)
+"""pidgin-sipe 1.25 (an open-source Lync-dialect client), loaded by finch."""
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (LYNC2010, LYNC2013, BARESIP, LINPHONE, SIPE)}
 """Every known client profile by name; ``lync2010`` first (the default)."""
 
 

@@ -99,7 +99,8 @@ class RequestBuilder:
         if profile.lync_headers:  # endpoint identity, MS-SIPREGE §3.1.1.1
             contact += f';+sip.instance="<urn:uuid:{self.instance}>"'
         headers.add("Contact", contact)
-        headers.add("Expires", str(expires))
+        if expires == 0 or profile.register_asks_expires:
+            headers.add("Expires", str(expires))
         if profile.supported:
             headers.add("Supported", ", ".join(profile.supported))
         if profile.lync_headers:

@@ -105,6 +105,8 @@ def advance(agent: Agent, now: float) -> None:
             continue
         try_target(agent, now, item)
         return
+    if agent.profile.srv_first_target_only and next_step(agent, now):
+        return  # SIPE: the next discovery name after its one target failed [3P]
     give_up(agent, now)
 
 
@@ -260,6 +262,8 @@ def use_answer(agent: Agent, now: float, query: Query, answer: DnsAnswer) -> Non
         if targets is None:
             dns_failed(agent, now, query)
             return
+        if agent.profile.srv_first_target_only:
+            targets = targets[:1]  # SIPE: the first target only [3P]
         if agent.profile.parallel_lookups:
             # linphone 5.1: A and AAAA of every target, all at once; the targets wait for
             # their answers (the additional section's addresses are not used) [3P].

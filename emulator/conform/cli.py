@@ -27,14 +27,14 @@ EXIT_CANNOT_RUN = 3
 def register_conform(subparsers: SubParsers) -> None:
     parser = subparsers.add_parser(
         "conform",
-        help="judge a client profile against the real program (baresip, linphonec)",
+        help="judge a client profile against the real program (baresip, linphonec, sipe)",
         description=(
             "Run a real SIP client program through a catalogue of situations inside a private "
             "network namespace, run the same situations in the simulator with the program's "
             "client profile, and compare them aspect by aspect (docs/conform.md)."
         ),
     )
-    parser.add_argument("program", help="baresip or linphonec (linphone)")
+    parser.add_argument("program", help="baresip, linphonec (linphone) or sipe")
     parser.add_argument("--json", metavar="FILE", help="write the judgements and traces as JSON")
     parser.add_argument(
         "--situations",

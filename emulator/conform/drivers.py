@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["DRIVERS", "Account", "Baresip", "Driver", "Linphonec", "Program", "get_driver"]
+__all__ = ["DRIVERS", "Account", "Baresip", "Driver", "Linphonec", "Program", "Sipe", "get_driver"]
 
 CLIENT_ADDRESS = "127.0.0.100"
 """Where a program is told to bind, when it can be (any 127/8 address is on lo)."""
@@ -60,6 +60,9 @@ class Program:
     log: Path
     cleanup: list[list[str]]
     """Commands to run after it stopped (e.g. undo a bind mount)."""
+    handle: object = None
+    """What else the driver needs to stop it (SIPE: its
+    :class:`~emulator.conform.purple.Purple`)."""
 
 
 class Driver(Protocol):
@@ -68,6 +71,8 @@ class Driver(Protocol):
     settings: str
     transports: tuple[str, ...]
     """Transports the driver can make the program use; other situations are skipped."""
+    not_judged: dict[str, str]
+    """Situations this program is not run through, each with the reason (a sentence)."""
 
     def problem(self) -> str | None: ...
 
@@ -105,6 +110,7 @@ class Baresip:
 
     name = "baresip"
     profile = "baresip"
+    not_judged: dict[str, str] = {}
     transports: tuple[str, ...] = ("udp", "tcp", "tls")
     settings = (
         "an account <sip:USER@DOMAIN> without outbound proxy (RFC 3263 discovery: NAPTR, then "
@@ -176,6 +182,7 @@ class Linphonec:
 
     name = "linphonec"
     profile = "linphone"
+    not_judged: dict[str, str] = {}
     transports: tuple[str, ...] = ("udp",)
     """Only UDP: linphonec's command line sets no TCP or TLS port (see :meth:`start`)."""
     settings = (
@@ -271,7 +278,93 @@ class Linphonec:
         _stop(program)
 
 
-DRIVERS: dict[str, Driver] = {d.name: d for d in (Baresip(), Linphonec())}
+def _resolver(workdir: Path, dns_server: tuple[str, int]) -> list[list[str]]:
+    """Point the system resolver at the fake DNS: /etc/resolv.conf bind-mounted, in the
+    private mount namespace only (emulator/conform/namespace.py); the command undoing it."""
+    host, port = dns_server
+    if port != 53:
+        raise ValueError("the system resolver asks port 53: the fake DNS must be on port 53")
+    resolv = workdir / "resolv.conf"
+    resolv.write_text(f"nameserver {host}\noptions timeout:2 attempts:1\n")
+    subprocess.run(["mount", "--bind", str(resolv), "/etc/resolv.conf"], check=True)
+    return [["umount", "/etc/resolv.conf"]]
+
+
+def _trust(workdir: Path, ca_file: Path) -> list[list[str]]:
+    """Make the pools' CA the only one libpurple trusts: its CA pool reads /etc/ssl/certs
+    and /usr/share/purple/ca-certs, never a user directory, so a directory holding the CA
+    alone is bind-mounted on /etc/ssl/certs (private mount namespace only); the command
+    undoing it."""
+    certs = workdir / "ca-certs"
+    certs.mkdir(exist_ok=True)
+    shutil.copy(ca_file, certs / "sipemu-ca.pem")
+    subprocess.run(["mount", "--bind", str(certs), "/etc/ssl/certs"], check=True)
+    return [["umount", "/etc/ssl/certs"]]
+
+
+class Sipe:
+    """pidgin-sipe 1.25 (Debian ``pidgin-sipe``) loaded by finch, headless under tmux, read
+    over libpurple's D-Bus API (emulator/conform/purple.py).  libpurple resolves through the
+    system resolver (SRV with res_query, A with getaddrinfo), so /etc/resolv.conf is
+    bind-mounted as for linphonec.  The account has no server: SIPE discovers it (Lync
+    Autodiscover names, then SRV), transport ``auto``: TLS or TCP (SIPE has no UDP)."""
+
+    name = "sipe"
+    profile = "sipe"
+    transports: tuple[str, ...] = ("tcp", "tls")
+    not_judged: dict[str, str] = {
+        name: (
+            "SIPE tries only the first SRV target, so with fe1 silent from the start it waits "
+            "on its TCP connect (the kernel's SYN retries, 68-70 s) and never reaches fe2: "
+            "there is no failback to judge, and the simulator does not retry a SYN that "
+            "vanished; tests/interop/test_sipe.py covers SIPE's failback by a redirected "
+            "refresh"
+        )
+        for name in ("failback-notify", "failback-redirect")
+    }
+    settings = (
+        "a finch (libpurple) SIPE account USER@DOMAIN, server empty (auto-discovery), "
+        "transport auto, authentication NTLM (used only when challenged), the pools' CA the "
+        "only one trusted, the system resolver pointed at the fake DNS"
+    )
+
+    def problem(self) -> str | None:
+        from emulator.conform.purple import purple_problem
+
+        return purple_problem()
+
+    def version(self) -> str:
+        from emulator.conform.purple import sipe_version
+
+        return sipe_version()
+
+    def start(self, account: Account, workdir: Path) -> Program:
+        from emulator.conform.purple import Purple, PurpleAccount
+
+        cleanup = _resolver(workdir, account.dns_server) + _trust(workdir, account.ca_file)
+        purple = Purple(workdir, PurpleAccount(f"{account.user}@{account.domain}"))
+        try:
+            purple.start()
+            if not purple.wait_for_bus():
+                raise RuntimeError(f"finch did not come up on D-Bus (see {purple.debug_log})")
+            purple.sign_in()
+        except BaseException:
+            purple.stop()
+            for command in cleanup:
+                subprocess.run(command, capture_output=True, check=False)
+            raise
+        assert purple.dbus is not None
+        return Program(purple.dbus, workdir, purple.debug_log, cleanup, handle=purple)
+
+    def stop(self, program: Program) -> None:
+        from emulator.conform.purple import Purple
+
+        if isinstance(program.handle, Purple):
+            program.handle.stop()
+        _stop(program)
+
+
+DRIVERS: dict[str, Driver] = {d.name: d for d in (Baresip(), Linphonec(), Sipe())}
 """Every program ``sipemu conform`` knows, by name (``linphone`` is an alias of linphonec)."""
 
 

@@ -65,7 +65,7 @@ async def run_live(
     account = Account(
         user=situation.user,
         domain=DOMAIN,
-        transport=situation.transport(),
+        transport=situation.transport(driver.transports),
         dns_server=deployment.dns_address,
         ca_file=deployment.ca_path,
         expires=situation.account_expires,

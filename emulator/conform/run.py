@@ -140,12 +140,19 @@ def run(
 
     report = Report(driver.name, driver.version(), driver.profile, driver.settings)
     started = time.monotonic()
-    for situation in situations:
-        if situation.transport() not in driver.transports:
-            reason = f"the {driver.name} driver cannot make it use {situation.transport().upper()}"
-            report.skipped[situation.name] = reason
-            progress(f"{situation.name}: skipped ({reason})")
+    for chosen in situations:
+        why = driver.not_judged.get(chosen.name)
+        if why is not None:
+            report.skipped[chosen.name] = why
+            progress(f"{chosen.name}: skipped ({why})")
             continue
+        moved = chosen.for_transports(driver.transports)
+        if moved is None:
+            reason = f"the {driver.name} driver cannot make it use {chosen.transport().upper()}"
+            report.skipped[chosen.name] = reason
+            progress(f"{chosen.name}: skipped ({reason})")
+            continue
+        situation = moved
         progress(f"{situation.name}: {situation.title} ({situation.effective_duration(long):g} s)")
         traces = [
             simulate(situation, driver.profile, seed=seed, long=long) for seed in range(seeds)

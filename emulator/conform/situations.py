@@ -28,6 +28,7 @@ Rules of this file:
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -52,6 +53,12 @@ _SRV_NAMES: dict[str, str] = {
     "tcp": "_sip._tcp",
     "tls": "_sips._tcp",
 }
+_LYNC_SRV_NAMES: dict[str, str] = {
+    "tcp": "_sipinternal._tcp",
+    "tls": "_sipinternaltls._tcp",
+}
+"""The names a Lync-dialect client asks (TN-DNS13; SIPE's service list), published beside
+the RFC 3263 ones for the same transports: the RFC 3263 clients never ask them."""
 
 StepAction = Literal["silence", "refuse", "restore", "admin"]
 
@@ -92,6 +99,21 @@ class Situation:
     long_aspects: tuple[str, ...] = ()
     """Aspects judged only with ``--long``."""
     notes: str = ""
+    any_transport: bool = False
+    """The situation is about the registrar, not the transport: a program without its
+    transport (SIPE has no UDP) runs it over the first transport its driver has
+    (:meth:`for_transports`)."""
+
+    def for_transports(self, supported: tuple[str, ...]) -> Situation | None:
+        """This situation as a program that can use ``supported`` runs it: unchanged when one
+        of its transports is there (the program uses the first such), moved to
+        ``supported[0]`` when ``any_transport``, else None (skipped)."""
+        if any(t in supported for t in self.transports):
+            return self
+        if self.any_transport and supported and supported[0] in _SRV_NAMES:
+            moved: Transport = supported[0]  # type: ignore[assignment]
+            return dataclasses.replace(self, transports=(moved,))
+        return None
 
     def topology(self) -> dict[str, Any]:
         """The topology table of this situation (see the rules above)."""
@@ -101,15 +123,18 @@ class Situation:
             registrar[key] = value
         srv: list[dict[str, Any]] = []
         for transport in self.transports:
-            for priority, fqdn in ((0, "fe1.contoso.test"), (10, "fe2.contoso.test")):
-                srv.append(
-                    {
-                        "name": f"{_SRV_NAMES[transport]}.{DOMAIN}",
-                        "priority": priority,
-                        "weight": 0,
-                        "target": fqdn,
-                    }
-                )
+            for service in (_SRV_NAMES[transport], _LYNC_SRV_NAMES.get(transport)):
+                if service is None:
+                    continue
+                for priority, fqdn in ((0, "fe1.contoso.test"), (10, "fe2.contoso.test")):
+                    srv.append(
+                        {
+                            "name": f"{service}.{DOMAIN}",
+                            "priority": priority,
+                            "weight": 0,
+                            "target": fqdn,
+                        }
+                    )
         data["dns"]["srv"] = srv
         return data
 
@@ -123,7 +148,11 @@ class Situation:
     def judged(self, long: bool) -> tuple[str, ...]:
         return self.aspects + (self.long_aspects if long else ())
 
-    def transport(self) -> Transport:
+    def transport(self, supported: tuple[str, ...] | None = None) -> Transport:
+        """The transport a program uses: the first of the situation's that it supports."""
+        for transport in self.transports:
+            if supported is None or transport in supported:
+                return transport
         return self.transports[0]
 
 
@@ -263,6 +292,7 @@ CATALOGUE: tuple[Situation, ...] = (
         _FAILURE_ASPECTS,
         duration=75,
         transports=("udp",),
+        any_transport=True,
         registrar=_SHORT,
         steps=(Step(5, "refuse", "fe1.contoso.test"),),
     ),
@@ -273,6 +303,7 @@ CATALOGUE: tuple[Situation, ...] = (
         ("targets", "outcome", "failover", "after-notify", "notify-answer"),
         duration=75,
         transports=("udp",),
+        any_transport=True,
         registrar=(*_SHORT, ("failback", "notify")),
         steps=(Step(0, "silence", "fe1.contoso.test"), Step(40, "restore", "fe1.contoso.test")),
     ),
@@ -283,6 +314,7 @@ CATALOGUE: tuple[Situation, ...] = (
         ("targets", "statuses", "outcome", "failover"),
         duration=95,
         transports=("udp",),
+        any_transport=True,
         registrar=(*_SHORT, ("failback", "redirect-on-refresh")),
         steps=(Step(0, "silence", "fe1.contoso.test"), Step(40, "restore", "fe1.contoso.test")),
     ),
@@ -292,6 +324,7 @@ CATALOGUE: tuple[Situation, ...] = (
         ("targets", "statuses", "outcome", "first-after-fault"),
         duration=45,
         transports=("udp",),
+        any_transport=True,
         registrar=_SHORT,
         steps=(
             Step(5, "admin", "fe1.contoso.test", (("action", "backend-down"), ("server", "sql01"))),

@@ -74,7 +74,8 @@ def test_profile_behaviours_from_the_brief() -> None:
     assert LINPHONE.retries_dead_redirect_target and LINPHONE.sticky_after_failover
     assert not LINPHONE.uses_endpoint_cache and not LINPHONE.lync_headers
     for profile in PROFILES.values():
-        assert profile.transaction_timeout == 32.0  # Timer F, RFC 3261 §17.1.2.2
+        if profile.name != "sipe":  # SIPE 1.25: 60 s (its own transaction timer) [3P]
+            assert profile.transaction_timeout == 32.0  # Timer F, RFC 3261 §17.1.2.2
 
 
 def test_lync_timers_reproduce_r1_signed_out_after_about_30_s() -> None:
@@ -133,7 +134,7 @@ def test_backoff_refuses_negative_failures() -> None:
 
 
 def test_get_profile_and_registry() -> None:
-    assert list(PROFILES) == ["lync2010", "lync2013", "baresip", "linphone"]
+    assert list(PROFILES) == ["lync2010", "lync2013", "baresip", "linphone", "sipe"]
     assert get_profile("lync2010") is LYNC2010
     assert all(get_profile(name).name == name for name in PROFILES)
 
@@ -142,7 +143,7 @@ def test_get_profile_error_names_the_known_profiles() -> None:
     with pytest.raises(ValueError) as info:
         get_profile("ocs2007")
     assert str(info.value) == (
-        "unknown client profile 'ocs2007' (known: lync2010, lync2013, baresip, linphone)"
+        "unknown client profile 'ocs2007' (known: lync2010, lync2013, baresip, linphone, sipe)"
     )
 
 
