@@ -56,12 +56,16 @@ def _liveness(outcome: Outcome, client: str, detail: str) -> Finding:
     users = case.users()
     _, home_index = users[draw.user % len(users)]
     backup_index = case.pools[home_index].backup
+    home = case.pool_name(home_index)
+    backup = case.pool_name(backup_index) if backup_index is not None else None
+    # A force-move or a pool failover (case.dr) changes them: as they were at the end.
+    home, backup = outcome.homes.get(client, (home, backup))
     reachable = outcome.reachable.get(client, set())
     names = [case.pool_name(i) for i in range(len(case.pools))]
     return explain(
         client=client,
-        home=case.pool_name(home_index),
-        backup=case.pool_name(backup_index) if backup_index is not None else None,
+        home=home,
+        backup=backup,
         profile=draw.profile,
         cache_state=draw.cache,
         known=outcome.knowledge.get(client, []),
