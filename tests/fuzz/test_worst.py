@@ -1,0 +1,237 @@
+"""sipemu worst: targeted search for the worst outage, its replay files, and DR actions drawn
+with predicted outcomes (emulator/fuzz/worst.py, emulator/fuzz/case.py dr_plan)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from emulator.cli import main
+from emulator.fuzz.case import ClientDraw, DrDraw, FaultDraw, FuzzCase, PoolDraw, SrvDraw, run_case
+from emulator.fuzz.strategies import cases
+from emulator.fuzz.worst import (
+    Schedule,
+    WorstError,
+    horizon,
+    measure,
+    parse_budget,
+    run_schedule,
+    search_worst,
+    write_replays,
+)
+from emulator.scenario.model import load_scenario
+from emulator.scenario.runner import run_scenario
+from emulator.topology import default_topology, parse_topology
+
+# One Front End pool, no backup, one SRV record: nothing can serve its user while fe1 is out.
+LONE_POOL = """
+domain = "contoso.test"
+[[pool]]
+fqdn = "fe1.contoso.test"
+address = "127.0.0.11"
+[[user]]
+uri = "sip:alice@contoso.test"
+pool = "fe1.contoso.test"
+[[dns.srv]]
+name = "_sipinternaltls._tcp.contoso.test"
+priority = 0
+weight = 0
+port = 5061
+target = "fe1.contoso.test"
+"""
+
+
+def lone_pool():  # type: ignore[no-untyped-def]
+    return parse_topology(LONE_POOL, "<lone pool>")
+
+
+def test_a_pool_outage_without_backup_signs_its_user_out_for_its_whole_length() -> None:
+    topology = lone_pool()
+    # Analytically: fe1 out in [600, 900) with no backup and one SRV record: alice is signed
+    # out from when her client notices (keep-alive, pong timeout: under a minute) until fe1
+    # answers again, at 900 at the earliest.
+    schedule = Schedule((False,), (FaultDraw("outage", 600.0, 300.0, a=0),))
+    result = run_schedule(topology, schedule, "lync2010")
+    end = horizon(topology, "lync2010")
+    (outage,) = measure(result, end, {"C1": "sip:alice@contoso.test"})
+    assert 600.0 <= outage.start <= 660.0
+    assert outage.end >= 900.0 and not outage.stranded
+
+
+def test_worst_finds_at_least_the_known_worst_outage_of_a_lone_pool() -> None:
+    topology = lone_pool()
+    report = search_worst(topology, source="<lone pool>", examples=15, seed=3)
+    end = horizon(topology, "lync2010")
+    worst = report.per_user["sip:alice@contoso.test"]
+    # The known worst: fe1 silent for good from 600 s strands alice from then to the end.
+    assert worst.outage.stranded
+    assert worst.outage.duration >= end - 660.0
+    single = report.worst_single
+    assert single is not None and single.outage.duration >= end - 660.0
+    assert report.signed_out_fraction >= (end - 660.0) / end
+    assert report.examples == 15
+
+
+def test_the_search_is_steered_past_the_single_failures() -> None:
+    # On R1's lab the single failures alone leave clientuser2 (homed on fe2, backed up by
+    # fe1) with a short outage; the targeted search must find a schedule worse for it than
+    # any single failure of the starting set.
+    topology = default_topology()
+    start = search_worst(topology, examples=5, seed=1)  # the 5 single failures only
+    searched = search_worst(topology, examples=40, seed=1)
+    user = "sip:clientuser2@contoso.test"
+    before = start.per_user[user].outage.duration if user in start.per_user else 0.0
+    assert searched.per_user[user].outage.duration > before
+
+
+def test_each_worst_outage_replays_to_the_same_duration(tmp_path: Path) -> None:
+    topology = default_topology()
+    report = search_worst(topology, examples=12, seed=2)
+    write_replays(report, tmp_path, "default")
+    assert report.per_user
+    for user, worst in report.per_user.items():
+        scenario = load_scenario(report.files[user])
+        result = run_scenario(scenario)
+        assert result.passed, result.report()
+        outages = [
+            o
+            for o in measure(result, report.horizon, {worst.outage.client: user})
+            if o.start == worst.outage.start
+        ]
+        assert [o.duration for o in outages] == [worst.outage.duration]
+
+
+def test_budget_is_examples_or_a_duration_and_says_so_when_neither() -> None:
+    assert parse_budget("50") == (50, None)
+    assert parse_budget("90s") == (None, 90.0)
+    assert parse_budget("10m") == (None, 600.0)
+    for bad in ("0", "ten", "-5s", "5x", ""):
+        with pytest.raises(WorstError, match="a number of examples"):
+            parse_budget(bad)
+
+
+def test_a_time_budget_ends_the_search() -> None:
+    ticks = iter(range(1000))
+    report = search_worst(
+        default_topology(), examples=None, seconds=3.0, clock=lambda: float(next(ticks))
+    )
+    assert 1 <= report.examples <= 4
+
+
+def test_cli_writes_the_report_replays_and_json_and_exits_1_when_stranded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topo = tmp_path / "lone.toml"
+    topo.write_text(LONE_POOL)
+    out = tmp_path / "out"
+    status = main(
+        ["worst", str(topo), "--budget", "6", "--out", str(out), "--json", str(tmp_path / "w.json")]
+    )
+    assert status == 1  # alice is stranded by fe1's permanent outage
+    text = capsys.readouterr().out
+    assert "worst single-failure outage" in text and "stranded" in text
+    data = json.loads((tmp_path / "w.json").read_text())
+    assert data["users"]["sip:alice@contoso.test"]["stranded"] is True
+    replay = Path(data["users"]["sip:alice@contoso.test"]["replay"])
+    assert run_scenario(load_scenario(replay)).passed  # inline topology: no other file needed
+
+
+@pytest.mark.parametrize(
+    ("argv", "sentence"),
+    [
+        (["--budget", "lots"], "--budget 'lots': a number of examples"),
+        (["--profile", "baresp"], "did you mean 'baresip'?"),
+        (["/nonexistent/topology.toml"], "/nonexistent/topology.toml"),
+    ],
+)
+def test_bad_input_is_a_sentence_and_exit_status_2(
+    argv: list[str], sentence: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["worst", *argv]) == 2
+    err = capsys.readouterr().err
+    assert sentence in err and "Traceback" not in err
+
+
+# -- DR actions in the fuzzer ----------------------------------------------------------------
+
+TWO_PAIRED = (PoolDraw(backup=1), PoolDraw(backup=0))
+
+
+def _dr_steps(case: FuzzCase) -> list[dict[str, object]]:
+    return [s for s in case.steps() if "expect" in s or s["action"].startswith("backend")]
+
+
+def test_dr_preconditions_are_predicted_from_the_schedule() -> None:
+    case = FuzzCase(
+        TWO_PAIRED,
+        (SrvDraw(0), SrvDraw(1, priority=10)),
+        (ClientDraw(0),),
+        faults=(FaultDraw("outage", 600.0, 300.0, a=0),),
+        dr=(
+            DrDraw("import-contacts", 62.5),  # nothing exported yet
+            DrDraw("export-contacts", 102.5),
+            DrDraw("pool-failback", 122.5, a=1),  # never failed over
+            DrDraw("pool-failover", 132.5, a=1, duration=61.0),
+            DrDraw("pool-failback", 162.5, a=1, duration=61.0),  # failover not complete
+            DrDraw("pool-failback", 202.5, a=1, duration=61.0),
+            DrDraw("force-move", 702.5, a=1, b=0),  # the CMS pool fe1 is out
+            DrDraw("move-cms", 712.5, a=1),
+            DrDraw("force-move", 722.5, a=1, b=0),
+            DrDraw("import-contacts", 732.5),
+        ),
+    )
+    expected = [(s["action"], s["expect"]) for s in _dr_steps(case)]
+    assert expected == [
+        ("import-contacts", "refused"),
+        ("export-contacts", "ok"),
+        ("pool-failback", "refused"),
+        ("pool-failover", "ok"),
+        ("pool-failback", "refused"),
+        ("pool-failback", "ok"),
+        ("force-move", "refused"),
+        ("move-cms", "ok"),
+        ("force-move", "ok"),
+        ("import-contacts", "ok"),
+    ]
+    outcome = run_case(case)
+    assert [f for f in outcome.failures if f[0].startswith("admin-outcome")] == []
+    assert outcome.result.violations == ()
+
+
+def test_the_pool_hosting_the_cms_cannot_be_failed_over() -> None:
+    case = FuzzCase(
+        TWO_PAIRED,
+        (SrvDraw(0),),
+        (ClientDraw(0),),
+        dr=(DrDraw("pool-failover", 62.5, a=0, duration=61.0),),
+    )
+    (step,) = _dr_steps(case)
+    assert step["expect"] == "refused" and "CMS" in str(step["note"])
+    assert run_case(case).result.passed is not None
+    assert not [f for f in run_case(case).failures if f[0].startswith("admin-outcome")]
+
+
+@settings(
+    derandomize=True,
+    max_examples=30,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(cases(max_pools=3, max_clients=2, max_dr=4))
+def test_drawn_dr_schedules_are_valid_and_their_outcomes_hold(case: FuzzCase) -> None:
+    # Valid: every DR step names a pool of the topology and carries its predicted outcome,
+    # and the run agrees with every prediction; no safety invariant breaks across them.
+    pools = {case.pool_name(i) for i in range(len(case.pools))}
+    for step in _dr_steps(case):
+        for key in ("target", "from", "to"):
+            if key in step:
+                assert step[key] in pools
+        if not str(step["action"]).startswith("backend-"):
+            assert step["expect"] in ("ok", "refused")
+    outcome = run_case(case)
+    assert [f for f in outcome.failures if f[0].startswith("admin-outcome")] == []
+    assert outcome.result.violations == ()
