@@ -75,10 +75,10 @@ def test_worst_finds_at_least_the_known_worst_outage_of_a_lone_pool() -> None:
     assert report.examples == 15
 
 
-def test_the_search_is_steered_past_the_single_failures() -> None:
+def test_the_search_finds_worse_than_the_single_failures_it_starts_with() -> None:
     # On R1's lab the single failures alone leave clientuser2 (homed on fe2, backed up by
-    # fe1) with a short outage; the targeted search must find a schedule worse for it than
-    # any single failure of the starting set.
+    # fe1) with a short outage; the search must find a schedule worse for it than any single
+    # failure of the starting set.
     topology = default_topology()
     start = search_worst(topology, examples=5, seed=1)  # the 5 single failures only
     searched = search_worst(topology, examples=40, seed=1)
