@@ -25,7 +25,7 @@ import math
 import sys
 import time
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,8 @@ LONGEST = 900.0
 MAX_USERS = 12
 """The users of a topology that get a client (the first, in topology order; CHOICE: a bigger
 topology's search is slower per example without finding other shapes of outage)."""
-EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FOUND, EXIT_INTERRUPTED = 0, 1, 130
+"""Exit statuses (README.md, "Exit statuses"; 2, bad input, comes from emulator.cli)."""
 
 
 class WorstError(ConfigError):
@@ -125,6 +126,8 @@ class WorstReport:
     worst_total: tuple[float, Schedule] | None = None
     """(user-seconds signed out, schedule): the worst schedule found overall."""
     files: dict[str, Path] = field(default_factory=dict)
+    interrupted: bool = False
+    """Ctrl-C stopped the search: the report holds what was found until then."""
 
     @property
     def signed_out_fraction(self) -> float:
@@ -380,6 +383,8 @@ def search_worst(
         test()
     except _BudgetSpent:
         pass
+    except KeyboardInterrupt:  # Ctrl-C: what was found so far is still worth reporting
+        report.interrupted = True
     return report
 
 
@@ -610,10 +615,7 @@ def run_command(args: argparse.Namespace) -> int:
     sys.stdout.write(render_text(report) + "\n")
     if args.json:
         write_atomically(Path(args.json), render_json(report) + "\n")
+    if report.interrupted:
+        print(f"sipemu worst: interrupted after {report.examples} schedules", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_FOUND if report.stranded else EXIT_OK
-
-
-def _exit(sequence: Sequence[str]) -> int:  # pragma: no cover - for python -m
-    from emulator.cli import main
-
-    return main(["worst", *sequence])

@@ -121,6 +121,21 @@ def test_a_time_budget_ends_the_search() -> None:
     assert 1 <= report.examples <= 4
 
 
+def test_ctrl_c_stops_the_search_with_what_was_found() -> None:
+    calls = 0
+
+    def clock() -> float:
+        nonlocal calls
+        calls += 1
+        if calls == 4:  # the deadline, then two schedules; Ctrl-C before the third
+            raise KeyboardInterrupt
+        return 0.0
+
+    report = search_worst(default_topology(), examples=None, seconds=60.0, clock=clock)
+    assert report.interrupted and report.examples == 2
+    assert report.per_user  # the first single failure (fe1 silent) signed clientuser1 out
+
+
 def test_cli_writes_the_report_replays_and_json_and_exits_1_when_stranded(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
