@@ -640,10 +640,10 @@ class Outcome:
     stuck_retrying: dict[str, str] = field(default_factory=dict)
     """Per client owing liveness, at the end of the run: the server it keeps retrying instead
     of moving on (``Agent.stuck_retrying``), when it is in that loop."""
-    homes: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    """Per client owing liveness, at the end of the faults: its home pool and the pool that
-    serves it when the home cannot (its backup), *then*: a ``force-move`` changes the home,
-    and during an administrator's pool failover the backup serves (:func:`current_home`)."""
+    homes: dict[str, tuple[str, str | None, bool]] = field(default_factory=dict)
+    """Per client owing liveness, at the end of the faults: its home pool, the pool that
+    serves it when the home cannot (its backup), and whether an administrator's pool failover
+    has the backup serve it now (:func:`current_home`; a ``force-move`` changes the home)."""
 
     @property
     def failures(self) -> list[tuple[str, str]]:
@@ -706,11 +706,11 @@ def probe_clients(case: FuzzCase) -> list[str]:
     return [case.client_name(i) for i in range(len(case.clients))]
 
 
-def current_home(deployment: SimulatedDeployment, client: str) -> tuple[str, str | None]:
-    """The client's user's home pool now (a ``force-move`` changes it: R4) and the pool that
-    serves the user when the home cannot: the backup of an administrator's pool failover
-    under way or completed (which serves whatever the heartbeats say), else the backup
-    pairing now."""
+def current_home(deployment: SimulatedDeployment, client: str) -> tuple[str, str | None, bool]:
+    """The client's user's home pool now (a ``force-move`` changes it: R4), the pool that
+    serves the user when the home cannot, and whether that pool serves it now: the backup of
+    an administrator's pool failover under way or completed (which serves whatever the
+    heartbeats say: True), else the backup pairing now (False)."""
     agent = deployment.agents[client]
     static = deployment.topology.home_pool(agent.user) or ""
     home = deployment.ops.directory.get(normalize_aor(agent.user)) or static
@@ -720,8 +720,8 @@ def current_home(deployment: SimulatedDeployment, client: str) -> tuple[str, str
         "failing-over",
         "failed-over",
     ):
-        return home, failover.backup
-    return home, pairings.backup_of(home)
+        return home, failover.backup, True
+    return home, pairings.backup_of(home), False
 
 
 def serving_path(deployment: SimulatedDeployment, client: str) -> bool:
@@ -736,7 +736,7 @@ def serving_path(deployment: SimulatedDeployment, client: str) -> bool:
     topology = deployment.topology
     # The home and backup *now*: a force-move changes the home (R4), and an administrator's
     # pool failover has the backup serve the pool's users whatever the heartbeats say.
-    home, _ = current_home(deployment, client)
+    home, _, _ = current_home(deployment, client)
     if not home:
         return False
     network = deployment.world.network
