@@ -4,12 +4,14 @@ with predicted outcomes (emulator/fuzz/worst.py, emulator/fuzz/case.py dr_plan).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from emulator.cli import main
+from emulator.fuzz.analysis import classify
 from emulator.fuzz.case import ClientDraw, DrDraw, FaultDraw, FuzzCase, PoolDraw, SrvDraw, run_case
 from emulator.fuzz.strategies import cases
 from emulator.fuzz.worst import (
@@ -250,3 +252,64 @@ def test_drawn_dr_schedules_are_valid_and_their_outcomes_hold(case: FuzzCase) ->
     outcome = run_case(case)
     assert [f for f in outcome.failures if f[0].startswith("admin-outcome")] == []
     assert outcome.result.violations == ()
+
+
+# Regressions: liveness failures the DR fuzzing first labelled emulator bugs.
+
+
+def test_a_user_force_moved_to_a_pool_without_an_a_record_is_judged_at_its_new_home() -> None:
+    # fe1's users moved to fe2, whose name does not resolve: fe1 answers 301 naming fe2.
+    # Judged against the static home (fe1, reachable and known) this was an emulator bug.
+    case = FuzzCase(
+        (PoolDraw(), PoolDraw(a_record=False)),
+        (SrvDraw(0),),
+        (ClientDraw(0),),
+        dr=(DrDraw("force-move", 62.5, a=0, b=0),),
+    )
+    outcome = run_case(case)
+    assert outcome.homes["C1"] == ("fe2.contoso.test", None, False)
+    assert [(f.kind, f.key) for f in classify(outcome)] == [
+        ("by-design", "registrar-name-unresolvable")
+    ]
+
+
+def test_no_liveness_is_owed_by_a_home_whose_back_end_is_down_to_a_client_without_support() -> None:
+    # baresip does not send Supported: ms-userservices-state-notification: with fe1's back end
+    # down for good, fe1 answers its refresh 480 (4165, docs/backends.md) and it signs out.
+    case = FuzzCase(
+        (PoolDraw(),),
+        (SrvDraw(0, service="_sip._udp"),),
+        (ClientDraw(0, profile="baresip"),),
+        dr=(DrDraw("backend-down", 62.5),),
+    )
+    outcome = run_case(case)
+    assert outcome.liveness == {} and classify(outcome) == []
+    lync = replace(case, clients=(ClientDraw(0),), srv=(SrvDraw(0),))
+    assert "C1" in run_case(lync).liveness  # Lync supports it: limited, but signed in
+
+
+def test_during_a_pool_failover_the_backup_is_what_serves_in_the_analysis() -> None:
+    # Found by the DR fuzzing (shrunk): fe2 failed over to fe1 (no A record), then fe1's
+    # users force-moved onto fe2; linphone follows the Director's 301 to fe2, whose 301 names
+    # only fe1, which it cannot resolve, and it keeps retrying.  Judged as if fe2 served its
+    # users (it was up and known) this was an emulator bug.
+    case = FuzzCase(
+        (
+            PoolDraw(a_record=False, users=2),
+            PoolDraw(director=True, users=0),
+            PoolDraw(director=True, users=0),
+            PoolDraw(backup=0, users=2),
+        ),
+        (SrvDraw(1, priority=10, weight=10, service="_sip._udp"),),
+        (ClientDraw(9, "stale", profile="linphone"),),
+        failover=60.0,
+        failback=60.0,
+        seed=65536,
+        dr=(
+            DrDraw("pool-failover", 652.5, a=1, b=1, duration=61.0),
+            DrDraw("force-move", 922.5, a=0, b=2),
+        ),
+    )
+    outcome = run_case(case)
+    assert outcome.homes["C1"] == ("fe2.contoso.test", "fe1.contoso.test", True)
+    assert [f.kind for f in classify(outcome)] == ["by-design"]
