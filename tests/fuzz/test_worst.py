@@ -16,17 +16,21 @@ from emulator.fuzz.case import ClientDraw, DrDraw, FaultDraw, FuzzCase, PoolDraw
 from emulator.fuzz.strategies import cases
 from emulator.fuzz.worst import (
     Schedule,
+    Worst,
     WorstError,
     horizon,
     measure,
     parse_budget,
     run_schedule,
     search_worst,
+    simplify,
     write_replays,
 )
 from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import run_scenario
-from emulator.topology import default_topology, parse_topology
+from emulator.topology import default_topology, load_topology, parse_topology
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "topologies"
 
 # One Front End pool, no backup, one SRV record: nothing can serve its user while fe1 is out.
 LONE_POOL = """
@@ -82,16 +86,49 @@ def test_the_search_finds_worse_than_the_single_failures_it_starts_with() -> Non
     # fe1) with a short outage; the search must find a schedule worse for it than any single
     # failure of the starting set.
     topology = default_topology()
-    start = search_worst(topology, examples=5, seed=1)  # the 5 single failures only
+    start = search_worst(topology, examples=7, seed=1)  # the 7 starting schedules only
+    assert start.examples == 7
+    assert search_worst(topology, examples=2, seed=1).examples == 2
     searched = search_worst(topology, examples=40, seed=1)
     user = "sip:clientuser2@contoso.test"
     before = start.per_user[user].outage.duration if user in start.per_user else 0.0
     assert searched.per_user[user].outage.duration > before
 
 
+def test_worst_finds_the_director_single_point_of_failure_that_check_reports() -> None:
+    # topologies/director-spof.toml: dir1 alone behind the SRV records; `sipemu check` shows
+    # every client signing in again while dir1 is down signed out (tests/fuzz/test_check.py).
+    topology = load_topology(EXAMPLES / "director-spof.toml")
+    report = search_worst(topology, source="director-spof", examples=10, seed=0)
+    single = report.worst_single
+    assert single is not None and single.outage.stranded
+    (fault,) = single.schedule.faults
+    assert topology.pools[fault.a].fqdn == "dir1.contoso.test"
+    assert single.schedule.restarts  # the clients signed in again during the failure
+    assert set(report.stranded) == {"sip:alice@contoso.test", "sip:bob@contoso.test"}
+
+
+def test_simplify_removes_what_the_worst_outage_does_not_need() -> None:
+    topology = lone_pool()
+    users = {"C1": "sip:alice@contoso.test"}
+    noisy = Schedule(
+        (False,),
+        (FaultDraw("dns-fail", 100.0, 50.0), FaultDraw("outage", 600.0, None, a=0)),
+        (DrDraw("export-contacts", 302.5),),
+    )
+    end = horizon(topology, "lync2010")
+    (outage,) = measure(run_schedule(topology, noisy, "lync2010"), end, users)
+    simpler, runs = simplify(topology, Worst(outage, noisy), "lync2010")
+    assert simpler.schedule.faults == (FaultDraw("outage", 600.0, None, a=0),)
+    assert simpler.schedule.dr == ()
+    assert simpler.outage == outage and runs <= 60
+
+
 def test_each_worst_outage_replays_to_the_same_duration(tmp_path: Path) -> None:
     topology = default_topology()
     report = search_worst(topology, examples=12, seed=2)
+    for user, worst in list(report.per_user.items()):  # as the command does
+        report.per_user[user], _ = simplify(topology, worst, "lync2010", runs=10)
     write_replays(report, tmp_path, "default")
     assert report.per_user
     for user, worst in report.per_user.items():
