@@ -44,7 +44,9 @@ __all__ = [
 DOMAIN = "contoso.test"
 SRV_NAME = f"_sipinternaltls._tcp.{DOMAIN}"
 CacheState = Literal["empty", "home", "stale"]
-FaultKind = Literal["outage", "stop", "partition", "dns-fail", "dns-remove", "dns-down"]
+FaultKind = Literal["outage", "stop", "partition", "lossy", "dns-fail", "dns-remove", "dns-down"]
+"""``lossy`` (a link losing packets: ``link``) is drawn by ``sipemu worst`` only: the fuzzer's
+invariants are judged on a ground truth without loss (docs/invariants.md)."""
 DrKind = Literal[
     "backend-down",
     "mirror-failover",
@@ -110,6 +112,8 @@ class FaultDraw:
     """Partition: the other host: a pool index, or -1 - i for client i."""
     oneway: bool = False
     dns_kind: Literal["servfail", "timeout", "nxdomain"] = "servfail"
+    loss: float = 0.5
+    """``lossy``: the probability that the link loses a packet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +374,7 @@ def fault_steps(
     elif fault.kind == "stop":
         start = {"action": "stop-pool", "target": pool}
         end = {"action": "start-pool", "target": pool}
-    elif fault.kind == "partition":
+    elif fault.kind in ("partition", "lossy"):
         b = fault.b if fault.b != fault.a else -1  # never a pool from itself
         if b >= 0:
             other = pools[b % len(pools)]
@@ -378,8 +382,13 @@ def fault_steps(
             other = clients[(-1 - b) % len(clients)]
         if other == pool:
             other = clients[0]
-        start = {"action": "partition", "a": pool, "b": other, "oneway": fault.oneway}
-        end = {"action": "heal", "a": pool, "b": other}
+        if fault.kind == "partition":
+            start = {"action": "partition", "a": pool, "b": other, "oneway": fault.oneway}
+            end = {"action": "heal", "a": pool, "b": other}
+        else:
+            link = {"action": "link", "a": pool, "b": other, "oneway": fault.oneway}
+            start = {**link, "loss": fault.loss}
+            end = {**link, "loss": 0.0}
     elif fault.kind == "dns-fail":
         start = {"action": "dns-fail", "kind": fault.dns_kind}
         end = {"action": "dns-restore"}

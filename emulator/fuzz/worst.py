@@ -2,11 +2,11 @@
 
 Hypothesis draws fault schedules on one given topology from the whole catalogue the fuzzer
 knows (pool outages and stops, partitions, DNS failures, SRV records removed, the DNS server
-down; a back-end server down, mirror failover, force-move, contact export and import, CMS
-move, pool failover and failback) and the endpoint cache of each user's client, runs each in
-the simulator, and steers the search with ``hypothesis.target()`` towards schedules that keep
-users signed out longer (user-seconds signed out) and strand more of them (users still signed
-out at the end).
+down; lossy links besides; a back-end server down, mirror failover, force-move, contact
+export and import, CMS move, pool failover and failback; clients signing in again) and the
+endpoint cache of each user's client, runs each in the simulator, and steers the search with
+``hypothesis.target()`` towards schedules that keep users signed out longer (user-seconds
+signed out) and strand more of them (users still signed out at the end).
 
 For each user it keeps the worst outage seen: the longest stretch the user's client was not
 registered, and the schedule that caused it, written as a scenario that replays it (with an
@@ -285,7 +285,7 @@ def schedules(topology: Topology, max_faults: int = 3) -> st.SearchStrategy[Sche
     pools = len(topology.pools)
     clients = len(_clients(topology))
     fault = st.builds(
-        lambda kind, at, tens, a, b, oneway, dns_kind: FaultDraw(
+        lambda kind, at, tens, a, b, oneway, dns_kind, loss: FaultDraw(
             kind=kind,
             at=at * 10.0,
             duration=None if tens is None else tens * 10.0,
@@ -293,14 +293,16 @@ def schedules(topology: Topology, max_faults: int = 3) -> st.SearchStrategy[Sche
             b=b,
             oneway=oneway,
             dns_kind=dns_kind,
+            loss=loss,
         ),
-        st.sampled_from(FAULTS),
+        st.sampled_from((*FAULTS, "lossy")),
         st.integers(6, int(WINDOW // 10)),
         st.none() | st.integers(1, int(LONGEST // 10)),
         st.integers(0, max(pools - 1, 0)),
         st.integers(-clients, max(pools - 1, 0)),
         st.booleans(),
         st.sampled_from(("servfail", "timeout", "nxdomain")),
+        st.sampled_from((0.2, 0.5, 0.9)),
     )
     dr = st.builds(
         lambda kind, at, a, b, tens, takes, mirror: DrDraw(

@@ -22,6 +22,7 @@ from emulator.fuzz.worst import (
     measure,
     parse_budget,
     run_schedule,
+    schedule_steps,
     search_worst,
     simplify,
     write_replays,
@@ -350,3 +351,18 @@ def test_during_a_pool_failover_the_backup_is_what_serves_in_the_analysis() -> N
     outcome = run_case(case)
     assert outcome.homes["C1"] == ("fe2.contoso.test", "fe1.contoso.test", True)
     assert [f.kind for f in classify(outcome)] == ["by-design"]
+
+
+def test_a_lossy_link_is_drawn_as_link_steps_and_undone() -> None:
+    topology = lone_pool()
+    schedule = Schedule((False,), (FaultDraw("lossy", 600.0, 300.0, a=0, b=-1, loss=0.9),))
+    steps = [s for s in schedule_steps(topology, schedule) if s["action"] == "link"]
+    assert [(s["at"], s["b"], s["loss"]) for s in steps] == [(600.0, "C1", 0.9), (900.0, "C1", 0.0)]
+    # Keep-alives lost between fe1 and alice: she drops fe1 and registers again, over and
+    # over while the link loses packets, and never once it is restored.
+    outages = measure(
+        run_schedule(topology, schedule, "lync2010"),
+        horizon(topology, "lync2010"),
+        {"C1": "sip:alice@contoso.test"},
+    )
+    assert outages and all(600.0 <= o.start and o.end <= 960.0 for o in outages)
