@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from emulator.cli import main
 from emulator.fuzz.analysis import classify
@@ -29,6 +31,7 @@ from emulator.fuzz.worst import (
 )
 from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import run_scenario
+from emulator.sim.deployment import ClientSpec, SimulatedDeployment
 from emulator.topology import default_topology, load_topology, parse_topology
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "topologies"
@@ -366,3 +369,99 @@ def test_a_lossy_link_is_drawn_as_link_steps_and_undone() -> None:
         {"C1": "sip:alice@contoso.test"},
     )
     assert outages and all(600.0 <= o.start and o.end <= 960.0 for o in outages)
+
+
+class DisasterRecoveryMachine(RuleBasedStateMachine):
+    """R1's lab driven step by step through faults and DR actions (pool failover and
+    failback, force-move, CMS move, contact export and import, a back-end server down and
+    up, in any order: the deployment refuses what its preconditions forbid); the safety
+    invariants must hold after every step."""
+
+    POOLS = ("fe1.contoso.test", "fe2.contoso.test")
+    CLIENTS = ("one", "two")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sim: SimulatedDeployment | None = None
+        self.refused: list[str] = []
+
+    @initialize(seed=st.integers(0, 100))
+    def build(self, seed: int) -> None:
+        topology = load_topology(EXAMPLES / "r1-lab.toml")
+        clients = [
+            ClientSpec("one", "sip:clientuser1@contoso.test"),
+            ClientSpec("two", "sip:clientuser2@contoso.test"),
+        ]
+        self.sim = SimulatedDeployment(topology, clients, seed=seed)
+        self.monitor = self.sim.watch_invariants()
+        for name in self.CLIENTS:
+            self.sim.sign_in(name)
+
+    def _sim(self) -> SimulatedDeployment:
+        assert self.sim is not None
+        return self.sim
+
+    def _admin(self, action: str, **params: object) -> None:
+        outcome = self._sim().admin(action, **params)
+        if not outcome.ok:
+            assert outcome.refused  # a refusal says why, as a sentence
+            self.refused.append(outcome.line())
+
+    @rule(pool=st.sampled_from(POOLS))
+    def silence(self, pool: str) -> None:
+        self._sim().disable_nic(pool)
+
+    @rule(pool=st.sampled_from(POOLS))
+    def restore(self, pool: str) -> None:
+        self._sim().enable_nic(pool)
+
+    @rule(pool=st.sampled_from(POOLS), takes=st.sampled_from((61.0, 901.0)))
+    def pool_failover(self, pool: str, takes: float) -> None:
+        self._admin("pool-failover", target=pool, takes=takes)
+
+    @rule(pool=st.sampled_from(POOLS), takes=st.sampled_from((61.0, 901.0)))
+    def pool_failback(self, pool: str, takes: float) -> None:
+        self._admin("pool-failback", target=pool, takes=takes)
+
+    @rule(source=st.sampled_from(POOLS), dest=st.sampled_from(POOLS))
+    def force_move(self, source: str, dest: str) -> None:
+        if source != dest:
+            self._admin("force-move", **{"from": source, "to": dest})
+
+    @rule(pool=st.sampled_from(POOLS))
+    def move_cms(self, pool: str) -> None:
+        self._admin("move-cms", target=pool)
+
+    @rule()
+    def export_contacts(self) -> None:
+        self._admin("export-contacts")
+
+    @rule()
+    def import_contacts(self) -> None:
+        self._admin("import-contacts")
+
+    @rule(pool=st.sampled_from(POOLS), up=st.booleans())
+    def backend(self, pool: str, up: bool) -> None:
+        self._admin("backend-up" if up else "backend-down", target=pool, server="principal")
+
+    @precondition(lambda self: self.sim is not None)
+    @rule(seconds=st.sampled_from((2.5, 31.0, 62.0, 120.0, 600.0, 1000.0)))
+    def wait(self, seconds: float) -> None:
+        sim = self._sim()
+        sim.run_until(sim.world.now + seconds)
+
+    @invariant()
+    def safety_holds(self) -> None:
+        if self.sim is not None:
+            assert self.monitor.violations == [], [v.line() for v in self.monitor.violations]
+
+
+DisasterRecoveryMachine.TestCase.settings = settings(
+    derandomize=True,
+    max_examples=20,
+    stateful_step_count=25,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+TestDisasterRecoveryMachine = DisasterRecoveryMachine.TestCase
