@@ -35,14 +35,15 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from clients.profile import PROFILES, get_profile
-from emulator.config import ConfigError, did_you_mean
+from emulator.config import ConfigError, did_you_mean, read_text
+from emulator.examples import ExampleNotFound, resolve
 from emulator.fuzz.case import DR_KINDS, DrDraw, FaultDraw, dr_plan, fault_steps
 from emulator.fuzz.strategies import FAULTS, TAKES
 from emulator.scenario.model import scenario_from_dict
 from emulator.scenario.runner import RunResult, run_scenario
 from emulator.scenario.writer import dumps, write_atomically
 from emulator.sim.invariants import liveness_bound
-from emulator.topology import Topology, default_topology, load_topology
+from emulator.topology import Topology, TopologyError, default_topology, parse_topology
 from fakedns.records import SrvRecord
 
 __all__ = [
@@ -649,10 +650,13 @@ def register_worst(subparsers: Any) -> None:
             "(docs/invariants.md)."
         ),
     )
-    parser.add_argument("topology", nargs="?", help="topology file (default: the embedded one)")
+    parser.add_argument(
+        "topology", nargs="?", help="topology file or example name (default: the embedded one)"
+    )
     parser.add_argument(
         "--budget",
         default="200",
+        metavar="N|DURATION",
         help="examples (a number) or wall time (90s, 10m, 1h); default 200 examples",
     )
     parser.add_argument("--seed", type=int, default=0, help="search seed (0)")
@@ -661,7 +665,7 @@ def register_worst(subparsers: Any) -> None:
     )
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     parser.add_argument(
-        "--out", default="worst", help="directory for the replay scenarios (worst/)"
+        "--out", default="worst", metavar="DIR", help="directory for the replay scenarios (worst/)"
     )
     parser.set_defaults(handler=run_command)
 
@@ -682,11 +686,14 @@ def run_command(args: argparse.Namespace) -> int:
             "default",
         )
     else:
-        path = Path(args.topology)
-        topology = load_topology(path)  # a sentence (exit 2) if bad
+        try:  # a file, or a shipped example by name (as every command)
+            path = resolve("topology", args.topology)
+        except ExampleNotFound as exc:
+            raise WorstError(str(exc)) from None
+        text = read_text(path, "topology", TopologyError)  # a sentence (exit 2) if bad
+        topology = parse_topology(text, str(path))
         source = str(path)
-        with path.open("rb") as file:
-            topology_value = tomllib.load(file)  # inline: the replay needs no other file
+        topology_value = tomllib.loads(text)  # inline: the replay needs no other file
     print(f"sipemu worst: searching {source} ({args.budget})", file=sys.stderr)
     report = search_worst(
         topology,

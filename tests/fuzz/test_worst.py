@@ -203,6 +203,7 @@ def test_cli_writes_the_report_replays_and_json_and_exits_1_when_stranded(
         (["--budget", "lots"], "--budget 'lots': a number of examples"),
         (["--profile", "baresp"], "did you mean 'baresip'?"),
         (["/nonexistent/topology.toml"], "/nonexistent/topology.toml"),
+        (["nosuch"], "nor a shipped example of that name"),
     ],
 )
 def test_bad_input_is_a_sentence_and_exit_status_2(
