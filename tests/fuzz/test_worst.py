@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -404,6 +404,7 @@ class DisasterRecoveryMachine(RuleBasedStateMachine):
 
     def _admin(self, action: str, **params: object) -> None:
         outcome = self._sim().admin(action, **params)
+        note(f"{self._sim().world.now:.1f} {outcome.line()}")
         if not outcome.ok:
             assert outcome.refused  # a refusal says why, as a sentence
             self.refused.append(outcome.line())
