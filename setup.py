@@ -36,6 +36,7 @@ _NOT_COMPILED = (
     "emulator/fuzz/check.py",
     "emulator/fuzz/database.py",
     "emulator/fuzz/strategies.py",
+    "emulator/fuzz/worst.py",
     "emulator/live/*",
     "emulator/report/*",
     "emulator/scenario/output.py",

@@ -1004,6 +1004,12 @@ def register_ctl(subparsers: SubParsers) -> None:
     register(subparsers)
 
 
+def register_worst(subparsers: SubParsers) -> None:
+    from emulator.fuzz.worst import register_worst as register
+
+    register(subparsers)
+
+
 def register_conform(subparsers: SubParsers) -> None:
     from emulator.conform.cli import register_conform as register
 
@@ -1019,6 +1025,7 @@ COMMANDS: list[Callable[[SubParsers], None]] = [
     register_clients,
     register_ctl,
     register_conform,
+    register_worst,
 ]
 """One ``register(subparsers)`` per command group; append to add a command."""
 

@@ -56,12 +56,16 @@ def _liveness(outcome: Outcome, client: str, detail: str) -> Finding:
     users = case.users()
     _, home_index = users[draw.user % len(users)]
     backup_index = case.pools[home_index].backup
+    home = case.pool_name(home_index)
+    backup = case.pool_name(backup_index) if backup_index is not None else None
+    # A force-move or a pool failover (case.dr) changes them: as they were at the end.
+    home, backup, failed_over = outcome.homes.get(client, (home, backup, False))
     reachable = outcome.reachable.get(client, set())
     names = [case.pool_name(i) for i in range(len(case.pools))]
     return explain(
         client=client,
-        home=case.pool_name(home_index),
-        backup=case.pool_name(backup_index) if backup_index is not None else None,
+        home=home,
+        backup=backup,
         profile=draw.profile,
         cache_state=draw.cache,
         known=outcome.knowledge.get(client, []),
@@ -71,6 +75,7 @@ def _liveness(outcome: Outcome, client: str, detail: str) -> Finding:
         detail=detail,
         dns_down=client in outcome.dns_down,
         stuck_retrying=outcome.stuck_retrying.get(client),
+        failed_over=failed_over,
     )
 
 
@@ -88,6 +93,7 @@ def explain(
     dns_down: bool,
     stuck_retrying: str | None,
     signing_in: bool = False,
+    failed_over: bool = False,
 ) -> Finding:
     """Why a client that a pool could serve stayed signed out, and what to change.
 
@@ -98,12 +104,20 @@ def explain(
     (``Agent.stuck_retrying``).  ``dns_down`` and ``stuck_retrying`` have no defaults: the
     fuzzer and ``sipemu check`` both label through this one function, and a caller that left
     out the agent's loop would call linphone's documented retry an emulator bug (issue 19).
+    ``failed_over``: an administrator's pool failover of the home is under way or completed
+    (``pool-failover``): the backup serves the user and the home answers with a 301 naming
+    only the backup (docs/backends.md).
     ``signing_in``: the client restarted during the failure (``sipemu check``'s "signs in
     again"), so it remembers no 301 and needs DNS or its cache to find a registrar.
     The advice does not name the client, so identical advice for several clients reads as one.
     """
     settings = get_profile(profile)
-    serving = {home} if home not in down else ({backup} if backup and backup not in down else set())
+    if failed_over:
+        serving = {backup} if backup and backup not in down else set()
+    else:
+        serving = (
+            {home} if home not in down else ({backup} if backup and backup not in down else set())
+        )
     summary = (
         f"{client} (home {home}, {profile}, cache {cache_state}) stayed unregistered: {detail}"
     )
@@ -139,7 +153,7 @@ def explain(
             )
     if direct & serving:
         return _bug(client, summary, known)
-    contacts = [home] + ([backup] if backup else [])
+    contacts = [home] + ([backup] if backup else []) if not failed_over else [backup or home]
     if settings.follows_redirect and settings.redirect_order == "first":
         contacts = contacts[:1]
     redirectors = direct - serving  # any pool (or Director) answers the others with a 301

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -22,16 +22,21 @@ from emulator.scenario.model import Scenario, scenario_from_dict, with_expectati
 from emulator.scenario.runner import RunResult, finish, prepare
 from emulator.sim.deployment import SimulatedDeployment
 from emulator.sim.invariants import INVARIANTS, liveness_bound
+from emulator.sip.uri import normalize_aor
 from emulator.topology import Topology, topology_from_dict
 from fakedns.records import SrvRecord
 
 __all__ = [
+    "DR_KINDS",
     "ClientDraw",
+    "DrDraw",
     "FaultDraw",
     "FuzzCase",
     "Outcome",
     "PoolDraw",
     "SrvDraw",
+    "dr_plan",
+    "fault_steps",
     "frozen_heap",
     "run_case",
 ]
@@ -39,7 +44,30 @@ __all__ = [
 DOMAIN = "contoso.test"
 SRV_NAME = f"_sipinternaltls._tcp.{DOMAIN}"
 CacheState = Literal["empty", "home", "stale"]
-FaultKind = Literal["outage", "stop", "partition", "dns-fail", "dns-remove", "dns-down"]
+FaultKind = Literal["outage", "stop", "partition", "lossy", "dns-fail", "dns-remove", "dns-down"]
+"""``lossy`` (a link losing packets: ``link``) is drawn by ``sipemu worst`` only: the fuzzer's
+invariants are judged on a ground truth without loss (docs/invariants.md)."""
+DrKind = Literal[
+    "backend-down",
+    "mirror-failover",
+    "force-move",
+    "export-contacts",
+    "import-contacts",
+    "move-cms",
+    "pool-failover",
+    "pool-failback",
+]
+DR_KINDS: tuple[DrKind, ...] = (
+    "backend-down",
+    "mirror-failover",
+    "force-move",
+    "export-contacts",
+    "import-contacts",
+    "move-cms",
+    "pool-failover",
+    "pool-failback",
+)
+"""The back-end, DR and administrative actions the fuzzer draws (:class:`DrDraw`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +112,31 @@ class FaultDraw:
     """Partition: the other host: a pool index, or -1 - i for client i."""
     oneway: bool = False
     dns_kind: Literal["servfail", "timeout", "nxdomain"] = "servfail"
+    loss: float = 0.5
+    """``lossy``: the probability that the link loses a packet."""
+
+
+@dataclass(frozen=True, slots=True)
+class DrDraw:
+    """One back-end, DR or administrative action (emulator/operations.py), drawn.
+
+    Its outcome (done or refused) is predicted by :func:`dr_plan` from the schedule alone and
+    written into the step as ``expect``: a drawn schedule is a valid sequence of actions, some
+    of them refused for a reason the schedule gives (the pool hosting the CMS is down, nothing
+    was exported, the failover has not completed...), and the run must agree."""
+
+    kind: DrKind
+    at: float
+    """When (drawn on a 2.5 s mark past ten seconds, never at a fault's edge)."""
+    a: int = 0
+    """The Front End pool acted on (an index, taken modulo the Front End pools)."""
+    b: int = 0
+    """``force-move``'s destination (modulo the other Front End pools)."""
+    duration: float | None = None
+    """``backend-down``: seconds until ``backend-up`` (None: never); ``pool-failover`` and
+    ``pool-failback``: ``takes``."""
+    mirror: bool = False
+    """``backend-down``: the mirror rather than the principal."""
 
 
 @functools.lru_cache(maxsize=1024)
@@ -109,6 +162,8 @@ class FuzzCase:
     failover: float = 30.0
     failback: float = 40.0
     seed: int = 0
+    dr: tuple[DrDraw, ...] = ()
+    """Back-end, DR and administrative actions (their outcomes predicted: :func:`dr_plan`)."""
 
     # -- names -------------------------------------------------------------------------------
 
@@ -137,6 +192,8 @@ class FuzzCase:
         ends = [0.0]
         for fault in self.faults:
             ends.append(fault.at + (fault.duration or 0.0))
+        for action in self.dr:
+            ends.append(action.at + (action.duration or 0.0))
         return max(ends)
 
     def topology_data(self) -> dict[str, Any]:
@@ -150,6 +207,9 @@ class FuzzCase:
             }
             if draw.backup is not None:
                 table["backup"] = names[draw.backup]
+            if self.dr and not draw.director:  # a mirror to fail over to (mirror-failover)
+                short = names[i].split(".")[0]
+                table["backend"] = {"principal": f"{short}-sql", "mirror": f"{short}-sqlm"}
             pools.append(table)
         dns: dict[str, Any] = {"pool_records": False}
         srv = []
@@ -194,55 +254,25 @@ class FuzzCase:
         ]
         for fault in self.faults:
             steps.extend(self._fault_steps(fault))
+        if self.dr:
+            steps.extend(dr_plan(self.topology(), steps, self.dr))
         return steps
 
-    def _host(self, index: int) -> str:
-        return self.pool_name(index) if index >= 0 else self.client_name(-1 - index)
-
     def _fault_steps(self, fault: FaultDraw) -> list[dict[str, Any]]:
-        pool = self.pool_name(fault.a)
-        start: dict[str, Any]
-        end: dict[str, Any] | None
-        if fault.kind == "outage":
-            start = {"action": "disable-nic", "target": pool}
-            end = {"action": "enable-nic", "target": pool}
-        elif fault.kind == "stop":
-            start = {"action": "stop-pool", "target": pool}
-            end = {"action": "start-pool", "target": pool}
-        elif fault.kind == "partition":
-            other = self._host(fault.b if fault.b != fault.a else -1)  # never a pool from itself
-            start = {"action": "partition", "a": pool, "b": other, "oneway": fault.oneway}
-            end = {"action": "heal", "a": pool, "b": other}
-        elif fault.kind == "dns-fail":
-            start = {"action": "dns-fail", "kind": fault.dns_kind}
-            end = {"action": "dns-restore"}
-        elif fault.kind == "dns-down":
-            start = {"action": "dns-down"}
-            end = {"action": "dns-up"}
-        else:  # dns-remove: the SRV records go (and, if undone, come back)
-            start = {"action": "dns-remove", "name": SRV_NAME, "type": "SRV"}
-            end = None
-            if fault.duration is not None:
-                out = [{"at": fault.at, **start}]
-                for r in self.srv:
-                    target = self.pool_name(r.target) if r.target is not None else f"gone.{DOMAIN}"
-                    out.append(
-                        {
-                            "at": fault.at + fault.duration,
-                            "action": "dns-add",
-                            "type": "SRV",
-                            "name": SRV_NAME,
-                            "priority": r.priority,
-                            "weight": r.weight,
-                            "port": 5061,
-                            "record_target": target,
-                        }
-                    )
-                return out
-        out = [{"at": fault.at, **start}]
-        if end is not None and fault.duration is not None:
-            out.append({"at": fault.at + fault.duration, **end})
-        return out
+        readd = [
+            {
+                "priority": r.priority,
+                "weight": r.weight,
+                "port": 5061,
+                "record_target": self.pool_name(r.target)
+                if r.target is not None
+                else f"gone.{DOMAIN}",
+            }
+            for r in self.srv
+        ]
+        names = _pool_names(self.pools)
+        clients = [self.client_name(i) for i in range(len(self.clients))]
+        return fault_steps(fault, names, clients, SRV_NAME, readd)
 
     def clients_data(self) -> list[dict[str, Any]]:
         users = self.users()
@@ -266,7 +296,7 @@ class FuzzCase:
 
         Cases that differ only in clients, faults or seed share one (topologies are immutable):
         a campaign's shrinking and the benchmark's fixed shape build the same one often."""
-        key = (self.pools, self.srv, self.failover, self.failback)
+        key = (self.pools, self.srv, self.failover, self.failback, bool(self.dr))
         topology = _TOPOLOGIES.get(key)
         if topology is None:
             topology = topology_from_dict(self.topology_data(), "<fuzz case>")
@@ -324,6 +354,271 @@ class FuzzCase:
         )
 
 
+def fault_steps(
+    fault: FaultDraw,
+    pools: Sequence[str],
+    clients: Sequence[str],
+    srv_name: str,
+    srv_records: Sequence[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """The steps of one drawn fault: ``pools`` and ``clients`` are the names its indices
+    point into (``fault.a`` a pool; ``fault.b`` a pool, or client ``-1 - b``);
+    ``dns-remove`` removes the SRV records of ``srv_name`` and, when undone, adds
+    ``srv_records`` back (``dns-add`` keys besides the name and type)."""
+    pool = pools[fault.a % len(pools)]
+    start: dict[str, Any]
+    end: dict[str, Any] | None
+    if fault.kind == "outage":
+        start = {"action": "disable-nic", "target": pool}
+        end = {"action": "enable-nic", "target": pool}
+    elif fault.kind == "stop":
+        start = {"action": "stop-pool", "target": pool}
+        end = {"action": "start-pool", "target": pool}
+    elif fault.kind in ("partition", "lossy"):
+        b = fault.b if fault.b != fault.a else -1  # never a pool from itself
+        if b >= 0:
+            other = pools[b % len(pools)]
+        else:
+            other = clients[(-1 - b) % len(clients)]
+        if other == pool:
+            other = clients[0]
+        if fault.kind == "partition":
+            start = {"action": "partition", "a": pool, "b": other, "oneway": fault.oneway}
+            end = {"action": "heal", "a": pool, "b": other}
+        else:
+            link = {"action": "link", "a": pool, "b": other, "oneway": fault.oneway}
+            start = {**link, "loss": fault.loss}
+            end = {**link, "loss": 0.0}
+    elif fault.kind == "dns-fail":
+        start = {"action": "dns-fail", "kind": fault.dns_kind}
+        end = {"action": "dns-restore"}
+    elif fault.kind == "dns-down":
+        start = {"action": "dns-down"}
+        end = {"action": "dns-up"}
+    else:  # dns-remove: the SRV records go (and, if undone, come back)
+        out: list[dict[str, Any]] = [
+            {"at": fault.at, "action": "dns-remove", "name": srv_name, "type": "SRV"}
+        ]
+        if fault.duration is not None:
+            for record in srv_records:
+                out.append(
+                    {
+                        "at": fault.at + fault.duration,
+                        "action": "dns-add",
+                        "type": "SRV",
+                        "name": srv_name,
+                        **record,
+                    }
+                )
+        return out
+    out = [{"at": fault.at, **start}]
+    if end is not None and fault.duration is not None:
+        out.append({"at": fault.at + fault.duration, **end})
+    return out
+
+
+# -- DR actions: their outcomes, predicted from the schedule --------------------------------
+
+
+class _PoolsUp:
+    """Whether a pool is up (running, NIC enabled: what an administrator needs) at a time,
+    from the network steps of a schedule (``disable-nic``/``enable-nic``,
+    ``stop-pool``/``start-pool``), replayed in the order the runner carries them out (a
+    stable sort by time)."""
+
+    def __init__(self, steps: list[dict[str, Any]]) -> None:
+        self._changes: dict[str, list[tuple[float, str]]] = {}
+        for step in sorted(steps, key=lambda s: float(s["at"])):
+            action = step["action"]
+            if action in ("disable-nic", "enable-nic", "stop-pool", "start-pool"):
+                self._changes.setdefault(step["target"], []).append((float(step["at"]), action))
+
+    def up(self, pool: str, now: float) -> bool:
+        nic, running = True, True
+        for at, action in self._changes.get(pool, ()):
+            if at > now:
+                break
+            if action in ("disable-nic", "enable-nic"):
+                nic = action == "enable-nic"
+            else:
+                running = action == "start-pool"
+        return nic and running
+
+
+@dataclass
+class _Failover:
+    backup: str
+    completes: float
+    failback_completes: float | None = None
+
+    def phase(self, now: float) -> str:
+        if self.failback_completes is None:
+            return "failing-over" if now < self.completes else "failed-over"
+        return "failing-back" if now < self.failback_completes else "failed-back"
+
+
+def dr_plan(
+    topology: Topology, network_steps: list[dict[str, Any]], draws: tuple[DrDraw, ...]
+) -> list[dict[str, Any]]:
+    """The steps of ``draws`` on ``topology``, each admin step with its predicted outcome
+    (``expect = "ok"`` or ``"refused"``) and a ``note`` saying why when refused.
+
+    The prediction is an independent model of the preconditions docs/backends.md documents
+    (Microsoft's for ``Invoke-CsPoolFailOver``, ``Move-CsUser -Force``,
+    ``Move-CsManagementServer``, contact export and import, and R2's and R3's back-end
+    procedures), fed with the schedule alone: which pools are down when (the network steps),
+    where the CMS is, what was exported, which failovers have completed.  A run whose outcome
+    differs fails that step's expectation: an emulator bug, or a gap in this model.  A step
+    whose outcome the model cannot know from the schedule (a mirroring-aware back end with a
+    witness fails over on its own) carries no ``expect``.
+    """
+    fronts = [p for p in topology.pools if not p.is_director]
+    if not fronts:
+        return []
+    names = [p.fqdn for p in fronts]
+    pools_up = _PoolsUp(network_steps)
+    aware = topology.profile != "lync2010"
+    cms = topology.cms or names[0]
+    exported = False
+    failovers: dict[str, _Failover] = {}
+    active = {p.fqdn: p.backend.principal for p in fronts}
+    servers_up: dict[tuple[str, str], bool] = {}
+    timed: list[tuple[float, int, dict[str, Any]]] = []
+    step: dict[str, Any]
+    order = 0
+    for draw in draws:  # backend-down and its backend-up are two steps of the one draw
+        pool = fronts[draw.a % len(fronts)]
+        if draw.kind == "backend-down":
+            role = "mirror" if draw.mirror and pool.backend.mirror else "principal"
+            for at, action in ((draw.at, "backend-down"), (draw.at + (draw.duration or 0), "")):
+                if action or draw.duration is not None:
+                    step = {
+                        "action": action or "backend-up",
+                        "target": pool.fqdn,
+                        "server": role,
+                    }
+                    timed.append((at, order, step))
+                    order += 1
+            continue
+        step = {"action": draw.kind, "target": pool.fqdn}
+        if draw.kind == "force-move":
+            others = [n for n in names if n != pool.fqdn]
+            if not others:
+                continue
+            step = {"action": "force-move", "from": pool.fqdn, "to": others[draw.b % len(others)]}
+        elif draw.kind in ("export-contacts", "import-contacts"):
+            step = {"action": draw.kind}
+        elif draw.kind in ("pool-failover", "pool-failback"):
+            step["takes"] = draw.duration if draw.duration is not None else 61.0
+        timed.append((draw.at, order, step))
+        order += 1
+    out: list[dict[str, Any]] = []
+    for at, _, step in sorted(timed, key=lambda t: (t[0], t[1])):
+        action = step["action"]
+        target = step.get("target", "")
+
+        refused: str | None = None
+        if action in ("backend-down", "backend-up"):
+            spec = topology.pool(target).backend
+            server = spec.mirror if step["server"] == "mirror" else spec.principal
+            assert server is not None
+            servers_up[(target, server)] = action == "backend-up"
+        elif action == "mirror-failover":
+            spec = topology.pool(target).backend
+            if aware and spec.witness is not None:
+                step = {"action": "backend-failover", "target": target}
+                out.append({"at": at, **step, "note": "outcome not predicted (witness)"})
+                continue
+            step = {"action": "backend-failover" if aware else "r2-procedure", "target": target}
+            partner = [s for s in (spec.principal, spec.mirror) if s and s != active[target]]
+            if not partner:
+                refused = "the back end has no mirror"
+            elif not servers_up.get((target, partner[0]), True):
+                refused = f"the mirror {partner[0]} is down"
+            else:
+                active[target] = partner[0]
+        elif action == "force-move":
+            if not pools_up.up(cms, at):
+                refused = f"the CMS pool {cms} is down"
+        elif action == "export-contacts":
+            down = [n for n in names if not pools_up.up(n, at)]
+            if down:
+                refused = f"{down[0]} is down"
+            else:
+                exported = True
+        elif action == "import-contacts":
+            if not pools_up.up(cms, at):
+                refused = f"the CMS pool {cms} is down"
+            elif not exported:
+                refused = "nothing was exported"
+        elif action == "move-cms":
+            if not pools_up.up(target, at):
+                refused = f"{target} is down"
+            else:
+                cms = target
+        elif action == "pool-failover":
+            refused = _failover_refused(topology, target, at, cms, failovers, pools_up)
+            if refused is None:
+                backup = topology.pool(target).backup
+                assert backup is not None
+                failovers[target] = _Failover(backup, at + step["takes"])
+        elif action == "pool-failback":
+            found = failovers.get(target)
+            phase = None if found is None else found.phase(at)
+            if phase in (None, "failed-back"):
+                refused = f"{target} is not failed over"
+            elif phase in ("failing-over", "failing-back"):
+                refused = f"{target} is {phase}"
+            elif not pools_up.up(cms, at):
+                refused = f"the CMS pool {cms} is down"
+            elif not pools_up.up(target, at):
+                refused = f"{target} is down"
+            else:
+                assert found is not None
+                found.failback_completes = at + step["takes"]
+        if action in ("backend-down", "backend-up"):
+            out.append({"at": at, **step})
+        elif refused is None:
+            out.append({"at": at, **step, "expect": "ok"})
+        else:
+            out.append({"at": at, **step, "expect": "refused", "note": f"expected: {refused}"})
+    return out
+
+
+def _failover_refused(
+    topology: Topology,
+    pool: str,
+    now: float,
+    cms: str,
+    failovers: dict[str, _Failover],
+    pools_up: _PoolsUp,
+) -> str | None:
+    """Why ``Invoke-CsPoolFailOver -PoolFqdn pool`` is refused now (None: it is done)."""
+    backup = topology.pool(pool).backup
+    if backup is None:
+        return f"{pool} has no backup pool"
+    found = failovers.get(pool)
+    if found is not None and found.phase(now) != "failed-back":
+        return f"{pool} is {found.phase(now)}"
+    if cms == pool:
+        return f"the CMS is on {pool}"
+    if not pools_up.up(cms, now):
+        return f"the CMS pool {cms} is down"
+    if not pools_up.up(backup, now):
+        return f"the backup {backup} is down"
+    own = failovers.get(backup)
+    if own is not None and own.phase(now) != "failed-back":
+        return f"the backup's own users are {own.phase(now)}"
+    served = [
+        p
+        for p, f in failovers.items()
+        if f.backup == pool and f.phase(now) in ("failing-over", "failed-over")
+    ]
+    if served:
+        return f"{pool} serves the users of {served[0]}"
+    return None
+
+
 def liveness_expectations(liveness: dict[str, float]) -> list[dict[str, Any]]:
     """The ``[[expect]]`` tables of the liveness obligations (client name -> deadline)."""
     return [
@@ -354,6 +649,10 @@ class Outcome:
     stuck_retrying: dict[str, str] = field(default_factory=dict)
     """Per client owing liveness, at the end of the run: the server it keeps retrying instead
     of moving on (``Agent.stuck_retrying``), when it is in that loop."""
+    homes: dict[str, tuple[str, str | None, bool]] = field(default_factory=dict)
+    """Per client owing liveness, at the end of the faults: its home pool, the pool that
+    serves it when the home cannot (its backup), and whether an administrator's pool failover
+    has the backup serve it now (:func:`current_home`; a ``force-move`` changes the home)."""
 
     @property
     def failures(self) -> list[tuple[str, str]]:
@@ -363,6 +662,9 @@ class Outcome:
             if r.passed:
                 continue
             e = r.expectation
+            if e.step is not None:  # a DR action done where refusal was predicted, or not
+                out.append((f"admin-outcome-{e.step.action}", r.detail))
+                continue
             out.append((e.invariant or f"liveness:{e.client}", r.detail))
         return out
 
@@ -379,6 +681,7 @@ def run_case(case: FuzzCase, *, coast: bool = True) -> Outcome:
     knowledge = {name: what_it_knows(deployment, name) for name in liveness}
     reachable = {name: reachable_pools(deployment, name) for name in liveness}
     dns_down = {name for name in liveness if not dns_works(deployment, name)}
+    homes = {name: current_home(deployment, name) for name in liveness}
     # What case.scenario(liveness, bound) gives, without validating the rest again.
     scenario = with_expectations(probe, liveness_expectations(liveness))
     # The expectations changed, not the run: continue the same deployment.
@@ -389,7 +692,7 @@ def run_case(case: FuzzCase, *, coast: bool = True) -> Outcome:
         for name in liveness
         if (host := deployment.agents[name].stuck_retrying) is not None
     }
-    return Outcome(case, result, scenario, liveness, knowledge, reachable, dns_down, stuck)
+    return Outcome(case, result, scenario, liveness, knowledge, reachable, dns_down, stuck, homes)
 
 
 @contextmanager
@@ -412,6 +715,24 @@ def probe_clients(case: FuzzCase) -> list[str]:
     return [case.client_name(i) for i in range(len(case.clients))]
 
 
+def current_home(deployment: SimulatedDeployment, client: str) -> tuple[str, str | None, bool]:
+    """The client's user's home pool now (a ``force-move`` changes it: R4), the pool that
+    serves the user when the home cannot, and whether that pool serves it now: the backup of
+    an administrator's pool failover under way or completed (which serves whatever the
+    heartbeats say: True), else the backup pairing now (False)."""
+    agent = deployment.agents[client]
+    static = deployment.topology.home_pool(agent.user) or ""
+    home = deployment.ops.directory.get(normalize_aor(agent.user)) or static
+    pairings = deployment.ops.pairings
+    failover = pairings.failover(home)
+    if failover is not None and failover.phase(deployment.world.now) in (
+        "failing-over",
+        "failed-over",
+    ):
+        return home, failover.backup, True
+    return home, pairings.backup_of(home), False
+
+
 def serving_path(deployment: SimulatedDeployment, client: str) -> bool:
     """Ground truth at the end of the faults: can some pool serve this signed-in client?
 
@@ -422,8 +743,10 @@ def serving_path(deployment: SimulatedDeployment, client: str) -> bool:
     if not agent.wanted:
         return False
     topology = deployment.topology
-    home = topology.home_pool(agent.user)
-    if home is None:
+    # The home and backup *now*: a force-move changes the home (R4), and an administrator's
+    # pool failover has the backup serve the pool's users whatever the heartbeats say.
+    home, _, _ = current_home(deployment, client)
+    if not home:
         return False
     network = deployment.world.network
     me = deployment.client_address(client)
@@ -436,9 +759,22 @@ def serving_path(deployment: SimulatedDeployment, client: str) -> bool:
             and network.reachable(address, me)
         )
 
+    pairings = deployment.ops.pairings
+    now = deployment.world.now
+    failover = pairings.failover(home)
+    if failover is not None and failover.phase(now) in ("failing-over", "failed-over"):
+        return reachable(failover.backup)
     if reachable(home):
-        return True
-    backup = topology.pool(home).backup
+        # MS-SIPREGE §2.2.1.13: with its back end unavailable, a pool refuses (480, 4165
+        # here: docs/backends.md) an endpoint that does not support
+        # ms-userservices-state-notification (baresip, linphone): no obligation then.
+        backend = deployment.ops.backends.get(home)
+        return (
+            backend is None
+            or backend.mode(now) == "full"
+            or "ms-userservices-state-notification" in agent.profile.supported
+        )
+    backup = pairings.backup_of(home)
     if backup is None or not reachable(backup):
         return False
     h, b = topology.pool(home).address, topology.pool(backup).address

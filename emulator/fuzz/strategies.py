@@ -5,7 +5,11 @@ Everything is drawn from small ranges so that Hypothesis shrinks findings to rea
 records with priorities and weights (some pointing at nothing, some targets without an A
 record), clients with an empty, home or stale endpoint cache and a profile, and faults: pool
 outages and stops (flaps shorter and longer than the detection intervals, or permanent),
-partitions, DNS failures and edits.  No known field issue is encoded here: the stranded client
+partitions, DNS failures and edits; and back-end, DR and administrative actions (a back-end
+server down, mirror failover, force-move, contact export and import, CMS move, pool failover
+and failback: :class:`~emulator.fuzz.case.DrDraw`), whose outcomes, done or refused, are
+predicted from the schedule (:func:`~emulator.fuzz.case.dr_plan`) and judged.  No known field
+issue is encoded here: the stranded client
 of field report R1 has to be *found* (tests/fuzz check that it is).
 
 Each part is a list of independent elements whose cross references (a backup, a record's
@@ -17,9 +21,18 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from emulator.fuzz.case import ClientDraw, FaultDraw, FaultKind, FuzzCase, PoolDraw, SrvDraw
+from emulator.fuzz.case import (
+    DR_KINDS,
+    ClientDraw,
+    DrDraw,
+    FaultDraw,
+    FaultKind,
+    FuzzCase,
+    PoolDraw,
+    SrvDraw,
+)
 
-__all__ = ["cases"]
+__all__ = ["FAULTS", "TAKES", "cases", "dr_actions"]
 
 PROFILES = ("lync2010", "lync2010", "lync2010", "lync2013", "baresip", "linphone")
 """Client profiles, weighted towards the product's own client."""
@@ -42,6 +55,11 @@ FAULTS: tuple[FaultKind, ...] = (
     "dns-remove",
     "dns-down",
 )
+
+TAKES = (61.0, 181.0, 901.0)
+"""``takes`` of a pool failover or failback: a minute, three, and the 15 minutes of Microsoft's
+recovery time objective (emulator.operations.POOL_FAILOVER_TAKES); one second past the minute,
+so that a phase never ends at the instant of another drawn step."""
 
 _pool = st.tuples(
     st.booleans(),  # a director?
@@ -73,8 +91,41 @@ _fault = st.tuples(
 )
 
 
+_dr = st.tuples(
+    st.sampled_from(DR_KINDS),
+    st.integers(6, 180),  # at, in tens of seconds (plus 2.5 s: never at a fault's edge)
+    st.integers(0, 5),  # a: a Front End pool (modulo)
+    st.integers(0, 5),  # b: force-move's destination (modulo the others)
+    st.none() | st.integers(1, 90),  # backend-down: duration in tens of seconds
+    st.sampled_from(TAKES),
+    st.booleans(),  # backend-down: the mirror?
+)
+
+
+def dr_actions(max_size: int = 3) -> st.SearchStrategy[tuple[DrDraw, ...]]:
+    """Up to ``max_size`` back-end, DR and administrative actions (:class:`DrDraw`).  Any
+    sequence is valid: :func:`~emulator.fuzz.case.dr_plan` predicts which are refused (a
+    failback before its failover completed, an import before any export, a force-move while
+    the CMS pool is down) and the run is judged against that."""
+    return st.lists(_dr, max_size=max_size).map(
+        lambda raw: tuple(
+            DrDraw(
+                kind=kind,
+                at=at * 10.0 + 2.5,
+                a=a,
+                b=b,
+                duration=(takes if kind in ("pool-failover", "pool-failback") else None)
+                if kind != "backend-down"
+                else (None if tens is None else tens * 10.0),
+                mirror=mirror,
+            )
+            for kind, at, a, b, tens, takes, mirror in raw
+        )
+    )
+
+
 @st.composite
-def cases(draw: st.DrawFn, max_pools: int = 6, max_clients: int = 4) -> FuzzCase:
+def cases(draw: st.DrawFn, max_pools: int = 6, max_clients: int = 4, max_dr: int = 3) -> FuzzCase:
     """A whole fuzz case (see the module docstring)."""
     raw_pools = draw(st.lists(_pool, min_size=1, max_size=max_pools))
     count = len(raw_pools)
@@ -119,6 +170,7 @@ def cases(draw: st.DrawFn, max_pools: int = 6, max_clients: int = 4) -> FuzzCase
         failover=failover,
         failback=failback,
         seed=draw(st.integers(0, 2**16)),
+        dr=draw(dr_actions(max_dr)) if max_dr else (),
     )
 
 
