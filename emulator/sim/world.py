@@ -27,6 +27,7 @@ from emulator.coasting import Coasting
 from emulator.net import Address, CloseFlow, Core, Effect, Flow, Send, TransportName
 from emulator.sim.agenda import CALL, DATAGRAM, FAIL, PONG, STREAM, TIMER, Agenda, Entry
 from emulator.sim.coasting import Coaster
+from emulator.sim.lazyrandom import LazyRandom
 from emulator.sim.network import Network
 from emulator.sim.trace import TraceEntry
 from emulator.sip.framing import PING
@@ -110,6 +111,13 @@ class World:
         """The generator of one host or client, derived from the run seed."""
         return random.Random(f"{self.seed}:{name}")
 
+    def parkable_rng_for(self, name: str) -> LazyRandom:
+        """:meth:`rng_for`'s numbers from a generator that drops its 2.5 KB of state while its
+        core coasts (emulator/sim/lazyrandom.py); give it to :meth:`add_core` as
+        ``generator``.  Speed: rebuilding costs a reseed, so only for cores that are idle
+        most of a run (clients), not for pools."""
+        return LazyRandom(f"{self.seed}:{name}")
+
     def add_core(
         self,
         name: str,
@@ -121,6 +129,7 @@ class World:
         answers_pings: bool = False,
         coasting: Coasting | None = None,
         protocol: WireProtocol = "sip",
+        generator: LazyRandom | None = None,
     ) -> int:
         """Attach a core listening on ``(address, transport, port)`` triples; returns its id.
 
@@ -129,7 +138,8 @@ class World:
         behaviours the world may coast (emulator/coasting.py: its ``cycles`` and
         ``deadline_besides_cycles()``; usually the core itself), given here once so that the
         world never looks for them.  ``protocol``: what the core speaks on its listening
-        ports, for taps ("dns" for the fake DNS)."""
+        ports, for taps ("dns" for the fake DNS).  ``generator``: the core's generator when
+        it is a :meth:`parkable_rng_for` one, parked whenever the core begins to coast."""
         index = len(self._cores)
         self._cores.append(core)
         self._names.append(name)
@@ -138,7 +148,7 @@ class World:
         self._scheduled.append(None)
         self._last_flow.append(None)
         self._last_conn.append(None)
-        self._coaster.add(core, coasting)
+        self._coaster.add(core, coasting, generator)
         for address, transport, port in listen:
             self.network.add_host(address)
             self._listeners[(address, transport, port)] = index
@@ -149,10 +159,17 @@ class World:
         self._flush(index)
         return index
 
-    def replace_core(self, index: int, core: Core, coasting: Coasting | None = None) -> None:
+    def replace_core(
+        self,
+        index: int,
+        core: Core,
+        coasting: Coasting | None = None,
+        generator: LazyRandom | None = None,
+    ) -> None:
         """Swap in a fresh core (a restarted process) keeping the listening ports;
-        ``coasting`` as for :meth:`add_core`."""
-        self._coaster.replace(index, core, coasting)  # the old process's keep-alives end with it
+        ``coasting`` and ``generator`` as for :meth:`add_core`."""
+        # The old process's keep-alives end with it.
+        self._coaster.replace(index, core, coasting, generator)
         self._cores[index] = core
         self._scheduled[index] = None
         self._flush(index)
