@@ -45,6 +45,7 @@ import resource
 import subprocess
 import sys
 import time
+import tracemalloc
 from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -220,6 +221,24 @@ def _reference_only(clients: int, seed: int) -> None:
     del held
 
 
+def _print_traced(clients: int, top: int) -> None:
+    """What tracemalloc saw: Python's heap, without the allocator's free lists and holes."""
+    held, peak = tracemalloc.get_traced_memory()
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    print(
+        f"traced     {held / clients:,.0f} bytes per client held at the end, "
+        f"{peak / clients:,.0f} at the peak (tracemalloc; build and run)"
+    )
+    for stat in snapshot.statistics("lineno")[:top]:
+        frame = stat.traceback[0]
+        where = Path(frame.filename)
+        if where.is_relative_to(ROOT):
+            where = where.relative_to(ROOT)
+        size, count = stat.size / clients, stat.count / clients
+        print(f"  {size:7,.0f} B {count:6.2f} blocks  {where}:{frame.lineno}")
+
+
 def checkpoint(deployment: SimulatedDeployment) -> Checkpoint:
     states = Counter(
         (agent.registrar.host if agent.registrar else None, agent.mode)
@@ -294,6 +313,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the reference program (one random.Random per client, in a child process)",
     )
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        nargs="?",
+        const=12,
+        metavar="TOP",
+        help="trace Python's allocations (several times slower): bytes per client held at the "
+        "end and at the peak, and the TOP source lines holding the most at the end (12)",
+    )
     parser.add_argument("--reference-only", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.reference_only is not None:
@@ -304,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 0.0 <= args.ramp <= OUTAGE_AT:
         parser.error(f"--ramp must be between 0 and {OUTAGE_AT:g} s")
 
+    if args.tracemalloc is not None:
+        tracemalloc.start()
     rss_before = rss_bytes()
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -377,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     memory = "PASS" if per_client <= TARGET_BYTES_PER_CLIENT else "FAIL"
     print(f"memory     <= {TARGET_BYTES_PER_CLIENT:,} bytes per client: {memory}")
+    if args.tracemalloc is not None:
+        _print_traced(args.clients, args.tracemalloc)
     verdict = "PASS" if result.passed else "FAIL"
     stretch = "PASS" if result.stretch_passed else "FAIL"
     print(f"target     <= {TARGET_S:g} s: {verdict}; stretch <= {STRETCH_S:g} s: {stretch}")
