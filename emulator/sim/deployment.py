@@ -8,6 +8,7 @@ its FQDN, the DNS server as ``dns``, a client by its name.
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -322,7 +323,10 @@ class SimulatedDeployment:
                     self.step_outcomes[waiting.pop(0)] = (event.ok, event.detail)
             entry = agent_trace(event, self.verbose)
             if entry is not None:
-                self.world.note(name, *entry)
+                # Memory: a line names no client (the entry's source does), so thousands of
+                # clients write the same lines ("registering - REGISTER to dir1... (srv)"):
+                # one string each, shared (sys.intern drops it when no entry holds it).
+                self.world.note(name, entry[0], sys.intern(entry[1]))
 
     def _dns_events(self, index: int, events: Sequence[Any]) -> None:
         if self.verbose:
