@@ -18,8 +18,9 @@ from setuptools import find_packages, setup
 # The sans-IO cores, the simulator and what a fuzz case runs: every module of the three packages
 # except those below, so that a new or split core module is compiled without a line here.
 # Not compiled: package __init__ files, the drivers on real sockets (asyncio), the command
-# lines, Hypothesis's side of the fuzzer, the testing plugin, clients/rng.py (it borrows
-# random.Random's methods at import, which mypyc does not allow), emulator/values.py (typing
+# lines, Hypothesis's side of the fuzzer, the testing plugin, clients/rng.py and
+# emulator/sim/lazyrandom.py (they borrow random.Random's methods at import, which mypyc does
+# not allow), emulator/values.py (typing
 # marks its decorator, which a compiled function cannot carry), emulator/report (the HTML report
 # builder: run once after a run, nothing to gain, and it reads its assets as package data).
 _NOT_COMPILED = (
@@ -42,6 +43,7 @@ _NOT_COMPILED = (
     "emulator/scenario/output.py",
     "emulator/scenario/realtime.py",
     "emulator/scenario/writer.py",
+    "emulator/sim/lazyrandom.py",
     "emulator/testing/*",
     "emulator/values.py",
     "emulator/wire/*",

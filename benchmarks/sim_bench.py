@@ -11,10 +11,21 @@ time (build and run), the events the world processed and the events per second, 
 clients are registered (where, in which mode) at a few checkpoints, and the verdict against
 the target: at most 30 s of wall time on one core (stretch: 10 s).
 
+It also prints the memory the simulation holds: the process's peak resident set size and the
+bytes per client (peak RSS less the RSS before the deployment was built, over the clients;
+issue 20's target is at most 4 KB per client, so that 1,000,000 clients fit in 5 GB), beside
+a reference program measured the same way in the same run, in a child process: one
+Mersenne Twister generator (``random.Random``) per client, seeded as the world seeds each
+client's.  Why that reference: its size is fixed by the standard library (2.5 KB of state), so
+it checks the RSS method (it should read about 2.5 KB per client) and it is what every
+simulated client carried before the world handed out generators that drop their state while
+unused (emulator/sim/lazyrandom.py).  ``--no-reference`` skips it.
+
 Run it pinned to one core, as the target is stated::
 
     taskset -c 1 .venv/bin/python benchmarks/sim_bench.py
     taskset -c 1 .venv/bin/python benchmarks/sim_bench.py --clients 2000 --profile-run
+    taskset -c 1 .venv/bin/python benchmarks/sim_bench.py --clients 100000
     .venv/bin/python benchmarks/sim_bench.py --clients 300 --seed 1 --dump /tmp/states.txt
 
 ``--dump FILE`` writes every client's final (state, registrar, mode), its whole timeline and
@@ -28,9 +39,13 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
+import resource
+import subprocess
 import sys
 import time
+import tracemalloc
 from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -47,6 +62,7 @@ from emulator.sim.deployment import ClientSpec, SimulatedDeployment  # noqa: E40
 from emulator.topology import Topology, parse_topology  # noqa: E402
 
 TARGET_S = 30.0
+TARGET_BYTES_PER_CLIENT = 4096
 STRETCH_S = 10.0
 DURATION = 3600.0
 OUTAGE_AT = 1200.0
@@ -129,6 +145,14 @@ class Result:
     events: int
     events_per_s: float
     checkpoints: tuple[Checkpoint, ...]
+    rss_before_mb: float
+    """Resident set size before the deployment was built (interpreter and imports)."""
+    peak_rss_mb: float
+    """Peak resident set size of the process (build and run)."""
+    bytes_per_client: float
+    """(peak RSS - RSS before the build) / clients."""
+    reference_bytes_per_client: float | None
+    """The reference program's, measured the same way (None: --no-reference)."""
     target_s: float
     stretch_s: float
     passed: bool
@@ -159,6 +183,60 @@ def build(clients: int, seed: int, ramp: float, *, verbose: bool = False) -> Sim
     world.call_at(OUTAGE_AT, partial(deployment.disable_nic, FAULTY_POOL))
     world.call_at(RECOVERY_AT, partial(deployment.enable_nic, FAULTY_POOL))
     return deployment
+
+
+def rss_bytes() -> int:
+    """The process's resident set size now (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident set size so far (Linux reports it in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reference_bytes(clients: int, seed: int) -> float:
+    """Bytes per client of the reference program (the module docstring), run in a child
+    process so that neither run's freed memory flatters the other."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--reference-only", str(clients), "--seed", str(seed)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return float(out.split()[-1])
+
+
+def _reference_only(clients: int, seed: int) -> None:
+    """The reference program: one Mersenne Twister per client, held, seeded as the world
+    seeds each client's (World.rng_for); prints (RSS with them held - RSS before) / clients.
+    Not the peak: Linux carries a process's peak over to the program it executes, so a child's
+    peak starts at its parent's (and the generators are held here, so RSS is the peak)."""
+    import random
+
+    before = rss_bytes()
+    held = [random.Random(f"{seed}:client:c{i:05d}:0") for i in range(clients)]
+    print((rss_bytes() - before) / clients)
+    del held
+
+
+def _print_traced(clients: int, top: int) -> None:
+    """What tracemalloc saw: Python's heap, without the allocator's free lists and holes."""
+    held, peak = tracemalloc.get_traced_memory()
+    snapshot = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    print(
+        f"traced     {held / clients:,.0f} bytes per client held at the end, "
+        f"{peak / clients:,.0f} at the peak (tracemalloc; build and run)"
+    )
+    for stat in snapshot.statistics("lineno")[:top]:
+        frame = stat.traceback[0]
+        where = Path(frame.filename)
+        if where.is_relative_to(ROOT):
+            where = where.relative_to(ROOT)
+        size, count = stat.size / clients, stat.count / clients
+        print(f"  {size:7,.0f} B {count:6.2f} blocks  {where}:{frame.lineno}")
 
 
 def checkpoint(deployment: SimulatedDeployment) -> Checkpoint:
@@ -230,12 +308,33 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="simulate every keep-alive and heartbeat packet (docs/simulation.md, Coasting)",
     )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the reference program (one random.Random per client, in a child process)",
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        type=int,
+        nargs="?",
+        const=12,
+        metavar="TOP",
+        help="trace Python's allocations (several times slower): bytes per client held at the "
+        "end and at the peak, and the TOP source lines holding the most at the end (12)",
+    )
+    parser.add_argument("--reference-only", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.reference_only is not None:
+        _reference_only(args.reference_only, args.seed)
+        return 0
     if args.clients < 1:
         parser.error("--clients must be at least 1")
     if not 0.0 <= args.ramp <= OUTAGE_AT:
         parser.error(f"--ramp must be between 0 and {OUTAGE_AT:g} s")
 
+    if args.tracemalloc is not None:
+        tracemalloc.start()
+    rss_before = rss_bytes()
     started = time.perf_counter()
     cpu_started = time.process_time()
     deployment = build(args.clients, args.seed, args.ramp, verbose=args.verbose)
@@ -251,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     cpu_s = time.process_time() - cpu_started
 
     build_s, run_s = built - started, finished - built
+    peak = peak_rss_bytes()
+    per_client = (peak - rss_before) / args.clients
+    reference = None if args.no_reference else reference_bytes(args.clients, args.seed)
     wall_s = build_s + run_s
     events = deployment.world.events_processed
     deployment.world.settle()  # count what is being coasted at the end too (not timed)
@@ -266,6 +368,10 @@ def main(argv: list[str] | None = None) -> int:
         events=events,
         events_per_s=events / run_s if run_s else 0.0,
         checkpoints=tuple(checkpoints),
+        rss_before_mb=rss_before / 2**20,
+        peak_rss_mb=peak / 2**20,
+        bytes_per_client=per_client,
+        reference_bytes_per_client=reference,
         target_s=TARGET_S,
         stretch_s=STRETCH_S,
         passed=wall_s <= TARGET_S,
@@ -290,6 +396,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"events     {events:>11,}  ({events / args.clients:,.0f} per client)")
     print(f"events/s   {result.events_per_s:>11,.0f}  (run only)")
     print(f"coasted    {pings:>11,} keep-alive round trips, {rounds:,} heartbeat rounds")
+    print(
+        f"memory     peak RSS {peak / 2**20:,.0f} MB ({rss_before / 2**20:,.0f} MB before the "
+        f"build): {per_client:,.0f} bytes per client"
+    )
+    if reference is not None:
+        print(
+            f"reference  one random.Random per client, same method: {reference:,.0f} bytes "
+            "per client"
+        )
+    memory = "PASS" if per_client <= TARGET_BYTES_PER_CLIENT else "FAIL"
+    print(f"memory     <= {TARGET_BYTES_PER_CLIENT:,} bytes per client: {memory}")
+    if args.tracemalloc is not None:
+        _print_traced(args.clients, args.tracemalloc)
     verdict = "PASS" if result.passed else "FAIL"
     stretch = "PASS" if result.stretch_passed else "FAIL"
     print(f"target     <= {TARGET_S:g} s: {verdict}; stretch <= {STRETCH_S:g} s: {stretch}")

@@ -142,6 +142,8 @@ def _user_key(user: str) -> str:
 class MemoryCacheStore:
     """An endpoint cache in a dict (the simulator's store; state dies with the object)."""
 
+    __slots__ = ("_entries",)  # memory: one per simulated client (benchmarks/sim_bench.py)
+
     def __init__(self) -> None:
         self._entries: dict[str, CacheEntry] = {}
 

@@ -48,6 +48,7 @@ from emulator.sim.agenda import DATAGRAM, PONG
 if TYPE_CHECKING:
     from emulator.coasting import Cycle
     from emulator.net import Core
+    from emulator.sim.lazyrandom import LazyRandom
     from emulator.sim.world import World
 
 __all__ = ["Coaster", "Uncertain"]
@@ -103,21 +104,35 @@ class Coaster:
         """Per core, what it is to the coordinator (_NONE is 0), found once when it is added."""
         self._coasting: list[Coasting | None] = []
         """Per core, its coasting interface, given when it is added (None: no cycles)."""
+        self._generators: list[LazyRandom | None] = []
+        """Per core, its generator when it may be parked while the core coasts (memory: a
+        Mersenne Twister is 2.5 KB, emulator/sim/lazyrandom.py); None: not parkable."""
         self.version = -1
         """The network version the coasting cores started under."""
 
-    def add(self, core: Core, coasting: Coasting | None = None) -> None:
-        """A core was added to the world (the next index), with its coasting interface."""
+    def add(
+        self, core: Core, coasting: Coasting | None = None, generator: LazyRandom | None = None
+    ) -> None:
+        """A core was added to the world (the next index), with its coasting interface and
+        its parkable generator."""
         self.kinds.append(_coaster(core, coasting))
         self._coasting.append(coasting)
+        self._generators.append(generator)
 
-    def replace(self, index: int, core: Core, coasting: Coasting | None = None) -> None:
+    def replace(
+        self,
+        index: int,
+        core: Core,
+        coasting: Coasting | None = None,
+        generator: LazyRandom | None = None,
+    ) -> None:
         """A core was swapped for a fresh one (a restarted process), with its coasting
         interface: what the old one skipped ends with it."""
         self.agents.pop(index, None)
         self.pools.pop(index, None)
         self.kinds[index] = _coaster(core, coasting)
         self._coasting[index] = coasting
+        self._generators[index] = generator
 
     # -- paths and what is in flight, for any cycle -------------------------------------------
 
@@ -245,6 +260,11 @@ class Coaster:
             self.pools[index] = skipped
         else:
             self.agents[index] = skipped
+            generator = self._generators[index]
+            if generator is not None:
+                # Memory: idle until its next input, and a catch-up rarely draws; the next
+                # draw rebuilds the Twister where it stopped (emulator/sim/lazyrandom.py).
+                generator.park()
         return world._cores[index].next_deadline()
 
     def uncoast(self, index: int, at_timer: bool = False) -> None:

@@ -7,9 +7,11 @@ its FQDN, the DNS server as ``dns``, a client by its name.
 
 from __future__ import annotations
 
+import random
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from clients.agent import Agent
 from clients.cache import CacheEntry, CacheUnreadable, MemoryCacheStore, SaveCache, read_entry
@@ -21,6 +23,7 @@ from emulator.operations import Operations, Outcome
 from emulator.registrar import events as pool_events
 from emulator.registrar.pool import Pool, PoolEndpoints
 from emulator.sim.invariants import InvariantMonitor
+from emulator.sim.lazyrandom import LazyRandom
 from emulator.sim.network import TcpSilence
 from emulator.sim.world import World
 from emulator.topology import Topology
@@ -224,7 +227,7 @@ class SimulatedDeployment:
         self.specs[spec.name] = spec
         if spec.cache:
             self.seed_cache(spec.name, spec.cache)
-        agent = self._new_agent(spec)
+        agent, generator = self._new_agent(spec)
         index = self.world.add_core(
             spec.name,
             agent,
@@ -232,6 +235,7 @@ class SimulatedDeployment:
             on_events=self._agent_events,
             on_effect=self._agent_effect,
             coasting=agent,  # its keep-alive and failback-probe cycles
+            generator=generator,  # dropped while it coasts (memory)
         )
         self._agent_index[spec.name] = index
         self.agents[spec.name] = agent
@@ -239,12 +243,15 @@ class SimulatedDeployment:
         self.action_results[spec.name] = []
         return agent
 
-    def _new_agent(self, spec: ClientSpec) -> Agent:
-        return Agent(
+    def _new_agent(self, spec: ClientSpec) -> tuple[Agent, LazyRandom]:
+        """A client's agent and its generator (random.Random's numbers from the world's seed;
+        its Twister is dropped while the client coasts: emulator/sim/lazyrandom.py)."""
+        generator = self.world.parkable_rng_for(f"client:{spec.name}:{len(self.world.trace)}")
+        agent = Agent(
             spec.name,
             spec.user,
             profile=spec.client_profile(),
-            rng=self.world.rng_for(f"client:{spec.name}:{len(self.world.trace)}"),
+            rng=cast(random.Random, generator),
             dns_server=self.dns_address,
             local_ip=self._client_address[spec.name],
             sip_port=SIP_PORT,
@@ -253,6 +260,7 @@ class SimulatedDeployment:
             notes=self.verbose,  # detail lines are recorded only when verbose (agent_trace)
             password=self.topology.client_password(spec.user),
         )
+        return agent, generator
 
     def seed_cache(self, client: str, pool_fqdn: str) -> None:
         """Pre-seed a client's endpoint cache with a pool, as if it had signed in there."""
@@ -316,7 +324,10 @@ class SimulatedDeployment:
                     self.step_outcomes[waiting.pop(0)] = (event.ok, event.detail)
             entry = agent_trace(event, self.verbose)
             if entry is not None:
-                self.world.note(name, *entry)
+                # Memory: a line names no client (the entry's source does), so thousands of
+                # clients write the same lines ("registering - REGISTER to dir1... (srv)"):
+                # one string each, shared (sys.intern drops it when no entry holds it).
+                self.world.note(name, entry[0], sys.intern(entry[1]))
 
     def _dns_events(self, index: int, events: Sequence[Any]) -> None:
         if self.verbose:
@@ -491,9 +502,11 @@ class SimulatedDeployment:
             self.world.poke(self._agent_index[client])
         if not keep_cache:
             self.caches[client].clear(self.specs[client].user)
-        fresh = self._new_agent(self.specs[client])
+        fresh, generator = self._new_agent(self.specs[client])
         self.agents[client] = fresh
-        self.world.replace_core(self._agent_index[client], fresh, coasting=fresh)
+        self.world.replace_core(
+            self._agent_index[client], fresh, coasting=fresh, generator=generator
+        )
         kept = "cache kept" if keep_cache else "cache dropped"
         self.world.note(client, "action", f"restarted ({kept})")
         fresh.sign_in(self.world.now, cached=self._cached(client))

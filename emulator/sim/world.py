@@ -20,13 +20,14 @@ import heapq
 import itertools
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from emulator.coasting import Coasting
 from emulator.net import Address, CloseFlow, Core, Effect, Flow, Send, TransportName
 from emulator.sim.agenda import CALL, DATAGRAM, FAIL, PONG, STREAM, TIMER, Agenda, Entry
 from emulator.sim.coasting import Coaster
+from emulator.sim.lazyrandom import LazyRandom
 from emulator.sim.network import Network
 from emulator.sim.trace import TraceEntry
 from emulator.sip.framing import PING
@@ -45,7 +46,11 @@ class _Conn:
     b: int
     b_flow: Flow
     state: str  # "open" | "lost" (SYN vanished) | "dead"
-    last_delivery: dict[int, float] = field(default_factory=dict)
+    # When the last bytes sent towards each end arrive there (in order: nothing sent later
+    # arrives earlier).  Two floats, not a dict by peer (memory: a dict per connection was
+    # 240 bytes per simulated client); towards b also when a is b (one slot, as a dict had).
+    last_to_b: float = 0.0
+    last_to_a: float = 0.0
     # What network.transit() answered between the two hosts, both ways, when network.version
     # was paths_version; kept only while the network has no Link, so that transit() draws
     # nothing (speed: every keep-alive would ask both ways).
@@ -84,6 +89,9 @@ class World:
         # every keep-alive on the same Flow object, and hashing a Flow costs more than ``is``).
         self._last_flow: list[Flow | None] = []
         self._last_conn: list[_Conn | None] = []
+        # Per core, its one (TIMER, index) agenda entry, appended each time its timer is armed
+        # (memory and speed: re-arming leaves the old entry pending, stale, until its time).
+        self._timer_entries: list[Entry] = []
         self._ephemeral: dict[str, itertools.count[int]] = {}
         self._pong_servers: set[int] = set()
         self._held_flows: dict[int, Flow] = {}  # flow # of a pending entry -> the flow
@@ -110,6 +118,13 @@ class World:
         """The generator of one host or client, derived from the run seed."""
         return random.Random(f"{self.seed}:{name}")
 
+    def parkable_rng_for(self, name: str) -> LazyRandom:
+        """:meth:`rng_for`'s numbers from a generator that drops its 2.5 KB of state while its
+        core coasts (emulator/sim/lazyrandom.py); give it to :meth:`add_core` as
+        ``generator``.  Speed: rebuilding costs a reseed, so only for cores that are idle
+        most of a run (clients), not for pools."""
+        return LazyRandom(f"{self.seed}:{name}")
+
     def add_core(
         self,
         name: str,
@@ -121,6 +136,7 @@ class World:
         answers_pings: bool = False,
         coasting: Coasting | None = None,
         protocol: WireProtocol = "sip",
+        generator: LazyRandom | None = None,
     ) -> int:
         """Attach a core listening on ``(address, transport, port)`` triples; returns its id.
 
@@ -129,7 +145,8 @@ class World:
         behaviours the world may coast (emulator/coasting.py: its ``cycles`` and
         ``deadline_besides_cycles()``; usually the core itself), given here once so that the
         world never looks for them.  ``protocol``: what the core speaks on its listening
-        ports, for taps ("dns" for the fake DNS)."""
+        ports, for taps ("dns" for the fake DNS).  ``generator``: the core's generator when
+        it is a :meth:`parkable_rng_for` one, parked whenever the core begins to coast."""
         index = len(self._cores)
         self._cores.append(core)
         self._names.append(name)
@@ -138,7 +155,8 @@ class World:
         self._scheduled.append(None)
         self._last_flow.append(None)
         self._last_conn.append(None)
-        self._coaster.add(core, coasting)
+        self._timer_entries.append((TIMER, index))
+        self._coaster.add(core, coasting, generator)
         for address, transport, port in listen:
             self.network.add_host(address)
             self._listeners[(address, transport, port)] = index
@@ -149,10 +167,17 @@ class World:
         self._flush(index)
         return index
 
-    def replace_core(self, index: int, core: Core, coasting: Coasting | None = None) -> None:
+    def replace_core(
+        self,
+        index: int,
+        core: Core,
+        coasting: Coasting | None = None,
+        generator: LazyRandom | None = None,
+    ) -> None:
         """Swap in a fresh core (a restarted process) keeping the listening ports;
-        ``coasting`` as for :meth:`add_core`."""
-        self._coaster.replace(index, core, coasting)  # the old process's keep-alives end with it
+        ``coasting`` and ``generator`` as for :meth:`add_core`."""
+        # The old process's keep-alives end with it.
+        self._coaster.replace(index, core, coasting, generator)
         self._cores[index] = core
         self._scheduled[index] = None
         self._flush(index)
@@ -339,11 +364,12 @@ class World:
                 # self._push, inlined: this runs after every input of every core.
                 agenda = self._agenda
                 entries = agenda.entries.get(deadline)
+                entry = self._timer_entries[index]
                 if entries is None:
-                    agenda.entries[deadline] = [(TIMER, index)]
+                    agenda.entries[deadline] = [entry]
                     heapq.heappush(agenda.times, deadline)
                 else:
-                    entries.append((TIMER, index))
+                    entries.append(entry)
 
     def _hold(self, flow: Flow) -> int:
         """Keep ``flow`` for a pending agenda entry; the entry holds the returned number."""
@@ -447,10 +473,14 @@ class World:
         else:
             delay = max(delays)
         when = self.now + delay
-        last = conn.last_delivery.get(peer, 0.0)
-        if last > when:
-            when = last  # in order: not before what was sent earlier on this connection
-        conn.last_delivery[peer] = when
+        if peer == conn.b:
+            if conn.last_to_b > when:
+                when = conn.last_to_b  # in order: not before what was sent earlier on it
+            conn.last_to_b = when
+        else:
+            if conn.last_to_a > when:
+                when = conn.last_to_a
+            conn.last_to_a = when
         if data == PING and peer in self._pong_servers:
             if conn.paths_version == network.version:
                 back = conn.b_to_a if from_a else conn.a_to_b
