@@ -34,6 +34,7 @@ _NOT_COMPILED = (
     "emulator/fuzz/analysis.py",
     "emulator/fuzz/campaign.py",
     "emulator/fuzz/check.py",
+    "emulator/fuzz/cluster.py",
     "emulator/fuzz/database.py",
     "emulator/fuzz/strategies.py",
     "emulator/live/*",
