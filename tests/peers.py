@@ -19,6 +19,7 @@ _PACKAGES = {
     "sngrep": "sngrep",
     "baresip": "baresip",
     "linphonec": "linphone-cli",
+    "redis-server": "redis-server",
 }
 
 
