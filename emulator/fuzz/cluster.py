@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any, TextIO
@@ -176,7 +177,10 @@ def _task(topic: str, shard: Shard) -> CampaignResult:
     def found(finding: Found) -> None:
         worker.log_event(topic, {**me, "found": pickle.dumps(finding)})
 
-    with _ONE_AT_A_TIME:
+    with _ONE_AT_A_TIME, warnings.catch_warnings():
+        # Hypothesis warns when the global random module's state moves while it generates a
+        # case: here the worker's own threads (Dask's event loop) use it, not the strategies.
+        warnings.filterwarnings("ignore", message="Do not use the `random` module inside")
         return run_shard(shard, progress, found)
 
 
@@ -262,6 +266,7 @@ def run_cluster_campaign(
     out: TextIO = sys.stderr,
     on_found: Callable[[Found], None] | None = None,
     on_event: Callable[[ShardEvent], None] | None = None,
+    share_known: bool = True,
 ) -> CampaignResult:
     """Run the campaign's shards on the cluster ``cluster`` (an address, or ``local:N``).
 
@@ -269,7 +274,9 @@ def run_cluster_campaign(
     called in this thread while the campaign runs.  :class:`ClusterError` when the cluster
     cannot be used, or is lost in the middle (what was found is with ``on_found`` already).
     ``database``: a Redis URL that every worker reaches (a directory works only where all
-    workers see the same file system, or on ``local:N``)."""
+    workers see the same file system, or on ``local:N``).  ``share_known=False``: every shard
+    runs as :func:`plan_shards` made it, not told the findings known when it starts (the
+    benchmark, to run the same shards as its in-process reference)."""
     spec = parse_cluster(cluster)
     distributed = _distributed()
     started = time.monotonic()
@@ -319,7 +326,8 @@ def run_cluster_campaign(
                 if shard is None:
                     exhausted = True
                     break
-                shard = replace(shard, known=frozenset(merged.findings))
+                if share_known:
+                    shard = replace(shard, known=frozenset(merged.findings))
                 future = client.submit(
                     _task, topic, shard, key=f"{topic}-{shard.index}", pure=False, retries=1
                 )

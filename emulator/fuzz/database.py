@@ -39,6 +39,7 @@ __all__ = [
     "is_redis",
     "open_database",
     "redis_client",
+    "shown",
 ]
 
 _SUFFIXES = (b".secondary", b".pareto")
@@ -137,6 +138,15 @@ def is_redis(spec: str | Path) -> bool:
     return isinstance(spec, str) and spec.startswith(REDIS_SCHEMES)
 
 
+def shown(url: str) -> str:
+    """``url`` with its password (``redis://:SECRET@HOST``) masked, for messages."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
 def redis_client(url: str, *, timeout: float = 10.0) -> Any:
     """A redis-py client for ``url``; :class:`DatabaseUnreachable` when redis-py is missing
     or the server does not answer a PING."""
@@ -145,19 +155,20 @@ def redis_client(url: str, *, timeout: float = 10.0) -> Any:
         from redis.exceptions import RedisError
     except ImportError:
         raise DatabaseUnreachable(
-            f"--db {url} needs redis-py, which is not installed: pip install 'sipemu[cluster]'"
+            f"--db {shown(url)} needs redis-py, which is not installed: "
+            "pip install 'sipemu[cluster]'"
         ) from None
     try:
         client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         client.ping()
     except ValueError as exc:
         raise DatabaseUnreachable(
-            f"--db {url} is not a Redis URL redis-py reads ({exc}); "
+            f"--db {shown(url)} is not a Redis URL redis-py reads ({exc}); "
             "write redis://HOST:PORT/N or unix:///PATH?db=N"
         ) from None
     except (RedisError, OSError) as exc:
         raise DatabaseUnreachable(
-            f"cannot reach the Redis server of --db {url} ({exc}); start it "
+            f"cannot reach the Redis server of --db {shown(url)} ({exc}); start it "
             "(redis-server) or fix the address"
         ) from None
     return client
@@ -184,7 +195,7 @@ class RedisCampaignDatabase(ExampleDatabase):
         self.lost: str | None = None
 
     def __repr__(self) -> str:
-        return f"RedisCampaignDatabase({self.url!r})"
+        return f"RedisCampaignDatabase({shown(self.url)!r})"
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[bool]:
@@ -198,7 +209,7 @@ class RedisCampaignDatabase(ExampleDatabase):
             yield True
         except (RedisError, OSError) as exc:
             self.lost = (
-                f"the Redis server of --db {self.url} stopped answering ({exc}); the shard "
+                f"the Redis server of --db {shown(self.url)} stopped answering ({exc}); the shard "
                 "went on without the shared example database"
             )
 

@@ -29,7 +29,7 @@ from emulator.fuzz.cluster import (
     run_cluster_campaign,
     run_shard,
 )
-from emulator.fuzz.database import REDIS_PREFIX, RedisCampaignDatabase
+from emulator.fuzz.database import REDIS_PREFIX, RedisCampaignDatabase, shown
 from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import run_scenario
 from tests.peers import require_program
@@ -185,6 +185,10 @@ def test_cluster_addresses() -> None:
         with pytest.raises(ClusterError) as error:
             parse_cluster(wrong)
         assert error.value.status == 2
+    # A password in --db is not shown in messages.
+    assert shown("redis://:s3cret@10.0.0.1:6379/0") == "redis://:***@10.0.0.1:6379/0"
+    assert shown("redis://user:s3cret@h/0") == "redis://user:***@h/0"
+    assert shown("unix:///run/redis.sock?db=0") == "unix:///run/redis.sock?db=0"
     # Every example is in exactly one shard, each shard with its own seed.
     shards = plan_shards(101, 5, 25, None, None)
     assert [s.examples for s in shards] == [21, 20, 20, 20, 20]
