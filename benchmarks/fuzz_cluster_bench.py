@@ -57,13 +57,15 @@ TARGET = 0.8
 
 class Measured:
     """One measurement: examples, wall time, and the CPU time of every process that ran
-    them (the bench's own included), with the busiest worker's share."""
+    them (the bench's own included); for Dask, each worker's CPU time too."""
 
-    def __init__(self, examples: int, wall: float, cpu: float, busiest: float) -> None:
+    def __init__(
+        self, examples: int, wall: float, cpu: float, workers: list[float] | None = None
+    ) -> None:
         self.examples = examples
         self.wall = wall
         self.cpu = cpu
-        self.busiest = busiest
+        self.workers = workers or []
 
 
 def _children_cpu() -> float:
@@ -78,7 +80,7 @@ def in_process(examples: int, seed: int, shard_examples: int) -> Measured:
         for shard in plan_shards(examples, seed, shard_examples, None, None):
             done += run_shard(shard).examples
     took = time.process_time() - cpu
-    return Measured(done, time.perf_counter() - started, took, took)
+    return Measured(done, time.perf_counter() - started, took)
 
 
 def multiprocessing(examples: int, seed: int, workers: int) -> Measured:
@@ -95,7 +97,7 @@ def multiprocessing(examples: int, seed: int, workers: int) -> Measured:
     )
     wall = time.perf_counter() - started
     used = time.process_time() - cpu + _children_cpu() - children
-    return Measured(result.examples, wall, used, used / workers)
+    return Measured(result.examples, wall, used)
 
 
 def dask(examples: int, seed: int, shard_examples: int, workers: int) -> Measured:
@@ -130,7 +132,7 @@ def dask(examples: int, seed: int, shard_examples: int, workers: int) -> Measure
         mine = time.process_time() - cpu
         after = client.run(time.process_time)
         each = [after[w] - before[w] for w in after]
-        return Measured(result.examples, wall, sum(each) + mine, max(each))
+        return Measured(result.examples, wall, sum(each) + mine, each)
 
 
 CONFIGS: list[tuple[str, int]] = [
@@ -194,7 +196,7 @@ def main() -> int:
             # one that worked longer sets the end).  (The pool's CPU is only known in total.)
             two_run = best[f"{engine}, 2 workers"]
             cpu_ratio = best[f"{engine}, 1 worker"].cpu / two_run.cpu
-            balance = two_run.cpu / (2 * two_run.busiest)
+            balance = sum(two_run.workers) / (2 * max(two_run.workers))
             line += f"; on 2 free cores {cpu_ratio * balance:.2f} (CPU {cpu_ratio:.2f} x "
             line += f"balance {balance:.2f})"
         print(line)

@@ -16,7 +16,8 @@ statuses (README.md, "Exit statuses"):
 * 2: usage or input error: a bad option (argparse), a bad or missing file (``topology check``
   too), a port in use;
 * 3 and 4: ``ctl``: the control API is unreachable, or refused the token; ``conform``: 3,
-  the run cannot happen here (the program is missing, or no network namespace);
+  the run cannot happen here (the program is missing, or no network namespace); ``fuzz``:
+  3, the cluster or the Redis database of ``--cluster``/``--db`` cannot be used;
 * 130, 143: stopped by SIGINT (Ctrl-C) or SIGTERM, cleanly (128 + the signal's number);
 * 141: the reader of stdout left (``| head``), stopped cleanly (128 + SIGPIPE).
 """

@@ -209,8 +209,16 @@ def _distributed() -> Any:
 
 @contextlib.contextmanager
 def _client(distributed: Any, spec: int | str) -> Iterator[Any]:
-    """A client of the cluster (a local one started and stopped here for ``local:N``)."""
+    """A client of the cluster (a local one started and stopped here for ``local:N``).
+
+    Dask's own log lines (with tracebacks, when the scheduler goes away) are silenced while
+    it is open: what goes wrong is said once, as a :class:`ClusterError`."""
     with contextlib.ExitStack() as stack:
+        for name in ["distributed", *logging.root.manager.loggerDict]:
+            if name == "distributed" or name.startswith("distributed."):
+                dask_log = logging.getLogger(name)  # some have their own level (Dask's config)
+                stack.callback(dask_log.setLevel, dask_log.level)
+                dask_log.setLevel(logging.CRITICAL)
         if isinstance(spec, int):
             local = distributed.LocalCluster(
                 n_workers=spec,
@@ -343,8 +351,7 @@ def run_cluster_campaign(
                 except queue.Empty:
                     if client.status not in ("running", "connecting"):
                         raise ClusterError(
-                            f"lost the Dask scheduler at {spec} in the middle of the "
-                            "campaign; the findings sent so far are written"
+                            f"lost the Dask scheduler at {spec} in the middle of the campaign"
                         ) from None
                     bar.update(sum(done.values()), len(merged.findings))
                     continue
@@ -355,6 +362,7 @@ def run_cluster_campaign(
                     top_up()
                 bar.update(sum(done.values()), len(merged.findings))
         finally:
+            bar.clear()  # a line said after this one does not land in the middle of the bar
             with contextlib.suppress(Exception):
                 client.cancel(list(pending))
             with contextlib.suppress(Exception):
@@ -398,6 +406,5 @@ def _finished(
         )
         return
     raise ClusterError(  # cancelled: only the scheduler's loss does that during the loop
-        f"lost the Dask scheduler at {spec} in the middle of the campaign ({status}); "
-        "the findings sent so far are written"
+        f"lost the Dask scheduler at {spec} in the middle of the campaign ({status})"
     )
