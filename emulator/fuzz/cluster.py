@@ -361,8 +361,10 @@ def run_cluster_campaign(
                     _finished(item, pending.pop(item), merged, done, finished, accept, spec)
                     top_up()
                 bar.update(sum(done.values()), len(merged.findings))
+        except BaseException:
+            bar.clear()  # the line said about it does not land in the middle of the bar
+            raise
         finally:
-            bar.clear()  # a line said after this one does not land in the middle of the bar
             with contextlib.suppress(Exception):
                 client.cancel(list(pending))
             with contextlib.suppress(Exception):
