@@ -51,7 +51,12 @@ except ImportError:
 from emulator.build import describe  # noqa: E402
 from emulator.fuzz.campaign import run_campaign  # noqa: E402
 from emulator.fuzz.case import frozen_heap  # noqa: E402
-from emulator.fuzz.cluster import plan_shards, run_cluster_campaign, run_shard  # noqa: E402
+from emulator.fuzz.cluster import (  # noqa: E402
+    ShardEvent,
+    plan_shards,
+    run_cluster_campaign,
+    run_shard,
+)
 
 TARGET = 0.8
 
@@ -61,12 +66,20 @@ class Measured:
     them (the bench's own included); for Dask, each worker's CPU time too."""
 
     def __init__(
-        self, examples: int, wall: float, cpu: float, workers: list[float] | None = None
+        self,
+        examples: int,
+        wall: float,
+        cpu: float,
+        workers: list[float] | None = None,
+        shards: float | None = None,
     ) -> None:
         self.examples = examples
         self.wall = wall
         self.cpu = cpu
         self.workers = workers or []
+        self.shards = shards
+        """Dask: the CPU time of the shards' searches alone (the rest of ``cpu`` is the
+        engine's: the client, the scheduler, the workers' other threads)."""
 
 
 def _children_cpu() -> float:
@@ -118,6 +131,12 @@ def dask(examples: int, seed: int, shard_examples: int, workers: int) -> Measure
         Client(local, set_as_default=False) as client,
     ):
         before = client.run(time.process_time)
+        searches: dict[int, float] = {}
+
+        def on_event(event: ShardEvent) -> None:
+            if event.cpu is not None:
+                searches[event.shard] = event.cpu
+
         cpu, started = time.process_time(), time.perf_counter()
         result = run_cluster_campaign(
             cluster=local.scheduler_address,
@@ -127,13 +146,14 @@ def dask(examples: int, seed: int, shard_examples: int, workers: int) -> Measure
             database=None,
             shard_examples=shard_examples,
             out=io.StringIO(),
+            on_event=on_event,
             share_known=False,
         )
         wall = time.perf_counter() - started
         mine = time.process_time() - cpu
         after = client.run(time.process_time)
         each = [after[w] - before[w] for w in after]
-        return Measured(result.examples, wall, sum(each) + mine, each)
+        return Measured(result.examples, wall, sum(each) + mine, each, sum(searches.values()))
 
 
 CONFIGS: list[tuple[str, int]] = [
@@ -209,6 +229,15 @@ def main() -> int:
         print(
             f"overhead       {engine}, 1 worker vs in-process: {wall * 1000:+.2f} ms wall, "
             f"{cpu * 1000:+.2f} ms CPU per example"
+        )
+    for workers in (1, 2):
+        m = best[f"dask, {workers} worker" + ("s" if workers > 1 else "")]
+        assert m.shards is not None
+        engine_cpu = (m.cpu - m.shards) / m.examples
+        print(
+            f"engine CPU     dask, {workers} worker(s): {engine_cpu * 1000:.2f} ms per example "
+            f"beside {1000 * m.shards / m.examples:.2f} ms of search (client, scheduler, the "
+            "workers' other threads)"
         )
     return 0 if met else 1
 

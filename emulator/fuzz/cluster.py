@@ -181,7 +181,11 @@ def _task(topic: str, shard: Shard) -> CampaignResult:
         # Hypothesis warns when the global random module's state moves while it generates a
         # case: here the worker's own threads (Dask's event loop) use it, not the strategies.
         warnings.filterwarnings("ignore", message="Do not use the `random` module inside")
-        return run_shard(shard, progress, found)
+        cpu = time.thread_time()
+        result = run_shard(shard, progress, found)
+        cpu = time.thread_time() - cpu
+    worker.log_event(topic, {**me, "done": result.examples, "cpu": cpu})
+    return result
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,8 @@ class ShardEvent:
     worker: str
     done: int | None
     found: Found | None
+    cpu: float | None = None
+    """In the shard's last event: the CPU time (seconds) of the thread that ran its search."""
 
 
 def _distributed() -> Any:
@@ -314,7 +320,17 @@ def run_cluster_campaign(
         if count is not None and shard not in finished:
             done[shard] = max(done.get(shard, 0), int(count))
         if on_event is not None:
-            on_event(ShardEvent(shard, int(message["pid"]), str(message["worker"]), count, found))
+            cpu = message.get("cpu")
+            on_event(
+                ShardEvent(
+                    shard,
+                    int(message["pid"]),
+                    str(message["worker"]),
+                    count,
+                    found,
+                    None if cpu is None else float(cpu),
+                )
+            )
 
     with _client(distributed, spec) as client:
         _check_workers(client, spec)
