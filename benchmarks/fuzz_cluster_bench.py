@@ -14,9 +14,9 @@ One run measures, on the same campaign (``--examples`` examples cut into shards 
     process, so its shards are not the Dask ones; its process start-up is in its time).
 ``dask``
     :func:`emulator.fuzz.cluster.run_cluster_campaign` on a ``LocalCluster`` of 1, then 2,
-    worker processes, started before the clock starts (a cluster is up before a campaign, and
-    stays up for many); every shard is run as planned (``share_known=False``), so the 1-worker
-    campaign does exactly the in-process work.
+    worker processes (with ``local:N``'s settings), started before the clock starts (a cluster
+    is up before a campaign, and stays up for many); every shard is run as planned
+    (``share_known=False``), so the 1-worker campaign does exactly the in-process work.
 
 Figures: examples/s of each, and CPU milliseconds per example (every process that ran them);
 efficiency = rate(2 workers) / (2 x rate(1 worker)), target >= 0.8 (issue 20); the engine's
@@ -52,6 +52,7 @@ from emulator.build import describe  # noqa: E402
 from emulator.fuzz.campaign import run_campaign  # noqa: E402
 from emulator.fuzz.case import frozen_heap  # noqa: E402
 from emulator.fuzz.cluster import (  # noqa: E402
+    LOCAL_CONFIG,
     ShardEvent,
     plan_shards,
     run_cluster_campaign,
@@ -117,9 +118,11 @@ def multiprocessing(examples: int, seed: int, workers: int) -> Measured:
 def dask(examples: int, seed: int, shard_examples: int, workers: int) -> Measured:
     """A started cluster; the CPU time is the workers' (asked before and after) and this
     process's (the client)."""
+    import dask
     from distributed import Client, LocalCluster
 
     with (
+        dask.config.set(LOCAL_CONFIG),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,

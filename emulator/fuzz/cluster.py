@@ -49,6 +49,7 @@ from emulator.fuzz.campaign import CampaignResult, Found, _Progress, _size, sear
 __all__ = [
     "DEFAULT_SHARD_EXAMPLES",
     "EXIT_UNREACHABLE",
+    "LOCAL_CONFIG",
     "ClusterError",
     "Shard",
     "ShardEvent",
@@ -202,6 +203,13 @@ class ShardEvent:
     """In the shard's last event: the CPU time (seconds) of the thread that ran its search."""
 
 
+LOCAL_CONFIG = {"distributed.worker.profile.enabled": False}
+"""Dask settings of a ``local:N`` cluster: no statistical profiler in the workers (it samples
+their threads every 10 ms, for a dashboard that is not started; about 1.5% of a core per idle
+worker here).  A real cluster's workers take it from their environment
+(``DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False``, docs/invariants.md)."""
+
+
 def _distributed() -> Any:
     try:
         import distributed
@@ -219,6 +227,8 @@ def _client(distributed: Any, spec: int | str) -> Iterator[Any]:
 
     Dask's own log lines (with tracebacks, when the scheduler goes away) are silenced while
     it is open: what goes wrong is said once, as a :class:`ClusterError`."""
+    import dask
+
     with contextlib.ExitStack() as stack:
         for name in ["distributed", *logging.root.manager.loggerDict]:
             if name == "distributed" or name.startswith("distributed."):
@@ -226,6 +236,7 @@ def _client(distributed: Any, spec: int | str) -> Iterator[Any]:
                 stack.callback(dask_log.setLevel, dask_log.level)
                 dask_log.setLevel(logging.CRITICAL)
         if isinstance(spec, int):
+            stack.enter_context(dask.config.set(LOCAL_CONFIG))
             local = distributed.LocalCluster(
                 n_workers=spec,
                 threads_per_worker=1,
