@@ -129,7 +129,7 @@ def dask(examples: int, seed: int, shard_examples: int, workers: int) -> Measure
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
-            silence_logs=logging.ERROR,
+            silence_logs=logging.CRITICAL,
         ) as local,
         Client(local, set_as_default=False) as client,
     ):

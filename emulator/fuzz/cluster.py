@@ -249,7 +249,7 @@ def _client(distributed: Any, spec: int | str) -> Iterator[Any]:
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=None,
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL,
             )
             stack.callback(local.close)
             client = distributed.Client(local, set_as_default=False)
