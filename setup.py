@@ -35,6 +35,7 @@ _NOT_COMPILED = (
     "emulator/fuzz/analysis.py",
     "emulator/fuzz/campaign.py",
     "emulator/fuzz/check.py",
+    "emulator/fuzz/cluster.py",
     "emulator/fuzz/database.py",
     "emulator/fuzz/strategies.py",
     "emulator/fuzz/worst.py",

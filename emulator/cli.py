@@ -16,7 +16,8 @@ statuses (README.md, "Exit statuses"):
 * 2: usage or input error: a bad option (argparse), a bad or missing file (``topology check``
   too), a port in use;
 * 3 and 4: ``ctl``: the control API is unreachable, or refused the token; ``conform``: 3,
-  the run cannot happen here (the program is missing, or no network namespace);
+  the run cannot happen here (the program is missing, or no network namespace); ``fuzz``:
+  3, the cluster or the Redis database of ``--cluster``/``--db`` cannot be used;
 * 130, 143: stopped by SIGINT (Ctrl-C) or SIGTERM, cleanly (128 + the signal's number);
 * 141: the reader of stdout left (``| head``), stopped cleanly (128 + SIGPIPE).
 """
@@ -879,11 +880,26 @@ def register_fuzz(subparsers: SubParsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="campaign seed (0)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop after this long")
     parser.add_argument("--workers", type=int, default=1, help="processes (shards), default 1")
+    parser.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run the shards as tasks on a Dask cluster: a scheduler's address "
+        "(tcp://HOST:8786), or local:N for N local worker processes; needs the cluster extra "
+        "(pip install 'sipemu[cluster]'; docs/invariants.md)",
+    )
+    parser.add_argument(
+        "--shard-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --cluster: examples per task (50)",
+    )
     parser.add_argument("--out", default="findings", help="directory for findings (findings/)")
     parser.add_argument(
         "--db",
-        help="Hypothesis example database shared by shards and campaigns "
-        "(default: DIR/.hypothesis)",
+        help="Hypothesis example database shared by shards and campaigns: a directory, or "
+        "redis://HOST:PORT/N (Redis, for a cluster; the cluster extra) "
+        "(default: DIR/.hypothesis; none with --cluster ADDRESS)",
     )
     parser.add_argument(
         "--pcap",
@@ -918,33 +934,84 @@ def register_fuzz(subparsers: SubParsers) -> None:
 
 
 def _fuzz(args: argparse.Namespace) -> int:
-    from emulator.fuzz.campaign import FindingWriter, run_campaign, write_findings
+    from emulator.fuzz.campaign import CampaignResult, FindingWriter, run_campaign, write_findings
+    from emulator.fuzz.cluster import (
+        DEFAULT_SHARD_EXAMPLES,
+        EXIT_UNREACHABLE,
+        ClusterError,
+        parse_cluster,
+        run_cluster_campaign,
+    )
+    from emulator.fuzz.database import DatabaseUnreachable, is_redis, redis_client
 
     if args.examples < 1 or args.workers < 1:
         raise UserError("--examples and --workers must be at least 1")
+    if args.shard_examples is not None and (args.cluster is None or args.shard_examples < 1):
+        raise UserError("--shard-examples goes with --cluster, and must be at least 1")
+    if args.cluster is not None and args.workers != 1:
+        raise UserError(
+            "--workers is for processes on this machine; with --cluster, the "
+            "cluster's workers run the shards (local:N for N local processes)"
+        )
     out = Path(args.out)
-    database = Path(args.db) if args.db else out / ".hypothesis"
-    database.mkdir(parents=True, exist_ok=True)
-    print(
-        f"sipemu fuzz: {args.examples} examples, seed {args.seed}, {args.workers} worker(s)",
-        file=sys.stderr,
-    )
+    try:
+        where = parse_cluster(args.cluster) if args.cluster is not None else None
+    except ClusterError as exc:
+        print(f"sipemu fuzz: {exc}", file=sys.stderr)
+        return exc.status
+    database: str | Path | None
+    if args.db and is_redis(args.db):
+        database = args.db
+        try:
+            redis_client(args.db).close()  # reachable now, or a sentence and status 3
+        except DatabaseUnreachable as exc:
+            print(f"sipemu fuzz: {exc}", file=sys.stderr)
+            return EXIT_UNREACHABLE
+    elif args.db or not isinstance(where, str):
+        database = Path(args.db) if args.db else out / ".hypothesis"
+        database.mkdir(parents=True, exist_ok=True)
+    else:  # a remote cluster's workers do not see this machine's directory
+        database = None
+        print(
+            "sipemu fuzz: no --db redis://HOST:PORT/N: the cluster's shards share no examples",
+            file=sys.stderr,
+        )
+    runs_on = f"{args.workers} worker(s)" if where is None else f"cluster {args.cluster}"
+    print(f"sipemu fuzz: {args.examples} examples, seed {args.seed}, {runs_on}", file=sys.stderr)
 
     def show(line: str) -> None:  # a finding's file is complete on disk: say so at once
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
     writer = FindingWriter(out, show)
+    result: CampaignResult
     try:
         with sigterm_interrupts():
-            result = run_campaign(
-                examples=args.examples,
-                seed=args.seed,
-                time_budget=args.time_budget,
-                workers=args.workers,
-                database=database,
-                on_found=writer,
-            )
+            if where is None:
+                result = run_campaign(
+                    examples=args.examples,
+                    seed=args.seed,
+                    time_budget=args.time_budget,
+                    workers=args.workers,
+                    database=database,
+                    on_found=writer,
+                )
+            else:
+                result = run_cluster_campaign(
+                    cluster=args.cluster,
+                    examples=args.examples,
+                    seed=args.seed,
+                    time_budget=args.time_budget,
+                    database=None if database is None else str(database),
+                    shard_examples=args.shard_examples or DEFAULT_SHARD_EXAMPLES,
+                    on_found=writer,
+                )
+    except ClusterError as exc:  # every finding shown is on disk already
+        print(
+            f"sipemu fuzz: {exc}; {len(writer.written)} finding(s) written to {out}",
+            file=sys.stderr,
+        )
+        return exc.status
     except KeyboardInterrupt as stop:  # every finding shown is on disk already
         name = _signal_name(stop)
         print(
@@ -952,6 +1019,8 @@ def _fuzz(args: argparse.Namespace) -> int:
             f"{out} as they were found (each the simplest case so far; not replayed)"
         )
         return EXIT_SIGNALLED[name]
+    for note in result.notes:
+        print(f"sipemu fuzz: {note}", file=sys.stderr)
     written = write_findings(result, out, pcap=args.pcap)
     rate = result.examples / result.elapsed if result.elapsed else 0.0
     print(

@@ -20,6 +20,7 @@ _PACKAGES = {
     "baresip": "baresip",
     "linphonec": "linphone-cli",
     "sipsak": "sipsak",
+    "redis-server": "redis-server",
 }
 
 

@@ -40,7 +40,7 @@ from emulator.fuzz.case import (
     frozen_heap,
     run_case,
 )
-from emulator.fuzz.database import CampaignDatabase
+from emulator.fuzz.database import is_redis, open_database
 from emulator.fuzz.strategies import cases
 from emulator.scenario.model import load_scenario
 from emulator.scenario.runner import RunResult, run_scenario
@@ -50,6 +50,7 @@ __all__ = [
     "CampaignResult",
     "FindingWriter",
     "Found",
+    "merge",
     "run_campaign",
     "search",
     "simplify",
@@ -144,6 +145,9 @@ class CampaignResult:
     examples: int
     elapsed: float
     findings: dict[str, Found] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Sentences for the user about how the campaign went (the Redis example database was
+    lost; a shard failed on the cluster), each once."""
 
 
 def search(
@@ -156,17 +160,24 @@ def search(
     max_pools: int = 6,
     max_clients: int = 4,
     on_found: Callable[[Found], None] | None = None,
+    known: frozenset[str] = frozenset(),
 ) -> CampaignResult:
     """Run Hypothesis over fuzz cases in this process; keep the simplest case per finding.
 
     ``on_found(found)`` is told of a finding the moment it is first seen, and again when a
     simpler case shows it: at the end of each Hypothesis run (not at every step of the
-    shrinker) and after :func:`simplify`."""
+    shrinker) and after :func:`simplify`.
+
+    ``database``: a directory or a Redis URL (:func:`emulator.fuzz.database.open_database`).
+    ``known``: the slugs of findings the campaign already has (another shard found and shrank
+    them): like the findings this search found itself, they do not fail the property, so the
+    search looks further instead of shrinking them again, and they are not simplified here;
+    seen here, they are still recorded (and told to ``on_found``)."""
     started = time.monotonic()
     found: dict[str, Found] = {}
     simpler: set[str] = set()  # findings whose case shrank since on_found last heard of them
     count = 0
-    db = CampaignDatabase(database) if database is not None else None
+    db = open_database(database) if database is not None else None
 
     def record(finding: Finding, case: FuzzCase) -> None:
         old = found.get(finding.slug)
@@ -236,12 +247,12 @@ def search(
     with frozen_heap(), _seed_alone():
         while count < examples and (deadline is None or time.monotonic() < deadline):
             before = count
-            one_run(run, frozenset(found))
+            one_run(run, frozenset(found) | known)
             run += 1
             tell_simpler()
             if count == before:
                 break  # nothing ran (the database replayed only known findings): done
-        for slug in sorted(found):
+        for slug in sorted(set(found) - known):
             if deadline is not None and time.monotonic() >= deadline:
                 break
             before_simplify = found[slug]
@@ -249,7 +260,9 @@ def search(
             if found[slug] is not before_simplify:
                 simpler.add(slug)
         tell_simpler()
-    return CampaignResult(count, time.monotonic() - started, found)
+    lost = getattr(db, "lost", None)  # the Redis database stopped answering
+    notes = [lost] if isinstance(lost, str) else []
+    return CampaignResult(count, time.monotonic() - started, found, notes)
 
 
 @contextmanager
@@ -343,7 +356,7 @@ def run_campaign(
     while the campaign runs (a :class:`FindingWriter` writes them as they come)."""
     started = time.monotonic()
     deadline = time.monotonic() + time_budget if time_budget else None
-    if database is not None:
+    if database is not None and not is_redis(database):
         remove_stale_temporaries(database, before=time.time() - STALE_AFTER)
     per_shard = [examples // workers + (1 if i < examples % workers else 0) for i in range(workers)]
     bar = _Progress(out, examples, started)
@@ -380,7 +393,7 @@ def run_campaign(
         pending = pool.map_async(
             _shard,
             [
-                (i, per_shard[i], seed, deadline, str(database) if database else None)
+                (i, per_shard[i], seed, deadline, str(database) if database is not None else None)
                 for i in range(workers)
             ],
         )
@@ -392,11 +405,18 @@ def run_campaign(
     bar.finish()
     merged = CampaignResult(sum(s.examples for s in shards), time.monotonic() - started)
     for shard in shards:
-        for slug, found in shard.findings.items():
-            old = merged.findings.get(slug)
-            if old is None or _size(found.case) < _size(old.case):
-                merged.findings[slug] = found
+        merge(merged, shard)
     return merged
+
+
+def merge(into: CampaignResult, shard: CampaignResult) -> None:
+    """Add a shard's findings (the simpler case of each) and notes to ``into``; its examples
+    are the caller's to count."""
+    for slug, found in shard.findings.items():
+        old = into.findings.get(slug)
+        if old is None or _size(found.case) < _size(old.case):
+            into.findings[slug] = found
+    into.notes.extend(note for note in shard.notes if note not in into.notes)
 
 
 class _Progress:

@@ -23,20 +23,34 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from hypothesis.database import ExampleDatabase
 
 from emulator.scenario.writer import write_atomically
 
-__all__ = ["CampaignDatabase"]
+__all__ = [
+    "REDIS_SCHEMES",
+    "CampaignDatabase",
+    "DatabaseUnreachable",
+    "RedisCampaignDatabase",
+    "is_redis",
+    "open_database",
+    "redis_client",
+    "shown",
+]
 
 _SUFFIXES = (b".secondary", b".pareto")
 """Hypothesis's sub-keys (``KEY.secondary``: examples that once failed and were shrunk past;
 ``KEY.pareto``: targeting).  Every other key is a test's primary corpus."""
 
 _METAKEYS = b".hypothesis-keys"
+
+
+def _primary(key: bytes) -> bool:
+    return key != _METAKEYS and not key.endswith(_SUFFIXES)
 
 
 def _hash(data: bytes) -> str:
@@ -80,8 +94,7 @@ class CampaignDatabase(ExampleDatabase):
         write_atomically(path, bytes(value))
 
     def delete(self, key: bytes, value: bytes) -> None:
-        primary = key != _METAKEYS and not key.endswith(_SUFFIXES)
-        if primary and not self.passed_clean:
+        if _primary(key) and not self.passed_clean:
             return  # it passed only because its finding is known: keep it (module docstring)
         self._remove(key, value)
 
@@ -106,3 +119,133 @@ class CampaignDatabase(ExampleDatabase):
 
     def _stop_listening(self) -> None:
         pass
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+"""What ``--db`` takes for a Redis database (redis-py's URL forms); anything else is a
+directory."""
+
+REDIS_PREFIX = b"sipemu-fuzz:"
+"""The Redis keys of the campaigns' examples start with this, so that a Redis database shared
+with other Hypothesis users (whose default prefix is ``hypothesis-example:``) keeps them apart."""
+
+
+class DatabaseUnreachable(Exception):
+    """The Redis server of ``--db`` did not answer (the message is a sentence)."""
+
+
+def is_redis(spec: str | Path) -> bool:
+    return isinstance(spec, str) and spec.startswith(REDIS_SCHEMES)
+
+
+def shown(url: str) -> str:
+    """``url`` with its password (``redis://:SECRET@HOST``) masked, for messages."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+def redis_client(url: str, *, timeout: float = 10.0) -> Any:
+    """A redis-py client for ``url``; :class:`DatabaseUnreachable` when redis-py is missing
+    or the server does not answer a PING."""
+    try:
+        from redis import Redis
+        from redis.exceptions import RedisError
+    except ImportError:
+        raise DatabaseUnreachable(
+            f"--db {shown(url)} needs redis-py, which is not installed: "
+            "pip install 'sipemu[cluster]'"
+        ) from None
+    try:
+        client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client.ping()
+    except ValueError as exc:
+        raise DatabaseUnreachable(
+            f"--db {shown(url)} is not a Redis URL redis-py reads ({exc}); "
+            "write redis://HOST:PORT/N or unix:///PATH?db=N"
+        ) from None
+    except (RedisError, OSError) as exc:
+        raise DatabaseUnreachable(
+            f"cannot reach the Redis server of --db {shown(url)} ({exc}); start it "
+            "(redis-server) or fix the address"
+        ) from None
+    return client
+
+
+class RedisCampaignDatabase(ExampleDatabase):
+    """The campaign's examples in Redis, shared by every shard on every machine: Hypothesis's
+    own :class:`~hypothesis.extra.redis.RedisExampleDatabase` (a Redis set per key), with the
+    same rule as :class:`CampaignDatabase` for deleting (a primary example that passed only
+    because its finding is known is kept).
+
+    A Redis server lost in the middle of a campaign does not stop it: the first error is kept
+    in :attr:`lost` (a sentence), and from then on the database is empty and forgets what it is
+    told (the findings go to the campaign by other ways; only the sharing of examples stops).
+    """
+
+    def __init__(self, url: str) -> None:
+        from hypothesis.extra.redis import RedisExampleDatabase
+
+        super().__init__()
+        self.url = url
+        self.inner = RedisExampleDatabase(redis_client(url), key_prefix=REDIS_PREFIX)
+        self.passed_clean = False
+        self.lost: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisCampaignDatabase({shown(self.url)!r})"
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[bool]:
+        """Yields whether the server is still there; a Redis error marks it lost."""
+        from redis.exceptions import RedisError
+
+        if self.lost is not None:
+            yield False
+            return
+        try:
+            yield True
+        except (RedisError, OSError) as exc:
+            self.lost = (
+                f"the Redis server of --db {shown(self.url)} stopped answering ({exc}); the shard "
+                "went on without the shared example database"
+            )
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        values: list[bytes] = []
+        with self._guard() as up:
+            if up:
+                values = list(self.inner.fetch(key))
+        return values
+
+    def save(self, key: bytes, value: bytes) -> None:
+        with self._guard() as up:
+            if up:
+                self.inner.save(key, value)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        if _primary(key) and not self.passed_clean:
+            return  # as CampaignDatabase.delete
+        with self._guard() as up:
+            if up:
+                self.inner.delete(key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        with self._guard() as up:
+            if up:
+                self.inner.move(src, dest, value)
+
+    def _start_listening(self) -> None:
+        pass  # change listening (Redis pub/sub) is not used
+
+    def _stop_listening(self) -> None:
+        pass
+
+
+def open_database(spec: str | Path) -> CampaignDatabase | RedisCampaignDatabase:
+    """``--db``: a Redis URL (:data:`REDIS_SCHEMES`) or a directory."""
+    if is_redis(spec):
+        return RedisCampaignDatabase(str(spec))
+    return CampaignDatabase(spec)
