@@ -568,3 +568,24 @@ def test_discoverable_follows_naptr_for_baresip_only() -> None:
     assert discoverable(sim, BARESIP) == ["srv:fe2.contoso.test"]
     assert discoverable(sim, LINPHONE) == []
     assert discoverable(sim, LYNC2010) == []
+
+
+def test_simplify_removes_dr_actions_a_finding_does_not_need() -> None:
+    # The case above with a back end down for a minute early on, far from the DNS loss.
+    from emulator.fuzz.case import DrDraw
+
+    case = FuzzCase(
+        pools=(PoolDraw(backup=1, a_record=False), PoolDraw(users=1), PoolDraw(users=2)),
+        srv=(SrvDraw(1, priority=10, weight=10),),
+        clients=(ClientDraw(8, "empty", stale=0, profile="linphone"),),
+        faults=(FaultDraw("dns-fail", 1570.0, None, a=0, b=-1),),
+        dr=(DrDraw("backend-down", 200.0, a=2, duration=60.0),),
+        failover=120.0,
+        failback=240.0,
+        seed=1679,
+    )
+    found = [f for f in classify(run_case(case)) if f.key == "dns-down-no-cache"]
+    assert found, [f.slug for f in classify(run_case(case))]
+    simpler = simplify(Found(found[0], case))
+    assert simpler.case.dr == ()
+    assert simpler.finding.slug == found[0].slug
