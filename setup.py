@@ -84,5 +84,7 @@ _EXAMPLE_PACKAGES = ["emulator.examples.topologies", "emulator.examples.scenario
 setup(
     packages=[*find_packages(include=["emulator*", "fakedns*", "clients*"]), *_EXAMPLE_PACKAGES],
     ext_modules=_ext_modules(),
-    setup_requires=["mypy>=1.10"] if _compile() else [],
+    # pyspnego too: mypyc type-checks emulator/sip/sipae.py and emulator/registrar/auth.py
+    # against its NTLM modules, and an isolated build has only what is listed here.
+    setup_requires=["mypy>=1.10", "pyspnego>=0.11"] if _compile() else [],
 )
