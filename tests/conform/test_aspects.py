@@ -148,6 +148,7 @@ class _FakeDriver:
     profile = "baresip"
     settings = ""
     transports = ("udp", "tcp", "tls")
+    not_judged: dict[str, str] = {}
 
     def version(self) -> str:
         return "1.0.0"
