@@ -33,6 +33,7 @@ from hypothesis import seed as hypothesis_seed
 from emulator.fuzz.analysis import Finding, classify
 from emulator.fuzz.case import (
     ClientDraw,
+    DrDraw,
     FaultDraw,
     FuzzCase,
     PoolDraw,
@@ -309,7 +310,7 @@ def _by_fields(record: Any) -> tuple[type, tuple[object, ...]]:
 # compiled build's frozen, slotted records cannot be unpickled the default way (their
 # __setstate__ may not assign a field), so pickle rebuilds them through their constructors,
 # which works for both builds.
-for _record in (Finding, FuzzCase, PoolDraw, SrvDraw, ClientDraw, FaultDraw):
+for _record in (Finding, FuzzCase, PoolDraw, SrvDraw, ClientDraw, FaultDraw, DrDraw):
     copyreg.pickle(_record, _by_fields)
 
 _shared: tuple[Any, Any] | None = None

@@ -589,3 +589,31 @@ def test_simplify_removes_dr_actions_a_finding_does_not_need() -> None:
     simpler = simplify(Found(found[0], case))
     assert simpler.case.dr == ()
     assert simpler.finding.slug == found[0].slug
+
+
+def test_every_record_of_a_fuzz_case_crosses_processes_through_its_constructor() -> None:
+    # The compiled build's frozen, slotted records cannot be unpickled the default way: each
+    # record a FuzzCase holds must be registered with copyreg (emulator/fuzz/campaign.py), or
+    # a finding holding it is lost on its way from a shard (a Dask worker) to the writer.
+    import copyreg
+    import dataclasses
+    import pickle
+
+    import emulator.fuzz.campaign  # noqa: F401  (registers them)
+    from emulator.fuzz import case as case_module
+
+    records = [
+        value
+        for value in vars(case_module).values()
+        if isinstance(value, type)
+        and dataclasses.is_dataclass(value)
+        and value.__module__ == case_module.__name__
+        and value.__dataclass_params__.frozen  # type: ignore[attr-defined]
+    ]
+    assert {r.__name__ for r in records} >= {"FuzzCase", "DrDraw", "FaultDraw"}
+    missing = [r.__name__ for r in records if r not in copyreg.dispatch_table]
+    assert missing == []
+    from emulator.fuzz.case import DrDraw
+
+    draw = DrDraw("mirror-failover", 120.0, a=1)
+    assert pickle.loads(pickle.dumps(draw)) == draw
