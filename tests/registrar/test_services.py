@@ -207,9 +207,12 @@ def batched(user: str, *resources: str, call_id: str = "batch-1") -> bytes:
     )
 
 
-def publish(user: str, availability: int, *, cseq: int = 1, remove: bool = False) -> bytes:
+def publish(
+    user: str, availability: int, *, cseq: int = 1, remove: bool = False, method: str = "PUBLISH"
+) -> bytes:
     """A PUBLISH of a userState in the self container 2 and in container 300 (MS-PRES);
-    ``remove``: the same publications with ``expires="0"``."""
+    ``remove``: the same publications with ``expires="0"``; ``method``: ``SERVICE`` for the
+    same document in a SERVICE (as Lync clients and pidgin-sipe publish)."""
     state = (
         '<state xmlns="http://schemas.microsoft.com/2006/09/sip/state" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" manual="true" '
@@ -223,14 +226,14 @@ def publish(user: str, availability: int, *, cseq: int = 1, remove: bool = False
     )
     return message(
         [
-            f"PUBLISH sip:{user}@contoso.test SIP/2.0",
+            f"{method} sip:{user}@contoso.test SIP/2.0",
             f"Via: SIP/2.0/TCP 127.0.0.100:5070;branch=z9hG4bKpub{user}{cseq}",
             "Max-Forwards: 70",
             f"From: <sip:{user}@contoso.test>;tag=9f2d;epid=ffad8b59dc",
             f"To: <sip:{user}@contoso.test>",
             f"Call-ID: publish-{user}",
-            f"CSeq: {cseq} PUBLISH",
-            "Event: msrtc-category-publish",
+            f"CSeq: {cseq} {method}",
+            *(["Event: msrtc-category-publish"] if method == "PUBLISH" else []),
             "Content-Type: application/msrtc-category-publish+xml",
         ],
         '<publish xmlns="http://schemas.microsoft.com/2006/09/sip/rich-presence">'
@@ -577,6 +580,19 @@ def test_a_publication_reaches_another_users_subscription() -> None:
     _, first = send(w, FE1, batched("bob", "sip:alice@contoso.test", call_id="batch-2"))
     (seen,) = categories(first[0])[1]
     assert seen.find("{*}state/{*}availability") is not None
+
+
+def test_a_category_publication_in_a_service_request_is_stored_and_notified() -> None:
+    """MS-PRES: a SERVICE with an msrtc-category-publish document publishes like PUBLISH
+    (pidgin-sipe 1.25's way; it got 405 before)."""
+    w = world()
+    send(w, FE1, sip_register("alice"))
+    send(w, FE1, sip_register("bob", call_id="reg-bob"))
+    send(w, FE1, batched("bob", "sip:alice@contoso.test"))
+    ok, notifies = send(w, FE1, publish("alice", 6500, method="SERVICE"))
+    assert ok.status == 200
+    (notify,) = [n for n in notifies if n.headers.get("event") == "presence"]
+    assert presence_of_notify(notify) == "6500"
 
 
 def test_a_publication_on_another_pool_reaches_the_watcher_within_the_poll() -> None:
