@@ -151,8 +151,7 @@ def contact_list_body(contacts: Iterable[str], delta: int = 1) -> bytes:
     MS-SIP's examples of the list (``uri="bob@contoso.com"``): clients put the scheme back
     (pidgin-sipe 1.25 does, 3P: given ``sip:x``, it showed a buddy ``sip:sip:x``)."""
     items = "".join(
-        f'<contact uri="{_attr(_bare(c))}" name="" groups="1" subscribed="true"/>'
-        for c in contacts
+        f'<contact uri="{_attr(_bare(c))}" name="" groups="1" subscribed="true"/>' for c in contacts
     )
     return f'<contactList deltaNum="{delta}"><group id="1" name="~"/>{items}</contactList>'.encode()
 
