@@ -409,6 +409,7 @@ class FrontEndServices:
                 name, instance, container, version, attributes.get("expireType", "static"), data
             )
             changed = True
+        changed |= self.store.aggregate(aor)
         if changed:
             self.published(aor, now)
         return make_response(request, 200, to_tag=rules.tag())

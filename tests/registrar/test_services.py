@@ -729,3 +729,55 @@ def test_a_publish_of_another_type_is_415() -> None:
     refused, _ = send(world(), FE1, data)
     assert refused.status == 415
     assert refused.headers.get("accept") == "application/msrtc-category-publish+xml"
+
+
+def test_state_published_in_self_containers_is_aggregated_for_watchers() -> None:
+    """An OCS 2007 R2+ client (and pidgin-sipe 1.25) publishes machineState and userState in
+    its self containers 2 and 3 only; the server publishes the aggregateState a watcher
+    sees (MS-PRES), the userState winning over the machineState."""
+    w = world()
+    send(w, FE1, sip_register("alice"))
+    send(w, FE1, sip_register("bob", call_id="reg-bob"))
+    send(w, FE1, batched("bob", "sip:alice@contoso.test"))
+
+    def state(kind: str, availability: int, instance: int) -> str:
+        body = (
+            '<state xmlns="http://schemas.microsoft.com/2006/09/sip/state" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            f'xsi:type="{kind}"><availability>{availability}</availability></state>'
+        )
+        return "".join(
+            f'<publication categoryName="state" instance="{instance}" container="{c}" '
+            f'version="0" expireType="endpoint">{body}</publication>'
+            for c in (2, 3)
+        )
+
+    def service(publications: str, cseq: int) -> bytes:
+        return message(
+            [
+                "SERVICE sip:alice@contoso.test SIP/2.0",
+                f"Via: SIP/2.0/TCP 127.0.0.100:5070;branch=z9hG4bKagg{cseq}",
+                "From: <sip:alice@contoso.test>;tag=9f2d;epid=ffad8b59dc",
+                "To: <sip:alice@contoso.test>",
+                "Call-ID: publish-alice",
+                f"CSeq: {cseq} SERVICE",
+                "Content-Type: application/msrtc-category-publish+xml",
+            ],
+            '<publish xmlns="http://schemas.microsoft.com/2006/09/sip/rich-presence">'
+            f'<publications uri="sip:alice@contoso.test">{publications}</publications>'
+            "</publish>",
+        )
+
+    ok, notifies = send(w, FE1, service(state("machineState", 3500, 844010058), 1))
+    assert ok.status == 200
+    (notify,) = [n for n in notifies if n.headers.get("event") == "presence"]
+    _, seen = categories(notify)
+    assert [(c.get("container"), c.get("instance")) for c in seen] == [("300", "0")]
+    assert presence_of_notify(notify) == "3500"
+    aggregate = seen[0].find("{*}state")
+    assert aggregate is not None
+    assert aggregate.get("{http://www.w3.org/2001/XMLSchema-instance}type") == "aggregateState"
+    # The user says Busy: the userState wins.
+    _, notifies = send(w, FE1, service(state("userState", 6500, 536870912), 2))
+    (notify,) = [n for n in notifies if n.headers.get("event") == "presence"]
+    assert presence_of_notify(notify) == "6500"
