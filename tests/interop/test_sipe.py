@@ -112,10 +112,10 @@ def test_sipe_fails_over_to_the_backup_registrar_and_comes_home(session: dict[st
 @pytest.mark.xfail(
     strict=True,
     reason=(
-        "finch 2.14.12 dies (SIGSEGV in g_slice_alloc: SIPE's heap corrupted before) while "
-        "SIPE builds its SUBSCRIBE again after following its refresh's 301 home "
-        "(sip_transport_subscribe > sipmsg_parse_msg; core dump, 2026-12-03), with XML "
-        "parsed or not, NTLM on or off (docs/clients.md)"
+        "SIPE 1.25 corrupts its heap after following its refresh's 301 home: "
+        "sipe_core_connection_cleanup frees its Allow-Events list without clearing it, and "
+        "the home pool's 200 uses the freed list (valgrind, 2026-12-03); finch then dies in "
+        "g_slice_alloc as SIPE subscribes again (docs/clients.md)"
     ),
 )
 def test_sipe_stays_signed_in_after_coming_home(session: dict[str, Any]) -> None:
