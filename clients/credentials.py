@@ -164,7 +164,7 @@ class Credentials:
         ntlm.cnum += 1
         crand = f"{self.rng.getrandbits(32):08x}"
         buffer = sipae_buffer("NTLM", crand, str(ntlm.cnum), NTLM_REALM, ntlm.targetname, request)
-        mac = keys.mac("initiate", buffer, 0).hex()
+        mac = keys.mac("initiate", buffer).hex()
         return _ntlm_header(
             ntlm.targetname,
             [

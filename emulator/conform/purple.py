@@ -13,6 +13,11 @@ reconnection policy (gntconn.c) is part of what a user sees; libpurple's D-Bus A
 state without screen-scraping; ``dbus-send`` needs no Python binding (dbus-python needs
 the system's Python, jeepney would be a new dependency for four calls).
 
+finch runs with emulator/conform/xmlshim.py's library in ``LD_PRELOAD``: Debian 12's
+pidgin-sipe 1.25.0 parses no XML body without it (3P; the module says why), so it would
+never reach full mode whatever the server sends.  ``Purple(..., xml_shim=False)`` runs the
+package as shipped.
+
 Nothing here is sans-IO: it is a driver (processes, files, a clock for waiting).
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -27,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from emulator.conform import xmlshim
 
 __all__ = ["Purple", "PurpleAccount", "purple_problem", "sipe_version"]
 
@@ -43,8 +51,11 @@ _PACKAGES = {
 SIPE_PLUGIN = Path("/usr/lib/purple-2/libsipe.so")
 
 
-def purple_problem() -> str | None:
-    """Why SIPE cannot be driven here, as a sentence; None when it can."""
+def purple_problem(xml_shim: bool = True) -> str | None:
+    """Why SIPE cannot be driven here, as a sentence; None when it can (``xml_shim``: the
+    XML shim must be buildable too)."""
+    if xml_shim and (reason := xmlshim.problem()) is not None:
+        return reason
     missing = [pkg for exe, pkg in _PACKAGES.items() if shutil.which(exe) is None]
     if not SIPE_PLUGIN.exists():
         missing.insert(0, "pidgin-sipe")
@@ -158,6 +169,8 @@ class Purple:
     workdir: Path
     account: PurpleAccount
     ca_file: Path | None = None
+    xml_shim: bool = True
+    """Start finch with the XML shim preloaded (emulator/conform/xmlshim.py)."""
     env: dict[str, str] = field(default_factory=dict)
     dbus: subprocess.Popen[bytes] | None = None
     bus: str = ""
@@ -203,7 +216,9 @@ class Purple:
             NCURSES_NO_UTF8_ACS="1",
             PURPLE_VERBOSE_DEBUG="1",
         )
-        command = f"exec finch -c {config} -d 2>{self.debug_log}"
+        # The shim is preloaded into finch only (not tmux, not the bus).
+        preload = f"LD_PRELOAD={shlex.quote(str(xmlshim.build()))} " if self.xml_shim else ""
+        command = f"exec env {preload}finch -c {config} -d 2>{self.debug_log}"
         subprocess.run(
             [
                 "tmux",

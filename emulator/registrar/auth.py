@@ -98,8 +98,11 @@ _SA_LIMIT = 100_000
 """NTLM SAs (built or being built) remembered at most (the oldest forgotten)."""
 
 # MS-NLMP §3.1.5.1.1 / MS-SIPAE: the flags of a connectionless (datagram) NTLM challenge.
+# ``identity`` (NTLMSSP_NEGOTIATE_IDENTIFY, MS-NLMP §2.2.2.5 flag J): pidgin-sipe 1.25 refuses a
+# connectionless challenge without it ("received incompatible NTLM NegotiateFlags", 3P).
 _NTLM_FLAGS = (
     NegotiateFlags.unicode
+    | NegotiateFlags.identity
     | NegotiateFlags.request_target
     | NegotiateFlags.sign
     | NegotiateFlags.datagram
@@ -376,7 +379,7 @@ class Authenticator:
         except ValueError:
             return self._challenge(request, now, aor, "malformed signature")
         buffer = signature_buffer("NTLM", crand, cnum, NTLM_REALM, self.targetname, request)
-        if not hmac.compare_digest(sa.keys.mac("initiate", buffer, 0), mac):
+        if not hmac.compare_digest(sa.keys.mac("initiate", buffer), mac):
             return self._challenge(request, now, aor, "invalid signature")
         if num in sa.seen or num <= sa.cnum - 64:
             return self._forbid(request, aor, f"replayed cnum {cnum}")
@@ -470,7 +473,7 @@ class Authenticator:
         sa.snum += 1
         srand = f"{self.rng.getrandbits(32):08X}"
         buffer = signature_buffer("NTLM", srand, str(sa.snum), NTLM_REALM, self.targetname, answer)
-        rspauth = sa.keys.mac("accept", buffer, 0).hex()
+        rspauth = sa.keys.mac("accept", buffer).hex()
         return format_params(
             "NTLM",
             [

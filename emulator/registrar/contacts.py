@@ -147,11 +147,17 @@ def contact_list_body(contacts: Iterable[str], delta: int = 1) -> bytes:
     """A full contact list (MS-SIP §2.2.4.1, ``contactList``): ``deltaNum`` (required,
     non-zero), one group (contacts are in at least one group, MS-SIP §3.7; CHOICE: id 1,
     named "~", the name of Lync's default group as clients show it) and each contact in it,
-    subscribed to."""
+    subscribed to.  A contact's ``uri`` is written without its ``sip:`` scheme, as in
+    MS-SIP's examples of the list (``uri="bob@contoso.com"``): clients put the scheme back
+    (pidgin-sipe 1.25 does, 3P: given ``sip:x``, it showed a buddy ``sip:sip:x``)."""
     items = "".join(
-        f'<contact uri="{_attr(c)}" name="" groups="1" subscribed="true"/>' for c in contacts
+        f'<contact uri="{_attr(_bare(c))}" name="" groups="1" subscribed="true"/>' for c in contacts
     )
     return f'<contactList deltaNum="{delta}"><group id="1" name="~"/>{items}</contactList>'.encode()
+
+
+def _bare(uri: str) -> str:
+    return uri[4:] if uri[:4].lower() == "sip:" else uri
 
 
 def _attr(text: str) -> str:

@@ -10,7 +10,8 @@ after its REGISTER's 200 (docs/protocol.md, "Sign-in").
   ``Require: adhoclist, categoryList``; MS-PRES §2.2.2.4.1, MS-SIP §3.3.4.1) or for one
   presentity: 200, then a NOTIFY per presentity with its categories
   (``application/msrtc-event-categories+xml``, MS-PRES);
-* PUBLISH ``application/msrtc-category-publish+xml`` (MS-PRES) and SERVICE ``setPresence``
+* SERVICE (or PUBLISH) ``application/msrtc-category-publish+xml`` (MS-PRES) and SERVICE
+  ``setPresence``
   (MS-SIP §3.2.4.1, the OCS 2005 method): accepted, stored per user in the deployment's
   :class:`~emulator.registrar.presence.PresenceStore`, and NOTIFYed to the user's watchers and
   to the user's own roaming-self subscriptions, on this pool at once and on the others at
@@ -175,7 +176,11 @@ class FrontEndServices:
             return True
         if method == "SERVICE":
             body = request.body
-            return _SET_PRESENCE.search(body) is not None or _ACL_SERVICE.search(body) is not None
+            return (
+                _is_category_publish(request)
+                or _SET_PRESENCE.search(body) is not None
+                or _ACL_SERVICE.search(body) is not None
+            )
         return False
 
     def answer(self, request: Request, flow: Flow, now: float) -> Response:
@@ -184,7 +189,7 @@ class FrontEndServices:
         if len(request.body) > MAX_BODY:
             raise SipError("body too large for a front-end service", 413)
         method = request.method
-        if method == "PUBLISH":
+        if method == "PUBLISH" or (method == "SERVICE" and _is_category_publish(request)):
             return self._publish(request, now)
         if method == "SERVICE":
             if _SET_PRESENCE.search(request.body) is None:
@@ -404,6 +409,7 @@ class FrontEndServices:
                 name, instance, container, version, attributes.get("expireType", "static"), data
             )
             changed = True
+        changed |= self.store.aggregate(aor)
         if changed:
             self.published(aor, now)
         return make_response(request, 200, to_tag=rules.tag())
@@ -542,6 +548,14 @@ def provisioning_body(aor: str, fqdn: str) -> str:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _is_category_publish(request: Request) -> bool:
+    """A SERVICE that publishes categories: MS-PRES has the client publish category instances
+    with a SERVICE request carrying a ``<publish>`` document of type
+    ``application/msrtc-category-publish+xml``; pidgin-sipe 1.25 publishes this way in its
+    OCS 2007+ mode (3P, 2026-12-03: before this, its publication got 405)."""
+    return PUBLISH_TYPE in (request.headers.get("content-type") or "").lower()
 
 
 def _event(headers: Headers) -> str:

@@ -54,7 +54,9 @@ def parse_challenge(value: str) -> tuple[str, dict[str, str]]:
     return scheme, params
 
 
-_BARE = frozenset({"version", "algorithm", "stale", "nc", "snum", "cnum"})
+_BARE = frozenset({"version", "algorithm", "stale", "nc"})
+"""Written without quotes.  MS-SIPAE's ``snum`` and ``cnum`` are quoted (§2.2.x ABNF and the
+§4 examples: ``snum="1"``); pidgin-sipe 1.25 finds them only so (it looks for ``num="``)."""
 
 
 def format_params(

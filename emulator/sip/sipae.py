@@ -11,6 +11,7 @@ NEGOTIATE_MESSAGE, the RC4 handle set up anew for each message, sequence number 
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from spnego._ntlm_raw.messages import (
     AvId,
     Challenge,
     FileTime,
+    NegotiateFlags,
     TargetInfo,
 )
 from spnego._ntlm_raw.security import sign as ntlm_mac
@@ -39,6 +41,7 @@ from emulator.sip.message import Request, Response
 __all__ = [
     "MSSIPAE_VERSION",
     "NTLM_REALM",
+    "SIGNATURE_SEQNUM",
     "NtlmKeys",
     "ntlm_authenticate",
     "signature_buffer",
@@ -49,6 +52,12 @@ NTLM_REALM = "SIP Communications Service"
 
 MSSIPAE_VERSION = 3
 """MS-SIPAE §3.3.5.1: ``version`` 3 (or 4 with TLS-DSK); 3 is what §4.1 shows."""
+
+SIGNATURE_SEQNUM = 100
+"""The NTLM sequence number of every MS-SIPAE signature, both directions.  MS-NLMP §3.4.4
+leaves it to the application in connectionless mode; MS-SIPAE's signatures carry 100 (the
+signature's last four bytes, ``64000000``, as in §4.1's ``rspauth``), and pidgin-sipe 1.25
+signs and verifies with 100 (3P: with 0, it rejects every signed answer as invalid)."""
 
 
 # -- signatures (MS-SIPAE §3.2.5.2) ------------------------------------------------------
@@ -122,8 +131,15 @@ class NtlmKeys:
     flags: int
     session_key: bytes
 
-    def mac(self, usage: str, data: bytes, seq: int) -> bytes:
-        handle = rc4init(sealkey(self.flags, self.session_key, usage))
+    def mac(self, usage: str, data: bytes, seq: int = SIGNATURE_SEQNUM) -> bytes:
+        """The 16-byte NTLMSSP_MESSAGE_SIGNATURE of ``data`` by side ``usage`` (``initiate``:
+        the client, ``accept``: the server)."""
+        key = sealkey(self.flags, self.session_key, usage)
+        if self.flags & NegotiateFlags.datagram:
+            # MS-NLMP §3.4.3: connectionless, the RC4 key of each message is
+            # SealingKey' = MD5(SealingKey || SeqNum), the sequence number little-endian.
+            key = hashlib.md5(key + seq.to_bytes(4, "little")).digest()
+        handle = rc4init(key)
         return ntlm_mac(self.flags, handle, signkey(self.flags, self.session_key, usage), seq, data)
 
 

@@ -57,7 +57,7 @@ class NtlmClient:
         buffer = signature_buffer(
             "NTLM", crand, str(self.cnum), NTLM_REALM, self.targetname, parsed
         )
-        mac = self.keys.mac("initiate", buffer, 0).hex()
+        mac = self.keys.mac("initiate", buffer).hex()
         header = self.authorization(
             f', opaque="{self.opaque}", crand="{crand}", cnum="{self.cnum}", response="{mac}"'
         )
@@ -71,4 +71,4 @@ class NtlmClient:
         buffer = signature_buffer(
             "NTLM", params["srand"], params["snum"], NTLM_REALM, self.targetname, response
         )
-        return self.keys.mac("accept", buffer, 0).hex() == params["rspauth"]
+        return self.keys.mac("accept", buffer).hex() == params["rspauth"]

@@ -6,9 +6,11 @@ of RFC 8760).  NTLM is exercised against pyspnego's own initiator standing in fo
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
+from spnego._ntlm_raw.messages import Challenge, NegotiateFlags
 
 from emulator.registrar.auth import NTLM_REALM
 from emulator.registrar.events import AuthRefused, BindingAdded
@@ -269,6 +271,26 @@ def test_ntlm_exchange_in_the_shape_of_ms_sipae_4_1_builds_an_sa_and_signs_the_2
     assert refresh.status == 200
     assert client.verify(refresh)
     assert parse_challenge(refresh.headers.get("authentication-info") or "")[1]["snum"] == "2"
+
+
+def test_ntlm_challenge_and_signature_in_the_form_pidgin_sipe_accepts() -> None:
+    """The CHALLENGE_MESSAGE says NTLMSSP_NEGOTIATE_IDENTIFY (SIPE refuses a connectionless
+    challenge without it), ``snum`` is quoted as in MS-SIPAE §4.1 (SIPE finds it only so) and
+    the signature carries SeqNum 100 (MS-SIPAE §4.1's rspauth ends in 64000000)."""
+    w = world('scheme = "ntlm"')
+    client = NtlmClient()
+    start = client.authorization(', gssapi-data=""')
+    w.send(FE1, register("clientuser1", cseq=1))
+    challenge = one(w.send(FE1, register("clientuser1", cseq=2, extra=f"Authorization: {start}")))
+    data = parse_challenge(challenge.headers.get("www-authenticate") or "")[1]["gssapi-data"]
+    flags = Challenge.unpack(base64.b64decode(data)).flags
+    assert flags & NegotiateFlags.identity and flags & NegotiateFlags.datagram
+    auth = client.answer(challenge)
+    ok = one(w.send(FE1, register("clientuser1", cseq=3, extra=f"Authorization: {auth}")))
+    raw = ok.headers.get("authentication-info") or ""
+    assert 'snum="1"' in raw and 'srand="' in raw
+    rspauth = parse_challenge(raw)[1]["rspauth"]
+    assert rspauth.lower().endswith("64000000")
 
 
 def test_ntlm_wrong_password_is_challenged_again() -> None:

@@ -207,9 +207,12 @@ def batched(user: str, *resources: str, call_id: str = "batch-1") -> bytes:
     )
 
 
-def publish(user: str, availability: int, *, cseq: int = 1, remove: bool = False) -> bytes:
+def publish(
+    user: str, availability: int, *, cseq: int = 1, remove: bool = False, method: str = "PUBLISH"
+) -> bytes:
     """A PUBLISH of a userState in the self container 2 and in container 300 (MS-PRES);
-    ``remove``: the same publications with ``expires="0"``."""
+    ``remove``: the same publications with ``expires="0"``; ``method``: ``SERVICE`` for the
+    same document in a SERVICE (as Lync clients and pidgin-sipe publish)."""
     state = (
         '<state xmlns="http://schemas.microsoft.com/2006/09/sip/state" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" manual="true" '
@@ -223,14 +226,14 @@ def publish(user: str, availability: int, *, cseq: int = 1, remove: bool = False
     )
     return message(
         [
-            f"PUBLISH sip:{user}@contoso.test SIP/2.0",
+            f"{method} sip:{user}@contoso.test SIP/2.0",
             f"Via: SIP/2.0/TCP 127.0.0.100:5070;branch=z9hG4bKpub{user}{cseq}",
             "Max-Forwards: 70",
             f"From: <sip:{user}@contoso.test>;tag=9f2d;epid=ffad8b59dc",
             f"To: <sip:{user}@contoso.test>",
             f"Call-ID: publish-{user}",
-            f"CSeq: {cseq} PUBLISH",
-            "Event: msrtc-category-publish",
+            f"CSeq: {cseq} {method}",
+            *(["Event: msrtc-category-publish"] if method == "PUBLISH" else []),
             "Content-Type: application/msrtc-category-publish+xml",
         ],
         '<publish xmlns="http://schemas.microsoft.com/2006/09/sip/rich-presence">'
@@ -501,7 +504,7 @@ def test_the_contact_list_has_event_piggyback_cseq_expiry_and_a_delta_number() -
     assert int(root.get("deltaNum") or "0") >= 1
     (group,) = root.findall("group")
     (contact,) = root.findall("contact")
-    assert contact.get("uri") == "sip:bob@contoso.test"
+    assert contact.get("uri") == "bob@contoso.test"  # no scheme, as MS-SIP shows it
     assert group.get("id") in (contact.get("groups") or "").split()
 
 
@@ -527,7 +530,7 @@ def test_a_contact_added_raises_the_delta_number() -> None:
     after = int(ET.fromstring(second.body).get("deltaNum") or "0")
     assert after > before
     uris = [c.get("uri") for c in ET.fromstring(second.body).findall("contact")]
-    assert uris == ["sip:bob@contoso.test", "sip:carol@contoso.test"]
+    assert uris == ["bob@contoso.test", "carol@contoso.test"]
 
 
 # -- presence ------------------------------------------------------------------------------
@@ -577,6 +580,19 @@ def test_a_publication_reaches_another_users_subscription() -> None:
     _, first = send(w, FE1, batched("bob", "sip:alice@contoso.test", call_id="batch-2"))
     (seen,) = categories(first[0])[1]
     assert seen.find("{*}state/{*}availability") is not None
+
+
+def test_a_category_publication_in_a_service_request_is_stored_and_notified() -> None:
+    """MS-PRES: a SERVICE with an msrtc-category-publish document publishes like PUBLISH
+    (pidgin-sipe 1.25's way; it got 405 before)."""
+    w = world()
+    send(w, FE1, sip_register("alice"))
+    send(w, FE1, sip_register("bob", call_id="reg-bob"))
+    send(w, FE1, batched("bob", "sip:alice@contoso.test"))
+    ok, notifies = send(w, FE1, publish("alice", 6500, method="SERVICE"))
+    assert ok.status == 200
+    (notify,) = [n for n in notifies if n.headers.get("event") == "presence"]
+    assert presence_of_notify(notify) == "6500"
 
 
 def test_a_publication_on_another_pool_reaches_the_watcher_within_the_poll() -> None:
@@ -713,3 +729,55 @@ def test_a_publish_of_another_type_is_415() -> None:
     refused, _ = send(world(), FE1, data)
     assert refused.status == 415
     assert refused.headers.get("accept") == "application/msrtc-category-publish+xml"
+
+
+def test_state_published_in_self_containers_is_aggregated_for_watchers() -> None:
+    """An OCS 2007 R2+ client (and pidgin-sipe 1.25) publishes machineState and userState in
+    its self containers 2 and 3 only; the server publishes the aggregateState a watcher
+    sees (MS-PRES), the userState winning over the machineState."""
+    w = world()
+    send(w, FE1, sip_register("alice"))
+    send(w, FE1, sip_register("bob", call_id="reg-bob"))
+    send(w, FE1, batched("bob", "sip:alice@contoso.test"))
+
+    def state(kind: str, availability: int, instance: int) -> str:
+        body = (
+            '<state xmlns="http://schemas.microsoft.com/2006/09/sip/state" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            f'xsi:type="{kind}"><availability>{availability}</availability></state>'
+        )
+        return "".join(
+            f'<publication categoryName="state" instance="{instance}" container="{c}" '
+            f'version="0" expireType="endpoint">{body}</publication>'
+            for c in (2, 3)
+        )
+
+    def service(publications: str, cseq: int) -> bytes:
+        return message(
+            [
+                "SERVICE sip:alice@contoso.test SIP/2.0",
+                f"Via: SIP/2.0/TCP 127.0.0.100:5070;branch=z9hG4bKagg{cseq}",
+                "From: <sip:alice@contoso.test>;tag=9f2d;epid=ffad8b59dc",
+                "To: <sip:alice@contoso.test>",
+                "Call-ID: publish-alice",
+                f"CSeq: {cseq} SERVICE",
+                "Content-Type: application/msrtc-category-publish+xml",
+            ],
+            '<publish xmlns="http://schemas.microsoft.com/2006/09/sip/rich-presence">'
+            f'<publications uri="sip:alice@contoso.test">{publications}</publications>'
+            "</publish>",
+        )
+
+    ok, notifies = send(w, FE1, service(state("machineState", 3500, 844010058), 1))
+    assert ok.status == 200
+    (notify,) = [n for n in notifies if n.headers.get("event") == "presence"]
+    _, seen = categories(notify)
+    assert [(c.get("container"), c.get("instance")) for c in seen] == [("300", "0")]
+    assert presence_of_notify(notify) == "3500"
+    aggregate = seen[0].find("{*}state")
+    assert aggregate is not None
+    assert aggregate.get("{http://www.w3.org/2001/XMLSchema-instance}type") == "aggregateState"
+    # The user says Busy: the userState wins.
+    _, notifies = send(w, FE1, service(state("userState", 6500, 536870912), 2))
+    (notify,) = [n for n in notifies if n.headers.get("event") == "presence"]
+    assert presence_of_notify(notify) == "6500"
