@@ -129,7 +129,9 @@ def test_a_worker_killed_in_the_middle_of_a_campaign_loses_no_finding(
     # the examples were run (the killed run's are not counted), and nothing failed.
     assert len(runs[victim.shard]) >= 2, runs
     assert victim.pid in runs[victim.shard]
-    assert result.examples == 180
+    # All 180 were run; the rerun may also replay what the killed run had saved in the
+    # database (one example per finding it sent), which Hypothesis runs beside its budget.
+    assert 180 <= result.examples <= 180 + len(sent), (result.examples, sent)
     assert result.notes == []
     # No finding lost: what the killed run sent, and everything else any run sent, is in the
     # result and on disk, a whole scenario that replays to its failure.

@@ -93,7 +93,7 @@ def test_the_search_finds_worse_than_the_single_failures_it_starts_with() -> Non
     start = search_worst(topology, examples=7, seed=1)  # the 7 starting schedules only
     assert start.examples == 7
     assert search_worst(topology, examples=2, seed=1).examples == 2
-    searched = search_worst(topology, examples=40, seed=1)
+    searched = search_worst(topology, examples=60, seed=1)
     user = "sip:clientuser2@contoso.test"
     before = start.per_user[user].outage.duration if user in start.per_user else 0.0
     assert searched.per_user[user].outage.duration > before

@@ -30,6 +30,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,14 @@ from emulator.wire import PacketLog
 from emulator.wire.live import WireRecorder
 
 PASSWORD = "Passw0rd!"
-DEFAULT = Path(__file__).resolve().parents[2] / "emulator" / "data" / "default.toml"
 NAMES = {"127.0.0.11": "fe1.contoso.test", "127.0.0.12": "fe2.contoso.test", "127.0.0.10": "dns"}
 
 
 def topology(auth: str, failback: str = "redirect-on-refresh") -> dict[str, Any]:
     """The default topology, with the DNS on port 53 and timers short enough for CI."""
-    data = tomllib.loads(DEFAULT.read_text())
+    # The installed package's embedded default (also in the compiled build's run directory,
+    # which holds no emulator/ sources).
+    data = tomllib.loads(resources.files("emulator").joinpath("data/default.toml").read_text())
     data["dns"]["port"] = 53
     data["resiliency"] = {
         "failover_detection_interval": 10,
