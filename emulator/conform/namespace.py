@@ -20,9 +20,13 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-__all__ = ["INSIDE", "enter", "inside", "namespace_problem"]
+__all__ = ["INSIDE", "UNSHARE", "enter", "inside", "namespace_problem"]
 
 INSIDE = "SIPEMU_CONFORM_NETNS"
+
+UNSHARE = ("unshare", "--net", "--mount", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh")
+"""The command prefix of a fresh network and mount namespace with ``lo`` up: the program and
+its arguments follow."""
 """Set (to ``1``) in the child that runs inside the namespace."""
 
 
@@ -49,14 +53,7 @@ def enter(argv: Sequence[str]) -> int:
     ``lo`` up; return its exit status."""
     env = dict(os.environ, **{INSIDE: "1"})
     command = [
-        "unshare",
-        "--net",
-        "--mount",
-        "--",
-        "sh",
-        "-c",
-        'ip link set lo up && exec "$@"',
-        "sh",
+        *UNSHARE,
         sys.executable,
         "-m",
         "emulator.cli",

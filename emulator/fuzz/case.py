@@ -14,7 +14,7 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from clients.discovery import choose_naptr, naptr_transports
 from clients.profile import Profile, get_profile
@@ -57,16 +57,7 @@ DrKind = Literal[
     "pool-failover",
     "pool-failback",
 ]
-DR_KINDS: tuple[DrKind, ...] = (
-    "backend-down",
-    "mirror-failover",
-    "force-move",
-    "export-contacts",
-    "import-contacts",
-    "move-cms",
-    "pool-failover",
-    "pool-failback",
-)
+DR_KINDS: tuple[DrKind, ...] = get_args(DrKind)
 """The back-end, DR and administrative actions the fuzzer draws (:class:`DrDraw`)."""
 
 

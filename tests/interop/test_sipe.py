@@ -27,21 +27,11 @@ from typing import Any
 
 import pytest
 
-from emulator.conform.namespace import namespace_problem
+from emulator.conform.namespace import UNSHARE, namespace_problem
 from emulator.conform.purple import purple_problem
 
 ROOT = Path(__file__).resolve().parents[2]
-_NAMESPACE = (
-    "unshare",
-    "--net",
-    "--mount",
-    "--",
-    "sh",
-    "-c",
-    'ip link set lo up && exec "$@"',
-    "sh",
-)
-"""A private network and mount namespace with lo up (as ``sipemu conform`` makes)."""
+_NAMESPACE = UNSHARE  # a private network and mount namespace, as sipemu conform makes
 
 
 def _require_sipe() -> None:
