@@ -30,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -240,12 +241,7 @@ class Purple:
 
     def wait_for_bus(self, timeout: float = 15.0) -> bool:
         """Until libpurple answers on the bus (it has loaded the accounts)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.call("PurpleAccountsGetAllActive") is not None:
-                return True
-            time.sleep(0.1)
-        return False
+        return _poll(lambda: self.call("PurpleAccountsGetAllActive") is not None, timeout, 0.1)
 
     def call(self, method: str, *args: str) -> str | None:
         """A libpurple D-Bus call (``int32:5`` style arguments); its reply's values as text,
@@ -356,9 +352,7 @@ class Purple:
         """Quit finch (it signs out), stop tmux and the bus."""
         if self.started:
             self.call("PurpleCoreQuit")
-            deadline = time.monotonic() + 5.0
-            while time.monotonic() < deadline and self.running():
-                time.sleep(0.1)
+            _poll(lambda: not self.running(), 5.0, 0.1)
             subprocess.run(
                 ["tmux", "-S", str(self.tmux_socket), "kill-server"],
                 capture_output=True,
@@ -372,3 +366,14 @@ class Purple:
             except subprocess.TimeoutExpired:
                 self.dbus.kill()
                 self.dbus.wait(timeout=5)
+
+
+def _poll(check: Callable[[], bool], timeout: float, step: float) -> bool:
+    """Call ``check`` every ``step`` seconds until it holds (True) or ``timeout`` passes
+    (False): libpurple's state is read over D-Bus, which tells nothing unasked."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return False
