@@ -934,7 +934,13 @@ def register_fuzz(subparsers: SubParsers) -> None:
 
 
 def _fuzz(args: argparse.Namespace) -> int:
-    from emulator.fuzz.campaign import CampaignResult, FindingWriter, run_campaign, write_findings
+    from emulator.fuzz.campaign import (
+        CampaignResult,
+        FindingWriter,
+        ShardsDied,
+        run_campaign,
+        write_findings,
+    )
     from emulator.fuzz.cluster import (
         DEFAULT_SHARD_EXAMPLES,
         EXIT_UNREACHABLE,
@@ -1006,12 +1012,12 @@ def _fuzz(args: argparse.Namespace) -> int:
                     shard_examples=args.shard_examples or DEFAULT_SHARD_EXAMPLES,
                     on_found=writer,
                 )
-    except ClusterError as exc:  # every finding shown is on disk already
+    except (ClusterError, ShardsDied) as exc:  # every finding shown is on disk already
         print(
             f"sipemu fuzz: {exc}; {len(writer.written)} finding(s) written to {out}",
             file=sys.stderr,
         )
-        return exc.status
+        return exc.status if isinstance(exc, ClusterError) else EXIT_UNREACHABLE
     except KeyboardInterrupt as stop:  # every finding shown is on disk already
         name = _signal_name(stop)
         print(

@@ -21,6 +21,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -51,6 +53,7 @@ __all__ = [
     "CampaignResult",
     "FindingWriter",
     "Found",
+    "ShardsDied",
     "merge",
     "run_campaign",
     "search",
@@ -313,25 +316,38 @@ def _by_fields(record: Any) -> tuple[type, tuple[object, ...]]:
 for _record in (Finding, FuzzCase, PoolDraw, SrvDraw, ClientDraw, FaultDraw, DrDraw):
     copyreg.pickle(_record, _by_fields)
 
-_shared: tuple[Any, Any] | None = None
-"""In a shard process: the campaign's example counter and its queue of findings, handed over
-when the process starts (multiprocessing shares them by inheritance only, not as arguments)."""
+_shared: tuple[Any, Any, Any] | None = None
+"""In a shard process: the campaign's example counter, its queue of findings and its stop
+flag, handed over when the process starts (multiprocessing shares them by inheritance only,
+not as arguments)."""
+
+SHARD_RERUNS = 2
+"""How many times ``--workers`` campaign runs its unfinished shards again after a shard process
+died (killed, out of memory) before it gives up with :class:`ShardsDied`."""
 
 
-def _init_shard(counter: Any, findings: Any) -> None:
+class ShardsDied(Exception):
+    """Shard processes kept dying: the campaign gave up (the message says what to do)."""
+
+
+def _init_shard(counter: Any, findings: Any, stop: Any) -> None:
     global _shared
-    _shared = (counter, findings)
-    # Ctrl-C reaches the whole process group: the parent stops the campaign (and the pool
-    # terminates the shards); a shard printing its own KeyboardInterrupt would only be noise.
+    _shared = (counter, findings, stop)
+    # Ctrl-C reaches the whole process group: the parent stops the campaign (it sets the stop
+    # flag, which each shard reads between examples); a shard printing its own
+    # KeyboardInterrupt would only be noise.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _shard(args: tuple[int, int, int, float | None, str | None]) -> CampaignResult:
     shard, examples, seed, deadline, database = args
     assert _shared is not None
-    counter, findings = _shared
+    counter, findings, stop = _shared
 
     def progress(count: int, found: int) -> None:
+        if stop.is_set():
+            # Hypothesis lets KeyboardInterrupt through at once (no shrinking, no finding).
+            raise KeyboardInterrupt
         with counter.get_lock():
             counter.value += 1
 
@@ -358,7 +374,13 @@ def run_campaign(
     """Run ``workers`` shards (processes) and merge their findings, with a progress bar.
 
     ``on_found`` (see :func:`search`) is called in this process, for every shard's findings,
-    while the campaign runs (a :class:`FindingWriter` writes them as they come)."""
+    while the campaign runs (a :class:`FindingWriter` writes them as they come).
+
+    A shard process that dies (killed, out of memory) breaks the process pool: every shard
+    not finished by then runs again in a fresh pool, up to :data:`SHARD_RERUNS` times (a line
+    on ``out`` says so); the findings they had sent are kept (a rerun finds them again, and
+    the simpler case of each is kept, and a finding only the dead run sent is in the result
+    too).  Then :class:`ShardsDied`."""
     started = time.monotonic()
     deadline = time.monotonic() + time_budget if time_budget else None
     if database is not None and not is_redis(database):
@@ -366,7 +388,12 @@ def run_campaign(
     per_shard = [examples // workers + (1 if i < examples % workers else 0) for i in range(workers)]
     bar = _Progress(out, examples, started)
 
+    sent: dict[str, Found] = {}  # what the shards sent, a dead one's too
+
     def tell(found: Found) -> None:
+        old = sent.get(found.finding.slug)
+        if old is None or _size(found.case) < _size(old.case):
+            sent[found.finding.slug] = found
         if on_found is not None:
             bar.clear()
             on_found(found)
@@ -385,33 +412,83 @@ def run_campaign(
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
     findings = context.Queue()
+    stop = context.Event()
+    db = str(database) if database is not None else None
+    jobs = {i: (i, per_shard[i], seed, deadline, db) for i in range(workers)}
+    shards: dict[int, CampaignResult] = {}
 
-    def drain(timeout: float) -> None:
+    def drain() -> None:
         try:
-            tell(findings.get(timeout=timeout))
             while True:
                 tell(findings.get_nowait())
         except Empty:
             pass
 
-    with context.Pool(workers, initializer=_init_shard, initargs=(counter, findings)) as pool:
-        pending = pool.map_async(
-            _shard,
-            [
-                (i, per_shard[i], seed, deadline, str(database) if database is not None else None)
-                for i in range(workers)
-            ],
+    for attempt in range(SHARD_RERUNS + 1):
+        todo = [i for i in jobs if i not in shards]
+        if attempt:
+            bar.clear()
+            out.write(
+                f"a shard process died: shard(s) {', '.join(str(i + 1) for i in todo)} "
+                f"of {workers} run again ({attempt} of {SHARD_RERUNS} reruns)\n"
+            )
+            out.flush()
+        if not _run_shards(context, todo, jobs, shards, (counter, findings, stop), drain, bar):
+            break
+    drain()  # what the shards put just before they returned
+    if len(shards) < workers:
+        raise ShardsDied(
+            f"shard processes died {SHARD_RERUNS + 1} times; the findings they sent were "
+            "written; look for what kills them (memory: run fewer --workers)"
         )
-        while not pending.ready():
-            drain(0.2)
-            bar.update(counter.value, None)
-        shards = pending.get()
-        drain(0.0)  # what the shards put just before they returned
     bar.finish()
-    merged = CampaignResult(sum(s.examples for s in shards), time.monotonic() - started)
-    for shard in shards:
-        merge(merged, shard)
+    merged = CampaignResult(sum(s.examples for s in shards.values()), time.monotonic() - started)
+    for i in sorted(shards):
+        merge(merged, shards[i])
+    merge(merged, CampaignResult(0, 0.0, sent))  # a dead shard's, if its rerun missed them
     return merged
+
+
+def _run_shards(
+    context: Any,
+    todo: list[int],
+    jobs: dict[int, tuple[int, int, int, float | None, str | None]],
+    shards: dict[int, CampaignResult],
+    shared: tuple[Any, Any, Any],
+    drain: Callable[[], None],
+    bar: _Progress,
+) -> bool:
+    """Run the shards ``todo`` in one process pool, putting each result in ``shards``; True
+    when the pool broke (a shard process died) before they all finished.  On any exception
+    here (Ctrl-C, SIGTERM) the shards are told to stop and are waited for."""
+    counter, _, stop = shared
+    executor = ProcessPoolExecutor(
+        len(todo), mp_context=context, initializer=_init_shard, initargs=shared
+    )
+    broken = False
+    try:
+        futures: dict[Future[CampaignResult], int] = {}
+        for i in todo:
+            try:
+                futures[executor.submit(_shard, jobs[i])] = i
+            except BrokenProcessPool:  # a process died as the pool was starting
+                return True
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2)
+            drain()
+            bar.update(min(counter.value, bar.total), None)
+            for future in finished:
+                try:
+                    shards[futures[future]] = future.result()
+                except BrokenProcessPool:
+                    broken = True
+    except BaseException:
+        stop.set()  # each shard stops before its next example
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    return broken
 
 
 def merge(into: CampaignResult, shard: CampaignResult) -> None:

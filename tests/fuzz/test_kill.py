@@ -232,3 +232,72 @@ def test_shards_send_their_findings_to_the_writer_as_they_go(tmp_path: Path) -> 
     )
     assert result.findings
     assert {f.slug for f in seen} == set(result.findings)
+
+
+class _KillOnProgress(io.StringIO):
+    """The campaign's progress stream (not a terminal: a line per tenth): at its first
+    progress line, one shard process is killed with SIGKILL, as the OOM killer would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.killed: list[int] = []
+
+    def write(self, text: str) -> int:
+        if not self.killed and "examples" in text:
+            import multiprocessing
+
+            children = multiprocessing.active_children()
+            if children:
+                victim = children[0]
+                assert victim.pid is not None
+                os.kill(victim.pid, signal.SIGKILL)
+                self.killed.append(victim.pid)
+        return super().write(text)
+
+
+def test_a_killed_shard_process_is_run_again_and_the_campaign_ends() -> None:
+    # Before: multiprocessing.Pool replaced the dead process but lost its task, so the
+    # campaign waited for it for ever.
+    out = _KillOnProgress()
+    sent: list[str] = []
+    result = run_campaign(
+        examples=60,
+        seed=3,
+        time_budget=None,
+        workers=2,
+        database=None,
+        out=out,
+        on_found=lambda found: sent.append(found.finding.slug),
+    )
+    assert len(out.killed) == 1
+    assert "a shard process died: shard(s) " in out.getvalue()
+    assert result.examples == 60  # every example of both shards ran, the dead run's not counted
+    assert set(sent) <= set(result.findings)  # nothing a dead run sent is lost
+
+
+def test_shard_processes_that_keep_dying_end_the_campaign_with_a_sentence() -> None:
+    import multiprocessing
+
+    from emulator.fuzz.campaign import SHARD_RERUNS, ShardsDied
+
+    stop = threading.Event()
+    killed: set[int] = set()
+
+    def killer() -> None:  # every shard process, as soon as it exists
+        while not stop.is_set():
+            for child in multiprocessing.active_children():
+                if child.pid is not None and child.pid not in killed:
+                    killed.add(child.pid)
+                    os.kill(child.pid, signal.SIGKILL)
+            time.sleep(0.01)  # a polling interval, not a wait for anything to settle
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    out = io.StringIO()
+    try:
+        with pytest.raises(ShardsDied, match="died 3 times"):
+            run_campaign(examples=20, seed=1, time_budget=None, workers=2, database=None, out=out)
+    finally:
+        stop.set()
+        thread.join(WAIT)
+    assert out.getvalue().count("a shard process died") == SHARD_RERUNS
