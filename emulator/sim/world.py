@@ -27,6 +27,7 @@ from emulator.coasting import Coasting
 from emulator.net import Address, CloseFlow, Core, Effect, Flow, Send, TransportName
 from emulator.sim.agenda import CALL, DATAGRAM, FAIL, PONG, STREAM, TIMER, Agenda, Entry
 from emulator.sim.coasting import Coaster
+from emulator.sim.history import Trace
 from emulator.sim.lazyrandom import LazyRandom
 from emulator.sim.network import Network
 from emulator.sim.trace import TraceEntry
@@ -74,7 +75,8 @@ class World:
         the same behaviour; the switch exists to show it (tests/scenario/test_coasting.py)."""
         self.now = 0.0
         self.network = Network(random.Random(f"{seed}:network"), default_latency)
-        self.trace: list[TraceEntry] = []
+        self.trace = Trace()
+        """What happened, in order (emulator/sim/history.py: held as columns)."""
         self.events_processed = 0
         self._agenda = Agenda()
         self._cores: list[Core] = []
@@ -315,7 +317,7 @@ class World:
             self.now = until
 
     def note(self, source: str, kind: str, text: str) -> None:
-        self.trace.append(TraceEntry(self.now, source, kind, text))
+        self.trace.note(self.now, source, kind, text)
 
     # -- driving ----------------------------------------------------------------------------
 

@@ -1,0 +1,277 @@
+"""The simulator's history held compactly: the trace (:class:`Trace`) and the clients'
+timelines (:class:`Timelines`).
+
+A run of many clients keeps about ten trace entries and ten state changes per client and
+hour, and almost all of them repeat what thousands of other clients wrote: the same texts,
+the same registrars, modes and causes, at a few distinct times.  As objects they cost about
+90 bytes an entry and 110 a state change (docs/benchmarks.md, issue 20 part 5); here an entry
+is a float and three ints in arrays (20 bytes) and a state change a float and an int (16
+bytes), the rest held once in tables that belong to the one history (no table is shared
+between two worlds).  Reading gives back objects equal to those recorded, made on access: a
+:class:`~emulator.sim.trace.TraceEntry` or a :class:`~clients.events.ClientStateChanged` of
+the same class, fields and values, so a report prints, compares and serializes them exactly as
+before.  What does not fit the columns (an entry with a whole message or a packet, a time that
+is not a float, an event whose fields do not rebuild it) is kept as the object itself.
+
+Not compiled by the optional mypyc build (setup.py): its classes are ``collections.abc``
+sequences and mappings, which a compiled class cannot inherit from; nothing here runs per
+packet (about ten calls per client and hour), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, overload
+
+from clients.events import ClientStateChanged
+from emulator.sim.trace import TraceEntry
+
+__all__ = ["ClientTimeline", "Timelines", "Trace"]
+
+
+class Trace(Sequence[TraceEntry]):
+    """A run's trace: a sequence of :class:`TraceEntry`, appended to, made on access.
+
+    Each entry is a time (``array('d')``, exact) and three indexes into one table of the
+    distinct strings (sources, kinds, texts) this trace holds."""
+
+    __slots__ = ("_codes", "_string_index", "_strings", "_times", "_whole")
+
+    def __init__(self) -> None:
+        self._times = array("d")
+        self._codes = array("I")  # source, kind, text of entry i at 3i, 3i + 1, 3i + 2
+        self._strings: list[str] = []
+        self._string_index: dict[str, int] = {}
+        self._whole: dict[int, TraceEntry] = {}
+        """Entry # -> the entry itself, for those the columns do not hold whole."""
+
+    def _code(self, text: str) -> int:
+        code = self._string_index.get(text)
+        if code is None:
+            code = self._string_index[text] = len(self._strings)
+            self._strings.append(text)
+        return code
+
+    def note(self, now: float, source: str, kind: str, text: str) -> None:
+        """Append ``TraceEntry(now, source, kind, text)`` without making it."""
+        if type(now) is not float:
+            self._whole[len(self._times)] = TraceEntry(now, source, kind, text)
+        self._times.append(now)
+        code = self._code
+        self._codes.extend((code(source), code(kind), code(text)))
+
+    def append(self, entry: TraceEntry) -> None:
+        if entry.message or entry.packet is not None or type(entry.now) is not float:
+            self._whole[len(self._times)] = entry
+        self._times.append(entry.now)
+        code = self._code
+        self._codes.extend((code(entry.source), code(entry.kind), code(entry.text)))
+
+    def __len__(self) -> int:
+        return len(self._times)
+
+    def _entry(self, i: int) -> TraceEntry:
+        whole = self._whole.get(i)
+        if whole is not None:
+            return whole
+        strings, codes, at = self._strings, self._codes, 3 * i
+        return TraceEntry(
+            self._times[i], strings[codes[at]], strings[codes[at + 1]], strings[codes[at + 2]]
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> TraceEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[TraceEntry]: ...
+
+    def __getitem__(self, index: int | slice) -> TraceEntry | list[TraceEntry]:
+        if isinstance(index, slice):
+            return [self._entry(i) for i in range(*index.indices(len(self._times)))]
+        if index < 0:
+            index += len(self._times)
+        if not 0 <= index < len(self._times):
+            raise IndexError("trace index out of range")
+        return self._entry(index)
+
+    def __iter__(self) -> Iterator[TraceEntry]:
+        for i in range(len(self._times)):
+            yield self._entry(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (Trace, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compared by contents, as a list is
+
+    def __repr__(self) -> str:
+        return f"<Trace of {len(self._times)} entries>"
+
+
+def _key(value: object) -> object:
+    """What tells two field values apart in the table of shapes: equal values of different
+    types (1, 1.0, True) or floats that are equal but print differently (0.0, -0.0) are
+    different shapes."""
+    if type(value) is float:
+        return (float, repr(value))
+    return (type(value), value)
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+"""Event class -> the names of its fields after ``now`` and ``client``, in order (the same
+for every history: classes, not values)."""
+
+
+def _fields(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        try:
+            names = tuple(f.name for f in dataclasses.fields(cls))
+        except TypeError:  # not a dataclass: its fields are unknown
+            names = ()
+        if names[:2] != ("now", "client"):
+            names = ()  # not rebuildable from a shape: kept whole
+        else:
+            names = names[2:]
+        _FIELDS[cls] = names
+    return names
+
+
+Shape = tuple[type, str | None, tuple[Any, ...]]
+"""A state change less its time: its class, its client (None: the timeline's own) and the
+values of its other fields."""
+
+
+class _Shapes:
+    """The distinct shapes of one deployment's state changes, numbered; and the events that
+    are kept whole (the same numbering)."""
+
+    __slots__ = ("index", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[Shape | ClientStateChanged] = []
+        self.index: dict[object, int] = {}
+
+    def number(self, client: str, event: ClientStateChanged) -> int:
+        cls = type(event)
+        names = _fields(cls)
+        now = event.now
+        if not names or type(now) is not float:
+            return self._whole(event)
+        own = None if event.client == client and type(event.client) is str else event.client
+        values = tuple(getattr(event, name) for name in names)
+        key = (cls, own, tuple(_key(v) for v in values))
+        number = self.index.get(key)
+        if number is None:
+            shape: Shape = (cls, own, values)
+            if _rebuild(shape, client, now) != event:  # fields that do not make the event
+                return self._whole(event)
+            number = self.index[key] = len(self.rows)
+            self.rows.append(shape)
+        return number
+
+    def _whole(self, event: ClientStateChanged) -> int:
+        self.rows.append(event)
+        return len(self.rows) - 1
+
+    def event(self, number: int, client: str, now: float) -> ClientStateChanged:
+        row = self.rows[number]
+        if isinstance(row, tuple):
+            return _rebuild(row, client, now)
+        return row
+
+
+def _rebuild(shape: Shape, client: str, now: float) -> ClientStateChanged:
+    cls, own, values = shape
+    event: ClientStateChanged = cls(now, client if own is None else own, *values)
+    return event
+
+
+class ClientTimeline(Sequence[ClientStateChanged]):
+    """One client's state changes, in order (a view of its row of :class:`Timelines`)."""
+
+    __slots__ = ("_client", "_row", "_shapes")
+
+    def __init__(self, client: str, row: array[float], shapes: _Shapes) -> None:
+        self._client = client
+        self._row = row  # time and shape number of change i at 2i, 2i + 1
+        self._shapes = shapes
+
+    def __len__(self) -> int:
+        return len(self._row) // 2
+
+    def _event(self, i: int) -> ClientStateChanged:
+        row = self._row
+        return self._shapes.event(int(row[2 * i + 1]), self._client, row[2 * i])
+
+    @overload
+    def __getitem__(self, index: int) -> ClientStateChanged: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ClientStateChanged]: ...
+
+    def __getitem__(self, index: int | slice) -> ClientStateChanged | list[ClientStateChanged]:
+        count = len(self)
+        if isinstance(index, slice):
+            return [self._event(i) for i in range(*index.indices(count))]
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("timeline index out of range")
+        return self._event(index)
+
+    def __iter__(self) -> Iterator[ClientStateChanged]:
+        for i in range(len(self)):
+            yield self._event(i)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (ClientTimeline, list, tuple)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compared by contents, as a list is
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+class Timelines(Mapping[str, ClientTimeline]):
+    """Every client's state changes (client name -> :class:`ClientTimeline`), in the order
+    the clients were added.
+
+    A change is its time and the number of its shape (class and fields less the time) in a
+    table this deployment's timelines share, as floats in one ``array('d')`` per client."""
+
+    __slots__ = ("_rows", "_shapes")
+
+    def __init__(self) -> None:
+        self._rows: dict[str, array[float]] = {}
+        self._shapes = _Shapes()
+
+    def add(self, client: str) -> None:
+        """Start ``client``'s (empty) timeline."""
+        self._rows[client] = array("d")
+
+    def record(self, client: str, event: ClientStateChanged) -> None:
+        """Append ``event`` to ``client``'s timeline."""
+        row = self._rows[client]
+        row.append(event.now)
+        row.append(self._shapes.number(client, event))
+
+    def __getitem__(self, client: str) -> ClientTimeline:
+        return ClientTimeline(client, self._rows[client], self._shapes)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, client: object) -> bool:
+        return client in self._rows
+
+    def __repr__(self) -> str:
+        return f"<Timelines of {len(self._rows)} clients>"
