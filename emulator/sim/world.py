@@ -60,6 +60,75 @@ class _Conn:
     b_to_a: list[float] | None = None
 
 
+_Ports = frozenset[tuple[str, int]]
+"""(transport, port) pairs of one address."""
+
+
+class _Listeners:
+    """Which core listens on each ``(address, transport, port)``: :meth:`get` as a dict of
+    those triples would answer.
+
+    Memory: a simulated client listens on two ports of its own address, and a dict keyed by
+    triples held two 64-byte tuples and two entries per client.  Here an address whose ports
+    all belong to one core is one entry, ``(core index, its ports)``, the frozenset of ports
+    shared by every address that listens on the same ones (every client); an address shared
+    by several cores keeps a dict ``(transport, port) -> core index``."""
+
+    __slots__ = ("_by_address", "_port_sets")
+
+    def __init__(self) -> None:
+        self._by_address: dict[str, tuple[int, _Ports] | dict[tuple[str, int], int]] = {}
+        self._port_sets: dict[_Ports, _Ports] = {}
+        """Each distinct set of ports, once (this world's own: nothing shared between worlds)."""
+
+    def get(self, key: tuple[str, str, int]) -> int | None:
+        address, transport, port = key
+        entry = self._by_address.get(address)
+        if entry is None:
+            return None
+        if isinstance(entry, tuple):
+            return entry[0] if (transport, port) in entry[1] else None
+        return entry.get((transport, port))
+
+    def _ports(self, address: str) -> dict[tuple[str, int], int]:
+        entry = self._by_address.get(address)
+        if entry is None:
+            return {}
+        if isinstance(entry, tuple):
+            return dict.fromkeys(sorted(entry[1]), entry[0])
+        return dict(entry)
+
+    def _store(self, address: str, ports: dict[tuple[str, int], int]) -> None:
+        indexes = set(ports.values())
+        if not indexes:
+            self._by_address.pop(address, None)
+        elif len(indexes) == 1:
+            shared = frozenset(ports)
+            shared = self._port_sets.setdefault(shared, shared)
+            self._by_address[address] = (indexes.pop(), shared)
+        else:
+            self._by_address[address] = ports
+
+    def add(self, address: str, transport: str, port: int, index: int) -> None:
+        """``index`` listens on the port from now on (in place of any core that did)."""
+        ports = self._ports(address)
+        ports[(transport, port)] = index
+        self._store(address, ports)
+
+    def remove(self, index: int) -> None:
+        """``index`` listens nowhere from now on."""
+        for address in list(self._by_address):
+            ports = self._ports(address)
+            self._store(address, {key: i for key, i in ports.items() if i != index})
+
+    def __len__(self) -> int:
+        """How many (address, transport, port) triples have a listener."""
+        return sum(
+            len(entry[1]) if isinstance(entry, tuple) else len(entry)
+            for entry in self._by_address.values()
+        )
+
+
 class World:
     """A virtual-time world of cores on a simulated network.
 
@@ -84,7 +153,7 @@ class World:
         self._on_events: list[Callable[[int, Sequence[Any]], None] | None] = []
         self._on_effects: list[Callable[[int, Effect], None] | None] = []
         self._scheduled: list[float | None] = []
-        self._listeners: dict[tuple[str, str, int], int] = {}
+        self._listeners = _Listeners()
         self._conns: dict[tuple[int, Flow], _Conn] = {}
         # Per core, the flow it last sent on and that flow's connection: what
         # self._conns[(index, flow)] holds, kept while that entry stays (speed: a client sends
@@ -94,11 +163,14 @@ class World:
         # Per core, its one (TIMER, index) agenda entry, appended each time its timer is armed
         # (memory and speed: re-arming leaves the old entry pending, stale, until its time).
         self._timer_entries: list[Entry] = []
-        self._ephemeral: dict[str, itertools.count[int]] = {}
+        self._ephemeral: dict[str, int] = {}  # host -> its next ephemeral port
         self._pong_servers: set[int] = set()
         self._held_flows: dict[int, Flow] = {}  # flow # of a pending entry -> the flow
         self._held_conns: dict[int, _Conn] = {}  # conn # of a pending entry -> the connection
         self._handles = itertools.count()
+        # Each distinct answer of network.transit() that a connection keeps, once (bounded:
+        # answers are kept only while the network has no Link, when each is [latency]).
+        self._delay_lists: dict[tuple[float, ...], list[float]] = {}
         self._coaster = Coaster(self)
         # The coordinator's per-core tables, looked up at every input and after every flush
         # (speed: one attribute load less than through self._coaster; neither is ever rebound).
@@ -161,7 +233,7 @@ class World:
         self._coaster.add(core, coasting, generator)
         for address, transport, port in listen:
             self.network.add_host(address)
-            self._listeners[(address, transport, port)] = index
+            self._listeners.add(address, transport, port, index)
             if protocol == "dns":
                 self._dns_listeners.add((address, port))
         if answers_pings:  # the transport answers CRLF pings, as the live driver does
@@ -212,13 +284,12 @@ class World:
         return self._names[index]
 
     def unlisten(self, index: int) -> None:
-        for key in [k for k, v in self._listeners.items() if v == index]:
-            del self._listeners[key]
+        self._listeners.remove(index)
 
     def listen(self, index: int, listen: Iterable[tuple[str, str, int]]) -> None:
         for address, transport, port in listen:
             self.network.add_host(address)
-            self._listeners[(address, transport, port)] = index
+            self._listeners.add(address, transport, port, index)
 
     # -- time -------------------------------------------------------------------------------
 
@@ -514,11 +585,22 @@ class World:
         transport = conn.a_flow.transport
         if network.links:  # a Link may draw from the network's generator: ask every time
             return network.transit(src, dst, transport)
-        forward = network.transit(src, dst, transport)
-        backward = network.transit(dst, src, transport)
+        forward = self._shared_delays(network.transit(src, dst, transport))
+        backward = self._shared_delays(network.transit(dst, src, transport))
         conn.a_to_b, conn.b_to_a = (forward, backward) if from_a else (backward, forward)
         conn.paths_version = network.version
         return forward
+
+    def _shared_delays(self, delays: list[float] | None) -> list[float] | None:
+        """One list for equal answers of transit() (memory: every connection kept two lists
+        of one float, the network's latency; nothing changes the lists it keeps)."""
+        if delays is None:
+            return None
+        key = tuple(delays)
+        shared = self._delay_lists.get(key)
+        if shared is None:
+            shared = self._delay_lists[key] = delays
+        return shared
 
     def _connect(self, index: int, flow: Flow) -> _Conn | None:
         src, (dst, port) = flow.local[0], flow.remote
@@ -534,8 +616,11 @@ class World:
             conn = _Conn(index, flow, -1, flow, "dead")  # RST
             self._conns[(index, flow)] = conn
             return conn
-        counter = self._ephemeral.setdefault(src, itertools.count(49152))
-        local: Address = (src, flow.local[1] or next(counter))
+        local_port = flow.local[1]
+        if not local_port:
+            local_port = self._ephemeral.get(src, 49152)  # memory: an int, not a count
+            self._ephemeral[src] = local_port + 1
+        local: Address = (src, local_port)
         server_flow = Flow(flow.transport, (dst, port), local)
         conn = _Conn(index, flow, target, server_flow, "open")
         self._conns[(index, flow)] = conn
