@@ -621,7 +621,8 @@ class World:
             local_port = self._ephemeral.get(src, 49152)  # memory: an int, not a count
             self._ephemeral[src] = local_port + 1
         local: Address = (src, local_port)
-        server_flow = Flow(flow.transport, (dst, port), local)
+        # flow.remote is (dst, port): shared, not a new tuple (memory: one per connection)
+        server_flow = Flow(flow.transport, flow.remote, local)
         conn = _Conn(index, flow, target, server_flow, "open")
         self._conns[(index, flow)] = conn
         self._conns[(target, server_flow)] = conn  # may replace an equal flow's connection
