@@ -60,6 +60,97 @@ class _Conn:
     b_to_a: list[float] | None = None
 
 
+def _end(conn: _Conn, flow: Flow) -> int | None:
+    """The core whose end of ``conn`` is ``flow`` (a first, as the world keys a connection
+    that never opened, whose two flows are the same), None if neither."""
+    if conn.a_flow is flow or conn.a_flow == flow:
+        return conn.a
+    if conn.b_flow is flow or conn.b_flow == flow:
+        return conn.b
+    return None
+
+
+class _Conns:
+    """The connections by ``(core index, flow)``: what a dict keyed by those pairs would
+    hold, as :meth:`get`, item assignment, ``del``, :meth:`pop` and :meth:`items` show it.
+
+    Memory: such a dict held a 64-byte key tuple per end of every connection (two per
+    client).  Here the key is the flow alone and the value the connection, whose own fields
+    say which core that flow's end is; only a flow that two cores use alike (never in a
+    deployment: its hosts' addresses differ) keeps a dict ``core index -> connection``."""
+
+    __slots__ = ("_by_flow",)
+
+    def __init__(self) -> None:
+        self._by_flow: dict[Flow, _Conn | dict[int, _Conn]] = {}
+
+    def get(self, key: tuple[int, Flow]) -> _Conn | None:
+        index, flow = key
+        entry = self._by_flow.get(flow)
+        if entry is None:
+            return None
+        if isinstance(entry, _Conn):
+            return entry if _end(entry, flow) == index else None
+        return entry.get(index)
+
+    def _by_index(self, flow: Flow) -> dict[int, _Conn]:
+        entry = self._by_flow.get(flow)
+        if entry is None:
+            return {}
+        if isinstance(entry, _Conn):
+            end = _end(entry, flow)
+            assert end is not None  # stored bare only when it names its core
+            return {end: entry}
+        return entry
+
+    def _store(self, flow: Flow, conns: dict[int, _Conn]) -> None:
+        if not conns:
+            del self._by_flow[flow]
+            return
+        if len(conns) == 1:
+            ((index, conn),) = conns.items()
+            if _end(conn, flow) == index:
+                self._by_flow[flow] = conn
+                return
+        self._by_flow[flow] = conns
+
+    def __setitem__(self, key: tuple[int, Flow], conn: _Conn) -> None:
+        index, flow = key
+        conns = dict(self._by_index(flow))
+        conns[index] = conn
+        self._store(flow, conns)
+
+    def pop(self, key: tuple[int, Flow], default: _Conn | None = None) -> _Conn | None:
+        index, flow = key
+        conns = dict(self._by_index(flow))
+        conn = conns.pop(index, None)
+        if conn is None:
+            return default
+        self._store(flow, conns)
+        return conn
+
+    def __delitem__(self, key: tuple[int, Flow]) -> None:
+        if self.pop(key) is None:
+            raise KeyError(key)
+
+    def items(self) -> list[tuple[tuple[int, Flow], _Conn]]:
+        """Every (core index, flow) and its connection, flow by flow in the order each flow
+        was first keyed."""
+        return [
+            ((index, flow), conn)
+            for flow in self._by_flow
+            for index, conn in self._by_index(flow).items()
+        ]
+
+    def values(self) -> list[_Conn]:
+        return [conn for _, conn in self.items()]
+
+    def __len__(self) -> int:
+        return sum(
+            1 if isinstance(entry, _Conn) else len(entry) for entry in self._by_flow.values()
+        )
+
+
 _Ports = frozenset[tuple[str, int]]
 """(transport, port) pairs of one address."""
 
@@ -154,7 +245,7 @@ class World:
         self._on_effects: list[Callable[[int, Effect], None] | None] = []
         self._scheduled: list[float | None] = []
         self._listeners = _Listeners()
-        self._conns: dict[tuple[int, Flow], _Conn] = {}
+        self._conns = _Conns()
         # Per core, the flow it last sent on and that flow's connection: what
         # self._conns[(index, flow)] holds, kept while that entry stays (speed: a client sends
         # every keep-alive on the same Flow object, and hashing a Flow costs more than ``is``).
@@ -655,7 +746,7 @@ class World:
 
     def reset_connections(self, address: str) -> None:
         """A host stopped: its connections are reset, and peers learn it when they next talk."""
-        for (index, flow), conn in list(self._conns.items()):
+        for (index, flow), conn in self._conns.items():
             if conn.state == "open" and address in (conn.a_flow.local[0], conn.b_flow.local[0]):
                 conn.state = "dead"
                 peer_index = conn.a if conn.b_flow.local[0] == address else conn.b

@@ -26,10 +26,11 @@ from clients.events import (
     SignInStarted,
     SignOutReason,
 )
+from emulator.net import Flow
 from emulator.sim.deployment import ClientSpec, SimulatedDeployment
 from emulator.sim.history import Timelines, Trace
 from emulator.sim.trace import MESSAGE, TraceEntry
-from emulator.sim.world import World, _Listeners
+from emulator.sim.world import World, _Conn, _Conns, _Listeners
 from emulator.topology import parse_topology
 from emulator.wire import Packet
 from tests.scenario.test_coasting import ROOT
@@ -258,6 +259,58 @@ def test_addresses_with_the_same_ports_share_one_set_of_them() -> None:
     assert len(sets) == 1 and len(listeners._port_sets) == 2  # {5060} once, then {5060, 5062}
     assert listeners.get(("10.1.0.7", "udp", 5062)) == 7
     assert listeners.get(("10.1.0.7", "tls", 5062)) is None
+
+
+def test_connections_answer_as_a_dict_of_core_and_flow_would() -> None:
+    """Also when two cores use equal flows, and for connections keyed under a flow that is
+    neither of their ends (nothing in the world does either; the table must still answer)."""
+    rng = random.Random(7)
+    flows = [Flow("tls", (f"10.0.0.{n}", 0), ("10.9.0.1", 5061)) for n in range(3)]
+    conns, reference = _Conns(), dict[tuple[int, Flow], _Conn]()
+    for step in range(600):
+        index, flow = rng.randrange(3), rng.choice(flows)
+        other = rng.choice(flows)
+        choice = rng.random()
+        if choice < 0.5:
+            made = rng.choice(
+                [
+                    _Conn(index, flow, -1, flow, "dead"),  # a's end is the flow
+                    _Conn(
+                        9, other, index, Flow(flow.transport, flow.local, flow.remote), "open"
+                    ),  # b's, equal
+                    _Conn(9, other, 8, other, "lost"),  # neither end (when other != flow)
+                ]
+            )
+            conns[(index, flow)] = made
+            reference[(index, flow)] = made
+        elif choice < 0.8:
+            assert conns.pop((index, flow)) is reference.pop((index, flow), None)
+        elif (index, flow) in reference:
+            del conns[(index, flow)]
+            del reference[(index, flow)]
+        else:
+            with pytest.raises(KeyError):
+                del conns[(index, flow)]
+        for i in range(4):
+            for f in flows:
+                assert conns.get((i, f)) is reference.get((i, f)), (step, i, f)
+        assert len(conns) == len(reference)
+        got = sorted((id(c), i, id(f)) for (i, f), c in conns.items())
+        assert got == sorted((id(c), i, id(f)) for (i, f), c in reference.items())
+
+
+def test_connections_come_in_the_order_a_dict_would_give_them() -> None:
+    """With one core per flow (as in every deployment) items() keeps a dict's order, which
+    the world's resets follow (the order of the failures they schedule)."""
+    flows = [Flow("tcp", (f"10.0.1.{n}", 0), ("10.9.0.1", 5060)) for n in range(6)]
+    conns, reference = _Conns(), dict[tuple[int, Flow], _Conn]()
+    for n, flow in enumerate(flows):
+        conns[(n, flow)] = reference[(n, flow)] = _Conn(n, flow, -1, flow, "dead")
+    del conns[(2, flows[2])], reference[(2, flows[2])]
+    conns[(0, flows[0])] = reference[(0, flows[0])] = _Conn(0, flows[0], -1, flows[0], "lost")
+    conns[(2, flows[2])] = reference[(2, flows[2])] = _Conn(2, flows[2], -1, flows[2], "open")
+    assert [(k, id(c)) for k, c in conns.items()] == [(k, id(c)) for k, c in reference.items()]
+    assert all(isinstance(entry, _Conn) for entry in conns._by_flow.values())  # no key dicts
 
 
 def test_connections_share_their_paths_and_keep_ports_apart() -> None:
