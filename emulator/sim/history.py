@@ -21,8 +21,9 @@ packet (about ten calls per client and hour), so nothing is lost.
 from __future__ import annotations
 
 import dataclasses
+import operator
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
 from clients.events import ClientStateChanged
@@ -59,8 +60,11 @@ class Trace(Sequence[TraceEntry]):
         if type(now) is not float:
             self._whole[len(self._times)] = TraceEntry(now, source, kind, text)
         self._times.append(now)
-        code = self._code
-        self._codes.extend((code(source), code(kind), code(text)))
+        known = self._string_index.get  # speed: most strings are known, no call for them
+        a, b, c = known(source), known(kind), known(text)
+        if a is None or b is None or c is None:
+            a, b, c = self._code(source), self._code(kind), self._code(text)
+        self._codes.extend((a, b, c))
 
     def append(self, entry: TraceEntry) -> None:
         if entry.message or entry.packet is not None or type(entry.now) is not float:
@@ -111,33 +115,45 @@ class Trace(Sequence[TraceEntry]):
         return f"<Trace of {len(self._times)} entries>"
 
 
-def _key(value: object) -> object:
-    """What tells two field values apart in the table of shapes: equal values of different
-    types (1, 1.0, True) or floats that are equal but print differently (0.0, -0.0) are
-    different shapes."""
-    if type(value) is float:
-        return (float, repr(value))
-    return (type(value), value)
+def _key(cls: type, own: str | None, values: tuple[Any, ...]) -> object:
+    """What tells two shapes apart: their values, and what ``==`` does not tell apart but a
+    report does: the values' types (1, 1.0 and True are equal) and how floats print (0.0
+    and -0.0 are equal)."""
+    types = tuple(map(type, values))
+    if float in types:
+        return (cls, own, values, types, tuple(repr(v) for v in values if type(v) is float))
+    return (cls, own, values, types)
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
-"""Event class -> the names of its fields after ``now`` and ``client``, in order (the same
-for every history: classes, not values)."""
+def _no_fields(event: object) -> tuple[Any, ...]:
+    return ()
 
 
-def _fields(cls: type) -> tuple[str, ...]:
-    names = _FIELDS.get(cls)
-    if names is None:
-        try:
-            names = tuple(f.name for f in dataclasses.fields(cls))
-        except TypeError:  # not a dataclass: its fields are unknown
-            names = ()
-        if names[:2] != ("now", "client"):
-            names = ()  # not rebuildable from a shape: kept whole
+_GETTERS: dict[type, Callable[[Any], tuple[Any, ...]] | None] = {}
+"""Event class -> what reads the values of its fields after ``now`` and ``client``, in
+order; None when it cannot be rebuilt from them (the same for every history: classes, not
+values)."""
+
+
+def _getter(cls: type) -> Callable[[Any], tuple[Any, ...]] | None:
+    if cls in _GETTERS:
+        return _GETTERS[cls]
+    try:
+        names = tuple(f.name for f in dataclasses.fields(cls))
+    except TypeError:  # not a dataclass: its fields are unknown
+        names = ()
+    getter: Callable[[Any], tuple[Any, ...]] | None = None
+    if names[:2] == ("now", "client"):
+        rest = names[2:]
+        if not rest:
+            getter = _no_fields
+        elif len(rest) == 1:
+            one = operator.attrgetter(rest[0])
+            getter = lambda event: (one(event),)  # noqa: E731
         else:
-            names = names[2:]
-        _FIELDS[cls] = names
-    return names
+            getter = operator.attrgetter(*rest)
+    _GETTERS[cls] = getter
+    return getter
 
 
 Shape = tuple[type, str | None, tuple[Any, ...]]
@@ -157,13 +173,13 @@ class _Shapes:
 
     def number(self, client: str, event: ClientStateChanged) -> int:
         cls = type(event)
-        names = _fields(cls)
+        getter = _getter(cls)
         now = event.now
-        if not names or type(now) is not float:
+        if getter is None or type(now) is not float:
             return self._whole(event)
         own = None if event.client == client and type(event.client) is str else event.client
-        values = tuple(getattr(event, name) for name in names)
-        key = (cls, own, tuple(_key(v) for v in values))
+        values = getter(event)
+        key = _key(cls, own, values)
         number = self.index.get(key)
         if number is None:
             shape: Shape = (cls, own, values)

@@ -85,12 +85,20 @@ class _Conns:
         self._by_flow: dict[Flow, _Conn | dict[int, _Conn]] = {}
 
     def get(self, key: tuple[int, Flow]) -> _Conn | None:
-        index, flow = key
+        return self.find(key[0], key[1])
+
+    def find(self, index: int, flow: Flow) -> _Conn | None:
+        """``get((index, flow))`` without the pair (speed: a pool's every send asks)."""
         entry = self._by_flow.get(flow)
         if entry is None:
             return None
         if isinstance(entry, _Conn):
-            return entry if _end(entry, flow) == index else None
+            # _end(entry, flow) == index, inlined
+            if entry.a_flow is flow or entry.a_flow == flow:
+                return entry if entry.a == index else None
+            if entry.b_flow is flow or entry.b_flow == flow:
+                return entry if entry.b == index else None
+            return None
         return entry.get(index)
 
     def _by_index(self, flow: Flow) -> dict[int, _Conn]:
@@ -116,13 +124,26 @@ class _Conns:
 
     def __setitem__(self, key: tuple[int, Flow], conn: _Conn) -> None:
         index, flow = key
+        entry = self._by_flow.get(flow)
+        mine = entry is None or (isinstance(entry, _Conn) and _end(entry, flow) == index)
+        if mine and _end(conn, flow) == index:
+            self._by_flow[flow] = conn  # the usual case: one core's end, one connection
+            return
         conns = dict(self._by_index(flow))
         conns[index] = conn
         self._store(flow, conns)
 
     def pop(self, key: tuple[int, Flow], default: _Conn | None = None) -> _Conn | None:
         index, flow = key
-        conns = dict(self._by_index(flow))
+        entry = self._by_flow.get(flow)
+        if entry is None:
+            return default
+        if isinstance(entry, _Conn):
+            if _end(entry, flow) != index:
+                return default
+            del self._by_flow[flow]
+            return entry
+        conns = dict(entry)
         conn = conns.pop(index, None)
         if conn is None:
             return default
@@ -173,7 +194,10 @@ class _Listeners:
         """Each distinct set of ports, once (this world's own: nothing shared between worlds)."""
 
     def get(self, key: tuple[str, str, int]) -> int | None:
-        address, transport, port = key
+        return self.find(key[0], key[1], key[2])
+
+    def find(self, address: str, transport: str, port: int) -> int | None:
+        """``get((address, transport, port))`` without the triple."""
         entry = self._by_address.get(address)
         if entry is None:
             return None
@@ -582,7 +606,7 @@ class World:
 
     def _arrive_datagram(self, index: int, flow: Flow, data: bytes) -> None:
         dst = flow.remote
-        target = self._listeners.get((dst[0], "udp", dst[1]))
+        target = self._listeners.find(dst[0], "udp", dst[1])
         if target is None or not self.network.running(dst[0]):
             # ICMP port unreachable travels back to the sender (RFC 1122 §3.2.2.1).
             if self.network.reachable(dst[0], flow.local[0], "udp"):
@@ -593,7 +617,7 @@ class World:
     def _send_stream(self, index: int, flow: Flow, data: bytes) -> None:
         conn = self._last_conn[index]
         if conn is None or self._last_flow[index] is not flow:
-            conn = self._conns.get((index, flow))
+            conn = self._conns.find(index, flow)
             if conn is None:
                 conn = self._connect(index, flow)
                 if conn is None:
@@ -702,7 +726,7 @@ class World:
                 self._conns[(index, flow)] = conn
                 return conn
             return self._lost_connection(index, flow)
-        target = self._listeners.get((dst, flow.transport, port))
+        target = self._listeners.find(dst, flow.transport, port)
         if target is None or not network.running(dst):
             conn = _Conn(index, flow, -1, flow, "dead")  # RST
             self._conns[(index, flow)] = conn
@@ -727,7 +751,7 @@ class World:
         return conn
 
     def _close(self, index: int, flow: Flow) -> None:
-        conn = self._conns.get((index, flow))
+        conn = self._conns.find(index, flow)
         if conn is None:
             return
         other = (conn.b, conn.b_flow) if conn.a == index else (conn.a, conn.a_flow)

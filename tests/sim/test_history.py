@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from clients.events import (
+    BindingLost,
     ClientStateChanged,
     ContactsChanged,
     ContactsReason,
@@ -182,6 +183,16 @@ def test_equal_changes_of_many_clients_share_one_shape_per_timelines() -> None:
     assert len(timelines._shapes.rows) == 4
     assert len(other._shapes.rows) == 0  # no table shared between deployments
     same(timelines["c321"][1], changes("c321")[1])
+
+
+def test_a_change_with_no_fields_of_its_own_is_a_shape_too() -> None:
+    timelines = Timelines()
+    for n in range(100):
+        timelines.add(f"c{n}")
+        lost = BindingLost(float(n), f"c{n}", "registering", None, None, None, None, None)
+        timelines.record(f"c{n}", lost)
+    assert len(timelines._shapes.rows) == 1
+    same(timelines["c42"][0], BindingLost(42.0, "c42", "registering", None, None, None, None, None))
 
 
 def test_every_change_of_a_run_reads_back_exactly() -> None:
