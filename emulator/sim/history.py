@@ -5,8 +5,8 @@ A run of many clients keeps about ten trace entries and ten state changes per cl
 hour, and almost all of them repeat what thousands of other clients wrote: the same texts,
 the same registrars, modes and causes, at a few distinct times.  As objects they cost about
 90 bytes an entry and 110 a state change (docs/benchmarks.md, issue 20 part 5); here an entry
-is a float and three ints in arrays (20 bytes) and a state change a float and an int (16
-bytes), the rest held once in tables that belong to the one history (no table is shared
+is a float and three ints in arrays (20 bytes) and a state change a float and an int packed
+in 12 bytes, the rest held once in tables that belong to the one history (no table is shared
 between two worlds).  Reading gives back objects equal to those recorded, made on access: a
 :class:`~emulator.sim.trace.TraceEntry` or a :class:`~clients.events.ClientStateChanged` of
 the same class, fields and values, so a report prints, compares and serializes them exactly as
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+import struct
 from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, overload
@@ -206,22 +207,26 @@ def _rebuild(shape: Shape, client: str, now: float) -> ClientStateChanged:
     return event
 
 
+_CHANGE = struct.Struct("<dI")
+"""A state change in a client's row: its time (a C double: exact) and its shape number."""
+
+
 class ClientTimeline(Sequence[ClientStateChanged]):
-    """One client's state changes, in order (a view of its row of :class:`Timelines`)."""
+    """One client's state changes, in order: a live view of its row of :class:`Timelines`
+    (what the client records later shows in it too, as in a list)."""
 
-    __slots__ = ("_client", "_row", "_shapes")
+    __slots__ = ("_client", "_timelines")
 
-    def __init__(self, client: str, row: array[float], shapes: _Shapes) -> None:
+    def __init__(self, timelines: Timelines, client: str) -> None:
+        self._timelines = timelines
         self._client = client
-        self._row = row  # time and shape number of change i at 2i, 2i + 1
-        self._shapes = shapes
 
     def __len__(self) -> int:
-        return len(self._row) // 2
+        return len(self._timelines._rows[self._client]) // _CHANGE.size
 
-    def _event(self, i: int) -> ClientStateChanged:
-        row = self._row
-        return self._shapes.event(int(row[2 * i + 1]), self._client, row[2 * i])
+    def _event(self, row: bytes, i: int) -> ClientStateChanged:
+        now, number = _CHANGE.unpack_from(row, i * _CHANGE.size)
+        return self._timelines._shapes.event(number, self._client, now)
 
     @overload
     def __getitem__(self, index: int) -> ClientStateChanged: ...
@@ -230,18 +235,20 @@ class ClientTimeline(Sequence[ClientStateChanged]):
     def __getitem__(self, index: slice) -> list[ClientStateChanged]: ...
 
     def __getitem__(self, index: int | slice) -> ClientStateChanged | list[ClientStateChanged]:
-        count = len(self)
+        row = self._timelines._rows[self._client]
+        count = len(row) // _CHANGE.size
         if isinstance(index, slice):
-            return [self._event(i) for i in range(*index.indices(count))]
+            return [self._event(row, i) for i in range(*index.indices(count))]
         if index < 0:
             index += count
         if not 0 <= index < count:
             raise IndexError("timeline index out of range")
-        return self._event(index)
+        return self._event(row, index)
 
     def __iter__(self) -> Iterator[ClientStateChanged]:
-        for i in range(len(self)):
-            yield self._event(i)
+        row = self._timelines._rows[self._client]  # bytes: what was recorded when it began
+        for i in range(len(row) // _CHANGE.size):
+            yield self._event(row, i)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (ClientTimeline, list, tuple)):
@@ -259,26 +266,29 @@ class Timelines(Mapping[str, ClientTimeline]):
     the clients were added.
 
     A change is its time and the number of its shape (class and fields less the time) in a
-    table this deployment's timelines share, as floats in one ``array('d')`` per client."""
+    table this deployment's timelines share: 12 bytes in one ``bytes`` per client, remade at
+    each change (memory: no array object nor spare room; a client changes state about ten
+    times an hour)."""
 
     __slots__ = ("_rows", "_shapes")
 
     def __init__(self) -> None:
-        self._rows: dict[str, array[float]] = {}
+        self._rows: dict[str, bytes] = {}
         self._shapes = _Shapes()
 
     def add(self, client: str) -> None:
         """Start ``client``'s (empty) timeline."""
-        self._rows[client] = array("d")
+        self._rows[client] = b""
 
     def record(self, client: str, event: ClientStateChanged) -> None:
         """Append ``event`` to ``client``'s timeline."""
-        row = self._rows[client]
-        row.append(event.now)
-        row.append(self._shapes.number(client, event))
+        number = self._shapes.number(client, event)
+        self._rows[client] += _CHANGE.pack(event.now, number)
 
     def __getitem__(self, client: str) -> ClientTimeline:
-        return ClientTimeline(client, self._rows[client], self._shapes)
+        if client not in self._rows:
+            raise KeyError(client)
+        return ClientTimeline(self, client)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)

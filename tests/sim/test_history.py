@@ -344,3 +344,17 @@ def test_connections_share_their_paths_and_keep_ports_apart() -> None:
     server_ends = [c.b_flow.remote for c in conns]
     assert len(set(server_ends)) == len(server_ends)
     assert all(port >= 49152 for _, port in server_ends)
+
+
+def test_a_client_timeline_is_a_live_view() -> None:
+    """As the list it replaced: what the client records after it was taken shows in it."""
+    timelines = Timelines()
+    timelines.add("c1")
+    view = timelines["c1"]
+    assert len(view) == 0 and view == []
+    first, second = changes("c1")[:2]
+    timelines.record("c1", first)
+    timelines.record("c1", second)
+    assert len(view) == 2 and view == [first, second]
+    with pytest.raises(KeyError):
+        timelines["nobody"]
