@@ -184,7 +184,11 @@ class _Shapes:
         number = self.index.get(key)
         if number is None:
             shape: Shape = (cls, own, values)
-            if _rebuild(shape, client, now) != event:  # fields that do not make the event
+            try:
+                rebuilt = _rebuild(shape, client, now)
+            except TypeError:  # a class whose fields are not its constructor's arguments
+                return self._whole(event)
+            if rebuilt != event:  # fields that do not make the event
                 return self._whole(event)
             number = self.index[key] = len(self.rows)
             self.rows.append(shape)

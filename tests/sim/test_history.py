@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -358,3 +358,33 @@ def test_a_client_timeline_is_a_live_view() -> None:
     assert len(view) == 2 and view == [first, second]
     with pytest.raises(KeyError):
         timelines["nobody"]
+
+
+def test_a_change_that_its_fields_do_not_rebuild_is_kept_whole() -> None:
+    """An event class whose constructor takes other arguments than its fields, or that makes
+    a different event from them: the timeline keeps the very object, and reads it back.  (A
+    plain dataclass, not a subclass of the events: those are compiled in the compiled
+    build.)"""
+
+    @dataclasses.dataclass
+    class Odd:
+        now: float
+        client: str
+        state: str = dataclasses.field(init=False, default="discovering")
+
+    @dataclasses.dataclass
+    class Counted:
+        now: float
+        client: str
+        count: int
+
+        def __post_init__(self) -> None:
+            self.count += 1  # what it is made from is not what it holds
+
+    timelines = Timelines()
+    timelines.add("c1")
+    odd, counted = Odd(1.0, "c1"), Counted(2.0, "c1", 5)
+    timelines.record("c1", cast(ClientStateChanged, odd))
+    timelines.record("c1", cast(ClientStateChanged, counted))
+    assert timelines["c1"][0] is odd and timelines["c1"][1] is counted
+    assert len(timelines._shapes.rows) == 2
