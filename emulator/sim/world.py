@@ -154,6 +154,15 @@ class _Conns:
         if self.pop(key) is None:
             raise KeyError(key)
 
+    def __getitem__(self, key: tuple[int, Flow]) -> _Conn:
+        conn = self.find(key[0], key[1])
+        if conn is None:
+            raise KeyError(key)
+        return conn
+
+    def __contains__(self, key: tuple[int, Flow]) -> bool:
+        return self.find(key[0], key[1]) is not None
+
     def items(self) -> list[tuple[tuple[int, Flow], _Conn]]:
         """Every (core index, flow) and its connection, flow by flow in the order each flow
         was first keyed."""
@@ -223,6 +232,15 @@ class _Listeners:
             self._by_address[address] = (indexes.pop(), shared)
         else:
             self._by_address[address] = ports
+
+    def __getitem__(self, key: tuple[str, str, int]) -> int:
+        index = self.find(key[0], key[1], key[2])
+        if index is None:
+            raise KeyError(key)
+        return index
+
+    def __contains__(self, key: tuple[str, str, int]) -> bool:
+        return self.find(key[0], key[1], key[2]) is not None
 
     def add(self, address: str, transport: str, port: int, index: int) -> None:
         """``index`` listens on the port from now on (in place of any core that did)."""

@@ -258,6 +258,12 @@ def test_listeners_answer_as_a_dict_of_triples_would() -> None:
         for a in [*addresses, "10.0.0.9"]:
             for t, p in ports:
                 assert listeners.get((a, t, p)) == reference.get((a, t, p)), (a, t, p)
+                assert ((a, t, p) in listeners) == ((a, t, p) in reference)
+                if (a, t, p) in reference:
+                    assert listeners[(a, t, p)] == reference[(a, t, p)]
+                else:
+                    with pytest.raises(KeyError):
+                        listeners[(a, t, p)]
         assert len(listeners) == len(reference)
 
 
@@ -305,6 +311,12 @@ def test_connections_answer_as_a_dict_of_core_and_flow_would() -> None:
         for i in range(4):
             for f in flows:
                 assert conns.get((i, f)) is reference.get((i, f)), (step, i, f)
+                assert ((i, f) in conns) == ((i, f) in reference)
+                if (i, f) in reference:
+                    assert conns[(i, f)] is reference[(i, f)]
+                else:
+                    with pytest.raises(KeyError):
+                        conns[(i, f)]
         assert len(conns) == len(reference)
         got = sorted((id(c), i, id(f)) for (i, f), c in conns.items())
         assert got == sorted((id(c), i, id(f)) for (i, f), c in reference.items())
