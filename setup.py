@@ -20,7 +20,9 @@ from setuptools import find_packages, setup
 # Not compiled: package __init__ files, the drivers on real sockets (asyncio), the command
 # lines, Hypothesis's side of the fuzzer, the testing plugin, clients/rng.py and
 # emulator/sim/lazyrandom.py (they borrow random.Random's methods at import, which mypyc does
-# not allow), emulator/values.py (typing
+# not allow), emulator/sim/history.py (its classes are collections.abc sequences and mappings,
+# which a compiled class cannot inherit from; it runs a few times per client and hour),
+# emulator/values.py (typing
 # marks its decorator, which a compiled function cannot carry), emulator/report (the HTML report
 # builder: run once after a run, nothing to gain, and it reads its assets as package data).
 _NOT_COMPILED = (
@@ -44,6 +46,7 @@ _NOT_COMPILED = (
     "emulator/scenario/output.py",
     "emulator/scenario/realtime.py",
     "emulator/scenario/writer.py",
+    "emulator/sim/history.py",
     "emulator/sim/lazyrandom.py",
     "emulator/testing/*",
     "emulator/values.py",

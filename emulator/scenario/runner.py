@@ -54,8 +54,8 @@ class ExpectationResult:
 class RunResult:
     scenario: Scenario
     seed: int
-    trace: tuple[TraceEntry, ...]
-    timeline: dict[str, list[ClientStateChanged]]
+    trace: Sequence[TraceEntry]
+    timeline: Mapping[str, Sequence[ClientStateChanged]]
     results: tuple[ExpectationResult, ...]
     events_processed: int
     violations: tuple[Violation, ...] = ()
@@ -413,7 +413,7 @@ def finish(scenario: Scenario, deployment: SimulatedDeployment) -> RunResult:
     return RunResult(
         scenario,
         world.seed,
-        tuple(world.trace),
+        world.trace,  # not copied: a copy would make every entry at once (memory)
         deployment.timeline,
         results,
         world.events_processed,

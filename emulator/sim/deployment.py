@@ -22,6 +22,7 @@ from emulator.net import CloseFlow, Effect, Flow, Send
 from emulator.operations import Operations, Outcome
 from emulator.registrar import events as pool_events
 from emulator.registrar.pool import Pool, PoolEndpoints
+from emulator.sim.history import Timelines
 from emulator.sim.invariants import InvariantMonitor
 from emulator.sim.lazyrandom import LazyRandom
 from emulator.sim.network import TcpSilence
@@ -183,7 +184,8 @@ class SimulatedDeployment:
         """Told when a pool stops (its core, bindings and monitors are gone)."""
         self.facts: Any = None
         """The run's fact recorder (emulator/scenario/facts.py), when its scenario has facts."""
-        self.timeline: dict[str, list[ClientStateChanged]] = {}
+        self.timeline = Timelines()
+        """Each client's state changes (emulator/sim/history.py: held compactly)."""
         self.agents: dict[str, Agent] = {}
         self.caches: dict[str, MemoryCacheStore] = {}
         self.specs: dict[str, ClientSpec] = {}
@@ -239,7 +241,7 @@ class SimulatedDeployment:
         )
         self._agent_index[spec.name] = index
         self.agents[spec.name] = agent
-        self.timeline[spec.name] = []
+        self.timeline.add(spec.name)
         self.action_results[spec.name] = []
         return agent
 
@@ -316,7 +318,7 @@ class SimulatedDeployment:
         name = self.world.name(index)
         for event in events:
             if isinstance(event, ClientStateChanged):
-                self.timeline[name].append(event)
+                self.timeline.record(name, event)
             elif isinstance(event, ClientActionDone):
                 self.action_results[name].append(event)
                 waiting = self._awaiting.get(name)

@@ -27,6 +27,7 @@ from emulator.coasting import Coasting
 from emulator.net import Address, CloseFlow, Core, Effect, Flow, Send, TransportName
 from emulator.sim.agenda import CALL, DATAGRAM, FAIL, PONG, STREAM, TIMER, Agenda, Entry
 from emulator.sim.coasting import Coaster
+from emulator.sim.history import Trace
 from emulator.sim.lazyrandom import LazyRandom
 from emulator.sim.network import Network
 from emulator.sim.trace import TraceEntry
@@ -59,6 +60,208 @@ class _Conn:
     b_to_a: list[float] | None = None
 
 
+def _end(conn: _Conn, flow: Flow) -> int | None:
+    """The core whose end of ``conn`` is ``flow`` (a first, as the world keys a connection
+    that never opened, whose two flows are the same), None if neither."""
+    if conn.a_flow is flow or conn.a_flow == flow:
+        return conn.a
+    if conn.b_flow is flow or conn.b_flow == flow:
+        return conn.b
+    return None
+
+
+class _Conns:
+    """The connections by ``(core index, flow)``: what a dict keyed by those pairs would
+    hold, as :meth:`get`, item assignment, ``del``, :meth:`pop` and :meth:`items` show it.
+
+    Memory: such a dict held a 64-byte key tuple per end of every connection (two per
+    client).  Here the key is the flow alone and the value the connection, whose own fields
+    say which core that flow's end is; only a flow that two cores use alike (never in a
+    deployment: its hosts' addresses differ) keeps a dict ``core index -> connection``."""
+
+    __slots__ = ("_by_flow",)
+
+    def __init__(self) -> None:
+        self._by_flow: dict[Flow, _Conn | dict[int, _Conn]] = {}
+
+    def get(self, key: tuple[int, Flow]) -> _Conn | None:
+        return self.find(key[0], key[1])
+
+    def find(self, index: int, flow: Flow) -> _Conn | None:
+        """``get((index, flow))`` without the pair (speed: a pool's every send asks)."""
+        entry = self._by_flow.get(flow)
+        if entry is None:
+            return None
+        if isinstance(entry, _Conn):
+            # _end(entry, flow) == index, inlined
+            if entry.a_flow is flow or entry.a_flow == flow:
+                return entry if entry.a == index else None
+            if entry.b_flow is flow or entry.b_flow == flow:
+                return entry if entry.b == index else None
+            return None
+        return entry.get(index)
+
+    def _by_index(self, flow: Flow) -> dict[int, _Conn]:
+        entry = self._by_flow.get(flow)
+        if entry is None:
+            return {}
+        if isinstance(entry, _Conn):
+            end = _end(entry, flow)
+            assert end is not None  # stored bare only when it names its core
+            return {end: entry}
+        return entry
+
+    def _store(self, flow: Flow, conns: dict[int, _Conn]) -> None:
+        if not conns:
+            del self._by_flow[flow]
+            return
+        if len(conns) == 1:
+            ((index, conn),) = conns.items()
+            if _end(conn, flow) == index:
+                self._by_flow[flow] = conn
+                return
+        self._by_flow[flow] = conns
+
+    def __setitem__(self, key: tuple[int, Flow], conn: _Conn) -> None:
+        index, flow = key
+        entry = self._by_flow.get(flow)
+        mine = entry is None or (isinstance(entry, _Conn) and _end(entry, flow) == index)
+        if mine and _end(conn, flow) == index:
+            self._by_flow[flow] = conn  # the usual case: one core's end, one connection
+            return
+        conns = dict(self._by_index(flow))
+        conns[index] = conn
+        self._store(flow, conns)
+
+    def pop(self, key: tuple[int, Flow], default: _Conn | None = None) -> _Conn | None:
+        index, flow = key
+        entry = self._by_flow.get(flow)
+        if entry is None:
+            return default
+        if isinstance(entry, _Conn):
+            if _end(entry, flow) != index:
+                return default
+            del self._by_flow[flow]
+            return entry
+        conns = dict(entry)
+        conn = conns.pop(index, None)
+        if conn is None:
+            return default
+        self._store(flow, conns)
+        return conn
+
+    def __delitem__(self, key: tuple[int, Flow]) -> None:
+        if self.pop(key) is None:
+            raise KeyError(key)
+
+    def __getitem__(self, key: tuple[int, Flow]) -> _Conn:
+        conn = self.find(key[0], key[1])
+        if conn is None:
+            raise KeyError(key)
+        return conn
+
+    def __contains__(self, key: tuple[int, Flow]) -> bool:
+        return self.find(key[0], key[1]) is not None
+
+    def items(self) -> list[tuple[tuple[int, Flow], _Conn]]:
+        """Every (core index, flow) and its connection, flow by flow in the order each flow
+        was first keyed."""
+        return [
+            ((index, flow), conn)
+            for flow in self._by_flow
+            for index, conn in self._by_index(flow).items()
+        ]
+
+    def values(self) -> list[_Conn]:
+        return [conn for _, conn in self.items()]
+
+    def __len__(self) -> int:
+        return sum(
+            1 if isinstance(entry, _Conn) else len(entry) for entry in self._by_flow.values()
+        )
+
+
+_Ports = frozenset[tuple[str, int]]
+"""(transport, port) pairs of one address."""
+
+
+class _Listeners:
+    """Which core listens on each ``(address, transport, port)``: :meth:`get` as a dict of
+    those triples would answer.
+
+    Memory: a simulated client listens on two ports of its own address, and a dict keyed by
+    triples held two 64-byte tuples and two entries per client.  Here an address whose ports
+    all belong to one core is one entry, ``(core index, its ports)``, the frozenset of ports
+    shared by every address that listens on the same ones (every client); an address shared
+    by several cores keeps a dict ``(transport, port) -> core index``."""
+
+    __slots__ = ("_by_address", "_port_sets")
+
+    def __init__(self) -> None:
+        self._by_address: dict[str, tuple[int, _Ports] | dict[tuple[str, int], int]] = {}
+        self._port_sets: dict[_Ports, _Ports] = {}
+        """Each distinct set of ports, once (this world's own: nothing shared between worlds)."""
+
+    def get(self, key: tuple[str, str, int]) -> int | None:
+        return self.find(key[0], key[1], key[2])
+
+    def find(self, address: str, transport: str, port: int) -> int | None:
+        """``get((address, transport, port))`` without the triple."""
+        entry = self._by_address.get(address)
+        if entry is None:
+            return None
+        if isinstance(entry, tuple):
+            return entry[0] if (transport, port) in entry[1] else None
+        return entry.get((transport, port))
+
+    def _ports(self, address: str) -> dict[tuple[str, int], int]:
+        entry = self._by_address.get(address)
+        if entry is None:
+            return {}
+        if isinstance(entry, tuple):
+            return dict.fromkeys(sorted(entry[1]), entry[0])
+        return dict(entry)
+
+    def _store(self, address: str, ports: dict[tuple[str, int], int]) -> None:
+        indexes = set(ports.values())
+        if not indexes:
+            self._by_address.pop(address, None)
+        elif len(indexes) == 1:
+            shared = frozenset(ports)
+            shared = self._port_sets.setdefault(shared, shared)
+            self._by_address[address] = (indexes.pop(), shared)
+        else:
+            self._by_address[address] = ports
+
+    def __getitem__(self, key: tuple[str, str, int]) -> int:
+        index = self.find(key[0], key[1], key[2])
+        if index is None:
+            raise KeyError(key)
+        return index
+
+    def __contains__(self, key: tuple[str, str, int]) -> bool:
+        return self.find(key[0], key[1], key[2]) is not None
+
+    def add(self, address: str, transport: str, port: int, index: int) -> None:
+        """``index`` listens on the port from now on (in place of any core that did)."""
+        ports = self._ports(address)
+        ports[(transport, port)] = index
+        self._store(address, ports)
+
+    def remove(self, index: int) -> None:
+        """``index`` listens nowhere from now on."""
+        for address in list(self._by_address):
+            ports = self._ports(address)
+            self._store(address, {key: i for key, i in ports.items() if i != index})
+
+    def __len__(self) -> int:
+        """How many (address, transport, port) triples have a listener."""
+        return sum(
+            len(entry[1]) if isinstance(entry, tuple) else len(entry)
+            for entry in self._by_address.values()
+        )
+
+
 class World:
     """A virtual-time world of cores on a simulated network.
 
@@ -74,7 +277,8 @@ class World:
         the same behaviour; the switch exists to show it (tests/scenario/test_coasting.py)."""
         self.now = 0.0
         self.network = Network(random.Random(f"{seed}:network"), default_latency)
-        self.trace: list[TraceEntry] = []
+        self.trace = Trace()
+        """What happened, in order (emulator/sim/history.py: held as columns)."""
         self.events_processed = 0
         self._agenda = Agenda()
         self._cores: list[Core] = []
@@ -82,8 +286,8 @@ class World:
         self._on_events: list[Callable[[int, Sequence[Any]], None] | None] = []
         self._on_effects: list[Callable[[int, Effect], None] | None] = []
         self._scheduled: list[float | None] = []
-        self._listeners: dict[tuple[str, str, int], int] = {}
-        self._conns: dict[tuple[int, Flow], _Conn] = {}
+        self._listeners = _Listeners()
+        self._conns = _Conns()
         # Per core, the flow it last sent on and that flow's connection: what
         # self._conns[(index, flow)] holds, kept while that entry stays (speed: a client sends
         # every keep-alive on the same Flow object, and hashing a Flow costs more than ``is``).
@@ -92,11 +296,14 @@ class World:
         # Per core, its one (TIMER, index) agenda entry, appended each time its timer is armed
         # (memory and speed: re-arming leaves the old entry pending, stale, until its time).
         self._timer_entries: list[Entry] = []
-        self._ephemeral: dict[str, itertools.count[int]] = {}
+        self._ephemeral: dict[str, int] = {}  # host -> its next ephemeral port
         self._pong_servers: set[int] = set()
         self._held_flows: dict[int, Flow] = {}  # flow # of a pending entry -> the flow
         self._held_conns: dict[int, _Conn] = {}  # conn # of a pending entry -> the connection
         self._handles = itertools.count()
+        # Each distinct answer of network.transit() that a connection keeps, once (bounded:
+        # answers are kept only while the network has no Link, when each is [latency]).
+        self._delay_lists: dict[tuple[float, ...], list[float]] = {}
         self._coaster = Coaster(self)
         # The coordinator's per-core tables, looked up at every input and after every flush
         # (speed: one attribute load less than through self._coaster; neither is ever rebound).
@@ -159,7 +366,7 @@ class World:
         self._coaster.add(core, coasting, generator)
         for address, transport, port in listen:
             self.network.add_host(address)
-            self._listeners[(address, transport, port)] = index
+            self._listeners.add(address, transport, port, index)
             if protocol == "dns":
                 self._dns_listeners.add((address, port))
         if answers_pings:  # the transport answers CRLF pings, as the live driver does
@@ -210,13 +417,12 @@ class World:
         return self._names[index]
 
     def unlisten(self, index: int) -> None:
-        for key in [k for k, v in self._listeners.items() if v == index]:
-            del self._listeners[key]
+        self._listeners.remove(index)
 
     def listen(self, index: int, listen: Iterable[tuple[str, str, int]]) -> None:
         for address, transport, port in listen:
             self.network.add_host(address)
-            self._listeners[(address, transport, port)] = index
+            self._listeners.add(address, transport, port, index)
 
     # -- time -------------------------------------------------------------------------------
 
@@ -315,7 +521,7 @@ class World:
             self.now = until
 
     def note(self, source: str, kind: str, text: str) -> None:
-        self.trace.append(TraceEntry(self.now, source, kind, text))
+        self.trace.note(self.now, source, kind, text)
 
     # -- driving ----------------------------------------------------------------------------
 
@@ -418,7 +624,7 @@ class World:
 
     def _arrive_datagram(self, index: int, flow: Flow, data: bytes) -> None:
         dst = flow.remote
-        target = self._listeners.get((dst[0], "udp", dst[1]))
+        target = self._listeners.find(dst[0], "udp", dst[1])
         if target is None or not self.network.running(dst[0]):
             # ICMP port unreachable travels back to the sender (RFC 1122 §3.2.2.1).
             if self.network.reachable(dst[0], flow.local[0], "udp"):
@@ -429,7 +635,7 @@ class World:
     def _send_stream(self, index: int, flow: Flow, data: bytes) -> None:
         conn = self._last_conn[index]
         if conn is None or self._last_flow[index] is not flow:
-            conn = self._conns.get((index, flow))
+            conn = self._conns.find(index, flow)
             if conn is None:
                 conn = self._connect(index, flow)
                 if conn is None:
@@ -512,11 +718,22 @@ class World:
         transport = conn.a_flow.transport
         if network.links:  # a Link may draw from the network's generator: ask every time
             return network.transit(src, dst, transport)
-        forward = network.transit(src, dst, transport)
-        backward = network.transit(dst, src, transport)
+        forward = self._shared_delays(network.transit(src, dst, transport))
+        backward = self._shared_delays(network.transit(dst, src, transport))
         conn.a_to_b, conn.b_to_a = (forward, backward) if from_a else (backward, forward)
         conn.paths_version = network.version
         return forward
+
+    def _shared_delays(self, delays: list[float] | None) -> list[float] | None:
+        """One list for equal answers of transit() (memory: every connection kept two lists
+        of one float, the network's latency; nothing changes the lists it keeps)."""
+        if delays is None:
+            return None
+        key = tuple(delays)
+        shared = self._delay_lists.get(key)
+        if shared is None:
+            shared = self._delay_lists[key] = delays
+        return shared
 
     def _connect(self, index: int, flow: Flow) -> _Conn | None:
         src, (dst, port) = flow.local[0], flow.remote
@@ -527,14 +744,18 @@ class World:
                 self._conns[(index, flow)] = conn
                 return conn
             return self._lost_connection(index, flow)
-        target = self._listeners.get((dst, flow.transport, port))
+        target = self._listeners.find(dst, flow.transport, port)
         if target is None or not network.running(dst):
             conn = _Conn(index, flow, -1, flow, "dead")  # RST
             self._conns[(index, flow)] = conn
             return conn
-        counter = self._ephemeral.setdefault(src, itertools.count(49152))
-        local: Address = (src, flow.local[1] or next(counter))
-        server_flow = Flow(flow.transport, (dst, port), local)
+        local_port = flow.local[1]
+        if not local_port:
+            local_port = self._ephemeral.get(src, 49152)  # memory: an int, not a count
+            self._ephemeral[src] = local_port + 1
+        local: Address = (src, local_port)
+        # flow.remote is (dst, port): shared, not a new tuple (memory: one per connection)
+        server_flow = Flow(flow.transport, flow.remote, local)
         conn = _Conn(index, flow, target, server_flow, "open")
         self._conns[(index, flow)] = conn
         self._conns[(target, server_flow)] = conn  # may replace an equal flow's connection
@@ -548,7 +769,7 @@ class World:
         return conn
 
     def _close(self, index: int, flow: Flow) -> None:
-        conn = self._conns.get((index, flow))
+        conn = self._conns.find(index, flow)
         if conn is None:
             return
         other = (conn.b, conn.b_flow) if conn.a == index else (conn.a, conn.a_flow)
@@ -567,7 +788,7 @@ class World:
 
     def reset_connections(self, address: str) -> None:
         """A host stopped: its connections are reset, and peers learn it when they next talk."""
-        for (index, flow), conn in list(self._conns.items()):
+        for (index, flow), conn in self._conns.items():
             if conn.state == "open" and address in (conn.a_flow.local[0], conn.b_flow.local[0]):
                 conn.state = "dead"
                 peer_index = conn.a if conn.b_flow.local[0] == address else conn.b
