@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 import string
+import sys
 from collections.abc import Mapping, Sequence
 
 from emulator.admin import Directory
@@ -155,7 +156,10 @@ class RegisterRules:
         to = request.headers.get("to") or ""
         aor = self._aor_cache.get(to)
         if aor is None:
-            aor = normalize_aor(NameAddr.parse(to).uri)
+            # Interned: the pools' caches, the bindings and the directory's generated users
+            # (emulator/topology/loading.py) then share one string per user (memory: a
+            # simulated client costs one address, not one per pool and table).
+            aor = sys.intern(normalize_aor(NameAddr.parse(to).uri))
             if len(self._aor_cache) >= _CACHE_LIMIT:
                 self._aor_cache.clear()
             self._aor_cache[to] = aor
@@ -548,7 +552,9 @@ class RegisterRules:
                     address.uri,
                     address.expires,
                     address.param("+sip.instance"),
-                    str(NameAddr(address.uri, address.display, _binding_params(address))),
+                    _same(
+                        str(NameAddr(address.uri, address.display, _binding_params(address))), key
+                    ),
                 )
                 for address in parse_contacts(headers)  # raises SipError: nothing cached
             )
@@ -637,6 +643,12 @@ def _wants_gruu(headers: Headers) -> bool:
 def _source(flow: Flow) -> str:
     """A flow's far end as the events write it: ``UDP 127.0.0.1:5060``."""
     return f"{flow.transport.upper()} {flow.remote[0]}:{flow.remote[1]}"
+
+
+def _same(text: str, key: str | tuple[str, ...]) -> str:
+    """``text``, or the equal cache key: a binding's contact is most often the Contact value
+    as sent, and then the cache entry, the binding and the key share one string (memory)."""
+    return key if isinstance(key, str) and text == key else text
 
 
 def _binding_params(contact: NameAddr) -> tuple[tuple[str, str | None], ...]:
