@@ -563,6 +563,13 @@ class RegisterRules:
             self._contact_cache[key] = contacts
         return contacts
 
+    def contacts_parsed(self, values: Sequence[str]) -> bool:
+        """Whether the Contact values of a REGISTER are in the parse cache.  Only REGISTERs
+        that passed the pool's header inspection (``Pool._inspect``, RFC 3261 §20.10) reach
+        the rules that fill it, so the pool skips checking these values again."""
+        key = values[0] if len(values) == 1 else tuple(values)
+        return key in self._contact_cache
+
     def _epid(self, from_value: str) -> str | None:
         """The ``epid`` parameter of a From value (MS-SIPREGE §3.1.1.1); raises SipError.
 
