@@ -77,6 +77,9 @@ class _Contact:
     """One Contact of a REGISTER, reduced to what ``_accept`` uses (cached per header value)."""
 
     uri: str
+    """The Contact URI; ``""`` when :attr:`instance` is set and the URI is not ``*``: then it
+    is never read (an endpoint is its instance before its URI), and not keeping it saves a
+    string per client and pool (memory, issue 20)."""
     expires: int | None
     """Its ``expires`` parameter (RFC 3261 §10.2.1.1)."""
     instance: str | None
@@ -549,7 +552,7 @@ class RegisterRules:
         if contacts is None:
             contacts = tuple(
                 _Contact(
-                    address.uri,
+                    _uri_kept(address),
                     address.expires,
                     address.param("+sip.instance"),
                     _same(
@@ -650,6 +653,12 @@ def _wants_gruu(headers: Headers) -> bool:
 def _source(flow: Flow) -> str:
     """A flow's far end as the events write it: ``UDP 127.0.0.1:5060``."""
     return f"{flow.transport.upper()} {flow.remote[0]}:{flow.remote[1]}"
+
+
+def _uri_kept(address: NameAddr) -> str:
+    """What :attr:`_Contact.uri` keeps of a Contact's URI (see there)."""
+    uri = address.uri
+    return uri if uri == "*" or not address.param("+sip.instance") else ""
 
 
 def _same(text: str, key: str | tuple[str, ...]) -> str:
