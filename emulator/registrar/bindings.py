@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from emulator.net import Flow
@@ -51,7 +51,7 @@ class BindingStore:
     come up.
     """
 
-    __slots__ = ("_by_aor", "_heap", "_queued")
+    __slots__ = ("_by_aor", "_heap", "_queued", "on_dropped")
 
     def __init__(self) -> None:
         # AOR -> its one binding, or (two or more) a dict of them by instance in the order
@@ -60,6 +60,10 @@ class BindingStore:
         self._by_aor: dict[str, Binding | dict[str, Binding]] = {}
         self._heap: list[tuple[float, tuple[str, str]]] = []
         self._queued: dict[tuple[str, str], float] = {}
+        self.on_dropped: Callable[[str], None] | None = None
+        """Told the contact text of every binding removed, or replaced by one with another
+        contact: the pool's parse cache forgets that Contact value (a client that moved to
+        another port or pool never sends it again; memory, issue 20)."""
 
     def get(self, aor: str, instance: str) -> Binding | None:
         found = self._by_aor.get(aor)
@@ -97,12 +101,17 @@ class BindingStore:
         aor, instance, expires_at = binding.aor, binding.instance, binding.expires_at
         by_aor = self._by_aor
         per_aor = by_aor.get(aor)
+        old: Binding | None = None
         if per_aor is None or (isinstance(per_aor, Binding) and per_aor.instance == instance):
+            old = per_aor
             by_aor[aor] = binding
         elif isinstance(per_aor, Binding):
             by_aor[aor] = {per_aor.instance: per_aor, instance: binding}
         else:
+            old = per_aor.get(instance)
             per_aor[instance] = binding
+        if old is not None and old.contact != binding.contact and self.on_dropped is not None:
+            self.on_dropped(old.contact)
         key = (aor, instance)
         queued = self._queued.get(key)
         if queued is None or expires_at < queued:
@@ -133,6 +142,8 @@ class BindingStore:
                 by_aor[aor] = next(iter(found.values()))
         if binding is not None:
             self._queued.pop((aor, instance), None)  # its heap entry is stale now
+            if self.on_dropped is not None:
+                self.on_dropped(binding.contact)
         return binding
 
     def remove_all(self, aor: str) -> list[Binding]:
@@ -142,6 +153,8 @@ class BindingStore:
         removed = [found] if isinstance(found, Binding) else list(found.values())
         for binding in removed:
             self._queued.pop((aor, binding.instance), None)
+            if self.on_dropped is not None:
+                self.on_dropped(binding.contact)
         return removed
 
     def expiry_bound(self) -> float | None:

@@ -131,6 +131,7 @@ class RegisterRules:
         self.rng = rng
         self.directory = directory
         self._bindings = bindings
+        bindings.on_dropped = self._forget_contact
         self._monitors = monitors
         self._box = box
         self._aor_cache: dict[str, str] = {}
@@ -565,6 +566,12 @@ class RegisterRules:
                 self._contact_cache.clear()
             self._contact_cache[key] = contacts
         return contacts
+
+    def _forget_contact(self, contact: str) -> None:
+        """A binding with this contact text is gone: so is its Contact value's cache entry,
+        when the two are the same text (the usual case).  Speed only: the entry is a pure
+        function of its key, made again if the value comes back."""
+        self._contact_cache.pop(contact, None)
 
     def contacts_parsed(self, values: Sequence[str]) -> bool:
         """Whether the Contact values of a REGISTER are in the parse cache.  Only REGISTERs
