@@ -152,3 +152,38 @@ def test_a_directory_reads_the_users_until_a_move_and_never_changes_them() -> No
         "sip:loner@contoso.test",
     ]
     assert len(first) == len(second) == len(before)
+
+
+def test_a_binding_dropped_or_moved_tells_its_old_contact() -> None:
+    """What lets the pool's parse cache forget a Contact value no client sends any more."""
+    store = BindingStore()
+    dropped: list[str] = []
+    store.on_dropped = dropped.append
+
+    def put(instance: str, contact: str, at: float) -> None:
+        store.put(Binding("sip:a@x", instance, contact, FLOW, "c", int(at), at + 60, at))
+
+    put("i1", "<sip:h:1>", 1.0)
+    put("i1", "<sip:h:1>", 2.0)  # a refresh: the same contact, nothing dropped
+    assert dropped == []
+    put("i1", "<sip:h:2>", 3.0)  # reconnected from another port
+    put("i2", "<sip:h:3>", 4.0)
+    assert dropped == ["<sip:h:1>"]
+    store.remove("sip:a@x", "i2")
+    store.expire(100.0)
+    assert dropped == ["<sip:h:1>", "<sip:h:3>", "<sip:h:2>"]
+
+
+def test_the_pool_forgets_the_contact_value_of_a_replaced_binding() -> None:
+    """The same endpoint (its epid) from another port: the old Contact value's parse-cache
+    entry goes with the binding it made."""
+    world = make_world()
+    pool = world.pools["fe1.contoso.test"]
+    first, second = "<sip:clientuser1@127.0.0.100:5070>", "<sip:clientuser1@127.0.0.100:5071>"
+    assert only(world.send(pool.fqdn, register("clientuser1", contact=first))).status == 200
+    assert pool._rules.contacts_parsed([first])
+    again = register("clientuser1", cseq=2, contact=second)
+    assert only(world.send(pool.fqdn, again)).status == 200
+    assert [b.contact for b in pool.bindings()] == [second]
+    assert pool._rules.contacts_parsed([second])
+    assert not pool._rules.contacts_parsed([first])
