@@ -30,6 +30,12 @@ sources found say only that a front end answers 503 under load, and RFC 3261 §2
 * Peer pools of the deployment (heartbeats) are never shed.
 * At most :data:`SOURCES` sources are remembered; past that, the longest-known one is
   forgotten (it comes back with a full bucket: the table's memory stays bounded).
+* A source whose state is that of a new one (both buckets full again, not shed, no 503 within
+  the last second, nothing left to report) is forgotten too, at the first request
+  :data:`SWEEP_INTERVAL` seconds after the last sweep: forgetting it changes no decision (it
+  would come back in that very state), and a pool that served 100,000 clients an hour ago
+  does not keep 100,000 states for them (memory: a simulated client, a live endpoint between
+  refreshes).
 * ``source_rate = 0`` turns the per-source limit off, ``overload_rate = 0`` the global cap;
   both 0: no admission control at all.
 
@@ -44,7 +50,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["SOURCES", "Admission", "Decision", "Shedding"]
+__all__ = ["SOURCES", "SWEEP_INTERVAL", "Admission", "Decision", "Shedding"]
 
 SOURCES = 100_000
 """Source addresses remembered at most (about 100 bytes each)."""
@@ -57,6 +63,10 @@ QUIET = 10
 second allows (a client signing in sends a few; then one every few minutes)."""
 
 QUIET_RATE = 1.0
+
+SWEEP_INTERVAL = 60.0
+"""Seconds between two sweeps of the sources whose state is a new source's (one pass over
+the table, at a request: amortised O(1) per request)."""
 
 
 class Decision(Enum):
@@ -103,6 +113,7 @@ class Admission:
         "_global",
         "_global_at",
         "_sources",
+        "_sweep_at",
         "answered",
         "burst",
         "dropped",
@@ -136,6 +147,7 @@ class Admission:
         self._global = self.burst
         self._global_at = now
         self._sources: dict[str, _Source] = {}
+        self._sweep_at = now + SWEEP_INTERVAL
         self.answered = 0
         """503s sent, in all."""
         self.dropped = 0
@@ -145,6 +157,8 @@ class Admission:
 
     def admit(self, source: str, now: float) -> Decision:
         """Whether to serve a message from ``source`` (an address) arriving at ``now``."""
+        if now >= self._sweep_at:
+            self._sweep(now)
         sources = self._sources
         state = sources.get(source)
         if state is None:
@@ -182,6 +196,24 @@ class Admission:
         if state.quiet >= 0.0:
             return Decision.ADMIT  # overloaded, but an ordinary client: served
         return self._shed(state, now)
+
+    def _sweep(self, now: float) -> None:
+        """Forget the sources that are as new ones at ``now`` and at any later time (the
+        rules of this file): each would be made again, by :meth:`admit`, in the very state
+        its bucket arithmetic would bring it to.  The order of the others (longest-known
+        first) is kept."""
+        self._sweep_at = now + SWEEP_INTERVAL
+        rate, burst = self.source_rate, self.source_burst
+        self._sources = {
+            source: state
+            for source, state in self._sources.items()
+            if state.shed
+            or state.answered
+            or state.shed_until > now
+            or now - state.answered_at < 1.0
+            or state.tokens + (now - state.at) * rate < burst
+            or state.quiet + (now - state.at) * QUIET_RATE < QUIET
+        }
 
     def _shed(self, state: _Source, now: float) -> Decision:
         state.shed += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from emulator.net import Flow
@@ -51,41 +51,67 @@ class BindingStore:
     come up.
     """
 
-    __slots__ = ("_by_aor", "_heap", "_queued")
+    __slots__ = ("_by_aor", "_heap", "_queued", "on_dropped")
 
     def __init__(self) -> None:
-        self._by_aor: dict[str, dict[str, Binding]] = {}
+        # AOR -> its one binding, or (two or more) a dict of them by instance in the order
+        # they were first put.  One binding per user is the rule (a simulated client, a
+        # SIPp user): a dict per AOR cost about 180 bytes more per binding (memory).
+        self._by_aor: dict[str, Binding | dict[str, Binding]] = {}
         self._heap: list[tuple[float, tuple[str, str]]] = []
         self._queued: dict[tuple[str, str], float] = {}
+        self.on_dropped: Callable[[str], None] | None = None
+        """Told the contact text of every binding removed, or replaced by one with another
+        contact: the pool's parse cache forgets that Contact value (a client that moved to
+        another port or pool never sends it again; memory, issue 20)."""
 
     def get(self, aor: str, instance: str) -> Binding | None:
         found = self._by_aor.get(aor)
-        return found.get(instance) if found else None
+        if found is None:
+            return None
+        if isinstance(found, Binding):
+            return found if found.instance == instance else None
+        return found.get(instance)
 
     def of(self, aor: str) -> list[Binding]:
         found = self._by_aor.get(aor)
-        return list(found.values()) if found else []
+        if found is None:
+            return []
+        if isinstance(found, Binding):
+            return [found]
+        return list(found.values())
 
     def count(self, aor: str) -> int:
         """How many bindings ``aor`` has (for the per-user limit)."""
         found = self._by_aor.get(aor)
-        return len(found) if found else 0
+        if found is None:
+            return 0
+        return 1 if isinstance(found, Binding) else len(found)
 
     def oldest(self, aor: str) -> Binding | None:
         """The binding of ``aor`` nearest its expiry, the first registered among equals: the
         one the per-user limit evicts (for bindings of equal expiry settings, the one
         refreshed longest ago)."""
-        found = self._by_aor.get(aor)
+        found = self.of(aor)
         if not found:
             return None
-        return min(found.values(), key=lambda b: (b.expires_at, b.registered_at))
+        return min(found, key=lambda b: (b.expires_at, b.registered_at))
 
     def put(self, binding: Binding) -> None:
         aor, instance, expires_at = binding.aor, binding.instance, binding.expires_at
-        per_aor = self._by_aor.get(aor)
-        if per_aor is None:
-            per_aor = self._by_aor[aor] = {}
-        per_aor[instance] = binding
+        by_aor = self._by_aor
+        per_aor = by_aor.get(aor)
+        old: Binding | None = None
+        if per_aor is None or (isinstance(per_aor, Binding) and per_aor.instance == instance):
+            old = per_aor
+            by_aor[aor] = binding
+        elif isinstance(per_aor, Binding):
+            by_aor[aor] = {per_aor.instance: per_aor, instance: binding}
+        else:
+            old = per_aor.get(instance)
+            per_aor[instance] = binding
+        if old is not None and old.contact != binding.contact and self.on_dropped is not None:
+            self.on_dropped(old.contact)
         key = (aor, instance)
         queued = self._queued.get(key)
         if queued is None or expires_at < queued:
@@ -100,20 +126,35 @@ class BindingStore:
                 heapq.heapify(self._heap)
 
     def remove(self, aor: str, instance: str) -> Binding | None:
-        found = self._by_aor.get(aor)
-        if not found:
+        by_aor = self._by_aor
+        found = by_aor.get(aor)
+        if found is None:
             return None
-        binding = found.pop(instance, None)
-        if not found:
-            del self._by_aor[aor]
+        binding: Binding | None
+        if isinstance(found, Binding):
+            if found.instance != instance:
+                return None
+            binding = found
+            del by_aor[aor]
+        else:
+            binding = found.pop(instance, None)
+            if len(found) == 1:  # back to one: held as such (the same order, alone)
+                by_aor[aor] = next(iter(found.values()))
         if binding is not None:
             self._queued.pop((aor, instance), None)  # its heap entry is stale now
+            if self.on_dropped is not None:
+                self.on_dropped(binding.contact)
         return binding
 
     def remove_all(self, aor: str) -> list[Binding]:
-        removed = list(self._by_aor.pop(aor, {}).values())
+        found = self._by_aor.pop(aor, None)
+        if found is None:
+            return []
+        removed = [found] if isinstance(found, Binding) else list(found.values())
         for binding in removed:
             self._queued.pop((aor, binding.instance), None)
+            if self.on_dropped is not None:
+                self.on_dropped(binding.contact)
         return removed
 
     def expiry_bound(self) -> float | None:
@@ -165,7 +206,10 @@ class BindingStore:
 
     def __iter__(self) -> Iterator[Binding]:
         for per_aor in self._by_aor.values():
-            yield from per_aor.values()
+            if isinstance(per_aor, Binding):
+                yield per_aor
+            else:
+                yield from per_aor.values()
 
     def __len__(self) -> int:
-        return sum(len(v) for v in self._by_aor.values())
+        return sum(1 if isinstance(v, Binding) else len(v) for v in self._by_aor.values())

@@ -110,7 +110,7 @@ _DISPLAY_QUOTED = re.compile(r'[ \t]*"(?:[^"\\]|\\.)*"')
 
 
 _INSPECTED_LIMIT = 200_000
-"""REGISTER To/Contact values remembered as inspected (bounded: they come from the network;
+"""REGISTER To values remembered as inspected (bounded: they come from the network;
 a full set stops learning, what it holds stays true)."""
 
 
@@ -190,7 +190,7 @@ class Pool:
             exempt=self._peer_addresses,
             now=now,
         )
-        self._inspected: set[tuple[str, ...]] = set()  # REGISTER To/Contacts that passed
+        self._inspected: set[str] = set()  # REGISTER To values that passed
         self._now = now
         monitors: dict[str, PeerMonitor] = {}
         if not spec.is_director:
@@ -486,22 +486,27 @@ class Pool:
             # §8.2.2.1 (RFC 4475 §3.3.2 unkscm, §3.3.3 novelsc).
             return make_response(request, 416, to_tag=self._rules.tag())
         if request.method == "REGISTER":
-            # The To and Contact values of a REGISTER that passed are remembered (speed: a
-            # client refreshes with the same ones); the checks are pure functions of them.
-            key = (headers.get("to") or "", *headers.get_all("contact"))
-            if key not in self._inspected:
-                if _uri_scheme(key[0]) not in _URI_SCHEMES:
+            # The To values that passed are remembered, and Contact values the binding rules
+            # have parsed (and cached) passed too (speed: a client refreshes with the same
+            # ones); the checks are pure functions of each value.  Not a set of (To,
+            # Contacts) tuples: that kept a tuple and the Contact text per client and pool,
+            # the Director's too (memory, issue 20).
+            to = headers.get("to") or ""
+            if to not in self._inspected:
+                if _uri_scheme(to) not in _URI_SCHEMES:
                     # For REGISTER the To URI is the address-of-record (§10.3 step 3; RFC 4475
                     # §3.3.4 unksm2).
                     return make_response(request, 416, to_tag=self._rules.tag())
+                if len(self._inspected) < _INSPECTED_LIMIT:
+                    self._inspected.add(to)
+            contacts = headers.get_all("contact")
+            if contacts and not self._rules.contacts_parsed(contacts):
                 # §20.10: a Contact URI with ",", "?" or ";" must be in <> (RFC 4475
                 # §3.1.2.13 regbadct): 400 before any binding rule reads it.
-                for value in key[1:]:
+                for value in contacts:
                     for part in split_commas(value):
                         if part != "*":
                             check_address(part, "Contact")
-                if len(self._inspected) < _INSPECTED_LIMIT:
-                    self._inspected.add(key)
         if headers.get("require") is not None:
             # §8.2.2.3: a Require option tag this UAS does not understand -> 420 listing it
             # in Unsupported (RFC 4475 §3.3.5 bext01; Proxy-Require is for proxies).

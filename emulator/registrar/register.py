@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 import string
+import sys
 from collections.abc import Mapping, Sequence
 
 from emulator.admin import Directory
@@ -76,6 +77,9 @@ class _Contact:
     """One Contact of a REGISTER, reduced to what ``_accept`` uses (cached per header value)."""
 
     uri: str
+    """The Contact URI; ``""`` when :attr:`instance` is set and the URI is not ``*``: then it
+    is never read (an endpoint is its instance before its URI), and not keeping it saves a
+    string per client and pool (memory, issue 20)."""
     expires: int | None
     """Its ``expires`` parameter (RFC 3261 §10.2.1.1)."""
     instance: str | None
@@ -127,6 +131,7 @@ class RegisterRules:
         self.rng = rng
         self.directory = directory
         self._bindings = bindings
+        bindings.on_dropped = self._forget_contact
         self._monitors = monitors
         self._box = box
         self._aor_cache: dict[str, str] = {}
@@ -155,7 +160,10 @@ class RegisterRules:
         to = request.headers.get("to") or ""
         aor = self._aor_cache.get(to)
         if aor is None:
-            aor = normalize_aor(NameAddr.parse(to).uri)
+            # Interned: the pools' caches, the bindings and the directory's generated users
+            # (emulator/topology/loading.py) then share one string per user (memory: a
+            # simulated client costs one address, not one per pool and table).
+            aor = sys.intern(normalize_aor(NameAddr.parse(to).uri))
             if len(self._aor_cache) >= _CACHE_LIMIT:
                 self._aor_cache.clear()
             self._aor_cache[to] = aor
@@ -545,10 +553,12 @@ class RegisterRules:
         if contacts is None:
             contacts = tuple(
                 _Contact(
-                    address.uri,
+                    _uri_kept(address),
                     address.expires,
                     address.param("+sip.instance"),
-                    str(NameAddr(address.uri, address.display, _binding_params(address))),
+                    _same(
+                        str(NameAddr(address.uri, address.display, _binding_params(address))), key
+                    ),
                 )
                 for address in parse_contacts(headers)  # raises SipError: nothing cached
             )
@@ -556,6 +566,19 @@ class RegisterRules:
                 self._contact_cache.clear()
             self._contact_cache[key] = contacts
         return contacts
+
+    def _forget_contact(self, contact: str) -> None:
+        """A binding with this contact text is gone: so is its Contact value's cache entry,
+        when the two are the same text (the usual case).  Speed only: the entry is a pure
+        function of its key, made again if the value comes back."""
+        self._contact_cache.pop(contact, None)
+
+    def contacts_parsed(self, values: Sequence[str]) -> bool:
+        """Whether the Contact values of a REGISTER are in the parse cache.  Only REGISTERs
+        that passed the pool's header inspection (``Pool._inspect``, RFC 3261 §20.10) reach
+        the rules that fill it, so the pool skips checking these values again."""
+        key = values[0] if len(values) == 1 else tuple(values)
+        return key in self._contact_cache
 
     def _epid(self, from_value: str) -> str | None:
         """The ``epid`` parameter of a From value (MS-SIPREGE §3.1.1.1); raises SipError.
@@ -637,6 +660,18 @@ def _wants_gruu(headers: Headers) -> bool:
 def _source(flow: Flow) -> str:
     """A flow's far end as the events write it: ``UDP 127.0.0.1:5060``."""
     return f"{flow.transport.upper()} {flow.remote[0]}:{flow.remote[1]}"
+
+
+def _uri_kept(address: NameAddr) -> str:
+    """What :attr:`_Contact.uri` keeps of a Contact's URI (see there)."""
+    uri = address.uri
+    return uri if uri == "*" or not address.param("+sip.instance") else ""
+
+
+def _same(text: str, key: str | tuple[str, ...]) -> str:
+    """``text``, or the equal cache key: a binding's contact is most often the Contact value
+    as sent, and then the cache entry, the binding and the key share one string (memory)."""
+    return key if isinstance(key, str) and text == key else text
 
 
 def _binding_params(contact: NameAddr) -> tuple[tuple[str, str | None], ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
@@ -727,7 +728,9 @@ class _Builder:
                 f"a user of the deployment's SIP domain (sip:...@{domain}), not {shown}: its "
                 "pools home no other domain's users",
             )
-        return aor
+        # Interned: the registrar's caches and bindings intern the AORs they normalise too
+        # (emulator/registrar/register.py), so a user's address is one string in the process.
+        return sys.intern(aor)
 
     def dns(self, domain: str, pools: tuple[PoolSpec, ...]) -> DnsSpec:
         ctx = self.ctx
