@@ -24,6 +24,11 @@ What is kept (``now`` is handed in: the cache never reads a clock):
 agent then asks every time, as before issue 19).  The values come from the profile
 (``dns_cache_max_ttl``, ``dns_negative_cache_max_ttl``; docs/clients.md, "DNS cache").
 
+What an entry holds is shared between clients (memory: a simulator runs thousands of clients
+asking the same names; docs/benchmarks.md, issue 20): the names are interned and the answers
+kept are one object per answer across caches (:func:`shared_answer`: the answer without its
+query ID, which a cached answer never needs; bounded, like clients/dns.py's parse cache).
+
 The cache belongs to the agent: a restarted client process starts with an empty one.  The
 Windows DNS Client service that Lync uses keeps its cache across a Lync restart; CHOICE: not
 modelled (docs/clients.md).
@@ -31,10 +36,12 @@ modelled (docs/clients.md).
 
 from __future__ import annotations
 
+import sys
+
 from clients.dns import DnsAnswer
 from fakedns.records import AddressRecord
 
-__all__ = ["DnsCache"]
+__all__ = ["DnsCache", "shared_answer"]
 
 _ANY_TYPE = "*"
 """The type under which an NXDOMAIN is kept: it answers every type of the name."""
@@ -106,6 +113,7 @@ class DnsCache:
         hold = min(ttl, self.max_ttl if answer.ok else self.negative_max_ttl)
         if hold <= 0:
             return None
+        answer = shared_answer(answer)
         entries = self._entries
         entries.pop(key, None)  # re-inserted last: the newest
         if len(entries) >= self.limit:
@@ -115,9 +123,38 @@ class DnsCache:
 
 
 def _key(name: str) -> str:
-    return name.lower().rstrip(".")
+    return sys.intern(name.lower().rstrip("."))
 
 
 def _address_answer(record: AddressRecord) -> DnsAnswer:
     """An A (or AAAA) record from an additional section, as the answer to its own question."""
     return DnsAnswer(0, _key(record.name), record.rtype, "NOERROR", (record,))
+
+
+SHARED_LIMIT = 1024
+"""Most answers :func:`shared_answer` keeps (then it starts again: answers may come from the
+network, so the table is bounded)."""
+
+_shared: dict[DnsAnswer, DnsAnswer] = {}
+
+
+def shared_answer(answer: DnsAnswer) -> DnsAnswer:
+    """The one object for ``answer`` without its query ID (0): equal answers kept by any
+    cache are the same object.  Immutable, so sharing changes nothing but memory."""
+    if answer.query_id:
+        answer = DnsAnswer(
+            0,
+            answer.name,
+            answer.qtype,
+            answer.rcode,
+            answer.records,
+            answer.additional,
+            answer.truncated,
+            answer.negative_ttl,
+        )
+    shared = _shared.get(answer)
+    if shared is None:
+        if len(_shared) >= SHARED_LIMIT:
+            _shared.clear()
+        shared = _shared[answer] = answer
+    return shared
