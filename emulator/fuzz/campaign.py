@@ -10,6 +10,13 @@ the finding is first seen, and rewritten when a simpler case shows it (at the en
 Hypothesis run, and after :func:`simplify`); the example database
 (:class:`~emulator.fuzz.database.CampaignDatabase`) is written as Hypothesis finds failing
 examples.  Shards send what they find to the parent process, which alone writes the files.
+
+What the shard processes share with the parent survives a SIGKILL of any of them (the OOM
+killer's way): no lock is shared.  Each shard counts its examples in its own slot of a shared
+array, reads one shared stop byte, and hands each finding over as a file written atomically
+into a private directory the parent empties.  (A ``multiprocessing`` queue, counter or event
+takes a lock shared by all processes; a shard killed while holding it left the others waiting
+for ever.)
 """
 
 from __future__ import annotations
@@ -17,8 +24,12 @@ from __future__ import annotations
 import copyreg
 import importlib
 import multiprocessing
+import os
+import pickle
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -26,7 +37,6 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from queue import Empty
 from typing import Any, TextIO
 
 from hypothesis import HealthCheck, Phase, given, settings
@@ -316,10 +326,10 @@ def _by_fields(record: Any) -> tuple[type, tuple[object, ...]]:
 for _record in (Finding, FuzzCase, PoolDraw, SrvDraw, ClientDraw, FaultDraw, DrDraw):
     copyreg.pickle(_record, _by_fields)
 
-_shared: tuple[Any, Any, Any] | None = None
-"""In a shard process: the campaign's example counter, its queue of findings and its stop
-flag, handed over when the process starts (multiprocessing shares them by inheritance only,
-not as arguments)."""
+_shared: tuple[Any, Any, str] | None = None
+"""In a shard process: the campaign's examples done (a shared array, one slot per shard), its
+stop flag (a shared byte) and the directory findings are handed over in, given when the
+process starts (multiprocessing shares memory by inheritance only, not as arguments)."""
 
 SHARD_RERUNS = 2
 """How many times ``--workers`` campaign runs its unfinished shards again after a shard process
@@ -330,9 +340,9 @@ class ShardsDied(Exception):
     """Shard processes kept dying: the campaign gave up (the message says what to do)."""
 
 
-def _init_shard(counter: Any, findings: Any, stop: Any) -> None:
+def _init_shard(done: Any, stop: Any, inbox: str) -> None:
     global _shared
-    _shared = (counter, findings, stop)
+    _shared = (done, stop, inbox)
     # Ctrl-C reaches the whole process group: the parent stops the campaign (it sets the stop
     # flag, which each shard reads between examples); a shard printing its own
     # KeyboardInterrupt would only be noise.
@@ -342,14 +352,21 @@ def _init_shard(counter: Any, findings: Any, stop: Any) -> None:
 def _shard(args: tuple[int, int, int, float | None, str | None]) -> CampaignResult:
     shard, examples, seed, deadline, database = args
     assert _shared is not None
-    counter, findings, stop = _shared
+    done, stop, inbox = _shared
+    done[shard] = 0  # a rerun counts again from the start
+    handed = 0
 
     def progress(count: int, found: int) -> None:
-        if stop.is_set():
+        if stop.value:
             # Hypothesis lets KeyboardInterrupt through at once (no shrinking, no finding).
             raise KeyboardInterrupt
-        with counter.get_lock():
-            counter.value += 1
+        done[shard] += 1  # this process alone writes this slot: no lock
+
+    def hand_over(found: Found) -> None:
+        nonlocal handed
+        handed += 1
+        name = f"{shard:04d}-{os.getpid()}-{handed:06d}.found"
+        write_atomically(Path(inbox) / name, pickle.dumps(found))
 
     return search(
         examples=examples,
@@ -357,7 +374,7 @@ def _shard(args: tuple[int, int, int, float | None, str | None]) -> CampaignResu
         deadline=deadline,
         database=database,
         progress=progress,
-        on_found=findings.put,
+        on_found=hand_over,
     )
 
 
@@ -410,20 +427,45 @@ def run_campaign(
         bar.finish()
         return result
     context = multiprocessing.get_context("spawn")
-    counter = context.Value("i", 0)
-    findings = context.Queue()
-    stop = context.Event()
+    done = context.RawArray("q", workers)
+    stop = context.RawValue("b", 0)
+    inbox = tempfile.mkdtemp(prefix="sipemu-fuzz-")  # private (0700), removed at the end
     db = str(database) if database is not None else None
     jobs = {i: (i, per_shard[i], seed, deadline, db) for i in range(workers)}
     shards: dict[int, CampaignResult] = {}
 
     def drain() -> None:
-        try:
-            while True:
-                tell(findings.get_nowait())
-        except Empty:
-            pass
+        # In name order: shard by shard, each in the order it found them.  Names that start
+        # with a dot are files still being written (or left by a kill mid-write).
+        for name in sorted(os.listdir(inbox)):
+            if name.startswith("."):
+                continue
+            path = os.path.join(inbox, name)
+            with open(path, "rb") as file:
+                found = pickle.load(file)  # our own shards', in our own private directory
+            os.unlink(path)
+            tell(found)
 
+    try:
+        return _run_all(context, jobs, shards, (done, stop, inbox), drain, bar, out, sent, started)
+    finally:
+        shutil.rmtree(inbox, ignore_errors=True)
+
+
+def _run_all(
+    context: Any,
+    jobs: dict[int, tuple[int, int, int, float | None, str | None]],
+    shards: dict[int, CampaignResult],
+    shared: tuple[Any, Any, str],
+    drain: Callable[[], None],
+    bar: _Progress,
+    out: TextIO,
+    sent: dict[str, Found],
+    started: float,
+) -> CampaignResult:
+    """Run the shards ``jobs``, and again those a dead process left unfinished."""
+    workers = len(jobs)
+    broke = ""
     for attempt in range(SHARD_RERUNS + 1):
         todo = [i for i in jobs if i not in shards]
         if attempt:
@@ -433,13 +475,14 @@ def run_campaign(
                 f"of {workers} run again ({attempt} of {SHARD_RERUNS} reruns)\n"
             )
             out.flush()
-        if not _run_shards(context, todo, jobs, shards, (counter, findings, stop), drain, bar):
+        broke = _run_shards(context, todo, jobs, shards, shared, drain, bar)
+        if not broke:
             break
-    drain()  # what the shards put just before they returned
+    drain()  # what the shards handed over just before they returned
     if len(shards) < workers:
         raise ShardsDied(
             f"shard processes died {SHARD_RERUNS + 1} times; the findings they sent were "
-            "written; look for what kills them (memory: run fewer --workers)"
+            f"written; look for what kills them (memory: run fewer --workers); last: {broke}"
         )
     bar.finish()
     merged = CampaignResult(sum(s.examples for s in shards.values()), time.monotonic() - started)
@@ -454,37 +497,41 @@ def _run_shards(
     todo: list[int],
     jobs: dict[int, tuple[int, int, int, float | None, str | None]],
     shards: dict[int, CampaignResult],
-    shared: tuple[Any, Any, Any],
+    shared: tuple[Any, Any, str],
     drain: Callable[[], None],
     bar: _Progress,
-) -> bool:
-    """Run the shards ``todo`` in one process pool, putting each result in ``shards``; True
-    when the pool broke (a shard process died) before they all finished.  On any exception
-    here (Ctrl-C, SIGTERM) the shards are told to stop and are waited for."""
-    counter, _, stop = shared
+) -> str:
+    """Run the shards ``todo`` in one process pool, putting each result in ``shards``; what
+    broke the pool (a shard process died) before they all finished, or "" when nothing did.
+    On any exception here (Ctrl-C, SIGTERM) the shards are told to stop and are waited for."""
+    done, stop, _ = shared
     executor = ProcessPoolExecutor(
         len(todo), mp_context=context, initializer=_init_shard, initargs=shared
     )
-    broken = False
+    broken = ""
     try:
         futures: dict[Future[CampaignResult], int] = {}
         for i in todo:
             try:
                 futures[executor.submit(_shard, jobs[i])] = i
-            except BrokenProcessPool:  # a process died as the pool was starting
-                return True
+            except (BrokenProcessPool, ValueError, OSError) as error:
+                # A process died as the pool was starting the next: the executor marks itself
+                # broken, or (a race inside CPython's executor) has already closed the pipes
+                # the next process was to inherit ("bad value(s) in fds_to_keep").  An error
+                # that is not such a race comes back each rerun and ends up in ShardsDied.
+                return f"{type(error).__name__}: {error}"
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=0.2)
             drain()
-            bar.update(min(counter.value, bar.total), None)
+            bar.update(min(sum(done), bar.total), None)
             for future in finished:
                 try:
                     shards[futures[future]] = future.result()
-                except BrokenProcessPool:
-                    broken = True
+                except BrokenProcessPool as error:
+                    broken = f"{type(error).__name__}: {error}"
     except BaseException:
-        stop.set()  # each shard stops before its next example
+        stop.value = 1  # each shard stops before its next example
         raise
     finally:
         executor.shutdown(wait=True, cancel_futures=True)

@@ -3,6 +3,7 @@ are written as they are found, atomically (issue 21, item 7)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import queue
@@ -288,7 +289,8 @@ def test_shard_processes_that_keep_dying_end_the_campaign_with_a_sentence() -> N
             for child in multiprocessing.active_children():
                 if child.pid is not None and child.pid not in killed:
                     killed.add(child.pid)
-                    os.kill(child.pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):  # it ended first
+                        os.kill(child.pid, signal.SIGKILL)
             time.sleep(0.01)  # a polling interval, not a wait for anything to settle
 
     thread = threading.Thread(target=killer, daemon=True)

@@ -27,6 +27,7 @@ from clients.events import (
     SignInStarted,
     SignOutReason,
 )
+from emulator.build import compiled
 from emulator.net import Flow
 from emulator.sim.deployment import ClientSpec, SimulatedDeployment
 from emulator.sim.history import Timelines, Trace
@@ -126,7 +127,14 @@ def changes(client: str) -> list[ClientStateChanged]:
         Registered(1.5, state="registered", host="fe1.contoso.test", source="srv", **common),
         ContactsChanged(2.0, state="registered", reason=ContactsReason.FETCHED, **common),
         ServicesChanged(3.0, state="registered", available=True, **common),
-        ServicesChanged(3.5, state="registered", available=1, **common),  # type: ignore[arg-type]
+        # An int where a bool is declared: equal to True, printed differently.  A compiled
+        # class cannot even read such a field (its getter checks the type: "bool object
+        # expected"), so only the interpreted build has these events to keep apart.
+        *(
+            []
+            if compiled()
+            else [ServicesChanged(3.5, state="registered", available=1, **common)]  # type: ignore[arg-type]
+        ),
         RegistrarLost(
             4.0,
             state="signed-out",
