@@ -30,6 +30,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -505,37 +506,79 @@ def _run_shards(
     broke the pool (a shard process died) before they all finished, or "" when nothing did.
     On any exception here (Ctrl-C, SIGTERM) the shards are told to stop and are waited for."""
     done, stop, _ = shared
-    executor = ProcessPoolExecutor(
-        len(todo), mp_context=context, initializer=_init_shard, initargs=shared
-    )
-    broken = ""
-    try:
-        futures: dict[Future[CampaignResult], int] = {}
-        for i in todo:
-            try:
-                futures[executor.submit(_shard, jobs[i])] = i
-            except (BrokenProcessPool, ValueError, OSError) as error:
-                # A process died as the pool was starting the next: the executor marks itself
-                # broken, or (a race inside CPython's executor) has already closed the pipes
-                # the next process was to inherit ("bad value(s) in fds_to_keep").  An error
-                # that is not such a race comes back each rerun and ends up in ShardsDied.
-                return f"{type(error).__name__}: {error}"
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=0.2)
-            drain()
-            bar.update(min(sum(done), bar.total), None)
-            for future in finished:
+    before = {p.pid for p in multiprocessing.active_children()}
+    with _pool_manager_race_quiet():
+        executor = ProcessPoolExecutor(
+            len(todo), mp_context=context, initializer=_init_shard, initargs=shared
+        )
+        broken = ""
+        try:
+            futures: dict[Future[CampaignResult], int] = {}
+            for i in todo:
                 try:
-                    shards[futures[future]] = future.result()
-                except BrokenProcessPool as error:
-                    broken = f"{type(error).__name__}: {error}"
-    except BaseException:
-        stop.value = 1  # each shard stops before its next example
-        raise
-    finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+                    futures[executor.submit(_shard, jobs[i])] = i
+                except (BrokenProcessPool, ValueError, OSError) as error:
+                    # A process died as the pool was starting the next: the executor marks
+                    # itself broken, or (a race inside CPython's executor) has already closed
+                    # the pipes the next process was to inherit ("bad value(s) in
+                    # fds_to_keep").  An error that is not such a race comes back each rerun
+                    # and ends up in ShardsDied.
+                    return f"{type(error).__name__}: {error}"
+            pending = set(futures)
+            while pending:
+                finished, pending = wait(pending, timeout=0.2)
+                drain()
+                bar.update(min(sum(done), bar.total), None)
+                for future in finished:
+                    try:
+                        shards[futures[future]] = future.result()
+                    except BrokenProcessPool as error:
+                        broken = f"{type(error).__name__}: {error}"
+        except BaseException:
+            stop.value = 1  # each shard stops before its next example
+            raise
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            _end_strays(before)
     return broken
+
+
+@contextmanager
+def _pool_manager_race_quiet() -> Iterator[None]:
+    """Keep quiet one failure of CPython 3.11's process pool.  When a process dies while the
+    main thread is still starting others, the pool's manager thread fails every pending future
+    (what the campaign goes by) and then, stopping the processes, can fail with
+    "dictionary changed size during iteration": a traceback in the user's terminal that says
+    nothing the campaign does not say better.  Any other thread's exception goes on as
+    before; the processes it failed to stop are :func:`_end_strays`' work."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        thread_module = type(args.thread).__module__
+        if args.exc_type is RuntimeError and thread_module == "concurrent.futures.process":
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
+
+
+def _end_strays(before: set[int | None]) -> None:
+    """End the processes a broken pool left running (they are not in ``before``, the parent's
+    children when the pool was made).  After the failure above, a process the pool started
+    last can be left waiting for work for ever, and multiprocessing joins every child at
+    exit: the campaign would end, and the program never."""
+    strays = [p for p in multiprocessing.active_children() if p.pid not in before]
+    for process in strays:
+        process.terminate()
+    for process in strays:
+        process.join(5.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def merge(into: CampaignResult, shard: CampaignResult) -> None:

@@ -276,6 +276,8 @@ def test_a_killed_shard_process_is_run_again_and_the_campaign_ends() -> None:
     assert set(sent) <= set(result.findings)  # nothing a dead run sent is lost
 
 
+# A thread's uncaught exception would be a traceback in the user's terminal: an error here.
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_shard_processes_that_keep_dying_end_the_campaign_with_a_sentence() -> None:
     import multiprocessing
 
@@ -303,3 +305,6 @@ def test_shard_processes_that_keep_dying_end_the_campaign_with_a_sentence() -> N
         stop.set()
         thread.join(WAIT)
     assert out.getvalue().count("a shard process died") == SHARD_RERUNS
+    # No pool process is left behind waiting for work (multiprocessing would wait for it at
+    # exit: the program would never end).
+    assert multiprocessing.active_children() == []
