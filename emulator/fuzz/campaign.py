@@ -554,8 +554,11 @@ def _pool_manager_race_quiet() -> Iterator[None]:
     previous = threading.excepthook
 
     def hook(args: threading.ExceptHookArgs) -> None:
-        thread_module = type(args.thread).__module__
-        if args.exc_type is RuntimeError and thread_module == "concurrent.futures.process":
+        if (
+            args.exc_type is RuntimeError
+            and type(args.thread).__module__ == "concurrent.futures.process"
+            and "changed size during iteration" in str(args.exc_value)
+        ):
             return
         previous(args)
 
