@@ -263,7 +263,7 @@ class Coaster:
             generator = self._generators[index]
             if generator is not None:
                 # Memory: idle until its next input, and a catch-up rarely draws; the next
-                # draw rebuilds the Twister where it stopped (emulator/sim/lazyrandom.py).
+                # draw refills its words where it stopped (emulator/sim/lazyrandom.py).
                 generator.park()
         return world._cores[index].next_deadline()
 

@@ -247,7 +247,7 @@ class SimulatedDeployment:
 
     def _new_agent(self, spec: ClientSpec) -> tuple[Agent, LazyRandom]:
         """A client's agent and its generator (random.Random's numbers from the world's seed;
-        its Twister is dropped while the client coasts: emulator/sim/lazyrandom.py)."""
+        it holds no Twister between draws: emulator/sim/lazyrandom.py)."""
         generator = self.world.parkable_rng_for(f"client:{spec.name}:{len(self.world.trace)}")
         agent = Agent(
             spec.name,

@@ -1,22 +1,25 @@
-"""A client's generator that holds its Mersenne Twister only while the client draws from it.
+"""A client's generator that never holds a Mersenne Twister between draws.
 
 Every simulated client draws from its own ``random.Random``, seeded from the run seed and its
 name (:meth:`emulator.sim.world.World.rng_for`), and a seed reproduces a run byte for byte.
 The Mersenne Twister keeps 2.5 KB of state inside each generator: an eighth of what a
 simulated client held (issue 20 asks for at most 4 KB per client, benchmarks/sim_bench.py).
-Yet a registered client draws nothing for most of a run: while it coasts (emulator/sim/
-coasting.py) it waits for its refresh or for something to happen.
+Yet a client draws a few dozen 32-bit words in an hour, most of them while it signs in.
 
 :class:`LazyRandom` gives the same numbers as ``random.Random(seed)``, in the same order,
-from every method, and counts the 32-bit words it has drawn from the Twister.  The world
-:meth:`~LazyRandom.park`\\ s it when its client begins to coast: the Twister is dropped,
-leaving the seed and the count (a few dozen bytes).  The next draw seeds a new Twister and
-skips the words already drawn (``getrandbits(32 * n)`` draws exactly ``n`` words), so it
-goes on where the dropped one stopped.  A run with parked generators and one without give
-the same trace (tests/sim/test_lazyrandom.py).
+from every method, and counts the 32-bit words it has drawn.  It takes words 64 at a time
+from a Twister seeded alike, made for the purpose and dropped at once (``getrandbits(32 *
+n)`` gives exactly the next ``n`` words, the first lowest), and serves draws from them; when
+they run out, a new Twister skips the words already drawn and gives the next 64.  So no
+client holds a Twister, even while every client signs in at once (the run's peak), and
+between refills it holds one integer of the words drawn ahead (~300 bytes).  The world
+:meth:`~LazyRandom.park`\\ s it when its client begins to coast: the words drawn ahead are
+dropped too, leaving the seed and the count (a few dozen bytes).  A run with parked
+generators and one without give the same trace (tests/sim/test_lazyrandom.py).
 
-Only ``random()`` and ``getrandbits()`` draw from the Twister here; every other method of
-``random.Random`` (``uniform``, ``randint``, ``choice``, ``shuffle``, ...) is borrowed from the
+Only ``random()`` and ``getrandbits()`` draw words here, computing from them what CPython's
+``random_random`` and ``random_getrandbits`` compute from the Twister's; every other method
+of ``random.Random`` (``uniform``, ``randint``, ``choice``, ``shuffle``, ...) is borrowed from the
 standard library, which builds them on those two, as ``clients.rng.SmallRandom`` does (and
 like it, this module is not compiled: setup.py ``_NOT_COMPILED``).
 
@@ -32,26 +35,37 @@ import random as _random
 __all__ = ["LazyRandom"]
 
 _SKIP_CHUNK = 1 << 20
-"""Words skipped per ``getrandbits`` call when a parked generator resumes (bounds the
-temporary integer to 4 MB; a client draws a few hundred words in an hour)."""
+"""Words skipped per ``getrandbits`` call when a generator refills (bounds the temporary
+integer to 4 MB; a client draws a few hundred words in an hour)."""
+
+_FILL = 64
+"""Words a refill takes from a Twister made for it, which is then dropped.  A client draws
+24-35 words from its sign-in to its first coast and at most ~110 in an hour with an outage
+(benchmarks/sim_bench.py, 2,000 clients), so one refill covers a sign-in.  The words are held
+as one integer (~300 bytes instead of the Twister's 2.5 KB)."""
+
+_MASK = 0xFFFFFFFF
 
 
 class LazyRandom:
-    """``random.Random(seed)``'s numbers, whose Twister can be dropped and rebuilt."""
+    """``random.Random(seed)``'s numbers without holding its Twister between draws."""
 
-    __slots__ = ("_seed", "_twister", "_words", "gauss_next")
+    __slots__ = ("_buffer", "_left", "_seed", "_words", "gauss_next")
 
     def __init__(self, seed: str) -> None:
         self._seed = seed
-        self._twister: _random.Random | None = _random.Random(seed)
+        self._buffer: int | None = None
+        """The next ``_left`` words of the Twister's output, the next one lowest; None when
+        parked (nothing drawn ahead)."""
+        self._left = 0
         self._words = 0
-        """32-bit words drawn from the Twister so far."""
+        """32-bit words drawn so far."""
         self.gauss_next: float | None = None  # random.Random.gauss keeps its second value here
 
     @property
     def parked(self) -> bool:
-        """Whether the Twister is dropped (the next draw rebuilds it)."""
-        return self._twister is None
+        """Whether no words are drawn ahead (the next draw makes a Twister to refill)."""
+        return self._buffer is None
 
     @property
     def words(self) -> int:
@@ -59,45 +73,80 @@ class LazyRandom:
         return self._words
 
     def park(self) -> None:
-        """Drop the Twister; the next draw rebuilds it where it stopped."""
-        self._twister = None
+        """Drop the words drawn ahead; the next draw refills from where it stopped."""
+        self._buffer = None
+        self._left = 0
 
-    def _resume(self) -> _random.Random:
+    def _twister(self) -> _random.Random:
+        """A Twister seeded alike that has given the words drawn so far."""
         twister = _random.Random(self._seed)
         left = self._words
         while left:
             chunk = min(left, _SKIP_CHUNK)
             twister.getrandbits(32 * chunk)
             left -= chunk
-        self._twister = twister
         return twister
 
+    def _fill(self) -> int:
+        # getrandbits(32 n) gives n words in the order drawn, the first lowest (CPython's
+        # Modules/_randommodule.c); the Twister goes when this returns.
+        buffer = self._twister().getrandbits(32 * _FILL)
+        self._left = _FILL
+        return buffer
+
+    def _word(self) -> int:
+        buffer = self._buffer if self._left else self._fill()
+        assert buffer is not None
+        self._buffer = buffer >> 32
+        self._left -= 1
+        self._words += 1
+        return buffer & _MASK
+
     def random(self) -> float:
-        twister = self._twister or self._resume()
-        value = twister.random()
-        self._words += 2
-        return value
+        # As random_random in CPython: 27 bits of one word and 26 of the next.
+        if self._left >= 2:
+            buffer = self._buffer
+            assert buffer is not None
+            self._buffer = buffer >> 64
+            self._left -= 2
+            self._words += 2
+            a = (buffer & _MASK) >> 5
+            b = ((buffer >> 32) & _MASK) >> 6
+        else:
+            a = self._word() >> 5
+            b = self._word() >> 6
+        return (a * 67108864.0 + b) * (1.0 / 9007199254740992.0)
 
     def getrandbits(self, k: int) -> int:
-        twister = self._twister or self._resume()
-        value = twister.getrandbits(k)  # raises for k < 0, drawing nothing
-        self._words += (k + 31) >> 5
-        return value
+        # As random_getrandbits in CPython: words from the least significant end, the last
+        # one's low bits dropped when k is not a multiple of 32.
+        if k <= 32:
+            if k > 0:
+                return self._word() >> (32 - k)
+            if k == 0:
+                return 0
+            raise ValueError("number of bits must be non-negative")
+        result = 0
+        shift = 0
+        while k > 0:
+            word = self._word()
+            if k < 32:
+                word >>= 32 - k
+            result |= word << shift
+            shift += 32
+            k -= 32
+        return result
 
     def getstate(self) -> tuple[object, ...]:
-        """What ``random.Random(seed).getstate()`` is after the same draws (a parked
-        generator stays parked: the Twister rebuilt here is not kept)."""
-        twister = self._twister
-        if twister is None:
-            twister = self._resume()
-            self._twister = None
-        version, internal, _ = twister.getstate()
+        """What ``random.Random(seed).getstate()`` is after the same draws."""
+        version, internal, _ = self._twister().getstate()
         return (version, internal, self.gauss_next)
 
     def seed(self, a: str, version: int = 2) -> None:
         """Start again from seed ``a`` (as ``random.Random.seed`` with a string)."""
         self._seed = a
-        self._twister = _random.Random(a)
+        self._buffer = None
+        self._left = 0
         self._words = 0
         self.gauss_next = None
 

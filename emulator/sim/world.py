@@ -326,10 +326,10 @@ class World:
         return random.Random(f"{self.seed}:{name}")
 
     def parkable_rng_for(self, name: str) -> LazyRandom:
-        """:meth:`rng_for`'s numbers from a generator that drops its 2.5 KB of state while its
-        core coasts (emulator/sim/lazyrandom.py); give it to :meth:`add_core` as
-        ``generator``.  Speed: rebuilding costs a reseed, so only for cores that are idle
-        most of a run (clients), not for pools."""
+        """:meth:`rng_for`'s numbers from a generator that holds no Twister (2.5 KB) between
+        draws, only words drawn ahead, dropped while its core coasts (emulator/sim/
+        lazyrandom.py); give it to :meth:`add_core` as ``generator``.  Speed: a refill costs
+        a reseed, so only for cores that draw little (clients), not for pools."""
         return LazyRandom(f"{self.seed}:{name}")
 
     def add_core(

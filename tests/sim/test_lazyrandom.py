@@ -3,6 +3,7 @@ parked or not, and parking it while its client coasts changes nothing in a run."
 
 from __future__ import annotations
 
+import gc
 import random
 
 import pytest
@@ -64,6 +65,47 @@ def test_words_count_what_the_twister_gave() -> None:
     with pytest.raises(ValueError):
         lazy.getrandbits(-1)
     assert lazy.words == 9
+
+
+def test_draws_across_refills_and_word_by_word_are_the_twisters() -> None:
+    """Single words past the 64 drawn ahead at a time, and a draw that straddles a refill
+    (random() with one word left, getrandbits(100) with two), are random.Random's."""
+    plain, lazy = random.Random("refills"), LazyRandom("refills")
+    for _ in range(63):
+        assert lazy.getrandbits(32) == plain.getrandbits(32)
+    assert lazy.random() == plain.random()  # one word from this fill, one from the next
+    for _ in range(61):
+        assert lazy.getrandbits(7) == plain.getrandbits(7)
+    assert lazy.getrandbits(100) == plain.getrandbits(100)  # 2 words here, 2 after a refill
+    assert lazy.words == 63 + 2 + 61 + 4
+    assert lazy.getstate() == plain.getstate()
+
+
+def test_no_client_holds_a_twister_while_every_client_signs_in() -> None:
+    """The run's memory peak is every client signing in at once: the clients' generators
+    then hold words drawn ahead, never a 2.5 KB Twister (issue 20)."""
+    topology = parse_topology((ROOT / "topologies" / "r1-lab.toml").read_text())
+    gc.collect()
+    before = {id(obj) for obj in gc.get_objects() if isinstance(obj, LazyRandom)}
+    sim = SimulatedDeployment(
+        topology,
+        [ClientSpec(f"ClientUser{n}", f"sip:clientuser{n}@contoso.test") for n in (1, 2)],
+        seed=3,
+    )
+    for name in sim.agents:
+        sim.sign_in(name)
+    generators = [
+        obj for obj in gc.get_objects() if isinstance(obj, LazyRandom) and id(obj) not in before
+    ]
+    assert len(generators) == 2
+    holding = 0
+    for step in range(1, 401):  # the first 4 s, 10 ms at a time: DNS, 301, REGISTER, 200
+        sim.run_until(step / 100)
+        for generator in generators:
+            assert not any(isinstance(ref, random.Random) for ref in gc.get_referents(generator))
+            holding += not generator.parked
+    assert holding > 0  # words were held ahead between draws, as one integer
+    assert all(generator.words > 0 for generator in generators)
 
 
 def test_a_run_with_parked_generators_is_the_run_without() -> None:
