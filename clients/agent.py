@@ -97,6 +97,7 @@ class Agent:
         "_events",
         "_expires",
         "_failures",
+        "_last_flow",
         "_loss",
         "_lost_by",
         "_machine",
@@ -181,6 +182,8 @@ class Agent:
         self._events: list[AgentEvent] = []
         self._machine = StateMachine()
         self._cached: CacheEntry | CacheUnreadable | None = None
+        self._last_flow: Flow | None = None
+        """The flow :meth:`_flow_for` made last (reused, memory)."""
         self._deferred: dict[tuple[str, int, str], float] | None = None
         """Servers that answered 503 with Retry-After -> when they may be asked again (RFC
         3261 §21.5.4; ``Profile.honours_retry_after``).  Kept across sessions: it is about
@@ -514,11 +517,26 @@ class Agent:
 
     def _flow_for(self, target: Target) -> Flow:
         assert target.address is not None
+        # The flow made last is reused for the same transport and remote end (memory, issue
+        # 20: flows are immutable and compared by fields, so the keep-alive cycle, the probe,
+        # the transactions and a simulator's connection table then hold one object, not one
+        # per request).
+        last = self._last_flow
+        if (
+            last is not None
+            and last.transport == target.transport
+            and last.remote[0] == target.address
+            and last.remote[1] == target.port
+        ):
+            return last
         if target.transport == "udp":
-            return Flow("udp", (self.local_ip, self.sip_port), (target.address, target.port))
-        # Stream flows of a client are named by their remote end; the local port is the
-        # kernel's business (convention shared with the drivers: local port 0).
-        return Flow(target.transport, (self.local_ip, 0), (target.address, target.port))
+            flow = Flow("udp", (self.local_ip, self.sip_port), (target.address, target.port))
+        else:
+            # Stream flows of a client are named by their remote end; the local port is the
+            # kernel's business (convention shared with the drivers: local port 0).
+            flow = Flow(target.transport, (self.local_ip, 0), (target.address, target.port))
+        self._last_flow = flow
+        return flow
 
     def _start_tx(
         self, now: float, request: Request, flow: Flow, purpose: Purpose, target: Target
