@@ -53,6 +53,9 @@ NAPTR_TRANSPORTS: Mapping[str, TransportName] = {
 }
 """RFC 3263 §4.1 services of the transports the emulator has (SCTP and WebSocket it has not)."""
 
+_NO_PORTS: Mapping[TransportName, int] = {}
+"""The NAPTR transports of a client that has not made a NAPTR round (never written)."""
+
 
 def naptr_transports(profile: Profile) -> dict[TransportName, int]:
     """The transports a profile can take from NAPTR, with their default ports: those of its SRV
@@ -130,15 +133,18 @@ class Discovery:
         self.query: Query | None = None
         self.first_srv_targets: list[Target] = []
         """The targets of the round's SRV answer (baresip goes back to the first)."""
-        self.naptr_ports: dict[TransportName, int] = {}
-        """The transports (and default ports) a NAPTR answer may choose this round."""
+        self.naptr_ports: Mapping[TransportName, int] = _NO_PORTS
+        """The transports (and default ports) a NAPTR answer may choose this round (read only:
+        one empty mapping shared until a NAPTR round, memory, issue 20)."""
         self.side: list[Query] = []
         """A/AAAA queries in flight beside ``query`` (``Profile.parallel_lookups``)."""
-        self.addresses: dict[str, list[str]] = {}
+        self.addresses: dict[str, list[str]] | None = None
         """Addresses the side queries found this round, by name: A records first, then
-        AAAA."""
-        self.prefetched: set[str] = set()
-        """Names whose A and AAAA were asked beside the SRV query this round."""
+        AAAA (None: none yet; memory, issue 20: most profiles make no side query, and an
+        empty dict per client is 64 bytes)."""
+        self.prefetched: set[str] | None = None
+        """Names whose A and AAAA were asked beside the SRV query this round (None: none;
+        an empty set is 216 bytes)."""
         self.awaiting: list[Target] | Step | None = None
         """What the round waits for the side queries to finish for: the SRV answer's targets
         (their addresses), or an A step whose name was prefetched."""
@@ -163,8 +169,8 @@ class Discovery:
         ]
         self.first_srv_targets = []
         self.side = []
-        self.addresses = {}
-        self.prefetched = set()
+        self.addresses = None
+        self.prefetched = None
         self.awaiting = None
 
     def start_side(
@@ -182,7 +188,7 @@ class Discovery:
 
     def collect(self, name: str, answer: DnsAnswer) -> None:
         """Keep the addresses of a side query's answer (A before AAAA, as asked)."""
-        found = self.addresses.setdefault(name.lower().rstrip("."), [])
+        found = self.found_addresses().setdefault(name.lower().rstrip("."), [])
         if answer.ok:
             records = [r.address for r in answer.records if isinstance(r, AddressRecord)]
             if answer.qtype == "A":
@@ -195,10 +201,27 @@ class Discovery:
         """A query is still in flight (the main one or a side one)."""
         return self.query is not None or bool(self.side)
 
+    def found_addresses(self) -> dict[str, list[str]]:
+        """:attr:`addresses`, made at its first use in a round."""
+        if self.addresses is None:
+            self.addresses = {}
+        return self.addresses
+
     def address_of(self, name: str) -> str | None:
         """The first address the side queries found for ``name``."""
+        if self.addresses is None:
+            return None
         found = self.addresses.get(name.lower().rstrip("."))
         return found[0] if found else None
+
+    def was_prefetched(self, name: str) -> bool:
+        """Whether ``name``'s A and AAAA were asked beside the SRV query this round."""
+        return self.prefetched is not None and name in self.prefetched
+
+    def mark_prefetched(self, name: str) -> None:
+        if self.prefetched is None:
+            self.prefetched = set()
+        self.prefetched.add(name)
 
     def next_step(self) -> Step | None:
         return self.steps.pop(0) if self.steps else None
