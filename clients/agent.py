@@ -40,6 +40,7 @@ and a save is a :class:`~clients.cache.SaveCache` action.
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 
 from clients import contacts, failover, notify, registration, rounds
 from clients.cache import CacheEntry, CacheUnreadable
@@ -81,6 +82,12 @@ from emulator.sip.transaction import ClientTransaction, TimerSettings
 from emulator.sip.uri import SipUri
 
 __all__ = ["DNS_TIMEOUT", "DNS_TRIES", "Agent", "Target"]
+
+
+@lru_cache(maxsize=64)
+def _timer_settings(t1: float) -> TimerSettings:
+    """One (immutable) TimerSettings per T1, shared by the agents (memory, issue 20)."""
+    return TimerSettings(t1=t1)
 
 
 class Agent:
@@ -161,7 +168,7 @@ class Agent:
         self.sip_port = sip_port
         self.dns_port = dns_port
         self.notes = notes
-        self._timers = TimerSettings(t1=profile.transaction_timeout / 64)
+        self._timers = _timer_settings(profile.transaction_timeout / 64)
         self.requests = RequestBuilder(self.user, self.domain, profile, rng, local_ip, sip_port)
         self.discovery = Discovery(
             local_ip,
