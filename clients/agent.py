@@ -231,7 +231,7 @@ class Agent:
         self.primary: Target | None = None
         self.backup: Target | None = None
         self.round = Round()
-        self.discovery.steps = []
+        self.discovery.steps = ()
         self.discovery.query = None
         self.discovery.first_srv_targets = []
         self.discovery.side = []

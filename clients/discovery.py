@@ -129,7 +129,9 @@ class Discovery:
         """The client's DNS cache (clients/dnscache.py); off unless the agent gives one."""
         self.cached: DnsAnswer | None = None
         """The answer the cache gave to the query just started (:meth:`take_cached`)."""
-        self.steps: list[Step] = []
+        self.steps: tuple[Step, ...] = ()
+        """The names still to ask this round, in order (a tuple: the empty one, which most
+        agents hold between rounds, is shared; memory, issue 20)."""
         self.query: Query | None = None
         self.first_srv_targets: list[Target] = []
         """The targets of the round's SRV answer (baresip goes back to the first)."""
@@ -158,7 +160,7 @@ class Discovery:
             if self.naptr_ports:
                 # The transport and port are unused: the chosen record gives them.
                 steps.append((domain, "NAPTR", "udp", 0))
-        self.steps = steps + [
+        steps += [
             (
                 step.name_template.format(domain=domain),
                 step.kind.upper(),  # type: ignore[misc]
@@ -167,6 +169,7 @@ class Discovery:
             )
             for step in profile.discovery
         ]
+        self.steps = tuple(steps)
         self.first_srv_targets = []
         self.side = []
         self.addresses = None
@@ -224,7 +227,11 @@ class Discovery:
         self.prefetched.add(name)
 
     def next_step(self) -> Step | None:
-        return self.steps.pop(0) if self.steps else None
+        steps = self.steps
+        if not steps:
+            return None
+        self.steps = steps[1:]
+        return steps[0]
 
     def start_query(
         self,
@@ -303,7 +310,7 @@ class Discovery:
             for r in order_srv(srv, rng)
         ]
         self.first_srv_targets = targets
-        self.steps = []
+        self.steps = ()
         return targets
 
     def naptr_chosen(self, query: Query, answer: DnsAnswer) -> bool:
@@ -315,10 +322,10 @@ class Discovery:
             return False
         record, transport = chosen
         port = self.naptr_ports[transport]
-        self.steps = [
+        self.steps = (
             (record.replacement, "SRV", transport, port),
             (query.name, "A", transport, port),
-        ]
+        )
         return True
 
 

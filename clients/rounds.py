@@ -174,7 +174,7 @@ def settle(agent: Agent, now: float) -> None:
         if not next_step(agent, now):
             advance(agent, now)
         return
-    discovery.steps = []
+    discovery.steps = ()
     agent.round.plan = [Target(name, port, transport, address, "a"), *agent.round.plan]
     advance(agent, now)
 
@@ -278,7 +278,7 @@ def use_answer(agent: Agent, now: float, query: Query, answer: DnsAnswer) -> Non
         agent.round.plan = [*targets, *agent.round.plan]
         advance(agent, now)
     elif query.purpose == "a":
-        agent.discovery.steps = []
+        agent.discovery.steps = ()
         address = first_address(answer)
         target = Target(query.name, query.step_port, query.step_transport, address, "a")
         agent.round.plan = [target, *agent.round.plan]
