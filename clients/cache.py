@@ -145,19 +145,43 @@ class MemoryCacheStore:
     __slots__ = ("_entries",)  # memory: one per simulated client (benchmarks/sim_bench.py)
 
     def __init__(self) -> None:
-        self._entries: dict[str, CacheEntry] = {}
+        self._entries: CacheEntry | dict[str, CacheEntry] | None = None
+        """By user key; one entry is kept as itself, a dict only from a second user (memory,
+        issue 20: a simulated client's store holds its one user, and a dict of one entry and
+        its key cost about 260 bytes)."""
 
     def load(self, user: str) -> CacheEntry | None:
-        return self._entries.get(_user_key(user))
+        entries = self._entries
+        if isinstance(entries, CacheEntry):
+            return entries if _user_key(entries.user) == _user_key(user) else None
+        return None if entries is None else entries.get(_user_key(user))
 
     def save(self, entry: CacheEntry) -> None:
-        self._entries[_user_key(entry.user)] = entry
+        entries = self._entries
+        if entries is None or (
+            isinstance(entries, CacheEntry) and _user_key(entries.user) == _user_key(entry.user)
+        ):
+            self._entries = entry
+            return
+        if isinstance(entries, CacheEntry):
+            entries = self._entries = {_user_key(entries.user): entries}
+        entries[_user_key(entry.user)] = entry
 
     def clear(self, user: str) -> None:
-        self._entries.pop(_user_key(user), None)
+        entries = self._entries
+        if isinstance(entries, CacheEntry):
+            if _user_key(entries.user) == _user_key(user):
+                self._entries = None
+        elif entries is not None:
+            entries.pop(_user_key(user), None)
 
     def entries(self) -> list[CacheEntry]:
-        return [self._entries[key] for key in sorted(self._entries)]
+        entries = self._entries
+        if entries is None:
+            return []
+        if isinstance(entries, CacheEntry):
+            return [entries]
+        return [entries[key] for key in sorted(entries)]
 
 
 def cache_file_name(user: str) -> str:

@@ -53,6 +53,9 @@ NAPTR_TRANSPORTS: Mapping[str, TransportName] = {
 }
 """RFC 3263 §4.1 services of the transports the emulator has (SCTP and WebSocket it has not)."""
 
+_NO_PORTS: Mapping[TransportName, int] = {}
+"""The NAPTR transports of a client that has not made a NAPTR round (never written)."""
+
 
 def naptr_transports(profile: Profile) -> dict[TransportName, int]:
     """The transports a profile can take from NAPTR, with their default ports: those of its SRV
@@ -126,19 +129,24 @@ class Discovery:
         """The client's DNS cache (clients/dnscache.py); off unless the agent gives one."""
         self.cached: DnsAnswer | None = None
         """The answer the cache gave to the query just started (:meth:`take_cached`)."""
-        self.steps: list[Step] = []
+        self.steps: tuple[Step, ...] = ()
+        """The names still to ask this round, in order (a tuple: the empty one, which most
+        agents hold between rounds, is shared; memory, issue 20)."""
         self.query: Query | None = None
         self.first_srv_targets: list[Target] = []
         """The targets of the round's SRV answer (baresip goes back to the first)."""
-        self.naptr_ports: dict[TransportName, int] = {}
-        """The transports (and default ports) a NAPTR answer may choose this round."""
+        self.naptr_ports: Mapping[TransportName, int] = _NO_PORTS
+        """The transports (and default ports) a NAPTR answer may choose this round (read only:
+        one empty mapping shared until a NAPTR round, memory, issue 20)."""
         self.side: list[Query] = []
         """A/AAAA queries in flight beside ``query`` (``Profile.parallel_lookups``)."""
-        self.addresses: dict[str, list[str]] = {}
+        self.addresses: dict[str, list[str]] | None = None
         """Addresses the side queries found this round, by name: A records first, then
-        AAAA."""
-        self.prefetched: set[str] = set()
-        """Names whose A and AAAA were asked beside the SRV query this round."""
+        AAAA (None: none yet; memory, issue 20: most profiles make no side query, and an
+        empty dict per client is 64 bytes)."""
+        self.prefetched: set[str] | None = None
+        """Names whose A and AAAA were asked beside the SRV query this round (None: none;
+        an empty set is 216 bytes)."""
         self.awaiting: list[Target] | Step | None = None
         """What the round waits for the side queries to finish for: the SRV answer's targets
         (their addresses), or an A step whose name was prefetched."""
@@ -152,7 +160,7 @@ class Discovery:
             if self.naptr_ports:
                 # The transport and port are unused: the chosen record gives them.
                 steps.append((domain, "NAPTR", "udp", 0))
-        self.steps = steps + [
+        steps += [
             (
                 step.name_template.format(domain=domain),
                 step.kind.upper(),  # type: ignore[misc]
@@ -161,10 +169,11 @@ class Discovery:
             )
             for step in profile.discovery
         ]
+        self.steps = tuple(steps)
         self.first_srv_targets = []
         self.side = []
-        self.addresses = {}
-        self.prefetched = set()
+        self.addresses = None
+        self.prefetched = None
         self.awaiting = None
 
     def start_side(
@@ -182,7 +191,7 @@ class Discovery:
 
     def collect(self, name: str, answer: DnsAnswer) -> None:
         """Keep the addresses of a side query's answer (A before AAAA, as asked)."""
-        found = self.addresses.setdefault(name.lower().rstrip("."), [])
+        found = self.found_addresses().setdefault(name.lower().rstrip("."), [])
         if answer.ok:
             records = [r.address for r in answer.records if isinstance(r, AddressRecord)]
             if answer.qtype == "A":
@@ -195,13 +204,34 @@ class Discovery:
         """A query is still in flight (the main one or a side one)."""
         return self.query is not None or bool(self.side)
 
+    def found_addresses(self) -> dict[str, list[str]]:
+        """:attr:`addresses`, made at its first use in a round."""
+        if self.addresses is None:
+            self.addresses = {}
+        return self.addresses
+
     def address_of(self, name: str) -> str | None:
         """The first address the side queries found for ``name``."""
+        if self.addresses is None:
+            return None
         found = self.addresses.get(name.lower().rstrip("."))
         return found[0] if found else None
 
+    def was_prefetched(self, name: str) -> bool:
+        """Whether ``name``'s A and AAAA were asked beside the SRV query this round."""
+        return self.prefetched is not None and name in self.prefetched
+
+    def mark_prefetched(self, name: str) -> None:
+        if self.prefetched is None:
+            self.prefetched = set()
+        self.prefetched.add(name)
+
     def next_step(self) -> Step | None:
-        return self.steps.pop(0) if self.steps else None
+        steps = self.steps
+        if not steps:
+            return None
+        self.steps = steps[1:]
+        return steps[0]
 
     def start_query(
         self,
@@ -280,7 +310,7 @@ class Discovery:
             for r in order_srv(srv, rng)
         ]
         self.first_srv_targets = targets
-        self.steps = []
+        self.steps = ()
         return targets
 
     def naptr_chosen(self, query: Query, answer: DnsAnswer) -> bool:
@@ -292,10 +322,10 @@ class Discovery:
             return False
         record, transport = chosen
         port = self.naptr_ports[transport]
-        self.steps = [
+        self.steps = (
             (record.replacement, "SRV", transport, port),
             (query.name, "A", transport, port),
-        ]
+        )
         return True
 
 

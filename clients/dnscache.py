@@ -114,6 +114,7 @@ class DnsCache:
         if hold <= 0:
             return None
         answer = shared_answer(answer)
+        key = _shared_key(key)
         entries = self._entries
         entries.pop(key, None)  # re-inserted last: the newest
         if len(entries) >= self.limit:
@@ -129,6 +130,20 @@ def _key(name: str) -> str:
 def _address_answer(record: AddressRecord) -> DnsAnswer:
     """An A (or AAAA) record from an additional section, as the answer to its own question."""
     return DnsAnswer(0, _key(record.name), record.rtype, "NOERROR", (record,))
+
+
+_keys: dict[tuple[str, str], tuple[str, str]] = {}
+
+
+def _shared_key(key: tuple[str, str]) -> tuple[str, str]:
+    """The one tuple for ``key`` across caches (memory, issue 20: every client keeps the same
+    few names; bounded like :func:`shared_answer`)."""
+    shared = _keys.get(key)
+    if shared is None:
+        if len(_keys) >= SHARED_LIMIT:
+            _keys.clear()
+        shared = _keys[key] = key
+    return shared
 
 
 SHARED_LIMIT = 1024

@@ -7,6 +7,8 @@ A round's plan is a list of :class:`Target` and :data:`DISCOVER` markers, tried 
 
 from __future__ import annotations
 
+import sys
+
 from emulator.net import TransportName
 from emulator.sip.errors import SipError
 from emulator.sip.headers import NameAddr, parse_contacts
@@ -100,12 +102,13 @@ def redirect_targets(
         if wanted not in ("udp", "tcp", "tls"):
             continue
         default = 5061 if wanted == "tls" else 5060
+        host = sys.intern(uri.host)  # kept by every client redirected there (memory, issue 20)
         targets.append(
             Target(
-                uri.host,
+                host,
                 uri.port or default,
-                wanted,  # type: ignore[arg-type]
-                uri.host if is_ip(uri.host) else None,
+                sys.intern(wanted),  # type: ignore[arg-type]
+                host if is_ip(host) else None,
                 "redirect",
             )
         )
@@ -124,11 +127,12 @@ def preferred_target(
     wanted = uri.transport or transport
     if wanted not in ("udp", "tcp", "tls"):
         return None
+    host = sys.intern(uri.host)  # as in redirect_targets (memory, issue 20)
     home = Target(
-        uri.host,
+        host,
         uri.port or (5061 if wanted == "tls" else 5060),
-        wanted,  # type: ignore[arg-type]
-        uri.host if is_ip(uri.host) else None,
+        sys.intern(wanted),  # type: ignore[arg-type]
+        host if is_ip(host) else None,
         "preferred",
     )
     if primary is not None and primary.host == home.host:

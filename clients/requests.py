@@ -86,6 +86,8 @@ class RequestBuilder:
         call_id = self.call_ids.get(key)
         if call_id is None:  # RFC 3261 §10.2: one Call-ID per registrar
             call_id = f"{self.rng.getrandbits(64):016x}@{self.local_ip}"
+            if key == flow.remote:
+                key = flow.remote  # the tuple the flow holds, not a copy (memory, issue 20)
             self.call_ids[key] = call_id
         # RFC 3261 §10.2: CSeq +1 per REGISTER with the same Call-ID (other requests in
         # between, such as OPTIONS keep-alives and probes, must not make it jump).

@@ -122,7 +122,7 @@ def next_step(agent: Agent, now: float) -> bool:
     )
     discovery = agent.discovery
     parallel = agent.profile.parallel_lookups
-    if parallel and qtype == "A" and name in discovery.prefetched:
+    if parallel and qtype == "A" and discovery.was_prefetched(name):
         # Asked beside the SRV query: its answers decide, once every query is back.
         discovery.awaiting = step
         settle(agent, now)
@@ -133,8 +133,8 @@ def next_step(agent: Agent, now: float) -> bool:
     if parallel and qtype == "SRV":
         # linphone 5.1: the A and AAAA of the domain go out with the SRV query [3P].
         for later, later_type, _, _ in discovery.steps:
-            if later_type == "A" and later not in discovery.prefetched:
-                discovery.prefetched.add(later)
+            if later_type == "A" and not discovery.was_prefetched(later):
+                discovery.mark_prefetched(later)
                 ask_addresses(agent, now, later)
     if send is None:
         receive_cached(agent, now)  # the client's DNS cache answered
@@ -174,7 +174,7 @@ def settle(agent: Agent, now: float) -> None:
         if not next_step(agent, now):
             advance(agent, now)
         return
-    discovery.steps = []
+    discovery.steps = ()
     agent.round.plan = [Target(name, port, transport, address, "a"), *agent.round.plan]
     advance(agent, now)
 
@@ -272,13 +272,13 @@ def use_answer(agent: Agent, now: float, query: Query, answer: DnsAnswer) -> Non
                 if not is_ip(host):
                     ask_addresses(agent, now, host)
                 else:
-                    agent.discovery.addresses[host] = [host]
+                    agent.discovery.found_addresses()[host] = [host]
             settle(agent, now)
             return
         agent.round.plan = [*targets, *agent.round.plan]
         advance(agent, now)
     elif query.purpose == "a":
-        agent.discovery.steps = []
+        agent.discovery.steps = ()
         address = first_address(answer)
         target = Target(query.name, query.step_port, query.step_transport, address, "a")
         agent.round.plan = [target, *agent.round.plan]

@@ -379,7 +379,10 @@ class RegisterRules:
         header_expires = headers.get("expires")
         if header_expires is None and not headers.get("contact"):
             return None
-        contacts = self._contacts(headers)
+        # Not kept in the parse cache when not there yet: a REGISTER this pool redirects
+        # (a Director's every one) makes no binding, so nothing would ever forget its entry
+        # (memory, issue 20: one entry per client at the Director); _accept keeps it.
+        contacts = self._contacts(headers, keep=False)
         if not contacts:
             return None
         default = (
@@ -544,8 +547,9 @@ class RegisterRules:
             )
         return text
 
-    def _contacts(self, headers: Headers) -> tuple[_Contact, ...]:
-        """The Contacts of a REGISTER (RFC 3261 §10.3 step 7), parsed once per distinct value."""
+    def _contacts(self, headers: Headers, *, keep: bool = True) -> tuple[_Contact, ...]:
+        """The Contacts of a REGISTER (RFC 3261 §10.3 step 7), parsed once per distinct value
+        (``keep=False``: a value not in the cache yet is parsed and not kept)."""
         values = headers.get_all("contact")
         # One Contact line is the rule: its text is the key (a tuple would cost memory).
         key = values[0] if len(values) == 1 else tuple(values)
@@ -562,6 +566,8 @@ class RegisterRules:
                 )
                 for address in parse_contacts(headers)  # raises SipError: nothing cached
             )
+            if not keep:
+                return contacts
             if len(self._contact_cache) >= _CONTACT_CACHE_LIMIT:
                 self._contact_cache.clear()
             self._contact_cache[key] = contacts

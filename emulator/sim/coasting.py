@@ -94,10 +94,10 @@ class Coaster:
         """Heartbeat rounds skipped (each would be three events or more)."""
         self.probes_coasted = 0
         """Failback probes to a cut-off primary skipped (two events each)."""
-        self.agents: dict[int, list[_Skipped]] = {}
+        self.agents: dict[int, tuple[_Skipped, ...]] = {}
         """Coasting clients: core index -> the cycles it skips.  The run loop checks it at
         every input (speed: a dict look-up) and ends the coast (:meth:`uncoast`)."""
-        self.pools: dict[int, list[_Skipped]] = {}
+        self.pools: dict[int, tuple[_Skipped, ...]] = {}
         """Coasting pools: core index -> the cycles it skips.  The world calls
         :meth:`catch_up` before each input; only a network change ends the coast."""
         self.kinds: list[int] = []
@@ -257,9 +257,11 @@ class Coaster:
         if skipped is None:
             return deadline
         if pool:
-            self.pools[index] = skipped
+            self.pools[index] = tuple(skipped)
         else:
-            self.agents[index] = skipped
+            # A tuple: a list grown by append keeps room for four (memory, issue 20: one per
+            # coasting client).
+            self.agents[index] = tuple(skipped)
             generator = self._generators[index]
             if generator is not None:
                 # Memory: idle until its next input, and a catch-up rarely draws; the next

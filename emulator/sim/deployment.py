@@ -191,6 +191,10 @@ class SimulatedDeployment:
         self.specs: dict[str, ClientSpec] = {}
         self._agent_index: dict[str, int] = {}
         self._client_address: dict[str, str] = {}
+        # The agents' sinks, bound once: ``self._agent_events`` makes a new bound method at
+        # each reading, and the world keeps one per client (memory, issue 20: 128 bytes).
+        self._on_agent_events = self._agent_events
+        self._on_agent_effect = self._agent_effect
         for client in clients:
             self.add_client(client)
 
@@ -234,8 +238,8 @@ class SimulatedDeployment:
             spec.name,
             agent,
             [(address, "udp", SIP_PORT), (address, "udp", DNS_CLIENT_PORT)],
-            on_events=self._agent_events,
-            on_effect=self._agent_effect,
+            on_events=self._on_agent_events,
+            on_effect=self._on_agent_effect,
             coasting=agent,  # its keep-alive and failback-probe cycles
             generator=generator,  # dropped while it coasts (memory)
         )

@@ -73,6 +73,25 @@ def test_memory_store_round_trip_clear_and_entries() -> None:
     assert store.entries() == [entry(USER2, "fe2.contoso.test")]
 
 
+def test_memory_store_of_one_user_then_two() -> None:
+    # One entry is kept without a dict (memory, issue 20): the same answers as with two.
+    store = MemoryCacheStore()
+    store.save(entry(USER1))
+    store.save(entry(USER1, "fe2.contoso.test"))  # replaces
+    assert store.load(USER1) == entry(USER1, "fe2.contoso.test")
+    assert store.load(USER2) is None
+    store.clear(USER2)  # another user's: nothing happens
+    assert store.entries() == [entry(USER1, "fe2.contoso.test")]
+    store.save(entry(USER2))
+    assert store.load(USER2) == entry(USER2)
+    assert [e.user for e in store.entries()] == [USER1, USER2]
+    store.clear(USER1)
+    store.clear(USER2)
+    assert store.entries() == []
+    store.save(entry(USER2))
+    assert store.entries() == [entry(USER2)]
+
+
 def test_file_store_round_trip(tmp_path: Path) -> None:
     store = FileCacheStore(tmp_path / "cache")
     assert store.load(USER1) is None
