@@ -37,6 +37,7 @@ modelled (docs/clients.md).
 from __future__ import annotations
 
 import sys
+from typing import TypeVar
 
 from clients.dns import DnsAnswer
 from fakedns.records import AddressRecord
@@ -132,23 +133,31 @@ def _address_answer(record: AddressRecord) -> DnsAnswer:
     return DnsAnswer(0, _key(record.name), record.rtype, "NOERROR", (record,))
 
 
+SHARED_LIMIT = 1024
+"""Most answers :func:`shared_answer` (and keys :func:`_shared_key`) keeps; then it starts
+again: answers may come from the network, so the tables are bounded."""
+
+_T = TypeVar("_T", tuple[str, str], DnsAnswer)
+
+
+def _one_of(table: dict[_T, _T], value: _T) -> _T:
+    """The object kept in ``table`` equal to ``value``, ``value`` itself when none (bounded)."""
+    shared = table.get(value)
+    if shared is None:
+        if len(table) >= SHARED_LIMIT:
+            table.clear()
+        shared = table[value] = value
+    return shared
+
+
 _keys: dict[tuple[str, str], tuple[str, str]] = {}
 
 
 def _shared_key(key: tuple[str, str]) -> tuple[str, str]:
     """The one tuple for ``key`` across caches (memory, issue 20: every client keeps the same
-    few names; bounded like :func:`shared_answer`)."""
-    shared = _keys.get(key)
-    if shared is None:
-        if len(_keys) >= SHARED_LIMIT:
-            _keys.clear()
-        shared = _keys[key] = key
-    return shared
+    few names)."""
+    return _one_of(_keys, key)
 
-
-SHARED_LIMIT = 1024
-"""Most answers :func:`shared_answer` keeps (then it starts again: answers may come from the
-network, so the table is bounded)."""
 
 _shared: dict[DnsAnswer, DnsAnswer] = {}
 
@@ -167,9 +176,4 @@ def shared_answer(answer: DnsAnswer) -> DnsAnswer:
             answer.truncated,
             answer.negative_ttl,
         )
-    shared = _shared.get(answer)
-    if shared is None:
-        if len(_shared) >= SHARED_LIMIT:
-            _shared.clear()
-        shared = _shared[answer] = answer
-    return shared
+    return _one_of(_shared, answer)

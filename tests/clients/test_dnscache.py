@@ -7,6 +7,7 @@ import dataclasses
 import dnslib
 import pytest
 
+from clients import dnscache
 from clients.dns import DnsAnswer, parse_answer
 from clients.dnscache import DnsCache
 from clients.profile import BARESIP, LINPHONE, LYNC2010, LYNC2013, Profile
@@ -206,3 +207,15 @@ def test_every_shipped_profile_names_its_cache_limits() -> None:
         assert (profile.dns_cache_max_ttl, profile.dns_negative_cache_max_ttl) == (0, 0)
     with pytest.raises(ValueError, match="dns_cache_max_ttl"):
         dataclasses.replace(LYNC2010, dns_cache_max_ttl=-1)
+
+
+def test_equal_answers_are_one_object_across_caches_and_the_table_is_bounded() -> None:
+    """Every client keeps the same few answers: one object for them all (memory, issue 20);
+    answers come from the network, so the table starts again past its limit."""
+    first, second = DnsCache(1000, 900), DnsCache(1000, 900)
+    first.store(_answer("SRV", _srv(120)), now=0.0)
+    second.store(_answer("SRV", _srv(120)), now=5.0)
+    assert first.get(SRV_TLS, "SRV", 1.0) is second.get(SRV_TLS, "SRV", 6.0)
+    for n in range(dnscache.SHARED_LIMIT + 10):
+        dnscache.shared_answer(_answer("SRV", _srv(n + 1)))
+    assert len(dnscache._shared) <= dnscache.SHARED_LIMIT
