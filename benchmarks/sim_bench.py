@@ -26,6 +26,7 @@ Run it pinned to one core, as the target is stated::
     taskset -c 1 .venv/bin/python benchmarks/sim_bench.py
     taskset -c 1 .venv/bin/python benchmarks/sim_bench.py --clients 2000 --profile-run
     taskset -c 1 .venv/bin/python benchmarks/sim_bench.py --clients 100000
+    taskset -c 1 .venv/bin/python benchmarks/sim_bench.py --clients 10000 --held --no-reference
     .venv/bin/python benchmarks/sim_bench.py --clients 300 --seed 1 --dump /tmp/states.txt
 
 ``--dump FILE`` writes every client's final (state, registrar, mode), its whole timeline and
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import os
@@ -46,6 +48,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
+import types
 from collections import Counter
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -239,6 +242,130 @@ def _print_traced(clients: int, top: int) -> None:
         print(f"  {size:7,.0f} B {count:6.2f} blocks  {where}:{frame.lineno}")
 
 
+_OPAQUE = (
+    type,
+    types.ModuleType,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.CodeType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+)
+"""What the walk of ``--held`` never counts nor enters: classes, modules and code are the
+program's, not the run's."""
+
+
+def held_by_part(deployment: SimulatedDeployment) -> list[tuple[str, int, int]]:
+    """What each part of the deployment holds now: ``(part, bytes, objects)``, every object
+    counted once, for the first part in this order that reaches it (``gc.get_referents``, sizes
+    by ``sys.getsizeof``, which counts the collector's header): the topology and the state
+    behind the pools (shared), the agents, each other core (pools, the Director, DNS), then
+    each attribute of the world and of the deployment, and last the module-level tables of the
+    program's own modules (caches shared by every client).  A core, the world and the deployment
+    are walls: no part reaches into another through them.  Memory of its own (a set of the ids
+    seen): use it up to a few tens of thousands of clients."""
+    world = deployment.world
+    cores: list[object] = vars(world)["_cores"]
+    names: list[str] = vars(world)["_names"]
+    walls = {id(deployment), id(world), *(id(core) for core in cores)}
+    seen = set(walls)
+    parts: list[tuple[str, int, int]] = []
+
+    def walk(part: str, roots: list[object]) -> None:
+        size = count = 0
+        for root in roots:
+            if id(root) in walls:  # a core: walked once, as a root
+                walls.discard(id(root))
+                seen.discard(id(root))
+            stack = [root]
+            while stack:
+                obj = stack.pop()
+                if id(obj) in seen or isinstance(obj, _OPAQUE):
+                    continue
+                seen.add(id(obj))
+                size += sys.getsizeof(obj)
+                count += 1
+                stack.extend(gc.get_referents(obj))
+        parts.append((part, size, count))
+
+    walk("topology and operations (shared)", [deployment.topology, deployment.ops])
+    walk("client agents", [*deployment.agents.values(), deployment.agents])
+    agents = {id(agent) for agent in deployment.agents.values()}
+    for name, core in zip(names, cores, strict=True):
+        if id(core) not in agents:
+            walk(f"core {name}", [core])
+    for attr, value in vars(world).items():
+        walk(f"world.{attr}", [value])
+    for attr, value in vars(deployment).items():
+        if attr not in ("world", "topology", "ops", "agents"):
+            walk(f"deployment.{attr}", [value])
+    # The world and the deployment themselves, and their attributes' dicts (walked above).
+    shells = [world, deployment, vars(world), vars(deployment)]
+    parts.append(("the world and the deployment", sum(map(sys.getsizeof, shells)), len(shells)))
+    seen.update(map(id, shells))
+    for name, module in sorted(sys.modules.items()):
+        if name.partition(".")[0] in ("emulator", "clients", "fakedns"):
+            walk(f"module {name} (its tables and caches)", list(vars(module).values()))
+    return parts
+
+
+def _print_held(parts: list[tuple[str, int, int]], clients: int, grown: int) -> None:
+    """The parts above 1% of what was reached, the rest summed, and what RSS grew by beyond
+    what was reached (the allocator's free lists and holes, the peak's garbage)."""
+    total = sum(size for _, size, _ in parts)
+    print(f"held at the end, by part (--held; {total / clients:,.0f} bytes per client reached):")
+    rest = rest_objects = 0
+    for part, size, count in sorted(parts, key=lambda p: -p[1]):
+        if size < total / 100:
+            rest, rest_objects = rest + size, rest_objects + count
+            continue
+        print(f"  {size / clients:7,.0f} B {count / clients:7.1f} objects  {part}")
+    print(f"  {rest / clients:7,.0f} B {rest_objects / clients:7.1f} objects  the other parts")
+    print(
+        f"  {(grown - total) / clients:7,.0f} B                  peak RSS growth not reached "
+        "(the allocator's free lists and holes, the peak's garbage)"
+    )
+
+
+_AREAS = (
+    ("emulator/sim/", "simulator: world, network, coasting, deployment"),
+    ("emulator/sip/message.py", "SIP codec: messages, headers, URIs"),
+    ("emulator/sip/headers.py", "SIP codec: messages, headers, URIs"),
+    ("emulator/sip/uri.py", "SIP codec: messages, headers, URIs"),
+    ("emulator/sip/", "SIP transactions, digest, framing"),
+    ("emulator/registrar/", "registrar pools and the Director"),
+    ("clients/dns", "DNS: queries, answers, caches"),
+    ("fakedns/", "DNS: queries, answers, caches"),
+    ("clients/", "client agent"),
+    ("emulator/", "emulator: other (operations, back ends, effects)"),
+)
+
+
+def _area(filename: str) -> str:
+    if filename == "~":
+        return "built-in functions and methods (called by all of the above)"
+    where = Path(filename)
+    if "site-packages" in where.parts:
+        return "third-party libraries"
+    if not where.is_relative_to(ROOT):
+        return "standard library"
+    relative = where.relative_to(ROOT).as_posix()
+    return next((area for prefix, area in _AREAS if relative.startswith(prefix)), relative)
+
+
+def _print_areas(profiler: cProfile.Profile) -> None:
+    """Internal time by area of the code: what the run costs outside the simulator itself."""
+    stats: dict[tuple[str, int, str], tuple[int, int, float, float, object]]
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    areas: Counter[str] = Counter()
+    for (filename, _, _), (_, _, internal, _, _) in stats.items():
+        areas[_area(filename)] += internal  # type: ignore[assignment]
+    total = sum(areas.values())
+    print("internal time by area (cProfile):")
+    for area, seconds in areas.most_common():
+        print(f"  {100 * seconds / total:5.1f}%  {area}")
+
+
 def checkpoint(deployment: SimulatedDeployment) -> Checkpoint:
     states = Counter(
         (agent.registrar.host if agent.registrar else None, agent.mode)
@@ -321,6 +448,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="TOP",
         help="trace Python's allocations (several times slower): bytes per client held at the "
         "end and at the peak, and the TOP source lines holding the most at the end (12)",
+    )
+    parser.add_argument(
+        "--held",
+        action="store_true",
+        help="after the run, walk what each part of the deployment holds (agents, each pool, "
+        "the world's tables ...) and print bytes per client by part (slow above ~50,000)",
     )
     parser.add_argument("--reference-only", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -409,12 +542,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"memory     <= {TARGET_BYTES_PER_CLIENT:,} bytes per client: {memory}")
     if args.tracemalloc is not None:
         _print_traced(args.clients, args.tracemalloc)
+    if args.held:
+        _print_held(held_by_part(deployment), args.clients, peak - rss_before)
     verdict = "PASS" if result.passed else "FAIL"
     stretch = "PASS" if result.stretch_passed else "FAIL"
     print(f"target     <= {TARGET_S:g} s: {verdict}; stretch <= {STRETCH_S:g} s: {stretch}")
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        print()
+        _print_areas(profiler)
         print()
         print(out.getvalue().rstrip())
     if args.json:
