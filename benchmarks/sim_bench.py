@@ -255,6 +255,19 @@ _OPAQUE = (
 program's, not the run's."""
 
 
+def _fields(obj: object) -> dict[str, object]:
+    """An object's attributes by name: its ``__dict__``, or, for an instance of a class compiled
+    by mypyc (the compiled build), which has none, the attributes the class lists."""
+    native: tuple[str, ...] | None = getattr(type(obj), "__mypyc_attrs__", None)
+    if native is None:
+        return dict(vars(obj))
+    # Only the attributes held as objects: a float, int or bool held unboxed in the instance
+    # (counted in its size) would be boxed anew by getattr.
+    held = {id(referent) for referent in gc.get_referents(obj)}
+    values = {name: getattr(obj, name) for name in native if hasattr(obj, name)}
+    return {name: value for name, value in values.items() if id(value) in held}
+
+
 def held_by_part(deployment: SimulatedDeployment) -> list[tuple[str, int, int]]:
     """What each part of the deployment holds now: ``(part, bytes, objects)``, every object
     counted once, for the first part in this order that reaches it (``gc.get_referents``, sizes
@@ -265,8 +278,9 @@ def held_by_part(deployment: SimulatedDeployment) -> list[tuple[str, int, int]]:
     are walls: no part reaches into another through them.  Memory of its own (a set of the ids
     seen): use it up to a few tens of thousands of clients."""
     world = deployment.world
-    cores: list[object] = vars(world)["_cores"]
-    names: list[str] = vars(world)["_names"]
+    world_fields, deployment_fields = _fields(world), _fields(deployment)
+    cores: list[object] = world_fields["_cores"]  # type: ignore[assignment]
+    names: list[str] = world_fields["_names"]  # type: ignore[assignment]
     walls = {id(deployment), id(world), *(id(core) for core in cores)}
     seen = set(walls)
     parts: list[tuple[str, int, int]] = []
@@ -294,13 +308,15 @@ def held_by_part(deployment: SimulatedDeployment) -> list[tuple[str, int, int]]:
     for name, core in zip(names, cores, strict=True):
         if id(core) not in agents:
             walk(f"core {name}", [core])
-    for attr, value in vars(world).items():
+    for attr, value in world_fields.items():
         walk(f"world.{attr}", [value])
-    for attr, value in vars(deployment).items():
+    for attr, value in deployment_fields.items():
         if attr not in ("world", "topology", "ops", "agents"):
             walk(f"deployment.{attr}", [value])
-    # The world and the deployment themselves, and their attributes' dicts (walked above).
-    shells = [world, deployment, vars(world), vars(deployment)]
+    # The world and the deployment themselves, and their attributes' dicts (walked above; a
+    # compiled class's instances have none).
+    shells = [world, deployment]
+    shells += [vars(obj) for obj in shells if not hasattr(type(obj), "__mypyc_attrs__")]
     parts.append(("the world and the deployment", sum(map(sys.getsizeof, shells)), len(shells)))
     seen.update(map(id, shells))
     for name, module in sorted(sys.modules.items()):
