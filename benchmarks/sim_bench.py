@@ -268,7 +268,9 @@ def _fields(obj: object) -> dict[str, object]:
     return {name: value for name, value in values.items() if id(value) in held}
 
 
-def held_by_part(deployment: SimulatedDeployment) -> list[tuple[str, int, int]]:
+def held_by_part(
+    deployment: SimulatedDeployment, *, ids: dict[str, set[int]] | None = None
+) -> list[tuple[str, int, int]]:
     """What each part of the deployment holds now: ``(part, bytes, objects)``, every object
     counted once, for the first part in this order that reaches it (``gc.get_referents``, sizes
     by ``sys.getsizeof``, which counts the collector's header): the topology and the state
@@ -276,7 +278,8 @@ def held_by_part(deployment: SimulatedDeployment) -> list[tuple[str, int, int]]:
     each attribute of the world and of the deployment, and last the module-level tables of the
     program's own modules (caches shared by every client).  A core, the world and the deployment
     are walls: no part reaches into another through them.  Memory of its own (a set of the ids
-    seen): use it up to a few tens of thousands of clients."""
+    seen): use it up to a few tens of thousands of clients.  ``ids``, if given, receives each
+    part's objects' ids (for tests)."""
     world = deployment.world
     world_fields, deployment_fields = _fields(world), _fields(deployment)
     cores: list[object] = world_fields["_cores"]  # type: ignore[assignment]
@@ -287,6 +290,7 @@ def held_by_part(deployment: SimulatedDeployment) -> list[tuple[str, int, int]]:
 
     def walk(part: str, roots: list[object]) -> None:
         size = count = 0
+        mine = ids.setdefault(part, set()) if ids is not None else None
         for root in roots:
             if id(root) in walls:  # a core: walked once, as a root
                 walls.discard(id(root))
@@ -297,6 +301,8 @@ def held_by_part(deployment: SimulatedDeployment) -> list[tuple[str, int, int]]:
                 if id(obj) in seen or isinstance(obj, _OPAQUE):
                     continue
                 seen.add(id(obj))
+                if mine is not None:
+                    mine.add(id(obj))
                 size += sys.getsizeof(obj)
                 count += 1
                 stack.extend(gc.get_referents(obj))
@@ -319,9 +325,12 @@ def held_by_part(deployment: SimulatedDeployment) -> list[tuple[str, int, int]]:
     shells += [vars(obj) for obj in shells if not hasattr(type(obj), "__mypyc_attrs__")]
     parts.append(("the world and the deployment", sum(map(sys.getsizeof, shells)), len(shells)))
     seen.update(map(id, shells))
+    if ids is not None:
+        ids["the world and the deployment"] = set(map(id, shells))
     for name, module in sorted(sys.modules.items()):
         if name.partition(".")[0] in ("emulator", "clients", "fakedns"):
-            walk(f"module {name} (its tables and caches)", list(vars(module).values()))
+            tables = [v for k, v in vars(module).items() if not k.startswith("__")]
+            walk(f"module {name} (its tables and caches)", tables)
     return parts
 
 
@@ -357,20 +366,29 @@ _AREAS = (
 )
 
 
+_OWN = ("emulator", "clients", "fakedns", "benchmarks")
+"""The project's top-level directories (its packages and benchmarks)."""
+
+
 def _area(filename: str) -> str:
     if filename == "~":
         return "built-in functions and methods (called by all of the above)"
     where = Path(filename)
-    if "site-packages" in where.parts:
-        return "third-party libraries"
-    if not where.is_relative_to(ROOT):
+    if "site-packages" in where.parts:  # installed: the compiled build's Python modules too
+        rest = where.parts[len(where.parts) - where.parts[::-1].index("site-packages") :]
+        if not rest or rest[0] not in _OWN:
+            return "third-party libraries"
+        relative = "/".join(rest)
+    elif where.is_relative_to(ROOT):
+        relative = where.relative_to(ROOT).as_posix()
+    else:
         return "standard library"
-    relative = where.relative_to(ROOT).as_posix()
     return next((area for prefix, area in _AREAS if relative.startswith(prefix)), relative)
 
 
 def _print_areas(profiler: cProfile.Profile) -> None:
-    """Internal time by area of the code: what the run costs outside the simulator itself."""
+    """Internal time by area of the code (cProfile's ``tottime`` summed by file): the
+    simulator's share against the protocol cores' and the SIP codec's."""
     stats: dict[tuple[str, int, str], tuple[int, int, float, float, object]]
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     areas: Counter[str] = Counter()
@@ -433,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile-run",
         action="store_true",
-        help="cProfile the run (not the build) and print the top 25 functions by tottime",
+        help="cProfile the run (not the build): internal time by area of the code (SIP codec, "
+        "simulator, agent, registrar ...), then the top 25 functions by tottime",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     parser.add_argument(
@@ -469,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         "--held",
         action="store_true",
         help="after the run, walk what each part of the deployment holds (agents, each pool, "
-        "the world's tables ...) and print bytes per client by part (slow above ~50,000)",
+        "the world's tables ...) and print bytes per client by part (the walk's own set of "
+        "object ids takes about as much memory again: for up to a few tens of thousands)",
     )
     parser.add_argument("--reference-only", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

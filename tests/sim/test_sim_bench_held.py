@@ -1,8 +1,8 @@
 """benchmarks/sim_bench.py ``--held``: what each part of a simulated deployment holds.
 
-The figures of docs/benchmarks.md ("what a client holds, part by part") come from this walk,
-so it is checked here: every object counted once, agents' memory grows with the clients and
-a part that holds nothing per client does not."""
+The figures of docs/benchmarks.md ("Why part 5 is blocked": what each part holds) come from
+this walk, so it is checked here: every object counted once and in one part, none missed, and
+the agents' and a pool's memory growing with the clients; and the areas of ``--profile-run``."""
 
 from __future__ import annotations
 
@@ -50,13 +50,16 @@ def test_agents_hold_in_proportion_to_the_clients_and_pools_hold_their_bindings(
 def test_every_object_is_counted_once_and_none_is_missed(sim_bench: ModuleType) -> None:
     deployment = sim_bench.build(10, 1, 0.0)
     deployment.run_until(60.0)
-    parts = sim_bench.held_by_part(deployment)
-    assert len({part for part, _, _ in parts}) == len(parts)
+    ids: dict[str, set[int]] = {}
+    parts = sim_bench.held_by_part(deployment, ids=ids)
+    assert len({part for part, _, _ in parts}) == len(parts) == len(ids)
+    assert all(len(ids[part]) == count for part, _, count in parts)
     # One walk of the deployment, without the parts' walls, reaches exactly the objects and
-    # bytes that the deployment's parts counted: no more, no fewer.  (Not the modules' parts:
-    # what the modules reach may include live deployments that other tests of the session
-    # left running in their threads, changing between two walks.)
-    own = [(count, size) for part, size, count in parts if not part.startswith("module ")]
+    # bytes that the deployment's parts counted, and each in one part only.  (Not the modules'
+    # parts: what the modules reach may include live deployments that other tests of the
+    # session left running in their threads, changing between two walks.)
+    own = [part for part, _, _ in parts if not part.startswith("module ")]
+    counted = [ids[part] for part in own]
     roots: list[object] = [deployment]
     seen: set[int] = set()
     size = 0
@@ -67,8 +70,9 @@ def test_every_object_is_counted_once_and_none_is_missed(sim_bench: ModuleType) 
         seen.add(id(obj))
         size += sys.getsizeof(obj)
         roots.extend(gc.get_referents(obj))
-    assert sum(count for count, _ in own) == len(seen)
-    assert sum(part_size for _, part_size in own) == size
+    assert set().union(*counted) == seen
+    assert sum(map(len, counted)) == len(seen)  # no object in two parts
+    assert sum(part_size for part, part_size, _ in parts if part in own) == size
 
 
 def test_areas_of_the_code_are_named_by_their_paths(sim_bench: ModuleType) -> None:
@@ -80,6 +84,9 @@ def test_areas_of_the_code_are_named_by_their_paths(sim_bench: ModuleType) -> No
     assert area(str(ROOT / "emulator" / "sim" / "world.py")).startswith("simulator")
     assert area("~").startswith("built-in")
     assert area("/usr/lib/python3.11/heapq.py") == "standard library"
+    # The compiled build's modules that stay Python are installed in site-packages.
+    installed = "/venv/lib/python3.11/site-packages/emulator/sim/history.py"
+    assert area(installed).startswith("simulator")
     assert area(str(ROOT / ".venv/lib/python3.11/site-packages/dnslib/dns.py")).startswith(
         "third-party"
     )
