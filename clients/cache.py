@@ -153,14 +153,12 @@ class MemoryCacheStore:
     def load(self, user: str) -> CacheEntry | None:
         entries = self._entries
         if isinstance(entries, CacheEntry):
-            return entries if _user_key(entries.user) == _user_key(user) else None
+            return entries if _holds(entries, user) else None
         return None if entries is None else entries.get(_user_key(user))
 
     def save(self, entry: CacheEntry) -> None:
         entries = self._entries
-        if entries is None or (
-            isinstance(entries, CacheEntry) and _user_key(entries.user) == _user_key(entry.user)
-        ):
+        if entries is None or (isinstance(entries, CacheEntry) and _holds(entries, entry.user)):
             self._entries = entry
             return
         if isinstance(entries, CacheEntry):
@@ -170,7 +168,7 @@ class MemoryCacheStore:
     def clear(self, user: str) -> None:
         entries = self._entries
         if isinstance(entries, CacheEntry):
-            if _user_key(entries.user) == _user_key(user):
+            if _holds(entries, user):
                 self._entries = None
         elif entries is not None:
             entries.pop(_user_key(user), None)
@@ -182,6 +180,11 @@ class MemoryCacheStore:
         if isinstance(entries, CacheEntry):
             return [entries]
         return [entries[key] for key in sorted(entries)]
+
+
+def _holds(entry: CacheEntry, user: str) -> bool:
+    """Whether ``entry`` is ``user``'s (their addresses compared as the store keys them)."""
+    return _user_key(entry.user) == _user_key(user)
 
 
 def cache_file_name(user: str) -> str:
