@@ -352,18 +352,19 @@ def _print_held(parts: list[tuple[str, int, int]], clients: int, grown: int) -> 
     )
 
 
-_AREAS = (
-    ("emulator/sim/", "simulator: world, network, coasting, deployment"),
-    ("emulator/sip/message.py", "SIP codec: messages, headers, URIs"),
-    ("emulator/sip/headers.py", "SIP codec: messages, headers, URIs"),
-    ("emulator/sip/uri.py", "SIP codec: messages, headers, URIs"),
-    ("emulator/sip/", "SIP transactions, digest, framing"),
-    ("emulator/registrar/", "registrar pools and the Director"),
-    ("clients/dns", "DNS: queries, answers, caches"),
-    ("fakedns/", "DNS: queries, answers, caches"),
-    ("clients/", "client agent"),
-    ("emulator/", "emulator: other (operations, back ends, effects)"),
+_AREAS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("emulator/sim/",), "simulator: world, network, coasting, deployment"),
+    (
+        ("emulator/sip/message.py", "emulator/sip/headers.py", "emulator/sip/uri.py"),
+        "SIP codec: messages, headers, URIs",
+    ),
+    (("emulator/sip/",), "SIP transactions, digest, framing"),
+    (("emulator/registrar/",), "registrar pools and the Director"),
+    (("clients/dns", "fakedns/"), "DNS: queries, answers, caches"),
+    (("clients/",), "client agent"),
+    (("emulator/",), "emulator: other (operations, back ends, effects)"),
 )
+"""Areas of the code by the start of a file's path, the first that matches."""
 
 
 _OWN = ("emulator", "clients", "fakedns", "benchmarks")
@@ -383,7 +384,7 @@ def _area(filename: str) -> str:
         relative = where.relative_to(ROOT).as_posix()
     else:
         return "standard library"
-    return next((area for prefix, area in _AREAS if relative.startswith(prefix)), relative)
+    return next((area for prefixes, area in _AREAS if relative.startswith(prefixes)), relative)
 
 
 def _print_areas(profiler: cProfile.Profile) -> None:
